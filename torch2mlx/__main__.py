@@ -1,0 +1,3 @@
+from torch2mlx.cli import main
+
+main()

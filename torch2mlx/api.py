@@ -1,0 +1,112 @@
+"""The pure core: `convert_source(text) -> ConversionResult`. No I/O, never prints."""
+from __future__ import annotations
+
+import ast
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable, Optional, Sequence
+
+import libcst as cst
+from libcst.metadata import MetadataWrapper, PositionProvider
+
+from torch2mlx import emitter
+from torch2mlx.diagnostics import Diagnostic, InputError, Kind, Severity
+from torch2mlx.names import analyze
+from torch2mlx.rewriter import TableRewriter
+from torch2mlx.table import RuleIndex, load_default_table, load_rule_files
+from torch2mlx.table.model import Rule
+
+
+@dataclass(frozen=True)
+class ConversionResult:
+    """What converting one source text produced."""
+
+    code: str
+    original: str
+    diagnostics: tuple[Diagnostic, ...] = ()
+    converted: int = 0  # torch API uses translated
+
+    @property
+    def changed(self) -> bool:
+        return self.code != self.original
+
+    @property
+    def flagged(self) -> int:
+        return sum(1 for d in self.diagnostics if d.severity is not Severity.INFO)
+
+
+_INDEX_CACHE: dict = {}
+
+
+def build_index(extra_rule_files: Sequence[Path] = ()) -> RuleIndex:
+    key = tuple(str(p) for p in extra_rule_files)
+    if key not in _INDEX_CACHE:
+        rules: list[Rule] = list(load_default_table())
+        rules.extend(load_rule_files(extra_rule_files))
+        _INDEX_CACHE[key] = RuleIndex(rules)
+    return _INDEX_CACHE[key]
+
+
+def decode_source(data: bytes, path: str = "<string>") -> str:
+    """Bytes to text: UTF-8 (a BOM is kept) or the PEP 263 coding cookie; else an InputError."""
+    try:
+        import io
+        import tokenize
+
+        encoding, _ = tokenize.detect_encoding(io.BytesIO(data).readline)
+        return data.decode(encoding)
+    except (SyntaxError, UnicodeDecodeError, LookupError) as exc:
+        line = data[: getattr(exc, "start", 0)].count(b"\n") + 1 if isinstance(exc, UnicodeDecodeError) else 0
+        raise InputError(f"cannot decode file: {exc}", path, line, 0) from None
+
+
+def _parse(text: str, path: str) -> tuple[ast.Module, cst.Module]:
+    try:
+        tree = ast.parse(text)
+    except SyntaxError as exc:
+        raise InputError(f"syntax error: {exc.msg}", path, exc.lineno or 0, exc.offset or 0) from None
+    except (RecursionError, MemoryError):
+        raise InputError("expression nested too deeply to parse", path) from None
+    except ValueError as exc:  # e.g. null bytes
+        raise InputError(f"cannot parse: {exc}", path) from None
+    try:
+        module = cst.parse_module(text)
+    except cst.ParserSyntaxError as exc:
+        raise InputError(f"syntax error: {exc.message}", path, exc.raw_line, exc.raw_column + 1) from None
+    except RecursionError:
+        raise InputError("expression nested too deeply to parse", path) from None
+    return tree, module
+
+
+def convert_source(text: str, path: str = "<string>", *, rule_files: Sequence[Path] = (), index: Optional[RuleIndex] = None) -> ConversionResult:
+    """Translate one PyTorch source text to MLX.
+
+    Raises InputError for input that is not valid Python; anything else untranslatable
+    is reported in `diagnostics` and marked in the code with a `# torch2mlx:` comment.
+    """
+    if "torch" not in text:
+        return ConversionResult(text, text)
+    index = index or build_index(rule_files)
+    tree, module = _parse(text, path)
+    module_scope, scopes = analyze(tree, frozenset(index.methods))
+    rewriter = TableRewriter(index, module_scope, scopes)
+    try:
+        new_module = module.visit(rewriter)
+        code = emitter.finish(new_module, rewriter.roots_used)
+    except RecursionError:
+        raise InputError("expression nested too deeply to convert", path) from None
+    diagnostics = _diagnostics(module, rewriter, path)
+    return ConversionResult(code, text, diagnostics, rewriter.converted)
+
+
+def _diagnostics(module: cst.Module, rewriter: TableRewriter, path: str) -> tuple[Diagnostic, ...]:
+    if not rewriter.findings:
+        return ()
+    positions = MetadataWrapper(module, unsafe_skip_copy=True).resolve(PositionProvider)
+    out = []
+    for f in rewriter.findings:
+        pos = positions.get(f.node)
+        line, col = (pos.start.line, pos.start.column + 1) if pos else (0, 0)
+        out.append(Diagnostic(f.rule_id, Kind(f.kind), Severity(f.severity), f.message, path, line, col))
+    out.sort(key=lambda d: (d.line, d.column))
+    return tuple(out)

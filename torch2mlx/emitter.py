@@ -1,0 +1,166 @@
+"""Finish a rewritten module: MLX imports in, unused torch imports out, aliases chosen.
+
+Generated code names MLX modules by sentinels (`__t2m_mod_mx__`); here each gets its
+usual alias (`mx`, `nn`, `optim`, `np`) unless the user's remaining code still uses that
+name for something else, in which case it becomes `mlx_nn` and so on.
+"""
+from __future__ import annotations
+
+import ast
+from typing import Iterable
+
+import libcst as cst
+
+from torch2mlx.names import TORCH_ROOT
+from torch2mlx.template import sentinel
+
+MODULES = {  # alias -> (module, fallback alias), in the order imports are written
+    "mx": ("mlx.core", "mlx_core"),
+    "nn": ("mlx.nn", "mlx_nn"),
+    "optim": ("mlx.optimizers", "mlx_optim"),
+    "np": ("numpy", "numpy_"),
+}
+
+
+class OutputDoesNotParse(Exception):
+    pass
+
+
+def _loaded_names(code: str) -> set:
+    try:
+        tree = ast.parse(code)
+    except SyntaxError as exc:  # a bug in a rule or transform, never the user's fault
+        raise OutputDoesNotParse(f"generated code does not parse at line {exc.lineno}: {exc.msg}") from None
+    names = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Name):
+            names.add(node.id)
+    # names listed in __all__ count as used
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == "__all__" for t in node.targets):
+            for elt in getattr(node.value, "elts", []):
+                if isinstance(elt, ast.Constant) and isinstance(elt.value, str):
+                    names.add(elt.value)
+    return names
+
+
+def _dotted(node: cst.BaseExpression) -> str:
+    if isinstance(node, cst.Name):
+        return node.value
+    if isinstance(node, cst.Attribute):
+        return f"{_dotted(node.value)}.{node.attr.value}"
+    return ""
+
+
+def _is_torch_module(name: str) -> bool:
+    return name == TORCH_ROOT or name.startswith(TORCH_ROOT + ".")
+
+
+def _prune_torch_import(stmt: cst.SimpleStatementLine, used: set):
+    """The statement without its unused torch aliases; None when nothing is left; same object if untouched."""
+    if len(stmt.body) != 1:
+        return stmt
+    imp = stmt.body[0]
+    if isinstance(imp, cst.Import):
+        keep = []
+        for alias in imp.names:
+            full = _dotted(alias.name)
+            bound = alias.asname.name.value if alias.asname else full.split(".")[0]  # type: ignore[union-attr]
+            if _is_torch_module(full) and bound not in used:
+                continue
+            keep.append(alias)
+    elif isinstance(imp, cst.ImportFrom) and not imp.relative and imp.module is not None and not isinstance(imp.names, cst.ImportStar):
+        if not _is_torch_module(_dotted(imp.module)):
+            return stmt
+        keep = [a for a in imp.names if (a.asname.name.value if a.asname else _dotted(a.name)) in used]  # type: ignore[union-attr]
+    else:
+        return stmt
+    if len(keep) == len(imp.names):  # type: ignore[arg-type]
+        return stmt
+    if not keep:
+        return None
+    keep[-1] = keep[-1].with_changes(comma=cst.MaybeSentinel.DEFAULT)
+    return stmt.with_changes(body=[imp.with_changes(names=keep)])
+
+
+def _imports_torch(stmt) -> bool:
+    if not isinstance(stmt, cst.SimpleStatementLine) or len(stmt.body) != 1:
+        return False
+    imp = stmt.body[0]
+    if isinstance(imp, cst.Import):
+        return any(_is_torch_module(_dotted(a.name)) for a in imp.names)
+    if isinstance(imp, cst.ImportFrom) and imp.module is not None and not imp.relative:
+        return _is_torch_module(_dotted(imp.module))
+    return False
+
+
+def _existing_imports(body: Iterable) -> set:
+    """(module, alias) pairs already imported at top level, so a second run adds nothing."""
+    found = set()
+    for stmt in body:
+        if isinstance(stmt, cst.SimpleStatementLine):
+            for imp in stmt.body:
+                if isinstance(imp, cst.Import):
+                    for a in imp.names:
+                        full = _dotted(a.name)
+                        found.add((full, a.asname.name.value if a.asname else full))  # type: ignore[union-attr]
+    return found
+
+
+def _insert_at(body: list) -> int:
+    """After the docstring and `from __future__` imports."""
+    i = 0
+    if body and isinstance(body[0], cst.SimpleStatementLine) and isinstance(body[0].body[0], cst.Expr) \
+            and isinstance(body[0].body[0].value, (cst.SimpleString, cst.ConcatenatedString)):
+        i = 1
+    while i < len(body) and isinstance(body[i], cst.SimpleStatementLine) and isinstance(body[i].body[0], cst.ImportFrom) \
+            and _dotted(body[i].body[0].module or cst.Name("_")) == "__future__":
+        i += 1
+    return i
+
+
+def finish(module: cst.Module, roots_used: set) -> str:
+    draft = module.code
+    used = _loaded_names(draft)
+    body = list(module.body)
+    new_body: list = []
+    first_torch_import = None
+    carried: list = []  # blank lines and comments of removed imports move to the next statement
+    for stmt in body:
+        if isinstance(stmt, cst.SimpleStatementLine):
+            pruned = _prune_torch_import(stmt, used)
+            if first_torch_import is None and _imports_torch(stmt):
+                first_torch_import = len(new_body) + (0 if pruned is None else 1)
+            if pruned is not stmt:
+                if pruned is None:
+                    carried.extend(stmt.leading_lines)
+                    continue
+                stmt = pruned
+        if carried and hasattr(stmt, "leading_lines"):
+            stmt = stmt.with_changes(leading_lines=[*carried, *stmt.leading_lines])
+            carried = []
+        new_body.append(stmt)
+
+    existing = _existing_imports(new_body)
+    aliases = {}
+    imports = []
+    for alias in MODULES:
+        if alias not in roots_used and sentinel(alias) not in draft:
+            continue
+        module_name, fallback = MODULES[alias]
+        chosen = alias
+        if alias in used and (module_name, alias) not in existing:
+            chosen = fallback
+        aliases[alias] = chosen
+        if (module_name, chosen) not in existing:
+            imports.append(cst.parse_statement(f"import {module_name} as {chosen}\n"))
+    if imports:
+        at = first_torch_import if first_torch_import is not None else _insert_at(new_body)
+        if at < len(new_body) and new_body[at].leading_lines and first_torch_import is not None and at == first_torch_import and not any(_imports_torch(s) for s in new_body[at - 1:at]):
+            imports[0] = imports[0].with_changes(leading_lines=new_body[at].leading_lines)
+            new_body[at] = new_body[at].with_changes(leading_lines=[])
+        new_body[at:at] = imports
+    code = module.with_changes(body=new_body).code
+    for alias, chosen in aliases.items():
+        code = code.replace(sentinel(alias), chosen)
+    return code

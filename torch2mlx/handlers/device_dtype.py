@@ -1,0 +1,47 @@
+"""`x.to(...)`: device arguments disappear, a dtype becomes `.astype(...)`."""
+from __future__ import annotations
+
+import re
+
+import libcst as cst
+
+from torch2mlx.binding import Flag, code_of
+from torch2mlx.handlers import register
+from torch2mlx.template import sentinel
+
+_MX = re.escape(sentinel("mx"))
+_DTYPE = re.compile(rf"^{_MX}\.(bool_|u?int(8|16|32|64)|float(16|32|64)|bfloat16|complex64)$")
+_DEVICE_CALL = re.compile(rf"^{_MX}\.(default_device|Device)\(")
+_DROPPED_KEYWORDS = {"non_blocking", "copy", "memory_format", "device"}
+
+
+def _is_device(node: cst.BaseExpression) -> bool:
+    if isinstance(node, (cst.SimpleString, cst.FormattedString)):
+        return True
+    code = code_of(node)
+    if _DEVICE_CALL.match(code):
+        return True
+    last = code.rsplit(".", 1)[-1]
+    return isinstance(node, (cst.Name, cst.Attribute)) and ("device" in last.lower() or last in ("dev", "rank", "local_rank"))
+
+
+@register("tensor_to")
+def tensor_to(rule, original: cst.Call, call: cst.Call, receiver, rewriter):
+    if receiver is None:
+        raise Flag("`.to()` needs a receiver", "internal-error")
+    dtype = None
+    for arg in call.args:
+        if arg.star:
+            raise Flag("cannot read a starred argument to `.to()`")
+        key = arg.keyword.value if arg.keyword is not None else None
+        if key == "dtype" or (key is None and _DTYPE.match(code_of(arg.value))):
+            dtype = arg.value
+        elif key in _DROPPED_KEYWORDS or (key is None and _is_device(arg.value)):
+            continue
+        else:
+            raise Flag(f"cannot tell whether `{code_of(arg.value)}` is a device, a dtype or a tensor; translate by hand")
+    if dtype is None:
+        return receiver, frozenset()
+    if not rewriter.tensors.is_tensor(original.func.value):
+        raise Flag("`.to(dtype)` on a value not known to be a tensor (an MLX Module uses set_dtype); annotate it or translate by hand", "unknown-receiver")
+    return cst.Call(cst.Attribute(receiver if not isinstance(receiver, cst.BinaryOperation) else receiver.with_changes(lpar=[cst.LeftParen()], rpar=[cst.RightParen()]), cst.Name("astype")), [cst.Arg(dtype)]), frozenset({"mx"})

@@ -1,0 +1,172 @@
+"""Name resolution without libcst metadata: a quick stdlib-`ast` pre-pass.
+
+libcst's QualifiedNameProvider costs several times a parse (docs/speed.md), so the
+converter resolves names itself: one `ast` walk records, for the module and for every
+def/class (in source order, which is also libcst's visiting order), the torch
+imports bound there and every other binding of a name. A name that is bound both by
+a torch import and by anything else in the same scope is ambiguous and never
+rewritten: a local variable called `torch` or a user's own `F` stays untouched.
+"""
+from __future__ import annotations
+
+import ast
+from dataclasses import dataclass, field
+from typing import Iterable, Optional
+
+TORCH_ROOT = "torch"
+_SCOPE_NODES = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
+
+
+@dataclass
+class Scope:
+    kind: str  # module | function | class
+    parent: Optional["Scope"]
+    imports: dict = field(default_factory=dict)  # local name -> torch qualified name
+    other: set = field(default_factory=set)      # names bound any other way
+    modules: set = field(default_factory=set)    # names bound by non-torch imports
+    interesting: bool = True                     # mentions a torch alias or a rule's method name
+    nested_count: int = 0                        # defs/classes inside it, for skipping
+
+    def resolve(self, name: str) -> Optional[str]:
+        """Qualified torch name that `name` refers to here, or None."""
+        scope: Optional[Scope] = self
+        first = True
+        while scope is not None:
+            if scope.kind == "class" and not first:
+                scope = scope.parent
+                continue
+            if name in scope.other:
+                return None
+            if name in scope.imports:
+                return scope.imports[name]
+            scope = scope.parent
+            first = False
+        return None
+
+    def is_bound_locally(self, name: str) -> bool:
+        return name in self.other or name in self.imports
+
+
+def _import_bindings(node: ast.AST) -> Iterable[tuple[str, Optional[str]]]:
+    """(local name, torch qualified name or None) for an import statement."""
+    if isinstance(node, ast.Import):
+        for alias in node.names:
+            root = alias.name.split(".")[0]
+            if alias.asname:
+                qual = alias.name if root == TORCH_ROOT else None
+                yield alias.asname, qual
+            else:
+                yield root, root if root == TORCH_ROOT else None
+    elif isinstance(node, ast.ImportFrom):
+        module = node.module or ""
+        is_torch = node.level == 0 and (module == TORCH_ROOT or module.startswith(TORCH_ROOT + "."))
+        for alias in node.names:
+            if alias.name == "*":
+                continue
+            yield alias.asname or alias.name, f"{module}.{alias.name}" if is_torch else None
+
+
+class _Collector(ast.NodeVisitor):
+    """Fills one Scope with bindings; nested scopes get their own collector."""
+
+    def __init__(self, scope: Scope, all_scopes: list, hot_names: set, hot_attrs: frozenset):
+        self.scope = scope
+        self.all_scopes = all_scopes
+        self.hot_names = hot_names
+        self.hot_attrs = hot_attrs
+        self.interesting = False
+
+    def _bind(self, name: str) -> None:
+        self.scope.other.add(name)
+
+    def visit_Import(self, node: ast.AST) -> None:
+        for name, qual in _import_bindings(node):
+            if qual is None:
+                self._bind(name)
+                self.scope.modules.add(name)
+            else:
+                self.scope.imports[name] = qual
+                self.hot_names.add(name)
+                self.interesting = True
+
+    visit_ImportFrom = visit_Import
+
+    def visit_Name(self, node: ast.Name) -> None:
+        if isinstance(node.ctx, (ast.Store, ast.Del)):
+            self._bind(node.id)
+        if node.id in self.hot_names:
+            self.interesting = True
+
+    def visit_Attribute(self, node: ast.Attribute) -> None:
+        if node.attr in self.hot_attrs:
+            self.interesting = True
+        self.generic_visit(node)
+
+    def visit_arg(self, node: ast.arg) -> None:
+        self._bind(node.arg)
+        self.generic_visit(node)
+
+    def visit_ExceptHandler(self, node: ast.ExceptHandler) -> None:
+        if node.name:
+            self._bind(node.name)
+        self.generic_visit(node)
+
+    def visit_MatchAs(self, node) -> None:  # pragma: no cover - rare
+        if node.name:
+            self._bind(node.name)
+        self.generic_visit(node)
+
+    def _nested(self, node) -> None:
+        self._bind(node.name)
+        for deco in node.decorator_list:
+            self.visit(deco)
+        if isinstance(node, ast.ClassDef):
+            for base in node.bases + [k.value for k in node.keywords]:
+                self.visit(base)
+        else:
+            for default in node.args.defaults + [d for d in node.args.kw_defaults if d is not None]:
+                self.visit(default)
+            if node.returns is not None:
+                self.visit(node.returns)
+        kind = "class" if isinstance(node, ast.ClassDef) else "function"
+        child = Scope(kind, self.scope)
+        child._pos = (node.lineno, node.col_offset)  # type: ignore[attr-defined]
+        before = len(self.all_scopes)
+        self.all_scopes.append(child)
+        collector = _Collector(child, self.all_scopes, self.hot_names, self.hot_attrs)
+        if not isinstance(node, ast.ClassDef):
+            collector.visit(node.args)
+        for stmt in node.body:
+            collector.visit(stmt)
+        child.interesting = collector.interesting
+        child.nested_count = len(self.all_scopes) - before - 1
+        self.interesting = self.interesting or collector.interesting
+
+    visit_FunctionDef = visit_AsyncFunctionDef = visit_ClassDef = _nested
+
+    def visit_arguments(self, node: ast.arguments) -> None:
+        for a in node.posonlyargs + node.args + node.kwonlyargs:
+            self.visit_arg(a)
+        if node.vararg:
+            self.visit_arg(node.vararg)
+        if node.kwarg:
+            self.visit_arg(node.kwarg)
+
+
+def analyze(tree: ast.Module, hot_attrs: frozenset = frozenset()) -> tuple[Scope, list]:
+    """Module scope, and the def/class scopes in source order (libcst's visiting order)."""
+    module = Scope("module", None)
+    scopes: list = []
+    # torch alias names anywhere make a subtree interesting, wherever the import is
+    hot_names: set = set()
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.Import, ast.ImportFrom)):
+            for name, qual in _import_bindings(node):
+                if qual is not None:
+                    hot_names.add(name)
+    collector = _Collector(module, scopes, hot_names, hot_attrs)
+    for stmt in tree.body:
+        collector.visit(stmt)
+    module.interesting = True
+    # the collector appends parents before children: pre-order, matching libcst's traversal
+    return module, scopes

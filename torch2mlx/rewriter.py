@@ -1,0 +1,324 @@
+"""The single table-driven pass: every torch call, method and value is looked up once.
+
+One libcst traversal applies the whole rule table. Subtrees (defs and classes) that
+mention no torch name and no rule's method name are skipped without being visited.
+Anything that cannot be translated exactly is left as written and recorded as a
+finding; the emitter turns findings into `# torch2mlx:` comments.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional, Union
+
+import libcst as cst
+
+from torch2mlx import handlers
+from torch2mlx.binding import Bound, Flag, bind, code_of
+from torch2mlx.names import Scope
+from torch2mlx.table.index import RuleIndex
+from torch2mlx.table.model import Rule
+from torch2mlx.template import choose_template, expand, is_atomic, normalize, parenthesize, template_roots
+from torch2mlx.tensors import TORCH_KEYWORDS, TensorFacts, attribute_chain
+
+_LITERAL_RECEIVERS = (
+    cst.SimpleString, cst.ConcatenatedString, cst.FormattedString, cst.List, cst.Dict, cst.Set,
+    cst.ListComp, cst.DictComp, cst.SetComp, cst.Integer, cst.Float,
+)
+_COMPOUND = (
+    cst.If, cst.For, cst.While, cst.With, cst.Try, cst.FunctionDef, cst.ClassDef, cst.Match,
+) if hasattr(cst, "Match") else (cst.If, cst.For, cst.While, cst.With, cst.Try, cst.FunctionDef, cst.ClassDef)
+
+
+@dataclass
+class Finding:
+    node: cst.CSTNode        # original node, for its position
+    rule_id: str
+    kind: str
+    message: str
+    severity: str = "warning"
+
+
+def _suppressions(stmt: cst.CSTNode) -> list[str]:
+    comments: list[str] = []
+    for line in getattr(stmt, "leading_lines", ()):
+        if line.comment is not None:
+            comments.append(line.comment.value)
+    trailing = getattr(stmt, "trailing_whitespace", None)
+    if trailing is not None and trailing.comment is not None:
+        comments.append(trailing.comment.value)
+    body = getattr(stmt, "body", None)
+    header = getattr(body, "header", None)
+    if header is not None and header.comment is not None:
+        comments.append(header.comment.value)
+    return comments
+
+
+def _is_suppressed(comments: list[str], rule_id: str) -> bool:
+    for c in comments:
+        if "torch2mlx: ignore" not in c:
+            continue
+        tail = c.split("torch2mlx: ignore", 1)[1]
+        if not tail.startswith("["):
+            return True
+        ids = tail[1:].split("]", 1)[0]
+        if rule_id in [i.strip() for i in ids.split(",")]:
+            return True
+    return False
+
+
+class TableRewriter(cst.CSTTransformer):
+    def __init__(self, index: RuleIndex, module_scope: Scope, scopes: list):
+        super().__init__()
+        self.index = index
+        self.scope_list = scopes
+        self.scope_counter = 0
+        self.scopes: list[Scope] = [module_scope]
+        self.tensors = TensorFacts(index, self.qualified_name)
+        self.findings: list[Finding] = []
+        self.roots_used: set[str] = set()
+        self.converted = 0
+        self.call_funcs: set[int] = set()
+        self.inner_attrs: set[int] = set()
+        self.statement_findings: list[list[Finding]] = [[]]
+        self.namedtuple_calls: dict[int, Rule] = {}
+        self.identity_calls: set[int] = set()
+
+    # ----- names ---------------------------------------------------------------------------
+    def qualified_name(self, node: cst.BaseExpression) -> Optional[str]:
+        chain = attribute_chain(node)
+        if chain is None:
+            return None
+        root = self.scopes[-1].resolve(chain[0])
+        if root is None:
+            return None
+        return ".".join([root, *chain[1:]])
+
+    # ----- findings ------------------------------------------------------------------------
+    def flag(self, node: cst.CSTNode, rule_id: str, kind: str, message: str) -> None:
+        self.statement_findings[-1].append(Finding(node, rule_id, kind, message))
+
+    def _push_statement(self) -> None:
+        self.statement_findings.append([])
+
+    def _pop_statement(self, original: cst.CSTNode, updated):
+        found = self.statement_findings.pop()
+        if not found:
+            return updated
+        comments = _suppressions(original)
+        kept = [f for f in found if not _is_suppressed(comments, f.rule_id)]
+        self.findings.extend(kept)
+        if not kept or isinstance(updated, cst.RemovalSentinel) or not hasattr(updated, "leading_lines"):
+            return updated
+        lines = list(updated.leading_lines)
+        existing = {line.comment.value for line in lines if line.comment is not None}
+        for f in kept:
+            text = f"# torch2mlx: {f.rule_id}: {f.message}".replace("\n", " ")
+            if text not in existing:
+                existing.add(text)
+                lines.append(cst.EmptyLine(comment=cst.Comment(text)))
+        return updated.with_changes(leading_lines=lines)
+
+    # ----- scopes --------------------------------------------------------------------------
+    def _enter_scope(self, node: Union[cst.FunctionDef, cst.ClassDef]) -> bool:
+        scope = self.scope_list[self.scope_counter]
+        self.scope_counter += 1
+        self.scopes.append(scope)
+        self.tensors.push()
+        self._push_statement()
+        if not scope.interesting:
+            self.scope_counter += scope.nested_count
+            return False
+        if isinstance(node, cst.FunctionDef):
+            for param in [*node.params.posonly_params, *node.params.params, *node.params.kwonly_params]:
+                self.tensors.mark(param.name.value, self.tensors.is_tensor_annotation(param.annotation))
+        return True
+
+    def visit_FunctionDef(self, node: cst.FunctionDef) -> bool:
+        return self._enter_scope(node)
+
+    def visit_ClassDef(self, node: cst.ClassDef) -> bool:
+        return self._enter_scope(node)
+
+    def _leave_scope(self, original, updated):
+        self.scopes.pop()
+        self.tensors.pop()
+        return self._pop_statement(original, updated)
+
+    leave_FunctionDef = _leave_scope
+    leave_ClassDef = _leave_scope
+
+    def visit_Import(self, node) -> bool:
+        return False
+
+    visit_ImportFrom = visit_Import
+
+    # ----- statements ----------------------------------------------------------------------
+    def visit_SimpleStatementLine(self, node) -> None:
+        self._push_statement()
+
+    def leave_SimpleStatementLine(self, original: cst.SimpleStatementLine, updated: cst.SimpleStatementLine):
+        body = [s for s in updated.body if not self._is_leftover_noop(s)]
+        if len(body) != len(updated.body):
+            has_comment = any(line.comment is not None for line in updated.leading_lines)
+            if not body and not has_comment:
+                self.statement_findings.pop()
+                return cst.RemoveFromParent()
+            if body:
+                body[-1] = body[-1].with_changes(semicolon=cst.MaybeSentinel.DEFAULT)
+                updated = updated.with_changes(body=body)
+        return self._pop_statement(original, updated)
+
+    def _is_leftover_noop(self, stmt: cst.BaseSmallStatement) -> bool:
+        """`model.cuda()` -> `model` or `x = x.cpu()` -> `x = x`: drop what became a no-op."""
+        if isinstance(stmt, cst.Expr) and id(stmt.value) in self.identity_calls:
+            return isinstance(stmt.value, (cst.Name, cst.Attribute))
+        if isinstance(stmt, cst.Assign) and id(stmt.value) in self.identity_calls and len(stmt.targets) == 1:
+            return code_of(stmt.targets[0].target) == code_of(stmt.value)
+        return False
+
+    def leave_IndentedBlock(self, original, updated: cst.IndentedBlock):
+        if not updated.body:
+            return updated.with_changes(body=[cst.SimpleStatementLine([cst.Pass()])])
+        return updated
+
+    def _visit_compound(self, node) -> None:
+        self._push_statement()
+
+    def _leave_compound(self, original, updated):
+        return self._pop_statement(original, updated)
+
+    visit_If = visit_For = visit_While = visit_With = visit_Try = _visit_compound
+    leave_If = leave_For = leave_While = leave_With = leave_Try = _leave_compound
+
+    def leave_Assign(self, original: cst.Assign, updated: cst.Assign) -> cst.Assign:
+        is_tensor = self.tensors.is_tensor(original.value)
+        for target in original.targets:
+            if isinstance(target.target, cst.Name):
+                self.tensors.mark(target.target.value, is_tensor)
+            elif isinstance(target.target, (cst.Tuple, cst.List)):
+                for el in target.target.elements:
+                    if isinstance(el.value, cst.Name):
+                        self.tensors.mark(el.value.value, False)
+        return updated
+
+    def leave_AnnAssign(self, original: cst.AnnAssign, updated: cst.AnnAssign) -> cst.AnnAssign:
+        if isinstance(original.target, cst.Name):
+            known = self.tensors.is_tensor_annotation(original.annotation) or (
+                original.value is not None and self.tensors.is_tensor(original.value)
+            )
+            self.tensors.mark(original.target.value, known)
+        return updated
+
+    def visit_For(self, node: cst.For) -> None:
+        self._push_statement()
+        if isinstance(node.target, cst.Name):
+            self.tensors.mark(node.target.value, False)
+
+    # ----- expressions ---------------------------------------------------------------------
+    def visit_Call(self, node: cst.Call) -> None:
+        self.call_funcs.add(id(node.func))
+
+    def visit_Attribute(self, node: cst.Attribute) -> None:
+        self.inner_attrs.add(id(node.value))
+
+    def leave_Attribute(self, original: cst.Attribute, updated: cst.Attribute):
+        if id(original) in self.inner_attrs or id(original) in self.call_funcs:
+            return updated
+        if isinstance(original.value, cst.Call) and id(original.value) in self.namedtuple_calls:
+            rule = self.namedtuple_calls[id(original.value)]
+            field = original.attr.value
+            if field in rule.namedtuple and isinstance(updated.value, cst.Tuple):
+                return updated.value.elements[rule.namedtuple.index(field)].value
+        return self._rewrite_value(original, updated)
+
+    def leave_Name(self, original: cst.Name, updated: cst.Name):
+        if id(original) in self.inner_attrs or id(original) in self.call_funcs:
+            return updated
+        return self._rewrite_value(original, updated)
+
+    def _rewrite_value(self, original, updated):
+        qual = self.qualified_name(original)
+        if qual is None:
+            return updated
+        rule = self.index.value(qual)
+        if rule is None:
+            self.flag(original, qual, "unknown-api", f"no MLX rule for {qual}")
+            return updated
+        if rule.status == "manual" or rule.mlx is None:
+            self.flag(original, rule.id, "no-equivalent", rule.why or "no exact MLX equivalent")
+            return updated
+        self.converted += 1
+        self.roots_used |= template_roots(rule.mlx)
+        return expand(rule.mlx, rule, Bound({}))
+
+    def leave_Call(self, original: cst.Call, updated: cst.Call):
+        qual = self.qualified_name(original.func)
+        receiver = None
+        if qual is not None:
+            rule = self.index.function(qual)
+            if rule is None:
+                if self.index.value(qual) is None:
+                    self.flag(original, qual, "unknown-api", f"no MLX rule for {qual}")
+                return updated
+        elif isinstance(original.func, cst.Attribute):
+            rule = self.index.method(original.func.attr.value)
+            if rule is None:
+                return updated
+            if not self._receiver_is_tensor(original, rule):
+                return updated
+            assert isinstance(updated.func, cst.Attribute)
+            receiver = updated.func.value
+        else:
+            return updated
+        return self._apply(rule, original, updated, receiver)
+
+    def _receiver_is_tensor(self, call: cst.Call, rule: Rule) -> bool:
+        """True to rewrite; False to leave alone (flagging when it might be a tensor)."""
+        recv = call.func.value  # type: ignore[attr-defined]
+        if isinstance(recv, _LITERAL_RECEIVERS):
+            return False
+        chain = attribute_chain(recv)
+        if chain is not None:
+            if self.qualified_name(recv) is not None:
+                return False  # a torch module or value, e.g. torch.nn.init
+            head = chain[0]
+            for scope in reversed(self.scopes):
+                if head in scope.modules:
+                    return False
+        if self.tensors.is_tensor(recv) or not rule.ambiguous_method:
+            return True
+        if any(a.keyword is not None and a.keyword.value in TORCH_KEYWORDS for a in call.args):
+            return True
+        name = f"Tensor.{call.func.attr.value}"  # type: ignore[attr-defined]
+        self.flag(call, rule.id, "unknown-receiver",
+                  f"`.{call.func.attr.value}()` on a value not known to be a tensor; "  # type: ignore[attr-defined]
+                  f"annotate it `torch.Tensor` or translate by hand ({name})")
+        return False
+
+    def _apply(self, rule: Rule, original: cst.Call, updated: cst.Call, receiver) -> cst.BaseExpression:
+        if rule.status == "manual":
+            self.flag(original, rule.id, "no-equivalent", rule.why or "no exact MLX equivalent")
+            return updated
+        try:
+            if rule.handler is not None:
+                result, roots = handlers.run(rule, original, updated, receiver, self)
+            else:
+                assert rule.signature is not None
+                bound = normalize(rule, bind(updated.args, rule.signature, receiver))
+                template = choose_template(rule, bound)
+                result = expand(template, rule, bound)
+                roots = template_roots(template)
+        except Flag as flag:
+            self.flag(original, rule.id, flag.kind, flag.reason)
+            return updated
+        self.converted += 1
+        self.roots_used |= roots
+        if rule.namedtuple:
+            self.namedtuple_calls[id(original)] = rule
+        if original.lpar and not getattr(result, "lpar", None):
+            result = result.with_changes(lpar=original.lpar, rpar=original.rpar)
+        elif not is_atomic(result):
+            result = parenthesize(result)
+        if receiver is not None and result is receiver:
+            self.identity_calls.add(id(result))
+        return result

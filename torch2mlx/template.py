@@ -1,0 +1,259 @@
+"""Expand an MLX template such as ``mx.sum({input}, axis={dim})`` with bound arguments.
+
+Semantics, in one place:
+- ``{p}`` as a call argument is dropped when ``p`` is absent (not given, or given as
+  the torch default), so the MLX default applies. A rule whose MLX default differs
+  says ``always_write`` and the torch default is written instead.
+- ``{p}`` anywhere else takes the torch default when absent.
+- A varargs parameter given several values becomes a tuple.
+- A placeholder used twice needs a side-effect-free argument (a name, attribute or
+  literal); anything else is flagged rather than evaluated twice.
+- Substituted expressions are parenthesised where operator precedence requires it.
+"""
+from __future__ import annotations
+
+import functools
+import re
+from typing import Optional
+
+import libcst as cst
+
+from torch2mlx.binding import Bound, Flag, code_of
+from torch2mlx.table.model import Rule
+
+_PLACEHOLDER = re.compile(r"\{(\w+)\}")
+_PREFIX = "__t2m_"
+MLX_ROOTS = frozenset({"mx", "nn", "np", "optim"})
+
+_ATOMS = (
+    cst.Name, cst.Attribute, cst.Call, cst.Subscript, cst.Integer, cst.Float, cst.Imaginary,
+    cst.SimpleString, cst.ConcatenatedString, cst.FormattedString, cst.List, cst.Dict, cst.Set,
+    cst.ListComp, cst.DictComp, cst.SetComp, cst.Ellipsis,
+)
+
+
+def is_atomic(node: cst.BaseExpression) -> bool:
+    if getattr(node, "lpar", None):
+        return True
+    if isinstance(node, cst.Tuple):
+        return bool(node.lpar)
+    return isinstance(node, _ATOMS)
+
+
+def parenthesize(node: cst.BaseExpression) -> cst.BaseExpression:
+    if is_atomic(node):
+        return node
+    return node.with_changes(lpar=[cst.LeftParen()], rpar=[cst.RightParen()])
+
+
+def is_simple(node: cst.BaseExpression) -> bool:
+    """Safe to evaluate twice: names, attribute chains of names, literals."""
+    if isinstance(node, cst.Name):
+        return True
+    if isinstance(node, cst.Attribute):
+        return is_simple(node.value)
+    if isinstance(node, (cst.Integer, cst.Float, cst.SimpleString)):
+        return True
+    if isinstance(node, cst.UnaryOperation) and isinstance(node.operator, cst.Minus):
+        return isinstance(node.expression, (cst.Integer, cst.Float))
+    return False
+
+
+def is_int_literal(node: cst.BaseExpression) -> bool:
+    if isinstance(node, cst.Integer):
+        return True
+    return isinstance(node, cst.UnaryOperation) and isinstance(node.operator, cst.Minus) and isinstance(node.expression, cst.Integer)
+
+
+def is_literal(node: cst.BaseExpression) -> bool:
+    if is_int_literal(node) or isinstance(node, (cst.Float, cst.SimpleString)):
+        return True
+    if isinstance(node, cst.Name) and node.value in ("True", "False", "None"):
+        return True
+    if isinstance(node, cst.UnaryOperation) and isinstance(node.operator, cst.Minus):
+        return isinstance(node.expression, cst.Float)
+    if isinstance(node, (cst.Tuple, cst.List)):
+        return all(isinstance(e, cst.Element) and is_literal(e.value) for e in node.elements)
+    return False
+
+
+def int_literal_value(node: cst.BaseExpression) -> Optional[int]:
+    if isinstance(node, cst.Integer):
+        return int(node.evaluated_value)
+    if is_int_literal(node):
+        return -int(node.expression.evaluated_value)  # type: ignore[attr-defined]
+    return None
+
+
+def sentinel(alias: str) -> str:
+    """Generated code names MLX modules by a sentinel; the emitter picks the final alias."""
+    return f"__t2m_mod_{alias}__"
+
+
+class _RootMarker(cst.CSTTransformer):
+    """Replace the leading `mx`/`nn`/... of attribute chains with sentinels."""
+
+    def leave_Attribute(self, original: cst.Attribute, updated: cst.Attribute) -> cst.Attribute:
+        if isinstance(updated.value, cst.Name) and updated.value.value in MLX_ROOTS:
+            return updated.with_changes(value=cst.Name(sentinel(updated.value.value)))
+        return updated
+
+
+@functools.lru_cache(maxsize=4096)
+def _parse_template(template: str) -> cst.BaseExpression:
+    tree = cst.parse_expression(_PLACEHOLDER.sub(lambda m: _PREFIX + m.group(1), template))
+    return tree.visit(_RootMarker())  # type: ignore[return-value]
+
+
+@functools.lru_cache(maxsize=4096)
+def template_placeholders(template: str) -> tuple[str, ...]:
+    return tuple(_PLACEHOLDER.findall(template))
+
+
+@functools.lru_cache(maxsize=4096)
+def template_roots(template: str) -> frozenset:
+    """MLX module aliases (mx, nn, np, optim) a template refers to."""
+    text = _PLACEHOLDER.sub("_", template)
+    return frozenset(m for m in re.findall(r"(?<![\w.])([A-Za-z_]\w*)\s*\.", text) if m in MLX_ROOTS)
+
+
+def _placeholder_name(node: cst.CSTNode) -> Optional[str]:
+    if isinstance(node, cst.Name) and node.value.startswith(_PREFIX) and not node.value.startswith("__t2m_mod_"):
+        return node.value[len(_PREFIX):]
+    return None
+
+
+class _Filler(cst.CSTTransformer):
+    def __init__(self, values: dict, absent: set):
+        self.values = values
+        self.absent = absent
+        self.safe_positions: set[int] = set()
+
+    def visit_Arg(self, node: cst.Arg) -> None:
+        self.safe_positions.add(id(node.value))
+
+    def visit_Element(self, node: cst.Element) -> None:
+        self.safe_positions.add(id(node.value))
+
+    def visit_Index(self, node: cst.Index) -> None:
+        self.safe_positions.add(id(node.value))
+
+    def leave_Arg(self, original: cst.Arg, updated: cst.Arg):
+        name = _placeholder_name(original.value)
+        if name is not None and name in self.absent:
+            return cst.RemoveFromParent()
+        return updated
+
+    def leave_Call(self, original: cst.Call, updated: cst.Call) -> cst.Call:
+        if updated.args and updated.args[-1].comma is not cst.MaybeSentinel.DEFAULT:
+            last = updated.args[-1].with_changes(comma=cst.MaybeSentinel.DEFAULT)
+            updated = updated.with_changes(args=[*updated.args[:-1], last])
+        return updated
+
+    def leave_Name(self, original: cst.Name, updated: cst.Name) -> cst.BaseExpression:
+        name = _placeholder_name(original)
+        if name is None:
+            return updated
+        value = self.values[name]
+        if id(original) in self.safe_positions:
+            return value
+        return parenthesize(value)
+
+
+def _varargs_value(items: list) -> cst.BaseExpression:
+    if len(items) == 1:
+        return items[0]
+    elements = [cst.Element(v, comma=cst.Comma(whitespace_after=cst.SimpleWhitespace(" "))) for v in items]
+    last = elements[-1]
+    elements[-1] = last.with_changes(comma=cst.Comma() if len(items) == 1 else cst.MaybeSentinel.DEFAULT)
+    return cst.Tuple(elements)
+
+
+def choose_template(rule: Rule, bound: Bound) -> str:
+    for variant in rule.variants:
+        if all(bound.present(p) == (state == "present") for p, state in variant.when):
+            return variant.mlx
+    if rule.mlx is None:
+        raise Flag("no translation for this combination of arguments", "no-equivalent")
+    return rule.mlx
+
+
+def normalize(rule: Rule, bound: Bound) -> Bound:
+    """Apply the rule's parameter specs: drop, flag unsupported, map values, check predicates.
+
+    An argument equal to its torch default counts as absent.
+    """
+    sig = rule.signature
+    assert sig is not None
+    out: dict = {}
+    for name, value in bound.values.items():
+        param = sig.get(name)
+        spec = rule.spec(name)
+        if isinstance(value, list):
+            if spec.drop:
+                continue
+            if spec.unsupported:
+                raise Flag(spec.unsupported)
+            out[name] = value
+            continue
+        code = code_of(value)
+        is_default = param is not None and param.default is not None and code == param.default
+        if spec.drop or (is_default and not spec.always_write):
+            continue
+        if spec.unsupported:
+            raise Flag(f"argument {name}={code}: {spec.unsupported}")
+        if spec.values is not None:
+            if code not in spec.values:
+                allowed = ", ".join(spec.values)
+                raise Flag(f"argument {name}={code} is not a literal this rule can map (one of {allowed})")
+            value = cst.parse_expression(spec.values[code])
+        if spec.require == "int_literal" and not is_int_literal(value):
+            raise Flag(f"argument {name} must be an integer literal for an exact translation")
+        if spec.require == "literal" and not is_literal(value):
+            raise Flag(f"argument {name} must be a literal for an exact translation")
+        if spec.require == "simple" and not is_simple(value):
+            raise Flag(f"argument {name} must be a plain name or literal for an exact translation")
+        if spec.require == "int_or_int_list_literal":
+            ok = is_int_literal(value) or (
+                isinstance(value, (cst.List, cst.Tuple)) and all(is_int_literal(e.value) for e in value.elements)
+            )
+            if not ok:
+                raise Flag(f"argument {name} must be an integer or a list of integer literals for an exact translation")
+        out[name] = value
+    for name, spec in rule.params.items():
+        if spec.always_write and name not in out:
+            param = sig.get(name)
+            if param is not None and param.default is not None:
+                value = cst.parse_expression(param.default)
+                if spec.values is not None and param.default in spec.values:
+                    value = cst.parse_expression(spec.values[param.default])
+                out[name] = value
+    return Bound(out)
+
+
+def expand(template: str, rule: Rule, bound: Bound) -> cst.BaseExpression:
+    sig = rule.signature
+    names = template_placeholders(template)
+    values: dict = {}
+    absent: set = set()
+    for name in set(names):
+        if bound.present(name):
+            value = bound.get(name)
+            if isinstance(value, list):
+                value = _varargs_value(value)
+            if names.count(name) > 1 and not is_simple(value):
+                raise Flag(f"argument {name} ({code_of(value)}) would be evaluated twice; assign it to a name first")
+            values[name] = value
+            continue
+        absent.add(name)
+        param = sig.get(name) if sig is not None else None
+        if param is not None and param.default is not None:
+            values[name] = cst.parse_expression(param.default)
+        else:
+            values[name] = cst.Name("None")
+    result = _parse_template(template).visit(_Filler(values, absent))
+    for leftover in absent:
+        # an absent placeholder outside an argument position had no default to use
+        if sig is not None and sig.get(leftover) is None:
+            raise Flag(f"template placeholder {{{leftover}}} is not a parameter", "internal-error")
+    return result  # type: ignore[return-value]

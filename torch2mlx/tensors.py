@@ -1,0 +1,73 @@
+"""Which expressions are known to be torch tensors (for methods like `.sum` that other types have too).
+
+Flow-insensitive enough to be cheap, conservative enough to be safe: a name is a tensor
+when it is a parameter annotated `torch.Tensor`, or when its latest assignment in the
+current function was a tensor expression.
+"""
+from __future__ import annotations
+
+from typing import Callable, Optional
+
+import libcst as cst
+
+from torch2mlx.table.index import RuleIndex
+
+TORCH_KEYWORDS = frozenset({"dim", "keepdim"})  # no builtin or numpy method takes these
+_TENSOR_ATTRS = frozenset({"T", "mT", "data", "grad"})
+
+
+def attribute_chain(node: cst.BaseExpression) -> Optional[list]:
+    """['torch', 'nn', 'functional', 'relu'] for torch.nn.functional.relu; None if not a plain chain."""
+    parts: list = []
+    while isinstance(node, cst.Attribute):
+        parts.append(node.attr.value)
+        node = node.value
+    if not isinstance(node, cst.Name):
+        return None
+    parts.append(node.value)
+    parts.reverse()
+    return parts
+
+
+class TensorFacts:
+    def __init__(self, index: RuleIndex, resolve: Callable[[cst.BaseExpression], Optional[str]]):
+        self.index = index
+        self.resolve = resolve  # qualified torch name of an expression, or None
+        self.stack: list[set] = [set()]
+
+    def push(self) -> None:
+        self.stack.append(set())
+
+    def pop(self) -> None:
+        self.stack.pop()
+
+    def mark(self, name: str, is_tensor: bool) -> None:
+        if is_tensor:
+            self.stack[-1].add(name)
+        else:
+            self.stack[-1].discard(name)
+
+    def is_tensor_annotation(self, annotation: Optional[cst.Annotation]) -> bool:
+        return annotation is not None and self.resolve(annotation.annotation) == "torch.Tensor"
+
+    def is_tensor(self, node: cst.BaseExpression) -> bool:
+        if isinstance(node, cst.Name):
+            return node.value in self.stack[-1]
+        if isinstance(node, cst.Call):
+            qual = self.resolve(node.func)
+            if qual is not None:
+                rule = self.index.function(qual)
+                return rule is not None and rule.returns == "tensor"
+            if isinstance(node.func, cst.Attribute):
+                rule = self.index.method(node.func.attr.value)
+                return rule is not None and rule.returns == "tensor" and self.is_tensor(node.func.value)
+            return False
+        if isinstance(node, cst.BinaryOperation):
+            return self.is_tensor(node.left) or self.is_tensor(node.right)
+        if isinstance(node, cst.UnaryOperation):
+            return self.is_tensor(node.expression)
+        if isinstance(node, cst.Subscript):
+            return self.is_tensor(node.value)
+        if isinstance(node, cst.Attribute):
+            return node.attr.value in _TENSOR_ATTRS and self.is_tensor(node.value)
+        return False
