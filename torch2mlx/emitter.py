@@ -26,22 +26,50 @@ class OutputDoesNotParse(Exception):
     pass
 
 
-def _loaded_names(code: str) -> set:
+def _loaded_names(code: str) -> tuple[set, bool]:
+    """Names used anywhere in `code`, and whether it has torch imports below the top level."""
     try:
         tree = ast.parse(code)
     except SyntaxError as exc:  # a bug in a rule or transform, never the user's fault
         raise OutputDoesNotParse(f"generated code does not parse at line {exc.lineno}: {exc.msg}") from None
     names = set()
+    top = set(map(id, tree.body))
+    nested_torch_import = False
     for node in ast.walk(tree):
         if isinstance(node, ast.Name):
             names.add(node.id)
+        elif isinstance(node, ast.Import) and id(node) not in top:
+            nested_torch_import |= any(_is_torch_module(a.name) for a in node.names)
+        elif isinstance(node, ast.ImportFrom) and id(node) not in top:
+            nested_torch_import |= _is_torch_module(node.module or "") and not node.level
     # names listed in __all__ count as used
     for node in tree.body:
         if isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == "__all__" for t in node.targets):
             for elt in getattr(node.value, "elts", []):
                 if isinstance(elt, ast.Constant) and isinstance(elt.value, str):
                     names.add(elt.value)
-    return names
+    return names, nested_torch_import
+
+
+class _NestedImportPruner(cst.CSTTransformer):
+    """Unused torch imports inside functions and other blocks (rare, so a pass of its own)."""
+
+    def __init__(self, used: set):
+        super().__init__()
+        self.used = used
+
+    def leave_IndentedBlock(self, original, updated: cst.IndentedBlock) -> cst.IndentedBlock:
+        body = []
+        for stmt in updated.body:
+            if isinstance(stmt, cst.SimpleStatementLine):
+                pruned = _prune_torch_import(stmt, self.used)
+                if pruned is None:
+                    continue
+                stmt = pruned
+            body.append(stmt)
+        if not body:
+            body = [cst.SimpleStatementLine([cst.Pass()])]
+        return updated.with_changes(body=body)
 
 
 def _dotted(node: cst.BaseExpression) -> str:
@@ -121,21 +149,27 @@ def _insert_at(body: list) -> int:
 
 def finish(module: cst.Module, roots_used: set) -> str:
     draft = module.code
-    used = _loaded_names(draft)
+    used, nested_torch_import = _loaded_names(draft)
+    if nested_torch_import:
+        module = module.visit(_NestedImportPruner(used))
     body = list(module.body)
     new_body: list = []
     first_torch_import = None
-    carried: list = []  # blank lines and comments of removed imports move to the next statement
+    slot_lines: list = []  # the removed first torch import's own blank lines and comments
+    carried: list = []     # those of later removed imports, kept on the next statement
     for stmt in body:
         if isinstance(stmt, cst.SimpleStatementLine):
             pruned = _prune_torch_import(stmt, used)
-            if first_torch_import is None and _imports_torch(stmt):
+            is_first = first_torch_import is None and _imports_torch(stmt)
+            if is_first:
                 first_torch_import = len(new_body) + (0 if pruned is None else 1)
-            if pruned is not stmt:
-                if pruned is None:
+            if pruned is None:
+                if is_first:
+                    slot_lines = list(stmt.leading_lines)
+                else:
                     carried.extend(stmt.leading_lines)
-                    continue
-                stmt = pruned
+                continue
+            stmt = pruned
         if carried and hasattr(stmt, "leading_lines"):
             stmt = stmt.with_changes(leading_lines=[*carried, *stmt.leading_lines])
             carried = []
@@ -156,10 +190,11 @@ def finish(module: cst.Module, roots_used: set) -> str:
             imports.append(cst.parse_statement(f"import {module_name} as {chosen}\n"))
     if imports:
         at = first_torch_import if first_torch_import is not None else _insert_at(new_body)
-        if at < len(new_body) and new_body[at].leading_lines and first_torch_import is not None and at == first_torch_import and not any(_imports_torch(s) for s in new_body[at - 1:at]):
-            imports[0] = imports[0].with_changes(leading_lines=new_body[at].leading_lines)
-            new_body[at] = new_body[at].with_changes(leading_lines=[])
+        imports[0] = imports[0].with_changes(leading_lines=slot_lines)
         new_body[at:at] = imports
+    elif slot_lines and first_torch_import is not None and first_torch_import < len(new_body):
+        nxt = new_body[first_torch_import]
+        new_body[first_torch_import] = nxt.with_changes(leading_lines=[*slot_lines, *nxt.leading_lines])
     code = module.with_changes(body=new_body).code
     for alias, chosen in aliases.items():
         code = code.replace(sentinel(alias), chosen)

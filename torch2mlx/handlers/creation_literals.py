@@ -1,0 +1,182 @@
+"""Creation and random calls whose translation depends on the *kind* of a literal argument.
+
+- `torch.arange(5)`, `torch.tensor([1, 2])`, `torch.full((2,), 3)` are int64 in torch, but MLX
+  infers int32 from Python ints: when no dtype is given, the handler reads the literal and
+  writes `dtype=mx.int64` for integers (floats are float32 and bools bool in both). When the
+  kind cannot be read from the source (a plain name, say), the call is flagged.
+- `torch.randn(5)` takes an int, `mx.random.normal` only a sequence: a single size argument
+  must be a tuple/list literal, an integer literal (written as `(5,)`) or a `.shape`.
+"""
+from __future__ import annotations
+
+import re
+from typing import Optional
+
+import libcst as cst
+
+from torch2mlx.binding import Bound, Flag, bind, code_of
+from torch2mlx.handlers import register
+from torch2mlx.template import choose_template, expand, normalize, sentinel, template_roots
+
+_INT_FUNCS = {"int", "len", "round"}
+_FLOAT_FUNCS = {"float"}
+_RANK = {"bool": 0, "int": 1, "float": 2}
+
+
+def _combine(kinds) -> Optional[str]:
+    kinds = list(kinds)
+    if any(k is None for k in kinds):
+        return None
+    if not kinds:
+        return "float"  # torch.tensor([]) is float32, like mx.array([])
+    return max(kinds, key=lambda k: _RANK[k])
+
+
+def _is_shape(node: cst.BaseExpression) -> bool:
+    """`x.shape` (or a slice of it)."""
+    if isinstance(node, cst.Subscript):
+        return _is_shape(node.value) and all(isinstance(s.slice, cst.Slice) for s in node.slice)
+    return isinstance(node, cst.Attribute) and node.attr.value == "shape"
+
+
+def literal_kind(node: cst.BaseExpression) -> Optional[str]:
+    """'bool', 'int' or 'float' when the source shows the Python type of a value, else None."""
+    if isinstance(node, cst.Integer):
+        return "int"
+    if isinstance(node, cst.Float):
+        return "float"
+    if isinstance(node, cst.Name):
+        return "bool" if node.value in ("True", "False") else None
+    if isinstance(node, cst.UnaryOperation):
+        if isinstance(node.operator, (cst.Minus, cst.Plus)):
+            kind = literal_kind(node.expression)
+            return "int" if kind == "bool" else kind
+        return None
+    if isinstance(node, (cst.List, cst.Tuple)):
+        if any(not isinstance(e, cst.Element) for e in node.elements):
+            return None
+        return _combine(literal_kind(e.value) for e in node.elements)
+    if isinstance(node, cst.Call) and isinstance(node.func, cst.Name):
+        if node.func.value in _FLOAT_FUNCS:
+            return "float"
+        if node.func.value in _INT_FUNCS and len(node.args) == 1:
+            return "int"
+        return None
+    if isinstance(node, cst.Subscript):
+        # x.shape[0] is an int; x.shape[1:] is not a scalar
+        if _is_shape(node.value) and len(node.slice) == 1 and isinstance(node.slice[0].slice, cst.Index):
+            return "int"
+        return None
+    if isinstance(node, cst.Attribute) and node.attr.value == "ndim":
+        return "int"
+    if isinstance(node, cst.BinaryOperation):
+        left, right = literal_kind(node.left), literal_kind(node.right)
+        if left is None or right is None:
+            return None
+        if isinstance(node.operator, cst.Divide):
+            return "float"
+        kind = _combine([left, right])
+        return "int" if kind == "bool" else kind
+    return None
+
+
+def _mx_dtype(name: str) -> cst.BaseExpression:
+    return cst.parse_expression(f"{sentinel('mx')}.{name}")
+
+
+def _finish(rule, bound: Bound):
+    template = choose_template(rule, bound)
+    return expand(template, rule, bound), template_roots(template) | frozenset({"mx"})
+
+
+def _infer_dtype(rule, bound: Bound, names: tuple) -> Bound:
+    if bound.present("dtype"):
+        return bound
+    present = [bound.get(n) for n in names if bound.present(n)]
+    kind = _combine(literal_kind(v) for v in present)
+    if kind is None:
+        shown = ", ".join(code_of(v) for v in present)
+        raise Flag(
+            f"torch infers int64 from Python ints but MLX int32, and the type of `{shown}` cannot be read "
+            "from the source; pass dtype= explicitly"
+        )
+    if kind == "int":
+        values = dict(bound.values)
+        values["dtype"] = _mx_dtype("int64")
+        return Bound(values)
+    return bound
+
+
+def _fix_size(bound: Bound) -> Bound:
+    size = bound.get("size")
+    if size is None or not isinstance(size, list):
+        return bound
+    if len(size) != 1:
+        return bound
+    only = size[0]
+    if isinstance(only, (cst.Tuple, cst.List)) or _is_shape(only):
+        return bound
+    if isinstance(only, cst.Integer):
+        values = dict(bound.values)
+        values["size"] = [cst.Tuple([cst.Element(only, comma=cst.Comma())])]
+        return Bound(values)
+    raise Flag(
+        f"cannot tell whether `{code_of(only)}` is an int or a shape (MLX random functions take a sequence); "
+        f"write ({code_of(only)},) or a tuple"
+    )
+
+
+def _bound(rule, call, receiver) -> Bound:
+    return normalize(rule, bind(call.args, rule.signature, receiver))
+
+
+@register("arange_dtype")
+def arange_dtype(rule, original, call, receiver, rewriter):
+    return _finish(rule, _infer_dtype(rule, _bound(rule, call, receiver), ("start", "end", "step")))
+
+
+@register("full_dtype")
+def full_dtype(rule, original, call, receiver, rewriter):
+    return _finish(rule, _infer_dtype(rule, _bound(rule, call, receiver), ("fill_value",)))
+
+
+@register("tensor_dtype")
+def tensor_dtype(rule, original, call, receiver, rewriter):
+    bound = _bound(rule, call, receiver)
+    data = bind(original.args, rule.signature, receiver).get("data")
+    if data is not None and rewriter.tensors.is_tensor(data):
+        return _finish(rule, bound)  # a tensor keeps its dtype in both
+    return _finish(rule, _infer_dtype(rule, bound, ("data",)))
+
+
+@register("random_shape")
+def random_shape(rule, original, call, receiver, rewriter):
+    return _finish(rule, _fix_size(_bound(rule, call, receiver)))
+
+
+_TYPE_STRINGS = {
+    "FloatTensor": "float32", "HalfTensor": "float16", "BFloat16Tensor": "bfloat16",
+    "LongTensor": "int64", "IntTensor": "int32", "ShortTensor": "int16", "CharTensor": "int8",
+    "ByteTensor": "uint8", "BoolTensor": "bool_",
+}
+_MX_DTYPE = re.compile(rf"^{re.escape(sentinel('mx'))}\.(bool_|u?int(8|16|32|64)|float(16|32)|bfloat16|complex64)$")
+
+
+@register("tensor_type")
+def tensor_type(rule, original, call, receiver, rewriter):
+    """`x.type(torch.float16)` / `x.type('torch.LongTensor')` -> `.astype(...)`; `x.type()` (a string) is flagged."""
+    bound = _bound(rule, call, receiver)
+    dtype = bound.get("dtype")
+    if dtype is None:
+        raise Flag("`.type()` without a dtype returns a type name string; use `x.dtype` in MLX")
+    if isinstance(dtype, cst.SimpleString):
+        name = dtype.evaluated_value
+        short = name.replace("torch.cuda.", "").replace("torch.", "")
+        if short not in _TYPE_STRINGS:
+            raise Flag(f"no MLX dtype for the tensor type {name!r}")
+        dtype = _mx_dtype(_TYPE_STRINGS[short])
+    elif not _MX_DTYPE.match(code_of(dtype)):
+        raise Flag(f"cannot tell whether `{code_of(dtype)}` is a dtype; translate by hand")
+    values = dict(bound.values)
+    values["dtype"] = dtype
+    return _finish(rule, Bound(values))
