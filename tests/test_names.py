@@ -64,3 +64,15 @@ def test_tensor_inferred_from_assignment():
 def test_numpy_style_aliases_accepted():
     assert "mx.sum(x, axis=1, keepdims=True)" in convert_source(
         "import torch\ny = torch.sum(x, axis=1, keepdims=True)\n").code
+
+
+def test_boolean_mask_indexing_is_flagged():
+    src = "import torch\n\ndef f(x: torch.Tensor):\n    m = x > 0\n    return x[m], x[x < 1], x[0]\n"
+    result = convert_source(src)
+    assert [d.rule_id for d in result.diagnostics] == ["boolean-mask-indexing", "boolean-mask-indexing"]
+
+
+def test_flag_inside_dropped_argument_is_moot():
+    src = "import torch\ny = torch.zeros(2, device=torch.device(torch.weird_thing()))\n"
+    result = convert_source(src)
+    assert result.code.endswith("y = mx.zeros(2)\n") and not result.diagnostics

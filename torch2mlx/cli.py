@@ -37,7 +37,7 @@ Exit codes: 0 all translated; 1 output written but something was flagged
 
 
 def _fail(console: Console, message: str) -> "click.exceptions.Exit":
-    console.print(f"[red]error:[/] {escape(message)}", highlight=False)
+    console.print(f"[red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
     return click.exceptions.Exit(EXIT_BAD_INPUT)
 
 

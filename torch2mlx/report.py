@@ -43,6 +43,7 @@ def write_json(report: dict, path: str) -> None:
 
 
 def print_summary(report: dict, console: Console) -> None:
+    """Diagnostics one per line, unwrapped (file:line:col stays clickable), then a table."""
     s = report["summary"]
     style = "green" if s["flagged"] == 0 else "yellow"
     console.print(f"[{style}]torch2mlx:[/] {s['converted']} torch API uses converted, "
@@ -50,7 +51,7 @@ def print_summary(report: dict, console: Console) -> None:
     for f in report["files"]:
         for d in f["diagnostics"]:
             console.print(f"  {d['path']}:{d['line']}:{d['column']}: [yellow]{d['rule_id']}[/]: {d['message']}",
-                          highlight=False, markup=True)
+                          highlight=False, markup=True, soft_wrap=True)
     if report["untranslated"]:
         table = Table(title="Left untranslated", show_edge=False)
         table.add_column("torch API")

@@ -17,7 +17,7 @@ from torch2mlx.binding import Bound, Flag, bind, code_of
 from torch2mlx.names import Scope
 from torch2mlx.table.index import RuleIndex
 from torch2mlx.table.model import Rule
-from torch2mlx.template import choose_template, expand, is_atomic, normalize, parenthesize, template_roots
+from torch2mlx.template import choose_template, expand, is_atomic, normalize, parenthesize, template_placeholders, template_roots
 from torch2mlx.tensors import TORCH_KEYWORDS, TensorFacts, attribute_chain
 
 _LITERAL_RECEIVERS = (
@@ -36,6 +36,7 @@ class Finding:
     kind: str
     message: str
     severity: str = "warning"
+    inside_args: tuple = ()  # ids of the original argument values that enclose the node
 
 
 def _suppressions(stmt: cst.CSTNode) -> list[str]:
@@ -82,6 +83,8 @@ class TableRewriter(cst.CSTTransformer):
         self.statement_findings: list[list[Finding]] = [[]]
         self.namedtuple_calls: dict[int, Rule] = {}
         self.identity_calls: set[int] = set()
+        self.arg_stack: list[int] = []
+        self.bool_names: list[set] = [set()]
 
     # ----- names ---------------------------------------------------------------------------
     def qualified_name(self, node: cst.BaseExpression) -> Optional[str]:
@@ -94,8 +97,8 @@ class TableRewriter(cst.CSTTransformer):
         return ".".join([root, *chain[1:]])
 
     # ----- findings ------------------------------------------------------------------------
-    def flag(self, node: cst.CSTNode, rule_id: str, kind: str, message: str) -> None:
-        self.statement_findings[-1].append(Finding(node, rule_id, kind, message))
+    def flag(self, node: cst.CSTNode, rule_id: str, kind: str, message: str, severity: str = "warning") -> None:
+        self.statement_findings[-1].append(Finding(node, rule_id, kind, message, severity, tuple(self.arg_stack)))
 
     def _push_statement(self) -> None:
         self.statement_findings.append([])
@@ -107,6 +110,7 @@ class TableRewriter(cst.CSTTransformer):
         comments = _suppressions(original)
         kept = [f for f in found if not _is_suppressed(comments, f.rule_id)]
         self.findings.extend(kept)
+        kept = [f for f in kept if f.severity != "info"]
         if not kept or isinstance(updated, cst.RemovalSentinel) or not hasattr(updated, "leading_lines"):
             return updated
         lines = list(updated.leading_lines)
@@ -192,9 +196,10 @@ class TableRewriter(cst.CSTTransformer):
 
     def leave_Assign(self, original: cst.Assign, updated: cst.Assign) -> cst.Assign:
         is_tensor = self.tensors.is_tensor(original.value)
+        is_bool = self.tensors.is_bool(original.value)
         for target in original.targets:
             if isinstance(target.target, cst.Name):
-                self.tensors.mark(target.target.value, is_tensor)
+                self.tensors.mark(target.target.value, is_tensor, is_bool)
             elif isinstance(target.target, (cst.Tuple, cst.List)):
                 for el in target.target.elements:
                     if isinstance(el.value, cst.Name):
@@ -218,6 +223,13 @@ class TableRewriter(cst.CSTTransformer):
     def visit_Call(self, node: cst.Call) -> None:
         self.call_funcs.add(id(node.func))
 
+    def visit_Arg(self, node: cst.Arg) -> None:
+        self.arg_stack.append(id(node.value))
+
+    def leave_Arg(self, original: cst.Arg, updated: cst.Arg) -> cst.Arg:
+        self.arg_stack.pop()
+        return updated
+
     def visit_Attribute(self, node: cst.Attribute) -> None:
         self.inner_attrs.add(id(node.value))
 
@@ -230,6 +242,24 @@ class TableRewriter(cst.CSTTransformer):
             if field in rule.namedtuple and isinstance(updated.value, cst.Tuple):
                 return updated.value.elements[rule.namedtuple.index(field)].value
         return self._rewrite_value(original, updated)
+
+    def leave_Subscript(self, original: cst.Subscript, updated: cst.Subscript) -> cst.Subscript:
+        if len(original.slice) == 1 and isinstance(original.slice[0].slice, cst.Index):
+            index = original.slice[0].slice.value
+            if self.tensors.is_tensor(original.value) and self._is_bool_mask(index):
+                self.flag(original, "boolean-mask-indexing", "no-equivalent",
+                          "boolean-mask indexing has a data-dependent shape and MLX raises on it; "
+                          "use mx.where (or index with explicit positions)")
+        return updated
+
+    def _is_bool_mask(self, node: cst.BaseExpression) -> bool:
+        if isinstance(node, cst.Comparison):
+            return True
+        if isinstance(node, cst.UnaryOperation) and isinstance(node.operator, cst.BitInvert):
+            return self._is_bool_mask(node.expression) or self.tensors.is_bool(node.expression)
+        if isinstance(node, cst.BinaryOperation) and isinstance(node.operator, (cst.BitAnd, cst.BitOr, cst.BitXor)):
+            return self._is_bool_mask(node.left) or self._is_bool_mask(node.right)
+        return self.tensors.is_bool(node)
 
     def leave_Name(self, original: cst.Name, updated: cst.Name):
         if id(original) in self.inner_attrs or id(original) in self.call_funcs:
@@ -295,6 +325,24 @@ class TableRewriter(cst.CSTTransformer):
                   f"annotate it `torch.Tensor` or translate by hand ({name})")
         return False
 
+    def _forget_findings_in_dropped_args(self, rule: Rule, original: cst.Call, bound: Bound, template: str) -> None:
+        """A flagged value inside an argument the translation dropped (device=..., memory_format=...) is moot."""
+        findings = self.statement_findings[-1]
+        if not findings:
+            return
+        used = set(template_placeholders(template))
+        dropped = set()
+        try:
+            original_bound = bind(original.args, rule.signature, None if not isinstance(original.func, cst.Attribute) or self.qualified_name(original.func) else original.func.value)
+        except Flag:
+            return
+        for name, value in original_bound.values.items():
+            if name not in used or not bound.present(name):
+                for v in (value if isinstance(value, list) else [value]):
+                    dropped.add(id(v))
+        if dropped:
+            self.statement_findings[-1] = [f for f in findings if not dropped.intersection(f.inside_args)]
+
     def _apply(self, rule: Rule, original: cst.Call, updated: cst.Call, receiver) -> cst.BaseExpression:
         if rule.status == "manual":
             self.flag(original, rule.id, "no-equivalent", rule.why or "no exact MLX equivalent")
@@ -308,9 +356,12 @@ class TableRewriter(cst.CSTTransformer):
                 template = choose_template(rule, bound)
                 result = expand(template, rule, bound)
                 roots = template_roots(template)
+                self._forget_findings_in_dropped_args(rule, original, bound, template)
         except Flag as flag:
             self.flag(original, rule.id, flag.kind, flag.reason)
             return updated
+        if rule.assumes:
+            self.flag(original, rule.id, "needs-review", f"converted assuming {rule.assumes}", "info")
         self.converted += 1
         self.roots_used |= roots
         if rule.namedtuple:

@@ -156,6 +156,8 @@ class _Filler(cst.CSTTransformer):
             return updated
         value = self.values[name]
         if id(original) in self.safe_positions:
+            if getattr(value, "lpar", None) and not isinstance(value, (cst.Tuple, cst.GeneratorExp, cst.Yield, cst.NamedExpr)):
+                value = value.with_changes(lpar=[], rpar=[])
             return value
         return parenthesize(value)
 

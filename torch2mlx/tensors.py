@@ -34,18 +34,37 @@ class TensorFacts:
         self.index = index
         self.resolve = resolve  # qualified torch name of an expression, or None
         self.stack: list[set] = [set()]
+        self.bools: list[set] = [set()]
 
     def push(self) -> None:
         self.stack.append(set())
+        self.bools.append(set())
 
     def pop(self) -> None:
         self.stack.pop()
+        self.bools.pop()
 
-    def mark(self, name: str, is_tensor: bool) -> None:
+    def mark(self, name: str, is_tensor: bool, is_bool: bool = False) -> None:
         if is_tensor:
             self.stack[-1].add(name)
         else:
             self.stack[-1].discard(name)
+        if is_bool:
+            self.bools[-1].add(name)
+        else:
+            self.bools[-1].discard(name)
+
+    def is_bool(self, node: cst.BaseExpression) -> bool:
+        """A boolean tensor: a comparison involving a tensor, `.bool()`, or a name assigned one."""
+        if isinstance(node, cst.Name):
+            return node.value in self.bools[-1]
+        if isinstance(node, cst.Comparison):
+            return self.is_tensor(node.left) or any(self.is_tensor(c.comparator) for c in node.comparisons)
+        if isinstance(node, cst.Call) and isinstance(node.func, cst.Attribute) and node.func.attr.value == "bool":
+            return self.is_tensor(node.func.value)
+        if isinstance(node, cst.UnaryOperation) and isinstance(node.operator, cst.BitInvert):
+            return self.is_bool(node.expression)
+        return False
 
     def is_tensor_annotation(self, annotation: Optional[cst.Annotation]) -> bool:
         return annotation is not None and self.resolve(annotation.annotation) == "torch.Tensor"
@@ -64,6 +83,8 @@ class TensorFacts:
             return False
         if isinstance(node, cst.BinaryOperation):
             return self.is_tensor(node.left) or self.is_tensor(node.right)
+        if isinstance(node, cst.Comparison):
+            return self.is_tensor(node.left) or any(self.is_tensor(c.comparator) for c in node.comparisons)
         if isinstance(node, cst.UnaryOperation):
             return self.is_tensor(node.expression)
         if isinstance(node, cst.Subscript):

@@ -135,9 +135,44 @@ def arange_dtype(rule, original, call, receiver, rewriter):
     return _finish(rule, _infer_dtype(rule, _bound(rule, call, receiver), ("start", "end", "step")))
 
 
+_FLOAT_DTYPE = re.compile(r"\.(float16|float32|bfloat16|complex64)$")
+_INT_DTYPE = re.compile(r"\.(u?int(8|16|32|64))$")
+
+
+def _dtype_dominates(dtype: cst.BaseExpression, kind: Optional[str]) -> bool:
+    """mx.full(shape, v, dtype=d) keeps d only when d is at least as wide a kind as v (else v's type wins)."""
+    code = code_of(dtype)
+    if not code.startswith(sentinel("mx")):
+        return False
+    if _FLOAT_DTYPE.search(code):
+        return kind is not None
+    if _INT_DTYPE.search(code):
+        return kind in ("int", "bool")
+    return kind == "bool"
+
+
 @register("full_dtype")
 def full_dtype(rule, original, call, receiver, rewriter):
-    return _finish(rule, _infer_dtype(rule, _bound(rule, call, receiver), ("fill_value",)))
+    """torch.full / Tensor.new_full. MLX's mx.full(shape, 2.5, dtype=mx.int32) silently returns float32,
+    so a dtype that does not dominate the fill value's type is applied to the fill value instead."""
+    bound = _bound(rule, call, receiver)
+    dtype = bound.get("dtype")
+    if dtype is None and receiver is not None:
+        dtype = cst.Attribute(bound.get("input"), cst.Name("dtype"))
+    if dtype is None:
+        return _finish(rule, _infer_dtype(rule, bound, ("fill_value",)))
+    fill = bound.get("fill_value")
+    values = dict(bound.values)
+    if _dtype_dominates(dtype, literal_kind(fill)):
+        values["dtype"] = dtype
+    else:
+        values.pop("dtype", None)
+        values["fill_value"] = cst.Call(
+            cst.parse_expression(f"{sentinel('mx')}.array"),
+            [cst.Arg(fill), cst.Arg(dtype, keyword=cst.Name("dtype"), equal=cst.AssignEqual(
+                whitespace_before=cst.SimpleWhitespace(""), whitespace_after=cst.SimpleWhitespace("")))],
+        )
+    return _finish(rule, Bound(values))
 
 
 @register("tensor_dtype")

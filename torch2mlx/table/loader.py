@@ -92,6 +92,7 @@ def _build_rule(entry: dict, where: str) -> Rule:
         mlx=entry.get("mlx"),
         variants=tuple(Variant(tuple(sorted((k, v) for k, v in v_["when"].items() if k != "__line__")), v_["mlx"]) for v_ in entry.get("variants", [])),
         condition=entry.get("condition"),
+        assumes=entry.get("assumes"),
         why=entry.get("why"),
         handler=entry.get("handler"),
         returns=entry.get("returns", "tensor"),

@@ -90,6 +90,7 @@ class Rule:
     mlx: Optional[str] = None
     variants: tuple[Variant, ...] = ()
     condition: Optional[str] = None
+    assumes: Optional[str] = None
     why: Optional[str] = None
     handler: Optional[str] = None
     returns: str = "tensor"

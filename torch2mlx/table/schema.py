@@ -60,7 +60,8 @@ RULE = {
             },
         },
         "status": {"enum": ["exact", "conditional", "manual"]},
-        "condition": {"type": "string"},
+        "condition": {"type": "string", "description": "the predicate the engine checks (params/handler); unmet -> flagged"},
+        "assumes": {"type": "string", "description": "what the translation assumes and cannot check; reported as an info diagnostic"},
         "why": {"type": "string"},
         "handler": {"type": "string"},
         "returns": {"enum": ["tensor", "other"]},
@@ -72,7 +73,7 @@ RULE = {
     "allOf": [
         {"anyOf": [{"required": ["function"]}, {"required": ["method"]}, {"required": ["value"]}]},
         {"if": {"properties": {"status": {"const": "manual"}}}, "then": {"required": ["why"]}},
-        {"if": {"properties": {"status": {"const": "conditional"}}}, "then": {"required": ["condition"]}},
+        {"if": {"properties": {"status": {"const": "conditional"}}}, "then": {"anyOf": [{"required": ["condition"]}, {"required": ["assumes"]}]}},
     ],
 }
 
