@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import ast
+import functools
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Optional, Sequence
@@ -88,15 +89,32 @@ def convert_source(text: str, path: str = "<string>", *, rule_files: Sequence[Pa
         return ConversionResult(text, text)
     index = index or build_index(rule_files)
     tree, module = _parse(text, path)
-    module_scope, scopes = analyze(tree, frozenset(index.methods))
-    rewriter = TableRewriter(index, module_scope, scopes)
+    module_scope, scopes = analyze(tree, frozenset(index.methods) | _transform_attrs())
+    transforms = [cls() for cls in _transform_classes() if cls().applies_to(text)]
+    rewriter = TableRewriter(index, module_scope, scopes, transforms)
     try:
         new_module = module.visit(rewriter)
-        code = emitter.finish(new_module, rewriter.roots_used)
+        code = emitter.finish(new_module, rewriter.roots_used, rewriter.module_prelude)
     except RecursionError:
         raise InputError("expression nested too deeply to convert", path) from None
     diagnostics = _diagnostics(module, rewriter, path)
     return ConversionResult(code, text, diagnostics, rewriter.converted)
+
+
+@functools.lru_cache(maxsize=1)
+def _transform_classes() -> tuple:
+    from torch2mlx.transforms import discover
+
+    return tuple(discover())
+
+
+@functools.lru_cache(maxsize=1)
+def _transform_attrs() -> frozenset:
+    """Attribute names transforms care about (so subtrees using them are not skipped)."""
+    names: set = set()
+    for cls in _transform_classes():
+        names |= set(getattr(cls, "hot_attributes", ()))
+    return frozenset(names)
 
 
 def _diagnostics(module: cst.Module, rewriter: TableRewriter, path: str) -> tuple[Diagnostic, ...]:

@@ -111,6 +111,10 @@ def _prune_torch_import(stmt: cst.SimpleStatementLine, used: set):
     return stmt.with_changes(body=[imp.with_changes(names=keep)])
 
 
+def _is_import(stmt) -> bool:
+    return isinstance(stmt, cst.SimpleStatementLine) and all(isinstance(s, (cst.Import, cst.ImportFrom)) for s in stmt.body)
+
+
 def _imports_torch(stmt) -> bool:
     if not isinstance(stmt, cst.SimpleStatementLine) or len(stmt.body) != 1:
         return False
@@ -147,7 +151,7 @@ def _insert_at(body: list) -> int:
     return i
 
 
-def finish(module: cst.Module, roots_used: set) -> str:
+def finish(module: cst.Module, roots_used: set, prelude: Iterable = ()) -> str:
     draft = module.code
     used, nested_torch_import = _loaded_names(draft)
     if nested_torch_import:
@@ -188,10 +192,18 @@ def finish(module: cst.Module, roots_used: set) -> str:
         aliases[alias] = chosen
         if (module_name, chosen) not in existing:
             imports.append(cst.parse_statement(f"import {module_name} as {chosen}\n"))
-    if imports:
+    prelude = list(prelude)
+    if imports or prelude:
         at = first_torch_import if first_torch_import is not None else _insert_at(new_body)
-        imports[0] = imports[0].with_changes(leading_lines=slot_lines)
+        if imports:
+            imports[0] = imports[0].with_changes(leading_lines=slot_lines)
+        else:
+            prelude[0] = prelude[0].with_changes(leading_lines=slot_lines)
+        after_imports = at + len(imports)
         new_body[at:at] = imports
+        while after_imports < len(new_body) and _is_import(new_body[after_imports]):
+            after_imports += 1
+        new_body[after_imports:after_imports] = prelude
     elif slot_lines and first_torch_import is not None and first_torch_import < len(new_body):
         nxt = new_body[first_torch_import]
         new_body[first_torch_import] = nxt.with_changes(leading_lines=[*slot_lines, *nxt.leading_lines])

@@ -68,8 +68,13 @@ def _is_suppressed(comments: list[str], rule_id: str) -> bool:
 
 
 class TableRewriter(cst.CSTTransformer):
-    def __init__(self, index: RuleIndex, module_scope: Scope, scopes: list):
+    def __init__(self, index: RuleIndex, module_scope: Scope, scopes: list, transforms: list = ()):
         super().__init__()
+        from torch2mlx.transforms import hooks_for
+
+        self.transforms = list(transforms)
+        self._visit_hooks, self._leave_hooks = hooks_for(self.transforms)
+        self.module_prelude: list = []  # statements transforms want after the imports
         self.index = index
         self.scope_list = scopes
         self.scope_counter = 0
@@ -85,6 +90,26 @@ class TableRewriter(cst.CSTTransformer):
         self.identity_calls: set[int] = set()
         self.arg_stack: list[int] = []
         self.bool_names: list[set] = [set()]
+
+    # ----- transform hooks -----------------------------------------------------------------
+    def on_visit(self, node: cst.CSTNode) -> bool:
+        result = super().on_visit(node)
+        hooks = self._visit_hooks.get(type(node).__name__)
+        if hooks:
+            for hook in hooks:
+                if hook(self, node) is False:
+                    result = False
+        return result
+
+    def on_leave(self, original_node, updated_node):
+        result = super().on_leave(original_node, updated_node)
+        hooks = self._leave_hooks.get(type(original_node).__name__)
+        if hooks and isinstance(result, cst.CSTNode):
+            for hook in hooks:
+                result = hook(self, original_node, result)
+                if not isinstance(result, cst.CSTNode):
+                    break
+        return result
 
     # ----- names ---------------------------------------------------------------------------
     def qualified_name(self, node: cst.BaseExpression) -> Optional[str]:

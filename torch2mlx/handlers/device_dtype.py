@@ -15,10 +15,13 @@ _DEVICE_CALL = re.compile(rf"^{_MX}\.(default_device|Device)\(")
 _DROPPED_KEYWORDS = {"non_blocking", "copy", "memory_format", "device"}
 
 
+_DEVICE_STRING = re.compile(r"""^[rbuRBU]?(['"])(cpu|cuda|mps|meta|xla|xpu)(:\d+)?\1$""")
+
+
 def _is_device(node: cst.BaseExpression) -> bool:
-    if isinstance(node, (cst.SimpleString, cst.FormattedString)):
-        return True
     code = code_of(node)
+    if isinstance(node, cst.SimpleString):
+        return bool(_DEVICE_STRING.match(code))
     if _DEVICE_CALL.match(code):
         return True
     last = code.rsplit(".", 1)[-1]

@@ -1,0 +1,54 @@
+"""Structural transforms: what a rule table cannot express (nn.Module classes, training steps, ...).
+
+A transform is a class deriving from `Transform` in a module of this package (found
+automatically: adding one is adding a file). It does not walk the tree itself: the
+single table pass calls its `visit_<Node>(rw, node)` and `leave_<Node>(rw, original,
+updated)` hooks for the node types it names, right after the table's own handling of
+that node. `rw` is the running `TableRewriter`: `rw.qualified_name(expr)`,
+`rw.flag(node, rule_id, kind, message)`, `rw.tensors`, `rw.index`, `rw.roots_used`,
+`rw.module_prelude` (statements to add after the imports) are there to use.
+"""
+from __future__ import annotations
+
+import importlib
+import pkgutil
+from typing import ClassVar
+
+import libcst as cst
+
+
+class Transform:
+    """Base class. `id` is kebab-case; `applies_to(text)` is a cheap check on the source."""
+
+    id: ClassVar[str] = ""
+    description: ClassVar[str] = ""
+    order: ClassVar[int] = 100  # lower runs first when two transforms hook the same node
+
+    def applies_to(self, text: str) -> bool:
+        return True
+
+
+def discover() -> list[type]:
+    found = []
+    for info in pkgutil.iter_modules(__path__):
+        module = importlib.import_module(f"{__name__}.{info.name}")
+        for value in vars(module).values():
+            if isinstance(value, type) and issubclass(value, Transform) and value is not Transform and value.id:
+                found.append(value)
+    return sorted(set(found), key=lambda cls: (cls.order, cls.id))
+
+
+def hooks_for(transforms: list) -> tuple[dict, dict]:
+    """node type name -> list of bound visit hooks / leave hooks."""
+    visit: dict = {}
+    leave: dict = {}
+    for t in transforms:
+        for attr in dir(t):
+            if attr.startswith("visit_"):
+                visit.setdefault(attr[6:], []).append(getattr(t, attr))
+            elif attr.startswith("leave_"):
+                leave.setdefault(attr[6:], []).append(getattr(t, attr))
+    return visit, leave
+
+
+__all__ = ["Transform", "discover", "hooks_for", "cst"]
