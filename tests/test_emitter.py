@@ -85,3 +85,17 @@ def test_device_calls_disappear_and_statements_are_dropped():
     src = "import torch\n\ndef f(x: torch.Tensor, device):\n    x = x.to(device)\n    return torch.sum(x)\n"
     out = convert_source(src).code
     assert "to(device)" not in out and "x = x\n" not in out
+
+
+def test_statement_renderer_equals_libcst_render():
+    import libcst as cst
+    import torch
+
+    from torch2mlx.emitter import _Renderer
+
+    from pathlib import Path
+    samples = ["", "\n", "x = 1", "# only a comment", "x = 1\n\n# trailing comment\n", "\ufeffimport torch\r\nx = 1\r\n"]
+    samples += [p.read_text() for p in sorted((Path(torch.__file__).parent / "nn" / "modules").glob("*.py"))[:8]]
+    for text in samples:
+        module = cst.parse_module(text)
+        assert _Renderer(module).render(module.body) == module.code == text.lstrip("\ufeff")

@@ -8,11 +8,10 @@ from pathlib import Path
 from typing import Iterable, Optional, Sequence
 
 import libcst as cst
-from libcst.metadata import MetadataWrapper, PositionProvider
 
-from torch2mlx import emitter
+from torch2mlx import emitter, positions
 from torch2mlx.diagnostics import Diagnostic, InputError, Kind, Severity
-from torch2mlx.names import analyze
+from torch2mlx.names import analyze, cold_statements
 from torch2mlx.rewriter import TableRewriter
 from torch2mlx.table import RuleIndex, load_default_table, load_rule_files
 from torch2mlx.table.model import Rule
@@ -89,15 +88,17 @@ def convert_source(text: str, path: str = "<string>", *, rule_files: Sequence[Pa
         return ConversionResult(text, text)
     index = index or build_index(rule_files)
     tree, module = _parse(text, path)
-    module_scope, scopes = analyze(tree, frozenset(index.methods) | _transform_attrs())
+    hot_attrs = frozenset(index.methods) | _transform_attrs()
+    module_scope, scopes = analyze(tree, hot_attrs)
     transforms = [cls() for cls in _transform_classes() if cls().applies_to(text)]
-    rewriter = TableRewriter(index, module_scope, scopes, transforms)
+    cold = positions.cold_statement_map(module, tree, cold_statements(tree, module_scope.hot_names, hot_attrs))
+    rewriter = TableRewriter(index, module_scope, scopes, transforms, cold)
     try:
         new_module = module.visit(rewriter)
         code = emitter.finish(new_module, rewriter.roots_used, rewriter.module_prelude)
     except RecursionError:
         raise InputError("expression nested too deeply to convert", path) from None
-    diagnostics = _diagnostics(module, rewriter, path)
+    diagnostics = _diagnostics(module, tree, text, rewriter, path)
     return ConversionResult(code, text, diagnostics, rewriter.converted)
 
 
@@ -117,14 +118,13 @@ def _transform_attrs() -> frozenset:
     return frozenset(names)
 
 
-def _diagnostics(module: cst.Module, rewriter: TableRewriter, path: str) -> tuple[Diagnostic, ...]:
+def _diagnostics(module: cst.Module, tree: ast.Module, text: str, rewriter: TableRewriter, path: str) -> tuple[Diagnostic, ...]:
     if not rewriter.findings:
         return ()
-    positions = MetadataWrapper(module, unsafe_skip_copy=True).resolve(PositionProvider)
+    where = positions.resolve(module, tree, text, [(f.node, f.statement) for f in rewriter.findings])
     out = []
     for f in rewriter.findings:
-        pos = positions.get(f.node)
-        line, col = (pos.start.line, pos.start.column + 1) if pos else (0, 0)
+        line, col = where.get(id(f.node), (0, 0))
         out.append(Diagnostic(f.rule_id, Kind(f.kind), Severity(f.severity), f.message, path, line, col))
     out.sort(key=lambda d: (d.line, d.column))
     return tuple(out)

@@ -151,11 +151,40 @@ def _insert_at(body: list) -> int:
     return i
 
 
+class _Renderer:
+    """Renders a module statement by statement, remembering each statement's text so the
+    final render after import edits only renders what changed (one render, not two)."""
+
+    def __init__(self, module: cst.Module):
+        self.module = module
+        self.cache: dict = {}
+
+    def stmt(self, node) -> str:
+        text = self.cache.get(id(node))
+        if text is None:
+            text = self.cache[id(node)] = self.module.code_for_node(node)
+        return text
+
+    def render(self, body) -> str:
+        m = self.module
+        parts = [m.code_for_node(h) for h in m.header]
+        parts.extend(self.stmt(s) for s in body)
+        parts.extend(m.code_for_node(f) for f in m.footer)
+        code = "".join(parts)
+        if not m.has_trailing_newline and code.endswith(m.default_newline):
+            code = code[: -len(m.default_newline)]
+        elif m.has_trailing_newline and not code:
+            code = m.default_newline
+        return code
+
+
 def finish(module: cst.Module, roots_used: set, prelude: Iterable = ()) -> str:
-    draft = module.code
+    renderer = _Renderer(module)
+    draft = renderer.render(module.body)
     used, nested_torch_import = _loaded_names(draft)
     if nested_torch_import:
         module = module.visit(_NestedImportPruner(used))
+        renderer = _Renderer(module)
     body = list(module.body)
     new_body: list = []
     first_torch_import = None
@@ -207,7 +236,7 @@ def finish(module: cst.Module, roots_used: set, prelude: Iterable = ()) -> str:
     elif slot_lines and first_torch_import is not None and first_torch_import < len(new_body):
         nxt = new_body[first_torch_import]
         new_body[first_torch_import] = nxt.with_changes(leading_lines=[*slot_lines, *nxt.leading_lines])
-    code = module.with_changes(body=new_body).code
+    code = renderer.render(new_body)
     for alias, chosen in aliases.items():
         code = code.replace(sentinel(alias), chosen)
     return code

@@ -168,5 +168,29 @@ def analyze(tree: ast.Module, hot_attrs: frozenset = frozenset()) -> tuple[Scope
     for stmt in tree.body:
         collector.visit(stmt)
     module.interesting = True
+    module.hot_names = frozenset(hot_names)  # type: ignore[attr-defined]
     # the collector appends parents before children: pre-order, matching libcst's traversal
     return module, scopes
+
+
+def cold_statements(tree: ast.Module, hot_names: frozenset, hot_attrs: frozenset) -> set:
+    """ids of ast statements that mention no torch alias and no rule method name."""
+    cold: set = set()
+
+    def hot(node: ast.AST) -> bool:
+        found = False
+        if isinstance(node, ast.Name) and node.id in hot_names:
+            found = True
+        elif isinstance(node, ast.Attribute) and node.attr in hot_attrs:
+            found = True
+        elif isinstance(node, ast.Subscript):  # boolean-mask indexing is checked on any tensor
+            found = True
+        for child in ast.iter_child_nodes(node):
+            if hot(child):
+                found = True
+        if not found and isinstance(node, ast.stmt):
+            cold.add(id(node))
+        return found
+
+    hot(tree)
+    return cold

@@ -37,6 +37,7 @@ class Finding:
     message: str
     severity: str = "warning"
     inside_args: tuple = ()  # ids of the original argument values that enclose the node
+    statement: object = None  # the innermost original statement around the node
 
 
 def _suppressions(stmt: cst.CSTNode) -> list[str]:
@@ -68,13 +69,14 @@ def _is_suppressed(comments: list[str], rule_id: str) -> bool:
 
 
 class TableRewriter(cst.CSTTransformer):
-    def __init__(self, index: RuleIndex, module_scope: Scope, scopes: list, transforms: list = ()):
+    def __init__(self, index: RuleIndex, module_scope: Scope, scopes: list, transforms: list = (), cold: Optional[dict] = None):
         super().__init__()
         from torch2mlx.transforms import hooks_for
 
         self.transforms = list(transforms)
         self._visit_hooks, self._leave_hooks = hooks_for(self.transforms)
         self.module_prelude: list = []  # statements transforms want after the imports
+        self.cold = cold or {}  # id(libcst statement) -> its ast statement, for statements with no torch
         self.index = index
         self.scope_list = scopes
         self.scope_counter = 0
@@ -86,6 +88,7 @@ class TableRewriter(cst.CSTTransformer):
         self.call_funcs: set[int] = set()
         self.inner_attrs: set[int] = set()
         self.statement_findings: list[list[Finding]] = [[]]
+        self.statement_stack: list = []
         self.namedtuple_calls: dict[int, Rule] = {}
         self.identity_calls: set[int] = set()
         self.arg_stack: list[int] = []
@@ -123,12 +126,15 @@ class TableRewriter(cst.CSTTransformer):
 
     # ----- findings ------------------------------------------------------------------------
     def flag(self, node: cst.CSTNode, rule_id: str, kind: str, message: str, severity: str = "warning") -> None:
-        self.statement_findings[-1].append(Finding(node, rule_id, kind, message, severity, tuple(self.arg_stack)))
+        stmt = self.statement_stack[-1] if self.statement_stack else None
+        self.statement_findings[-1].append(Finding(node, rule_id, kind, message, severity, tuple(self.arg_stack), stmt))
 
-    def _push_statement(self) -> None:
+    def _push_statement(self, node=None) -> None:
         self.statement_findings.append([])
+        self.statement_stack.append(node)
 
     def _pop_statement(self, original: cst.CSTNode, updated):
+        self.statement_stack.pop()
         found = self.statement_findings.pop()
         if not found:
             return updated
@@ -153,7 +159,7 @@ class TableRewriter(cst.CSTTransformer):
         self.scope_counter += 1
         self.scopes.append(scope)
         self.tensors.push()
-        self._push_statement()
+        self._push_statement(node)
         if not scope.interesting:
             self.scope_counter += scope.nested_count
             return False
@@ -182,8 +188,16 @@ class TableRewriter(cst.CSTTransformer):
     visit_ImportFrom = visit_Import
 
     # ----- statements ----------------------------------------------------------------------
-    def visit_SimpleStatementLine(self, node) -> None:
-        self._push_statement()
+    def visit_SimpleStatementLine(self, node) -> bool:
+        self._push_statement(node)
+        return self._visit_unless_cold(node)
+
+    def _visit_unless_cold(self, node) -> bool:
+        cold = self.cold.get(id(node))
+        if cold is None:
+            return True
+        self.tensors.forget_assignments(cold)
+        return False
 
     def leave_SimpleStatementLine(self, original: cst.SimpleStatementLine, updated: cst.SimpleStatementLine):
         body = [s for s in updated.body if not self._is_leftover_noop(s)]
@@ -191,6 +205,7 @@ class TableRewriter(cst.CSTTransformer):
             has_comment = any(line.comment is not None for line in updated.leading_lines)
             if not body and not has_comment:
                 self.statement_findings.pop()
+                self.statement_stack.pop()
                 return cst.RemoveFromParent()
             if body:
                 body[-1] = body[-1].with_changes(semicolon=cst.MaybeSentinel.DEFAULT)
@@ -210,8 +225,9 @@ class TableRewriter(cst.CSTTransformer):
             return updated.with_changes(body=[cst.SimpleStatementLine([cst.Pass()])])
         return updated
 
-    def _visit_compound(self, node) -> None:
-        self._push_statement()
+    def _visit_compound(self, node) -> bool:
+        self._push_statement(node)
+        return self._visit_unless_cold(node)
 
     def _leave_compound(self, original, updated):
         return self._pop_statement(original, updated)
@@ -239,10 +255,11 @@ class TableRewriter(cst.CSTTransformer):
             self.tensors.mark(original.target.value, known)
         return updated
 
-    def visit_For(self, node: cst.For) -> None:
-        self._push_statement()
+    def visit_For(self, node: cst.For) -> bool:
+        self._push_statement(node)
         if isinstance(node.target, cst.Name):
             self.tensors.mark(node.target.value, False)
+        return self._visit_unless_cold(node)
 
     # ----- expressions ---------------------------------------------------------------------
     def visit_Call(self, node: cst.Call) -> None:

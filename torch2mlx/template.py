@@ -85,6 +85,12 @@ def int_literal_value(node: cst.BaseExpression) -> Optional[int]:
     return None
 
 
+@functools.lru_cache(maxsize=4096)
+def parse_value(code: str) -> cst.BaseExpression:
+    """Parse a default or mapped value once; libcst nodes are immutable, so sharing is safe."""
+    return cst.parse_expression(code)
+
+
 def sentinel(alias: str) -> str:
     """Generated code names MLX modules by a sentinel; the emitter picks the final alias."""
     return f"__t2m_mod_{alias}__"
@@ -208,7 +214,7 @@ def normalize(rule: Rule, bound: Bound) -> Bound:
             if code not in spec.values:
                 allowed = ", ".join(spec.values)
                 raise Flag(f"argument {name}={code} is not a literal this rule can map (one of {allowed})")
-            value = cst.parse_expression(spec.values[code])
+            value = parse_value(spec.values[code])
         if spec.require == "int_literal" and not is_int_literal(value):
             raise Flag(f"argument {name} must be an integer literal for an exact translation")
         if spec.require == "literal" and not is_literal(value):
@@ -226,9 +232,9 @@ def normalize(rule: Rule, bound: Bound) -> Bound:
         if spec.always_write and name not in out:
             param = sig.get(name)
             if param is not None and param.default is not None:
-                value = cst.parse_expression(param.default)
+                value = parse_value(param.default)
                 if spec.values is not None and param.default in spec.values:
-                    value = cst.parse_expression(spec.values[param.default])
+                    value = parse_value(spec.values[param.default])
                 out[name] = value
     return Bound(out)
 
@@ -250,7 +256,7 @@ def expand(template: str, rule: Rule, bound: Bound) -> cst.BaseExpression:
         absent.add(name)
         param = sig.get(name) if sig is not None else None
         if param is not None and param.default is not None:
-            values[name] = cst.parse_expression(param.default)
+            values[name] = parse_value(param.default)
         else:
             values[name] = cst.Name("None")
     result = _parse_template(template).visit(_Filler(values, absent))

@@ -54,6 +54,45 @@ class TensorFacts:
         else:
             self.bools[-1].discard(name)
 
+    def forget_assignments(self, stmt) -> None:
+        """An `ast` statement the pass skips (no torch in it): keep what its assignments tell."""
+        import ast
+
+        for node in ast.walk(stmt):
+            if isinstance(node, (ast.Assign, ast.AnnAssign, ast.AugAssign)):
+                targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+                value_is_tensor = isinstance(node, ast.AugAssign) or (node.value is not None and self._ast_tensor(node.value))
+                value_is_bool = isinstance(node.value, ast.Compare) and value_is_tensor
+                for t in targets:
+                    if isinstance(t, ast.Name):
+                        if isinstance(node, ast.AugAssign):
+                            continue
+                        self.mark(t.id, value_is_tensor, value_is_bool)
+                    else:
+                        for n in ast.walk(t):
+                            if isinstance(n, ast.Name):
+                                self.mark(n.id, False)
+            elif isinstance(node, (ast.For, ast.With, ast.NamedExpr, ast.comprehension)):
+                target = getattr(node, "target", None)
+                for n in ast.walk(target) if target is not None else ():
+                    if isinstance(n, ast.Name):
+                        self.mark(n.id, False)
+
+    def _ast_tensor(self, node) -> bool:
+        import ast
+
+        if isinstance(node, ast.Name):
+            return node.id in self.stack[-1]
+        if isinstance(node, ast.BinOp):
+            return self._ast_tensor(node.left) or self._ast_tensor(node.right)
+        if isinstance(node, ast.UnaryOp):
+            return self._ast_tensor(node.operand)
+        if isinstance(node, ast.Compare):
+            return self._ast_tensor(node.left) or any(self._ast_tensor(c) for c in node.comparators)
+        if isinstance(node, ast.Subscript):
+            return self._ast_tensor(node.value)
+        return False
+
     def is_bool(self, node: cst.BaseExpression) -> bool:
         """A boolean tensor: a comparison involving a tensor, `.bool()`, or a name assigned one."""
         if isinstance(node, cst.Name):
