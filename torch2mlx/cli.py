@@ -1,7 +1,8 @@
 """Command line: a thin layer over `torch2mlx.convert_source`. Owns paths, output and exit codes.
 
-Exit codes: 0 everything translated; 1 output written but something was flagged;
-2 bad input or usage (no output written).
+Exit codes: 0 everything translated; 1 output written but something was flagged (or,
+with --check, something would change); 2 bad input or usage; 3 internal error in a file.
+Directory runs live in `batch.py`, rule tooling in `cli_rules.py`.
 """
 from __future__ import annotations
 
@@ -13,7 +14,10 @@ import click
 from rich.console import Console
 from rich.markup import escape
 
+from torch2mlx import batch
 from torch2mlx.api import build_index, convert_source
+from torch2mlx.cache import default_cache_dir
+from torch2mlx.cli_rules import rules_group
 from torch2mlx.diagnostics import InputError
 from torch2mlx.fileio import read_source, write_atomic
 from torch2mlx.report import print_summary, report_dict, write_json
@@ -29,10 +33,23 @@ Examples:
   torch2mlx convert model.py -o model_mlx.py
   torch2mlx convert model.py --diff          # unified diff of what would change
   torch2mlx convert model.py --rules my_rules.yaml --report-json report.json
+  torch2mlx convert src/ -o out/ --report report.md   # a whole tree, in parallel
+  torch2mlx convert src/ --in-place --exclude 'tests/*'
+  torch2mlx convert src/ --check                      # exit 1 if anything would change
 
 \b
 Exit codes: 0 all translated; 1 output written but something was flagged
-(see the `# torch2mlx:` comments); 2 bad input or usage, nothing written.
+(see the `# torch2mlx:` comments), or with --check something would change;
+2 bad input or usage (for a directory: some file could not be read or parsed;
+the others are still converted); 3 internal error in some file (others still written).
+"""
+
+CHECK_HELP = """Report PyTorch code torch2mlx would translate; write nothing.
+
+\b
+Exit codes: 0 nothing to translate (flagged leftovers do not count); 1 some file
+would be rewritten (each is listed with the changed lines); 2 bad input; 3 internal error.
+Used by the `torch2mlx-check` pre-commit hook.
 """
 
 
@@ -47,21 +64,66 @@ def main() -> None:
     """torch2mlx: translate PyTorch programs into native MLX programs."""
 
 
+_common = [
+    click.option("--rules", "rule_files", multiple=True, type=click.Path(path_type=Path), help="Extra YAML rule file (adds or overrides entries). Repeatable."),
+    click.option("--exclude", "excludes", multiple=True, metavar="GLOB", help="Skip paths matching this .gitignore-style pattern (relative to the directory). Repeatable; .gitignore files are respected too."),
+    click.option("-j", "--jobs", type=click.IntRange(min=1), default=None, help="Worker processes for directories (default: all cores)."),
+    click.option("--no-cache", is_flag=True, help="Convert every file even if an identical one was converted before."),
+    click.option("--cache-dir", type=click.Path(path_type=Path), envvar="TORCH2MLX_CACHE_DIR", help="Where cached results live (default: ~/.cache/torch2mlx)."),
+    click.option("--report-json", type=click.Path(path_type=Path), help="Write the report as JSON."),
+    click.option("--report", "report_file", type=click.Path(path_type=Path), help="Write a migration report: Markdown, or HTML for .html."),
+    click.option("--sarif", "sarif_file", type=click.Path(path_type=Path), help="Write the diagnostics as SARIF 2.1.0."),
+    click.option("-v", "--verbose", is_flag=True, help="List every diagnostic, not only the summary (directories)."),
+    click.option("-q", "--quiet", is_flag=True, help="No summary on stderr."),
+]
+
+
+def common_options(func):
+    for option in reversed(_common):
+        func = option(func)
+    return func
+
+
 @main.command(help=CONVERT_HELP)
-@click.argument("source", type=click.Path(path_type=Path))
-@click.option("-o", "--output", type=click.Path(path_type=Path), help="Write the MLX code here (default: stdout).")
+@click.argument("sources", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("-o", "--output", type=click.Path(path_type=Path), help="Write the MLX code here: a file, or a directory mirroring SOURCE's tree (default: stdout).")
 @click.option("--diff", is_flag=True, help="Print a unified diff instead of the converted code.")
-@click.option("--in-place", is_flag=True, help="Rewrite SOURCE itself.")
-@click.option("--force", is_flag=True, help="Overwrite OUTPUT if it exists.")
-@click.option("--rules", "rule_files", multiple=True, type=click.Path(path_type=Path), help="Extra YAML rule file (adds or overrides entries). Repeatable.")
-@click.option("--report-json", type=click.Path(path_type=Path), help="Write the report as JSON.")
-@click.option("-q", "--quiet", is_flag=True, help="No summary on stderr.")
-def convert(source: Path, output, diff, in_place, force, rule_files, report_json, quiet) -> None:
+@click.option("--in-place", is_flag=True, help="Rewrite the SOURCE files themselves (each atomically).")
+@click.option("--check", is_flag=True, help="Write nothing; exit 1 if any file would be rewritten (for CI and pre-commit).")
+@click.option("--force", is_flag=True, help="Overwrite OUTPUT if it exists (or a non-empty output directory).")
+@click.option("--no-copy", is_flag=True, help="With a directory, do not copy non-Python files to OUTPUT.")
+@click.option("--exit-zero", is_flag=True, help="Exit 0 even when something was flagged (bad input still exits 2).")
+@common_options
+def convert(sources, output, diff, in_place, check, force, no_copy, exit_zero, rule_files, excludes, jobs,
+            no_cache, cache_dir, report_json, report_file, sarif_file, verbose, quiet) -> None:
     err = Console(stderr=True)
-    if sum(bool(x) for x in (output, diff, in_place)) > 1:
-        raise _fail(err, "choose one of -o/--output, --diff and --in-place")
-    if source.is_dir():
-        raise _fail(err, f"{source}: is a directory (directory conversion is not available yet; pass a .py file)")
+    if sum(bool(x) for x in (output, diff, in_place, check)) > 1:
+        raise _fail(err, "choose one of -o/--output, --diff, --check and --in-place")
+    single = len(sources) == 1 and not sources[0].is_dir() and not (check or report_file or sarif_file)
+    if single:
+        _convert_one(err, sources[0], output, diff, in_place, force, rule_files, report_json, quiet, exit_zero)
+    mode = "check" if check else "diff" if diff else "in-place" if in_place else "output" if output else None
+    if mode is None:
+        raise _fail(err, "a directory or several files need -o/--output DIR, --in-place, --diff or --check")
+    batch.run_batch(err, sources, batch.BatchSettings(
+        mode=mode, output=output, force=force, copy_other=not no_copy, exit_zero=exit_zero,
+        rule_files=tuple(rule_files), excludes=tuple(excludes), jobs=jobs, cache_dir=None if no_cache else (cache_dir or default_cache_dir()),
+        report_json=report_json, report_file=report_file, sarif_file=sarif_file, verbose=verbose, quiet=quiet))
+
+
+@main.command(help=CHECK_HELP)
+@click.argument("sources", nargs=-1, required=True, type=click.Path(path_type=Path))
+@common_options
+def check(sources, rule_files, excludes, jobs, no_cache, cache_dir, report_json, report_file, sarif_file, verbose, quiet) -> None:
+    err = Console(stderr=True)
+    batch.run_batch(err, sources, batch.BatchSettings(
+        mode="check", rule_files=tuple(rule_files), excludes=tuple(excludes), jobs=jobs,
+        cache_dir=None if no_cache else (cache_dir or default_cache_dir()),
+        report_json=report_json, report_file=report_file, sarif_file=sarif_file, verbose=verbose, quiet=quiet))
+
+
+def _convert_one(err: Console, source: Path, output, diff, in_place, force, rule_files, report_json, quiet, exit_zero) -> None:
+    """One file: the converted code to stdout, a file, a diff, or the file itself."""
     try:
         index = build_index(tuple(rule_files))
     except RuleError as exc:
@@ -81,6 +143,8 @@ def convert(source: Path, output, diff, in_place, force, rule_files, report_json
         except OSError as exc:
             raise _fail(err, f"{output}: cannot write: {exc.strerror or exc}")
     elif in_place:
+        if source.is_symlink():
+            raise _fail(err, f"{source}: is a symbolic link; not written through")
         if result.changed:
             write_atomic(source, result.code)
     elif diff:
@@ -94,7 +158,10 @@ def convert(source: Path, output, diff, in_place, force, rule_files, report_json
         write_json(report, str(report_json))
     if not quiet:
         print_summary(report, err)
-    raise click.exceptions.Exit(EXIT_FLAGGED if result.flagged else EXIT_OK)
+    raise click.exceptions.Exit(EXIT_FLAGGED if result.flagged and not exit_zero else EXIT_OK)
+
+
+main.add_command(rules_group)
 
 
 if __name__ == "__main__":  # pragma: no cover

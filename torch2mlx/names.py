@@ -169,8 +169,26 @@ def analyze(tree: ast.Module, hot_attrs: frozenset = frozenset()) -> tuple[Scope
         collector.visit(stmt)
     module.interesting = True
     module.hot_names = frozenset(hot_names)  # type: ignore[attr-defined]
+    module.tensor_functions = _tensor_returning_functions(tree, module)  # type: ignore[attr-defined]
     # the collector appends parents before children: pre-order, matching libcst's traversal
     return module, scopes
+
+
+def _tensor_returning_functions(tree: ast.Module, module: Scope) -> frozenset:
+    """Module-level functions annotated `-> torch.Tensor`: calls to them are tensors."""
+    found = set()
+    for node in tree.body:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.returns is not None:
+            ann = node.returns
+            parts = []
+            while isinstance(ann, ast.Attribute):
+                parts.append(ann.attr)
+                ann = ann.value
+            if isinstance(ann, ast.Name):
+                root = module.resolve(ann.id)
+                if root is not None and ".".join([root, *reversed(parts)]) == "torch.Tensor":
+                    found.add(node.name)
+    return frozenset(found)
 
 
 def cold_statements(tree: ast.Module, hot_names: frozenset, hot_attrs: frozenset) -> set:

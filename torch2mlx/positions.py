@@ -112,11 +112,14 @@ def resolve(module: cst.Module, tree: ast.Module, text: str, wanted: Iterable[tu
     elifs = pairs.pop("elif", set())
     alone: list = []  # (key, rendered copy, nodes): all rendered in ONE module, positions in one go
     leftovers: list = []
+    encoded = _EncodedLines(lines)
     for key, (stmt, nodes) in by_statement.items():
         if stmt is None or key not in pairs:
             leftovers.extend(nodes)
             continue
-        alone.append((key, _header_only(stmt), nodes))
+        unresolved = [n for n in nodes if not _from_ast(n, pairs[key], encoded, out)]
+        if unresolved:
+            alone.append((key, _header_only(stmt), unresolved))
     if leftovers:
         out.update(_whole_file(module, leftovers))
     if not alone:
@@ -140,6 +143,67 @@ def resolve(module: cst.Module, tree: ast.Module, text: str, wanted: Iterable[tu
                 col += 2
             out[id(node)] = (first_abs + pos.start.line - first_rel, col + 1)
     return out
+
+
+_AST_TYPE = {cst.Call: ast.Call, cst.Attribute: ast.Attribute, cst.Name: ast.Name, cst.Subscript: ast.Subscript}
+_EMPTY = cst.Module(body=[])
+
+
+class _EncodedLines:
+    """Source lines as UTF-8 bytes: ast columns are byte offsets."""
+
+    def __init__(self, lines: list):
+        self.lines = lines
+        self.cache: dict = {}
+
+    def line(self, n: int) -> bytes:
+        b = self.cache.get(n)
+        if b is None:
+            b = self.cache[n] = self.lines[n - 1].encode("utf-8") if 0 < n <= len(self.lines) else b""
+        return b
+
+    def segment(self, node: ast.AST) -> str:
+        if node.lineno == node.end_lineno:
+            return self.line(node.lineno)[node.col_offset:node.end_col_offset].decode("utf-8", "replace")
+        parts = [self.line(node.lineno)[node.col_offset:]]
+        parts += [self.line(n) for n in range(node.lineno + 1, node.end_lineno)]
+        parts.append(self.line(node.end_lineno)[:node.end_col_offset])
+        return "\n".join(p.decode("utf-8", "replace") for p in parts)
+
+    def column(self, node: ast.AST) -> int:
+        return len(self.line(node.lineno)[:node.col_offset].decode("utf-8", "replace"))
+
+
+def _header_nodes(stmt: ast.AST):
+    """ast nodes of a statement, not descending into nested statement bodies."""
+    stack = [stmt]
+    while stack:
+        node = stack.pop()
+        yield node
+        for name, value in ast.iter_fields(node):
+            if name in ("body", "orelse", "finalbody", "handlers", "cases") and node is not stmt or (
+                    node is stmt and name in ("body", "orelse", "finalbody", "handlers", "cases")):
+                continue
+            if isinstance(value, list):
+                stack.extend(v for v in value if isinstance(v, ast.AST))
+            elif isinstance(value, ast.AST):
+                stack.append(value)
+
+
+def _from_ast(node: cst.CSTNode, stmt: ast.AST, encoded: _EncodedLines, out: dict) -> bool:
+    """Position of `node` from the ast when exactly one same-type node has the same text."""
+    kind = _AST_TYPE.get(type(node))
+    if kind is None or getattr(node, "lpar", None):
+        return False
+    code = _EMPTY.code_for_node(node)
+    if "\n" in code:
+        return False
+    matches = [n for n in _header_nodes(stmt) if isinstance(n, kind) and n.lineno == n.end_lineno
+               and encoded.segment(n) == code]
+    if len(matches) != 1:
+        return False
+    out[id(node)] = (matches[0].lineno, encoded.column(matches[0]) + 1)
+    return True
 
 
 def _whole_file(module: cst.Module, nodes: list) -> dict:

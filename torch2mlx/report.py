@@ -2,10 +2,13 @@
 from __future__ import annotations
 
 import json
+import os
 from collections import Counter
+from pathlib import Path
 from typing import Iterable
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from torch2mlx.api import ConversionResult
@@ -59,3 +62,172 @@ def print_summary(report: dict, console: Console) -> None:
         for row in report["untranslated"][:20]:
             table.add_row(row["rule_id"], str(row["count"]))
         console.print(table)
+
+
+# --------------------------------------------------------------------------- many files
+
+STATUSES = ("converted", "flagged", "unchanged", "copied", "failed", "internal-error", "skipped")
+WHERE_SHOWN = 5  # locations listed per untranslated API
+
+
+def run_report(outcomes: Iterable, mode: str = "output") -> dict:
+    """Aggregate runner FileOutcomes: per-status counts, untranslated APIs with where, per-file detail."""
+    outcomes = sorted(outcomes, key=lambda o: o.path)
+    counts = Counter(o.status for o in outcomes)
+    untranslated: dict = {}
+    files = []
+    for o in outcomes:
+        for d in o.diagnostics:
+            if d.severity.value == "info":
+                continue
+            row = untranslated.setdefault(d.rule_id, {"rule_id": d.rule_id, "count": 0, "files": set(), "where": []})
+            row["count"] += 1
+            row["files"].add(o.path)
+            if len(row["where"]) < WHERE_SHOWN:
+                row["where"].append(d.location)
+        files.append({
+            "path": o.path,
+            "status": o.status,
+            "changed": o.changed,
+            "cached": o.cached,
+            "lines": o.lines,
+            "converted": o.converted,
+            "flagged": o.flagged,
+            "error": o.error or None,
+            "error_line": o.error_line or None,
+            "changed_lines": list(o.changed_lines),
+            "diagnostics": [d.to_json() for d in o.diagnostics],
+        })
+    top = sorted(untranslated.values(), key=lambda r: (-r["count"], r["rule_id"]))
+    return {
+        "mode": mode,
+        "summary": {
+            "files": len(outcomes),
+            **{status: counts.get(status, 0) for status in STATUSES},
+            "cached": sum(1 for o in outcomes if o.cached),
+            "lines": sum(o.lines for o in outcomes),
+            "converted_uses": sum(o.converted for o in outcomes),
+            "flagged_uses": sum(o.flagged for o in outcomes),
+        },
+        "untranslated": [{**r, "files": len(r["files"])} for r in top],
+        "files": files,
+    }
+
+
+def print_run_diagnostics(report: dict, console: Console) -> None:
+    """One line per problem, unwrapped so that file:line:col stays clickable."""
+    for f in report["files"]:
+        if f["error"]:
+            where = f"{f['path']}:{f['error_line']}" if f["error_line"] else f["path"]
+            colour = "red" if f["status"] != "skipped" else "dim"
+            console.print(f"  {escape(where)}: [{colour}]{f['status']}[/]: {escape(f['error'].splitlines()[0])}",
+                          highlight=False, soft_wrap=True)
+        if report["mode"] == "check" and f["changed"]:
+            lines = ", ".join(str(n) for n in f["changed_lines"][:10])
+            console.print(f"  {escape(f['path'])}:{f['changed_lines'][0] if f['changed_lines'] else 1}: "
+                          f"[yellow]would be rewritten[/] ({f['converted']} torch API use(s) translatable; lines {lines})",
+                          highlight=False, soft_wrap=True)
+        for d in f["diagnostics"]:
+            console.print(f"  {escape(d['path'])}:{d['line']}:{d['column']}: [yellow]{escape(d['rule_id'])}[/]: {escape(d['message'])}",
+                          highlight=False, soft_wrap=True)
+
+
+def print_run_summary(report: dict, console: Console, top: int = 15) -> None:
+    s = report["summary"]
+    table = Table(title="torch2mlx run", show_edge=False)
+    for column in ("files", "converted", "flagged", "unchanged", "failed", "internal errors", "cache hits"):
+        table.add_column(column, justify="right")
+    table.add_row(str(s["files"]), str(s["converted"]), str(s["flagged"]), str(s["unchanged"]),
+                  str(s["failed"]), str(s["internal-error"]), str(s["cached"]))
+    console.print(table)
+    console.print(f"{s['converted_uses']} torch API uses converted, {s['flagged_uses']} left in place", highlight=False)
+    if report["untranslated"]:
+        left = Table(title=f"Top untranslated APIs (of {len(report['untranslated'])})", show_edge=False)
+        left.add_column("torch API")
+        left.add_column("count", justify="right")
+        left.add_column("files", justify="right")
+        left.add_column("where (first)")
+        for row in report["untranslated"][:top]:
+            left.add_row(escape(row["rule_id"]), str(row["count"]), str(row["files"]), escape(", ".join(row["where"][:2])))
+        console.print(left)
+
+
+def _link(path: str, line: int, base: Path) -> str:
+    target = os.path.relpath(os.path.abspath(path), os.path.abspath(base)).replace(os.sep, "/")
+    return f"{target}#L{line}" if line else target
+
+
+def markdown(report: dict, base: Path = Path(".")) -> str:
+    """A review document: headline numbers, what is left by API, then per file what was done and what is left."""
+    s = report["summary"]
+    out = ["# torch2mlx migration report", ""]
+    out.append(f"{s['files']} files: {s['converted']} converted, {s['flagged']} converted with items left, "
+               f"{s['unchanged']} unchanged, {s['failed']} failed, {s['internal-error']} internal errors, "
+               f"{s['skipped']} skipped. {s['converted_uses']} torch API uses converted, {s['flagged_uses']} left in place.")
+    out.append("")
+    if report["untranslated"]:
+        out += ["## What is left, by API", "", "| torch API | count | files | first occurrences |", "|---|---:|---:|---|"]
+        for row in report["untranslated"]:
+            where = ", ".join(f"[{w}]({_link(w.rsplit(':', 2)[0], int(w.rsplit(':', 2)[1]), base)})" for w in row["where"])
+            out.append(f"| `{row['rule_id']}` | {row['count']} | {row['files']} | {where} |")
+        out.append("")
+    out += ["## Files", ""]
+    for f in report["files"]:
+        if f["status"] in ("unchanged", "copied"):
+            continue
+        out.append(f"### [{f['path']}]({_link(f['path'], 0, base)}): {f['status']}")
+        out.append("")
+        if f["error"]:
+            line = f["error_line"] or 0
+            first = f["error"].splitlines()[0]
+            out.append(f"- {first} ([line {line}]({_link(f['path'], line, base)}))" if line else f"- {first}")
+        else:
+            out.append(f"- done: {f['converted']} torch API use(s) converted")
+            out.append(f"- left: {f['flagged']} item(s)")
+        for d in f["diagnostics"]:
+            out.append(f"  - [line {d['line']}]({_link(f['path'], d['line'], base)}) `{d['rule_id']}` ({d['kind']}): {d['message']}")
+        out.append("")
+    return "\n".join(out).rstrip() + "\n"
+
+
+def html(report: dict, base: Path = Path(".")) -> str:
+    """The same content as `markdown`, as a standalone HTML page."""
+    import html as h
+    import re
+
+    body = []
+    for line in markdown(report, base).splitlines():
+        text = h.escape(line)
+        text = re.sub(r"\[([^\]]+)\]\(([^)]+)\)", r'<a href="\2">\1</a>', text)
+        text = re.sub(r"`([^`]+)`", r"<code>\1</code>", text)
+        if line.startswith("### "):
+            body.append(f"<h3>{text[4:]}</h3>")
+        elif line.startswith("## "):
+            body.append(f"<h2>{text[3:]}</h2>")
+        elif line.startswith("# "):
+            body.append(f"<h1>{text[2:]}</h1>")
+        elif line.startswith("|---"):
+            continue
+        elif line.startswith("| "):
+            cells = [c.strip() for c in text.strip("|").split("|")]
+            tag = "th" if "torch API" in line else "td"
+            body.append("<tr>" + "".join(f"<{tag}>{c}</{tag}>" for c in cells) + "</tr>")
+        elif line.lstrip().startswith("- "):
+            body.append(f"<li>{text.lstrip()[2:]}</li>")
+        elif line:
+            body.append(f"<p>{text}</p>")
+    page = "\n".join(body).replace("<tr>", "<table><tr>", 1) if any(b.startswith("<tr>") for b in body) else "\n".join(body)
+    if "<table>" in page:
+        last = page.rfind("</tr>") + len("</tr>")
+        page = page[:last] + "</table>" + page[last:]
+    return ("<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>torch2mlx migration report</title></head>\n"
+            f"<body>\n{page}\n</body></html>\n")
+
+
+def write_report(report: dict, path: Path) -> None:
+    """Markdown, or HTML when the file name ends in .html/.htm."""
+    from torch2mlx.fileio import write_atomic
+
+    path = Path(path)
+    render = html if path.suffix.lower() in (".html", ".htm") else markdown
+    write_atomic(path, render(report, path.parent))

@@ -75,13 +75,18 @@ class TableRewriter(cst.CSTTransformer):
 
         self.transforms = list(transforms)
         self._visit_hooks, self._leave_hooks = hooks_for(self.transforms)
+        if not self._visit_hooks:  # skip the per-node dispatch when no transform needs it
+            self.on_visit = super().on_visit  # type: ignore[method-assign]
+        if not self._leave_hooks:
+            self.on_leave = super().on_leave  # type: ignore[method-assign]
         self.module_prelude: list = []  # statements transforms want after the imports
         self.cold = cold or {}  # id(libcst statement) -> its ast statement, for statements with no torch
         self.index = index
         self.scope_list = scopes
         self.scope_counter = 0
         self.scopes: list[Scope] = [module_scope]
-        self.tensors = TensorFacts(index, self.qualified_name)
+        self.tensors = TensorFacts(index, self.qualified_name, getattr(module_scope, "tensor_functions", frozenset()),
+                                   lambda name: any(s.is_bound_locally(name) for s in self.scopes[1:]))
         self.findings: list[Finding] = []
         self.roots_used: set[str] = set()
         self.converted = 0
@@ -361,7 +366,10 @@ class TableRewriter(cst.CSTTransformer):
             return True
         if any(a.keyword is not None and a.keyword.value in TORCH_KEYWORDS for a in call.args):
             return True
-        name = f"Tensor.{call.func.attr.value}"  # type: ignore[attr-defined]
+        method = call.func.attr.value  # type: ignore[attr-defined]
+        if rule.mlx is not None and rule.mlx.startswith(f"{{input}}.{method}("):
+            return False  # MLX arrays have the same method: leaving it is right for any receiver
+        name = f"Tensor.{method}"
         self.flag(call, rule.id, "unknown-receiver",
                   f"`.{call.func.attr.value}()` on a value not known to be a tensor; "  # type: ignore[attr-defined]
                   f"annotate it `torch.Tensor` or translate by hand ({name})")

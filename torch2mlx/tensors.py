@@ -30,8 +30,11 @@ def attribute_chain(node: cst.BaseExpression) -> Optional[list]:
 
 
 class TensorFacts:
-    def __init__(self, index: RuleIndex, resolve: Callable[[cst.BaseExpression], Optional[str]]):
+    def __init__(self, index: RuleIndex, resolve: Callable[[cst.BaseExpression], Optional[str]],
+                 tensor_functions: frozenset = frozenset(), is_local: Callable[[str], bool] = lambda name: False):
         self.index = index
+        self.tensor_functions = tensor_functions  # module-level `def f(...) -> torch.Tensor`
+        self.is_local = is_local
         self.resolve = resolve  # qualified torch name of an expression, or None
         self.stack: list[set] = [set()]
         self.bools: list[set] = [set()]
@@ -116,6 +119,8 @@ class TensorFacts:
             if qual is not None:
                 rule = self.index.function(qual)
                 return rule is not None and rule.returns == "tensor"
+            if isinstance(node.func, cst.Name) and node.func.value in self.tensor_functions:
+                return not self.is_local(node.func.value)
             if isinstance(node.func, cst.Attribute):
                 rule = self.index.method(node.func.attr.value)
                 return rule is not None and rule.returns == "tensor" and self.is_tensor(node.func.value)

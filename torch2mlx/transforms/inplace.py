@@ -1,0 +1,372 @@
+"""In-place tensor updates -> functional assignments (id `inplace-op`).
+
+What it does
+    `x.add_(y)` as a statement becomes `x = x + y`-style code: the out-of-place form comes
+    from the rule table (`add_` -> the rule for `add`); `x.zero_()`, `x.fill_(v)`,
+    `x.copy_(y)` have their own forms. `x[x < 0] = 0` becomes `x = mx.where(x < 0, 0, x)`.
+    `F.relu(x, inplace=True)` as a statement becomes `x = nn.relu(x)`, and
+    `x = F.relu(x, inplace=True)` drops the argument.
+Why
+    MLX arrays are immutable (item assignment aside): an update is a new array bound to the
+    same name.
+Left in place (flagged) when
+    another reference could have seen the mutation: the receiver is an attribute or
+    subscript of something else, a parameter of the function (the caller sees the change), a
+    name not assigned in this function, a loop variable, a name assigned from something that
+    may share storage (a view, `.detach()`, another name, a model output), or a name passed
+    to a call / stored anywhere in the function; also when the in-place call's value is used.
+`x[idx] += v` and `x[idx] = v` with non-mask indices are kept: MLX supports item assignment
+(repeated indices: the last write wins in both).
+"""
+from __future__ import annotations
+
+import ast
+from typing import Optional
+
+import libcst as cst
+
+from torch2mlx.binding import code_of
+from torch2mlx.transforms import Transform
+from torch2mlx.transforms.training_codegen import mlx_expr
+
+RULE_ID = "inplace-op"
+SPECIAL = {"zero_", "fill_", "copy_"}
+GENERIC = {
+    "add_", "sub_", "mul_", "div_", "pow_", "neg_", "abs_", "exp_", "log_", "sqrt_", "rsqrt_",
+    "sigmoid_", "tanh_", "relu_", "floor_", "ceil_", "round_", "trunc_", "sign_", "reciprocal_",
+    "clamp_", "clamp_min_", "clamp_max_", "clip_", "masked_fill_", "index_add_", "lerp_",
+    "addcmul_", "addcdiv_", "squeeze_", "unsqueeze_", "t_", "transpose_", "sin_", "cos_",
+    "square_", "fmod_", "remainder_", "floor_divide_", "sub_", "true_divide_", "exp2_", "log1p_", "expm1_",
+}
+INPLACE_METHODS = frozenset(SPECIAL | GENERIC)
+
+# expressions whose value never shares storage with anything else
+_FRESH_METHODS = frozenset({
+    "clone", "add", "sub", "mul", "div", "matmul", "mm", "bmm", "exp", "log", "sqrt", "abs", "neg",
+    "sum", "mean", "pow", "softmax", "log_softmax", "argmax", "argmin", "sigmoid", "tanh", "relu",
+    "new_zeros", "new_ones", "new_full", "new_empty", "new_tensor", "zeros_like", "ones_like",
+})
+_VIEW_FUNCS = frozenset({
+    "view", "view_as", "reshape", "flatten", "squeeze", "unsqueeze", "transpose", "t", "permute",
+    "narrow", "select", "expand", "expand_as", "detach", "unbind", "split", "chunk", "as_strided",
+    "movedim", "moveaxis", "swapaxes", "swapdims", "diagonal", "unflatten", "as_tensor", "from_numpy",
+    "asarray", "frombuffer", "real", "imag", "contiguous", "to", "type_as", "atleast_1d", "atleast_2d",
+    "atleast_3d", "broadcast_to", "hsplit", "vsplit", "tensor_split", "ravel", "squeeze_", "view_as_real",
+})
+# uses that read a value without keeping a reference to the tensor
+_SCALAR_ATTRS = frozenset({"shape", "dtype", "device", "ndim", "size", "item", "tolist", "numel", "dim", "is_cuda"})
+_READING_BUILTINS = frozenset({"print", "len", "float", "int", "str", "repr", "bool", "round", "isinstance", "format"})
+
+
+def _is_fresh(value: ast.expr) -> bool:
+    if isinstance(value, (ast.BinOp, ast.UnaryOp, ast.Compare, ast.Constant, ast.ListComp)):
+        return True
+    if isinstance(value, ast.Call):
+        func = value.func
+        if isinstance(func, ast.Attribute):
+            root = func.value
+            while isinstance(root, ast.Attribute):
+                root = root.value
+            module_call = isinstance(root, ast.Name) and root.id in ("torch", "F", "nn", "np", "numpy", "mx")
+            if module_call:
+                return func.attr not in _VIEW_FUNCS
+            return func.attr in _FRESH_METHODS
+    return False
+
+
+class _ScopeFacts:
+    """What one function (or the module) does with its names, for the aliasing check."""
+
+    def __init__(self, node: ast.AST):
+        self.params: set = set()
+        self.declared: set = set()  # global / nonlocal
+        self.stores: dict = {}  # name -> list of assigned values (None: not a plain assignment)
+        self.unsafe_uses: dict = {}  # name -> why the first alias-capable use is one
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            a = node.args
+            self.params = {p.arg for p in [*a.posonlyargs, *a.args, *a.kwonlyargs, a.vararg, a.kwarg] if p is not None}
+            body = node.body
+        else:
+            body = node.body
+        for stmt in body:
+            self._collect_stores(stmt)
+        parents: dict = {}
+        for parent in ast.walk(node):
+            for child in ast.iter_child_nodes(parent):
+                parents[child] = parent
+        for n in ast.walk(node):
+            if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load):
+                why = self._use_problem(n, parents)
+                if why is not None:
+                    self.unsafe_uses.setdefault(n.id, why)
+
+    def _collect_stores(self, node: ast.AST) -> None:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda)):
+            if not isinstance(node, ast.Lambda):
+                self.stores.setdefault(node.name, []).append(None)
+            return
+        if isinstance(node, (ast.Global, ast.Nonlocal)):
+            self.declared.update(node.names)
+        if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
+            self.stores.setdefault(node.targets[0].id, []).append(node.value)
+        elif isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
+            self.stores.setdefault(node.target.id, []).append(node.value)
+        elif isinstance(node, ast.AugAssign) and isinstance(node.target, ast.Name):
+            self.stores.setdefault(node.target.id, []).append(ast.BinOp())  # keeps the object
+        else:
+            for n in ast.iter_child_nodes(node) if not isinstance(node, ast.Name) else ():
+                if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store):
+                    self.stores.setdefault(n.id, []).append(None)
+                else:
+                    self._collect_stores(n)
+            return
+        for value in [node.value] if getattr(node, "value", None) is not None else []:
+            self._collect_stores(value)
+
+    def _use_problem(self, node: ast.expr, parents: dict) -> Optional[str]:
+        """None when this use of a tensor value cannot keep a reference to its storage."""
+        parent = parents.get(node)
+        if isinstance(parent, (ast.BinOp, ast.UnaryOp, ast.Compare, ast.BoolOp, ast.FormattedValue, ast.Return)):
+            return None
+        if isinstance(parent, ast.Attribute) and parent.value is node:
+            call = parents.get(parent)
+            if parent.attr in _SCALAR_ATTRS or parent.attr in INPLACE_METHODS:
+                return None
+            if isinstance(call, ast.Call) and call.func is parent:
+                if parent.attr in _FRESH_METHODS:
+                    return None
+                return self._use_problem(call, parents) if parent.attr in _VIEW_FUNCS else None
+            return self._use_problem(parent, parents)
+        if isinstance(parent, ast.Subscript) and parent.value is node:
+            if isinstance(parent.ctx, ast.Store):
+                return None
+            return self._use_problem(parent, parents)
+        if isinstance(parent, ast.Call) and node in parent.args:
+            func = parent.func
+            name = func.id if isinstance(func, ast.Name) else func.attr if isinstance(func, ast.Attribute) else ""
+            if isinstance(func, ast.Name) and name in _READING_BUILTINS:
+                return None
+            if isinstance(func, ast.Attribute) and isinstance(func.value, ast.Name) and func.value.id in ("torch", "F") and name not in _VIEW_FUNCS:
+                return None
+            return f"it is passed to `{ast.unparse(func)}(...)`, which may keep a reference"
+        if isinstance(parent, ast.Subscript) and parent.slice is node:
+            return None
+        if isinstance(parent, (ast.Tuple, ast.List, ast.Starred)) and isinstance(parent.ctx, ast.Load):
+            return self._use_problem(parent, parents)
+        if isinstance(parent, (ast.Assign, ast.AnnAssign, ast.NamedExpr)):
+            return "it is assigned to another name, which would have seen the mutation"
+        return "it is used where a reference to it may be kept"
+
+    def problem(self, name: str) -> Optional[str]:
+        if name in self.params:
+            return f"`{name}` is a parameter: the caller would see the mutation"
+        if name in self.declared:
+            return f"`{name}` is global/nonlocal: other code would see the mutation"
+        values = self.stores.get(name)
+        if not values:
+            return f"`{name}` is not assigned in this scope"
+        for value in values:
+            if value is None or not _is_fresh(value):
+                source = "" if value is None else f" (`{ast.unparse(value)[:40]}`)"
+                return f"`{name}` may share storage with another tensor{source}"
+        why = self.unsafe_uses.get(name)
+        return None if why is None else f"`{name}`: {why}"
+
+
+class InplaceOps(Transform):
+    id = RULE_ID
+    description = "in-place tensor updates (x.add_(y), x[mask] = v, inplace=True) -> assignments"
+    hot_attributes = INPLACE_METHODS
+    order = 50
+
+    def __init__(self) -> None:
+        self.scopes: list = []  # libcst FunctionDef / ClassDef / Module
+        self.facts: dict = {}
+        self.statement_calls: set = set()
+
+    def applies_to(self, text: str) -> bool:
+        return "_(" in text or "inplace" in text or "] =" in text
+
+    # ----- scopes -----------------------------------------------------------------------------
+    def visit_Module(self, rw, node) -> None:
+        self.scopes.append(node)
+
+    def visit_FunctionDef(self, rw, node) -> None:
+        self.scopes.append(node)
+
+    visit_ClassDef = visit_FunctionDef
+
+    def leave_FunctionDef(self, rw, original, updated):
+        self.scopes.pop()
+        return updated
+
+    leave_ClassDef = leave_FunctionDef
+
+    def _problem(self, name: str) -> Optional[str]:
+        scope = self.scopes[-1] if self.scopes else None
+        if scope is None or isinstance(scope, cst.ClassDef):
+            return "in-place update in a class body"
+        if id(scope) not in self.facts:
+            code = scope.code if isinstance(scope, cst.Module) else cst.Module([]).code_for_node(scope)
+            tree = ast.parse(code)
+            self.facts[id(scope)] = _ScopeFacts(tree if isinstance(scope, cst.Module) else tree.body[0])
+        return self.facts[id(scope)].problem(name)
+
+    # ----- helpers -----------------------------------------------------------------------------
+    @staticmethod
+    def _drop_findings(rw, node) -> None:
+        rw.statement_findings[-1] = [f for f in rw.statement_findings[-1] if f.node is not node]
+
+    def _refuse(self, rw, node, why: str) -> None:
+        rw.flag(node, RULE_ID, "semantics-differ", f"in-place update left as written: {why}; MLX arrays are immutable, assign the result by hand")
+
+    @staticmethod
+    def _apply(rw, rule, original, call, receiver):
+        """The table's translation of `call`, or None when the table flags it."""
+        before = len(rw.statement_findings[-1])
+        result = rw._apply(rule, original, call, receiver)
+        flagged = any(f.severity != "info" for f in rw.statement_findings[-1][before:])
+        return None if flagged else result
+
+    # ----- x.add_(y), x.zero_(), F.relu(x, inplace=True) as statements ---------------------
+    def visit_Expr(self, rw, node) -> None:
+        if isinstance(node.value, cst.Call):
+            self.statement_calls.add(id(node.value))
+
+    def leave_Call(self, rw, original, updated):
+        func = original.func
+        if (isinstance(func, cst.Attribute) and func.attr.value in INPLACE_METHODS
+                and id(original) not in self.statement_calls and rw.qualified_name(func.value) is None):
+            self._refuse(rw, original, f"the value of `.{func.attr.value}()` is used")
+        return updated
+
+    def leave_Expr(self, rw, original, updated):
+        call = original.value
+        if not isinstance(call, cst.Call) or not isinstance(updated.value, cst.Call):
+            return updated
+        if isinstance(call.func, cst.Attribute) and call.func.attr.value in INPLACE_METHODS:
+            if rw.qualified_name(call.func.value) is not None:
+                return updated
+            return self._method(rw, original, updated, call)
+        target = self._inplace_arg_target(rw, call)
+        if target is None:
+            return updated
+        why = self._problem(target)
+        if why is not None:
+            self._refuse(rw, call, why)
+            return updated
+        value = self._without_inplace(rw, call, updated.value)
+        if value is None:
+            return updated
+        rw.tensors.mark(target, True)
+        return cst.Assign([cst.AssignTarget(cst.Name(target))], value, semicolon=updated.semicolon)
+
+    def _method(self, rw, original, updated, call):
+        method = call.func.attr.value
+        if not isinstance(call.func.value, cst.Name):
+            self._refuse(rw, call, f"`{code_of(call.func.value)}` is part of another object, which would see the mutation")
+            return updated
+        name = call.func.value.value
+        why = self._problem(name)
+        if why is not None:
+            self._refuse(rw, call, why)
+            return updated
+        self._drop_findings(rw, call)
+        value = self._out_of_place(rw, call, updated.value, method, name)
+        if value is None:
+            if not rw.statement_findings[-1]:
+                self._refuse(rw, call, f"no out-of-place rule for `.{method}()`")
+            return updated
+        rw.tensors.mark(name, True)
+        return cst.Assign([cst.AssignTarget(cst.Name(name))], value, semicolon=updated.semicolon)
+
+    def _out_of_place(self, rw, call, new_call, method, name):
+        args = new_call.args
+        if method == "zero_" and not args:
+            return mlx_expr(rw, f"mx.zeros_like({name})")
+        if method == "fill_" and len(args) == 1 and args[0].keyword is None and not args[0].star:
+            return mlx_expr(rw, f"mx.full({name}.shape, {code_of(args[0].value)}, dtype={name}.dtype)")
+        if method == "copy_" and len(args) == 1 and args[0].keyword is None and not args[0].star:
+            return mlx_expr(rw, f"mx.broadcast_to({code_of(args[0].value)}, {name}.shape).astype({name}.dtype)")
+        if method in SPECIAL:
+            return None
+        rule = rw.index.method(method[:-1])
+        if rule is None:
+            return None
+        out_call = new_call.with_changes(func=new_call.func.with_changes(attr=cst.Name(method[:-1])))
+        return self._apply(rw, rule, call, out_call, new_call.func.value)
+
+    # ----- inplace=True -------------------------------------------------------------------------
+    @staticmethod
+    def _inplace_arg_target(rw, call) -> Optional[str]:
+        """`x` for `F.relu(x, inplace=True)` (first argument a plain name), else None."""
+        has = any(a.keyword is not None and a.keyword.value == "inplace" for a in call.args)
+        if not has or not call.args or call.args[0].keyword is not None or not isinstance(call.args[0].value, cst.Name):
+            return None
+        qual = rw.qualified_name(call.func)
+        return call.args[0].value.value if qual is not None and rw.index.function(qual) is not None else None
+
+    def _without_inplace(self, rw, call, new_call):
+        args = [a for a in new_call.args if not (a.keyword is not None and a.keyword.value == "inplace")]
+        if args:
+            args[-1] = args[-1].with_changes(comma=cst.MaybeSentinel.DEFAULT)
+        self._drop_findings(rw, call)
+        rule = rw.index.function(rw.qualified_name(call.func))
+        return self._apply(rw, rule, call, new_call.with_changes(args=args), None)
+
+    def leave_Assign(self, rw, original, updated):
+        if len(original.targets) != 1:
+            return updated
+        target = original.targets[0].target
+        value = original.value
+        if isinstance(target, cst.Name) and isinstance(value, cst.Call) and isinstance(updated.value, cst.Call):
+            if self._inplace_arg_target(rw, value) == target.value:  # x = F.relu(x, inplace=True)
+                why = self._problem(target.value)
+                if why is not None:
+                    self._refuse(rw, value, why)
+                    return updated
+                new = self._without_inplace(rw, value, updated.value)
+                return updated if new is None else updated.with_changes(value=new)
+            return updated
+        if isinstance(target, cst.Subscript):
+            return self._mask_assign(rw, original, updated, target)
+        return updated
+
+    # ----- x[x < 0] = 0 -------------------------------------------------------------------------
+    def _mask_assign(self, rw, original, updated, target):
+        if not isinstance(target.value, cst.Name) or len(target.slice) != 1 or not isinstance(target.slice[0].slice, cst.Index):
+            return updated
+        name = target.value.value
+        mask = target.slice[0].slice.value
+        if not isinstance(mask, cst.Comparison) or not rw.tensors.is_tensor(target.value):
+            return updated
+        sides = [mask.left, *[c.comparator for c in mask.comparisons]]
+        self_compared = len(sides) == 2 and any(isinstance(s, cst.Name) and s.value == name for s in sides) and any(_number(s) for s in sides)
+        if not self_compared or _number(original.value) is None:
+            return updated  # the table's boolean-mask flag stays
+        why = self._problem(name)
+        if why is not None:
+            self._refuse(rw, target, why)
+            return updated
+        self._drop_findings(rw, target)
+        new_mask = updated.targets[0].target.slice[0].slice.value
+        fill = code_of(updated.value)
+        if _number(original.value) == "float":
+            fill = f"mx.array({fill}, dtype={name}.dtype)"  # torch casts the value to x's dtype
+        where = mlx_expr(rw, f"mx.where(MASK, {fill}, {name})")
+        where = where.with_changes(args=[where.args[0].with_changes(value=new_mask), *where.args[1:]])
+        rw.converted += 1
+        return updated.with_changes(targets=[cst.AssignTarget(cst.Name(name))], value=where)
+
+
+def _number(node: cst.BaseExpression) -> Optional[str]:
+    """'int' / 'float' for a number literal (optionally negated, or float('inf')), else None."""
+    if isinstance(node, cst.UnaryOperation) and isinstance(node.operator, (cst.Minus, cst.Plus)):
+        return _number(node.expression)
+    if isinstance(node, cst.Integer):
+        return "int"
+    if isinstance(node, cst.Float):
+        return "float"
+    if isinstance(node, cst.Call) and isinstance(node.func, cst.Name) and node.func.value == "float" and len(node.args) == 1:
+        return "float" if isinstance(node.args[0].value, cst.SimpleString) else None
+    return None

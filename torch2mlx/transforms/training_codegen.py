@@ -1,0 +1,34 @@
+"""Building generated MLX code for transforms: parse a snippet, mark its MLX roots for the emitter."""
+from __future__ import annotations
+
+import libcst as cst
+
+from torch2mlx.template import MLX_ROOTS, sentinel
+
+
+class _MarkRoots(cst.CSTTransformer):
+    def __init__(self) -> None:
+        super().__init__()
+        self.roots: set = set()
+
+    def leave_Attribute(self, original: cst.Attribute, updated: cst.Attribute) -> cst.Attribute:
+        if isinstance(updated.value, cst.Name) and updated.value.value in MLX_ROOTS:
+            self.roots.add(updated.value.value)
+            return updated.with_changes(value=cst.Name(sentinel(updated.value.value)))
+        return updated
+
+
+def mlx_expr(rw, text: str) -> cst.BaseExpression:
+    """`text` parsed as an expression; `mx.`/`nn.`/`optim.` roots become emitter sentinels."""
+    marker = _MarkRoots()
+    node = cst.parse_expression(text).visit(marker)
+    rw.roots_used |= marker.roots
+    return node  # type: ignore[return-value]
+
+
+def mlx_statements(rw, text: str) -> list:
+    """`text` parsed as statements, with MLX roots marked (for generated loss functions, helpers)."""
+    marker = _MarkRoots()
+    module = cst.parse_module(text).visit(marker)
+    rw.roots_used |= marker.roots
+    return list(module.body)
