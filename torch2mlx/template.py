@@ -12,6 +12,7 @@ Semantics, in one place:
 """
 from __future__ import annotations
 
+import ast
 import functools
 import re
 from typing import Optional
@@ -89,6 +90,23 @@ def int_literal_value(node: cst.BaseExpression) -> Optional[int]:
 def parse_value(code: str) -> cst.BaseExpression:
     """Parse a default or mapped value once; libcst nodes are immutable, so sharing is safe."""
     return cst.parse_expression(code)
+
+
+@functools.lru_cache(maxsize=4096)
+def _literal(code: str):
+    try:
+        return True, ast.literal_eval(code)
+    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+        return False, None
+
+
+def same_literal(code: str, other: str) -> bool:
+    """`"tanh"` and `'tanh'`, `1.0` and `1.`: the same literal written two ways. 1 and True differ."""
+    if code == other:
+        return True
+    ok_a, a = _literal(code)
+    ok_b, b = _literal(other)
+    return ok_a and ok_b and type(a) is type(b) and a == b
 
 
 def sentinel(alias: str) -> str:
@@ -182,7 +200,8 @@ def choose_template(rule: Rule, bound: Bound) -> str:
         if all(bound.present(p) == (state == "present") for p, state in variant.when):
             return variant.mlx
     if rule.mlx is None:
-        raise Flag("no translation for this combination of arguments", "no-equivalent")
+        why = f": translated only when {rule.condition}" if rule.condition else ""
+        raise Flag(f"no translation for this combination of arguments{why}", "no-equivalent")
     return rule.mlx
 
 
@@ -205,12 +224,13 @@ def normalize(rule: Rule, bound: Bound) -> Bound:
             out[name] = value
             continue
         code = code_of(value)
-        is_default = param is not None and param.default is not None and code == param.default
+        is_default = param is not None and param.default is not None and same_literal(code, param.default)
         if spec.drop or (is_default and not spec.always_write):
             continue
         if spec.unsupported:
             raise Flag(f"argument {name}={code}: {spec.unsupported}")
         if spec.values is not None:
+            code = next((key for key in spec.values if same_literal(code, key)), code)
             if code not in spec.values:
                 allowed = ", ".join(spec.values)
                 raise Flag(f"argument {name}={code} is not a literal this rule can map (one of {allowed})")
