@@ -26,6 +26,7 @@ class Scope:
     modules: set = field(default_factory=set)    # names bound by non-torch imports
     interesting: bool = True                     # mentions a torch alias or a rule's method name
     nested_count: int = 0                        # defs/classes inside it, for skipping
+    submodules: frozenset = frozenset()          # class: attributes assigned a tensor-returning torch.nn layer
 
     def resolve(self, name: str) -> Optional[str]:
         """Qualified torch name that `name` refers to here, or None."""
@@ -139,6 +140,8 @@ class _Collector(ast.NodeVisitor):
         for stmt in node.body:
             collector.visit(stmt)
         child.interesting = collector.interesting
+        if isinstance(node, ast.ClassDef):
+            child.submodules = _tensor_submodules(node, child)
         child.nested_count = len(self.all_scopes) - before - 1
         self.interesting = self.interesting or collector.interesting
 
@@ -172,6 +175,32 @@ def analyze(tree: ast.Module, hot_attrs: frozenset = frozenset()) -> tuple[Scope
     module.tensor_functions = _tensor_returning_functions(tree, module)  # type: ignore[attr-defined]
     # the collector appends parents before children: pre-order, matching libcst's traversal
     return module, scopes
+
+
+def _tensor_submodules(cls: ast.ClassDef, scope: Scope) -> frozenset:
+    """`self.<name> = nn.<Layer>(...)` anywhere in the class's methods (tuple-returning layers excluded)."""
+    from torch2mlx.tensors import NON_TENSOR_MODULES
+
+    found = set()
+    for node in ast.walk(cls):
+        if not (isinstance(node, ast.Assign) and isinstance(node.value, ast.Call)):
+            continue
+        func, parts = node.value.func, []
+        while isinstance(func, ast.Attribute):
+            parts.append(func.attr)
+            func = func.value
+        if not isinstance(func, ast.Name):
+            continue
+        root = scope.resolve(func.id)
+        if root is None:
+            continue
+        qual = ".".join([root, *reversed(parts)])
+        if not qual.startswith("torch.nn.") or qual in NON_TENSOR_MODULES or qual.startswith("torch.nn.functional"):
+            continue
+        for target in node.targets:
+            if isinstance(target, ast.Attribute) and isinstance(target.value, ast.Name) and target.value.id == "self":
+                found.add(target.attr)
+    return frozenset(found)
 
 
 def _tensor_returning_functions(tree: ast.Module, module: Scope) -> frozenset:

@@ -94,6 +94,8 @@ class TableRewriter(cst.CSTTransformer):
         self.inner_attrs: set[int] = set()
         self.statement_findings: list[list[Finding]] = [[]]
         self.statement_stack: list = []
+        self._class_stack: list = []
+        self.annotation_depth = 0
         self.namedtuple_calls: dict[int, Rule] = {}
         self.identity_calls: set[int] = set()
         self.arg_stack: list[int] = []
@@ -164,6 +166,9 @@ class TableRewriter(cst.CSTTransformer):
         self.scope_counter += 1
         self.scopes.append(scope)
         self.tensors.push()
+        if scope.kind == "class":
+            self._class_stack.append(self.tensors.submodules)
+            self.tensors.submodules = scope.submodules
         self._push_statement(node)
         if not scope.interesting:
             self.scope_counter += scope.nested_count
@@ -180,6 +185,8 @@ class TableRewriter(cst.CSTTransformer):
         return self._enter_scope(node)
 
     def _leave_scope(self, original, updated):
+        if self.scopes[-1].kind == "class":
+            self.tensors.submodules = self._class_stack.pop()
         self.scopes.pop()
         self.tensors.pop()
         return self._pop_statement(original, updated)
@@ -270,6 +277,13 @@ class TableRewriter(cst.CSTTransformer):
     def visit_Call(self, node: cst.Call) -> None:
         self.call_funcs.add(id(node.func))
 
+    def visit_Annotation(self, node: cst.Annotation) -> None:
+        self.annotation_depth += 1
+
+    def leave_Annotation(self, original: cst.Annotation, updated: cst.Annotation) -> cst.Annotation:
+        self.annotation_depth -= 1
+        return updated
+
     def visit_Arg(self, node: cst.Arg) -> None:
         self.arg_stack.append(id(node.value))
 
@@ -323,6 +337,9 @@ class TableRewriter(cst.CSTTransformer):
             return updated
         if rule.status == "manual" or rule.mlx is None:
             self.flag(original, rule.id, "no-equivalent", rule.why or "no exact MLX equivalent")
+            return updated
+        if rule.context == "annotation" and not self.annotation_depth:
+            self.flag(original, rule.id, "semantics-differ", f"{qual} outside a type annotation: {rule.why or rule.notes}")
             return updated
         self.converted += 1
         self.roots_used |= template_roots(rule.mlx)

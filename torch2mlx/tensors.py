@@ -12,6 +12,11 @@ import libcst as cst
 
 from torch2mlx.table.index import RuleIndex
 
+TENSOR_TYPES = frozenset({"torch.Tensor"} | {f"torch.{t}Tensor" for t in (
+    "Float", "Double", "Half", "BFloat16", "Long", "Int", "Short", "Char", "Byte", "Bool")})
+NON_TENSOR_MODULES = frozenset({  # torch.nn layers whose call returns a tuple, not a tensor
+    "torch.nn.LSTM", "torch.nn.GRU", "torch.nn.RNN", "torch.nn.MultiheadAttention",
+    "torch.nn.ModuleList", "torch.nn.ModuleDict", "torch.nn.ParameterList", "torch.nn.ParameterDict"})
 TORCH_KEYWORDS = frozenset({"dim", "keepdim"})  # no builtin or numpy method takes these
 _TENSOR_ATTRS = frozenset({"T", "mT", "data", "grad"})
 
@@ -34,6 +39,7 @@ class TensorFacts:
                  tensor_functions: frozenset = frozenset(), is_local: Callable[[str], bool] = lambda name: False):
         self.index = index
         self.tensor_functions = tensor_functions  # module-level `def f(...) -> torch.Tensor`
+        self.submodules: frozenset = frozenset()  # `self.x = nn.Linear(...)` in the current class
         self.is_local = is_local
         self.resolve = resolve  # qualified torch name of an expression, or None
         self.stack: list[set] = [set()]
@@ -109,7 +115,20 @@ class TensorFacts:
         return False
 
     def is_tensor_annotation(self, annotation: Optional[cst.Annotation]) -> bool:
-        return annotation is not None and self.resolve(annotation.annotation) == "torch.Tensor"
+        """`torch.Tensor`, `torch.FloatTensor` & co, `Optional[...]` or `... | None` of them."""
+        return annotation is not None and self._is_tensor_type(annotation.annotation)
+
+    def _is_tensor_type(self, node: cst.BaseExpression) -> bool:
+        if isinstance(node, cst.BinaryOperation) and isinstance(node.operator, cst.BitOr):
+            sides = [node.left, node.right]
+            return any(self._is_tensor_type(s) for s in sides) and all(
+                self._is_tensor_type(s) or (isinstance(s, cst.Name) and s.value == "None") for s in sides)
+        if isinstance(node, cst.Subscript) and len(node.slice) == 1 and isinstance(node.slice[0].slice, cst.Index):
+            chain = attribute_chain(node.value)
+            if chain and chain[-1] == "Optional":
+                return self._is_tensor_type(node.slice[0].slice.value)
+            return False
+        return self.resolve(node) in TENSOR_TYPES
 
     def is_tensor(self, node: cst.BaseExpression) -> bool:
         if isinstance(node, cst.Name):
@@ -121,6 +140,9 @@ class TensorFacts:
                 return rule is not None and rule.returns == "tensor"
             if isinstance(node.func, cst.Name) and node.func.value in self.tensor_functions:
                 return not self.is_local(node.func.value)
+            if (isinstance(node.func, cst.Attribute) and isinstance(node.func.value, cst.Name)
+                    and node.func.value.value == "self" and node.func.attr.value in self.submodules):
+                return True  # a torch.nn layer of this class, called on its input
             if isinstance(node.func, cst.Attribute):
                 rule = self.index.method(node.func.attr.value)
                 return rule is not None and rule.returns == "tensor" and self.is_tensor(node.func.value)

@@ -28,6 +28,14 @@ def _is_device(node: cst.BaseExpression) -> bool:
     return isinstance(node, (cst.Name, cst.Attribute)) and ("device" in last.lower() or last in ("dev", "rank", "local_rank"))
 
 
+def _is_dtype(node: cst.BaseExpression) -> bool:
+    """An MLX dtype (already translated), or a name like `dtype` / `x.dtype` / `self.compute_dtype`."""
+    code = code_of(node)
+    if _DTYPE.match(code):
+        return True
+    return isinstance(node, (cst.Name, cst.Attribute)) and code.rsplit(".", 1)[-1].endswith("dtype")
+
+
 @register("tensor_to")
 def tensor_to(rule, original: cst.Call, call: cst.Call, receiver, rewriter):
     if receiver is None:
@@ -37,7 +45,7 @@ def tensor_to(rule, original: cst.Call, call: cst.Call, receiver, rewriter):
         if arg.star:
             raise Flag("cannot read a starred argument to `.to()`")
         key = arg.keyword.value if arg.keyword is not None else None
-        if key == "dtype" or (key is None and _DTYPE.match(code_of(arg.value))):
+        if key == "dtype" or (key is None and _is_dtype(arg.value)):
             dtype = arg.value
         elif key in _DROPPED_KEYWORDS or (key is None and _is_device(arg.value)):
             continue

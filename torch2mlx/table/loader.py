@@ -96,6 +96,7 @@ def _build_rule(entry: dict, where: str) -> Rule:
         why=entry.get("why"),
         handler=entry.get("handler"),
         returns=entry.get("returns", "tensor"),
+        context=entry.get("context"),
         namedtuple=_as_tuple(entry.get("namedtuple")),
         params=params,
         notes=entry.get("notes"),

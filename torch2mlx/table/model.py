@@ -94,6 +94,7 @@ class Rule:
     why: Optional[str] = None
     handler: Optional[str] = None
     returns: str = "tensor"
+    context: Optional[str] = None
     namedtuple: tuple[str, ...] = ()
     params: dict = field(default_factory=dict, hash=False, compare=False)
     notes: Optional[str] = None

@@ -65,6 +65,7 @@ RULE = {
         "why": {"type": "string"},
         "handler": {"type": "string"},
         "returns": {"enum": ["tensor", "other"]},
+        "context": {"enum": ["annotation"], "description": "a value rule that applies only inside type annotations"},
         "namedtuple": {"type": "array", "items": {"type": "string"}},
         "params": {"type": "object", "additionalProperties": PARAM_SPEC},
         "notes": {"type": "string"},
