@@ -76,3 +76,11 @@ def test_flag_inside_dropped_argument_is_moot():
     src = "import torch\ny = torch.zeros(2, device=torch.device(torch.weird_thing()))\n"
     result = convert_source(src)
     assert result.code.endswith("y = mx.zeros(2)\n") and not result.diagnostics
+
+
+def test_names_that_are_not_references_are_left_alone():
+    src = ("import torch\nimport torch.nn as nn\nfrom torch import cat\n\n"
+           "def f(x: torch.Tensor, cat=1):\n    g(cat=2)\n    return x.nn, torch.nn.utils.clip_grad_norm_\n")
+    result = convert_source(src)
+    assert "g(cat=2)" in result.code and "x.nn" in result.code
+    assert all(d.rule_id != "torch.nn" for d in result.diagnostics), [d.format() for d in result.diagnostics]

@@ -232,6 +232,11 @@ def finish(module: cst.Module, roots_used: set, prelude: Iterable = ()) -> str:
         new_body[at:at] = imports
         while after_imports < len(new_body) and _is_import(new_body[after_imports]):
             after_imports += 1
+        if prelude:  # definitions the transforms emit: set apart by blank lines, PEP 8 style
+            blank = [cst.EmptyLine(), cst.EmptyLine()]
+            prelude[0] = prelude[0].with_changes(leading_lines=blank + [l for l in prelude[0].leading_lines if l.comment])
+            if after_imports < len(new_body) and not new_body[after_imports].leading_lines:
+                new_body[after_imports] = new_body[after_imports].with_changes(leading_lines=blank)
         new_body[after_imports:after_imports] = prelude
     elif slot_lines and first_torch_import is not None and first_torch_import < len(new_body):
         nxt = new_body[first_torch_import]

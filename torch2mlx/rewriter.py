@@ -176,6 +176,7 @@ class TableRewriter(cst.CSTTransformer):
 
     # ----- scopes --------------------------------------------------------------------------
     def _enter_scope(self, node: Union[cst.FunctionDef, cst.ClassDef]) -> bool:
+        self.inner_attrs.add(id(node.name))
         scope = self.scope_list[self.scope_counter]
         self.scope_counter += 1
         self.scopes.append(scope)
@@ -300,6 +301,11 @@ class TableRewriter(cst.CSTTransformer):
 
     def visit_Arg(self, node: cst.Arg) -> None:
         self.arg_stack.append(id(node.value))
+        if node.keyword is not None:
+            self.inner_attrs.add(id(node.keyword))  # `f(cat=1)`: a keyword, not the name `cat`
+
+    def visit_Param(self, node: cst.Param) -> None:
+        self.inner_attrs.add(id(node.name))
 
     def leave_Arg(self, original: cst.Arg, updated: cst.Arg) -> cst.Arg:
         self.arg_stack.pop()
@@ -307,6 +313,7 @@ class TableRewriter(cst.CSTTransformer):
 
     def visit_Attribute(self, node: cst.Attribute) -> None:
         self.inner_attrs.add(id(node.value))
+        self.inner_attrs.add(id(node.attr))  # `x.nn` is not a reference to a name `nn`
 
     def leave_Attribute(self, original: cst.Attribute, updated: cst.Attribute):
         if id(original) in self.inner_attrs or id(original) in self.call_funcs:
@@ -423,6 +430,10 @@ class TableRewriter(cst.CSTTransformer):
                     dropped.add(id(v))
         if dropped:
             self.statement_findings[-1] = [f for f in findings if not dropped.intersection(f.inside_args)]
+
+    def apply_rule(self, rule: Rule, original: cst.Call, updated: cst.Call, receiver=None) -> cst.BaseExpression:
+        """Translate one call with one rule (for transforms); flags and returns `updated` if it can't."""
+        return self._apply(rule, original, updated, receiver)
 
     def _apply(self, rule: Rule, original: cst.Call, updated: cst.Call, receiver) -> cst.BaseExpression:
         if rule.status == "manual":
