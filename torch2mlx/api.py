@@ -54,7 +54,8 @@ def decode_source(data: bytes, path: str = "<string>") -> str:
         import tokenize
 
         encoding, _ = tokenize.detect_encoding(io.BytesIO(data).readline)
-        return data.decode(encoding)
+        # "utf-8-sig" would drop the BOM; decode as utf-8 so "\ufeff" stays and is written back.
+        return data.decode("utf-8" if encoding == "utf-8-sig" else encoding)
     except (SyntaxError, UnicodeDecodeError, LookupError) as exc:
         line = data[: getattr(exc, "start", 0)].count(b"\n") + 1 if isinstance(exc, UnicodeDecodeError) else 0
         raise InputError(f"cannot decode file: {exc}", path, line, 0) from None
@@ -75,7 +76,23 @@ def _parse(text: str, path: str) -> tuple[ast.Module, cst.Module]:
         raise InputError(f"syntax error: {exc.message}", path, exc.raw_line, exc.raw_column + 1) from None
     except RecursionError:
         raise InputError("expression nested too deeply to parse", path) from None
+    _check_tail_round_trip(module, text, path)
     return tree, module
+
+
+def _check_tail_round_trip(module: cst.Module, text: str, path: str) -> None:
+    """libcst drops some comment/whitespace lines after the last statement (e.g. an indented
+    `#` line before a whitespace-only last line). Refuse such a file rather than lose a comment."""
+    parts = [module.code_for_node(module.body[-1])] if module.body else [module.code_for_node(h) for h in module.header]
+    parts += [module.code_for_node(f) for f in module.footer]
+    tail = "".join(parts)
+    if not module.has_trailing_newline and tail.endswith(module.default_newline):
+        tail = tail[: -len(module.default_newline)]
+    if not text.endswith(tail):
+        line = text.count("\n") + 1
+        raise InputError("the end of this file cannot be reproduced exactly by the parser (libcst drops "
+                         "indented comment lines before trailing whitespace); strip trailing whitespace and retry",
+                         path, line, 0)
 
 
 def convert_source(text: str, path: str = "<string>", *, rule_files: Sequence[Path] = (), index: Optional[RuleIndex] = None) -> ConversionResult:
@@ -86,6 +103,9 @@ def convert_source(text: str, path: str = "<string>", *, rule_files: Sequence[Pa
     """
     if "torch" not in text:
         return ConversionResult(text, text)
+    if text.startswith("\ufeff"):  # a UTF-8 BOM (kept by decode_source): convert the rest, keep the mark
+        rest = convert_source(text[1:], path, rule_files=rule_files, index=index)
+        return ConversionResult("\ufeff" + rest.code, text, rest.diagnostics, rest.converted)
     index = index or build_index(rule_files)
     tree, module = _parse(text, path)
     hot_attrs = frozenset(index.methods) | _transform_attrs()

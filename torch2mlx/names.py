@@ -77,6 +77,10 @@ class _Collector(ast.NodeVisitor):
         self.hot_attrs = hot_attrs
         self.interesting = False
 
+    def _mentions_hot(self, node: ast.AST) -> bool:
+        return any((isinstance(n, ast.Name) and n.id in self.hot_names)
+                   or (isinstance(n, ast.Attribute) and n.attr in self.hot_attrs) for n in ast.walk(node))
+
     def _bind(self, name: str) -> None:
         self.scope.other.add(name)
 
@@ -139,7 +143,13 @@ class _Collector(ast.NodeVisitor):
             collector.visit(node.args)
         for stmt in node.body:
             collector.visit(stmt)
-        child.interesting = collector.interesting
+        header = list(node.decorator_list)
+        if isinstance(node, ast.ClassDef):
+            header += node.bases + [k.value for k in node.keywords]
+        else:
+            header += node.args.defaults + [d for d in node.args.kw_defaults if d is not None]
+            header += [node.returns] if node.returns is not None else []
+        child.interesting = collector.interesting or any(self._mentions_hot(h) for h in header)
         if isinstance(node, ast.ClassDef):
             child.submodules = _tensor_submodules(node, child)
         child.nested_count = len(self.all_scopes) - before - 1
