@@ -117,3 +117,22 @@ def test_help_has_examples(runner):
     r = runner.invoke(main, ["convert", "--help"])
     assert r.exit_code == 0 and "torch2mlx convert model.py -o model_mlx.py" in r.stdout
     assert "Exit codes" in r.stdout
+
+
+def test_internal_error_is_exit_3(runner, tmp_path, monkeypatch):
+    import torch2mlx.cli as cli
+
+    def boom(*args, **kwargs):
+        raise RuntimeError("converter bug")
+
+    monkeypatch.setattr(cli, "convert_source", boom)
+    src = _write(tmp_path, "m.py", GOOD)
+    r = runner.invoke(main, ["convert", str(src)])
+    assert r.exit_code == 3 and "internal error" in r.stderr and "converter bug" in r.stderr
+
+
+def test_check_single_file(runner, tmp_path, monkeypatch):
+    monkeypatch.setenv("TORCH2MLX_CACHE_DIR", str(tmp_path / "cache"))
+    src = _write(tmp_path, "m.py", GOOD)
+    r = runner.invoke(main, ["convert", str(src), "--check"])
+    assert r.exit_code == 1 and src.read_text() == GOOD and "would be rewritten" in r.stderr

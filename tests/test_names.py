@@ -17,7 +17,7 @@ def test_import_styles_resolve(source):
     result = convert_source(source)
     assert "mx.sum(x, axis=1)" in result.code
     assert "torch" not in result.code
-    assert not result.diagnostics
+    assert not result.flagged
 
 
 def test_from_torch_import_name():
@@ -53,7 +53,7 @@ def test_ambiguous_method_on_unknown_receiver_is_flagged_not_rewritten():
 
 def test_dim_keyword_proves_a_tensor():
     result = convert_source("import torch\n\ndef f(a):\n    return a.sum(dim=1)\n")
-    assert "mx.sum(a, axis=1)" in result.code and not result.diagnostics
+    assert "mx.sum(a, axis=1)" in result.code and not result.flagged
 
 
 def test_tensor_inferred_from_assignment():

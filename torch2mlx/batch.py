@@ -17,12 +17,11 @@ from rich.console import Console
 from rich.markup import escape
 
 from torch2mlx import runner
-from torch2mlx.api import build_index
 from torch2mlx.cache import run_salt
 from torch2mlx.fileio import write_atomic
 from torch2mlx.report import print_run_diagnostics, print_run_summary, run_report, write_report
 from torch2mlx.sarif import write_sarif
-from torch2mlx.table import RuleError
+from torch2mlx.table import RuleError, load_rule_files
 
 
 @dataclass(frozen=True)
@@ -69,7 +68,7 @@ def _check_paths(err: Console, sources: Sequence[Path], s: BatchSettings) -> Non
 def run_batch(err: Console, sources: Sequence[Path], s: BatchSettings) -> None:
     _check_paths(err, sources, s)
     try:
-        build_index(s.rule_files)
+        load_rule_files(s.rule_files)  # bad user rules stop the run here; the shipped table loads on first use
         salt = run_salt(s.rule_files) if s.cache_dir is not None else ""
     except (RuleError, OSError) as exc:
         raise _fail(err, str(exc))

@@ -65,6 +65,9 @@ class Cache:
         except (OSError, ValueError):
             return None
 
+    def has(self, data: bytes) -> bool:
+        return self._file(data).is_file()
+
     def put(self, data: bytes, entry: dict) -> None:
         target = self._file(data)
         try:

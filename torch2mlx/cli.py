@@ -23,9 +23,9 @@ from torch2mlx.fileio import read_source, write_atomic
 from torch2mlx.report import print_summary, report_dict, write_json
 from torch2mlx.table import RuleError
 
-EXIT_OK, EXIT_FLAGGED, EXIT_BAD_INPUT = 0, 1, 2
+EXIT_OK, EXIT_FLAGGED, EXIT_BAD_INPUT, EXIT_INTERNAL = 0, 1, 2, 3
 
-CONVERT_HELP = """Translate a PyTorch file to MLX.
+CONVERT_HELP = """Translate PyTorch files, or a whole directory tree, to MLX.
 
 \b
 Examples:
@@ -133,6 +133,10 @@ def _convert_one(err: Console, source: Path, output, diff, in_place, force, rule
         result = convert_source(text, str(source), index=index)
     except InputError as exc:
         raise _fail(err, str(exc))
+    except Exception as exc:  # a converter bug: say so, distinctly from bad input
+        err.print(f"[red]internal error[/] converting {escape(str(source))}: {escape(f'{type(exc).__name__}: {exc}')}",
+                  highlight=False, soft_wrap=True)
+        raise click.exceptions.Exit(EXIT_INTERNAL)
     if output is not None:
         if output.exists() and not force and output.resolve() != source.resolve():
             raise _fail(err, f"{output}: exists; pass --force to overwrite")

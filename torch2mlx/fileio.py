@@ -1,8 +1,10 @@
 """File reading and atomic writing: a file is either fully written or not touched."""
 from __future__ import annotations
 
+import io
 import os
 import tempfile
+import tokenize
 from pathlib import Path
 
 from torch2mlx.api import decode_source
@@ -21,14 +23,29 @@ def read_source(path: Path) -> str:
     return decode_source(data, str(path))
 
 
+def source_encoding(text: str) -> str:
+    """The encoding a source text declares (PEP 263 cookie in its first two lines), else UTF-8."""
+    head = "".join(text.lstrip("\ufeff").splitlines(keepends=True)[:2])
+    try:
+        encoding, _ = tokenize.detect_encoding(io.BytesIO(head.encode("utf-8", "surrogateescape")).readline)
+    except (SyntaxError, LookupError):
+        return "utf-8"
+    return "utf-8" if encoding == "utf-8-sig" else encoding
+
+
 def write_atomic(path: Path, text: str) -> None:
-    """Write to a temporary file beside `path`, then rename over it (never a half-written file)."""
+    """Write to a temporary file beside `path`, then rename over it (never a half-written file).
+
+    The text is encoded as its coding cookie says (a latin-1 file stays latin-1), so
+    reading it back gives the same characters; a leading "\ufeff" is written as the UTF-8 BOM.
+    """
     path = Path(path)
+    data = text.encode(source_encoding(text))  # before any file exists: an encode error leaves nothing
     directory = path.parent if str(path.parent) else Path(".")
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
-            handle.write(text)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
         if path.exists():
             os.chmod(tmp, path.stat().st_mode & 0o7777)
         os.replace(tmp, path)

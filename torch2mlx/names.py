@@ -24,6 +24,7 @@ class Scope:
     imports: dict = field(default_factory=dict)  # local name -> torch qualified name
     other: set = field(default_factory=set)      # names bound any other way
     modules: set = field(default_factory=set)    # names bound by non-torch imports
+    mlx_core: set = field(default_factory=set)   # names bound to mlx.core (`import mlx.core as mx`)
     interesting: bool = True                     # mentions a torch alias or a rule's method name
     nested_count: int = 0                        # defs/classes inside it, for skipping
     submodules: frozenset = frozenset()          # class: attributes assigned a tensor-returning torch.nn layer
@@ -89,6 +90,8 @@ class _Collector(ast.NodeVisitor):
             if qual is None:
                 self._bind(name)
                 self.scope.modules.add(name)
+                if isinstance(node, ast.Import) and any(a.name == "mlx.core" and (a.asname or "mlx") == name for a in node.names):
+                    self.scope.mlx_core.add(name)
             else:
                 self.scope.imports[name] = qual
                 self.hot_names.add(name)

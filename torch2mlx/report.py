@@ -103,11 +103,11 @@ def run_report(outcomes: Iterable, mode: str = "output") -> dict:
         "mode": mode,
         "summary": {
             "files": len(outcomes),
-            **{status: counts.get(status, 0) for status in STATUSES},
+            "by_status": {status: counts.get(status, 0) for status in STATUSES},
             "cached": sum(1 for o in outcomes if o.cached),
             "lines": sum(o.lines for o in outcomes),
-            "converted_uses": sum(o.converted for o in outcomes),
-            "flagged_uses": sum(o.flagged for o in outcomes),
+            "converted": sum(o.converted for o in outcomes),  # torch API uses, as in report_dict
+            "flagged": sum(o.flagged for o in outcomes),
         },
         "untranslated": [{**r, "files": len(r["files"])} for r in top],
         "files": files,
@@ -134,21 +134,22 @@ def print_run_diagnostics(report: dict, console: Console) -> None:
 
 def print_run_summary(report: dict, console: Console, top: int = 15) -> None:
     s = report["summary"]
+    n = s["by_status"]
     table = Table(title="torch2mlx run", show_edge=False)
-    for column in ("files", "converted", "flagged", "unchanged", "failed", "internal errors", "cache hits"):
+    for column in ("files", "converted", "flagged", "unchanged", "failed", "crashed", "cache hits"):
         table.add_column(column, justify="right")
-    table.add_row(str(s["files"]), str(s["converted"]), str(s["flagged"]), str(s["unchanged"]),
-                  str(s["failed"]), str(s["internal-error"]), str(s["cached"]))
+    table.add_row(str(s["files"]), str(n["converted"]), str(n["flagged"]), str(n["unchanged"]),
+                  str(n["failed"]), str(n["internal-error"]), str(s["cached"]))
     console.print(table)
-    console.print(f"{s['converted_uses']} torch API uses converted, {s['flagged_uses']} left in place", highlight=False)
+    console.print(f"{s['converted']} torch API uses converted, {s['flagged']} left in place", highlight=False)
     if report["untranslated"]:
         left = Table(title=f"Top untranslated APIs (of {len(report['untranslated'])})", show_edge=False)
         left.add_column("torch API")
         left.add_column("count", justify="right")
         left.add_column("files", justify="right")
-        left.add_column("where (first)")
+        left.add_column("first seen", overflow="fold")
         for row in report["untranslated"][:top]:
-            left.add_row(escape(row["rule_id"]), str(row["count"]), str(row["files"]), escape(", ".join(row["where"][:2])))
+            left.add_row(escape(row["rule_id"]), str(row["count"]), str(row["files"]), escape(row["where"][0]))
         console.print(left)
 
 
@@ -160,10 +161,11 @@ def _link(path: str, line: int, base: Path) -> str:
 def markdown(report: dict, base: Path = Path(".")) -> str:
     """A review document: headline numbers, what is left by API, then per file what was done and what is left."""
     s = report["summary"]
+    n = s["by_status"]
     out = ["# torch2mlx migration report", ""]
-    out.append(f"{s['files']} files: {s['converted']} converted, {s['flagged']} converted with items left, "
-               f"{s['unchanged']} unchanged, {s['failed']} failed, {s['internal-error']} internal errors, "
-               f"{s['skipped']} skipped. {s['converted_uses']} torch API uses converted, {s['flagged_uses']} left in place.")
+    out.append(f"{s['files']} files: {n['converted']} converted, {n['flagged']} converted with items left, "
+               f"{n['unchanged']} unchanged, {n['failed']} failed, {n['internal-error']} internal errors, "
+               f"{n['skipped']} skipped. {s['converted']} torch API uses converted, {s['flagged']} left in place.")
     out.append("")
     if report["untranslated"]:
         out += ["## What is left, by API", "", "| torch API | count | files | first occurrences |", "|---|---:|---:|---|"]
@@ -195,31 +197,41 @@ def html(report: dict, base: Path = Path(".")) -> str:
     import html as h
     import re
 
-    body = []
+    body: list[str] = []
+    open_block = ""  # "table" or "ul" while one is open
+
+    def block(kind: str) -> None:
+        nonlocal open_block
+        if open_block != kind:
+            if open_block:
+                body.append(f"</{open_block}>")
+            if kind:
+                body.append(f"<{kind}>")
+            open_block = kind
+
     for line in markdown(report, base).splitlines():
-        text = h.escape(line)
+        text = h.escape(line, quote=False)
         text = re.sub(r"\[([^\]]+)\]\(([^)]+)\)", r'<a href="\2">\1</a>', text)
         text = re.sub(r"`([^`]+)`", r"<code>\1</code>", text)
-        if line.startswith("### "):
-            body.append(f"<h3>{text[4:]}</h3>")
-        elif line.startswith("## "):
-            body.append(f"<h2>{text[3:]}</h2>")
-        elif line.startswith("# "):
-            body.append(f"<h1>{text[2:]}</h1>")
-        elif line.startswith("|---"):
+        if line.startswith("|---"):
             continue
-        elif line.startswith("| "):
-            cells = [c.strip() for c in text.strip("|").split("|")]
-            tag = "th" if "torch API" in line else "td"
+        if line.startswith("| "):
+            block("table")
+            tag = "th" if line.startswith("| torch API |") else "td"
+            cells = [c.strip() for c in text.strip("|").split(" | ")]
             body.append("<tr>" + "".join(f"<{tag}>{c}</{tag}>" for c in cells) + "</tr>")
         elif line.lstrip().startswith("- "):
+            block("ul")
             body.append(f"<li>{text.lstrip()[2:]}</li>")
-        elif line:
-            body.append(f"<p>{text}</p>")
-    page = "\n".join(body).replace("<tr>", "<table><tr>", 1) if any(b.startswith("<tr>") for b in body) else "\n".join(body)
-    if "<table>" in page:
-        last = page.rfind("</tr>") + len("</tr>")
-        page = page[:last] + "</table>" + page[last:]
+        else:
+            block("")
+            level = len(line) - len(line.lstrip("#"))
+            if 1 <= level <= 3 and line[level:level + 1] == " ":
+                body.append(f"<h{level}>{text[level + 1:]}</h{level}>")
+            elif line:
+                body.append(f"<p>{text}</p>")
+    block("")
+    page = "\n".join(body)
     return ("<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>torch2mlx migration report</title></head>\n"
             f"<body>\n{page}\n</body></html>\n")
 

@@ -85,6 +85,7 @@ class TableRewriter(cst.CSTTransformer):
         self.scopes: list[Scope] = [module_scope]
         self.tensors = TensorFacts(index, self.qualified_name, getattr(module_scope, "tensor_functions", frozenset()),
                                    lambda name: any(s.is_bound_locally(name) for s in self.scopes[1:]))
+        self.tensors.is_mlx_core = lambda name: any(name in s.mlx_core for s in self.scopes)
         self.findings: list[Finding] = []
         self.roots_used: set[str] = set()
         self.converted = 0

@@ -13,7 +13,9 @@ not read back as input.
 from __future__ import annotations
 
 import difflib
+import functools
 import os
+import sys
 import tempfile
 import traceback
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -120,6 +122,7 @@ def _convertible(path: Path) -> bool:
     return path.suffix in CONVERTIBLE_SUFFIXES or (path.suffix == NOTEBOOK_SUFFIX and notebook_support())
 
 
+@functools.lru_cache(maxsize=1)
 def notebook_support() -> bool:
     import importlib.util
 
@@ -137,7 +140,7 @@ def discover(sources: Sequence[Path], excludes: Sequence[str] = (), output_root:
     skipped: list[FileOutcome] = []
     prune = {output_root.resolve()} if output_root is not None else set()
     for source in sources:
-        if source.is_file():
+        if not source.is_dir():
             if source.is_symlink():
                 skipped.append(FileOutcome(str(source), "skipped", error="symbolic link: not followed"))
             elif _convertible(source):
@@ -154,7 +157,7 @@ def discover(sources: Sequence[Path], excludes: Sequence[str] = (), output_root:
                 if name in ALWAYS_PRUNED or sub.resolve() in prune or ignores.ignored(sub, True):
                     continue
                 if sub.is_symlink():
-                    skipped.append(FileOutcome(_display(source, sub), "skipped", error="symbolic link: not followed"))
+                    skipped.append(FileOutcome(str(sub), "skipped", error="symbolic link: not followed"))
                     continue
                 keep.append(name)
             dirnames[:] = keep
@@ -162,20 +165,15 @@ def discover(sources: Sequence[Path], excludes: Sequence[str] = (), output_root:
                 path = here / name
                 if ignores.ignored(path, False):
                     continue
-                display = _display(source, path)
                 if path.is_symlink():
-                    skipped.append(FileOutcome(display, "skipped", error="symbolic link: not followed"))
+                    skipped.append(FileOutcome(str(path), "skipped", error="symbolic link: not followed"))
                     continue
                 convertible = _convertible(path)
                 if not convertible and not with_other_files:
                     continue
                 target = output_root / path.relative_to(root) if output_root is not None else None
-                jobs.append(Job(path, display, target, convertible))
+                jobs.append(Job(path, str(path), target, convertible))
     return jobs, skipped
-
-
-def _display(source: Path, path: Path) -> str:
-    return str(source / path.relative_to(source))
 
 
 # --------------------------------------------------------------------------- one file
@@ -339,16 +337,31 @@ class Run:
         self._futures: dict = {}
 
     def start(self) -> "Run":
-        build_index(tuple(self.options.rule_files))  # load once; forked workers inherit it
+        if self._any_miss():
+            build_index(tuple(self.options.rule_files))  # load once (about 2 s); forked workers inherit it
         if self.workers > 1:
             import multiprocessing
 
-            methods = multiprocessing.get_all_start_methods()
-            context = multiprocessing.get_context("fork" if "fork" in methods else None)
+            # fork shares the loaded rule table for free; elsewhere (macOS, Windows) the
+            # platform default is the safe choice and each worker loads the table once
+            context = multiprocessing.get_context("fork" if sys.platform.startswith("linux") else None)
             self._executor = ProcessPoolExecutor(self.workers, mp_context=context,
                                                  initializer=_init_worker, initargs=(self.options,))
             self._futures = {self._executor.submit(_process_in_worker, job): job for job in self.jobs}
         return self
+
+    def _any_miss(self) -> bool:
+        """Whether some file needs converting (a run of cache hits never loads the rule table)."""
+        cache = _cache(self.options)
+        if cache is None:
+            return True
+        for job in self.jobs:
+            try:
+                if job.convertible and not cache.has(job.source.read_bytes()):
+                    return True
+            except OSError:
+                continue
+        return False
 
     def __iter__(self) -> Iterator[FileOutcome]:
         if self._executor is None:

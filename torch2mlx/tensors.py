@@ -41,6 +41,7 @@ class TensorFacts:
         self.tensor_functions = tensor_functions  # module-level `def f(...) -> torch.Tensor`
         self.submodules: frozenset = frozenset()  # `self.x = nn.Linear(...)` in the current class
         self.is_local = is_local
+        self.is_mlx_core: Callable[[str], bool] = lambda name: False
         self.resolve = resolve  # qualified torch name of an expression, or None
         self.stack: list[set] = [set()]
         self.bools: list[set] = [set()]
@@ -128,7 +129,10 @@ class TensorFacts:
             if chain and chain[-1] == "Optional":
                 return self._is_tensor_type(node.slice[0].slice.value)
             return False
-        return self.resolve(node) in TENSOR_TYPES
+        if self.resolve(node) in TENSOR_TYPES:
+            return True
+        chain = attribute_chain(node)  # `mx.array`, as found when converting converted code again
+        return chain is not None and len(chain) == 2 and chain[1] == "array" and self.is_mlx_core(chain[0])
 
     def is_tensor(self, node: cst.BaseExpression) -> bool:
         if isinstance(node, cst.Name):

@@ -11,6 +11,8 @@ from torch2mlx.template import sentinel
 
 _MX = re.escape(sentinel("mx"))
 _DTYPE = re.compile(rf"^{_MX}\.(bool_|u?int(8|16|32|64)|float(16|32|64)|bfloat16|complex64)$")
+# an MLX dtype under its final alias (`mx.int32`), as found when converting converted code again
+_CONVERTED_DTYPE = re.compile(r"^\w+\.(bool_|u?int(8|16|32|64)|float(16|32|64)|bfloat16|complex64)$")
 _DEVICE_CALL = re.compile(rf"^{_MX}\.(default_device|Device)\(")
 _DROPPED_KEYWORDS = {"non_blocking", "copy", "memory_format", "device"}
 
@@ -31,7 +33,7 @@ def _is_device(node: cst.BaseExpression) -> bool:
 def _is_dtype(node: cst.BaseExpression) -> bool:
     """An MLX dtype (already translated), or a name like `dtype` / `x.dtype` / `self.compute_dtype`."""
     code = code_of(node)
-    if _DTYPE.match(code):
+    if _DTYPE.match(code) or _CONVERTED_DTYPE.match(code):
         return True
     return isinstance(node, (cst.Name, cst.Attribute)) and code.rsplit(".", 1)[-1].endswith("dtype")
 

@@ -78,6 +78,16 @@ def _build_rule(entry: dict, where: str) -> Rule:
     if ("function" in entry or "method" in entry) and entry["status"] != "manual" and "handler" not in entry:
         if signature is None or ("mlx" not in entry and "variants" not in entry):
             raise RuleError(f"{where}: rule {entry['id']!r}: a call rule needs `signature` and `mlx` (or `variants`)")
+    from torch2mlx.template import _parse_template  # late: template.py needs this package
+
+    for template in [entry.get("mlx")] + [v["mlx"] for v in entry.get("variants", [])]:
+        if template is None:
+            continue
+        try:
+            _parse_template(template)
+        except Exception as exc:  # libcst's ParserSyntaxError, or a bad placeholder
+            raise RuleError(f"{where}: rule {entry['id']!r}: template {template!r} is not a Python expression: "
+                            f"{str(exc).splitlines()[0]}") from None
     examples = tuple(
         Example(**{k: v for k, v in ex.items() if k != "__line__"}) for ex in entry.get("examples", [])
     )

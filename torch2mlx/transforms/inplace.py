@@ -70,7 +70,10 @@ def _is_fresh(value: ast.expr) -> bool:
             module_call = isinstance(root, ast.Name) and root.id in ("torch", "F", "nn", "np", "numpy", "mx")
             if module_call:
                 return func.attr not in _VIEW_FUNCS
-            return func.attr in _FRESH_METHODS
+            # a view of a value nothing else refers to is itself unshared
+            return func.attr in _FRESH_METHODS or _is_fresh(func.value)
+    if isinstance(value, ast.Subscript):
+        return _is_fresh(value.value)
     return False
 
 

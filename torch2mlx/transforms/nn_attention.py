@@ -1,0 +1,185 @@
+"""nn.MultiheadAttention and nn.TransformerEncoderLayer / nn.TransformerEncoder: local torch-compatible classes.
+
+**What it does**: the constructor keeps its name and arguments (`nn.MultiheadAttention(64, 4,
+batch_first=True)` becomes `MultiheadAttention(64, 4, batch_first=True)`) and the local classes
+(plain MLX, about 90 lines) are added after the imports, once per file.
+
+**Why not mlx.nn.MultiHeadAttention / TransformerEncoderLayer**: MLX's attention has separate
+q/k/v projections without bias by default, is batch-first, takes an additive mask only and
+returns no weights; MLX's encoder layer is pre-norm by default and names its members
+differently. The local classes follow torch: packed `in_proj_weight`/`in_proj_bias`, `out_proj`,
+`batch_first`, boolean or float `attn_mask` and `key_padding_mask`, `need_weights` and
+`average_attn_weights`; post-norm (`norm_first=False`) or pre-norm layers with torch's member
+names (`self_attn`, `linear1`, `norm1`, ...), so torch state_dicts load unchanged.
+
+**Differences left**: torch's TransformerEncoder fast path (eval mode with
+`src_key_padding_mask`, `enable_nested_tensor=True`) returns zeros at padded positions; the
+local class computes them like any other position (the unpadded positions agree).
+
+**Left in place when**: `add_bias_kv`, `add_zero_attn`, `kdim`/`vdim`, `dtype=` are given,
+or one of the class names is already used in the file.
+"""
+from __future__ import annotations
+
+import re
+
+import libcst as cst
+
+from torch2mlx.binding import Flag, code_of
+from torch2mlx.handlers import register
+from torch2mlx.template import sentinel
+
+LOCAL_ATTENTION = '''
+class MultiheadAttention(nn.Module):
+    """PyTorch-style multi-head attention on MLX: packed in_proj, batch_first, masks, attention weights."""
+
+    def __init__(self, embed_dim, num_heads, dropout=0.0, bias=True, batch_first=False):
+        super().__init__()
+        self.embed_dim, self.num_heads, self.batch_first = embed_dim, num_heads, batch_first
+        bound = (6.0 / (4 * embed_dim)) ** 0.5
+        self.in_proj_weight = mx.random.uniform(-bound, bound, (3 * embed_dim, embed_dim))
+        if bias:
+            self.in_proj_bias = mx.zeros((3 * embed_dim,))
+        self.out_proj = nn.Linear(embed_dim, embed_dim, bias=bias)
+        self.dropout = nn.Dropout(dropout)
+
+    def __call__(self, query, key, value, key_padding_mask=None, need_weights=True, attn_mask=None,
+                 average_attn_weights=True, is_causal=False):
+        if is_causal and attn_mask is None:
+            raise RuntimeError("Need attn_mask if specifying the is_causal hint")
+        unbatched = query.ndim == 2
+        if unbatched:
+            query, key, value = (mx.expand_dims(t, 0) for t in (query, key, value))
+            if key_padding_mask is not None:
+                key_padding_mask = mx.expand_dims(key_padding_mask, 0)
+        elif not self.batch_first:
+            query, key, value = (mx.swapaxes(t, 0, 1) for t in (query, key, value))
+        w_q, w_k, w_v = mx.split(self.in_proj_weight, 3)
+        b_q, b_k, b_v = mx.split(self.in_proj_bias, 3) if "in_proj_bias" in self else (0, 0, 0)
+        (n, length, _), source, heads = query.shape, key.shape[1], self.num_heads
+        q = (query @ w_q.T + b_q).reshape(n, length, heads, -1).transpose(0, 2, 1, 3)
+        k = (key @ w_k.T + b_k).reshape(n, source, heads, -1).transpose(0, 2, 1, 3)
+        v = (value @ w_v.T + b_v).reshape(n, source, heads, -1).transpose(0, 2, 1, 3)
+        scores = (q * (q.shape[-1] ** -0.5)) @ k.transpose(0, 1, 3, 2)
+        if attn_mask is not None:
+            mask = attn_mask.reshape(n, heads, length, source) if attn_mask.ndim == 3 else attn_mask
+            scores = mx.where(mask, float("-inf"), scores) if mask.dtype == mx.bool_ else scores + mask
+        if key_padding_mask is not None:
+            pad = key_padding_mask[:, None, None, :]
+            scores = mx.where(pad, float("-inf"), scores) if pad.dtype == mx.bool_ else scores + pad
+        weights = self.dropout(mx.softmax(scores, axis=-1))
+        out = (weights @ v).transpose(0, 2, 1, 3).reshape(n, length, self.embed_dim)
+        out = self.out_proj(out)
+        if unbatched:
+            out, weights = out[0], weights[0]
+        elif not self.batch_first:
+            out = mx.swapaxes(out, 0, 1)
+        if not need_weights:
+            return out, None
+        return out, (weights.mean(axis=-3) if average_attn_weights else weights)
+
+
+class TransformerEncoderLayer(nn.Module):
+    """PyTorch-style encoder layer on MLX (post-norm unless norm_first), same member names."""
+
+    def __init__(self, d_model, nhead, dim_feedforward=2048, dropout=0.1, activation="relu",
+                 layer_norm_eps=1e-05, batch_first=False, norm_first=False, bias=True):
+        super().__init__()
+        self.self_attn = MultiheadAttention(d_model, nhead, dropout=dropout, bias=bias, batch_first=batch_first)
+        self.linear1 = nn.Linear(d_model, dim_feedforward, bias=bias)
+        self.dropout = nn.Dropout(dropout)
+        self.linear2 = nn.Linear(dim_feedforward, d_model, bias=bias)
+        self.norm_first = norm_first
+        self.norm1 = nn.LayerNorm(d_model, eps=layer_norm_eps, bias=bias)
+        self.norm2 = nn.LayerNorm(d_model, eps=layer_norm_eps, bias=bias)
+        self.dropout1 = nn.Dropout(dropout)
+        self.dropout2 = nn.Dropout(dropout)
+        named = {"relu": nn.relu, "gelu": nn.gelu}
+        function = named[activation] if isinstance(activation, str) else activation
+        self.activation = lambda x: function(x)  # a plain function: copy.deepcopy keeps it as is
+
+    def _self_attention(self, x, mask, key_padding_mask):
+        x = self.self_attn(x, x, x, attn_mask=mask, key_padding_mask=key_padding_mask, need_weights=False)[0]
+        return self.dropout1(x)
+
+    def _feed_forward(self, x):
+        return self.dropout2(self.linear2(self.dropout(self.activation(self.linear1(x)))))
+
+    def __call__(self, src, src_mask=None, src_key_padding_mask=None, is_causal=False):
+        x = src
+        if self.norm_first:
+            x = x + self._self_attention(self.norm1(x), src_mask, src_key_padding_mask)
+            return x + self._feed_forward(self.norm2(x))
+        x = self.norm1(x + self._self_attention(x, src_mask, src_key_padding_mask))
+        return self.norm2(x + self._feed_forward(x))
+
+
+class TransformerEncoder(nn.Module):
+    """PyTorch-style stack of copies of one encoder layer, with an optional final norm."""
+
+    def __init__(self, encoder_layer, num_layers, norm=None, enable_nested_tensor=True, mask_check=True):
+        import copy
+
+        super().__init__()
+        self.layers = [copy.deepcopy(encoder_layer) for _ in range(num_layers)]
+        self.num_layers = num_layers
+        self.norm = norm
+
+    def __call__(self, src, mask=None, src_key_padding_mask=None, is_causal=None):
+        x = src
+        for layer in self.layers:
+            x = layer(x, src_mask=mask, src_key_padding_mask=src_key_padding_mask)
+        return self.norm(x) if self.norm is not None else x
+'''
+
+CLASSES = ("MultiheadAttention", "TransformerEncoderLayer", "TransformerEncoder")
+_UNSUPPORTED = {
+    "add_bias_kv": "False", "add_zero_attn": "False", "kdim": "None", "vdim": "None",
+}
+_DROPPED = frozenset({"device"})
+
+
+def _prelude() -> list:
+    code = re.sub(r"\b(mx|nn)\.", lambda m: f"{sentinel(m.group(1))}.", LOCAL_ATTENTION)
+    return list(cst.parse_module(code.lstrip("\n")).body)
+
+
+def _local(name: str, call: cst.Call, rewriter, positional_limit: int):
+    args = []
+    for arg in call.args:
+        if arg.star:
+            raise Flag(f"cannot check {arg.star}-arguments of nn.{name}")
+        key = arg.keyword.value if arg.keyword is not None else None
+        if key in _DROPPED:
+            continue
+        if key == "dtype":
+            raise Flag(f"the local {name} has no dtype argument; call .set_dtype() on the module")
+        if key in _UNSUPPORTED and code_of(arg.value) != _UNSUPPORTED[key]:
+            raise Flag(f"{key}= is not implemented by the local {name}", "no-equivalent")
+        if key in _UNSUPPORTED:
+            continue
+        args.append(arg.with_changes(comma=cst.MaybeSentinel.DEFAULT, whitespace_after_arg=cst.SimpleWhitespace("")))
+    if len([a for a in args if a.keyword is None]) > positional_limit:
+        raise Flag(f"pass the arguments of nn.{name} after the first {positional_limit} by keyword")
+    if not getattr(rewriter, "_local_attention_added", False):
+        taken = [c for c in CLASSES if c in rewriter.scopes[0].other or c in rewriter.scopes[0].imports]
+        if taken:
+            raise Flag(f"the name {taken[0]} is already used in this file", "no-equivalent")
+        rewriter.module_prelude.extend(_prelude())
+        rewriter._local_attention_added = True
+    return cst.Call(func=cst.Name(name), args=args), frozenset({"mx", "nn"})
+
+
+@register("nn_multihead_attention")
+def nn_multihead_attention(rule, original, call, receiver, rewriter):
+    return _local("MultiheadAttention", call, rewriter, 4)
+
+
+@register("nn_transformer_encoder_layer")
+def nn_transformer_encoder_layer(rule, original, call, receiver, rewriter):
+    return _local("TransformerEncoderLayer", call, rewriter, 9)
+
+
+@register("nn_transformer_encoder")
+def nn_transformer_encoder(rule, original, call, receiver, rewriter):
+    return _local("TransformerEncoder", call, rewriter, 5)

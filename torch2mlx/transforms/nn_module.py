@@ -1,0 +1,354 @@
+"""`class Net(nn.Module)`: forward, buffers, submodule calls and `apply` in module classes.
+
+**What it does**, in every class whose base is `torch.nn.Module` (or a module class defined
+earlier in the same file):
+- `def forward(self, ...)` becomes `def __call__(self, ...)`; `self.block.forward(x)` becomes
+  `self.block(x)` and `super().forward(x)` becomes `super().__call__(x)`.
+- `self.register_buffer("name", t)` becomes `self.name = t` followed by
+  `self.freeze(keys=["name"], recurse=False)`: the buffer is an array member, so it appears in
+  `parameters()`, loads from a torch state_dict and is saved, but it is frozen, so
+  `nn.value_and_grad` / the optimizer leave it alone (MLX's own BatchNorm keeps its running
+  statistics the same way).
+- `register_buffer("name", t, persistent=False)` becomes `self._name = t` and every `self.name`
+  in the class becomes `self._name`: MLX leaves members starting with `_` out of `parameters()`,
+  so, as in torch, the buffer is neither trained nor expected in a checkpoint.
+- The base class itself (`nn.Module` -> mlx `nn.Module`), `super().__init__()`, `self.training`,
+  `.train()` and `.eval()` need no change: MLX modules have the same members.
+
+**Tensor facts**: inside `forward`, arguments without a default are taken to be tensors (so
+`x.view(...)` converts), as are names assigned from a call of a submodule built in `__init__`
+and the names unpacked from `.split()`/`.chunk()` of a tensor. An info diagnostic says so.
+
+**Left in place when**: `register_buffer` with a name that is not a string literal or a
+`persistent=` that is not a literal; `self.apply(fn)` (torch calls fn on every submodule, MLX's
+`apply` maps fn over the parameters: use `apply_to_modules(lambda name, m: fn(m))`).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Optional
+
+import libcst as cst
+
+from torch2mlx.binding import code_of
+from torch2mlx.template import sentinel
+from torch2mlx.transforms import Transform
+
+_MODULE_BASES = frozenset({"torch.nn.Module", "torch.nn.modules.module.Module"})
+_TUPLE_RETURNING = frozenset({"LSTM", "GRU", "RNN", "MultiheadAttention", "LSTMCell", "GRUCell"})
+_DICT_METHODS = frozenset(dir(dict))
+_SEQUENCE_BUILTINS = frozenset({"len", "enumerate", "list", "tuple", "reversed", "iter", "zip"})
+_SPLITTERS = frozenset({"split", "chunk", "unbind", "tensor_split"})
+
+
+@dataclass
+class _ClassInfo:
+    is_module: bool
+    hidden_buffers: set = field(default_factory=set)  # persistent=False buffers, renamed to _name
+    submodules: set = field(default_factory=set)      # self.<attr> assigned a layer in this class
+    dicts: set = field(default_factory=set)           # self.<attr> = nn.ModuleDict(...): now a dict
+    sequentials: set = field(default_factory=set)     # self.<attr> = nn.Sequential(...): layers in .layers
+
+
+def _self_attr(node: cst.BaseExpression) -> Optional[str]:
+    if isinstance(node, cst.Attribute) and isinstance(node.value, cst.Name) and node.value.value == "self":
+        return node.attr.value
+    return None
+
+
+def _string_value(node: cst.BaseExpression) -> Optional[str]:
+    if isinstance(node, cst.SimpleString) and node.prefix.lower() in ("", "u"):
+        value = node.evaluated_value
+        return value if isinstance(value, str) and value.isidentifier() else None
+    return None
+
+
+def _buffer_args(call: cst.Call) -> tuple:
+    """(name node, tensor node, persistent node) of a register_buffer call; None where absent."""
+    slots = {"name": None, "tensor": None, "persistent": None}
+    order = ["name", "tensor", "persistent"]
+    positional = 0
+    for arg in call.args:
+        if arg.star:
+            return None, None, None
+        if arg.keyword is None:
+            if positional >= len(order):
+                return None, None, None
+            slots[order[positional]] = arg.value
+            positional += 1
+        elif arg.keyword.value in slots:
+            slots[arg.keyword.value] = arg.value
+        else:
+            return None, None, None
+    return slots["name"], slots["tensor"], slots["persistent"]
+
+
+class _SelfAttrAccess(cst.CSTTransformer):
+    """Accesses to members whose MLX form differs, over the whole class (cold lines included):
+    `self.buf` -> `self._buf` (persistent=False buffer), `self.blocks.attn` -> `self.blocks["attn"]`
+    (an nn.ModuleDict, now a dict), `self.body[0]` -> `self.body.layers[0]` (an nn.Sequential)."""
+
+    def __init__(self, info: _ClassInfo):
+        super().__init__()
+        self.info = info
+
+    def leave_Attribute(self, original: cst.Attribute, updated: cst.Attribute) -> cst.BaseExpression:
+        if _self_attr(updated) in self.info.hidden_buffers:
+            return updated.with_changes(attr=cst.Name("_" + updated.attr.value))
+        if _self_attr(updated.value) in self.info.dicts and updated.attr.value not in _DICT_METHODS:
+            index = cst.SubscriptElement(cst.Index(cst.SimpleString(f'"{updated.attr.value}"')))
+            return cst.Subscript(value=updated.value, slice=[index], lpar=updated.lpar, rpar=updated.rpar)
+        return updated
+
+    def _layers(self, node: cst.BaseExpression) -> cst.BaseExpression:
+        if _self_attr(node) in self.info.sequentials:
+            return cst.Attribute(node, cst.Name("layers"))
+        return node
+
+    def leave_Subscript(self, original: cst.Subscript, updated: cst.Subscript) -> cst.BaseExpression:
+        return updated.with_changes(value=self._layers(updated.value))
+
+    def leave_Call(self, original: cst.Call, updated: cst.Call) -> cst.BaseExpression:
+        """len(self.body), enumerate(self.body), ...: the layers, not the MLX module's dict of members."""
+        if isinstance(updated.func, cst.Name) and updated.func.value in _SEQUENCE_BUILTINS:
+            return updated.with_changes(args=[a.with_changes(value=self._layers(a.value)) for a in updated.args])
+        return updated
+
+    def leave_For(self, original: cst.For, updated: cst.For) -> cst.For:
+        return updated.with_changes(iter=self._layers(updated.iter))
+
+    def leave_CompFor(self, original: cst.CompFor, updated: cst.CompFor) -> cst.CompFor:
+        return updated.with_changes(iter=self._layers(updated.iter))
+
+
+class NnModuleTransform(Transform):
+    id = "nn-module"
+    description = "torch nn.Module subclasses to mlx.nn.Module: forward -> __call__, buffers, submodule calls"
+    hot_attributes = ("forward", "register_buffer", "apply")
+
+    def __init__(self) -> None:
+        self.module_classes: set = set()
+        self.classes: list = []
+
+    def applies_to(self, text: str) -> bool:
+        return "Module" in text
+
+    # ----- classes ---------------------------------------------------------------------------
+    def _in_module_class(self) -> Optional[_ClassInfo]:
+        return self.classes[-1] if self.classes and self.classes[-1].is_module else None
+
+    def visit_ClassDef(self, rw, node: cst.ClassDef) -> None:
+        is_module = False
+        for base in node.bases:
+            if rw.qualified_name(base.value) in _MODULE_BASES:
+                is_module = True
+            elif isinstance(base.value, cst.Name) and base.value.value in self.module_classes:
+                is_module = True
+        info = _ClassInfo(is_module)
+        if is_module:
+            self.module_classes.add(node.name.value)
+            self._scan_init(rw, node, info)
+        self.classes.append(info)
+
+    def _scan_init(self, rw, node: cst.ClassDef, info: _ClassInfo) -> None:
+        """Submodule attributes and persistent=False buffers, known before any method is visited."""
+        for stmt in node.body.body:
+            if not isinstance(stmt, cst.FunctionDef):
+                continue
+            for line in _simple_lines(stmt):
+                for small in line.body:
+                    if isinstance(small, cst.Assign) and isinstance(small.value, cst.Call):
+                        qual = rw.qualified_name(small.value.func) or ""
+                        name = code_of(small.value.func)
+                        layer = (qual.startswith("torch.nn.") and not qual.startswith("torch.nn.functional")) or name in self.module_classes
+                        kind = qual.rsplit(".", 1)[-1]
+                        for target in small.targets:
+                            attr = _self_attr(target.target)
+                            if attr and layer and kind not in _TUPLE_RETURNING:
+                                info.submodules.add(attr)
+                            if attr and kind == "ModuleDict":
+                                info.dicts.add(attr)
+                            if attr and kind == "Sequential":
+                                info.sequentials.add(attr)
+                    if isinstance(small, cst.Expr) and _is_register_buffer(small.value):
+                        name_node, _, persistent = _buffer_args(small.value)
+                        name = _string_value(name_node) if name_node is not None else None
+                        if name and persistent is not None and code_of(persistent) == "False":
+                            info.hidden_buffers.add(name)
+
+    def leave_ClassDef(self, rw, original: cst.ClassDef, updated: cst.ClassDef):
+        info = self.classes.pop()
+        if not info.is_module:
+            return updated
+        bases = [self._mlx_base(rw, b) for b in updated.bases]
+        updated = updated.with_changes(bases=bases)
+        body = []
+        for stmt in updated.body.body:
+            if isinstance(stmt, cst.FunctionDef) and stmt.name.value == "forward":
+                stmt = stmt.with_changes(name=cst.Name("__call__"))
+            body.append(stmt)
+        updated = updated.with_changes(body=updated.body.with_changes(body=body))
+        if info.hidden_buffers or info.dicts or info.sequentials:
+            updated = updated.visit(_SelfAttrAccess(info))
+        return updated
+
+    @staticmethod
+    def _mlx_base(rw, base: cst.Arg) -> cst.Arg:
+        """A base the table did not visit (a class scope with no other torch use) is still torch's."""
+        if rw.qualified_name(base.value) in _MODULE_BASES:
+            rw.roots_used.add("nn")
+            rw.converted += 1
+            return base.with_changes(value=cst.Attribute(cst.Name(sentinel("nn")), cst.Name("Module")))
+        return base
+
+    # ----- forward's tensors -----------------------------------------------------------------
+    def visit_FunctionDef(self, rw, node: cst.FunctionDef) -> None:
+        info = self._in_module_class()
+        if info is None or node.name.value != "forward" or len(self.classes) != _depth(rw):
+            return
+        marked = [p.name.value for p in node.params.params[1:] if p.default is None and p.annotation is None]
+        for name in marked:
+            rw.tensors.mark(name, True)
+        if marked:
+            rw.flag(node.name, "nn-module", "needs-review",
+                    f"forward's arguments without a default ({', '.join(marked)}) are taken to be tensors", "info")
+
+    def visit_SimpleStatementLine(self, rw, node: cst.SimpleStatementLine) -> None:
+        """The table skips statements with no torch in them (`h = self.fc(x)`): mark those here."""
+        if id(node) in rw.cold:
+            for small in node.body:
+                if isinstance(small, cst.Assign):
+                    self._mark_assignment(rw, small)
+                    self._check_tying(rw, small)
+
+    def _mark_assignment(self, rw, assign: cst.Assign) -> None:
+        info = self._in_module_class()
+        if info is None or not isinstance(assign.value, cst.Call):
+            return
+        call = assign.value
+        if _self_attr(call.func) in info.submodules:
+            for target in assign.targets:
+                if isinstance(target.target, cst.Name):
+                    rw.tensors.mark(target.target.value, True)
+        elif isinstance(call.func, cst.Attribute) and call.func.attr.value in _SPLITTERS:
+            source = call.func.value
+            if rw.tensors.is_tensor(source) or (isinstance(source, cst.Call) and _self_attr(source.func) in info.submodules):
+                for target in assign.targets:
+                    if isinstance(target.target, (cst.Tuple, cst.List)):
+                        for el in target.target.elements:
+                            if isinstance(el.value, cst.Name):
+                                rw.tensors.mark(el.value.value, True)
+
+    # ----- calls -----------------------------------------------------------------------------
+    def leave_Call(self, rw, original: cst.Call, updated: cst.Call):
+        if self._in_module_class() is None or not isinstance(updated, cst.Call) or not isinstance(updated.func, cst.Attribute):
+            return updated
+        method = updated.func.attr.value
+        receiver = updated.func.value
+        if isinstance(original.func, cst.Attribute) and _is_self(original.func.value):
+            _drop_receiver_flags(rw, original)  # self.norm(x): a submodule named like a tensor method
+        if method == "forward":
+            if isinstance(receiver, cst.Call) and code_of(receiver.func) == "super":
+                return updated.with_changes(func=updated.func.with_changes(attr=cst.Name("__call__")))
+            return updated.with_changes(func=receiver)
+        if method == "register_buffer" and _is_register_buffer(original) and not _convertible_buffer(original):
+            rw.flag(original, "torch.nn.Module.register_buffer", "no-equivalent",
+                    "register_buffer needs a string-literal name and a literal persistent= to become an attribute")
+        if method == "apply" and isinstance(receiver, cst.Name) and receiver.value == "self":
+            rw.flag(original, "torch.nn.Module.apply", "semantics-differ",
+                    "torch's Module.apply calls fn on every submodule; MLX's apply maps fn over the parameters: "
+                    "use self.apply_to_modules(lambda name, m: fn(m)) with an MLX init function")
+        return updated
+
+    def leave_Assign(self, rw, original: cst.Assign, updated: cst.Assign):
+        self._mark_assignment(rw, original)
+        self._check_tying(rw, original)
+        return updated
+
+    def _check_tying(self, rw, assign: cst.Assign) -> None:
+        """`self.a.weight = self.b.weight` ties two parameters in torch; MLX arrays are values."""
+        value = assign.value
+        if not (isinstance(value, cst.Attribute) and value.attr.value in ("weight", "bias") and _is_self_chain(value)):
+            return
+        for target in assign.targets:
+            if isinstance(target.target, cst.Attribute) and _is_self_chain(target.target):
+                rw.flag(assign, "nn-module-weight-tying", "semantics-differ",
+                        "MLX parameters are arrays, not shared objects: the two copies load and run the same "
+                        "but each gets its own gradient, so training unties them; in MLX reuse one layer "
+                        "(e.g. Embedding.as_linear(x)) instead of assigning the weight")
+
+    # ----- buffers -----------------------------------------------------------------------------
+    def leave_SimpleStatementLine(self, rw, original: cst.SimpleStatementLine, updated):
+        if self._in_module_class() is None or len(updated.body) != 1 or not isinstance(updated.body[0], cst.Expr):
+            return updated
+        call = updated.body[0].value
+        if not _is_register_buffer(call):
+            return updated
+        if not _convertible_buffer(call):
+            return updated
+        name_node, tensor, persistent = _buffer_args(call)
+        name = _string_value(name_node)
+        hidden = persistent is not None and code_of(persistent) == "False"
+        attr = "_" + name if hidden else name
+        assign = cst.parse_statement(f"self.{attr} = 0").with_changes(leading_lines=updated.leading_lines)
+        assign = assign.with_changes(body=[assign.body[0].with_changes(value=tensor)],
+                                     trailing_whitespace=updated.trailing_whitespace)
+        if hidden or (isinstance(tensor, cst.Name) and tensor.value == "None"):
+            return assign
+        freeze = cst.parse_statement(f'self.freeze(keys=["{name}"], recurse=False)')
+        return cst.FlattenSentinel([assign, freeze])
+
+
+def _is_self(node: cst.BaseExpression) -> bool:
+    return isinstance(node, cst.Name) and node.value == "self"
+
+
+def _is_self_chain(node: cst.BaseExpression) -> bool:
+    while isinstance(node, cst.Attribute):
+        node = node.value
+    return _is_self(node)
+
+
+def _drop_receiver_flags(rw, call: cst.Call) -> None:
+    """`self` is the module, never a tensor: the table's "unknown receiver" doubt does not apply."""
+    findings = rw.statement_findings[-1]
+    rw.statement_findings[-1] = [f for f in findings if not (f.node is call and f.kind == "unknown-receiver")]
+
+
+def _is_register_buffer(node: cst.BaseExpression) -> bool:
+    return (isinstance(node, cst.Call) and isinstance(node.func, cst.Attribute)
+            and node.func.attr.value == "register_buffer" and isinstance(node.func.value, cst.Name)
+            and node.func.value.value == "self")
+
+
+def _convertible_buffer(call: cst.Call) -> bool:
+    name, tensor, persistent = _buffer_args(call)
+    literal = persistent is None or code_of(persistent) in ("True", "False")
+    return name is not None and _string_value(name) is not None and tensor is not None and literal
+
+
+def _simple_lines(func: cst.FunctionDef):
+    """The simple statement lines of a function, nested blocks included (not nested defs)."""
+    stack = list(func.body.body)
+    while stack:
+        stmt = stack.pop(0)
+        if isinstance(stmt, cst.SimpleStatementLine):
+            yield stmt
+        elif isinstance(stmt, (cst.FunctionDef, cst.ClassDef)):
+            continue
+        else:
+            for attr in ("body", "orelse", "handlers", "finalbody"):
+                block = getattr(stmt, attr, None)
+                if block is None:
+                    continue
+                for part in block if isinstance(block, (list, tuple)) else [block]:
+                    inner = getattr(part, "body", None)
+                    if isinstance(inner, cst.BaseSuite):
+                        inner = inner.body
+                    if isinstance(inner, (list, tuple)):
+                        stack.extend(inner)
+
+
+def _depth(rw) -> int:
+    """How many classes enclose the function being visited (its own scope is already pushed)."""
+    return sum(1 for scope in rw.scopes if scope.kind == "class")

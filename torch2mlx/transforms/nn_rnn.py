@@ -1,0 +1,154 @@
+"""nn.LSTM / nn.GRU / nn.RNN: a local, torch-compatible recurrent layer written into the output file.
+
+**What it does**: `nn.LSTM(10, 20, num_layers=2, batch_first=True)` becomes
+`MultiLayerRNN("LSTM", 10, 20, num_layers=2, batch_first=True)`, and the class
+`MultiLayerRNN` (about 70 readable lines of MLX) is added after the imports, once per file.
+
+**Why not mlx.nn.LSTM**: MLX's recurrent layers are single-layer, batch-first, one-directional,
+return `(hidden, cell)` sequences instead of `output, (h_n, c_n)`, and keep one bias and
+differently named weights. The local class follows torch exactly: `num_layers`, `batch_first`,
+`bidirectional`, `dropout` between layers (training mode only), unbatched input, an optional
+initial state, the same return values and torch's parameter names (`weight_ih_l0`,
+`bias_hh_l1_reverse`, ...), so a torch state_dict loads without renaming.
+
+**Left in place when**: `proj_size` is given (LSTM projections), `dtype=`, or the class name
+`MultiLayerRNN` is already used in the file.
+"""
+from __future__ import annotations
+
+import re
+
+import libcst as cst
+
+from torch2mlx.binding import Flag, code_of
+from torch2mlx.handlers import register
+from torch2mlx.template import sentinel
+
+CLASS_NAME = "MultiLayerRNN"
+
+LOCAL_RNN = '''
+class MultiLayerRNN(nn.Module):
+    """PyTorch-style LSTM / GRU / RNN on MLX: stacked, batch_first, bidirectional, same weight names."""
+
+    GATES = {"LSTM": 4, "GRU": 3, "RNN_TANH": 1, "RNN_RELU": 1}
+
+    def __init__(self, mode, input_size, hidden_size, num_layers=1, bias=True, batch_first=False,
+                 dropout=0.0, bidirectional=False, nonlinearity="tanh"):
+        super().__init__()
+        self.mode = "RNN_" + nonlinearity.upper() if mode == "RNN" else mode
+        self.hidden_size, self.num_layers, self.batch_first = hidden_size, num_layers, batch_first
+        self.directions = 2 if bidirectional else 1
+        self.dropout = nn.Dropout(dropout)
+        gates = self.GATES[self.mode] * hidden_size
+        bound = 1.0 / hidden_size ** 0.5
+        for layer in range(num_layers):
+            size = input_size if layer == 0 else hidden_size * self.directions
+            for suffix in ["", "_reverse"][: self.directions]:
+                shapes = {"weight_ih": (gates, size), "weight_hh": (gates, hidden_size)}
+                if bias:
+                    shapes.update(bias_ih=(gates,), bias_hh=(gates,))
+                for name, shape in shapes.items():
+                    setattr(self, f"{name}_l{layer}{suffix}", mx.random.uniform(-bound, bound, shape))
+
+    def _cell(self, x_gates, h, c, w_hh, b_hh):
+        h_gates = h @ w_hh.T + (b_hh if b_hh is not None else 0)
+        if self.mode == "LSTM":
+            i, f, g, o = mx.split(x_gates + h_gates, 4, axis=-1)
+            c = mx.sigmoid(f) * c + mx.sigmoid(i) * mx.tanh(g)
+            return mx.sigmoid(o) * mx.tanh(c), c
+        if self.mode == "GRU":
+            xr, xz, xn = mx.split(x_gates, 3, axis=-1)
+            hr, hz, hn = mx.split(h_gates, 3, axis=-1)
+            r, z = mx.sigmoid(xr + hr), mx.sigmoid(xz + hz)
+            n = mx.tanh(xn + r * hn)
+            return (1 - z) * n + z * h, c
+        pre = x_gates + h_gates
+        return (mx.tanh(pre) if self.mode == "RNN_TANH" else mx.maximum(pre, 0)), c
+
+    def __call__(self, x, state=None):
+        unbatched = x.ndim == 2
+        if unbatched:
+            x = mx.expand_dims(x, 1)
+        elif self.batch_first:
+            x = mx.swapaxes(x, 0, 1)  # (L, N, D) from here on
+        length, batch = x.shape[0], x.shape[1]
+        zeros = mx.zeros((self.num_layers * self.directions, batch, self.hidden_size), dtype=x.dtype)
+        if self.mode == "LSTM":
+            h0, c0 = state if state is not None else (zeros, zeros)
+        else:
+            h0, c0 = (state if state is not None else zeros), zeros
+        if unbatched and state is not None:
+            h0, c0 = mx.expand_dims(h0, 1), mx.expand_dims(c0, 1)
+        h_n, c_n = [], []
+        for layer in range(self.num_layers):
+            outputs = []
+            for direction, suffix in enumerate(["", "_reverse"][: self.directions]):
+                get = lambda name: getattr(self, f"{name}_l{layer}{suffix}", None)  # noqa: E731
+                x_gates = x @ get("weight_ih").T + (get("bias_ih") if get("bias_ih") is not None else 0)
+                h, c = h0[layer * self.directions + direction], c0[layer * self.directions + direction]
+                steps = range(length) if direction == 0 else range(length - 1, -1, -1)
+                ys = [None] * length
+                for t in steps:
+                    h, c = self._cell(x_gates[t], h, c, get("weight_hh"), get("bias_hh"))
+                    ys[t] = h
+                outputs.append(mx.stack(ys))
+                h_n.append(h)
+                c_n.append(c)
+            x = mx.concatenate(outputs, axis=-1) if self.directions == 2 else outputs[0]
+            if layer < self.num_layers - 1:
+                x = self.dropout(x)
+        h_n, c_n = mx.stack(h_n), mx.stack(c_n)
+        if unbatched:
+            x, h_n, c_n = x[:, 0], h_n[:, 0], c_n[:, 0]
+        elif self.batch_first:
+            x = mx.swapaxes(x, 0, 1)
+        return x, ((h_n, c_n) if self.mode == "LSTM" else h_n)
+'''
+
+_DROPPED = frozenset({"device"})
+
+
+def _prelude() -> list:
+    code = re.sub(r"\b(mx|nn)\.", lambda m: f"{sentinel(m.group(1))}.", LOCAL_RNN)
+    return list(cst.parse_module(code.lstrip("\n")).body)
+
+
+def _local_rnn(mode: str, original: cst.Call, call: cst.Call, rewriter):
+    args = []
+    for arg in call.args:
+        key = arg.keyword.value if arg.keyword is not None else None
+        if key in _DROPPED:
+            continue
+        if key == "dtype":
+            raise Flag(f"the local {CLASS_NAME} has no dtype argument; call .set_dtype() on the module")
+        if key == "proj_size" and code_of(arg.value) != "0":
+            raise Flag("LSTM projections (proj_size) are not implemented by the local recurrent layer", "no-equivalent")
+        if key == "nonlinearity" and mode != "RNN":
+            raise Flag(f"unknown argument 'nonlinearity' for nn.{mode}")
+        if key == "proj_size":
+            continue
+        args.append(arg.with_changes(comma=cst.MaybeSentinel.DEFAULT, whitespace_after_arg=cst.SimpleWhitespace("")))
+    if mode == "RNN" and len([a for a in args if a.keyword is None]) > 3:
+        raise Flag("nn.RNN's fourth positional argument is nonlinearity: pass it and the later ones by keyword")
+    if not getattr(rewriter, "_local_rnn_added", False):
+        if re.search(rf"\b{CLASS_NAME}\b", code_of(original)) or CLASS_NAME in rewriter.scopes[0].other:
+            raise Flag(f"the name {CLASS_NAME} is already used in this file", "no-equivalent")
+        rewriter.module_prelude.extend(_prelude())
+        rewriter._local_rnn_added = True
+    mode_arg = cst.Arg(cst.SimpleString(f'"{mode}"'))
+    return cst.Call(func=cst.Name(CLASS_NAME), args=[mode_arg, *args]), frozenset({"mx", "nn"})
+
+
+@register("nn_lstm")
+def nn_lstm(rule, original, call, receiver, rewriter):
+    return _local_rnn("LSTM", original, call, rewriter)
+
+
+@register("nn_gru")
+def nn_gru(rule, original, call, receiver, rewriter):
+    return _local_rnn("GRU", original, call, rewriter)
+
+
+@register("nn_rnn")
+def nn_rnn(rule, original, call, receiver, rewriter):
+    return _local_rnn("RNN", original, call, rewriter)

@@ -1,0 +1,85 @@
+"""Which model does an optimizer update? Read from `opt = torch.optim.X(model.parameters(), ...)`.
+
+MLX writes `optimizer.update(model, grads)` and `nn.value_and_grad(model, loss_fn)`, so the
+train-step transform needs the model expression. It is taken from the optimizer's
+construction; when the optimizer (or the model) reaches the training function as a
+parameter, every call of that function in the file must pass the same names.
+"""
+from __future__ import annotations
+
+import ast
+from typing import Optional
+
+OPTIMIZER_NAMES = frozenset({"SGD", "Adam", "AdamW", "RMSprop", "Adagrad", "Adadelta", "Adamax", "NAdam", "RAdam", "ASGD", "LBFGS", "Rprop", "SparseAdam"})
+
+
+def _model_of_parameters(arg: ast.expr) -> Optional[str]:
+    """'model' for `model.parameters()`, else None."""
+    if isinstance(arg, ast.Call) and not arg.args and not arg.keywords and isinstance(arg.func, ast.Attribute) and arg.func.attr == "parameters":
+        return ast.unparse(arg.func.value)
+    return None
+
+
+def optimizer_models(tree: ast.Module) -> dict:
+    """{optimizer target code: {model code, ...}} for every optimizer construction in the file."""
+    found: dict = {}
+    for node in ast.walk(tree):
+        if not isinstance(node, (ast.Assign, ast.AnnAssign)) or not isinstance(node.value, ast.Call):
+            continue
+        call = node.value
+        func = call.func
+        name = func.attr if isinstance(func, ast.Attribute) else func.id if isinstance(func, ast.Name) else None
+        if name not in OPTIMIZER_NAMES:
+            continue
+        params = call.args[0] if call.args else next((k.value for k in call.keywords if k.arg == "params"), None)
+        model = _model_of_parameters(params) if params is not None else None
+        targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+        for t in targets:
+            found.setdefault(ast.unparse(t), set()).add(model)
+    return found
+
+
+def _call_sites(tree: ast.Module, name: str, method: bool) -> list:
+    """Calls of function `name` (as `name(...)`), or of method `name` (as `obj.name(...)`)."""
+    return [n for n in ast.walk(tree) if isinstance(n, ast.Call) and (
+        (not method and isinstance(n.func, ast.Name) and n.func.id == name)
+        or (method and isinstance(n.func, ast.Attribute) and n.func.attr == name))]
+
+
+def _passed(call: ast.Call, params: list, name: str) -> Optional[str]:
+    """Source of the argument `call` passes for parameter `name` (None: not bindable / not passed)."""
+    if any(isinstance(a, ast.Starred) for a in call.args) or any(k.arg is None for k in call.keywords):
+        return None
+    for k in call.keywords:
+        if k.arg == name:
+            return ast.unparse(k.value)
+    index = params.index(name)
+    return ast.unparse(call.args[index]) if index < len(call.args) else None
+
+
+def model_for(optimizer: str, found: dict, tree: ast.Module, function: Optional[ast.FunctionDef]) -> tuple:
+    """(model code, None) or (None, why) for the optimizer expression `optimizer` used in `function`."""
+    models = found.get(optimizer)
+    if not models:
+        return None, f"no `{optimizer} = torch.optim.X(model.parameters(), ...)` in this file says which model `{optimizer}` updates"
+    if None in models or len(models) != 1:
+        return None, f"`{optimizer}` is built from something other than one `model.parameters()` (parameter groups or a subset): MLX updates the whole model given to optimizer.update"
+    model = next(iter(models))
+    if function is None:
+        return model, None
+    params = [a.arg for a in [*function.args.posonlyargs, *function.args.args]]
+    roots = {optimizer.split(".")[0], model.split(".")[0]}
+    passed_in = [r for r in roots if r in params and r != "self"]
+    if not passed_in:
+        return model, None
+    method = bool(params) and params[0] == "self"
+    sites = _call_sites(tree, function.name, method)
+    if not sites:
+        return None, f"`{function.name}` receives {', '.join(passed_in)} as parameters and no call in this file shows what is passed"
+    if method:
+        params = params[1:]
+    for site in sites:
+        for root in passed_in:
+            if _passed(site, params, root) != root:
+                return None, f"a call of `{function.name}` passes something other than `{root}` for `{root}`"
+    return model, None

@@ -1,0 +1,142 @@
+"""Load a torch state_dict into a converted MLX model: names and layouts come from the MLX model.
+
+The MLX model's own parameter tree (`tree_flatten(model.parameters())`) says which arrays
+exist; each MLX name is mapped to the torch name it came from and each tensor to the MLX
+layout of the module that owns it:
+
+- `nn.Sequential` keeps its layers in `.layers`: MLX `seq.layers.0.weight` is torch `seq.0.weight`.
+- Lists and dicts of modules (from ModuleList / ModuleDict) and buffers keep torch's names.
+- `num_batches_tracked` (BatchNorm's step counter) has no MLX counterpart and is dropped.
+- Convolution kernels are channels-last in MLX: torch (O, I, *k) becomes (O, *k, I).
+- `nn.Bilinear` keeps its weight as (out, in2, in1): torch's (out, in1, in2) is swapped.
+- Values are cast to the dtype of the MLX parameter they replace, as torch's load_state_dict does.
+
+Anything that does not line up (an MLX parameter with no torch tensor, a torch tensor nothing
+uses, a shape that differs after the layout change) is an error listing all of them, or, with
+`strict=False`, is reported in the returned `LoadReport` and skipped.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping
+
+import numpy as np
+
+_DROPPED_SUFFIXES = ("num_batches_tracked",)
+
+
+class WeightLoadError(ValueError):
+    """The state_dict does not fit the model; the message lists every key that does not."""
+
+
+@dataclass(frozen=True)
+class LoadReport:
+    loaded: tuple = ()
+    missing: tuple = ()       # MLX parameters (their torch names) the state_dict lacks
+    unexpected: tuple = ()    # state_dict keys no MLX parameter uses
+    mismatched: tuple = field(default=())  # (torch name, torch shape after layout, MLX shape)
+
+    @property
+    def ok(self) -> bool:
+        return not (self.missing or self.unexpected or self.mismatched)
+
+    def describe(self) -> str:
+        parts = []
+        if self.missing:
+            parts.append("missing from the state_dict: " + ", ".join(self.missing))
+        if self.unexpected:
+            parts.append("unexpected in the state_dict: " + ", ".join(self.unexpected))
+        if self.mismatched:
+            parts.append("shape mismatch: " + ", ".join(f"{k} (torch {t} vs MLX {m})" for k, t, m in self.mismatched))
+        return "; ".join(parts) or f"{len(self.loaded)} arrays loaded"
+
+
+def _to_numpy(value: Any) -> np.ndarray:
+    if isinstance(value, np.ndarray):
+        return value
+    if hasattr(value, "detach"):  # a torch tensor, without importing torch
+        value = value.detach().cpu()
+        if str(value.dtype) == "torch.bfloat16":
+            value = value.float()
+        return value.numpy()
+    return np.asarray(value)
+
+
+def _layout(module: Any) -> Callable[[str, np.ndarray], np.ndarray]:
+    """How a torch array of this MLX module's type becomes the MLX array (by parameter name)."""
+    import mlx.nn as nn
+
+    kind = type(module).__name__
+    if kind.startswith("ConvTranspose") and isinstance(module, nn.Module):
+        # torch (I, O/groups, *k) -> MLX (O, *k, I)
+        return lambda name, a: np.moveaxis(np.swapaxes(a, 0, 1), 1, -1) if name == "weight" and a.ndim >= 3 else a
+    if kind.startswith("Conv") and isinstance(module, nn.Module):
+        return lambda name, a: np.moveaxis(a, 1, -1) if name == "weight" and a.ndim >= 3 else a
+    if isinstance(module, nn.Bilinear):
+        return lambda name, a: np.swapaxes(a, 1, 2) if name == "weight" else a
+    return lambda name, a: a
+
+
+def _torch_name(mlx_name: str, sequential_prefixes: set) -> str:
+    """`seq.layers.0.weight` -> `seq.0.weight` where `seq` is an nn.Sequential."""
+    parts = mlx_name.split(".")
+    out: list = []
+    i = 0
+    while i < len(parts):
+        here = ".".join(parts[:i])
+        if parts[i] == "layers" and here in sequential_prefixes:
+            i += 1
+            continue
+        out.append(parts[i])
+        i += 1
+    return ".".join(out)
+
+
+def plan(model: Any) -> dict:
+    """MLX parameter name -> (torch name, layout function, MLX array)."""
+    import mlx.nn as nn
+    from mlx.utils import tree_flatten
+
+    modules = dict(model.named_modules())
+    sequential = {name for name, m in modules.items() if isinstance(m, nn.Sequential)}
+    result = {}
+    for name, array in tree_flatten(model.parameters()):
+        owner_name, _, leaf = name.rpartition(".")
+        owner = modules.get(owner_name, model if not owner_name else None)
+        layout = _layout(owner) if owner is not None else (lambda n, a: a)
+        result[name] = (_torch_name(name, sequential), lambda a, f=layout, n=leaf: f(n, a), array)
+    return result
+
+
+def load_torch_weights(model: Any, state_dict: Mapping[str, Any], strict: bool = True) -> LoadReport:
+    """Copy a torch state_dict (tensors or numpy arrays) into the converted MLX `model`, in place.
+
+    Raises WeightLoadError listing missing, unexpected and mis-shaped keys unless
+    `strict=False`, in which case what fits is loaded and the rest is in the report.
+    """
+    import mlx.core as mx
+    from mlx.utils import tree_flatten, tree_unflatten
+
+    given = {k: v for k, v in state_dict.items() if not k.endswith(_DROPPED_SUFFIXES)}
+    used: set = set()
+    loaded, missing, mismatched = [], [], []
+    new_values = {}
+    for mlx_name, (torch_name, convert, current) in plan(model).items():
+        if torch_name not in given:
+            missing.append(torch_name)
+            continue
+        used.add(torch_name)
+        array = convert(_to_numpy(given[torch_name]))
+        if tuple(array.shape) != tuple(current.shape):
+            mismatched.append((torch_name, tuple(array.shape), tuple(current.shape)))
+            continue
+        new_values[mlx_name] = mx.array(np.ascontiguousarray(array)).astype(current.dtype)
+        loaded.append(torch_name)
+    unexpected = sorted(set(given) - used)
+    report = LoadReport(tuple(loaded), tuple(missing), tuple(unexpected), tuple(mismatched))
+    if strict and not report.ok:
+        raise WeightLoadError(report.describe())
+    params = dict(tree_flatten(model.parameters()))
+    params.update(new_values)
+    model.update(tree_unflatten(list(params.items())))
+    return report
