@@ -61,15 +61,19 @@ def decode_source(data: bytes, path: str = "<string>") -> str:
         raise InputError(f"cannot decode file: {exc}", path, line, 0) from None
 
 
-def _parse(text: str, path: str) -> tuple[ast.Module, cst.Module]:
+def _check_syntax(text: str, path: str) -> ast.Module:
     try:
-        tree = ast.parse(text)
+        return ast.parse(text)
     except SyntaxError as exc:
         raise InputError(f"syntax error: {exc.msg}", path, exc.lineno or 0, exc.offset or 0) from None
     except (RecursionError, MemoryError):
         raise InputError("expression nested too deeply to parse", path) from None
     except ValueError as exc:  # e.g. null bytes
         raise InputError(f"cannot parse: {exc}", path) from None
+
+
+def _parse(text: str, path: str) -> tuple[ast.Module, cst.Module]:
+    tree = _check_syntax(text, path)
     try:
         module = cst.parse_module(text)
     except cst.ParserSyntaxError as exc:
@@ -101,7 +105,8 @@ def convert_source(text: str, path: str = "<string>", *, rule_files: Sequence[Pa
     Raises InputError for input that is not valid Python; anything else untranslatable
     is reported in `diagnostics` and marked in the code with a `# torch2mlx:` comment.
     """
-    if "torch" not in text:
+    if "torch" not in text:  # nothing to translate; still report invalid Python, as for any file
+        _check_syntax(text.lstrip("\ufeff"), path)
         return ConversionResult(text, text)
     if text.startswith("\ufeff"):  # a UTF-8 BOM (kept by decode_source): convert the rest, keep the mark
         rest = convert_source(text[1:], path, rule_files=rule_files, index=index)

@@ -136,12 +136,17 @@ def test_empty_file():
 
 
 def test_file_without_torch_is_byte_identical(tmp_path):
-    text = "# -*- coding: utf-8 -*-\r\nimport numpy as np\r\n\tx  =  np.sum( a ,1 )   \r\n"
+    text = "# -*- coding: utf-8 -*-\r\nimport numpy as np\r\nif True:\r\n\tx  =  np.sum( a ,1 )   \r\n"
     assert convert_source(text).code == text
     src, out = tmp_path / "m.py", tmp_path / "o.py"
     src.write_bytes(text.encode())
     assert _cli(src, "-o", out).returncode == 0
     assert out.read_bytes() == src.read_bytes()
+
+
+def test_file_without_torch_with_a_syntax_error_is_an_input_error():
+    with pytest.raises(InputError, match="syntax error"):
+        convert_source("import numpy as np\nx = (1,\n")
 
 
 def test_null_byte_is_an_input_error():
