@@ -116,7 +116,12 @@ def convert_source(text: str, path: str = "<string>", *, rule_files: Sequence[Pa
     hot_attrs = frozenset(index.methods) | _transform_attrs()
     module_scope, scopes = analyze(tree, hot_attrs)
     transforms = [cls() for cls in _transform_classes() if cls().applies_to(text)]
-    cold = positions.cold_statement_map(module, tree, cold_statements(tree, module_scope.hot_names, hot_attrs))
+    if any(t.needs_every_statement for t in transforms):
+        cold: dict = {}
+        for scope in scopes:
+            scope.interesting = True
+    else:
+        cold = positions.cold_statement_map(module, tree, cold_statements(tree, module_scope.hot_names, hot_attrs))
     rewriter = TableRewriter(index, module_scope, scopes, transforms, cold)
     try:
         new_module = module.visit(rewriter)

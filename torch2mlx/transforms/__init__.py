@@ -23,6 +23,9 @@ class Transform:
     id: ClassVar[str] = ""
     description: ClassVar[str] = ""
     order: ClassVar[int] = 100  # lower runs first when two transforms hook the same node
+    # True when the transform must see every statement, even those that mention no torch
+    # name (the pass otherwise skips them): e.g. layout tracking through plain arithmetic.
+    needs_every_statement: ClassVar[bool] = False
 
     def applies_to(self, text: str) -> bool:
         return True

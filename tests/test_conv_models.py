@@ -1,0 +1,195 @@
+"""Convolution models and layers: convert, load torch weights, compare (NCHW for torch, NHWC for MLX)."""
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+mx = pytest.importorskip("mlx.core")
+
+from torch2mlx import convert_source, load_torch_weights  # noqa: E402
+
+MODELS_DIR = Path(__file__).resolve().parents[1] / "fixtures" / "models"
+ATOL = 1e-4  # the issue's tolerance for whole models (float32)
+
+
+@dataclass(frozen=True)
+class Case:
+    file: str
+    build: Callable[[dict], object]
+    input_shape: tuple  # torch's NCHW
+
+
+CASES = {
+    "lenet": Case("lenet.py", lambda ns: ns["LeNet"](10), (3, 1, 28, 28)),
+    "vgg_small": Case("vgg_small.py", lambda ns: ns["VGGSmall"](10), (2, 3, 28, 28)),
+    "resnet_block": Case("resnet_block.py", lambda ns: ns["TinyResNet"](8, 5), (2, 3, 10, 10)),
+}
+
+
+def _exec(source: str, name: str) -> dict:
+    namespace: dict = {"__name__": name}
+    exec(compile(source, name, "exec"), namespace)  # noqa: S102 - our own fixtures
+    return namespace
+
+
+def _channels_last(array: np.ndarray) -> np.ndarray:
+    return np.moveaxis(array, 1, -1) if array.ndim >= 3 else array
+
+
+def _assert_close(actual, expected, where="output"):
+    """MLX outputs with spatial axes are channels-last: move torch's channels to the end to compare."""
+    if isinstance(expected, (tuple, list)):
+        assert len(actual) == len(expected), where
+        for i, (a, e) in enumerate(zip(actual, expected)):
+            _assert_close(a, e, f"{where}[{i}]")
+        return
+    expected = _channels_last(expected.detach().numpy())
+    actual = np.array(actual)
+    assert actual.shape == expected.shape, (where, actual.shape, expected.shape)
+    np.testing.assert_allclose(actual, expected, rtol=1e-4, atol=ATOL, err_msg=where)
+
+
+def _randomize_batch_norm(model) -> None:
+    """Non-trivial running statistics and affine parameters, so eval mode really uses them."""
+    generator = torch.Generator().manual_seed(1)
+    for module in model.modules():
+        if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
+            with torch.no_grad():
+                module.running_mean.copy_(torch.randn(module.num_features, generator=generator))
+                module.running_var.copy_(torch.rand(module.num_features, generator=generator) + 0.5)
+                if module.affine:
+                    module.weight.copy_(torch.randn(module.num_features, generator=generator))
+                    module.bias.copy_(torch.randn(module.num_features, generator=generator))
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_conv_model_converts_without_flags(name):
+    path = MODELS_DIR / CASES[name].file
+    result = convert_source(path.read_text(encoding="utf-8"), str(path))
+    warnings = [d for d in result.diagnostics if d.severity.value != "info"]
+    assert not warnings, "\n".join(d.format() for d in warnings)
+    assert "torch" not in result.code.replace("torch2mlx", "")
+    assert "# MLX layout: inputs x are channels-last" in result.code
+    assert convert_source(result.code).code == result.code
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_conv_model_matches_torch_with_loaded_weights(name):
+    case = CASES[name]
+    source = (MODELS_DIR / case.file).read_text(encoding="utf-8")
+    torch_ns, mlx_ns = _exec(source, f"torch_{name}"), _exec(convert_source(source).code, f"mlx_{name}")
+    torch.manual_seed(0)
+    torch_model = case.build(torch_ns)
+    _randomize_batch_norm(torch_model)
+    torch_model.eval()
+    mlx_model = case.build(mlx_ns)
+    mlx_model.eval()
+    report = load_torch_weights(mlx_model, torch_model.state_dict())
+    assert report.ok and report.loaded
+    x = np.random.RandomState(0).standard_normal(case.input_shape).astype(np.float32)
+    with torch.no_grad():
+        expected = torch_model(torch.from_numpy(x))
+    _assert_close(mlx_model(mx.array(_channels_last(x))), expected)
+
+
+LAYERS = [  # (torch constructor, torch input shape); MLX gets the same data channels-last
+    ("nn.Conv1d(4, 6, 3, stride=2, padding=1, dilation=2, groups=2)", (2, 4, 11)),
+    ("nn.Conv2d(4, 6, (3, 2), stride=(2, 1), padding=(1, 0), bias=False)", (2, 4, 9, 7)),
+    ("nn.Conv2d(4, 8, 3, padding=2, dilation=2, groups=4)", (2, 4, 6, 6)),
+    ("nn.ConvTranspose2d(4, 3, 3, stride=2, padding=1, output_padding=1)", (2, 4, 5, 6)),
+    ("nn.MaxPool2d(3, 2, 1)", (2, 3, 7, 8)),
+    ("nn.MaxPool2d((2, 3))", (2, 3, 7, 8)),
+    ("nn.AvgPool2d(3, stride=2, padding=1)", (2, 3, 7, 8)),
+    ("nn.AvgPool2d(2, count_include_pad=True)", (2, 3, 7, 8)),
+    ("nn.AdaptiveAvgPool2d(1)", (2, 3, 5, 4)),
+    ("nn.BatchNorm2d(3, eps=1e-3)", (2, 3, 4, 5)),
+    ("nn.BatchNorm1d(3, affine=False)", (4, 3, 6)),
+    ("nn.BatchNorm1d(3)", (6, 3)),
+]
+
+
+@pytest.mark.parametrize("ctor,shape", LAYERS, ids=[c for c, _ in LAYERS])
+@pytest.mark.parametrize("training", [False, True], ids=["eval", "train"])
+def test_layer_matches_torch(ctor, shape, training):
+    source = f"import torch\nimport torch.nn as nn\n\n\ndef build():\n    return {ctor}\n"
+    result = convert_source(source)
+    assert not result.flagged, result.code
+    torch.manual_seed(0)
+    torch_layer = _exec(source, "torch_layer")["build"]()
+    _randomize_batch_norm(torch_layer)
+    torch_layer.train(training)
+    mlx_layer = _exec(result.code, "mlx_layer")["build"]()
+    if callable(getattr(mlx_layer, "train", None)):  # AdaptiveAvgPool2d(1) becomes a plain function
+        mlx_layer.train(training)
+        load_torch_weights(mlx_layer, torch_layer.state_dict())
+    x = np.random.RandomState(1).standard_normal(shape).astype(np.float32)
+    expected = torch_layer(torch.from_numpy(x))
+    _assert_close(mlx_layer(mx.array(_channels_last(x))), expected)
+    for stat in ("running_mean", "running_var"):  # training updates the running statistics alike
+        if hasattr(torch_layer, stat) and getattr(torch_layer, stat) is not None:
+            np.testing.assert_allclose(np.array(getattr(mlx_layer, stat)), getattr(torch_layer, stat).numpy(), rtol=1e-4, atol=1e-5)
+
+
+def _forward(body: str, init: str = "self.conv = nn.Conv2d(3, 4, 3)") -> str:
+    return ("import torch\nimport torch.nn as nn\n\n\nclass Net(nn.Module):\n    def __init__(self):\n"
+            f"        super().__init__()\n        {init}\n\n    def forward(self, x):\n        h = torch.relu(self.conv(x))\n"
+            + "".join(f"        {line}\n" for line in body.splitlines()))
+
+
+REMAPPED = [  # forward body after `h = self.conv(x)`, what must appear in the MLX code
+    ("return torch.cat([h, h], dim=1)", "axis=3"),
+    ("return h.mean((2, 3))", "axis=(1, 2)"),
+    ("return h.shape[1]", "h.shape[3]"),
+    ("return h.size(1)", "h.shape[3]"),
+    ("return h.reshape(h.shape[0], -1)", "mx.transpose(h, (0, 3, 1, 2))"),
+    ("return h.flatten(1)", "mx.transpose(h, (0, 3, 1, 2))"),
+]
+
+
+@pytest.mark.parametrize("body,expected", REMAPPED, ids=[r[0] for r in REMAPPED])
+def test_axis_dependent_uses_are_remapped_and_match_torch(body, expected):
+    source = _forward(body)
+    result = convert_source(source)
+    assert not [d for d in result.diagnostics if d.severity.value != "info"], result.code
+    assert expected in result.code, result.code
+    torch.manual_seed(0)
+    torch_net = _exec(source, "torch_net")["Net"]()
+    mlx_net = _exec(result.code, "mlx_net")["Net"]()
+    load_torch_weights(mlx_net, torch_net.state_dict())
+    x = np.random.RandomState(2).standard_normal((2, 3, 6, 5)).astype(np.float32)
+    expected_out, actual = torch_net(torch.from_numpy(x)), mlx_net(mx.array(_channels_last(x)))
+    if isinstance(expected_out, int):
+        assert actual == expected_out
+    else:
+        _assert_close(actual, expected_out)
+
+
+FLAGGED = [
+    "return h[:, 0]",
+    "return h.permute(0, 2, 3, 1)",
+    "return torch.cat([h, torch.ones(2)], dim=1)",
+    "return h.view(-1, 4)",
+    "if h.sum() > 0:\n    h = h * 2\nreturn h",
+    "return h.transpose(1, 2)",
+]
+
+
+@pytest.mark.parametrize("body", FLAGGED)
+def test_uses_the_analysis_cannot_follow_are_flagged(body):
+    result = convert_source(_forward(body))
+    assert any(d.rule_id == "nn-layout" for d in result.diagnostics), result.code
+
+
+def test_classes_without_spatial_layers_are_left_alone():
+    result = convert_source(_forward("return h.view(h.size(0), -1)", init="self.conv = nn.Linear(3, 4)"))
+    assert "transpose" not in result.code and "MLX layout" not in result.code
+
+
+def test_sequential_flattening_a_feature_map_is_flagged():
+    source = _forward("return h", init="self.conv = nn.Sequential(nn.Conv2d(3, 4, 3), nn.Flatten(), nn.Linear(4, 2))")
+    result = convert_source(source)
+    assert any(d.rule_id == "nn-layout" for d in result.diagnostics), result.code
+
