@@ -44,6 +44,16 @@ def test_mirror_converts_copies_and_keeps_plain_files_identical(tmp_path):
     assert (src / "pkg" / "model.py").read_text() == GOOD  # input untouched
 
 
+def test_mirror_keeps_permission_bits(tmp_path):
+    src = _tree(tmp_path / "src")
+    (src / "pkg" / "model.py").chmod(0o644)
+    (src / "README.md").chmod(0o755)
+    out = tmp_path / "out"
+    _invoke("convert", src, "-o", out, "-j", 1)
+    assert (out / "pkg" / "model.py").stat().st_mode & 0o777 == 0o644
+    assert (out / "README.md").stat().st_mode & 0o777 == 0o755
+
+
 def test_no_copy_skips_other_files(tmp_path):
     src = _tree(tmp_path / "src")
     out = tmp_path / "out"

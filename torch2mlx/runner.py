@@ -15,6 +15,7 @@ from __future__ import annotations
 import difflib
 import functools
 import os
+import stat
 import sys
 import tempfile
 import traceback
@@ -226,6 +227,11 @@ def _write_bytes_atomic(path: Path, data: bytes) -> None:
         raise
 
 
+def _copy_mode(source: Path, target: Path) -> None:
+    """The mirror keeps each file's permission bits (a temporary file starts as 0600)."""
+    os.chmod(target, stat.S_IMODE(source.stat().st_mode))
+
+
 def _convert(data: bytes, job: Job, options: Options) -> tuple[dict, bool]:
     """The cache entry for this file's bytes: from the cache, or by converting now."""
     cache = _cache(options)
@@ -276,7 +282,9 @@ def _process(job: Job, options: Options) -> FileOutcome:
     data = job.source.read_bytes()
     if not job.convertible:
         if options.mode == "output" and options.copy_other:
-            _write_bytes_atomic(_checked_target(job, options), data)
+            target = _checked_target(job, options)
+            _write_bytes_atomic(target, data)
+            _copy_mode(job.source, target)
         return FileOutcome(job.display, "copied")
     entry, cached = _convert(data, job, options)
     lines = data.count(b"\n")
@@ -293,6 +301,7 @@ def _process(job: Job, options: Options) -> FileOutcome:
             write_atomic(target, code)
         else:
             _write_bytes_atomic(target, data)  # byte-identical, encoding and line endings kept
+        _copy_mode(job.source, target)
     elif options.mode == "in-place" and changed:
         write_atomic(_checked_target(job, options), code)
     elif options.mode in ("check", "diff") and changed:

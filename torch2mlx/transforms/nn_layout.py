@@ -45,6 +45,11 @@ def _layer_kind(rw, call: cst.BaseExpression) -> Optional[str]:
     return None
 
 
+def _axis(layout, index) -> Optional[int]:
+    """The channels-last axis for torch axis `index`, or None when the layout or axis is unknown."""
+    return _AXES.get(layout, {}).get(index) if index is not None else None
+
+
 def _int(node) -> Optional[int]:
     if isinstance(node, cst.Integer):
         return int(node.value)
@@ -228,7 +233,7 @@ class NnLayoutTransform(Transform):
         if qual == "torch.cat" and args and isinstance(args[0].value, (cst.List, cst.Tuple)):
             layouts = {self._layout(rw, el.value) for el in args[0].value.elements}
             dim = args[1] if len(args) > 1 else None
-            if len(layouts) == 1 and "plain" not in layouts and dim is not None and _int(dim.value) is not None:
+            if len(layouts) == 1 and dim is not None and _axis(next(iter(layouts)), _int(dim.value)) is not None:
                 layout = layouts.pop()
                 self.replace[id(dim.value)] = cst.Integer(str(_AXES[layout][_int(dim.value)]))
                 return layout
@@ -242,7 +247,7 @@ class NnLayoutTransform(Transform):
                 return self._flatten(rw, e, func.value, [])
             if method == "flatten" and len(args) == 1 and _int(args[0].value) == 1:
                 return self._flatten(rw, e, func.value, [])
-            if method == "size" and len(args) == 1 and _int(args[0].value) is not None:
+            if method == "size" and len(args) == 1 and _axis(layout, _int(args[0].value)) is not None:
                 self.replace[id(args[0].value)] = cst.Integer(str(_AXES[layout][_int(args[0].value)]))
                 return "plain"
             if method == "mean" and len(args) == 1 and isinstance(args[0].value, cst.Tuple) and layout in ("cl2", "g"):
@@ -274,7 +279,7 @@ class NnLayoutTransform(Transform):
         if isinstance(e.value, cst.Attribute) and e.value.attr.value == "shape" and len(e.slice) == 1:
             layout = self._cl(e.value.value)
             index = _int(getattr(e.slice[0].slice, "value", None))
-            if layout is not None and index is not None:
+            if _axis(layout, index) is not None:
                 self.replace[id(e.slice[0].slice.value)] = cst.Integer(str(_AXES[layout][index]))
                 return "plain"
         return self._doubt(rw, e)
