@@ -41,6 +41,12 @@ def write_atomic(path: Path, text: str) -> None:
     """
     path = Path(path)
     data = text.encode(source_encoding(text))  # before any file exists: an encode error leaves nothing
+    write_bytes_atomic(path, data)
+
+
+def write_bytes_atomic(path: Path, data: bytes) -> None:
+    """Write `data` to a temporary file beside `path`, then rename it over `path`."""
+    path = Path(path)
     directory = path.parent if str(path.parent) else Path(".")
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
     try:

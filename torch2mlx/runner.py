@@ -17,7 +17,6 @@ import functools
 import os
 import stat
 import sys
-import tempfile
 import traceback
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
@@ -29,7 +28,7 @@ import pathspec
 from torch2mlx.api import build_index, convert_source, decode_source
 from torch2mlx.cache import Cache, diagnostics_from_entry, diagnostics_to_entry
 from torch2mlx.diagnostics import Diagnostic, InputError
-from torch2mlx.fileio import write_atomic
+from torch2mlx.fileio import write_atomic, write_bytes_atomic
 
 EXIT_OK, EXIT_FLAGGED, EXIT_BAD_INPUT, EXIT_INTERNAL = 0, 1, 2, 3
 CONVERTIBLE_SUFFIXES = (".py",)
@@ -213,20 +212,6 @@ def _checked_target(job: Job, options: Options) -> Path:
     return target
 
 
-def _write_bytes_atomic(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-
-
 def _copy_mode(source: Path, target: Path) -> None:
     """The mirror keeps each file's permission bits (a temporary file starts as 0600)."""
     os.chmod(target, stat.S_IMODE(source.stat().st_mode))
@@ -283,7 +268,7 @@ def _process(job: Job, options: Options) -> FileOutcome:
     if not job.convertible:
         if options.mode == "output" and options.copy_other:
             target = _checked_target(job, options)
-            _write_bytes_atomic(target, data)
+            write_bytes_atomic(target, data)
             _copy_mode(job.source, target)
         return FileOutcome(job.display, "copied")
     entry, cached = _convert(data, job, options)
@@ -300,7 +285,7 @@ def _process(job: Job, options: Options) -> FileOutcome:
         if changed:
             write_atomic(target, code)
         else:
-            _write_bytes_atomic(target, data)  # byte-identical, encoding and line endings kept
+            write_bytes_atomic(target, data)  # byte-identical, encoding and line endings kept
         _copy_mode(job.source, target)
     elif options.mode == "in-place" and changed:
         write_atomic(_checked_target(job, options), code)
