@@ -125,6 +125,7 @@ def convert_source(text: str, path: str = "<string>", *, rule_files: Sequence[Pa
     rewriter = TableRewriter(index, module_scope, scopes, transforms, cold)
     try:
         new_module = module.visit(rewriter)
+        rewriter.findings.extend(rewriter.statement_findings[0])  # raised outside any statement
         code = emitter.finish(new_module, rewriter.roots_used, rewriter.module_prelude)
     except RecursionError:
         raise InputError("expression nested too deeply to convert", path) from None

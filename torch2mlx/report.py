@@ -9,6 +9,7 @@ from typing import Iterable
 
 from rich.console import Console
 from rich.markup import escape
+from rich.markup import escape
 from rich.table import Table
 
 from torch2mlx.api import ConversionResult
@@ -22,7 +23,8 @@ def report_dict(results: Iterable[tuple[str, ConversionResult]]) -> dict:
         total_converted += result.converted
         total_flagged += result.flagged
         for d in result.diagnostics:
-            untranslated[d.rule_id] += 1
+            if d.severity.value != "info":  # info: converted under an assumption, not left
+                untranslated[d.rule_id] += 1
         files.append({
             "path": path,
             "changed": result.changed,
@@ -53,8 +55,9 @@ def print_summary(report: dict, console: Console) -> None:
                   f"{s['flagged']} left in place (flagged) in {s['files']} file(s)")
     for f in report["files"]:
         for d in f["diagnostics"]:
-            console.print(f"  {d['path']}:{d['line']}:{d['column']}: [yellow]{d['rule_id']}[/]: {d['message']}",
-                          highlight=False, markup=True, soft_wrap=True)
+            color = "dim" if d["severity"] == "info" else "yellow"
+            console.print(f"  {d['path']}:{d['line']}:{d['column']}: [{color}]{d['severity']}: {d['rule_id']}[/]: "
+                          f"{escape(d['message'])}", highlight=False, markup=True, soft_wrap=True)
     if report["untranslated"]:
         table = Table(title="Left untranslated", show_edge=False)
         table.add_column("torch API")

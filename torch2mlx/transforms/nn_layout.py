@@ -132,6 +132,10 @@ class NnLayoutTransform(Transform):
         out = ", ".join(sorted(words.get(o, "unchanged") for o in outputs)) or "unchanged"
         comment = f"# MLX layout: inputs {', '.join(inputs) or '-'} are channels-last (NHWC / NLC); outputs: {out}"
         line = cst.EmptyLine(comment=cst.Comment(comment))
+        if inputs:  # the data fed to this model must change layout too: say so in the report
+            rw.flag(original, "nn-layout", "needs-review",
+                    f"{original.name.value} takes channels-last input ({', '.join(inputs)}): feed it NHWC/NLC data, "
+                    "e.g. mx.transpose(x, (0, 2, 3, 1)) for an NCHW batch", "info")
         return updated.with_changes(leading_lines=[*updated.leading_lines, line])
 
     # ----- forward ---------------------------------------------------------------------------

@@ -30,7 +30,7 @@ import libcst as cst
 
 from torch2mlx.binding import code_of
 from torch2mlx.transforms import Transform
-from torch2mlx.transforms.training_sched import _bodies
+from torch2mlx.transforms.training_sched import function_blocks
 
 RULE_ID = "autocast"
 AUTOCAST = frozenset({"torch.autocast", "torch.amp.autocast", "torch.cuda.amp.autocast", "torch.cpu.amp.autocast",
@@ -101,7 +101,7 @@ def _scaler_use(stmt: ast.stmt, scaler: str) -> Optional[str]:
 def removable_scalers(tree: ast.Module) -> set:
     """{(function path, name)} of `name = GradScaler(...)` used only in the four training-step forms, in one function."""
     blocks: list = []
-    _bodies(tree, (), blocks)
+    function_blocks(tree, (), blocks)
     found: set = set()
     for path, body, owner in blocks:
         for stmt in body:

@@ -39,6 +39,7 @@ from typing import Callable, Optional, Union
 import libcst as cst
 
 from torch2mlx.binding import code_of
+from torch2mlx.template import sentinel
 from torch2mlx.transforms import Transform
 from torch2mlx.transforms.training_codegen import mlx_expr
 from torch2mlx.transforms.training_scan import OPTIMIZER_NAMES
@@ -167,7 +168,7 @@ def _step_of(stmt: ast.stmt) -> Optional[str]:
     return None
 
 
-def _bodies(node: ast.AST, path: tuple, out: list, owner: Optional[ast.AST] = None) -> None:
+def function_blocks(node: ast.AST, path: tuple, out: list, owner: Optional[ast.AST] = None) -> None:
     """(function path, statement list, function node) for every block, nested functions with a longer path."""
     owner = owner or node
     for field in ("body", "orelse", "finalbody", "handlers"):
@@ -177,7 +178,7 @@ def _bodies(node: ast.AST, path: tuple, out: list, owner: Optional[ast.AST] = No
                 out.append((path, block, owner))
             for child in block:
                 scope = isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))
-                _bodies(child, (*path, child.name) if scope else path, out, child if scope else owner)
+                function_blocks(child, (*path, child.name) if scope else path, out, child if scope else owner)
 
 
 def _scheduler_plan(target: str, call: ast.Call, body: list, index: int, path: tuple, blocks: list, owner: ast.AST) -> Plan:
@@ -214,6 +215,9 @@ def _scheduler_plan(target: str, call: ast.Call, body: list, index: int, path: t
         plan.build = f"`{target}.step()` is never called"
         return plan
     opt_steps = [(p, b, i) for p, b in inside for i, s in enumerate(b) if _step_of(s) == optimizer and p == path]
+    if any(b[i].lineno < call.lineno for _, b, i in steps):
+        plan.build = f"`{target}.step()` comes before the scheduler is built"
+        return plan
     for p, b, i in steps:
         if p != path or [_step_of(s) for s in b].count(target) != 1 or [_step_of(s) for s in b].count(optimizer) != 1:
             plan.build = (f"`{target}.step()` is not called once per `{optimizer}.step()` in the same block (a per-epoch scheduler):"
@@ -229,16 +233,37 @@ def _scheduler_plan(target: str, call: ast.Call, body: list, index: int, path: t
     return plan
 
 
+def _torch_scheduler_names(tree: ast.Module) -> tuple:
+    """(expressions that name the torch.optim.lr_scheduler module, names imported from it)."""
+    modules, names = {"torch.optim.lr_scheduler"}, set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module == "torch.optim.lr_scheduler":
+            names.update(a.asname or a.name for a in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module == "torch.optim":
+            modules.update(a.asname or a.name for a in node.names if a.name == "lr_scheduler")
+        elif isinstance(node, ast.Import):
+            modules.update(a.asname for a in node.names if a.name == "torch.optim.lr_scheduler" and a.asname)
+    return modules, names
+
+
+def _is_torch_scheduler(func: ast.expr, modules: set, names: set) -> bool:
+    if isinstance(func, ast.Name):
+        return func.id in names
+    return isinstance(func, ast.Attribute) and ast.unparse(func.value) in modules
+
+
 def scan(tree: ast.Module) -> dict:
     """{(function path, ast.dump of the scheduler statement): Plan}; also keyed by the optimizer statement."""
+    modules, names = _torch_scheduler_names(tree)
     blocks: list = []
-    _bodies(tree, (), blocks)
+    function_blocks(tree, (), blocks)
     plans: dict = {}
     seen: dict = {}
     for path, body, owner in blocks:
         for i, stmt in enumerate(body):
             if (isinstance(stmt, ast.Assign) and len(stmt.targets) == 1 and isinstance(stmt.targets[0], ast.Name)
-                    and isinstance(stmt.value, ast.Call) and _tail(stmt.value.func) in SIGNATURES):
+                    and isinstance(stmt.value, ast.Call) and _tail(stmt.value.func) in SIGNATURES
+                    and _is_torch_scheduler(stmt.value.func, modules, names)):
                 key = (path, ast.dump(stmt))
                 seen[key] = seen.get(key, 0) + 1
                 plan = _scheduler_plan(stmt.targets[0].id, stmt.value, body, i, path, blocks, owner)
@@ -246,9 +271,13 @@ def scan(tree: ast.Module) -> dict:
                 if not isinstance(plan.build, str):
                     ctor = next(s for s in reversed(body[:i]) if isinstance(s, ast.Assign) and ast.unparse(s.targets[0]) == plan.optimizer)
                     plans[("optimizer", path, ast.dump(ctor))] = plan
-    for key, count in seen.items():
+    ctors: dict = {}
+    for path, body, _ in blocks:
+        for stmt in body:
+            ctors[("optimizer", path, ast.dump(stmt))] = ctors.get(("optimizer", path, ast.dump(stmt)), 0) + 1
+    for key, count in [*seen.items(), *((k, n) for k, n in ctors.items() if k in plans)]:
         if count > 1:
-            plans[key].build = "the same scheduler statement appears twice in one function"
+            plans[key].build = "the same scheduler or optimizer statement appears twice in one function"
     return plans
 
 
@@ -311,7 +340,10 @@ class LrSchedule(Transform):
         call = updated.body[0].value
         args = list(call.args)
         index = next((i for i, a in enumerate(args) if a.keyword is not None and a.keyword.value == "learning_rate"), None)
-        if index is None:
+        translated = isinstance(call.func, cst.Attribute) and isinstance(call.func.value, cst.Name) and call.func.value.value == sentinel("optim")
+        if index is None or not translated:
+            plan.build = f"the optimizer `{plan.optimizer}` is not translated, so the schedule has nowhere to go"
+            self.translated.discard(plan.scheduler)
             return updated
         schedule = mlx_expr(rw, plan.build(code_of(args[index].value)))
         args[index] = args[index].with_changes(value=schedule)
