@@ -61,6 +61,31 @@ def decode_source(data: bytes, path: str = "<string>") -> str:
         raise InputError(f"cannot decode file: {exc}", path, line, 0) from None
 
 
+def _project_torch_locals(tree: ast.Module, cross_file) -> frozenset:
+    """Names imported at module level from other project files that are torch aliases there."""
+    if not cross_file:
+        return frozenset()
+    from torch2mlx.project import absolute_import
+
+    project, module, is_package = cross_file
+    found = set()
+    for node in tree.body:
+        if isinstance(node, ast.ImportFrom) and not (node.module or "").startswith("torch"):
+            source = absolute_import(module, node, is_package)
+            for a in node.names:
+                if f"{source}.{a.name}" in project.aliases:
+                    found.add(a.asname or a.name)
+    return frozenset(found)
+
+
+def _imports_torch_from_project(project, module_name: Optional[str]) -> bool:
+    """Whether this file imports a torch alias or module class from another project file."""
+    if project is None or module_name is None:
+        return False
+    prefix = f"{module_name}."
+    return any(k.startswith(prefix) for k in project.aliases) or any(c.startswith(prefix) for c in project.module_classes)
+
+
 def _check_syntax(text: str, path: str) -> ast.Module:
     try:
         return ast.parse(text)
@@ -99,23 +124,30 @@ def _check_tail_round_trip(module: cst.Module, text: str, path: str) -> None:
                          path, line, 0)
 
 
-def convert_source(text: str, path: str = "<string>", *, rule_files: Sequence[Path] = (), index: Optional[RuleIndex] = None) -> ConversionResult:
+def convert_source(text: str, path: str = "<string>", *, rule_files: Sequence[Path] = (), index: Optional[RuleIndex] = None,
+                   project=None, module_name: Optional[str] = None) -> ConversionResult:
     """Translate one PyTorch source text to MLX.
 
     Raises InputError for input that is not valid Python; anything else untranslatable
     is reported in `diagnostics` and marked in the code with a `# torch2mlx:` comment.
+    `project` (a `torch2mlx.project.ProjectIndex`) and `module_name` give cross-file facts
+    in a directory run: torch aliases and nn.Module classes imported from other files.
     """
-    if "torch" not in text:  # nothing to translate; still report invalid Python, as for any file
+    if "torch" not in text and not _imports_torch_from_project(project, module_name):
+        # nothing to translate; still report invalid Python, as for any file
         _check_syntax(text.lstrip("\ufeff"), path)
         return ConversionResult(text, text)
     if text.startswith("\ufeff"):  # a UTF-8 BOM (kept by decode_source): convert the rest, keep the mark
-        rest = convert_source(text[1:], path, rule_files=rule_files, index=index)
+        rest = convert_source(text[1:], path, rule_files=rule_files, index=index, project=project, module_name=module_name)
         return ConversionResult("\ufeff" + rest.code, text, rest.diagnostics, rest.converted)
     index = index or build_index(rule_files)
     tree, module = _parse(text, path)
     hot_attrs = frozenset(index.methods) | _transform_attrs()
-    module_scope, scopes = analyze(tree, hot_attrs)
-    transforms = [cls() for cls in _transform_classes() if cls().applies_to(text)]
+    cross_file = None
+    if project is not None and module_name is not None:
+        cross_file = (project, module_name, Path(path).name == "__init__.py")
+    module_scope, scopes = analyze(tree, hot_attrs, cross_file)
+    transforms = [cls() for cls in _transform_classes() if cls().applies_to(text) or module_scope.project_classes]
     if any(t.needs_every_statement for t in transforms):
         cold: dict = {}
         for scope in scopes:
@@ -126,7 +158,9 @@ def convert_source(text: str, path: str = "<string>", *, rule_files: Sequence[Pa
     try:
         new_module = module.visit(rewriter)
         rewriter.findings.extend(rewriter.statement_findings[0])  # raised outside any statement
-        code = emitter.finish(new_module, rewriter.roots_used, rewriter.module_prelude)
+        project_torch = _project_torch_locals(tree, cross_file)
+        code = emitter.finish(new_module, rewriter.roots_used, rewriter.module_prelude,
+                              project_torch=project_torch)
     except RecursionError:
         raise InputError("expression nested too deeply to convert", path) from None
     diagnostics = _diagnostics(module, tree, text, rewriter, path)

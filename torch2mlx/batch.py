@@ -19,6 +19,7 @@ from rich.markup import escape
 from torch2mlx import runner
 from torch2mlx.cache import run_salt
 from torch2mlx.fileio import write_atomic
+from torch2mlx.project import build_project_index
 from torch2mlx.report import print_run_diagnostics, print_run_summary, run_report, write_report
 from torch2mlx.sarif import write_sarif
 from torch2mlx.table import RuleError, load_rule_files
@@ -74,8 +75,11 @@ def run_batch(err: Console, sources: Sequence[Path], s: BatchSettings) -> None:
         raise _fail(err, str(exc))
     jobs, skipped = runner.discover(list(sources), s.excludes, s.output if s.mode == "output" else None,
                                     with_other_files=s.mode == "output" and s.copy_other)
+    project = build_project_index([p for p in sources if p.is_dir()], [j.source for j in jobs if j.convertible])
+    if s.cache_dir is not None:  # cross-file facts are part of every file's cache key
+        salt = f"{salt}:{project.key()}"
     options = runner.Options(s.mode, s.rule_files, s.cache_dir, salt, s.copy_other,
-                             s.output.resolve() if s.output is not None else None)
+                             s.output.resolve() if s.output is not None else None, project)
     run = runner.Run(jobs, options, s.jobs or os.cpu_count() or 1).start()
     outcomes = list(skipped)
     if err.is_terminal and not s.quiet:

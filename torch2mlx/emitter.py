@@ -84,8 +84,12 @@ def _is_torch_module(name: str) -> bool:
     return name == TORCH_ROOT or name.startswith(TORCH_ROOT + ".")
 
 
-def _prune_torch_import(stmt: cst.SimpleStatementLine, used: set):
-    """The statement without its unused torch aliases; None when nothing is left; same object if untouched."""
+def _prune_torch_import(stmt: cst.SimpleStatementLine, used: set, project_torch: frozenset = frozenset()):
+    """The statement without its unused torch aliases; None when nothing is left; same object if untouched.
+
+    `project_torch`: names this file imports from other project files that are torch aliases
+    there (`from .utils import F`): pruned like torch imports when no longer used.
+    """
     if len(stmt.body) != 1:
         return stmt
     imp = stmt.body[0]
@@ -97,10 +101,16 @@ def _prune_torch_import(stmt: cst.SimpleStatementLine, used: set):
             if _is_torch_module(full) and bound not in used:
                 continue
             keep.append(alias)
-    elif isinstance(imp, cst.ImportFrom) and not imp.relative and imp.module is not None and not isinstance(imp.names, cst.ImportStar):
-        if not _is_torch_module(_dotted(imp.module)):
+    elif isinstance(imp, cst.ImportFrom) and not isinstance(imp.names, cst.ImportStar):
+        def local(a) -> str:
+            return a.asname.name.value if a.asname else _dotted(a.name)  # type: ignore[union-attr]
+
+        if not imp.relative and imp.module is not None and _is_torch_module(_dotted(imp.module)):
+            keep = [a for a in imp.names if local(a) in used]
+        elif project_torch:
+            keep = [a for a in imp.names if local(a) in used or local(a) not in project_torch]
+        else:
             return stmt
-        keep = [a for a in imp.names if (a.asname.name.value if a.asname else _dotted(a.name)) in used]  # type: ignore[union-attr]
     else:
         return stmt
     if len(keep) == len(imp.names):  # type: ignore[arg-type]
@@ -178,7 +188,9 @@ class _Renderer:
         return code
 
 
-def finish(module: cst.Module, roots_used: set, prelude: Iterable = ()) -> str:
+def finish(module: cst.Module, roots_used: set, prelude: Iterable = (), *, project_torch: frozenset = frozenset()) -> str:
+    """The final text. A torch import that only other project files used is removed too: they
+    drop their `from .x import F` of it when they no longer use it (`project_torch`)."""
     renderer = _Renderer(module)
     draft = renderer.render(module.body)
     used, nested_torch_import = _loaded_names(draft)
@@ -192,7 +204,7 @@ def finish(module: cst.Module, roots_used: set, prelude: Iterable = ()) -> str:
     carried: list = []     # those of later removed imports, kept on the next statement
     for stmt in body:
         if isinstance(stmt, cst.SimpleStatementLine):
-            pruned = _prune_torch_import(stmt, used)
+            pruned = _prune_torch_import(stmt, used, project_torch)
             is_first = first_torch_import is None and _imports_torch(stmt)
             if is_first:
                 first_torch_import = len(new_body) + (0 if pruned is None else 1)

@@ -28,6 +28,7 @@ class Scope:
     interesting: bool = True                     # mentions a torch alias or a rule's method name
     nested_count: int = 0                        # defs/classes inside it, for skipping
     submodules: frozenset = frozenset()          # class: attributes assigned a tensor-returning torch.nn layer
+    project_classes: set = field(default_factory=set)  # nn.Module subclasses imported from other project files
 
     def resolve(self, name: str) -> Optional[str]:
         """Qualified torch name that `name` refers to here, or None."""
@@ -49,8 +50,12 @@ class Scope:
         return name in self.other or name in self.imports
 
 
-def _import_bindings(node: ast.AST) -> Iterable[tuple[str, Optional[str]]]:
-    """(local name, torch qualified name or None) for an import statement."""
+def _import_bindings(node: ast.AST, project=None) -> Iterable[tuple[str, Optional[str]]]:
+    """(local name, torch qualified name or None) for an import statement.
+
+    With `project` (a ProjectIndex and this file's module name), a name imported from
+    another project file that is a torch alias there (`from .utils import F`) counts too.
+    """
     if isinstance(node, ast.Import):
         for alias in node.names:
             root = alias.name.split(".")[0]
@@ -62,16 +67,26 @@ def _import_bindings(node: ast.AST) -> Iterable[tuple[str, Optional[str]]]:
     elif isinstance(node, ast.ImportFrom):
         module = node.module or ""
         is_torch = node.level == 0 and (module == TORCH_ROOT or module.startswith(TORCH_ROOT + "."))
+        source = None
+        if not is_torch and project is not None:
+            from torch2mlx.project import absolute_import
+
+            index, this_module, is_package = project
+            source = absolute_import(this_module, node, is_package)
         for alias in node.names:
             if alias.name == "*":
                 continue
-            yield alias.asname or alias.name, f"{module}.{alias.name}" if is_torch else None
+            qual = f"{module}.{alias.name}" if is_torch else None
+            if source is not None:
+                qual = project[0].aliases.get(f"{source}.{alias.name}")
+            yield alias.asname or alias.name, qual
 
 
 class _Collector(ast.NodeVisitor):
     """Fills one Scope with bindings; nested scopes get their own collector."""
 
-    def __init__(self, scope: Scope, all_scopes: list, hot_names: set, hot_attrs: frozenset):
+    def __init__(self, scope: Scope, all_scopes: list, hot_names: set, hot_attrs: frozenset, project=None):
+        self.project = project  # (ProjectIndex, this file's module name) or None
         self.scope = scope
         self.all_scopes = all_scopes
         self.hot_names = hot_names
@@ -86,7 +101,7 @@ class _Collector(ast.NodeVisitor):
         self.scope.other.add(name)
 
     def visit_Import(self, node: ast.AST) -> None:
-        for name, qual in _import_bindings(node):
+        for name, qual in _import_bindings(node, self.project):
             if qual is None:
                 self._bind(name)
                 self.scope.modules.add(name)
@@ -141,7 +156,7 @@ class _Collector(ast.NodeVisitor):
         child._pos = (node.lineno, node.col_offset)  # type: ignore[attr-defined]
         before = len(self.all_scopes)
         self.all_scopes.append(child)
-        collector = _Collector(child, self.all_scopes, self.hot_names, self.hot_attrs)
+        collector = _Collector(child, self.all_scopes, self.hot_names, self.hot_attrs, self.project)
         if not isinstance(node, ast.ClassDef):
             collector.visit(node.args)
         for stmt in node.body:
@@ -169,18 +184,30 @@ class _Collector(ast.NodeVisitor):
             self.visit_arg(node.kwarg)
 
 
-def analyze(tree: ast.Module, hot_attrs: frozenset = frozenset()) -> tuple[Scope, list]:
-    """Module scope, and the def/class scopes in source order (libcst's visiting order)."""
+def analyze(tree: ast.Module, hot_attrs: frozenset = frozenset(), project=None) -> tuple[Scope, list]:
+    """Module scope, and the def/class scopes in source order (libcst's visiting order).
+
+    `project`: (ProjectIndex, module name, is package) for cross-file facts, or None.
+    """
     module = Scope("module", None)
     scopes: list = []
     # torch alias names anywhere make a subtree interesting, wherever the import is
     hot_names: set = set()
     for node in ast.walk(tree):
         if isinstance(node, (ast.Import, ast.ImportFrom)):
-            for name, qual in _import_bindings(node):
+            for name, qual in _import_bindings(node, project):
                 if qual is not None:
                     hot_names.add(name)
-    collector = _Collector(module, scopes, hot_names, hot_attrs)
+    if project is not None:
+        from torch2mlx.project import absolute_import
+
+        for node in tree.body:
+            if isinstance(node, ast.ImportFrom):
+                source = absolute_import(project[1], node, project[2])
+                for a in node.names:
+                    if f"{source}.{a.name}" in project[0].module_classes:
+                        module.project_classes.add(a.asname or a.name)
+    collector = _Collector(module, scopes, hot_names, hot_attrs, project)
     for stmt in tree.body:
         collector.visit(stmt)
     module.interesting = True

@@ -81,6 +81,7 @@ class TableRewriter(cst.CSTTransformer):
         self.cold = cold or {}  # id(libcst statement) -> its ast statement, for statements with no torch
         self.index = index
         self.scope_list = scopes
+        self.project_module_classes = frozenset(getattr(module_scope, "project_classes", ()))
         self.scope_counter = 0
         self.scopes: list[Scope] = [module_scope]
         self.tensors = TensorFacts(index, self.qualified_name, getattr(module_scope, "tensor_functions", frozenset()),

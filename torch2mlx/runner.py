@@ -46,6 +46,7 @@ class Options:
     cache_salt: str = ""
     copy_other: bool = True
     output_root: Optional[Path] = None
+    project: Optional[object] = None  # torch2mlx.project.ProjectIndex: cross-file facts
 
 
 @dataclass(frozen=True)
@@ -231,7 +232,9 @@ def _convert(data: bytes, job: Job, options: Options) -> tuple[dict, bool]:
             result = convert_notebook(text, job.display)
         else:
             index = build_index(tuple(options.rule_files))
-            result = convert_source(text, job.display, index=index)
+            project = options.project
+            module = project.module_of(job.source) if project is not None else None
+            result = convert_source(text, job.display, index=index, project=project, module_name=module)
     except InputError as exc:
         entry = {"error": exc.message, "line": exc.line, "column": exc.column}
     else:

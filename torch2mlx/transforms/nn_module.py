@@ -142,8 +142,9 @@ class NnModuleTransform(Transform):
         for base in node.bases:
             if rw.qualified_name(base.value) in _MODULE_BASES:
                 is_module = True
-            elif isinstance(base.value, cst.Name) and base.value.value in self.module_classes:
-                is_module = True
+            elif isinstance(base.value, cst.Name) and (base.value.value in self.module_classes
+                                                       or base.value.value in rw.project_module_classes):
+                is_module = True  # a module class of this file, or imported from another project file
         info = _ClassInfo(is_module)
         if is_module:
             self.module_classes.add(node.name.value)

@@ -1,0 +1,125 @@
+"""Cross-file facts for a directory run: names that other project files import.
+
+When `utils.py` says `import torch.nn.functional as F` and `model.py` says
+`from .utils import F`, the `F` in model.py is torch's; when `base.py` defines
+`class BaseModel(nn.Module)` and `model.py` subclasses it, model.py's class is a module
+class too. One cheap `ast` pass over the tree collects these facts before conversion.
+"""
+from __future__ import annotations
+
+import ast
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable, Optional
+
+from torch2mlx.names import TORCH_ROOT
+
+
+@dataclass(frozen=True)
+class ProjectIndex:
+    aliases: dict = field(default_factory=dict)          # "pkg.utils.F" -> "torch.nn.functional"
+    module_classes: frozenset = frozenset()              # "pkg.base.BaseModel"
+    modules: dict = field(default_factory=dict)          # str(path) -> "pkg.utils"
+
+    def module_of(self, path: Path) -> Optional[str]:
+        return self.modules.get(str(Path(path).resolve()))
+
+    def key(self) -> str:
+        """Changes when a fact changes (so cached conversions are redone)."""
+        data = json.dumps([sorted(self.aliases.items()), sorted(self.module_classes)])
+        return hashlib.sha256(data.encode()).hexdigest()[:16]
+
+
+def module_name(path: Path, root: Path) -> str:
+    parts = list(path.resolve().relative_to(root.resolve()).with_suffix("").parts)
+    if parts and parts[-1] == "__init__":
+        parts = parts[:-1]
+    return ".".join(parts)
+
+
+def absolute_import(module: str, node: ast.ImportFrom, is_package: bool) -> str:
+    """The module an ImportFrom names, with relative levels resolved against `module`."""
+    if not node.level:
+        return node.module or ""
+    package = module.split(".") if is_package else module.split(".")[:-1]
+    base = package[: len(package) - (node.level - 1)] if node.level > 1 else package
+    return ".".join([*base, node.module] if node.module else base)
+
+
+def _torch_name(node: ast.expr, aliases: dict) -> Optional[str]:
+    parts = []
+    while isinstance(node, ast.Attribute):
+        parts.append(node.attr)
+        node = node.value
+    if not isinstance(node, ast.Name) or node.id not in aliases:
+        return None
+    return ".".join([aliases[node.id], *reversed(parts)])
+
+
+def build_project_index(roots: Iterable[Path], files: Iterable[Path]) -> ProjectIndex:
+    roots = [Path(r).resolve() for r in roots]
+    facts = []  # (module, {local: torch qual}, {local: project full name}, [(class, bases)])
+    modules = {}
+    for path in files:
+        path = Path(path).resolve()
+        root = next((r for r in roots if path == r or r in path.parents), None)
+        if root is None or path.suffix != ".py":
+            continue
+        try:
+            tree = ast.parse(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, SyntaxError, ValueError, RecursionError):
+            continue
+        name = module_name(path, root) if root.is_dir() else path.stem
+        modules[str(path)] = name
+        is_package = path.name == "__init__.py"
+        torch_locals, project_locals, classes = {}, {}, []
+        for node in tree.body:
+            if isinstance(node, ast.Import):
+                for a in node.names:
+                    if a.name.split(".")[0] == TORCH_ROOT:
+                        torch_locals[a.asname or a.name.split(".")[0]] = a.name if a.asname else TORCH_ROOT
+            elif isinstance(node, ast.ImportFrom) and not any(a.name == "*" for a in node.names):
+                source = absolute_import(name, node, is_package)
+                for a in node.names:
+                    local = a.asname or a.name
+                    if source == TORCH_ROOT or source.startswith(TORCH_ROOT + "."):
+                        torch_locals[local] = f"{source}.{a.name}"
+                    else:
+                        project_locals[local] = f"{source}.{a.name}"
+            elif isinstance(node, ast.ClassDef):
+                classes.append((node.name, node.bases))
+        facts.append((name, torch_locals, project_locals, classes))
+
+    aliases: dict = {}
+    module_classes: set = set()
+    for name, torch_locals, _, _ in facts:
+        for local, qual in torch_locals.items():
+            aliases[f"{name}.{local}"] = qual
+    changed = True
+    while changed:  # re-exports and base classes across files: iterate to a fixed point
+        changed = False
+        for name, torch_locals, project_locals, classes in facts:
+            for local, target in project_locals.items():
+                full = f"{name}.{local}"
+                if target in aliases and full not in aliases:
+                    aliases[full] = aliases[target]
+                    changed = True
+                if target in module_classes and full not in module_classes:
+                    module_classes.add(full)
+                    changed = True
+            for cls, bases in classes:
+                full = f"{name}.{cls}"
+                if full in module_classes:
+                    continue
+                for base in bases:
+                    qual = _torch_name(base, torch_locals)
+                    local = base.id if isinstance(base, ast.Name) else None
+                    if qual in ("torch.nn.Module", "torch.nn.modules.module.Module") or (
+                            local is not None and (f"{name}.{local}" in module_classes
+                                                   or project_locals.get(local) in module_classes)):
+                        module_classes.add(full)
+                        changed = True
+                        break
+    return ProjectIndex(aliases, frozenset(module_classes), modules)
