@@ -165,6 +165,98 @@ def _convert_one(err: Console, source: Path, output, diff, in_place, force, rule
     raise click.exceptions.Exit(EXIT_FLAGGED if result.flagged and not exit_zero else EXIT_OK)
 
 
+VERIFY_HELP = """Convert a model file, run torch and MLX on the same random input, compare.
+
+\b
+Examples:
+  torch2mlx verify model.py --model LeNet --args '10' --input 1,1,28,28
+  torch2mlx verify mlp.py --model MLP --args '12, hidden=16, num_classes=3' --input 2,12
+  torch2mlx verify lm.py --model LM --args '50, 8' --input int:0:50:2,12   # int64 tokens in [0, 50)
+
+\b
+Both models are built with --args (Python literals), torch's weights are copied into the MLX
+model, both run in eval mode. --input shapes are torch's (NCHW); a class converted to
+channels-last gets them NHWC and its feature-map outputs are compared channels-last.
+Exit codes: 0 PASS; 1 FAIL (outputs differ, or the converted model does not build, load or run);
+2 bad input (missing file or class, bad --args or --input).
+"""
+
+EXPORT_HELP = """Write a torch checkpoint as MLX weights for the converted model.
+
+\b
+Example:
+  torch2mlx export-weights model.py --model LeNet --args '10' ckpt.pt -o lenet.safetensors
+
+\b
+CHECKPOINT is a torch.save'd state_dict (or a dict holding one under state_dict,
+model_state_dict or model), loaded with weights_only=True. The converted MLX model is built
+with --args, the weights are loaded into it (names and layouts as load_torch_weights) and
+saved with model.save_weights (.safetensors or .npz); reload with model.load_weights(path).
+Exit codes: 0 written; 1 the checkpoint does not fit the model (nothing written); 2 bad input.
+"""
+
+
+def _read_model(err: Console, source: Path) -> str:
+    try:
+        return read_source(source)
+    except InputError as exc:
+        raise _fail(err, str(exc))
+
+
+@main.command(help=VERIFY_HELP)
+@click.argument("source", type=click.Path(path_type=Path))
+@click.option("--model", "class_name", required=True, help="The nn.Module class to build.")
+@click.option("--args", "args", default="", help="Constructor arguments, as Python literals: '10, hidden=32'.")
+@click.option("--input", "inputs", multiple=True, required=True, metavar="SHAPE",
+              help="One forward argument: a torch shape such as 1,3,32,32 (float32 normal), or int:LOW:HIGH:SHAPE. Repeatable.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--atol", type=float, default=1e-4, show_default=True)
+@click.option("--rtol", type=float, default=1e-4, show_default=True)
+def verify(source, class_name, args, inputs, seed, atol, rtol) -> None:
+    from torch2mlx import verify_model  # numpy, torch and mlx: only for this command
+
+    err = Console(stderr=True)
+    text = _read_model(err, source)
+    try:
+        check = verify_model.verify_model(text, class_name, args, inputs, seed=seed, atol=atol, rtol=rtol, path=str(source))
+    except verify_model.BadModelInput as exc:
+        raise _fail(err, str(exc))
+    for diagnostic in check.diagnostics:
+        err.print(escape(diagnostic.format()), highlight=False, soft_wrap=True)
+    click.echo(check.summary())
+    if check.bad_input:
+        raise click.exceptions.Exit(EXIT_BAD_INPUT)
+    raise click.exceptions.Exit(EXIT_OK if check.passed else EXIT_FLAGGED)
+
+
+@main.command("export-weights", help=EXPORT_HELP)
+@click.argument("source", type=click.Path(path_type=Path))
+@click.argument("checkpoint", type=click.Path(path_type=Path))
+@click.option("--model", "class_name", required=True, help="The nn.Module class to build.")
+@click.option("--args", "args", default="", help="Constructor arguments, as Python literals: '10, hidden=32'.")
+@click.option("-o", "--output", required=True, type=click.Path(path_type=Path), help="The MLX weights file (.safetensors or .npz).")
+@click.option("--force", is_flag=True, help="Overwrite OUTPUT if it exists.")
+def export_weights(source, checkpoint, class_name, args, output, force) -> None:
+    from torch2mlx import verify_model  # numpy, torch and mlx: only for this command
+    from torch2mlx.weights import WeightLoadError
+
+    err = Console(stderr=True)
+    if output.suffix not in (".safetensors", ".npz"):
+        raise _fail(err, f"{output}: MLX saves weights as .safetensors or .npz")
+    if output.exists() and not force:
+        raise _fail(err, f"{output}: exists; pass --force to overwrite")
+    text = _read_model(err, source)
+    try:
+        state_dict = verify_model.load_checkpoint(str(checkpoint))
+        report = verify_model.export_weights(text, class_name, args, state_dict, str(output), path=str(source))
+    except verify_model.BadModelInput as exc:
+        raise _fail(err, str(exc))
+    except WeightLoadError as exc:
+        err.print(f"[red]checkpoint does not fit {escape(class_name)}:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
+        raise click.exceptions.Exit(EXIT_FLAGGED)
+    err.print(f"{output}: {len(report.loaded)} arrays written", highlight=False, soft_wrap=True)
+
+
 main.add_command(rules_group)
 
 

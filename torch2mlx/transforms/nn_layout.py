@@ -85,12 +85,22 @@ class NnLayoutTransform(Transform):
         self.state: Optional[dict] = None  # name -> layout inside the forward being visited
         self.replace: dict = {}       # id(original node) -> replacement
         self.notes: list = []         # per class: [inputs, output layouts]
+        self.class_stack: list = []   # (ClassDef, layers or None) of the classes being visited
+        self.outputs: dict = {}       # channels-last class name -> output layouts of its forward
+        self.calls = None             # call-site analysis (channels-last instances), set per module
 
     def applies_to(self, text: str) -> bool:
         return any(k in text for k in _SPATIAL)
 
     # ----- classes ---------------------------------------------------------------------------
     def visit_ClassDef(self, rw, node: cst.ClassDef) -> None:
+        layers = self._class_layers(rw, node)
+        self.classes.append(layers)
+        self.notes.append([[], set(), 0])  # inputs, output layouts, statements of forward analysed
+        self.class_stack.append((node, layers))
+
+    def _class_layers(self, rw, node: cst.ClassDef) -> Optional[dict]:
+        """{attr: layout kind of the submodule} when `__init__` builds a channels-last layer, else None."""
         layers: dict = {}
         for stmt in node.body.body:
             if isinstance(stmt, cst.FunctionDef) and stmt.name.value == "__init__":
@@ -102,8 +112,7 @@ class NnLayoutTransform(Transform):
                                 if isinstance(target, cst.Attribute) and isinstance(target.value, cst.Name) and target.value.value == "self":
                                     layers[target.attr.value] = self._module_layout(rw, small.value)
         spatial = any(v not in (None, "pp", "plain") for v in layers.values())
-        self.classes.append(layers if spatial else None)
-        self.notes.append([[], set(), 0])  # inputs, output layouts, statements of forward analysed
+        return layers if spatial else None
 
     def _module_layout(self, rw, value) -> Optional[str]:
         """What a submodule does to a channels-last input: a layout, 'pp' (per position), 'flag' or None."""
@@ -126,6 +135,8 @@ class NnLayoutTransform(Transform):
     def leave_ClassDef(self, rw, original: cst.ClassDef, updated):
         layers = self.classes.pop()
         inputs, outputs, _ = self.notes.pop()
+        self.class_stack.pop()
+        self.outputs[original.name.value] = outputs
         if layers is None or not isinstance(updated, cst.ClassDef):
             return updated
         words = {"cl2": "channels-last (N, H, W, C)", "g": "channels-last (N, 1, 1, C)", "cl1": "channels-last (N, L, C)"}
@@ -140,6 +151,8 @@ class NnLayoutTransform(Transform):
 
     # ----- forward ---------------------------------------------------------------------------
     def visit_FunctionDef(self, rw, node: cst.FunctionDef) -> None:
+        if self.calls is not None:
+            self.calls.enter(node)
         layers = self.classes[-1] if self.classes else None
         if layers is None or node.name.value != "forward":
             return
@@ -150,6 +163,8 @@ class NnLayoutTransform(Transform):
         self.layers = layers
 
     def leave_FunctionDef(self, rw, original, updated):
+        if self.calls is not None:
+            self.calls.leave()
         if original.name.value == "forward":
             self.state = None
         return updated
@@ -300,3 +315,246 @@ class NnLayoutTransform(Transform):
 
     def leave_Tuple(self, rw, original, updated):
         return self.replace.pop(id(original), updated)
+
+    # ----- call sites: feed a channels-last class NHWC data -----------------------------------------
+    def visit_Module(self, rw, node: cst.Module) -> None:
+        classes = {}
+        for stmt in node.body:
+            if isinstance(stmt, cst.ClassDef) and (layers := self._class_layers(rw, stmt)) is not None:
+                forward = next((s for s in stmt.body.body if isinstance(s, cst.FunctionDef) and s.name.value == "forward"), None)
+                inputs = [p for p in forward.params.params[1:] if p.default is None] if forward else []
+                first = next((v for v in layers.values() if v in _SPATIAL.values() and v != "g"), "cl2")
+                if inputs:
+                    classes[stmt.name.value] = (_TO_CL[first], len(inputs))
+        self.calls = _Instances(node, classes) if classes else None
+
+    def leave_Call(self, rw, original: cst.Call, updated):
+        if self.calls is None or self.state is not None or not isinstance(updated, cst.Call):
+            return updated
+        found = self.calls.callee(original.func, self.class_stack)
+        if found is None:
+            return updated
+        proven, cls = found
+        perm, n_inputs = self.calls.classes[cls]
+        args = updated.args
+        if not proven or len(args) != n_inputs or any(a.keyword or a.star for a in args):
+            rw.flag(original, RULE, "needs-review", f"{cls} takes channels-last input in MLX: its input here must be "
+                    "NHWC/NLC (e.g. mx.transpose(x, (0, 2, 3, 1)) for an NCHW batch); the analysis cannot prove "
+                    "which object is called or how it is called")
+            return updated
+        rw.roots_used.add("mx")
+        call = updated.with_changes(args=[a.with_changes(value=_transpose(a.value, perm)) for a in args])
+        outputs = self.outputs.get(cls)
+        if outputs is not None and outputs <= {"plain"} and outputs:
+            return call
+        if outputs in ({"cl2"}, {"g"}, {"cl1"}):
+            return _transpose(call, _TRANSPOSE["cl1" if outputs == {"cl1"} else "cl2"])
+        rw.flag(original, RULE, "needs-review", f"{cls} may return channels-last feature maps in MLX (NHWC/NLC, "
+                "torch's are NCHW/NCL): check how the result is used")
+        return call
+
+
+_TO_CL = {"cl2": "(0, 2, 3, 1)", "cl1": "(0, 2, 1)"}
+
+
+def _transpose(value: cst.BaseExpression, perm: str) -> cst.Call:
+    return cst.Call(func=cst.parse_expression(f"{sentinel('mx')}.transpose"),
+                    args=[cst.Arg(value, comma=cst.Comma(whitespace_after=cst.SimpleWhitespace(" "))),
+                          cst.Arg(cst.parse_expression(perm))])
+
+
+class _Bindings(cst.CSTVisitor):
+    """name -> the values bound to it in one scope (None for a binding that is not `name = value`)."""
+
+    def __init__(self) -> None:
+        self.values: dict = {}
+
+    def bind(self, target, value=None) -> None:
+        if isinstance(target, cst.Name):
+            self.values.setdefault(target.value, []).append(value)
+        elif isinstance(target, (cst.Tuple, cst.List)):
+            for el in target.elements:
+                self.bind(el.value)
+        elif isinstance(target, cst.StarredElement):
+            self.bind(target.value)
+
+    def visit_Assign(self, node) -> None:
+        for t in node.targets:
+            self.bind(t.target, node.value if len(node.targets) == 1 else None)
+
+    def visit_AnnAssign(self, node) -> None:
+        self.bind(node.target, node.value)
+
+    def visit_AugAssign(self, node) -> None:
+        self.bind(node.target)
+
+    def visit_NamedExpr(self, node) -> None:
+        self.bind(node.target)
+
+    def visit_For(self, node) -> None:
+        self.bind(node.target)
+
+    def visit_WithItem(self, node) -> None:
+        if node.asname is not None:
+            self.bind(node.asname.name)
+
+    def visit_ExceptHandler(self, node) -> None:
+        if node.name is not None:
+            self.bind(node.name.name)
+
+    def visit_Del(self, node) -> None:
+        self.bind(node.target)
+
+    def visit_ImportAlias(self, node) -> None:
+        name = node.asname.name if node.asname else node.name
+        self.bind(name if isinstance(name, cst.Name) else cst.Name(cst.helpers.get_full_name_for_node(name).split(".")[0]))
+
+    def visit_Global(self, node) -> None:
+        for item in node.names:
+            self.bind(item.name, "global")
+
+    def visit_Nonlocal(self, node) -> None:
+        for item in node.names:
+            self.bind(item.name, "global")
+
+    def visit_FunctionDef(self, node) -> bool:
+        self.bind(node.name)
+        return False
+
+    def visit_ClassDef(self, node) -> bool:
+        self.bind(node.name)
+        return False
+
+    def visit_Lambda(self, node) -> bool:
+        return False
+
+    def visit_ListComp(self, node) -> bool:
+        return False
+
+    visit_SetComp = visit_DictComp = visit_GeneratorExp = visit_ListComp
+
+
+def _bindings(node) -> dict:
+    collect = _Bindings()
+    if isinstance(node, cst.FunctionDef):
+        params = node.params
+        for i, p in enumerate([*params.posonly_params, *params.params, *params.kwonly_params]):
+            collect.values.setdefault(p.name.value, []).append(("param", i))
+        for p in (params.star_arg, params.star_kwarg):
+            if isinstance(p, cst.Param):
+                collect.values.setdefault(p.name.value, []).append(None)
+    for stmt in node.body.body if isinstance(node, cst.FunctionDef) else node.body:
+        stmt.visit(collect)
+    return collect.values
+
+
+class _Instances:
+    """Which names (and `self.<attr>`s) provably hold an instance of a channels-last class of this module.
+
+    A name is proven when it is bound once in its scope, by `name = Cls(...)`; a parameter of a
+    module-level function when every call of that function in the module passes a proven instance
+    in its place and the function never rebinds it. Anything bound from `Cls(...)` otherwise is
+    an instance that cannot be proven (the call site is flagged)."""
+
+    def __init__(self, module: cst.Module, classes: dict) -> None:
+        self.classes = classes  # class name -> (permutation to channels-last, number of inputs)
+        self.module = _bindings(module)
+        self.functions = {s.name.value: s for s in module.body if isinstance(s, cst.FunctionDef)}
+        self.scopes: list = []  # (FunctionDef, bindings)
+        self.params: dict = {}  # (function name, parameter name) -> (proven, class) or None
+        self.attrs: dict = {}   # id(ClassDef) -> {attr: (proven, class)}
+        self.module_calls = self._calls_of_functions(module)
+
+    def enter(self, node: cst.FunctionDef) -> None:
+        self.scopes.append((node, _bindings(node)))
+
+    def leave(self) -> None:
+        self.scopes.pop()
+
+    def callee(self, func, class_stack) -> Optional[tuple]:
+        if isinstance(func, cst.Name):
+            return self.resolve(func.value, self.scopes)
+        if (isinstance(func, cst.Attribute) and isinstance(func.value, cst.Name) and func.value.value == "self"
+                and class_stack and class_stack[-1][1] is None):
+            node = class_stack[-1][0]
+            if id(node) not in self.attrs:
+                self.attrs[id(node)] = self._attributes(node)
+            return self.attrs[id(node)].get(func.attr.value)
+        return None
+
+    def resolve(self, name: str, scopes: list) -> Optional[tuple]:
+        for fn, bound in reversed(scopes):
+            if name in bound:
+                if "global" in bound[name]:
+                    break
+                param = [v for v in bound[name] if isinstance(v, tuple)]
+                if param and self.functions.get(fn.name.value) is fn:
+                    found = self._param(fn, name)
+                    return None if found is None else (found[0] and len(bound[name]) == 1, found[1])
+                return self._judge(bound[name])
+        return self._judge(self.module.get(name, []))
+
+    def _judge(self, values: list) -> Optional[tuple]:
+        classes = [v.func.value for v in values if isinstance(v, cst.Call) and isinstance(v.func, cst.Name)
+                   and v.func.value in self.classes]
+        if not classes:
+            return None
+        return (len(values) == 1, classes[0])
+
+    def _param(self, fn: cst.FunctionDef, name: str) -> Optional[tuple]:
+        key = (fn.name.value, name)
+        if key not in self.params:
+            self.params[key] = None  # guards recursion
+            positional = [p.name.value for p in [*fn.params.posonly_params, *fn.params.params]]
+            index = positional.index(name) if name in positional else None
+            passed = []
+            for call, scopes in self.module_calls.get(fn.name.value, []):
+                arg = next((a.value for a in call.args if a.keyword and a.keyword.value == name), None)
+                plain = [a for a in call.args if not a.keyword and not a.star]
+                if arg is None and index is not None and index < len(plain) and not any(a.star for a in call.args):
+                    arg = plain[index].value
+                passed.append(self.resolve(arg.value, scopes) if isinstance(arg, cst.Name) else None)
+            found = [p for p in passed if p is not None]
+            if found:
+                proven = len(found) == len(passed) and all(p[0] and p[1] == found[0][1] for p in found)
+                self.params[key] = (proven, found[0][1])
+        return self.params[key]
+
+    def _calls_of_functions(self, module: cst.Module) -> dict:
+        """name of a module-level function -> [(call, scopes of the caller)] for every call of it."""
+        calls: dict = {}
+        functions = self.functions
+
+        class _Walk(cst.CSTVisitor):
+            def __init__(self) -> None:
+                self.scopes: list = []
+
+            def visit_FunctionDef(self, node) -> None:
+                self.scopes.append((node, _bindings(node)))
+
+            def leave_FunctionDef(self, node) -> None:
+                self.scopes.pop()
+
+            def visit_Call(self, node) -> None:
+                if isinstance(node.func, cst.Name) and node.func.value in functions:
+                    calls.setdefault(node.func.value, []).append((node, list(self.scopes)))
+
+        module.visit(_Walk())
+        return calls
+
+    def _attributes(self, node: cst.ClassDef) -> dict:
+        values: dict = {}
+
+        class _Attrs(cst.CSTVisitor):
+            def visit_Assign(self, n) -> None:
+                for t in n.targets:
+                    for target in (t.target.elements if isinstance(t.target, (cst.Tuple, cst.List)) else [t.target]):
+                        target = getattr(target, "value", target) if not isinstance(target, cst.Attribute) else target
+                        if isinstance(target, cst.Attribute) and isinstance(target.value, cst.Name) and target.value.value == "self":
+                            values.setdefault(target.attr.value, []).append(n.value if len(n.targets) == 1 else None)
+
+            def visit_AugAssign(self, n) -> None:
+                self.visit_Assign(cst.Assign(targets=[cst.AssignTarget(n.target)], value=cst.Name("_")))
+
+        node.visit(_Attrs())
+        return {attr: found for attr, v in values.items() if (found := self._judge(v)) is not None}
