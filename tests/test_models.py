@@ -27,8 +27,7 @@ CASES = {
     "mlp": Case("mlp.py", lambda ns: ns["MLP"](12, 32, 5, dropout=0.2),
                 lambda rng: (rng.standard_normal((4, 3, 4)).astype(np.float32),)),
     "gpt2": Case("gpt2.py", lambda ns: ns["GPT"](ns["GPTConfig"]()),
-                 lambda rng: (rng.randint(0, 50, size=(2, 12)).astype(np.int64),),
-                 frozenset({"nn-module-weight-tying"})),
+                 lambda rng: (rng.randint(0, 50, size=(2, 12)).astype(np.int64),)),
     "lstm_lm": Case("lstm_lm.py", lambda ns: ns["RNNModel"](40, 16, 24, 2, dropout=0.3),
                     lambda rng: (rng.randint(0, 40, size=(7, 3)).astype(np.int64),
                                  (rng.standard_normal((2, 3, 24)).astype(np.float32),
@@ -75,6 +74,26 @@ def test_model_matches_torch_with_loaded_weights(name):
     report = load_torch_weights(mlx_model, torch_model.state_dict())
     assert report.ok and report.loaded
     inputs = case.inputs(np.random.RandomState(0))
+    with torch.no_grad():
+        expected = torch_model(*_to(torch.from_numpy, inputs))
+    _assert_close(mlx_model(*_to(mx.array, inputs)), expected)
+
+
+def test_gpt2_tied_weights_are_one_mlx_parameter():
+    """wte.weight = lm_head.weight: one MLX array serves both, so a change of it (a training step) moves both."""
+    from mlx.utils import tree_flatten
+
+    source, result = _convert(CASES["gpt2"])
+    torch_ns, mlx_ns = _exec(source, "torch_gpt2_tie"), _exec(result.code, "mlx_gpt2_tie")
+    torch_model, mlx_model = CASES["gpt2"].build(torch_ns).eval(), CASES["gpt2"].build(mlx_ns)
+    mlx_model.eval()
+    report = load_torch_weights(mlx_model, torch_model.state_dict())
+    assert report.tied == (("lm_head.weight", "transformer.wte.weight"),)
+    assert not [k for k, _ in tree_flatten(mlx_model.parameters()) if "lm_head" in k]
+    with torch.no_grad():
+        torch_model.lm_head.weight.mul_(0.5)  # the shared parameter, seen through either name
+    mlx_model.transformer["wte"].weight = mlx_model.transformer["wte"].weight * 0.5
+    inputs = CASES["gpt2"].inputs(np.random.RandomState(1))
     with torch.no_grad():
         expected = torch_model(*_to(torch.from_numpy, inputs))
     _assert_close(mlx_model(*_to(mx.array, inputs)), expected)

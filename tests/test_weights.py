@@ -137,3 +137,49 @@ def test_bilinear_weight_is_swapped():
     load_torch_weights(mm, tm.state_dict())
     a, b = np.random.randn(2, 3).astype(np.float32), np.random.randn(2, 4).astype(np.float32)
     _close(mm(mx.array(a), mx.array(b)), tm(torch.from_numpy(a), torch.from_numpy(b)))
+
+
+class _TiedTorch(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.wte = torch.nn.Embedding(7, 4)
+        self.head = torch.nn.Linear(4, 7, bias=False)
+        self.wte.weight = self.head.weight
+
+
+class _TiedMlx(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.wte = nn.Embedding(7, 4)
+
+
+def test_tied_duplicate_key_is_reported_not_unexpected():
+    tm, mm = _TiedTorch(), _TiedMlx()
+    report = load_torch_weights(mm, tm.state_dict())  # strict: the shared tensor under a second key is fine
+    assert report.ok and report.tied == (("head.weight", "wte.weight"),)
+    np.testing.assert_array_equal(np.array(mm.wte.weight), tm.head.weight.detach().numpy())
+
+
+def test_tied_duplicate_survives_torch_save(tmp_path):
+    tm, mm = _TiedTorch(), _TiedMlx()
+    torch.save(tm.state_dict(), tmp_path / "ckpt.pt")
+    report = load_torch_weights(mm, torch.load(tmp_path / "ckpt.pt"))
+    assert report.tied == (("head.weight", "wte.weight"),)
+
+
+def test_equal_but_separate_tensor_is_still_unexpected():
+    tm, mm = _TiedTorch(), _TiedMlx()
+    state = {"wte.weight": tm.wte.weight.detach(), "head.weight": tm.wte.weight.detach().clone()}
+    with pytest.raises(WeightLoadError, match="unexpected in the state_dict: head.weight"):
+        load_torch_weights(mm, state)
+    view = tm.wte.weight.detach().t()  # same memory, another view: not the same tensor
+    report = load_torch_weights(mm, {"wte.weight": tm.wte.weight.detach(), "head.weight": view}, strict=False)
+    assert report.unexpected == ("head.weight",) and report.tied == ()
+
+
+def test_numpy_tied_duplicate():
+    array = np.random.randn(7, 4).astype(np.float32)
+    report = load_torch_weights(_TiedMlx(), {"wte.weight": array, "head.weight": array})
+    assert report.tied == (("head.weight", "wte.weight"),)
+    with pytest.raises(WeightLoadError):
+        load_torch_weights(_TiedMlx(), {"wte.weight": array, "head.weight": array.copy()})

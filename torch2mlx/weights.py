@@ -10,6 +10,10 @@ layout of the module that owns it:
 - Convolution kernels are channels-last in MLX: torch (O, I, *k) becomes (O, *k, I).
 - `nn.Bilinear` keeps its weight as (out, in2, in1): torch's (out, in1, in2) is swapped.
 - Values are cast to the dtype of the MLX parameter they replace, as torch's load_state_dict does.
+- Tied weights: a torch model whose parameter is shared (`wte.weight = lm_head.weight`) lists it
+  under both keys; the converted model keeps one. A key nothing uses whose tensor *is* a loaded
+  one (the same memory, shape, strides and dtype: not merely equal values) is a tied duplicate,
+  reported in `LoadReport.tied`, not as unexpected.
 
 Anything that does not line up (an MLX parameter with no torch tensor, a torch tensor nothing
 uses, a shape that differs after the layout change) is an error listing all of them, or, with
@@ -35,6 +39,7 @@ class LoadReport:
     missing: tuple = ()       # MLX parameters (their torch names) the state_dict lacks
     unexpected: tuple = ()    # state_dict keys no MLX parameter uses
     mismatched: tuple = field(default=())  # (torch name, torch shape after layout, MLX shape)
+    tied: tuple = ()          # (unused key, loaded key) pairs naming the very same tensor
 
     @property
     def ok(self) -> bool:
@@ -60,6 +65,32 @@ def _to_numpy(value: Any) -> np.ndarray:
             value = value.float()
         return value.numpy()
     return np.asarray(value)
+
+
+def _identity(value: Any) -> Any:
+    """What makes two state_dict entries the same tensor (shared storage and view); None if unknown."""
+    if hasattr(value, "data_ptr") and hasattr(value, "stride"):  # torch, without importing it
+        if value.numel() == 0:
+            return None
+        return ("torch", str(value.device), value.data_ptr(), tuple(value.shape), tuple(value.stride()), str(value.dtype))
+    if isinstance(value, np.ndarray) and value.size:
+        return ("numpy", value.__array_interface__["data"][0], value.shape, value.strides, value.dtype.str)
+    return None
+
+
+def _tied_duplicates(given: Mapping[str, Any], used: set) -> list:
+    """(unused key, loaded key) for each unused entry that is the very tensor of a loaded one."""
+    loaded = {}
+    for key in sorted(used):
+        ident = _identity(given[key])
+        if ident is not None:
+            loaded.setdefault(ident, key)
+    pairs = []
+    for key in sorted(set(given) - used):
+        ident = _identity(given[key])
+        if ident is not None and ident in loaded:
+            pairs.append((key, loaded[ident]))
+    return pairs
 
 
 def _layout(module: Any) -> Callable[[str, np.ndarray], np.ndarray]:
@@ -132,8 +163,9 @@ def load_torch_weights(model: Any, state_dict: Mapping[str, Any], strict: bool =
             continue
         new_values[mlx_name] = mx.array(np.ascontiguousarray(array)).astype(current.dtype)
         loaded.append(torch_name)
-    unexpected = sorted(set(given) - used)
-    report = LoadReport(tuple(loaded), tuple(missing), tuple(unexpected), tuple(mismatched))
+    tied = _tied_duplicates(given, used)
+    unexpected = sorted(set(given) - used - {key for key, _ in tied})
+    report = LoadReport(tuple(loaded), tuple(missing), tuple(unexpected), tuple(mismatched), tuple(tied))
     if strict and not report.ok:
         raise WeightLoadError(report.describe())
     params = dict(tree_flatten(model.parameters()))

@@ -11,6 +11,8 @@ depends on the axis order:
 - `torch.cat([a, b], dim=1)` -> the last axis; `x.mean((2, 3))` -> axes (1, 2);
   `x.shape[i]` / `x.size(i)` -> the matching channels-last axis.
 The class gets a comment saying which layout it takes and returns.
+`nn.Upsample` is channels-last in MLX too: it makes a class channels-last and keeps the layout
+of its input (a (N, 1, 1, C) map becomes a real feature map).
 
 **Left in place (flagged) when** a channels-last value is used in any other way (indexing,
 other methods or functions, submodules not known to be per-position, control flow over it, ...):
@@ -28,6 +30,7 @@ from torch2mlx.transforms import Transform
 RULE = "nn-layout"
 _SPATIAL = {"Conv2d": "cl2", "ConvTranspose2d": "cl2", "MaxPool2d": "cl2", "AvgPool2d": "cl2",
             "BatchNorm2d": "cl2", "Conv1d": "cl1", "AdaptiveAvgPool2d": "g"}
+_KEEP = frozenset({"Upsample"})  # channels-last in MLX and keeps the layout of its input ("keep")
 _PER_POSITION = frozenset({"ReLU", "ReLU6", "GELU", "SiLU", "Tanh", "Sigmoid", "Dropout", "Identity",
                            "LeakyReLU", "ELU", "Hardswish", "Mish", "BatchNorm1d"})
 _FUNCTIONS = frozenset({"torch.nn.functional.relu", "torch.relu", "torch.nn.functional.gelu", "torch.sigmoid",
@@ -90,7 +93,7 @@ class NnLayoutTransform(Transform):
         self.calls = None             # call-site analysis (channels-last instances), set per module
 
     def applies_to(self, text: str) -> bool:
-        return any(k in text for k in _SPATIAL)
+        return any(k in text for k in _SPATIAL) or any(k in text for k in _KEEP)
 
     # ----- classes ---------------------------------------------------------------------------
     def visit_ClassDef(self, rw, node: cst.ClassDef) -> None:
@@ -121,12 +124,16 @@ class NnLayoutTransform(Transform):
             return _SPATIAL[kind]
         if kind in _PER_POSITION:
             return "pp"
+        if kind in _KEEP:
+            return "keep"
         if kind == "Sequential" and all(not a.keyword and not a.star for a in value.args):
             layout = "pp"
             for arg in value.args:
                 inner = self._module_layout(rw, arg.value)
                 if inner in _SPATIAL.values():
                     layout = inner
+                elif inner == "keep":
+                    layout = "cl2" if layout == "g" else ("keep" if layout == "pp" else layout)
                 elif inner != "pp":
                     return "flag" if layout != "pp" else None
             return layout
@@ -241,6 +248,8 @@ class NnLayoutTransform(Transform):
                 inner = self._layout(rw, args[0].value)
                 if kind == "pp" or inner == "plain":
                     return inner
+                if kind == "keep":  # upsampling a (N, 1, 1, C) map gives a real feature map
+                    return "cl2" if inner == "g" else inner
                 if kind in _SPATIAL.values() and inner != "plain":
                     return kind
             return self._doubt(rw, e)

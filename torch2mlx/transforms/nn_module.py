@@ -15,6 +15,14 @@ earlier in the same file):
 - The base class itself (`nn.Module` -> mlx `nn.Module`), `super().__init__()`, `self.training`,
   `.train()` and `.eval()` need no change: MLX modules have the same members.
 
+**Weight tying**: `self.wte.weight = self.head.weight` (either direction, a straight-line
+statement of `__init__`) where `wte = nn.Embedding(V, D)` (directly or in an nn.ModuleDict) and
+`head = nn.Linear(D, V, bias=False)` with the same argument expressions, and `self.head` is only
+ever called (nothing else in the file names it): the Linear and the assignment are dropped and
+`self.head(x)` becomes `self.wte.as_linear(x)` (`x @ weight.T`, what the bias-free Linear does),
+so one MLX parameter serves both, as in torch. `load_torch_weights` skips the checkpoint's second
+key for the shared tensor (`LoadReport.tied`). Any other tie of `.weight`/`.bias` is flagged.
+
 **Tensor facts**: inside `forward`, arguments without a default are taken to be tensors (so
 `x.view(...)` converts), as are names assigned from a call of a submodule built in `__init__`
 and the names unpacked from `.split()`/`.chunk()` of a tensor. An info diagnostic says so.
@@ -25,6 +33,7 @@ and the names unpacked from `.split()`/`.chunk()` of a tensor. An info diagnosti
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Optional
 
@@ -48,6 +57,17 @@ class _ClassInfo:
     submodules: set = field(default_factory=set)      # self.<attr> assigned a layer in this class
     dicts: set = field(default_factory=set)           # self.<attr> = nn.ModuleDict(...): now a dict
     sequentials: set = field(default_factory=set)     # self.<attr> = nn.Sequential(...): layers in .layers
+    tie: Optional["_Tie"] = None                      # an Embedding/Linear weight tie translated exactly
+
+
+@dataclass(frozen=True)
+class _Tie:
+    """`self.<emb>.weight = self.<linear>.weight` (or the reverse) in `__init__`, translatable:
+    the Linear's construction and the assignment are dropped, `self.<linear>(x)` becomes
+    `self.<emb>.as_linear(x)` (MLX's `x @ weight.T`, what a bias-free Linear computes)."""
+    assignment: str   # code of the tie statement
+    linear: str       # the Linear's attribute name (`lm_head`)
+    embedding: str    # the Embedding's path as written in torch (`transformer.wte`)
 
 
 def _self_attr(node: cst.BaseExpression) -> Optional[str]:
@@ -129,9 +149,13 @@ class NnModuleTransform(Transform):
     def __init__(self) -> None:
         self.module_classes: set = set()
         self.classes: list = []
+        self.source = ""
 
     def applies_to(self, text: str) -> bool:
         return "Module" in text
+
+    def visit_Module(self, rw, node: cst.Module) -> None:
+        self.source = node.code  # a tie is translated only where nothing else in the file names the Linear
 
     # ----- classes ---------------------------------------------------------------------------
     def _in_module_class(self) -> Optional[_ClassInfo]:
@@ -149,6 +173,7 @@ class NnModuleTransform(Transform):
         if is_module:
             self.module_classes.add(node.name.value)
             self._scan_init(rw, node, info)
+            info.tie = _plan_tie(rw, node, self.source)
         self.classes.append(info)
 
     def _scan_init(self, rw, node: cst.ClassDef, info: _ClassInfo) -> None:
@@ -189,6 +214,8 @@ class NnModuleTransform(Transform):
                 stmt = stmt.with_changes(name=cst.Name("__call__"))
             body.append(stmt)
         updated = updated.with_changes(body=updated.body.with_changes(body=body))
+        if info.tie is not None:
+            updated = updated.visit(_Untie(info.tie))
         if info.hidden_buffers or info.dicts or info.sequentials:
             updated = updated.visit(_SelfAttrAccess(info))
         return updated
@@ -221,6 +248,16 @@ class NnModuleTransform(Transform):
                 if isinstance(small, cst.Assign):
                     self._mark_assignment(rw, small)
                     self._check_tying(rw, small)
+
+    def _check_cold_block(self, rw, node) -> None:
+        """The pass skips compound statements with no torch in them: a tie nested there is still flagged."""
+        if id(node) in rw.cold and self._in_module_class() is not None:
+            for line in _lines_under([node]):
+                for small in line.body:
+                    if isinstance(small, cst.Assign):
+                        self._check_tying(rw, small)
+
+    visit_If = visit_For = visit_While = visit_With = visit_Try = _check_cold_block
 
     def _mark_assignment(self, rw, assign: cst.Assign) -> None:
         info = self._in_module_class()
@@ -270,6 +307,12 @@ class NnModuleTransform(Transform):
         """`self.a.weight = self.b.weight` ties two parameters in torch; MLX arrays are values."""
         value = assign.value
         if not (isinstance(value, cst.Attribute) and value.attr.value in ("weight", "bias") and _is_self_chain(value)):
+            return
+        info = self._in_module_class()
+        if info is not None and info.tie is not None and code_of(assign) == info.tie.assignment:
+            rw.flag(assign, "nn-module-weight-tying", "needs-review",
+                    f"weight tying: one MLX parameter, self.{info.tie.embedding}.weight; "
+                    f"self.{info.tie.linear}(x) becomes self.{info.tie.embedding}.as_linear(x)", "info")
             return
         for target in assign.targets:
             if isinstance(target.target, cst.Attribute) and _is_self_chain(target.target):
@@ -330,7 +373,12 @@ def _convertible_buffer(call: cst.Call) -> bool:
 
 def _simple_lines(func: cst.FunctionDef):
     """The simple statement lines of a function, nested blocks included (not nested defs)."""
-    stack = list(func.body.body)
+    return _lines_under(func.body.body)
+
+
+def _lines_under(statements):
+    """The simple statement lines among `statements` and the blocks nested in them (not in defs)."""
+    stack = list(statements)
     while stack:
         stmt = stack.pop(0)
         if isinstance(stmt, cst.SimpleStatementLine):
@@ -353,3 +401,143 @@ def _simple_lines(func: cst.FunctionDef):
 def _depth(rw) -> int:
     """How many classes enclose the function being visited (its own scope is already pushed)."""
     return sum(1 for scope in rw.scopes if scope.kind == "class")
+
+
+# ----- weight tying ------------------------------------------------------------------------------
+def _call_args(call: cst.Call, names: tuple) -> Optional[dict]:
+    """Parameter name -> code of the argument, for calls using only `names`; None otherwise."""
+    found: dict = {}
+    for i, arg in enumerate(call.args):
+        if arg.star:
+            return None
+        key = arg.keyword.value if arg.keyword is not None else (names[i] if i < len(names) else None)
+        if key not in names or key in found:
+            return None
+        found[key] = code_of(arg.value)
+    return found
+
+
+def _self_path(node: cst.BaseExpression) -> Optional[str]:
+    """`self.a.b` -> "a.b"; None for anything but a chain of names on self."""
+    parts = []
+    while isinstance(node, cst.Attribute):
+        parts.append(node.attr.value)
+        node = node.value
+    return ".".join(reversed(parts)) if parts and _is_self(node) else None
+
+
+def _layers_built(rw, init: cst.FunctionDef) -> dict:
+    """Path -> qualified layer call, for `self.x = nn.Layer(...)` and the entries of
+    `self.x = nn.ModuleDict(dict(k=nn.Layer(...)))` / `nn.ModuleDict({"k": nn.Layer(...)})`."""
+    layers: dict = {}
+    for stmt in init.body.body:
+        if not (isinstance(stmt, cst.SimpleStatementLine) and len(stmt.body) == 1 and isinstance(stmt.body[0], cst.Assign)):
+            continue
+        assign = stmt.body[0]
+        attr = _self_attr(assign.targets[0].target) if len(assign.targets) == 1 else None
+        if attr is None or not isinstance(assign.value, cst.Call):
+            continue
+        qual = rw.qualified_name(assign.value.func) or ""
+        layers[attr] = (qual, assign.value)
+        if qual.endswith(".ModuleDict") and len(assign.value.args) == 1:
+            inner = assign.value.args[0].value
+            entries = []
+            if isinstance(inner, cst.Call) and code_of(inner.func) == "dict":
+                entries = [(a.keyword.value, a.value) for a in inner.args if a.keyword is not None]
+            elif isinstance(inner, cst.Dict):
+                entries = [(_string_value(e.key), e.value) for e in inner.elements if isinstance(e, cst.DictElement)]
+            for key, value in entries:
+                if key and isinstance(value, cst.Call):
+                    layers[f"{attr}.{key}"] = (rw.qualified_name(value.func) or "", value)
+    return layers
+
+
+class _SelfUses(cst.CSTVisitor):
+    """Counts, in a class, `self.<name>` uses, those that are calls, and assignments to `self.<root>`."""
+
+    def __init__(self, name: str, roots: tuple):
+        super().__init__()
+        self.name, self.roots = name, roots
+        self.uses = self.calls = 0
+        self.assigned = {root: 0 for root in roots}
+
+    def visit_Attribute(self, node: cst.Attribute) -> None:
+        if _self_attr(node) == self.name:
+            self.uses += 1
+
+    def visit_Call(self, node: cst.Call) -> None:
+        if _self_attr(node.func) == self.name:
+            self.calls += 1
+
+    def _count_target(self, target: cst.BaseExpression) -> None:
+        attr = _self_attr(target)
+        if attr in self.assigned:
+            self.assigned[attr] += 1
+
+    def visit_Assign(self, node: cst.Assign) -> None:
+        for t in node.targets:
+            self._count_target(t.target)
+
+    def visit_AugAssign(self, node: cst.AugAssign) -> None:
+        self._count_target(node.target)
+
+    def visit_AnnAssign(self, node: cst.AnnAssign) -> None:
+        self._count_target(node.target)
+
+
+def _plan_tie(rw, node: cst.ClassDef, source: str) -> Optional[_Tie]:
+    """The exact translation of an Embedding/bias-free Linear weight tie in `__init__`, if any."""
+    init = next((s for s in node.body.body if isinstance(s, cst.FunctionDef) and s.name.value == "__init__"), None)
+    if init is None:
+        return None
+    layers = _layers_built(rw, init)
+    for stmt in init.body.body:
+        if not (isinstance(stmt, cst.SimpleStatementLine) and len(stmt.body) == 1 and isinstance(stmt.body[0], cst.Assign)):
+            continue
+        assign = stmt.body[0]
+        if len(assign.targets) != 1:
+            continue
+        target, value = _self_path(assign.targets[0].target), _self_path(assign.value)
+        if not (target and value and target.endswith(".weight") and value.endswith(".weight")):
+            continue
+        paths = (target[: -len(".weight")], value[: -len(".weight")])
+        kinds = {p: layers.get(p, ("", None)) for p in paths}
+        embedding = next((p for p in paths if kinds[p][0] == "torch.nn.Embedding"), None)
+        linear = next((p for p in paths if kinds[p][0] == "torch.nn.Linear"), None)
+        if embedding is None or linear is None or "." in linear:
+            return None
+        emb_args = _call_args(kinds[embedding][1], ("num_embeddings", "embedding_dim"))
+        lin_args = _call_args(kinds[linear][1], ("in_features", "out_features", "bias"))
+        if (emb_args is None or lin_args is None or lin_args.get("bias") != "False" or len(emb_args) != 2
+                or emb_args["num_embeddings"] != lin_args.get("out_features")
+                or emb_args["embedding_dim"] != lin_args.get("in_features")):
+            return None
+        uses = _SelfUses(linear, (linear, embedding.split(".")[0]))
+        node.visit(uses)
+        # every `self.<linear>` is its construction, the tie or a call, and nothing else in the file names it
+        only_calls = uses.uses == uses.calls + 2 and len(re.findall(rf"\b{re.escape(linear)}\b", source)) == uses.uses
+        if not only_calls or any(n != 1 for n in uses.assigned.values()):
+            return None
+        return _Tie(code_of(assign), linear, embedding)
+    return None
+
+
+class _Untie(cst.CSTTransformer):
+    """Applies a `_Tie`: drops the Linear and the assignment, calls the embedding's `as_linear`."""
+
+    def __init__(self, tie: _Tie):
+        super().__init__()
+        self.tie = tie
+
+    def leave_SimpleStatementLine(self, original, updated):
+        if len(updated.body) == 1 and isinstance(updated.body[0], cst.Assign):
+            assign = updated.body[0]
+            if code_of(assign) == self.tie.assignment or (
+                    len(assign.targets) == 1 and _self_attr(assign.targets[0].target) == self.tie.linear):
+                return cst.RemoveFromParent()
+        return updated
+
+    def leave_Call(self, original: cst.Call, updated: cst.Call) -> cst.Call:
+        if _self_attr(updated.func) == self.tie.linear:
+            return updated.with_changes(func=cst.parse_expression(f"self.{self.tie.embedding}.as_linear"))
+        return updated
