@@ -17,6 +17,9 @@ TENSOR_TYPES = frozenset({"torch.Tensor"} | {f"torch.{t}Tensor" for t in (
 NON_TENSOR_MODULES = frozenset({  # torch.nn layers whose call returns a tuple, not a tensor
     "torch.nn.LSTM", "torch.nn.GRU", "torch.nn.RNN", "torch.nn.MultiheadAttention",
     "torch.nn.ModuleList", "torch.nn.ModuleDict", "torch.nn.ParameterList", "torch.nn.ParameterDict"})
+_MX_NON_ARRAY = frozenset({"eval", "async_eval", "default_device", "set_default_device", "default_stream",
+                           "compile", "grad", "value_and_grad", "vmap", "save", "save_safetensors", "load",
+                           "finfo", "iinfo", "issubdtype", "is_available", "synchronize", "clear_cache", "seed"})
 TORCH_KEYWORDS = frozenset({"dim", "keepdim"})  # no builtin or numpy method takes these
 _TENSOR_ATTRS = frozenset({"T", "mT", "data", "grad"})
 
@@ -138,6 +141,9 @@ class TensorFacts:
         if isinstance(node, cst.Name):
             return node.value in self.stack[-1]
         if isinstance(node, cst.Call):
+            chain = attribute_chain(node.func)
+            if chain is not None and len(chain) >= 2 and self.is_mlx_core(chain[0]):
+                return chain[-1] not in _MX_NON_ARRAY  # mx.* returns arrays (converted code, second pass)
             qual = self.resolve(node.func)
             if qual is not None:
                 rule = self.index.function(qual)

@@ -16,6 +16,7 @@ import libcst as cst
 
 from torch2mlx.binding import Bound, Flag, bind, code_of
 from torch2mlx.handlers import register
+from torch2mlx.handlers.device_dtype import _is_dtype as is_dtype_expression
 from torch2mlx.template import choose_template, expand, normalize, sentinel, template_roots
 
 _INT_FUNCS = {"int", "len", "round"}
@@ -210,7 +211,7 @@ def tensor_type(rule, original, call, receiver, rewriter):
         if short not in _TYPE_STRINGS:
             raise Flag(f"no MLX dtype for the tensor type {name!r}")
         dtype = _mx_dtype(_TYPE_STRINGS[short])
-    elif not _MX_DTYPE.match(code_of(dtype)):
+    elif not (_MX_DTYPE.match(code_of(dtype)) or is_dtype_expression(dtype)):
         raise Flag(f"cannot tell whether `{code_of(dtype)}` is a dtype; translate by hand")
     values = dict(bound.values)
     values["dtype"] = dtype

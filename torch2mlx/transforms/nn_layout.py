@@ -91,6 +91,8 @@ class NnLayoutTransform(Transform):
         self.class_stack: list = []   # (ClassDef, layers or None) of the classes being visited
         self.outputs: dict = {}       # channels-last class name -> output layouts of its forward
         self.calls = None             # call-site analysis (channels-last instances), set per module
+        self.own: dict = {}           # class of this file that maps a channels-last input to channels-last -> its output layout
+        self.module_names: dict = {}  # module-level name -> its bindings (a class name is used only when bound once)
 
     def applies_to(self, text: str) -> bool:
         return any(k in text for k in _SPATIAL) or any(k in text for k in _KEEP)
@@ -126,10 +128,13 @@ class NnLayoutTransform(Transform):
             return "pp"
         if kind in _KEEP:
             return "keep"
-        if kind == "Sequential" and all(not a.keyword and not a.star for a in value.args):
+        own = self._own_class(value)
+        if own is not None:
+            return own
+        if kind == "Sequential" and all(not a.keyword and (not a.star or self._repeated(rw, a)) for a in value.args):
             layout = "pp"
             for arg in value.args:
-                inner = self._module_layout(rw, arg.value)
+                inner = self._repeated(rw, arg) if arg.star else self._module_layout(rw, arg.value)
                 if inner in _SPATIAL.values():
                     layout = inner
                 elif inner == "keep":
@@ -138,6 +143,22 @@ class NnLayoutTransform(Transform):
                     return "flag" if layout != "pp" else None
             return layout
         return None
+
+    def _own_class(self, value) -> Optional[str]:
+        """The output layout of `Cls(...)` for a class of this file proven to keep feature maps channels-last."""
+        if isinstance(value, cst.Call) and isinstance(value.func, cst.Name) and value.func.value in self.own:
+            if len(self.module_names.get(value.func.value, [])) == 1:  # not rebound: the name is the class
+                return self.own[value.func.value]
+        return None
+
+    def _repeated(self, rw, arg: cst.Arg) -> Optional[str]:
+        """`*[Block(...) for ...]` in a Sequential: the layout of one element, when repeating it (0 or more
+        times) keeps a channels-last map of that same layout (constructor arguments do not change a layout)."""
+        comp = arg.value
+        if arg.star != "*" or not isinstance(comp, cst.ListComp):
+            return None
+        inner = self._module_layout(rw, comp.elt)
+        return inner if inner in ("cl2", "cl1", "pp") else None
 
     def leave_ClassDef(self, rw, original: cst.ClassDef, updated):
         layers = self.classes.pop()
@@ -327,6 +348,8 @@ class NnLayoutTransform(Transform):
 
     # ----- call sites: feed a channels-last class NHWC data -----------------------------------------
     def visit_Module(self, rw, node: cst.Module) -> None:
+        self.module_names = _bindings(node)
+        self._find_own_classes(rw, node)
         classes = {}
         for stmt in node.body:
             if isinstance(stmt, cst.ClassDef) and (layers := self._class_layers(rw, stmt)) is not None:
@@ -336,6 +359,46 @@ class NnLayoutTransform(Transform):
                 if inputs:
                     classes[stmt.name.value] = (_TO_CL[first], len(inputs))
         self.calls = _Instances(node, classes) if classes else None
+
+    def _find_own_classes(self, rw, module: cst.Module) -> None:
+        """Classes whose forward, analysed without a single flag, maps one channels-last input to a channels-last
+        output: they can be used like a convolution inside other classes (repeated until nothing changes, so
+        the order of definition does not matter)."""
+        self.own = {}
+        defs = [s for s in module.body if isinstance(s, cst.ClassDef)]
+        for _ in range(len(defs)):
+            found = {}
+            for stmt in defs:
+                layout = self._dry_run(rw, stmt)
+                if layout is not None:
+                    found[stmt.name.value] = layout
+            if found == self.own:
+                break
+            self.own = found
+
+    def _dry_run(self, rw, node: cst.ClassDef) -> Optional[str]:
+        layers = self._class_layers(rw, node)
+        forward = next((s for s in node.body.body if isinstance(s, cst.FunctionDef) and s.name.value == "forward"), None)
+        if layers is None or forward is None:
+            return None
+        params = forward.params
+        inputs = [p.name.value for p in params.params[1:]]
+        if (len(inputs) != 1 or params.params[1].default is not None or params.posonly_params or params.kwonly_params
+                or params.star_arg is not cst.MaybeSentinel.DEFAULT or params.star_kwarg is not None):
+            return None
+        first = next((v for v in layers.values() if v in _SPATIAL.values() and v != "g"), "cl2")
+        saved = (self.state, getattr(self, "layers", None), self.notes, self.replace)
+        dry = _DryRun(rw)
+        self.state, self.layers, self.notes, self.replace = {inputs[0]: first}, layers, [[inputs, set(), 0]], {}
+        try:
+            forward.body.visit(_Statements(self, dry))
+            outputs = self.notes[-1][1]
+        finally:
+            self.state, self.layers, self.notes, self.replace = saved
+        if dry.flagged or len(outputs) != 1:
+            return None
+        out = next(iter(outputs))
+        return out if (first, out) in (("cl2", "cl2"), ("cl2", "g"), ("cl1", "cl1")) else None
 
     def leave_Call(self, rw, original: cst.Call, updated):
         if self.calls is None or self.state is not None or not isinstance(updated, cst.Call):
@@ -364,6 +427,43 @@ class NnLayoutTransform(Transform):
 
 
 _TO_CL = {"cl2": "(0, 2, 3, 1)", "cl1": "(0, 2, 1)"}
+
+
+class _DryRun:
+    """Stands in for the rewriter while a class's forward is analysed ahead of the pass: records flags only."""
+
+    def __init__(self, rw) -> None:
+        self.rw = rw
+        self.flagged = False
+        self.roots_used: set = set()
+
+    def qualified_name(self, node):
+        return self.rw.qualified_name(node)
+
+    def flag(self, *args, **kwargs) -> None:
+        self.flagged = True
+
+
+class _Statements(cst.CSTVisitor):
+    """Feeds the statements of a forward to the layout analysis, as the rewriter's pass would."""
+
+    def __init__(self, transform: "NnLayoutTransform", rw: _DryRun) -> None:
+        self.transform, self.rw = transform, rw
+
+    def visit_SimpleStatementLine(self, node) -> None:
+        self.transform.visit_SimpleStatementLine(self.rw, node)
+
+    def visit_If(self, node) -> None:
+        self.transform._flag_compound(self.rw, node)
+
+    visit_For = visit_While = visit_If
+
+    def visit_FunctionDef(self, node) -> bool:
+        self.rw.flagged = True  # nested functions: not followed ahead of the pass
+        return False
+
+    visit_ClassDef = visit_Lambda = visit_FunctionDef
+
 
 
 def _transpose(value: cst.BaseExpression, perm: str) -> cst.Call:
