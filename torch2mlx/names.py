@@ -25,6 +25,7 @@ class Scope:
     other: set = field(default_factory=set)      # names bound any other way
     modules: set = field(default_factory=set)    # names bound by non-torch imports
     mlx_core: set = field(default_factory=set)   # names bound to mlx.core (`import mlx.core as mx`)
+    mlx_nn: set = field(default_factory=set)     # names bound to mlx.nn (`import mlx.nn as nn`), for a second pass
     interesting: bool = True                     # mentions a torch alias or a rule's method name
     nested_count: int = 0                        # defs/classes inside it, for skipping
     submodules: frozenset = frozenset()          # class: attributes assigned a tensor-returning torch.nn layer
@@ -107,6 +108,8 @@ class _Collector(ast.NodeVisitor):
                 self.scope.modules.add(name)
                 if isinstance(node, ast.Import) and any(a.name == "mlx.core" and (a.asname or "mlx") == name for a in node.names):
                     self.scope.mlx_core.add(name)
+                if isinstance(node, ast.Import) and any(a.name == "mlx.nn" and a.asname == name for a in node.names):
+                    self.scope.mlx_nn.add(name)
             else:
                 self.scope.imports[name] = qual
                 self.hot_names.add(name)
@@ -217,6 +220,12 @@ def analyze(tree: ast.Module, hot_attrs: frozenset = frozenset(), project=None) 
     return module, scopes
 
 
+def _chain(scope):
+    while scope is not None:
+        yield scope
+        scope = scope.parent
+
+
 def _tensor_submodules(cls: ast.ClassDef, scope: Scope) -> frozenset:
     """`self.<name> = nn.<Layer>(...)` anywhere in the class's methods (tuple-returning layers excluded)."""
     from torch2mlx.tensors import NON_TENSOR_MODULES
@@ -233,6 +242,10 @@ def _tensor_submodules(cls: ast.ClassDef, scope: Scope) -> frozenset:
             continue
         root = scope.resolve(func.id)
         if root is None:
+            mlx_nn = any(func.id in s.mlx_nn for s in _chain(scope))
+            if mlx_nn and parts and parts[-1] not in ("LSTM", "GRU", "RNN", "MultiHeadAttention", "Sequential"):
+                found.update(t.attr for t in node.targets if isinstance(t, ast.Attribute)
+                             and isinstance(t.value, ast.Name) and t.value.id == "self")
             continue
         qual = ".".join([root, *reversed(parts)])
         if not qual.startswith("torch.nn.") or qual in NON_TENSOR_MODULES or qual.startswith("torch.nn.functional"):

@@ -87,6 +87,7 @@ class TableRewriter(cst.CSTTransformer):
         self.tensors = TensorFacts(index, self.qualified_name, getattr(module_scope, "tensor_functions", frozenset()),
                                    lambda name: any(s.is_bound_locally(name) for s in self.scopes[1:]))
         self.tensors.is_mlx_core = lambda name: any(name in s.mlx_core for s in self.scopes)
+        self.tensors.is_plain_receiver = self._is_plain_receiver
         self.findings: list[Finding] = []
         self.roots_used: set[str] = set()
         self.converted = 0
@@ -169,9 +170,11 @@ class TableRewriter(cst.CSTTransformer):
             return updated
         lines = list(updated.leading_lines)
         existing = {line.comment.value for line in lines if line.comment is not None}
+        flagged_before = {c.split(":", 2)[1].strip() for c in existing if c.startswith("# torch2mlx: ") and c.count(":") >= 2}
         for f in kept:
             text = f"# torch2mlx: {f.rule_id}: {f.message}".replace("\n", " ")
-            if text not in existing:
+            # a statement already marked for this rule (by an earlier conversion) gets no second mark
+            if text not in existing and f.rule_id not in flagged_before:
                 existing.add(text)
                 lines.append(cst.EmptyLine(comment=cst.Comment(text)))
         return updated.with_changes(leading_lines=lines)
@@ -389,11 +392,14 @@ class TableRewriter(cst.CSTTransformer):
             return updated
         return self._apply(rule, original, updated, receiver)
 
-    def _receiver_is_tensor(self, call: cst.Call, rule: Rule) -> bool:
-        """True to rewrite; False to leave alone (flagging when it might be a tensor)."""
-        recv = call.func.value  # type: ignore[attr-defined]
+    def _is_plain_receiver(self, recv: cst.BaseExpression) -> bool:
+        """Not a literal, a module (torch's or another), or MLX's `x.at[...]` update idiom."""
         if isinstance(recv, _LITERAL_RECEIVERS):
             return False
+        if isinstance(recv, cst.Name) and recv.value in ("self", "cls"):
+            return False  # `self.norm(x)` calls a submodule or method, not Tensor.norm
+        if isinstance(recv, cst.Subscript) and isinstance(recv.value, cst.Attribute) and recv.value.attr.value == "at":
+            return False  # `x.at[i].add(v)`: already MLX
         chain = attribute_chain(recv)
         if chain is not None:
             if self.qualified_name(recv) is not None:
@@ -402,6 +408,13 @@ class TableRewriter(cst.CSTTransformer):
             for scope in reversed(self.scopes):
                 if head in scope.modules:
                     return False
+        return True
+
+    def _receiver_is_tensor(self, call: cst.Call, rule: Rule) -> bool:
+        """True to rewrite; False to leave alone (flagging when it might be a tensor)."""
+        recv = call.func.value  # type: ignore[attr-defined]
+        if not self._is_plain_receiver(recv):
+            return False
         if self.tensors.is_tensor(recv) or not rule.ambiguous_method:
             return True
         if any(a.keyword is not None and a.keyword.value in TORCH_KEYWORDS for a in call.args):

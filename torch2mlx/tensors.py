@@ -45,6 +45,7 @@ class TensorFacts:
         self.submodules: frozenset = frozenset()  # `self.x = nn.Linear(...)` in the current class
         self.is_local = is_local
         self.is_mlx_core: Callable[[str], bool] = lambda name: False
+        self.is_plain_receiver: Callable[[cst.BaseExpression], bool] = lambda node: False
         self.resolve = resolve  # qualified torch name of an expression, or None
         self.stack: list[set] = [set()]
         self.bools: list[set] = [set()]
@@ -155,7 +156,15 @@ class TensorFacts:
                 return True  # a torch.nn layer of this class, called on its input
             if isinstance(node.func, cst.Attribute):
                 rule = self.index.method(node.func.attr.value)
-                return rule is not None and rule.returns == "tensor" and self.is_tensor(node.func.value)
+                if rule is None or rule.returns != "tensor":
+                    return False
+                if self.is_tensor(node.func.value):
+                    return True
+                if any(a.keyword is not None and a.keyword.value in TORCH_KEYWORDS for a in node.args):
+                    return self.is_plain_receiver(node.func.value)  # `dim=` proves a tensor method
+                # a torch-only method name is rewritten on any receiver that is not a module or
+                # a literal, so its result is taken as a tensor too (keeps a second pass identical)
+                return not rule.ambiguous_method and self.is_plain_receiver(node.func.value)
             return False
         if isinstance(node, cst.BinaryOperation):
             return self.is_tensor(node.left) or self.is_tensor(node.right)

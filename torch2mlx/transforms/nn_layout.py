@@ -171,6 +171,8 @@ class NnLayoutTransform(Transform):
         out = ", ".join(sorted(words.get(o, "unchanged") for o in outputs)) or "unchanged"
         comment = f"# MLX layout: inputs {', '.join(inputs) or '-'} are channels-last (NHWC / NLC); outputs: {out}"
         line = cst.EmptyLine(comment=cst.Comment(comment))
+        if any(l.comment is not None and l.comment.value.startswith("# MLX layout:") for l in updated.leading_lines):
+            return updated  # converted before: keep a second pass identical
         if inputs:  # the data fed to this model must change layout too: say so in the report
             rw.flag(original, "nn-layout", "needs-review",
                     f"{original.name.value} takes channels-last input ({', '.join(inputs)}): feed it NHWC/NLC data, "
