@@ -188,6 +188,15 @@ class _Renderer:
         return code
 
 
+GENERATED_MARK = "# torch2mlx: generated helper (already MLX; left alone by later conversions)"
+
+
+def _mark_generated(stmt):
+    if isinstance(stmt, (cst.ClassDef, cst.FunctionDef)):
+        return stmt.with_changes(leading_lines=[*stmt.leading_lines, cst.EmptyLine(comment=cst.Comment(GENERATED_MARK))])
+    return stmt
+
+
 def finish(module: cst.Module, roots_used: set, prelude: Iterable = (), *, project_torch: frozenset = frozenset()) -> str:
     """The final text. A torch import that only other project files used is removed too: they
     drop their `from .x import F` of it when they no longer use it (`project_torch`)."""
@@ -245,6 +254,7 @@ def finish(module: cst.Module, roots_used: set, prelude: Iterable = (), *, proje
         while after_imports < len(new_body) and _is_import(new_body[after_imports]):
             after_imports += 1
         if prelude:  # definitions the transforms emit: set apart by blank lines, PEP 8 style
+            prelude = [_mark_generated(p) for p in prelude]
             blank = [cst.EmptyLine(), cst.EmptyLine()]
             prelude[0] = prelude[0].with_changes(leading_lines=blank + [l for l in prelude[0].leading_lines if l.comment])
             if after_imports < len(new_body) and not new_body[after_imports].leading_lines:

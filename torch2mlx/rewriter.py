@@ -190,7 +190,9 @@ class TableRewriter(cst.CSTTransformer):
             self._class_stack.append(self.tensors.submodules)
             self.tensors.submodules = scope.submodules
         self._push_statement(node)
-        if not scope.interesting:
+        generated = any(line.comment is not None and line.comment.value.startswith("# torch2mlx: generated helper")
+                        for line in node.leading_lines)
+        if not scope.interesting or generated:
             self.scope_counter += scope.nested_count
             return False
         if isinstance(node, cst.FunctionDef):
