@@ -84,3 +84,8 @@ def test_names_that_are_not_references_are_left_alone():
     result = convert_source(src)
     assert "g(cat=2)" in result.code and "x.nn" in result.code
     assert all(d.rule_id != "torch.nn" for d in result.diagnostics), [d.format() for d in result.diagnostics]
+
+
+def test_boolean_tensor_index_is_flagged_on_an_unknown_receiver():
+    src = "import torch\n\ndef f(x, y: torch.Tensor):\n    keep = y > 0\n    return x[keep], x[0]\n"
+    assert [d.rule_id for d in convert_source(src).diagnostics if d.severity.value == "warning"] == ["boolean-mask-indexing"]

@@ -175,5 +175,9 @@ class TensorFacts:
         if isinstance(node, cst.Subscript):
             return self.is_tensor(node.value)
         if isinstance(node, cst.Attribute):
+            if isinstance(node.value, cst.Call) and node.attr.value in ("values", "indices"):
+                qual = self.resolve(node.value.func)  # torch.max(x, 1).values
+                rule = self.index.function(qual) if qual is not None else None
+                return rule is not None and node.attr.value in rule.namedtuple
             return node.attr.value in _TENSOR_ATTRS and self.is_tensor(node.value)
         return False
