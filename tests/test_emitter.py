@@ -99,3 +99,10 @@ def test_statement_renderer_equals_libcst_render():
     for text in samples:
         module = cst.parse_module(text)
         assert _Renderer(module).render(module.body) == module.code == text.lstrip("\ufeff")
+
+
+def test_flag_on_first_statement_is_not_repeated_by_a_second_pass():
+    # the comment above the first statement lands in libcst's module header on the next parse
+    once = convert_source("\nimport torch\ny = x.add_(1)\n").code
+    assert once.count("# torch2mlx:") == 1
+    assert convert_source(once).code == once

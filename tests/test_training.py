@@ -6,35 +6,16 @@ import pytest
 
 from torch2mlx import convert_source, load_torch_weights
 
+from training_support import converted_namespaces, train_one_epoch
+
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "training"
 MLP = FIXTURES / "mlp_classifier.py"
 
 
-def _namespaces(path: Path):
-    source = path.read_text()
-    result = convert_source(source, str(path))
-    warnings = [d for d in result.diagnostics if d.severity.value != "info"]
-    assert not warnings, "\n".join(d.format() for d in warnings)
-    assert "torch" not in result.code.replace("torch2mlx", "")
-    assert convert_source(result.code).code == result.code
-    torch_ns: dict = {"__name__": "torch_script"}
-    mlx_ns: dict = {"__name__": "mlx_script"}
-    exec(compile(source, str(path), "exec"), torch_ns)  # noqa: S102 - our own fixtures
-    exec(compile(result.code, f"{path} (mlx)", "exec"), mlx_ns)  # noqa: S102
-    return torch_ns, mlx_ns
-
-
 @pytest.fixture(scope="module")
 def mlp():
-    return _namespaces(MLP)
-
-
-def _run(ns, args, model):
-    train_loader, test_loader = ns["build_loaders"](args)
-    optimizer = ns["make_optimizer"](args, model)
-    losses: list = []
-    ns["train"](args, model, train_loader, optimizer, 1, losses)
-    return losses, ns["test"](model, test_loader)
+    torch_ns, mlx_ns, _ = converted_namespaces(MLP)
+    return torch_ns, mlx_ns
 
 
 @pytest.mark.parametrize("optimizer,lr", [("sgd", "0.05"), ("adam", "0.01")])
@@ -44,8 +25,8 @@ def test_first_20_steps_match_torch(mlp, optimizer, lr, capsys):
     t_args, m_args = torch_ns["parse_args"](argv), mlx_ns["parse_args"](argv)
     t_model, m_model = torch_ns["Net"](), mlx_ns["Net"]()
     load_torch_weights(m_model, t_model.state_dict())
-    t_losses, t_acc = _run(torch_ns, t_args, t_model)
-    m_losses, m_acc = _run(mlx_ns, m_args, m_model)
+    t_losses, t_acc = train_one_epoch(torch_ns, t_args, t_model)
+    m_losses, m_acc = train_one_epoch(mlx_ns, m_args, m_model)
     assert len(t_losses) == len(m_losses) == 20
     assert len(set(np.round(t_losses, 3))) > 5, "the losses should move"
     np.testing.assert_allclose(m_losses, t_losses, rtol=1e-3)

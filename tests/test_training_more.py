@@ -4,6 +4,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from training_support import converted_namespaces
 from torch2mlx import convert_source, load_torch_weights
 
 STEPS = 25
@@ -112,16 +113,7 @@ GPT = Path(__file__).parent.parent / "fixtures" / "training" / "char_gpt.py"
 
 @pytest.fixture(scope="module")
 def char_gpt():
-    source = GPT.read_text()
-    result = convert_source(source, str(GPT))
-    warnings = [d for d in result.diagnostics if d.severity.value != "info"]
-    assert not warnings, "\n".join(d.format() for d in warnings)
-    assert "torch" not in result.code.replace("torch2mlx", "")
-    assert convert_source(result.code).code == result.code
-    torch_ns: dict = {"__name__": "torch_script"}
-    mlx_ns: dict = {"__name__": "mlx_script"}
-    exec(compile(source, str(GPT), "exec"), torch_ns)  # noqa: S102 - our own fixture
-    exec(compile(result.code, f"{GPT} (mlx)", "exec"), mlx_ns)  # noqa: S102
+    torch_ns, mlx_ns, _ = converted_namespaces(GPT)
     return torch_ns, mlx_ns
 
 

@@ -97,6 +97,8 @@ class TableRewriter(cst.CSTTransformer):
         self.statement_stack: list = []
         self._class_stack: list = []
         self.annotation_depth = 0
+        self.first_statement = None
+        self.header_comments: set = set()
         self.namedtuple_calls: dict[int, Rule] = {}
         self.identity_calls: set[int] = set()
         self.arg_stack: list[int] = []
@@ -163,6 +165,8 @@ class TableRewriter(cst.CSTTransformer):
         if not found:
             return updated
         comments = _suppressions(original)
+        if original is self.first_statement:
+            comments += list(self.header_comments)
         kept = [f for f in found if not _is_suppressed(comments, f.rule_id)]
         self.findings.extend(kept)
         kept = [f for f in kept if f.severity != "info"]
@@ -170,6 +174,8 @@ class TableRewriter(cst.CSTTransformer):
             return updated
         lines = list(updated.leading_lines)
         existing = {line.comment.value for line in lines if line.comment is not None}
+        if original is self.first_statement:  # comments above it are in the module header (libcst)
+            existing |= self.header_comments
         flagged_before = {c.split(":", 2)[1].strip() for c in existing if c.startswith("# torch2mlx: ") and c.count(":") >= 2}
         for f in kept:
             text = f"# torch2mlx: {f.rule_id}: {f.message}".replace("\n", " ")
@@ -178,6 +184,10 @@ class TableRewriter(cst.CSTTransformer):
                 existing.add(text)
                 lines.append(cst.EmptyLine(comment=cst.Comment(text)))
         return updated.with_changes(leading_lines=lines)
+
+    def visit_Module(self, node: cst.Module) -> None:
+        self.first_statement = node.body[0] if node.body else None
+        self.header_comments = {line.comment.value for line in node.header if line.comment is not None}
 
     # ----- scopes --------------------------------------------------------------------------
     def _enter_scope(self, node: Union[cst.FunctionDef, cst.ClassDef]) -> bool:

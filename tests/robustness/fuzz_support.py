@@ -61,9 +61,7 @@ def cold_lines(text: str, hot: frozenset) -> Counter:
             depth -= 1
         if tok.type == tokenize.NEWLINE or (tok.type == tokenize.NL and depth == 0):
             line = lines[start - 1].rstrip("\r\n") if 0 < start <= len(lines) else ""
-            # Comment-only lines are skipped for now: the emitter can drop one after a removed
-            # `import torch` (strict xfail in test_known_bugs.py); put them back once fixed.
-            if start == tok.end[0] and not (names & hot) and line.strip() and not line.lstrip().startswith("#"):
+            if start == tok.end[0] and not (names & hot) and line.strip():
                 out[line.lstrip(" \t")] += 1
             start, names = None, set()
     return out
@@ -84,18 +82,10 @@ def check_conversion(text: str, path: str = "<fuzz>") -> Optional[str]:
     if "torch" not in text:
         assert result.code == text, "a file without torch changed"
     again = convert_source(result.code, path)
-    if again.code != result.code:
-        assert _only_new_flags(result.code, again.code), "converting the output again changed the code:\n" + _diff(result.code, again.code)
+    assert again.code == result.code, "converting the output again changed it:\n" + _diff(result.code, again.code)
     missing = cold_lines(text, hot_names(text)) - Counter(line.rstrip("\r").lstrip(" \t") for line in result.code.split("\n"))
     assert not missing, f"untouched lines were changed or lost: {list(missing)[:5]}"
     return None
-
-
-def _only_new_flags(first: str, second: str) -> bool:
-    """Known issue (tests/robustness/test_known_bugs.py): a second pass may add `# torch2mlx:`
-    comment lines for code the first pass already flagged. Code lines must not change."""
-    strip = lambda s: [l for l in s.split("\n") if not l.strip().startswith(MARKER)]  # noqa: E731
-    return strip(first) == strip(second)
 
 
 def _diff(a: str, b: str) -> str:

@@ -1,7 +1,7 @@
 """Differential fuzzing: converted without a flag => agrees with torch. "Silently wrong" must be 0.
 
-Integer inputs are left out of the CI set: integer reductions are a known, reported dtype
-difference (tests/robustness/test_known_bugs.py); TORCH2MLX_FUZZ_INTS=1 puts them back.
+Integer inputs are left out of the CI set: integer reductions are a known dtype difference,
+reported as an assumption (tests/robustness/test_regressions.py); TORCH2MLX_FUZZ_INTS=1 puts them back.
 """
 from __future__ import annotations
 
