@@ -34,6 +34,17 @@ CASES = {
                                   rng.standard_normal((2, 3, 24)).astype(np.float32)))),
     "vae": Case("vae.py", lambda ns: ns["VAE"](784, 64, 8),
                 lambda rng: (rng.random_sample((5, 1, 28, 28)).astype(np.float32),)),
+    "rnn_cell_decoder": Case("rnn_cell_decoder.py", lambda ns: ns["CellDecoder"](30, 6, 8),
+                             lambda rng: (rng.randint(0, 30, size=(3, 5)).astype(np.int64),
+                                          rng.standard_normal((3, 8)).astype(np.float32))),
+    "seq2seq_transformer": Case("seq2seq_transformer.py", lambda ns: ns["Seq2SeqTransformer"](2, 2, 16, 2, 40, 30),
+                                lambda rng: (rng.randint(0, 40, size=(7, 3)).astype(np.int64),
+                                             rng.randint(0, 30, size=(5, 3)).astype(np.int64),
+                                             np.array([[False] * 3] * 5 + [[False, True, True]] * 2).T.copy(),
+                                             np.array([[False] * 3] * 4 + [[False, False, True]]).T.copy())),
+    "transformer_decoder": Case("seq2seq_transformer.py", lambda ns: ns["DecoderOnly"](25),
+                                lambda rng: (rng.randint(0, 25, size=(2, 6)).astype(np.int64),
+                                             rng.standard_normal((2, 4, 16)).astype(np.float32))),
     "bert": Case("bert.py", lambda ns: ns["BertClassifier"](60),
                  lambda rng: (rng.randint(0, 60, size=(3, 9)).astype(np.int64),
                               rng.randint(0, 2, size=(3, 9)).astype(np.int64),
@@ -139,6 +150,12 @@ RECURRENT = [  # (torch constructor, input shape, initial state shapes or None)
     ("nn.LSTM(3, 5)", (6, 3), ((1, 5), (1, 5))),
     ("nn.RNN(3, 5, nonlinearity='relu', num_layers=2)", (6, 2, 3), None),
     ("nn.RNN(3, 5)", (6, 2, 3), None),
+    ("nn.LSTMCell(3, 5)", (2, 3), ((2, 5), (2, 5))),
+    ("nn.LSTMCell(3, 5, bias=False)", (3,), None),
+    ("nn.GRUCell(3, 5)", (2, 3), (2, 5)),
+    ("nn.GRUCell(3, 5)", (3,), (5,)),
+    ("nn.RNNCell(3, 5, nonlinearity='relu')", (2, 3), (2, 5)),
+    ("nn.RNNCell(3, 5)", (2, 3), None),
 ]
 
 
@@ -171,6 +188,14 @@ ATTENTION = [  # (torch constructor, call arguments as source, batch_first)
     ("nn.MultiheadAttention(8, 4, batch_first=True)", "x, x, x, key_padding_mask=pad, attn_mask=bias_mask", True),
     ("nn.TransformerEncoderLayer(8, 2, 16, batch_first=True, norm_first=True)", "x, src_mask=causal", True),
     ("nn.TransformerEncoderLayer(8, 2, 16, 0.0, 'gelu', 1e-6)", "x, src_key_padding_mask=pad", False),
+    ("nn.TransformerDecoderLayer(8, 2, 16, batch_first=True)",
+     "x, x[:, :3] * 2, tgt_mask=causal, memory_key_padding_mask=pad[:, :3]", True),
+    ("nn.TransformerDecoderLayer(8, 2, 16, 0.0, norm_first=True)", "x, x * 0.5, memory_mask=bias_mask", False),
+    ("nn.TransformerDecoder(nn.TransformerDecoderLayer(8, 2, 16, batch_first=True), 2, nn.LayerNorm(8))",
+     "x, x + 1, tgt_mask=causal, tgt_key_padding_mask=pad", True),
+    ("nn.Transformer(8, 2, 1, 2, 16, batch_first=True)",
+     "x, x[:, :4], tgt_mask=nn.Transformer.generate_square_subsequent_mask(4), src_key_padding_mask=pad,"
+     " memory_key_padding_mask=pad", True),
 ]
 
 

@@ -48,11 +48,14 @@ def parenthesize(node: cst.BaseExpression) -> cst.BaseExpression:
 
 
 def is_simple(node: cst.BaseExpression) -> bool:
-    """Safe to evaluate twice: names, attribute chains of names, literals."""
+    """Safe to evaluate twice: names, attribute chains of names, literals, `x.shape[0]`-style items."""
     if isinstance(node, cst.Name):
         return True
     if isinstance(node, cst.Attribute):
         return is_simple(node.value)
+    if isinstance(node, cst.Subscript):
+        index = node.slice[0].slice if len(node.slice) == 1 else None
+        return isinstance(index, cst.Index) and is_int_literal(index.value) and is_simple(node.value)
     if isinstance(node, (cst.Integer, cst.Float, cst.SimpleString)):
         return True
     if isinstance(node, cst.UnaryOperation) and isinstance(node.operator, cst.Minus):

@@ -1,4 +1,4 @@
-"""nn.MultiheadAttention and nn.TransformerEncoderLayer / nn.TransformerEncoder: local torch-compatible classes.
+"""nn.MultiheadAttention, the transformer encoder and decoder layers and stacks, nn.Transformer: local classes.
 
 **What it does**: the constructor keeps its name and arguments (`nn.MultiheadAttention(64, 4,
 batch_first=True)` becomes `MultiheadAttention(64, 4, batch_first=True)`) and the local classes
@@ -12,9 +12,15 @@ differently. The local classes follow torch: packed `in_proj_weight`/`in_proj_bi
 `average_attn_weights`; post-norm (`norm_first=False`) or pre-norm layers with torch's member
 names (`self_attn`, `linear1`, `norm1`, ...), so torch state_dicts load unchanged.
 
+`nn.TransformerDecoderLayer`, `nn.TransformerDecoder` and `nn.Transformer` come as a second block
+(written only when used) with torch's member names (`multihead_attn`, `norm3`, `encoder.layers.0`,
+...) and `Transformer.generate_square_subsequent_mask`. torch's `nn.Transformer` re-initialises
+its matrices with xavier_uniform_; the local one keeps each layer's own init (load the weights).
+
 **Differences left**: torch's TransformerEncoder fast path (eval mode with
 `src_key_padding_mask`, `enable_nested_tensor=True`) returns zeros at padded positions; the
-local class computes them like any other position (the unpadded positions agree).
+local class computes them like any other position (the unpadded positions agree, and so does an
+nn.Transformer's output when the decoder masks those memory positions, as it normally does).
 
 **Left in place when**: `add_bias_kv`, `add_zero_attn`, `kdim`/`vdim`, `dtype=` are given,
 or one of the class names is already used in the file.
@@ -132,16 +138,134 @@ class TransformerEncoder(nn.Module):
         return self.norm(x) if self.norm is not None else x
 '''
 
-CLASSES = ("MultiheadAttention", "TransformerEncoderLayer", "TransformerEncoder")
+LOCAL_DECODER = """
+class TransformerDecoderLayer(nn.Module):
+    \"\"\"PyTorch-style decoder layer on MLX (post-norm unless norm_first), same member names.\"\"\"
+
+    def __init__(self, d_model, nhead, dim_feedforward=2048, dropout=0.1, activation="relu",
+                 layer_norm_eps=1e-05, batch_first=False, norm_first=False, bias=True):
+        super().__init__()
+        self.self_attn = MultiheadAttention(d_model, nhead, dropout=dropout, bias=bias, batch_first=batch_first)
+        self.multihead_attn = MultiheadAttention(d_model, nhead, dropout=dropout, bias=bias, batch_first=batch_first)
+        self.linear1 = nn.Linear(d_model, dim_feedforward, bias=bias)
+        self.dropout = nn.Dropout(dropout)
+        self.linear2 = nn.Linear(dim_feedforward, d_model, bias=bias)
+        self.norm_first = norm_first
+        self.norm1 = nn.LayerNorm(d_model, eps=layer_norm_eps, bias=bias)
+        self.norm2 = nn.LayerNorm(d_model, eps=layer_norm_eps, bias=bias)
+        self.norm3 = nn.LayerNorm(d_model, eps=layer_norm_eps, bias=bias)
+        self.dropout1 = nn.Dropout(dropout)
+        self.dropout2 = nn.Dropout(dropout)
+        self.dropout3 = nn.Dropout(dropout)
+        named = {"relu": nn.relu, "gelu": nn.gelu}
+        function = named[activation] if isinstance(activation, str) else activation
+        self.activation = lambda x: function(x)  # a plain function: copy.deepcopy keeps it as is
+
+    def _self_attention(self, x, mask, key_padding_mask, is_causal):
+        x = self.self_attn(x, x, x, attn_mask=mask, key_padding_mask=key_padding_mask, is_causal=is_causal,
+                           need_weights=False)[0]
+        return self.dropout1(x)
+
+    def _cross_attention(self, x, memory, mask, key_padding_mask, is_causal):
+        x = self.multihead_attn(x, memory, memory, attn_mask=mask, key_padding_mask=key_padding_mask,
+                                is_causal=is_causal, need_weights=False)[0]
+        return self.dropout2(x)
+
+    def _feed_forward(self, x):
+        return self.dropout3(self.linear2(self.dropout(self.activation(self.linear1(x)))))
+
+    def __call__(self, tgt, memory, tgt_mask=None, memory_mask=None, tgt_key_padding_mask=None,
+                 memory_key_padding_mask=None, tgt_is_causal=False, memory_is_causal=False):
+        x = tgt
+        if self.norm_first:
+            x = x + self._self_attention(self.norm1(x), tgt_mask, tgt_key_padding_mask, tgt_is_causal)
+            x = x + self._cross_attention(self.norm2(x), memory, memory_mask, memory_key_padding_mask,
+                                          memory_is_causal)
+            return x + self._feed_forward(self.norm3(x))
+        x = self.norm1(x + self._self_attention(x, tgt_mask, tgt_key_padding_mask, tgt_is_causal))
+        x = self.norm2(x + self._cross_attention(x, memory, memory_mask, memory_key_padding_mask, memory_is_causal))
+        return self.norm3(x + self._feed_forward(x))
+
+
+class TransformerDecoder(nn.Module):
+    \"\"\"PyTorch-style stack of copies of one decoder layer, with an optional final norm.\"\"\"
+
+    def __init__(self, decoder_layer, num_layers, norm=None):
+        import copy
+
+        super().__init__()
+        self.layers = [copy.deepcopy(decoder_layer) for _ in range(num_layers)]
+        self.num_layers = num_layers
+        self.norm = norm
+
+    def __call__(self, tgt, memory, tgt_mask=None, memory_mask=None, tgt_key_padding_mask=None,
+                 memory_key_padding_mask=None, tgt_is_causal=None, memory_is_causal=False):
+        x = tgt
+        for layer in self.layers:
+            x = layer(x, memory, tgt_mask=tgt_mask, memory_mask=memory_mask,
+                      tgt_key_padding_mask=tgt_key_padding_mask,
+                      memory_key_padding_mask=memory_key_padding_mask,
+                      tgt_is_causal=bool(tgt_is_causal) and tgt_mask is not None,
+                      memory_is_causal=memory_is_causal)
+        return self.norm(x) if self.norm is not None else x
+
+
+class Transformer(nn.Module):
+    \"\"\"PyTorch-style encoder-decoder transformer on MLX, same member names (encoder.layers.0....).\"\"\"
+
+    def __init__(self, d_model=512, nhead=8, num_encoder_layers=6, num_decoder_layers=6, dim_feedforward=2048,
+                 dropout=0.1, activation="relu", custom_encoder=None, custom_decoder=None, layer_norm_eps=1e-05,
+                 batch_first=False, norm_first=False, bias=True):
+        super().__init__()
+        layer = dict(dim_feedforward=dim_feedforward, dropout=dropout, activation=activation,
+                     layer_norm_eps=layer_norm_eps, batch_first=batch_first, norm_first=norm_first, bias=bias)
+        self.encoder = custom_encoder if custom_encoder is not None else TransformerEncoder(
+            TransformerEncoderLayer(d_model, nhead, **layer), num_encoder_layers,
+            nn.LayerNorm(d_model, eps=layer_norm_eps, bias=bias))
+        self.decoder = custom_decoder if custom_decoder is not None else TransformerDecoder(
+            TransformerDecoderLayer(d_model, nhead, **layer), num_decoder_layers,
+            nn.LayerNorm(d_model, eps=layer_norm_eps, bias=bias))
+        self.d_model, self.nhead, self.batch_first = d_model, nhead, batch_first
+
+    def __call__(self, src, tgt, src_mask=None, tgt_mask=None, memory_mask=None, src_key_padding_mask=None,
+                 tgt_key_padding_mask=None, memory_key_padding_mask=None, src_is_causal=None, tgt_is_causal=None,
+                 memory_is_causal=False):
+        memory = self.encoder(src, mask=src_mask, src_key_padding_mask=src_key_padding_mask)
+        return self.decoder(tgt, memory, tgt_mask=tgt_mask, memory_mask=memory_mask,
+                            tgt_key_padding_mask=tgt_key_padding_mask,
+                            memory_key_padding_mask=memory_key_padding_mask,
+                            tgt_is_causal=tgt_is_causal, memory_is_causal=memory_is_causal)
+
+    @staticmethod
+    def generate_square_subsequent_mask(sz, device=None, dtype=None):
+        return mx.triu(mx.full((sz, sz), float("-inf"), dtype=dtype or mx.float32), k=1)
+"""
+
+# the local classes, in the blocks they are written in (a block comes whole, once per file)
+ENCODER_CLASSES = ("MultiheadAttention", "TransformerEncoderLayer", "TransformerEncoder")
+DECODER_CLASSES = ("TransformerDecoderLayer", "TransformerDecoder", "Transformer")
+_BLOCKS = {"encoder": (ENCODER_CLASSES, LOCAL_ATTENTION), "decoder": (DECODER_CLASSES, LOCAL_DECODER)}
 _UNSUPPORTED = {
     "add_bias_kv": "False", "add_zero_attn": "False", "kdim": "None", "vdim": "None",
 }
 _DROPPED = frozenset({"device"})
 
 
-def _prelude() -> list:
-    code = re.sub(r"\b(mx|nn)\.", lambda m: f"{sentinel(m.group(1))}.", LOCAL_ATTENTION)
+def _parsed(code: str) -> list:
+    code = re.sub(r"\b(mx|nn)\.", lambda m: f"{sentinel(m.group(1))}.", code)
     return list(cst.parse_module(code.lstrip("\n")).body)
+
+
+def _add_block(block: str, rewriter) -> None:
+    added = getattr(rewriter, "_local_attention_blocks", set())
+    if block in added:
+        return
+    classes, code = _BLOCKS[block]
+    taken = [c for c in classes if c in rewriter.scopes[0].other or c in rewriter.scopes[0].imports]
+    if taken:
+        raise Flag(f"the name {taken[0]} is already used in this file", "no-equivalent")
+    rewriter.module_prelude.extend(_parsed(code))
+    rewriter._local_attention_blocks = added | {block}
 
 
 def _local(name: str, call: cst.Call, rewriter, positional_limit: int):
@@ -161,12 +285,9 @@ def _local(name: str, call: cst.Call, rewriter, positional_limit: int):
         args.append(arg.with_changes(comma=cst.MaybeSentinel.DEFAULT, whitespace_after_arg=cst.SimpleWhitespace("")))
     if len([a for a in args if a.keyword is None]) > positional_limit:
         raise Flag(f"pass the arguments of nn.{name} after the first {positional_limit} by keyword")
-    if not getattr(rewriter, "_local_attention_added", False):
-        taken = [c for c in CLASSES if c in rewriter.scopes[0].other or c in rewriter.scopes[0].imports]
-        if taken:
-            raise Flag(f"the name {taken[0]} is already used in this file", "no-equivalent")
-        rewriter.module_prelude.extend(_prelude())
-        rewriter._local_attention_added = True
+    _add_block("encoder", rewriter)  # the decoder's classes build on the attention and encoder classes
+    if name in DECODER_CLASSES:
+        _add_block("decoder", rewriter)
     return cst.Call(func=cst.Name(name), args=args), frozenset({"mx", "nn"})
 
 
@@ -183,3 +304,18 @@ def nn_transformer_encoder_layer(rule, original, call, receiver, rewriter):
 @register("nn_transformer_encoder")
 def nn_transformer_encoder(rule, original, call, receiver, rewriter):
     return _local("TransformerEncoder", call, rewriter, 5)
+
+
+@register("nn_transformer_decoder_layer")
+def nn_transformer_decoder_layer(rule, original, call, receiver, rewriter):
+    return _local("TransformerDecoderLayer", call, rewriter, 9)
+
+
+@register("nn_transformer_decoder")
+def nn_transformer_decoder(rule, original, call, receiver, rewriter):
+    return _local("TransformerDecoder", call, rewriter, 3)
+
+
+@register("nn_transformer")
+def nn_transformer(rule, original, call, receiver, rewriter):
+    return _local("Transformer", call, rewriter, 13)

@@ -11,8 +11,12 @@ differently named weights. The local class follows torch exactly: `num_layers`, 
 initial state, the same return values and torch's parameter names (`weight_ih_l0`,
 `bias_hh_l1_reverse`, ...), so a torch state_dict loads without renaming.
 
+`nn.LSTMCell` / `nn.GRUCell` / `nn.RNNCell` become `RecurrentCell("LSTM", ...)` etc.: one time
+step with the same gate code, torch's names (`weight_ih`, `bias_hh`), `(h, c)` or `h` returned,
+unbatched input accepted.
+
 **Left in place when**: `proj_size` is given (LSTM projections), `dtype=`, or the class name
-`MultiLayerRNN` is already used in the file.
+`MultiLayerRNN` / `RecurrentCell` is already used in the file.
 """
 from __future__ import annotations
 
@@ -25,6 +29,23 @@ from torch2mlx.handlers import register
 from torch2mlx.template import sentinel
 
 CLASS_NAME = "MultiLayerRNN"
+
+# one time step of every mode: shared by the stacked layer and the single cell
+_CELL_METHOD = '''    def _cell(self, x_gates, h, c, w_hh, b_hh):
+        h_gates = h @ w_hh.T + (b_hh if b_hh is not None else 0)
+        if self.mode == "LSTM":
+            i, f, g, o = mx.split(x_gates + h_gates, 4, axis=-1)
+            c = mx.sigmoid(f) * c + mx.sigmoid(i) * mx.tanh(g)
+            return mx.sigmoid(o) * mx.tanh(c), c
+        if self.mode == "GRU":
+            xr, xz, xn = mx.split(x_gates, 3, axis=-1)
+            hr, hz, hn = mx.split(h_gates, 3, axis=-1)
+            r, z = mx.sigmoid(xr + hr), mx.sigmoid(xz + hz)
+            n = mx.tanh(xn + r * hn)
+            return (1 - z) * n + z * h, c
+        pre = x_gates + h_gates
+        return (mx.tanh(pre) if self.mode == "RNN_TANH" else mx.maximum(pre, 0)), c
+'''
 
 LOCAL_RNN = '''
 class MultiLayerRNN(nn.Module):
@@ -50,21 +71,7 @@ class MultiLayerRNN(nn.Module):
                 for name, shape in shapes.items():
                     setattr(self, f"{name}_l{layer}{suffix}", mx.random.uniform(-bound, bound, shape))
 
-    def _cell(self, x_gates, h, c, w_hh, b_hh):
-        h_gates = h @ w_hh.T + (b_hh if b_hh is not None else 0)
-        if self.mode == "LSTM":
-            i, f, g, o = mx.split(x_gates + h_gates, 4, axis=-1)
-            c = mx.sigmoid(f) * c + mx.sigmoid(i) * mx.tanh(g)
-            return mx.sigmoid(o) * mx.tanh(c), c
-        if self.mode == "GRU":
-            xr, xz, xn = mx.split(x_gates, 3, axis=-1)
-            hr, hz, hn = mx.split(h_gates, 3, axis=-1)
-            r, z = mx.sigmoid(xr + hr), mx.sigmoid(xz + hz)
-            n = mx.tanh(xn + r * hn)
-            return (1 - z) * n + z * h, c
-        pre = x_gates + h_gates
-        return (mx.tanh(pre) if self.mode == "RNN_TANH" else mx.maximum(pre, 0)), c
-
+{cell_method}
     def __call__(self, x, state=None):
         unbatched = x.ndim == 2
         if unbatched:
@@ -103,24 +110,71 @@ class MultiLayerRNN(nn.Module):
         elif self.batch_first:
             x = mx.swapaxes(x, 0, 1)
         return x, ((h_n, c_n) if self.mode == "LSTM" else h_n)
-'''
+'''.replace("{cell_method}", _CELL_METHOD)
+
+CELL_CLASS_NAME = "RecurrentCell"
+
+LOCAL_CELL = '''
+class RecurrentCell(nn.Module):
+    """PyTorch-style LSTMCell / GRUCell / RNNCell on MLX: one time step, same weight names."""
+
+    GATES = {"LSTM": 4, "GRU": 3, "RNN_TANH": 1, "RNN_RELU": 1}
+
+    def __init__(self, mode, input_size, hidden_size, bias=True, nonlinearity="tanh"):
+        super().__init__()
+        self.mode = "RNN_" + nonlinearity.upper() if mode == "RNN" else mode
+        self.hidden_size = hidden_size
+        gates = self.GATES[self.mode] * hidden_size
+        bound = 1.0 / hidden_size ** 0.5
+        shapes = {"weight_ih": (gates, input_size), "weight_hh": (gates, hidden_size)}
+        if bias:
+            shapes.update(bias_ih=(gates,), bias_hh=(gates,))
+        for name, shape in shapes.items():
+            setattr(self, name, mx.random.uniform(-bound, bound, shape))
+
+{cell_method}
+    def __call__(self, x, state=None):
+        unbatched = x.ndim == 1
+        if unbatched:
+            x = mx.expand_dims(x, 0)
+        zeros = mx.zeros((x.shape[0], self.hidden_size), dtype=x.dtype)
+        if self.mode == "LSTM":
+            h, c = state if state is not None else (zeros, zeros)
+        else:
+            h, c = (state if state is not None else zeros), zeros
+        if unbatched and state is not None:
+            h, c = mx.expand_dims(h, 0), mx.expand_dims(c, 0)
+        x_gates = x @ self.weight_ih.T + (self.bias_ih if "bias_ih" in self else 0)
+        h, c = self._cell(x_gates, h, c, self.weight_hh, self.bias_hh if "bias_hh" in self else None)
+        if unbatched:
+            h, c = h[0], c[0]
+        return (h, c) if self.mode == "LSTM" else h
+'''.replace("{cell_method}", _CELL_METHOD)
 
 _DROPPED = frozenset({"device"})
 
 
-def _prelude() -> list:
-    code = re.sub(r"\b(mx|nn)\.", lambda m: f"{sentinel(m.group(1))}.", LOCAL_RNN)
+def _prelude(code: str) -> list:
+    code = re.sub(r"\b(mx|nn)\.", lambda m: f"{sentinel(m.group(1))}.", code)
     return list(cst.parse_module(code.lstrip("\n")).body)
 
 
-def _local_rnn(mode: str, original: cst.Call, call: cst.Call, rewriter):
+# the class each kind of call becomes, with its code and the most positional arguments torch's
+# signature lets through before `nonlinearity` (nn.RNN's and nn.RNNCell's next parameter)
+_LOCAL_CLASSES = {"layer": (CLASS_NAME, LOCAL_RNN, 3), "cell": (CELL_CLASS_NAME, LOCAL_CELL, 2)}
+
+
+def _local_rnn(mode: str, original: cst.Call, call: cst.Call, rewriter, kind: str = "layer"):
+    class_name, code, rnn_positionals = _LOCAL_CLASSES[kind]
     args = []
     for arg in call.args:
         key = arg.keyword.value if arg.keyword is not None else None
+        if arg.star:
+            raise Flag(f"cannot check {arg.star}-arguments of nn.{mode}")
         if key in _DROPPED:
             continue
         if key == "dtype":
-            raise Flag(f"the local {CLASS_NAME} has no dtype argument; call .set_dtype() on the module")
+            raise Flag(f"the local {class_name} has no dtype argument; call .set_dtype() on the module")
         if key == "proj_size" and code_of(arg.value) != "0":
             raise Flag("LSTM projections (proj_size) are not implemented by the local recurrent layer", "no-equivalent")
         if key == "nonlinearity" and mode != "RNN":
@@ -128,15 +182,17 @@ def _local_rnn(mode: str, original: cst.Call, call: cst.Call, rewriter):
         if key == "proj_size":
             continue
         args.append(arg.with_changes(comma=cst.MaybeSentinel.DEFAULT, whitespace_after_arg=cst.SimpleWhitespace("")))
-    if mode == "RNN" and len([a for a in args if a.keyword is None]) > 3:
-        raise Flag("nn.RNN's fourth positional argument is nonlinearity: pass it and the later ones by keyword")
-    if not getattr(rewriter, "_local_rnn_added", False):
-        if re.search(rf"\b{CLASS_NAME}\b", code_of(original)) or CLASS_NAME in rewriter.scopes[0].other:
-            raise Flag(f"the name {CLASS_NAME} is already used in this file", "no-equivalent")
-        rewriter.module_prelude.extend(_prelude())
-        rewriter._local_rnn_added = True
+    if mode == "RNN" and len([a for a in args if a.keyword is None]) > rnn_positionals:
+        raise Flag(f"nn.RNN{'Cell' if kind == 'cell' else ''}'s argument after the first {rnn_positionals} "
+                   "positional ones is nonlinearity: pass it and the later ones by keyword")
+    added = getattr(rewriter, "_local_rnn_classes", set())
+    if class_name not in added:
+        if re.search(rf"\b{class_name}\b", code_of(original)) or class_name in rewriter.scopes[0].other:
+            raise Flag(f"the name {class_name} is already used in this file", "no-equivalent")
+        rewriter.module_prelude.extend(_prelude(code))
+        rewriter._local_rnn_classes = added | {class_name}
     mode_arg = cst.Arg(cst.SimpleString(f'"{mode}"'))
-    return cst.Call(func=cst.Name(CLASS_NAME), args=[mode_arg, *args]), frozenset({"mx", "nn"})
+    return cst.Call(func=cst.Name(class_name), args=[mode_arg, *args]), frozenset({"mx", "nn"})
 
 
 @register("nn_lstm")
@@ -152,3 +208,18 @@ def nn_gru(rule, original, call, receiver, rewriter):
 @register("nn_rnn")
 def nn_rnn(rule, original, call, receiver, rewriter):
     return _local_rnn("RNN", original, call, rewriter)
+
+
+@register("nn_lstm_cell")
+def nn_lstm_cell(rule, original, call, receiver, rewriter):
+    return _local_rnn("LSTM", original, call, rewriter, "cell")
+
+
+@register("nn_gru_cell")
+def nn_gru_cell(rule, original, call, receiver, rewriter):
+    return _local_rnn("GRU", original, call, rewriter, "cell")
+
+
+@register("nn_rnn_cell")
+def nn_rnn_cell(rule, original, call, receiver, rewriter):
+    return _local_rnn("RNN", original, call, rewriter, "cell")
