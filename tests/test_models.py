@@ -239,10 +239,3 @@ def test_verify_model_passes_on_fixtures_and_fails_when_outputs_differ():
     assert not failed.passed and failed.problem is None and failed.summary().startswith("FAIL")
     wrong_input = verify_model(mlp, "MLP", "12, 16, 3", ["2,13"])
     assert not wrong_input.passed and "torch forward fails" in wrong_input.problem
-
-
-def _flatten_outputs(value) -> list:
-    """Every array in a (nested) model output, for mx.eval in bench/bench_models.py."""
-    if isinstance(value, (tuple, list)):
-        return [leaf for v in value for leaf in _flatten_outputs(v)]
-    return [value]

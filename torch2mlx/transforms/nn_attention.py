@@ -53,6 +53,7 @@ class MultiheadAttention(nn.Module):
                  average_attn_weights=True, is_causal=False):
         if is_causal and attn_mask is None:
             raise RuntimeError("Need attn_mask if specifying the is_causal hint")
+        self_attention = query is key and key is value  # then one packed projection (PyTorch does the same)
         unbatched = query.ndim == 2
         if unbatched:
             query, key, value = (mx.expand_dims(t, 0) for t in (query, key, value))
@@ -60,12 +61,17 @@ class MultiheadAttention(nn.Module):
                 key_padding_mask = mx.expand_dims(key_padding_mask, 0)
         elif not self.batch_first:
             query, key, value = (mx.swapaxes(t, 0, 1) for t in (query, key, value))
-        w_q, w_k, w_v = mx.split(self.in_proj_weight, 3)
-        b_q, b_k, b_v = mx.split(self.in_proj_bias, 3) if "in_proj_bias" in self else (0, 0, 0)
         (n, length, _), source, heads = query.shape, key.shape[1], self.num_heads
-        q = (query @ w_q.T + b_q).reshape(n, length, heads, -1).transpose(0, 2, 1, 3)
-        k = (key @ w_k.T + b_k).reshape(n, source, heads, -1).transpose(0, 2, 1, 3)
-        v = (value @ w_v.T + b_v).reshape(n, source, heads, -1).transpose(0, 2, 1, 3)
+        if self_attention:
+            qkv = query @ self.in_proj_weight.T
+            q, k, v = mx.split(qkv + self.in_proj_bias if "in_proj_bias" in self else qkv, 3, axis=-1)
+        else:
+            w_q, w_k, w_v = mx.split(self.in_proj_weight, 3)
+            b_q, b_k, b_v = mx.split(self.in_proj_bias, 3) if "in_proj_bias" in self else (0, 0, 0)
+            q, k, v = query @ w_q.T + b_q, key @ w_k.T + b_k, value @ w_v.T + b_v
+        q = q.reshape(n, length, heads, -1).transpose(0, 2, 1, 3)
+        k = k.reshape(n, source, heads, -1).transpose(0, 2, 1, 3)
+        v = v.reshape(n, source, heads, -1).transpose(0, 2, 1, 3)
         scores = (q * (q.shape[-1] ** -0.5)) @ k.transpose(0, 1, 3, 2)
         if attn_mask is not None:
             mask = attn_mask.reshape(n, heads, length, source) if attn_mask.ndim == 3 else attn_mask

@@ -31,19 +31,28 @@ from torch2mlx.template import sentinel
 CLASS_NAME = "MultiLayerRNN"
 
 # one time step of every mode: shared by the stacked layer and the single cell
-_CELL_METHOD = '''    def _cell(self, x_gates, h, c, w_hh, b_hh):
-        h_gates = h @ w_hh.T + (b_hh if b_hh is not None else 0)
+_CELL_METHOD = '''    def _input_gates(self, x, w_ih, b_ih, b_hh):
+        """x @ w_ih.T plus the biases, once for all steps (GRU keeps b_hh apart: r scales it)."""
+        gates = x @ w_ih.T
+        if b_ih is not None:
+            gates = gates + b_ih
+        if b_hh is not None and self.mode != "GRU":
+            gates, b_hh = gates + b_hh, None
+        return gates, b_hh
+
+    def _cell(self, x_gates, h, c, w_hh_t, b_hh):
         if self.mode == "LSTM":
-            i, f, g, o = mx.split(x_gates + h_gates, 4, axis=-1)
+            i, f, g, o = mx.split(mx.addmm(x_gates, h, w_hh_t), 4, axis=-1)
             c = mx.sigmoid(f) * c + mx.sigmoid(i) * mx.tanh(g)
             return mx.sigmoid(o) * mx.tanh(c), c
         if self.mode == "GRU":
+            h_gates = mx.addmm(b_hh, h, w_hh_t) if b_hh is not None else h @ w_hh_t
             xr, xz, xn = mx.split(x_gates, 3, axis=-1)
             hr, hz, hn = mx.split(h_gates, 3, axis=-1)
             r, z = mx.sigmoid(xr + hr), mx.sigmoid(xz + hz)
             n = mx.tanh(xn + r * hn)
             return (1 - z) * n + z * h, c
-        pre = x_gates + h_gates
+        pre = mx.addmm(x_gates, h, w_hh_t)
         return (mx.tanh(pre) if self.mode == "RNN_TANH" else mx.maximum(pre, 0)), c
 '''
 
@@ -91,12 +100,13 @@ class MultiLayerRNN(nn.Module):
             outputs = []
             for direction, suffix in enumerate(["", "_reverse"][: self.directions]):
                 get = lambda name: getattr(self, f"{name}_l{layer}{suffix}", None)  # noqa: E731
-                x_gates = x @ get("weight_ih").T + (get("bias_ih") if get("bias_ih") is not None else 0)
+                x_gates, b_hh = self._input_gates(x, get("weight_ih"), get("bias_ih"), get("bias_hh"))
+                w_hh_t = get("weight_hh").T
                 h, c = h0[layer * self.directions + direction], c0[layer * self.directions + direction]
                 steps = range(length) if direction == 0 else range(length - 1, -1, -1)
                 ys = [None] * length
                 for t in steps:
-                    h, c = self._cell(x_gates[t], h, c, get("weight_hh"), get("bias_hh"))
+                    h, c = self._cell(x_gates[t], h, c, w_hh_t, b_hh)
                     ys[t] = h
                 outputs.append(mx.stack(ys))
                 h_n.append(h)
@@ -144,8 +154,8 @@ class RecurrentCell(nn.Module):
             h, c = (state if state is not None else zeros), zeros
         if unbatched and state is not None:
             h, c = mx.expand_dims(h, 0), mx.expand_dims(c, 0)
-        x_gates = x @ self.weight_ih.T + (self.bias_ih if "bias_ih" in self else 0)
-        h, c = self._cell(x_gates, h, c, self.weight_hh, self.bias_hh if "bias_hh" in self else None)
+        x_gates, b_hh = self._input_gates(x, self.weight_ih, self.get("bias_ih"), self.get("bias_hh"))
+        h, c = self._cell(x_gates, h, c, self.weight_hh.T, b_hh)
         if unbatched:
             h, c = h[0], c[0]
         return (h, c) if self.mode == "LSTM" else h
