@@ -78,8 +78,8 @@ def test_uniform_has_the_requested_range_and_moments(line, low, high):
     "w = nn.init.zeros_(self.fc.weight)",                 # the value is used
     "w = self.fc.weight\n        nn.init.zeros_(w)",      # a local name: assigning it would not reach the module
     "nn.init.normal_(self.fc.weight, generator=None)",
-    "nn.init.orthogonal_(self.fc.weight)",                # not translated
-    "nn.init.kaiming_normal_(self.fc.weight)",
+    "nn.init.sparse_(self.fc.weight, 0.1)",              # not translated
+    "w = self.fc\n        nn.init.kaiming_normal_(w.weight)",  # layer unknown: its fans may differ in MLX
 ])
 def test_what_is_not_translated_is_flagged(line):
     body = f"class Net(nn.Module):\n    def __init__(self):\n        super().__init__()\n" \

@@ -151,13 +151,13 @@ FLAGGED = [
             super().__init__()
             self.register_buffer("b", torch.zeros(3), persistent=keep)
     """,
-    # Module.apply has another meaning in MLX
+    # Module.apply has another meaning in MLX (nn-init translates `self.apply(name)`, not a computed fn)
     """
     class A(nn.Module):
         def __init__(self):
             super().__init__()
             self.fc = nn.Linear(2, 2)
-            self.apply(self._init)
+            self.apply(self._make_init())
 
         def _init(self, m):
             pass

@@ -1,98 +1,214 @@
-"""`nn.init.zeros_(self.fc.weight)` and friends: in-place initialisers become assignments of new arrays.
+"""Weight-initialisation code -> MLX: `nn.init.*_`, `.data.normal_()`, `self.apply(fn)`, isinstance checks.
 
 MLX arrays are immutable, but assigning an array to a module member replaces the parameter
-(`self.fc.weight = ...`, `module.bias = ...` on a module from `self.modules()`), so a statement
-`nn.init.<fn>_(<target>, ...)` becomes `<target> = <new array of the same shape and dtype>`:
+(`self.fc.weight = ...`, `module.bias = ...` on a module from `self.modules()`), so an in-place
+initialiser used as a statement becomes `<member> = <new array of the same shape and dtype>`:
 
-- `zeros_(t)` -> `mx.zeros_like(t)`; `ones_(t)` -> `mx.ones_like(t)`
-- `constant_(t, val)` -> `mx.full(t.shape, val, dtype=t.dtype)`
-- `normal_(t, mean=0.0, std=1.0)` -> `mx.random.normal(t.shape, dtype=t.dtype, loc=mean, scale=std)`
-- `uniform_(t, a=0.0, b=1.0)` -> `mx.random.uniform(a, b, t.shape, dtype=t.dtype)` (half-open, as torch)
-- `xavier_uniform_(t, gain=1.0)` / `xavier_normal_` -> `nn.init.glorot_uniform(t.dtype)(t, gain)` /
-  `glorot_normal`: both scale by fan_in + fan_out, a sum MLX's channels-last layouts keep
-  (kaiming uses fan_in alone, which MLX computes differently for ConvTranspose: not translated)
+- `nn.init.<fn>_(member, ...)` (and torch's deprecated names without `_`), see `nn_init_calls`:
+  zeros_, ones_, constant_, normal_, uniform_ (half-open, as torch), xavier_* (fan_in + fan_out,
+  the same in both layouts), kaiming_* -> `nn.init.he_*(t.dtype)(t, mode=..., gain=...)` with
+  torch's calculate_gain computed here from literal arguments (MLX's default gain is 1.0, torch's
+  sqrt(2)) where the weight's layer is known to have torch's fans (not ConvTranspose),
+  trunc_normal_ -> `mean + std * mx.random.truncated_normal((a-mean)/std, (b-mean)/std, ...)`,
+  orthogonal_ and eye_ for Linear/Embedding (orthogonal_ also Conv) weights; dirac_ is flagged.
+- `m.weight.data.normal_(...)`, `.uniform_`, `.zero_()`, `.fill_(v)`, `.copy_(src)` on a member,
+  see `nn_init_methods`.
+- `self.apply(fn)` -> `for module in reversed(self.modules()): fn(module)`, see `nn_init_apply`.
+- `isinstance(m, nn.Linear)` and `m.bias is not None` on a known layer, see `nn_init_classes`.
+A trailing `.data` on the target is dropped (`m.weight.data` is `m.weight`).
 
-A trailing `.data` on the target is dropped (`m.weight.data` is `m.weight`). Random values are
-MLX's own stream (the same distribution, not torch's numbers).
+Random values come from MLX's own random stream: the same distribution as torch, not torch's
+numbers (load torch's weights with `load_torch_weights` for equal outputs).
 
-**Left flagged** (the table's "no MLX rule"): the call's value used in an expression, a target that
-is not an attribute (`nn.init.zeros_(w)` rebinding a local name would not reach the module), a
-`generator=` argument, and every other initialiser (kaiming_*, orthogonal_, ...).
+**Left flagged**: the call's value used in an expression, a target that is not an attribute
+(`nn.init.zeros_(w)` rebinding a local name would not reach the module), `generator=`,
+layout-dependent initialisers on a weight whose layer is unknown, and other initialisers.
 """
 from __future__ import annotations
-
-from typing import Optional
 
 import libcst as cst
 
 from torch2mlx.binding import code_of
 from torch2mlx.transforms import Transform
+from torch2mlx.transforms.nn_init_apply import APPLY_RULE, apply_loop, apply_loop_parts, loop_variable, names_used
+from torch2mlx.transforms.nn_init_calls import ALIASES, INITS
+from torch2mlx.transforms.nn_init_classes import (
+    OPTIONAL_KEYS, class_arguments, class_value, key_check, optional_member_check, type_comparison_class)
+from torch2mlx.transforms.nn_init_layers import PARAMETER, LayerFacts
+from torch2mlx.transforms.nn_init_methods import RANDOM_FILLS, bind_arguments, member_target, method_value
 from torch2mlx.transforms.training_codegen import mlx_expr
 
-_PREFIXES = ("torch.nn.init.",)
-# initialiser -> (parameter names after the tensor, defaults, MLX expression over {t} and those names)
-_INITS = {
-    "zeros_": ((), {}, "mx.zeros_like({t})"),
-    "ones_": ((), {}, "mx.ones_like({t})"),
-    "constant_": (("val",), {}, "mx.full({t}.shape, {val}, dtype={t}.dtype)"),
-    "normal_": (("mean", "std"), {"mean": "0.0", "std": "1.0"},
-                "mx.random.normal({t}.shape, dtype={t}.dtype, loc={mean}, scale={std})"),
-    "uniform_": (("a", "b"), {"a": "0.0", "b": "1.0"}, "mx.random.uniform({a}, {b}, {t}.shape, dtype={t}.dtype)"),
-    # the spread depends on fan_in + fan_out only, the same in torch's and MLX's layouts of every
-    # mapped layer (ConvTranspose swaps fan_in and fan_out, which leaves the sum alone)
-    "xavier_uniform_": (("gain",), {"gain": "1.0"}, "nn.init.glorot_uniform({t}.dtype)({t}, {gain})"),
-    "xavier_normal_": (("gain",), {"gain": "1.0"}, "nn.init.glorot_normal({t}.dtype)({t}, {gain})"),
-}
+_PREFIX = "torch.nn.init."
+_HINTS = ("init", "apply", "isinstance", "type(", "_(", "bias", "weight")
 
 
-def _arguments(call: cst.Call, names: tuple, defaults: dict) -> Optional[dict]:
-    """Code of each argument (tensor first), defaults filled in; None for anything else."""
-    order = ("tensor",) + names
-    found: dict = {}
-    for i, arg in enumerate(call.args):
-        if arg.star:
-            return None
-        key = arg.keyword.value if arg.keyword is not None else (order[i] if i < len(order) else None)
-        if key not in order or key in found:
-            return None
-        found[key] = code_of(arg.value)
-    for name in order:
-        if name not in found:
-            if name not in defaults:
-                return None
-            found[name] = defaults[name]
-    return found
-
-
-def _target(node: cst.BaseExpression) -> Optional[cst.Attribute]:
-    """The member to assign: `m.weight` (also for `m.weight.data`); None if not an attribute."""
-    if isinstance(node, cst.Attribute) and node.attr.value == "data":
-        node = node.value
-    return node if isinstance(node, cst.Attribute) and node.attr.value != "data" else None
+def _drop_findings(rw, node, rule_id=None) -> None:
+    rw.statement_findings[-1] = [f for f in rw.statement_findings[-1]
+                                 if f.node is not node or (rule_id is not None and f.rule_id != rule_id)]
 
 
 class NnInitTransform(Transform):
     id = "nn-init"
-    description = "nn.init.<fn>_(member, ...) statements -> member = new MLX array"
+    description = "weight-initialisation statements, module.apply(fn) and layer isinstance checks -> MLX"
+    order = 150  # last: replaces a whole line (self.apply) after the others have seen it
+    hot_attributes = ("normal_", "uniform_", "zero_", "fill_", "copy_", "bias", "weight", "apply")
+
+    def __init__(self) -> None:
+        self.facts = LayerFacts()
+        self.functions: list = []          # enclosing FunctionDef nodes
+        self.statement_calls: set = set()   # ids of calls that are whole expression statements
+        self.class_refs: set = set()        # ids of class expressions in isinstance()/type() checks
+        self.loops: dict = {}               # id(Expr) -> (receiver, fn, variable) for self.apply(fn)
 
     def applies_to(self, text: str) -> bool:
-        return "init" in text
+        return any(hint in text for hint in _HINTS)
 
-    def leave_Expr(self, rw, original: cst.Expr, updated: cst.Expr):
+    # ----- what is known about layers ------------------------------------------------------
+    def visit_ClassDef(self, rw, node) -> None:
+        self.facts.visit_ClassDef(rw, node)
+
+    def leave_ClassDef(self, rw, original, updated):
+        self.facts.leave_ClassDef()
+        return updated
+
+    def visit_FunctionDef(self, rw, node) -> None:
+        self.facts.visit_FunctionDef()
+        self.functions.append(node)
+
+    def leave_FunctionDef(self, rw, original, updated):
+        self.facts.leave_FunctionDef()
+        self.functions.pop()
+        return updated
+
+    def visit_If(self, rw, node) -> None:
+        self.facts.visit_If(rw, node)
+
+    def visit_IndentedBlock(self, rw, node) -> None:
+        self.facts.visit_IndentedBlock(node)
+
+    def leave_IndentedBlock(self, rw, original, updated):
+        self.facts.leave_IndentedBlock()
+        return updated
+
+    def _layer_of(self, target: cst.Attribute):
+        """Torch classes of the module owning `target` (`m.weight`), {Parameter} for `self.<param>`."""
+        classes = self.facts.classes_of(target)
+        if classes == {PARAMETER}:
+            return classes
+        return self.facts.classes_of(target.value) if target.attr.value == "weight" else None
+
+    # ----- layer classes in checks ---------------------------------------------------------
+    def visit_Call(self, rw, node) -> None:
+        self.class_refs.update(id(c) for c in class_arguments(node))
+
+    def visit_Comparison(self, rw, node) -> None:
+        cls = type_comparison_class(node)
+        if cls is not None:
+            self.class_refs.add(id(cls))
+
+    def leave_Attribute(self, rw, original, updated):
+        return self._class_ref(rw, original, updated)
+
+    def leave_Name(self, rw, original, updated):
+        return self._class_ref(rw, original, updated)
+
+    def _class_ref(self, rw, original, updated):
+        if id(original) not in self.class_refs or not isinstance(updated, (cst.Name, cst.Attribute)):
+            return updated
+        mlx = class_value(rw, original)
+        if mlx is None:
+            return updated
+        _drop_findings(rw, original)
+        rw.converted += 1
+        return mlx_expr(rw, mlx)
+
+    def leave_Comparison(self, rw, original, updated):
+        found = optional_member_check(original)
+        if found is None or not isinstance(updated, cst.Comparison):
+            return updated
+        module, member, present = found
+        classes = self.facts.classes_of(module)
+        if classes is None or not classes <= OPTIONAL_KEYS:
+            return updated
+        rw.converted += 1
+        return key_check(updated, member, present)
+
+    # ----- initialiser statements ----------------------------------------------------------
+    def visit_Expr(self, rw, node) -> None:
+        if isinstance(node.value, cst.Call):
+            self.statement_calls.add(id(node.value))
+
+    def leave_Call(self, rw, original, updated):
+        func = original.func
+        if (isinstance(func, cst.Attribute) and func.attr.value in RANDOM_FILLS
+                and id(original) not in self.statement_calls and rw.qualified_name(func.value) is None):
+            rw.flag(original, f"torch.Tensor.{func.attr.value}", "semantics-differ",
+                    f"the value of `.{func.attr.value}()` is used; MLX arrays are immutable: assign a new array")
+        return updated
+
+    def leave_Expr(self, rw, original, updated):
         call = original.value
         if not isinstance(call, cst.Call) or not isinstance(updated.value, cst.Call):
             return updated
         qual = rw.qualified_name(call.func) or ""
-        name = qual[len(_PREFIXES[0]):] if qual.startswith(_PREFIXES) else None
-        if name not in _INITS or not updated.value.args:
+        if qual.startswith(_PREFIX):
+            return self._init_function(rw, original, updated, qual[len(_PREFIX):])
+        if isinstance(call.func, cst.Attribute) and rw.qualified_name(call.func.value) is None:
+            if any(f.node is call and f.rule_id == APPLY_RULE for f in rw.statement_findings[-1]):
+                return self._apply(rw, original, updated)
+            return self._method(rw, original, updated)
+        return updated
+
+    def _init_function(self, rw, original, updated, name):
+        call = original.value
+        name = ALIASES.get(name, name)
+        if name not in INITS or not updated.value.args:
             return updated
-        params, defaults, template = _INITS[name]
-        args = _arguments(updated.value, params, defaults)
-        target = _target(updated.value.args[0].value) if updated.value.args[0].keyword is None else None
+        params, defaults, build = INITS[name]
+        first = updated.value.args[0]
+        target = member_target(first.value) if first.keyword is None else None
+        args = bind_arguments(updated.value, params, defaults, first=("t",))
         if args is None or target is None:
             return updated
-        args.pop("tensor")
-        value = mlx_expr(rw, template.format(t=code_of(target), **args))
-        rw.statement_findings[-1] = [f for f in rw.statement_findings[-1] if f.node is not call]
+        args["t"] = code_of(target)
+        text, why = build(args, self._layer_of(target))
+        if text is None:
+            _drop_findings(rw, call)
+            rw.flag(call, f"{_PREFIX}{name}", "semantics-differ", why)
+            return updated
+        _drop_findings(rw, call)
         rw.converted += 1
-        return cst.Assign([cst.AssignTarget(target)], value, semicolon=updated.semicolon)
+        return cst.Assign([cst.AssignTarget(target)], mlx_expr(rw, text), semicolon=updated.semicolon)
+
+    def _method(self, rw, original, updated):
+        call = original.value
+        method = call.func.attr.value
+        found = method_value(updated.value)
+        if found is None:
+            if method in RANDOM_FILLS:
+                rw.flag(call, f"torch.Tensor.{method}", "semantics-differ",
+                        f"`.{method}()` is translated only as a statement on a module member "
+                        "(`m.weight.data.normal_(...)`) with mean/std or from/to arguments")
+            return updated
+        target, text = found
+        _drop_findings(rw, call)
+        rw.converted += 1
+        return cst.Assign([cst.AssignTarget(target)], mlx_expr(rw, text), semicolon=updated.semicolon)
+
+    # ----- self.apply(fn) ------------------------------------------------------------------
+    def _apply(self, rw, original, updated):
+        parts = apply_loop_parts(updated.value)
+        if parts is None or not self.functions:
+            return updated
+        variable = loop_variable(names_used(self.functions[-1]))
+        if variable is None:
+            return updated
+        _drop_findings(rw, original.value, APPLY_RULE)
+        rw.converted += 1
+        self.loops[id(updated)] = (*parts, variable)
+        return updated
+
+    def leave_SimpleStatementLine(self, rw, original, updated):
+        if len(updated.body) != 1 or id(updated.body[0]) not in self.loops:
+            return updated
+        return apply_loop(updated, *self.loops.pop(id(updated.body[0])))
