@@ -4,8 +4,7 @@ What it does
     `x.add_(y)` as a statement becomes `x = x + y`-style code: the out-of-place form comes
     from the rule table (`add_` -> the rule for `add`); `x.zero_()`, `x.fill_(v)`,
     `x.copy_(y)` have their own forms. `x[x < 0] = 0` becomes `x = mx.where(x < 0, 0, x)`.
-    `F.relu(x, inplace=True)` as a statement becomes `x = nn.relu(x)`, and
-    `x = F.relu(x, inplace=True)` drops the argument.
+    (`inplace=True` arguments are decided by nn-inplace-activation, with a flow analysis.)
 Why
     MLX arrays are immutable (item assignment aside): an update is a new array bound to the
     same name.
@@ -178,7 +177,7 @@ class _ScopeFacts:
 
 class InplaceOps(Transform):
     id = RULE_ID
-    description = "in-place tensor updates (x.add_(y), x[mask] = v, inplace=True) -> assignments"
+    description = "in-place tensor updates (x.add_(y), x[mask] = v) -> assignments"
     hot_attributes = INPLACE_METHODS
     order = 50
 
@@ -231,7 +230,7 @@ class InplaceOps(Transform):
         flagged = any(f.severity != "info" for f in rw.statement_findings[-1][before:])
         return None if flagged else result
 
-    # ----- x.add_(y), x.zero_(), F.relu(x, inplace=True) as statements ---------------------
+    # ----- x.add_(y), x.zero_() as statements -----------------------------------------------
     def visit_Expr(self, rw, node) -> None:
         if isinstance(node.value, cst.Call):
             self.statement_calls.add(id(node.value))
@@ -251,18 +250,7 @@ class InplaceOps(Transform):
             if rw.qualified_name(call.func.value) is not None:
                 return updated
             return self._method(rw, original, updated, call)
-        target = self._inplace_arg_target(rw, call)
-        if target is None:
-            return updated
-        why = self._problem(target)
-        if why is not None:
-            self._refuse(rw, call, why)
-            return updated
-        value = self._without_inplace(rw, call, updated.value)
-        if value is None:
-            return updated
-        rw.tensors.mark(target, True)
-        return cst.Assign([cst.AssignTarget(cst.Name(target))], value, semicolon=updated.semicolon)
+        return updated
 
     def _method(self, rw, original, updated, call):
         method = call.func.attr.value
@@ -299,38 +287,10 @@ class InplaceOps(Transform):
         out_call = new_call.with_changes(func=new_call.func.with_changes(attr=cst.Name(method[:-1])))
         return self._apply(rw, rule, call, out_call, new_call.func.value)
 
-    # ----- inplace=True -------------------------------------------------------------------------
-    @staticmethod
-    def _inplace_arg_target(rw, call) -> Optional[str]:
-        """`x` for `F.relu(x, inplace=True)` (first argument a plain name), else None."""
-        has = any(a.keyword is not None and a.keyword.value == "inplace" for a in call.args)
-        if not has or not call.args or call.args[0].keyword is not None or not isinstance(call.args[0].value, cst.Name):
-            return None
-        qual = rw.qualified_name(call.func)
-        return call.args[0].value.value if qual is not None and rw.index.function(qual) is not None else None
-
-    def _without_inplace(self, rw, call, new_call):
-        args = [a for a in new_call.args if not (a.keyword is not None and a.keyword.value == "inplace")]
-        if args:
-            args[-1] = args[-1].with_changes(comma=cst.MaybeSentinel.DEFAULT)
-        self._drop_findings(rw, call)
-        rule = rw.index.function(rw.qualified_name(call.func))
-        return self._apply(rw, rule, call, new_call.with_changes(args=args), None)
-
     def leave_Assign(self, rw, original, updated):
         if len(original.targets) != 1:
             return updated
         target = original.targets[0].target
-        value = original.value
-        if isinstance(target, cst.Name) and isinstance(value, cst.Call) and isinstance(updated.value, cst.Call):
-            if self._inplace_arg_target(rw, value) == target.value:  # x = F.relu(x, inplace=True)
-                why = self._problem(target.value)
-                if why is not None:
-                    self._refuse(rw, value, why)
-                    return updated
-                new = self._without_inplace(rw, value, updated.value)
-                return updated if new is None else updated.with_changes(value=new)
-            return updated
         if isinstance(target, cst.Subscript):
             return self._mask_assign(rw, original, updated, target)
         return updated
