@@ -11,8 +11,13 @@ depends on the axis order:
 - `torch.cat([a, b], dim=1)` -> the last axis; `x.mean((2, 3))` -> axes (1, 2);
   `x.shape[i]` / `x.size(i)` -> the matching channels-last axis.
 The class gets a comment saying which layout it takes and returns.
-`nn.Upsample` is channels-last in MLX too: it makes a class channels-last and keeps the layout
-of its input (a (N, 1, 1, C) map becomes a real feature map).
+`nn.Upsample`, `nn.GroupNorm`, `nn.PixelShuffle` / `PixelUnshuffle` are channels-last in MLX too:
+they make a class channels-last and keep the layout of their input (a (N, 1, 1, C) map becomes a
+real feature map). `nn.AdaptiveAvgPool2d` / `AdaptiveMaxPool2d` give a (N, 1, 1, C) map for output
+size 1, a feature map otherwise (flattened through a transpose back to channels-first).
+`F.interpolate`, `F.pixel_shuffle` / `pixel_unshuffle` and `F.adaptive_avg_pool2d` /
+`adaptive_max_pool2d` are translated for NCHW arrays, between transposes; applied to a
+channels-last feature map here, the transposes are dropped (`_LAYOUT_FUNCTIONS`).
 
 **Left in place (flagged) when** a channels-last value is used in any other way (indexing,
 other methods or functions, submodules not known to be per-position, control flow over it, ...):
@@ -29,8 +34,18 @@ from torch2mlx.transforms import Transform
 
 RULE = "nn-layout"
 _SPATIAL = {"Conv2d": "cl2", "ConvTranspose2d": "cl2", "MaxPool2d": "cl2", "AvgPool2d": "cl2",
-            "BatchNorm2d": "cl2", "Conv1d": "cl1", "AdaptiveAvgPool2d": "g"}
-_KEEP = frozenset({"Upsample"})  # channels-last in MLX and keeps the layout of its input ("keep")
+            "BatchNorm2d": "cl2", "InstanceNorm2d": "cl2", "Conv1d": "cl1", "InstanceNorm1d": "cl1",
+            "AdaptiveAvgPool2d": "g", "AdaptiveMaxPool2d": "g",  # 2-D adaptive pools: "cl2" unless output size 1
+            "AdaptiveAvgPool1d": "cl1"}
+_ADAPTIVE = frozenset({"AdaptiveAvgPool2d", "AdaptiveMaxPool2d"})
+# channels-last in MLX and keeps the layout of its input ("keep")
+_KEEP = frozenset({"Upsample", "GroupNorm", "PixelShuffle", "PixelUnshuffle"})
+_F = "torch.nn.functional."
+# functions translated for NCHW arrays between transposes (rules/nn_vision_extra.yaml, nn_upsample.yaml);
+# on a channels-last map the transposes go: "keep" the layout, or "pool" (adaptive pooling)
+_LAYOUT_FUNCTIONS = {_F + "interpolate": "keep", _F + "upsample": "keep", _F + "pixel_shuffle": "keep",
+                     "torch.pixel_shuffle": "keep", _F + "pixel_unshuffle": "keep", "torch.pixel_unshuffle": "keep",
+                     _F + "adaptive_avg_pool2d": "pool", _F + "adaptive_max_pool2d": "pool"}
 _PER_POSITION = frozenset({"ReLU", "ReLU6", "GELU", "SiLU", "Tanh", "Sigmoid", "Dropout", "Identity",
                            "LeakyReLU", "ELU", "Hardswish", "Mish", "BatchNorm1d"})
 _FUNCTIONS = frozenset({"torch.nn.functional.relu", "torch.relu", "torch.nn.functional.gelu", "torch.sigmoid",
@@ -93,9 +108,11 @@ class NnLayoutTransform(Transform):
         self.calls = None             # call-site analysis (channels-last instances), set per module
         self.own: dict = {}           # class of this file that maps a channels-last input to channels-last -> its output layout
         self.module_names: dict = {}  # module-level name -> its bindings (a class name is used only when bound once)
+        self.unwrap: set = set()      # id(original call) of F.interpolate & co. applied to a channels-last map
 
     def applies_to(self, text: str) -> bool:
-        return any(k in text for k in _SPATIAL) or any(k in text for k in _KEEP)
+        return (any(k in text for k in _SPATIAL) or any(k in text for k in _KEEP)
+                or any(k.rsplit(".", 1)[-1] in text for k in _LAYOUT_FUNCTIONS))
 
     # ----- classes ---------------------------------------------------------------------------
     def visit_ClassDef(self, rw, node: cst.ClassDef) -> None:
@@ -122,6 +139,8 @@ class NnLayoutTransform(Transform):
     def _module_layout(self, rw, value) -> Optional[str]:
         """What a submodule does to a channels-last input: a layout, 'pp' (per position), 'flag' or None."""
         kind = _layer_kind(rw, value)
+        if kind in _ADAPTIVE:
+            return "g" if _global_pool(value) else "cl2"
         if kind in _SPATIAL:
             return _SPATIAL[kind]
         if kind in _PER_POSITION:
@@ -277,6 +296,8 @@ class NnLayoutTransform(Transform):
                     return kind
             return self._doubt(rw, e)
         qual = rw.qualified_name(func)
+        if qual in _LAYOUT_FUNCTIONS and args and not args[0].keyword and not args[0].star:
+            return self._layout_function(rw, e, _LAYOUT_FUNCTIONS[qual])
         if qual in _FUNCTIONS and args and not args[0].keyword:
             return self._layout(rw, args[0].value)
         if qual in ("torch.flatten",) and args:
@@ -308,6 +329,20 @@ class NnLayoutTransform(Transform):
                     return "plain"
         return self._doubt(rw, e)
 
+    def _layout_function(self, rw, e: cst.Call, kind: str) -> str:
+        """F.interpolate & co. of a feature map: run channels-last, without the transposes of the NCHW form."""
+        inner = self._layout(rw, e.args[0].value)
+        rest = e.args[1:]
+        if inner not in ("cl2", "g"):
+            return self._doubt(rw, e)
+        if any(self._layout(rw, a.value) != "plain" for a in rest):  # e.g. size=skip.shape[2:] is remapped
+            return self._doubt(rw, e)
+        self.unwrap.add(id(e))
+        if kind == "pool":
+            size = rest[0] if rest and (rest[0].keyword is None or rest[0].keyword.value == "output_size") else None
+            return "g" if size is not None and _is_one(size.value) else "cl2"
+        return "cl2" if inner == "g" else inner
+
     def _is_batch(self, node, tensor) -> bool:
         """`x.size(0)` / `x.shape[0]` of the same name: the batch axis is first in both layouts."""
         if isinstance(node, cst.Call) and isinstance(node.func, cst.Attribute) and node.func.attr.value == "size":
@@ -333,6 +368,11 @@ class NnLayoutTransform(Transform):
             if _axis(layout, index) is not None:
                 self.replace[id(e.slice[0].slice.value)] = cst.Integer(str(_AXES[layout][index]))
                 return "plain"
+            part = e.slice[0].slice
+            if layout in ("cl2", "g") and isinstance(part, cst.Slice) and _int(part.lower) == 2 and part.step is None \
+                    and (part.upper is None or _int(part.upper) == 4):  # the spatial sizes (H, W)
+                self.replace[id(part)] = part.with_changes(lower=cst.Integer("1"), upper=cst.Integer("3"))
+                return "plain"
         return self._doubt(rw, e)
 
     # ----- rewrites scheduled above --------------------------------------------------------------
@@ -346,6 +386,9 @@ class NnLayoutTransform(Transform):
         return self.replace.pop(id(original), updated)
 
     def leave_Tuple(self, rw, original, updated):
+        return self.replace.pop(id(original), updated)
+
+    def leave_Slice(self, rw, original, updated):
         return self.replace.pop(id(original), updated)
 
     # ----- call sites: feed a channels-last class NHWC data -----------------------------------------
@@ -389,20 +432,23 @@ class NnLayoutTransform(Transform):
                 or params.star_arg is not cst.MaybeSentinel.DEFAULT or params.star_kwarg is not None):
             return None
         first = next((v for v in layers.values() if v in _SPATIAL.values() and v != "g"), "cl2")
-        saved = (self.state, getattr(self, "layers", None), self.notes, self.replace)
+        saved = (self.state, getattr(self, "layers", None), self.notes, self.replace, self.unwrap)
         dry = _DryRun(rw)
-        self.state, self.layers, self.notes, self.replace = {inputs[0]: first}, layers, [[inputs, set(), 0]], {}
+        self.state, self.layers, self.notes, self.replace, self.unwrap = {inputs[0]: first}, layers, [[inputs, set(), 0]], {}, set()
         try:
             forward.body.visit(_Statements(self, dry))
             outputs = self.notes[-1][1]
         finally:
-            self.state, self.layers, self.notes, self.replace = saved
+            self.state, self.layers, self.notes, self.replace, self.unwrap = saved
         if dry.flagged or len(outputs) != 1:
             return None
         out = next(iter(outputs))
         return out if (first, out) in (("cl2", "cl2"), ("cl2", "g"), ("cl1", "cl1")) else None
 
     def leave_Call(self, rw, original: cst.Call, updated):
+        if id(original) in self.unwrap:
+            self.unwrap.discard(id(original))
+            return _without_transposes(updated)
         if self.calls is None or self.state is not None or not isinstance(updated, cst.Call):
             return updated
         found = self.calls.callee(original.func, self.class_stack)
@@ -429,6 +475,37 @@ class NnLayoutTransform(Transform):
 
 
 _TO_CL = {"cl2": "(0, 2, 3, 1)", "cl1": "(0, 2, 1)"}
+
+
+def _is_one(node) -> bool:
+    """An output size of 1, (1, 1) or [1, 1]: global pooling."""
+    if isinstance(node, (cst.Tuple, cst.List)):
+        return len(node.elements) == 2 and all(_int(el.value) == 1 for el in node.elements)
+    return _int(node) == 1
+
+
+def _global_pool(call: cst.Call) -> bool:
+    size = next((a.value for a in call.args if a.keyword is None or a.keyword.value == "output_size"), None)
+    return size is not None and _is_one(size)
+
+
+def _is_transpose(node) -> bool:
+    return (isinstance(node, cst.Call) and isinstance(node.func, cst.Attribute) and node.func.attr.value == "transpose"
+            and isinstance(node.func.value, cst.Name) and node.func.value.value in ("mx", sentinel("mx"))
+            and len(node.args) == 2)
+
+
+def _without_transposes(call):
+    """`mx.transpose(f(mx.transpose(x, to_cl), ...), to_cf)` (the NCHW form of a rule) -> `f(x, ...)`.
+    Anything else (the rule flagged the call and left it as written) is returned unchanged."""
+    if not _is_transpose(call):
+        return call
+    inner = call.args[0].value
+    if not (isinstance(inner, cst.Call) and inner.args and _is_transpose(inner.args[0].value)):
+        return call
+    first = inner.args[0]
+    return inner.with_changes(args=[first.with_changes(value=first.value.args[0].value), *inner.args[1:]],
+                              lpar=call.lpar, rpar=call.rpar)
 
 
 class _DryRun:
