@@ -17,7 +17,7 @@ real feature map). `nn.AdaptiveAvgPool2d` / `AdaptiveMaxPool2d` give a (N, 1, 1,
 size 1, a feature map otherwise (flattened through a transpose back to channels-first).
 `F.interpolate`, `F.pixel_shuffle` / `pixel_unshuffle` and `F.adaptive_avg_pool2d` /
 `adaptive_max_pool2d` are translated for NCHW arrays, between transposes; applied to a
-channels-last feature map here, the transposes are dropped (`_LAYOUT_FUNCTIONS`).
+channels-last feature map here, the transposes are dropped (`LAYOUT_FUNCTIONS`).
 
 **Left in place (flagged) when** a channels-last value is used in any other way (indexing,
 other methods or functions, submodules not known to be per-position, control flow over it, ...):
@@ -31,25 +31,11 @@ import libcst as cst
 
 from torch2mlx.template import sentinel
 from torch2mlx.transforms import Transform
+from torch2mlx.transforms.nn_layout_tables import (  # what each layer does to a layout
+    ADAPTIVE, FUNCTIONS, KEEP, LAYOUT_FUNCTIONS, PER_POSITION, SPATIAL)
 
 RULE = "nn-layout"
-_SPATIAL = {"Conv2d": "cl2", "ConvTranspose2d": "cl2", "MaxPool2d": "cl2", "AvgPool2d": "cl2",
-            "BatchNorm2d": "cl2", "InstanceNorm2d": "cl2", "Conv1d": "cl1", "InstanceNorm1d": "cl1",
-            "AdaptiveAvgPool2d": "g", "AdaptiveMaxPool2d": "g",  # 2-D adaptive pools: "cl2" unless output size 1
-            "AdaptiveAvgPool1d": "cl1"}
-_ADAPTIVE = frozenset({"AdaptiveAvgPool2d", "AdaptiveMaxPool2d"})
-# channels-last in MLX and keeps the layout of its input ("keep")
-_KEEP = frozenset({"Upsample", "GroupNorm", "PixelShuffle", "PixelUnshuffle"})
-_F = "torch.nn.functional."
-# functions translated for NCHW arrays between transposes (rules/nn_vision_extra.yaml, nn_upsample.yaml);
-# on a channels-last map the transposes go: "keep" the layout, or "pool" (adaptive pooling)
-_LAYOUT_FUNCTIONS = {_F + "interpolate": "keep", _F + "upsample": "keep", _F + "pixel_shuffle": "keep",
-                     "torch.pixel_shuffle": "keep", _F + "pixel_unshuffle": "keep", "torch.pixel_unshuffle": "keep",
-                     _F + "adaptive_avg_pool2d": "pool", _F + "adaptive_max_pool2d": "pool"}
-_PER_POSITION = frozenset({"ReLU", "ReLU6", "GELU", "SiLU", "Tanh", "Sigmoid", "Dropout", "Identity",
-                           "LeakyReLU", "ELU", "Hardswish", "Mish", "BatchNorm1d"})
-_FUNCTIONS = frozenset({"torch.nn.functional.relu", "torch.relu", "torch.nn.functional.gelu", "torch.sigmoid",
-                        "torch.tanh", "torch.nn.functional.silu", "torch.nn.functional.relu6", "torch.nn.functional.dropout"})
+
 _TRANSPOSE = {"cl2": "(0, 3, 1, 2)", "cl1": "(0, 2, 1)"}
 _AXES = {"cl2": {0: 0, 1: 3, 2: 1, 3: 2, -1: 2, -2: 1, -3: 3, -4: 0}, "cl1": {0: 0, 1: 2, 2: 1, -1: 1, -2: 2, -3: 0}}
 _AXES["g"] = _AXES["cl2"]
@@ -111,8 +97,8 @@ class NnLayoutTransform(Transform):
         self.unwrap: set = set()      # id(original call) of F.interpolate & co. applied to a channels-last map
 
     def applies_to(self, text: str) -> bool:
-        return (any(k in text for k in _SPATIAL) or any(k in text for k in _KEEP)
-                or any(k.rsplit(".", 1)[-1] in text for k in _LAYOUT_FUNCTIONS))
+        return (any(k in text for k in SPATIAL) or any(k in text for k in KEEP)
+                or any(k.rsplit(".", 1)[-1] in text for k in LAYOUT_FUNCTIONS))
 
     # ----- classes ---------------------------------------------------------------------------
     def visit_ClassDef(self, rw, node: cst.ClassDef) -> None:
@@ -139,13 +125,13 @@ class NnLayoutTransform(Transform):
     def _module_layout(self, rw, value) -> Optional[str]:
         """What a submodule does to a channels-last input: a layout, 'pp' (per position), 'flag' or None."""
         kind = _layer_kind(rw, value)
-        if kind in _ADAPTIVE:
+        if kind in ADAPTIVE:
             return "g" if _global_pool(value) else "cl2"
-        if kind in _SPATIAL:
-            return _SPATIAL[kind]
-        if kind in _PER_POSITION:
+        if kind in SPATIAL:
+            return SPATIAL[kind]
+        if kind in PER_POSITION:
             return "pp"
-        if kind in _KEEP:
+        if kind in KEEP:
             return "keep"
         own = self._own_class(value)
         if own is not None:
@@ -154,7 +140,7 @@ class NnLayoutTransform(Transform):
             layout = "pp"
             for arg in value.args:
                 inner = self._repeated(rw, arg) if arg.star else self._module_layout(rw, arg.value)
-                if inner in _SPATIAL.values():
+                if inner in SPATIAL.values():
                     layout = inner
                 elif inner == "keep":
                     layout = "cl2" if layout == "g" else ("keep" if layout == "pp" else layout)
@@ -206,7 +192,7 @@ class NnLayoutTransform(Transform):
         if layers is None or node.name.value != "forward":
             return
         names = [p.name.value for p in node.params.params[1:] if p.default is None]
-        first = next((v for v in layers.values() if v in _SPATIAL.values() and v != "g"), "cl2")
+        first = next((v for v in layers.values() if v in SPATIAL.values() and v != "g"), "cl2")
         self.state = {n: first for n in names}
         self.notes[-1][0] = names
         self.layers = layers
@@ -292,13 +278,13 @@ class NnLayoutTransform(Transform):
                     return inner
                 if kind == "keep":  # upsampling a (N, 1, 1, C) map gives a real feature map
                     return "cl2" if inner == "g" else inner
-                if kind in _SPATIAL.values() and inner != "plain":
+                if kind in SPATIAL.values() and inner != "plain":
                     return kind
             return self._doubt(rw, e)
         qual = rw.qualified_name(func)
-        if qual in _LAYOUT_FUNCTIONS and args and not args[0].keyword and not args[0].star:
-            return self._layout_function(rw, e, _LAYOUT_FUNCTIONS[qual])
-        if qual in _FUNCTIONS and args and not args[0].keyword:
+        if qual in LAYOUT_FUNCTIONS and args and not args[0].keyword and not args[0].star:
+            return self._layout_function(rw, e, LAYOUT_FUNCTIONS[qual])
+        if qual in FUNCTIONS and args and not args[0].keyword:
             return self._layout(rw, args[0].value)
         if qual in ("torch.flatten",) and args:
             return self._flatten(rw, e, args[0].value, args[1:])
@@ -400,7 +386,7 @@ class NnLayoutTransform(Transform):
             if isinstance(stmt, cst.ClassDef) and (layers := self._class_layers(rw, stmt)) is not None:
                 forward = next((s for s in stmt.body.body if isinstance(s, cst.FunctionDef) and s.name.value == "forward"), None)
                 inputs = [p for p in forward.params.params[1:] if p.default is None] if forward else []
-                first = next((v for v in layers.values() if v in _SPATIAL.values() and v != "g"), "cl2")
+                first = next((v for v in layers.values() if v in SPATIAL.values() and v != "g"), "cl2")
                 if inputs:
                     classes[stmt.name.value] = (_TO_CL[first], len(inputs))
         self.calls = _Instances(node, classes) if classes else None
@@ -431,7 +417,7 @@ class NnLayoutTransform(Transform):
         if (len(inputs) != 1 or params.params[1].default is not None or params.posonly_params or params.kwonly_params
                 or params.star_arg is not cst.MaybeSentinel.DEFAULT or params.star_kwarg is not None):
             return None
-        first = next((v for v in layers.values() if v in _SPATIAL.values() and v != "g"), "cl2")
+        first = next((v for v in layers.values() if v in SPATIAL.values() and v != "g"), "cl2")
         saved = (self.state, getattr(self, "layers", None), self.notes, self.replace, self.unwrap)
         dry = _DryRun(rw)
         self.state, self.layers, self.notes, self.replace, self.unwrap = {inputs[0]: first}, layers, [[inputs, set(), 0]], {}, set()

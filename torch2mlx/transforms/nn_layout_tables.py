@@ -1,0 +1,27 @@
+"""What each torch layer and function does to a channels-last value (used by nn_layout.py).
+
+Layout kinds: "cl2" (N, H, W, C), "cl1" (N, L, C), "g" (N, 1, 1, C) after a global pool.
+A layer in `SPATIAL` is channels-last in MLX: its output has the given layout whatever the
+input's. `KEEP` layers are channels-last too and keep their input's layout. `PER_POSITION`
+layers and `FUNCTIONS` act on each position alone (or on the last axis of a (N, C) value), so
+a channels-last input stays channels-last. Adding a layer here is enough for the analysis.
+"""
+from __future__ import annotations
+
+SPATIAL = {"Conv2d": "cl2", "ConvTranspose2d": "cl2", "MaxPool2d": "cl2", "AvgPool2d": "cl2",
+            "BatchNorm2d": "cl2", "InstanceNorm2d": "cl2", "Conv1d": "cl1", "InstanceNorm1d": "cl1",
+            "AdaptiveAvgPool2d": "g", "AdaptiveMaxPool2d": "g",  # 2-D adaptive pools: "cl2" unless output size 1
+            "AdaptiveAvgPool1d": "cl1"}
+ADAPTIVE = frozenset({"AdaptiveAvgPool2d", "AdaptiveMaxPool2d"})
+# channels-last in MLX and keeps the layout of its input ("keep")
+KEEP = frozenset({"Upsample", "GroupNorm", "PixelShuffle", "PixelUnshuffle"})
+_F = "torch.nn.functional."
+# functions translated for NCHW arrays between transposes (rules/nn_vision_extra.yaml, nn_upsample.yaml);
+# on a channels-last map the transposes go: "keep" the layout, or "pool" (adaptive pooling)
+LAYOUT_FUNCTIONS = {_F + "interpolate": "keep", _F + "upsample": "keep", _F + "pixel_shuffle": "keep",
+                     "torch.pixel_shuffle": "keep", _F + "pixel_unshuffle": "keep", "torch.pixel_unshuffle": "keep",
+                     _F + "adaptive_avg_pool2d": "pool", _F + "adaptive_max_pool2d": "pool"}
+PER_POSITION = frozenset({"ReLU", "ReLU6", "GELU", "SiLU", "Tanh", "Sigmoid", "Dropout", "Identity",
+                           "LeakyReLU", "ELU", "Hardswish", "Mish", "BatchNorm1d"})
+FUNCTIONS = frozenset({"torch.nn.functional.relu", "torch.relu", "torch.nn.functional.gelu", "torch.sigmoid",
+                        "torch.tanh", "torch.nn.functional.silu", "torch.nn.functional.relu6", "torch.nn.functional.dropout"})
