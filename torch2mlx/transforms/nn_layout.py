@@ -36,8 +36,9 @@ from torch2mlx.transforms.nn_layout_tables import (  # what each layer does to a
 
 RULE = "nn-layout"
 
-_TRANSPOSE = {"cl2": "(0, 3, 1, 2)", "cl1": "(0, 2, 1)"}
-_AXES = {"cl2": {0: 0, 1: 3, 2: 1, 3: 2, -1: 2, -2: 1, -3: 3, -4: 0}, "cl1": {0: 0, 1: 2, 2: 1, -1: 1, -2: 2, -3: 0}}
+_TRANSPOSE = {"cl2": "(0, 3, 1, 2)", "cl1": "(0, 2, 1)", "cl3": "(0, 4, 1, 2, 3)"}  # channels-last -> torch's
+_AXES = {"cl2": {0: 0, 1: 3, 2: 1, 3: 2, -1: 2, -2: 1, -3: 3, -4: 0}, "cl1": {0: 0, 1: 2, 2: 1, -1: 1, -2: 2, -3: 0},
+         "cl3": {0: 0, 1: 4, 2: 1, 3: 2, 4: 3, -1: 3, -2: 2, -3: 1, -4: 4, -5: 0}}
 _AXES["g"] = _AXES["cl2"]
 
 
@@ -163,7 +164,7 @@ class NnLayoutTransform(Transform):
         if arg.star != "*" or not isinstance(comp, cst.ListComp):
             return None
         inner = self._module_layout(rw, comp.elt)
-        return inner if inner in ("cl2", "cl1", "pp") else None
+        return inner if inner in ("cl2", "cl1", "cl3", "pp") else None
 
     def leave_ClassDef(self, rw, original: cst.ClassDef, updated):
         layers = self.classes.pop()
@@ -172,7 +173,8 @@ class NnLayoutTransform(Transform):
         self.outputs[original.name.value] = outputs
         if layers is None or not isinstance(updated, cst.ClassDef):
             return updated
-        words = {"cl2": "channels-last (N, H, W, C)", "g": "channels-last (N, 1, 1, C)", "cl1": "channels-last (N, L, C)"}
+        words = {"cl2": "channels-last (N, H, W, C)", "g": "channels-last (N, 1, 1, C)", "cl1": "channels-last (N, L, C)",
+                 "cl3": "channels-last (N, D, H, W, C)"}
         out = ", ".join(sorted(words.get(o, "unchanged") for o in outputs)) or "unchanged"
         comment = f"# MLX layout: inputs {', '.join(inputs) or '-'} are channels-last (NHWC / NLC); outputs: {out}"
         line = cst.EmptyLine(comment=cst.Comment(comment))
@@ -429,7 +431,7 @@ class NnLayoutTransform(Transform):
         if dry.flagged or len(outputs) != 1:
             return None
         out = next(iter(outputs))
-        return out if (first, out) in (("cl2", "cl2"), ("cl2", "g"), ("cl1", "cl1")) else None
+        return out if (first, out) in (("cl2", "cl2"), ("cl2", "g"), ("cl1", "cl1"), ("cl3", "cl3")) else None
 
     def leave_Call(self, rw, original: cst.Call, updated):
         if id(original) in self.unwrap:
@@ -453,14 +455,14 @@ class NnLayoutTransform(Transform):
         outputs = self.outputs.get(cls)
         if outputs is not None and outputs <= {"plain"} and outputs:
             return call
-        if outputs in ({"cl2"}, {"g"}, {"cl1"}):
-            return _transpose(call, _TRANSPOSE["cl1" if outputs == {"cl1"} else "cl2"])
+        if outputs in ({"cl2"}, {"g"}, {"cl1"}, {"cl3"}):
+            return _transpose(call, _TRANSPOSE["cl2" if outputs == {"g"} else next(iter(outputs))])
         rw.flag(original, RULE, "needs-review", f"{cls} may return channels-last feature maps in MLX (NHWC/NLC, "
                 "torch's are NCHW/NCL): check how the result is used")
         return call
 
 
-_TO_CL = {"cl2": "(0, 2, 3, 1)", "cl1": "(0, 2, 1)"}
+_TO_CL = {"cl2": "(0, 2, 3, 1)", "cl1": "(0, 2, 1)", "cl3": "(0, 2, 3, 4, 1)"}  # torch's -> channels-last
 
 
 def _is_one(node) -> bool:

@@ -1,6 +1,7 @@
 """What each torch layer and function does to a channels-last value (used by nn_layout.py).
 
-Layout kinds: "cl2" (N, H, W, C), "cl1" (N, L, C), "g" (N, 1, 1, C) after a global pool.
+Layout kinds: "cl2" (N, H, W, C), "cl1" (N, L, C), "cl3" (N, D, H, W, C), "g" (N, 1, 1, C) after a
+global pool.
 A layer in `SPATIAL` is channels-last in MLX: its output has the given layout whatever the
 input's. `KEEP` layers are channels-last too and keep their input's layout. `PER_POSITION`
 layers and `FUNCTIONS` act on each position alone (or on the last axis of a (N, C) value), so
