@@ -32,14 +32,10 @@ import libcst as cst
 from torch2mlx.template import sentinel
 from torch2mlx.transforms import Transform
 from torch2mlx.transforms.nn_layout_tables import (  # what each layer does to a layout
-    ADAPTIVE, FUNCTIONS, KEEP, LAYOUT_FUNCTIONS, PER_POSITION, SPATIAL)
+    AXES, TO_CL, TO_TORCH, ADAPTIVE, FUNCTIONS, KEEP, LAYOUT_FUNCTIONS, PER_POSITION, SPATIAL)
 
 RULE = "nn-layout"
 
-_TRANSPOSE = {"cl2": "(0, 3, 1, 2)", "cl1": "(0, 2, 1)", "cl3": "(0, 4, 1, 2, 3)"}  # channels-last -> torch's
-_AXES = {"cl2": {0: 0, 1: 3, 2: 1, 3: 2, -1: 2, -2: 1, -3: 3, -4: 0}, "cl1": {0: 0, 1: 2, 2: 1, -1: 1, -2: 2, -3: 0},
-         "cl3": {0: 0, 1: 4, 2: 1, 3: 2, 4: 3, -1: 3, -2: 2, -3: 1, -4: 4, -5: 0}}
-_AXES["g"] = _AXES["cl2"]
 
 
 def _layer_kind(rw, call: cst.BaseExpression) -> Optional[str]:
@@ -52,7 +48,7 @@ def _layer_kind(rw, call: cst.BaseExpression) -> Optional[str]:
 
 def _axis(layout, index) -> Optional[int]:
     """The channels-last axis for torch axis `index`, or None when the layout or axis is unknown."""
-    return _AXES.get(layout, {}).get(index) if index is not None else None
+    return AXES.get(layout, {}).get(index) if index is not None else None
 
 
 def _int(node) -> Optional[int]:
@@ -295,7 +291,7 @@ class NnLayoutTransform(Transform):
             dim = args[1] if len(args) > 1 else None
             if len(layouts) == 1 and dim is not None and _axis(next(iter(layouts)), _int(dim.value)) is not None:
                 layout = layouts.pop()
-                self.replace[id(dim.value)] = cst.Integer(str(_AXES[layout][_int(dim.value)]))
+                self.replace[id(dim.value)] = cst.Integer(str(AXES[layout][_int(dim.value)]))
                 return layout
             return self._doubt(rw, e)
         if isinstance(func, cst.Attribute):
@@ -308,7 +304,7 @@ class NnLayoutTransform(Transform):
             if method == "flatten" and len(args) == 1 and _int(args[0].value) == 1:
                 return self._flatten(rw, e, func.value, [])
             if method == "size" and len(args) == 1 and _axis(layout, _int(args[0].value)) is not None:
-                self.replace[id(args[0].value)] = cst.Integer(str(_AXES[layout][_int(args[0].value)]))
+                self.replace[id(args[0].value)] = cst.Integer(str(AXES[layout][_int(args[0].value)]))
                 return "plain"
             if method == "mean" and len(args) == 1 and isinstance(args[0].value, cst.Tuple) and layout in ("cl2", "g"):
                 dims = [_int(el.value) for el in args[0].value.elements]
@@ -345,7 +341,7 @@ class NnLayoutTransform(Transform):
             return self._doubt(rw, e)
         if layout != "g":
             mx = sentinel("mx")
-            self.replace[id(tensor)] = cst.parse_expression(f"{mx}.transpose({tensor.value}, {_TRANSPOSE[layout]})")
+            self.replace[id(tensor)] = cst.parse_expression(f"{mx}.transpose({tensor.value}, {TO_TORCH[layout]})")
             rw.roots_used.add("mx")
         return "plain"
 
@@ -354,7 +350,7 @@ class NnLayoutTransform(Transform):
             layout = self._cl(e.value.value)
             index = _int(getattr(e.slice[0].slice, "value", None))
             if _axis(layout, index) is not None:
-                self.replace[id(e.slice[0].slice.value)] = cst.Integer(str(_AXES[layout][index]))
+                self.replace[id(e.slice[0].slice.value)] = cst.Integer(str(AXES[layout][index]))
                 return "plain"
             part = e.slice[0].slice
             if layout in ("cl2", "g") and isinstance(part, cst.Slice) and _int(part.lower) == 2 and part.step is None \
@@ -390,7 +386,7 @@ class NnLayoutTransform(Transform):
                 inputs = [p for p in forward.params.params[1:] if p.default is None] if forward else []
                 first = next((v for v in layers.values() if v in SPATIAL.values() and v != "g"), "cl2")
                 if inputs:
-                    classes[stmt.name.value] = (_TO_CL[first], len(inputs))
+                    classes[stmt.name.value] = (TO_CL[first], len(inputs))
         self.calls = _Instances(node, classes) if classes else None
 
     def _find_own_classes(self, rw, module: cst.Module) -> None:
@@ -456,13 +452,12 @@ class NnLayoutTransform(Transform):
         if outputs is not None and outputs <= {"plain"} and outputs:
             return call
         if outputs in ({"cl2"}, {"g"}, {"cl1"}, {"cl3"}):
-            return _transpose(call, _TRANSPOSE["cl2" if outputs == {"g"} else next(iter(outputs))])
+            return _transpose(call, TO_TORCH["cl2" if outputs == {"g"} else next(iter(outputs))])
         rw.flag(original, RULE, "needs-review", f"{cls} may return channels-last feature maps in MLX (NHWC/NLC, "
                 "torch's are NCHW/NCL): check how the result is used")
         return call
 
 
-_TO_CL = {"cl2": "(0, 2, 3, 1)", "cl1": "(0, 2, 1)", "cl3": "(0, 2, 3, 4, 1)"}  # torch's -> channels-last
 
 
 def _is_one(node) -> bool:

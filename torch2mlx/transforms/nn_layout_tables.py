@@ -26,3 +26,10 @@ PER_POSITION = frozenset({"ReLU", "ReLU6", "GELU", "SiLU", "Tanh", "Sigmoid", "D
                            "LeakyReLU", "ELU", "Hardswish", "Mish", "BatchNorm1d"})
 FUNCTIONS = frozenset({"torch.nn.functional.relu", "torch.relu", "torch.nn.functional.gelu", "torch.sigmoid",
                         "torch.tanh", "torch.nn.functional.silu", "torch.nn.functional.relu6", "torch.nn.functional.dropout"})
+
+# torch axis -> channels-last axis, and the permutations between the two forms
+TO_TORCH = {"cl2": "(0, 3, 1, 2)", "cl1": "(0, 2, 1)", "cl3": "(0, 4, 1, 2, 3)"}  # channels-last -> torch's
+AXES = {"cl2": {0: 0, 1: 3, 2: 1, 3: 2, -1: 2, -2: 1, -3: 3, -4: 0}, "cl1": {0: 0, 1: 2, 2: 1, -1: 1, -2: 2, -3: 0},
+         "cl3": {0: 0, 1: 4, 2: 1, 3: 2, 4: 3, -1: 3, -2: 2, -3: 1, -4: 4, -5: 0}}
+AXES["g"] = AXES["cl2"]
+TO_CL = {"cl2": "(0, 2, 3, 1)", "cl1": "(0, 2, 1)", "cl3": "(0, 2, 3, 4, 1)"}  # torch's -> channels-last
