@@ -26,7 +26,6 @@ def test_every_inplace_relu_converts():
     assert convert_source(result.code).code == result.code
 
 
-@pytest.mark.xfail(strict=True, reason="nn-layout does not yet follow `if self.downsample is not None:` and `out += identity`")
 def test_converts_without_flags():
     warnings = [d for d in _converted().diagnostics if d.severity.value != "info"]
     assert not warnings, "\n".join(d.format() for d in warnings)

@@ -188,7 +188,7 @@ FLAGGED = [  # (__init__ lines, forward body after `h = self.conv(x)`)
     ("", "return F.interpolate(h, scale_factor=2, mode='area')"),
     ("", "return F.interpolate(h, scale_factor=2, mode='bilinear', antialias=True)"),
     ("", "return F.interpolate(h, scale_factor=1.5)"),
-    ("", "return F.pixel_shuffle(h[:, :4], 2)"),
+    ("", "return F.pixel_shuffle(h.view(2, 16, 2, 2), 2)"),
     ("", "return F.interpolate(h, size=h.shape[1:])"),
     ("self.norm = nn.InstanceNorm2d(4, track_running_stats=True)", "return self.norm(h)"),
     ("self.pool = nn.AdaptiveMaxPool2d(2, return_indices=True)", "return self.pool(h)"),

@@ -286,9 +286,14 @@ class TableRewriter(cst.CSTTransformer):
             if isinstance(target.target, cst.Name):
                 self.tensors.mark(target.target.value, is_tensor, is_bool)
             elif isinstance(target.target, (cst.Tuple, cst.List)):
-                for el in target.target.elements:
+                elements = target.target.elements
+                # `q, k, v = qkv[0], qkv[1], qkv[2]`: element by element
+                values = original.value.elements if isinstance(original.value, cst.Tuple) and len(
+                    original.value.elements) == len(elements) else [None] * len(elements)
+                for el, value in zip(elements, values):
                     if isinstance(el.value, cst.Name):
-                        self.tensors.mark(el.value.value, False)
+                        known = value is not None and not isinstance(value, cst.StarredElement) and self.tensors.is_tensor(value.value)
+                        self.tensors.mark(el.value.value, known)
         return updated
 
     def leave_AnnAssign(self, original: cst.AnnAssign, updated: cst.AnnAssign) -> cst.AnnAssign:

@@ -31,6 +31,8 @@ import libcst as cst
 
 from torch2mlx.template import sentinel
 from torch2mlx.transforms import Transform
+from torch2mlx.transforms.nn_layout_flow import LayoutFlow
+from torch2mlx.transforms.nn_layout_ops import RANK, LayoutOps
 from torch2mlx.transforms.nn_layout_tables import (  # what each layer does to a layout
     AXES, TO_CL, TO_TORCH, ADAPTIVE, FUNCTIONS, KEEP, LAYOUT_FUNCTIONS, PER_POSITION, SPATIAL)
 
@@ -74,7 +76,7 @@ def _names(node: cst.CSTNode) -> list:
     return found
 
 
-class NnLayoutTransform(Transform):
+class NnLayoutTransform(LayoutOps, LayoutFlow, Transform):
     id = "nn-layout"
     description = "channels-last activations around convolution, pooling and batch-norm layers"
     order = 110
@@ -92,6 +94,18 @@ class NnLayoutTransform(Transform):
         self.own: dict = {}           # class of this file that maps a channels-last input to channels-last -> its output layout
         self.module_names: dict = {}  # module-level name -> its bindings (a class name is used only when bound once)
         self.unwrap: set = set()      # id(original call) of F.interpolate & co. applied to a channels-last map
+        self.rebuild: dict = {}       # id(original call) -> MLX template over its receiver {x} (x.flatten(2), ...)
+        self.reindex: dict = {}       # id(original subscript) -> layout whose axes its index is spread over
+        self.to_channels_last: dict = {}  # id(original call of a layer) -> permutation for its plain argument
+        self.frames: list = []        # open if / loop statements of the forward (nn_layout_flow.py)
+        self.loop_modules: dict = {}  # loop variable over an nn.ModuleList of channels-last blocks -> their layout
+        self.layers: Optional[dict] = None
+        self.functions: dict = {}     # module-level function -> its FunctionDef (layer factories like conv3x3)
+        self.class_defs: dict = {}    # module-level class name -> its ClassDef
+        self.constructions: dict = {}  # class name -> [(call building it, enclosing FunctionDef or None)]
+        self.promoted: set = set()    # classes without channels-last layers that keep feature maps channels-last
+        self._cl_memo: dict = {}      # class name -> whether it takes channels-last input
+        self._checking: set = set()   # classes being checked (guards a class built from itself)
 
     def applies_to(self, text: str) -> bool:
         return (any(k in text for k in SPATIAL) or any(k in text for k in KEEP)
@@ -115,9 +129,35 @@ class NnLayoutTransform(Transform):
                             if isinstance(small, cst.Assign) and len(small.targets) == 1:
                                 target = small.targets[0].target
                                 if isinstance(target, cst.Attribute) and isinstance(target.value, cst.Name) and target.value.value == "self":
-                                    layers[target.attr.value] = self._module_layout(rw, small.value)
+                                    value = small.value
+                                    layers[target.attr.value] = (self._passed_module_layout(rw, node, stmt, value.value)
+                                                                 if isinstance(value, cst.Name) else self._module_layout(rw, value))
         spatial = any(v not in (None, "pp", "plain") for v in layers.values())
-        return layers if spatial else None
+        return layers if spatial or node.name.value in self.promoted else None
+
+    def _passed_module_layout(self, rw, cls: cst.ClassDef, init: cst.FunctionDef, param: str) -> Optional[str]:
+        """`self.downsample = downsample` (an __init__ parameter): the one layout of every module this file passes
+        for it (`Block(..., downsample=nn.Sequential(conv, bn))`; None passed or defaulted does not count)."""
+        params = [p.name.value for p in init.params.params[1:]]
+        if param not in params or len(self.module_names.get(cls.name.value, [])) != 1:
+            return None
+        index = params.index(param)
+        layouts = set()
+        for call, scope, _ in self.constructions.get(cls.name.value, []):
+            if any(a.star for a in call.args):
+                return None
+            value = next((a.value for a in call.args if a.keyword is not None and a.keyword.value == param), None)
+            plain = [a.value for a in call.args if a.keyword is None]
+            if value is None and index < len(plain):
+                value = plain[index]
+            if isinstance(value, cst.Name) and scope is not None:
+                bound = [v for v in _bindings(scope).get(value.value, []) if not (isinstance(v, tuple) and v[0] == "param")]
+                value = bound[0] if len(bound) == 1 and isinstance(bound[0], cst.Call) else value
+            if value is None or (isinstance(value, cst.Name) and value.value == "None"):
+                continue
+            layouts.add(self._module_layout(rw, value) if isinstance(value, cst.Call) else None)
+        layout = layouts.pop() if len(layouts) == 1 else None
+        return layout if layout in ("cl2", "cl1", "cl3", "pp", "keep", "g") else None
 
     def _module_layout(self, rw, value) -> Optional[str]:
         """What a submodule does to a channels-last input: a layout, 'pp' (per position), 'flag' or None."""
@@ -133,10 +173,17 @@ class NnLayoutTransform(Transform):
         own = self._own_class(value)
         if own is not None:
             return own
+        if kind == "ModuleList" and len(value.args) == 1 and not value.args[0].keyword:
+            return self._module_list(rw, value.args[0].value)
+        factory = self._factory_result(value)
+        if factory is not None:
+            return self._module_layout(rw, factory)
         if kind == "Sequential" and all(not a.keyword and (not a.star or self._repeated(rw, a)) for a in value.args):
             layout = "pp"
             for arg in value.args:
                 inner = self._repeated(rw, arg) if arg.star else self._module_layout(rw, arg.value)
+                if inner is None and not arg.star and self._channels_last_class(rw, arg.value):
+                    return "flag"  # takes channels-last input, not known to keep it: what the container feeds it is not followed
                 if inner in SPATIAL.values():
                     layout = inner
                 elif inner == "keep":
@@ -145,6 +192,48 @@ class NnLayoutTransform(Transform):
                     return "flag" if layout != "pp" else None
             return layout
         return None
+
+    def _module_list(self, rw, items) -> Optional[str]:
+        """`nn.ModuleList([Block(...) for ...])` of one channels-last kind: "list:<layout>" (loops over it are followed)."""
+        elements = [items.elt] if isinstance(items, cst.ListComp) else (
+            [el.value for el in items.elements] if isinstance(items, (cst.List, cst.Tuple)) else None)
+        if not elements or any(isinstance(el, cst.StarredElement) for el in elements):
+            return None
+        kinds = {self._module_layout(rw, el) for el in elements}
+        if None in kinds and any(self._channels_last_class(rw, el) for el in elements):
+            return "flag"
+        kind = kinds.pop() if len(kinds) == 1 else None
+        return "list:" + kind if kind in ("cl2", "cl1", "cl3") else None
+
+    def _factory_result(self, value) -> Optional[cst.BaseExpression]:
+        """`conv3x3(a, b)` for a module-level `def conv3x3(...): return nn.Conv2d(...)`: the layer it returns."""
+        if not (isinstance(value, cst.Call) and isinstance(value.func, cst.Name)):
+            return None
+        function = self.functions.get(value.func.value)
+        if function is None or len(self.module_names.get(value.func.value, [])) != 1:
+            return None
+        body = [stmt for stmt in function.body.body if not _is_docstring(stmt)]
+        if len(body) == 1 and isinstance(body[0], cst.SimpleStatementLine) and isinstance(body[0].body[0], cst.Return):
+            returned = body[0].body[0].value
+            if isinstance(returned, cst.Call) and returned is not value:
+                return returned
+        return None
+
+    def _channels_last_class(self, rw, value) -> bool:
+        """`Cls(...)` for a class of this file that takes channels-last input (its __init__ builds such a layer)."""
+        if not (isinstance(value, cst.Call) and isinstance(value.func, cst.Name)):
+            return False
+        name = value.func.value
+        node = self.class_defs.get(name)
+        if node is None or len(self.module_names.get(name, [])) != 1 or name in self._checking:
+            return False
+        if name not in self._cl_memo:
+            self._checking.add(name)
+            try:
+                self._cl_memo[name] = self._class_layers(rw, node) is not None
+            finally:
+                self._checking.discard(name)
+        return self._cl_memo[name]
 
     def _own_class(self, value) -> Optional[str]:
         """The output layout of `Cls(...)` for a class of this file proven to keep feature maps channels-last."""
@@ -208,6 +297,21 @@ class NnLayoutTransform(Transform):
         for small in node.body:
             if isinstance(small, cst.Assign) and len(small.targets) == 1 and isinstance(small.targets[0].target, cst.Name):
                 self.state[small.targets[0].target.value] = self._layout(rw, small.value)
+            elif isinstance(small, cst.Assign) and len(small.targets) == 1 and isinstance(small.targets[0].target, cst.Tuple) \
+                    and self._uses_cl(small.value):
+                target = small.targets[0].target
+                layouts = self._unpack(rw, target, small.value)
+                if layouts is None:
+                    self._doubt(rw, small.value)
+                    layouts = ["?"] * len(target.elements)
+                for el, layout in zip(target.elements, layouts):
+                    if isinstance(el.value, cst.Name):
+                        self.state[el.value.value] = layout
+            elif isinstance(small, cst.AugAssign) and isinstance(small.target, cst.Name) and self._uses_cl(small):
+                left, right = self.state.get(small.target.value, "plain"), self._layout(rw, small.value)
+                self.state[small.target.value] = self._combine(rw, small, left, right, small.value if left != "plain" else small.target)
+            elif isinstance(small, cst.Assert):
+                self._check_test(rw, small.test)
             elif isinstance(small, cst.Return) and small.value is not None:
                 values = [el.value for el in small.value.elements] if isinstance(small.value, cst.Tuple) else [small.value]
                 self.notes[-1][1].update(self._layout(rw, v) for v in values)
@@ -215,18 +319,36 @@ class NnLayoutTransform(Transform):
                 rw.flag(small, RULE, "needs-review", "a channels-last value is used in a statement the layout analysis does not follow")
 
     def visit_If(self, rw, node) -> None:
-        self._flag_compound(rw, node)
+        self.enter_if(rw, node)
+
+    def visit_Else(self, rw, node) -> None:
+        self.enter_else(rw, node)
+
+    def leave_If(self, rw, original, updated):
+        self.exit_if(rw, original)
+        return updated
 
     def visit_For(self, rw, node) -> None:
-        self._flag_compound(rw, node)
+        self.enter_loop(rw, node)
 
-    def visit_While(self, rw, node) -> None:
-        self._flag_compound(rw, node)
+    def leave_For(self, rw, original, updated):
+        self.exit_loop(rw, original)
+        return updated
+
+    visit_While = visit_For
+    leave_While = leave_For
 
     def _flag_compound(self, rw, node) -> None:
+        """try / with / match over channels-last values: not followed."""
         if self.state is not None and self._uses_cl(node):
-            rw.flag(node, RULE, "needs-review", "control flow over channels-last values: the layout analysis follows straight-line code only")
+            rw.flag(node, RULE, "needs-review", "control flow over channels-last values: the layout analysis follows "
+                    "straight-line code, if/else and loops only")
             self.state = {k: "?" for k in self.state}
+
+    def visit_Try(self, rw, node) -> None:
+        self._flag_compound(rw, node)
+
+    visit_Match = visit_Try
 
     def _uses_cl(self, node) -> bool:
         return any(self.state.get(n.value, "plain") != "plain" for n in _names(node))
@@ -239,17 +361,32 @@ class NnLayoutTransform(Transform):
 
     def _layout(self, rw, e) -> str:
         """The layout of an expression; schedules rewrites and flags what it cannot follow."""
-        if not self._uses_cl(e):
+        if not self._uses_cl(e) and not self._feeds_layer(e):
             return "plain"
+        if isinstance(e, cst.Call) and isinstance(e.func, cst.Attribute) and e.func.attr.value == "permute" \
+                and not self._uses_cl(e.func.value):
+            return self._to_channels_first(e, list(e.args)) or self._plain_call(rw, e)  # NHWC -> NCHW: channels-last
         if isinstance(e, cst.Name):
+            if self.state[e.value] == "?":
+                rw.flag(e, RULE, "needs-review", f"`{e.value}` is channels-last on some paths here and not on others "
+                        "(if/else or a loop): the analysis cannot follow it")
+                return "plain"
             return self.state[e.value]
         if isinstance(e, cst.BinaryOperation):
             left, right = self._layout(rw, e.left), self._layout(rw, e.right)
-            layouts = {x for x in (left, right) if x != "plain"}
-            plain_side = e.right if left != "plain" else e.left
-            if len(layouts) == 1 and (left == right or isinstance(plain_side, (cst.Integer, cst.Float))):
-                return layouts.pop()
-            return self._doubt(rw, e)
+            return self._combine(rw, e, left, right, e.right if left != "plain" else e.left)
+        if isinstance(e, cst.UnaryOperation):
+            inner = self._layout(rw, e.expression)
+            return "plain" if isinstance(e.operator, cst.Not) else inner
+        if isinstance(e, cst.Comparison):
+            if all(isinstance(c.operator, (cst.Is, cst.IsNot)) for c in e.comparisons):
+                return "plain"  # identity, not values: `x is None`
+            parts = [e.left, *(c.comparator for c in e.comparisons)]
+            return "plain" if all(self._layout(rw, p) == "plain" for p in parts) else self._doubt(rw, e)
+        if isinstance(e, cst.BooleanOperation):
+            return "plain" if self._layout(rw, e.left) == "plain" and self._layout(rw, e.right) == "plain" else self._doubt(rw, e)
+        if isinstance(e, cst.Attribute) and e.attr.value in ("dtype", "ndim", "device", "is_cuda") and self._layout(rw, e.value) != "?":
+            return "plain"
         if isinstance(e, cst.Tuple):
             for el in e.elements:
                 self._layout(rw, el.value)
@@ -260,6 +397,41 @@ class NnLayoutTransform(Transform):
             return self._call(rw, e)
         return self._doubt(rw, e)
 
+    def _feeds_layer(self, e) -> bool:
+        """Whether `e` calls a channels-last layer of this class (or permutes): a plain value fed to it needs a transpose."""
+        layers, loops = self.layers or {}, self.loop_modules
+
+        class _Find(cst.CSTVisitor):
+            found = False
+
+            def visit_Call(self, node: cst.Call) -> None:
+                func = node.func
+                if isinstance(func, cst.Attribute) and func.attr.value == "permute":
+                    _Find.found = True
+                elif isinstance(func, cst.Attribute) and isinstance(func.value, cst.Name) and func.value.value == "self":
+                    _Find.found = _Find.found or layers.get(func.attr.value) not in (None, "pp")
+                elif isinstance(func, cst.Name) and func.value in loops:
+                    _Find.found = True
+
+        e.visit(_Find())
+        return _Find.found
+
+    def _plain_call(self, rw, e: cst.Call) -> str:
+        """A call on plain values: its arguments may still feed a layer."""
+        for arg in e.args:
+            self._layout(rw, arg.value)
+        self._layout(rw, e.func.value) if isinstance(e.func, cst.Attribute) else None
+        return "plain"
+
+    def _combine(self, rw, node, left: str, right: str, plain_side) -> str:
+        """`a + b`: one layout on both sides, or one side a number."""
+        layouts = {x for x in (left, right) if x != "plain"}
+        if not layouts:
+            return "plain"
+        if len(layouts) == 1 and (left == right or isinstance(plain_side, (cst.Integer, cst.Float))):
+            return layouts.pop()
+        return self._doubt(rw, node)
+
     def _doubt(self, rw, e) -> str:
         rw.flag(e, RULE, "needs-review", "cannot tell how this depends on the axis order of a channels-last value "
                 "(MLX convolutions/pools/norms are NHWC, torch's NCHW)")
@@ -269,16 +441,9 @@ class NnLayoutTransform(Transform):
         func = e.func
         args = [a for a in e.args]
         if isinstance(func, cst.Attribute) and isinstance(func.value, cst.Name) and func.value.value == "self":
-            kind = self.layers.get(func.attr.value)
-            if len(args) == 1 and not args[0].keyword:
-                inner = self._layout(rw, args[0].value)
-                if kind == "pp" or inner == "plain":
-                    return inner
-                if kind == "keep":  # upsampling a (N, 1, 1, C) map gives a real feature map
-                    return "cl2" if inner == "g" else inner
-                if kind in SPATIAL.values() and inner != "plain":
-                    return kind
-            return self._doubt(rw, e)
+            return self._submodule_call(rw, e, (self.layers or {}).get(func.attr.value))
+        if isinstance(func, cst.Name) and func.value in self.loop_modules:
+            return self._submodule_call(rw, e, self.loop_modules[func.value])
         qual = rw.qualified_name(func)
         if qual in LAYOUT_FUNCTIONS and args and not args[0].keyword and not args[0].star:
             return self._layout_function(rw, e, LAYOUT_FUNCTIONS[qual])
@@ -294,24 +459,69 @@ class NnLayoutTransform(Transform):
                 self.replace[id(dim.value)] = cst.Integer(str(AXES[layout][_int(dim.value)]))
                 return layout
             return self._doubt(rw, e)
+        if qual is not None and args and not args[0].keyword and not args[0].star:
+            layout = self._layout(rw, args[0].value)
+            found = self._function(rw, qual, e, layout) if layout not in ("plain", "?") else None
+            return found if found is not None else self._doubt(rw, e)
         if isinstance(func, cst.Attribute):
-            layout = self._cl(func.value)
-            if layout is None:
-                return self._doubt(rw, e)
-            method = func.attr.value
-            if method in ("view", "reshape") and len(args) == 2 and _int(args[1].value) == -1 and self._is_batch(args[0].value, func.value):
-                return self._flatten(rw, e, func.value, [])
-            if method == "flatten" and len(args) == 1 and _int(args[0].value) == 1:
-                return self._flatten(rw, e, func.value, [])
-            if method == "size" and len(args) == 1 and _axis(layout, _int(args[0].value)) is not None:
-                self.replace[id(args[0].value)] = cst.Integer(str(AXES[layout][_int(args[0].value)]))
-                return "plain"
-            if method == "mean" and len(args) == 1 and isinstance(args[0].value, cst.Tuple) and layout in ("cl2", "g"):
-                dims = [_int(el.value) for el in args[0].value.elements]
-                if sorted(dims) == [2, 3]:
-                    self.replace[id(args[0].value)] = cst.parse_expression("(1, 2)")
-                    return "plain"
+            return self._method_call(rw, e, func, args)
         return self._doubt(rw, e)
+
+    def _to_channels_first(self, e: cst.Call, args: list) -> Optional[str]:
+        """`y.permute(0, 3, 1, 2)` of a plain NHWC value: torch's NCHW result is `y` itself as a channels-last value."""
+        dims = [_int(a.value) for a in args if a.keyword is None and not a.star]
+        if len(dims) != len(args) or None in dims:
+            return None
+        for layout, perm in TO_TORCH.items():
+            if str(tuple(dims)) == perm:
+                self.rebuild[id(e)] = "{x}"
+                return layout
+        return None
+
+    def _submodule_call(self, rw, e: cst.Call, kind) -> str:
+        """`self.conv(x)` (or a block of a followed loop): the layer's effect on its argument's layout."""
+        args = list(e.args)
+        if len(args) != 1 or args[0].keyword or args[0].star:
+            return self._doubt(rw, e)
+        inner = self._layout(rw, args[0].value)
+        if kind == "pp":
+            return inner
+        if inner == "plain" and kind in SPATIAL.values():
+            # a value in torch's layout fed to a channels-last layer: transpose it there (exact)
+            self.to_channels_last[id(e)] = TO_CL["cl2" if kind == "g" else kind]
+            return kind
+        if inner == "plain":
+            return inner if kind is None else self._doubt(rw, e)
+        if kind == "keep":  # upsampling a (N, 1, 1, C) map gives a real feature map
+            return "cl2" if inner == "g" else inner
+        if kind in SPATIAL.values():
+            return kind
+        return self._doubt(rw, e)
+
+    def _method_call(self, rw, e: cst.Call, func: cst.Attribute, args: list) -> str:
+        receiver = func.value
+        layout = (self._cl(receiver) or "plain") if isinstance(receiver, cst.Name) else self._layout(rw, receiver)
+        if layout == "plain":  # e.g. `y.view(x.size(0), -1)`: the arguments may still read a channels-last value
+            if func.attr.value == "permute" and (back := self._to_channels_first(e, args)) is not None:
+                return back
+            return "plain" if all(self._layout(rw, a.value) == "plain" for a in args) else self._doubt(rw, e)
+        if layout == "?":
+            return self._doubt(rw, e)
+        method = func.attr.value
+        if isinstance(receiver, cst.Name):
+            if method in ("view", "reshape") and len(args) == 2 and _int(args[1].value) == -1 and self._is_batch(args[0].value, receiver):
+                return self._flatten(rw, e, receiver, [])
+            if method == "flatten" and len(args) == 1 and _int(args[0].value) == 1:
+                return self._flatten(rw, e, receiver, [])
+        elif method == "flatten" and len(args) == 1 and _int(args[0].value) == 1 and not args[0].keyword:
+            if layout != "g":  # a 1x1 map flattens alike in both layouts; a feature map goes back to torch's order
+                self.rebuild[id(e)] = "mx.flatten(mx.transpose({x}, %s), 1)" % TO_TORCH[layout]
+            return "plain"
+        if method == "size" and len(args) == 1 and _axis(layout, _int(args[0].value)) is not None:
+            self.replace[id(args[0].value)] = cst.Integer(str(AXES[layout][_int(args[0].value)]))
+            return "plain"
+        found = self._method(rw, e, layout)
+        return found if found is not None else self._doubt(rw, e)
 
     def _layout_function(self, rw, e: cst.Call, kind: str) -> str:
         """F.interpolate & co. of a feature map: run channels-last, without the transposes of the NCHW form."""
@@ -353,11 +563,19 @@ class NnLayoutTransform(Transform):
                 self.replace[id(e.slice[0].slice.value)] = cst.Integer(str(AXES[layout][index]))
                 return "plain"
             part = e.slice[0].slice
-            if layout in ("cl2", "g") and isinstance(part, cst.Slice) and _int(part.lower) == 2 and part.step is None \
-                    and (part.upper is None or _int(part.upper) == 4):  # the spatial sizes (H, W)
-                self.replace[id(part)] = part.with_changes(lower=cst.Integer("1"), upper=cst.Integer("3"))
+            rank = RANK.get(layout)
+            if rank and isinstance(part, cst.Slice) and _int(part.lower) in (2, 2 - rank) and part.step is None \
+                    and (part.upper is None or _int(part.upper) == rank):  # the spatial sizes (H, W)
+                self.replace[id(part)] = part.with_changes(lower=cst.Integer("1"), upper=cst.Integer(str(rank - 1)))
                 return "plain"
-        return self._doubt(rw, e)
+            return self._doubt(rw, e)
+        layout = self._layout(rw, e.value)
+        if layout == "plain":
+            ok = all(self._layout(rw, el.slice.value if isinstance(el.slice, cst.Index) else el.slice) == "plain"
+                     for el in e.slice if not isinstance(el.slice, cst.Slice))
+            return "plain" if ok else self._doubt(rw, e)
+        found = self._index(e, layout) if layout in RANK else None
+        return found if found is not None else self._doubt(rw, e)
 
     # ----- rewrites scheduled above --------------------------------------------------------------
     def leave_Name(self, rw, original, updated):
@@ -372,12 +590,19 @@ class NnLayoutTransform(Transform):
     def leave_Tuple(self, rw, original, updated):
         return self.replace.pop(id(original), updated)
 
+    def leave_Subscript(self, rw, original, updated):
+        return self.reindexed(original, updated) if id(original) in self.reindex else updated
+
     def leave_Slice(self, rw, original, updated):
         return self.replace.pop(id(original), updated)
 
     # ----- call sites: feed a channels-last class NHWC data -----------------------------------------
     def visit_Module(self, rw, node: cst.Module) -> None:
         self.module_names = _bindings(node)
+        self.functions = {stmt.name.value: stmt for stmt in node.body if isinstance(stmt, cst.FunctionDef)}
+        self.class_defs = {stmt.name.value: stmt for stmt in node.body if isinstance(stmt, cst.ClassDef)}
+        self.constructions = _constructions(node, set(self.class_defs))
+        self._cl_memo, self._checking = {}, set()
         self._find_own_classes(rw, node)
         classes = {}
         for stmt in node.body:
@@ -393,7 +618,7 @@ class NnLayoutTransform(Transform):
         """Classes whose forward, analysed without a single flag, maps one channels-last input to a channels-last
         output: they can be used like a convolution inside other classes (repeated until nothing changes, so
         the order of definition does not matter)."""
-        self.own = {}
+        self.own, self.promoted = {}, set()
         defs = [s for s in module.body if isinstance(s, cst.ClassDef)]
         for _ in range(len(defs)):
             found = {}
@@ -401,9 +626,33 @@ class NnLayoutTransform(Transform):
                 layout = self._dry_run(rw, stmt)
                 if layout is not None:
                     found[stmt.name.value] = layout
-            if found == self.own:
+            promoted = self._promote(rw, defs, found)
+            if found == self.own and not promoted:
                 break
             self.own = found
+
+    def _promote(self, rw, defs: list, own: dict) -> bool:
+        """A class with no channels-last layer of its own (a LayerNorm2d written with permutes, a gate) that
+        channels-last classes build, and whose forward maps a channels-last input to a channels-last output
+        without a flag, is made channels-last too: inside those classes it needs no transposes."""
+        changed = False
+        self._cl_memo = {}
+        for stmt in defs:
+            name = stmt.name.value
+            if name in self.promoted or name in own or self._class_layers(rw, stmt) is not None:
+                continue
+            builders = {owner for _, _, owner in self.constructions.get(name, []) if owner is not None}
+            if not any(self._class_layers(rw, self.class_defs[b]) is not None for b in builders if b in self.class_defs):
+                continue
+            self.promoted.add(name)
+            layout = self._dry_run(rw, stmt)
+            if layout in ("cl2", "cl1", "cl3"):
+                own[name] = layout
+                changed = True
+            else:
+                self.promoted.discard(name)
+        self._cl_memo = {}
+        return changed
 
     def _dry_run(self, rw, node: cst.ClassDef) -> Optional[str]:
         layers = self._class_layers(rw, node)
@@ -416,20 +665,43 @@ class NnLayoutTransform(Transform):
                 or params.star_arg is not cst.MaybeSentinel.DEFAULT or params.star_kwarg is not None):
             return None
         first = next((v for v in layers.values() if v in SPATIAL.values() and v != "g"), "cl2")
-        saved = (self.state, getattr(self, "layers", None), self.notes, self.replace, self.unwrap)
+        saved = (self.state, self.layers, self.notes, self.replace, self.unwrap, self.rebuild, self.reindex,
+                 self.to_channels_last, self.frames, self.loop_modules)
         dry = _DryRun(rw)
         self.state, self.layers, self.notes, self.replace, self.unwrap = {inputs[0]: first}, layers, [[inputs, set(), 0]], {}, set()
+        self.rebuild, self.reindex, self.to_channels_last, self.frames, self.loop_modules = {}, {}, {}, [], {}
         try:
             forward.body.visit(_Statements(self, dry))
             outputs = self.notes[-1][1]
         finally:
-            self.state, self.layers, self.notes, self.replace, self.unwrap = saved
+            (self.state, self.layers, self.notes, self.replace, self.unwrap, self.rebuild, self.reindex,
+             self.to_channels_last, self.frames, self.loop_modules) = saved
         if dry.flagged or len(outputs) != 1:
             return None
         out = next(iter(outputs))
         return out if (first, out) in (("cl2", "cl2"), ("cl2", "g"), ("cl1", "cl1"), ("cl3", "cl3")) else None
 
+    def _rebuilt(self, rw, original: cst.Call, updated):
+        template = self.rebuild.pop(id(original))
+        receiver = _receiver(original, updated) if isinstance(updated, cst.Call) else None
+        if receiver is None:
+            rw.flag(original, RULE, "needs-review", "the layout analysis could not rewrite this call for channels-last data")
+            return updated
+        if template == "{x}":
+            rw.identity_calls.add(id(receiver))  # `x = x` left by it is dropped
+            return receiver.with_changes(lpar=original.lpar, rpar=original.rpar) if original.lpar else receiver
+        rw.roots_used.add("mx")
+        expr = cst.parse_expression(template.replace("mx.", sentinel("mx") + ".").replace("{x}", "__t2m_receiver__"))
+        return expr.visit(_Substitute(receiver))
+
     def leave_Call(self, rw, original: cst.Call, updated):
+        if id(original) in self.rebuild:
+            return self._rebuilt(rw, original, updated)
+        if id(original) in self.to_channels_last and isinstance(updated, cst.Call) and updated.args:
+            rw.roots_used.add("mx")
+            first = updated.args[0]
+            perm = self.to_channels_last.pop(id(original))
+            return updated.with_changes(args=[first.with_changes(value=_transpose(first.value, perm)), *updated.args[1:]])
         if id(original) in self.unwrap:
             self.unwrap.discard(id(original))
             return _without_transposes(updated)
@@ -458,6 +730,54 @@ class NnLayoutTransform(Transform):
         return call
 
 
+
+
+def _constructions(module: cst.Module, classes: set) -> dict:
+    """class name -> [(call, enclosing FunctionDef or None, name of the enclosing class or None)] for every
+    `Cls(...)` in the module."""
+    found: dict = {}
+
+    class _Walk(cst.CSTVisitor):
+        def __init__(self) -> None:
+            self.functions: list = []
+            self.classes: list = []
+
+        def visit_FunctionDef(self, node) -> None:
+            self.functions.append(node)
+
+        def leave_FunctionDef(self, node) -> None:
+            self.functions.pop()
+
+        def visit_ClassDef(self, node) -> None:
+            self.classes.append(node.name.value)
+
+        def leave_ClassDef(self, node) -> None:
+            self.classes.pop()
+
+        def visit_Call(self, node) -> None:
+            if isinstance(node.func, cst.Name) and node.func.value in classes:
+                found.setdefault(node.func.value, []).append((node, self.functions[-1] if self.functions else None,
+                                                              self.classes[-1] if self.classes else None))
+
+    module.visit(_Walk())
+    return found
+
+
+def _is_docstring(stmt) -> bool:
+    return (isinstance(stmt, cst.SimpleStatementLine) and len(stmt.body) == 1 and isinstance(stmt.body[0], cst.Expr)
+            and isinstance(stmt.body[0].value, (cst.SimpleString, cst.ConcatenatedString)))
+
+
+def _receiver(original: cst.Call, updated: cst.Call) -> Optional[cst.BaseExpression]:
+    """The (converted) tensor a method was called on: `x` of `x.flatten(2)` or of its MLX form `mx.flatten(x, ...)`."""
+    func = updated.func
+    mlx_function = isinstance(func, cst.Attribute) and isinstance(func.value, cst.Name) and func.value.value == sentinel("mx")
+    if mlx_function:
+        return updated.args[0].value if updated.args and updated.args[0].keyword is None and not updated.args[0].star else None
+    method = original.func.attr.value if isinstance(original.func, cst.Attribute) else None
+    if isinstance(func, cst.Attribute) and func.attr.value == method and method is not None:
+        return func.value  # left as a method call (e.g. flagged by the table)
+    return None
 
 
 def _is_one(node) -> bool:
@@ -491,6 +811,14 @@ def _without_transposes(call):
                               lpar=call.lpar, rpar=call.rpar)
 
 
+class _Substitute(cst.CSTTransformer):
+    def __init__(self, receiver: cst.BaseExpression) -> None:
+        self.receiver = receiver
+
+    def leave_Name(self, original, updated):
+        return self.receiver if updated.value == "__t2m_receiver__" else updated
+
+
 class _DryRun:
     """Stands in for the rewriter while a class's forward is analysed ahead of the pass: records flags only."""
 
@@ -516,9 +844,26 @@ class _Statements(cst.CSTVisitor):
         self.transform.visit_SimpleStatementLine(self.rw, node)
 
     def visit_If(self, node) -> None:
+        self.transform.enter_if(self.rw, node)
+
+    def visit_Else(self, node) -> None:
+        self.transform.enter_else(self.rw, node)
+
+    def leave_If(self, node) -> None:
+        self.transform.exit_if(self.rw, node)
+
+    def visit_For(self, node) -> None:
+        self.transform.enter_loop(self.rw, node)
+
+    def leave_For(self, node) -> None:
+        self.transform.exit_loop(self.rw, node)
+
+    visit_While, leave_While = visit_For, leave_For
+
+    def visit_Try(self, node) -> None:
         self.transform._flag_compound(self.rw, node)
 
-    visit_For = visit_While = visit_If
+    visit_Match = visit_Try
 
     def visit_FunctionDef(self, node) -> bool:
         self.rw.flagged = True  # nested functions: not followed ahead of the pass
