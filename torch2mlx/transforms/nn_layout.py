@@ -8,9 +8,18 @@ depends on the axis order:
 - `x.view(x.size(0), -1)`, `x.reshape(x.shape[0], -1)`, `x.flatten(1)`, `torch.flatten(x, 1)` of
   a feature map: `x` is first transposed back to channels-first, so torch's Linear weights stay
   valid (not after `AdaptiveAvgPool2d(1)`: a 1x1 map flattens the same either way);
-- `torch.cat([a, b], dim=1)` -> the last axis; `x.mean((2, 3))` -> axes (1, 2);
-  `x.shape[i]` / `x.size(i)` -> the matching channels-last axis.
-The class gets a comment saying which layout it takes and returns.
+- `torch.cat([a, b], dim=1)` -> the last axis; `x.shape[i]` / `x.size(i)` -> the matching
+  channels-last axis; `N, C, H, W = x.shape` binds the names in MLX's order;
+- permutes, transposes, `flatten(2)`, reductions, channel indexing, `chunk`/`split` are remapped
+  axis by axis (`nn_layout_ops.py`): `x.permute(0, 2, 3, 1)` and `x.flatten(2).transpose(1, 2)`
+  need no transpose at all in MLX; `y.permute(0, 3, 1, 2)` of a plain NHWC value is channels-last;
+- `if`/`else` and loops are followed (`nn_layout_flow.py`), `for block in self.blocks` included;
+- a plain (torch-layout) value fed to a channels-last layer is transposed there.
+The class gets a comment saying which layout it takes and returns. Submodules count by what they
+do to a layout (`nn_layout_tables.py`): layers, Sequential/ModuleList of them, classes of this file
+proven to keep feature maps channels-last (also a LayerNorm2d written with permutes, which then
+becomes channels-last itself), layers passed to `__init__` by this file's constructor calls, and
+layer factories such as `def conv3x3(...): return nn.Conv2d(...)`.
 `nn.Upsample`, `nn.GroupNorm`, `nn.PixelShuffle` / `PixelUnshuffle` are channels-last in MLX too:
 they make a class channels-last and keep the layout of their input (a (N, 1, 1, C) map becomes a
 real feature map). `nn.AdaptiveAvgPool2d` / `AdaptiveMaxPool2d` give a (N, 1, 1, C) map for output
@@ -19,9 +28,9 @@ size 1, a feature map otherwise (flattened through a transpose back to channels-
 `adaptive_max_pool2d` are translated for NCHW arrays, between transposes; applied to a
 channels-last feature map here, the transposes are dropped (`LAYOUT_FUNCTIONS`).
 
-**Left in place (flagged) when** a channels-last value is used in any other way (indexing,
-other methods or functions, submodules not known to be per-position, control flow over it, ...):
-the analysis only follows straight-line `forward` code with simple assignments.
+**Left in place (flagged) when** a channels-last value is used in any other way (`view`/`reshape`
+to other shapes, tensor indices, unknown functions or submodules, try/with over it, a branch or
+loop that leaves it channels-last on one path only, ...).
 """
 from __future__ import annotations
 
@@ -98,6 +107,7 @@ class NnLayoutTransform(LayoutOps, LayoutFlow, Transform):
         self.reindex: dict = {}       # id(original subscript) -> layout whose axes its index is spread over
         self.to_channels_last: dict = {}  # id(original call of a layer) -> permutation for its plain argument
         self.frames: list = []        # open if / loop statements of the forward (nn_layout_flow.py)
+        self.scalars: set = set()     # names bound to sizes by `N, C, H, W = x.shape` in the forward
         self.loop_modules: dict = {}  # loop variable over an nn.ModuleList of channels-last blocks -> their layout
         self.layers: Optional[dict] = None
         self.functions: dict = {}     # module-level function -> its FunctionDef (layer factories like conv3x3)
@@ -158,6 +168,20 @@ class NnLayoutTransform(LayoutOps, LayoutFlow, Transform):
             layouts.add(self._module_layout(rw, value) if isinstance(value, cst.Call) else None)
         layout = layouts.pop() if len(layouts) == 1 else None
         return layout if layout in ("cl2", "cl1", "cl3", "pp", "keep", "g") else None
+
+    def _input_layout(self, rw, node: cst.ClassDef, layers: dict) -> str:
+        """The layout a channels-last class takes: its first spatial layer's, else its layout-keeping layers'
+        dimension (a class with only `nn.ReflectionPad1d` takes (N, L, C)), else (N, H, W, C)."""
+        found = next((v for v in layers.values() if v in SPATIAL.values() and v != "g"), None)
+        if found is not None:
+            return found
+        for stmt in node.body.body:
+            if isinstance(stmt, cst.FunctionDef) and stmt.name.value == "__init__":
+                for call in _calls_in(stmt):
+                    kind = _layer_kind(rw, call)
+                    if kind in KEEP and kind[-2:] in ("1d", "3d"):
+                        return "cl" + kind[-2]
+        return "cl2"
 
     def _module_layout(self, rw, value) -> Optional[str]:
         """What a submodule does to a channels-last input: a layout, 'pp' (per position), 'flag' or None."""
@@ -279,7 +303,8 @@ class NnLayoutTransform(LayoutOps, LayoutFlow, Transform):
         if layers is None or node.name.value != "forward":
             return
         names = [p.name.value for p in node.params.params[1:] if p.default is None]
-        first = next((v for v in layers.values() if v in SPATIAL.values() and v != "g"), "cl2")
+        first = self._input_layout(rw, self.class_stack[-1][0], layers)
+        self.scalars = set()
         self.state = {n: first for n in names}
         self.notes[-1][0] = names
         self.layers = layers
@@ -296,6 +321,7 @@ class NnLayoutTransform(LayoutOps, LayoutFlow, Transform):
             return
         for small in node.body:
             if isinstance(small, cst.Assign) and len(small.targets) == 1 and isinstance(small.targets[0].target, cst.Name):
+                self.scalars.discard(small.targets[0].target.value)
                 self.state[small.targets[0].target.value] = self._layout(rw, small.value)
             elif isinstance(small, cst.Assign) and len(small.targets) == 1 and isinstance(small.targets[0].target, cst.Tuple) \
                     and self._uses_cl(small.value):
@@ -428,9 +454,21 @@ class NnLayoutTransform(LayoutOps, LayoutFlow, Transform):
         layouts = {x for x in (left, right) if x != "plain"}
         if not layouts:
             return "plain"
-        if len(layouts) == 1 and (left == right or isinstance(plain_side, (cst.Integer, cst.Float))):
+        if len(layouts) == 1 and (left == right or self._is_scalar(plain_side)):
             return layouts.pop()
         return self._doubt(rw, node)
+
+    def _is_scalar(self, node) -> bool:
+        """A number: a literal, a size read off `.shape[i]`, or an arithmetic of them (not a tensor)."""
+        if isinstance(node, (cst.Integer, cst.Float)):
+            return True
+        if isinstance(node, cst.UnaryOperation):
+            return self._is_scalar(node.expression)
+        if isinstance(node, cst.BinaryOperation):
+            return self._is_scalar(node.left) and self._is_scalar(node.right)
+        if isinstance(node, cst.Subscript) and isinstance(node.value, cst.Attribute) and node.value.attr.value == "shape":
+            return len(node.slice) == 1 and isinstance(node.slice[0].slice, cst.Index)
+        return isinstance(node, cst.Name) and node.value in self.scalars
 
     def _doubt(self, rw, e) -> str:
         rw.flag(e, RULE, "needs-review", "cannot tell how this depends on the axis order of a channels-last value "
@@ -609,7 +647,7 @@ class NnLayoutTransform(LayoutOps, LayoutFlow, Transform):
             if isinstance(stmt, cst.ClassDef) and (layers := self._class_layers(rw, stmt)) is not None:
                 forward = next((s for s in stmt.body.body if isinstance(s, cst.FunctionDef) and s.name.value == "forward"), None)
                 inputs = [p for p in forward.params.params[1:] if p.default is None] if forward else []
-                first = next((v for v in layers.values() if v in SPATIAL.values() and v != "g"), "cl2")
+                first = self._input_layout(rw, stmt, layers)
                 if inputs:
                     classes[stmt.name.value] = (TO_CL[first], len(inputs))
         self.calls = _Instances(node, classes) if classes else None
@@ -664,18 +702,19 @@ class NnLayoutTransform(LayoutOps, LayoutFlow, Transform):
         if (len(inputs) != 1 or params.params[1].default is not None or params.posonly_params or params.kwonly_params
                 or params.star_arg is not cst.MaybeSentinel.DEFAULT or params.star_kwarg is not None):
             return None
-        first = next((v for v in layers.values() if v in SPATIAL.values() and v != "g"), "cl2")
+        first = self._input_layout(rw, node, layers)
         saved = (self.state, self.layers, self.notes, self.replace, self.unwrap, self.rebuild, self.reindex,
-                 self.to_channels_last, self.frames, self.loop_modules)
+                 self.to_channels_last, self.frames, self.loop_modules, self.scalars)
         dry = _DryRun(rw)
         self.state, self.layers, self.notes, self.replace, self.unwrap = {inputs[0]: first}, layers, [[inputs, set(), 0]], {}, set()
         self.rebuild, self.reindex, self.to_channels_last, self.frames, self.loop_modules = {}, {}, {}, [], {}
+        self.scalars = set()
         try:
             forward.body.visit(_Statements(self, dry))
             outputs = self.notes[-1][1]
         finally:
             (self.state, self.layers, self.notes, self.replace, self.unwrap, self.rebuild, self.reindex,
-             self.to_channels_last, self.frames, self.loop_modules) = saved
+             self.to_channels_last, self.frames, self.loop_modules, self.scalars) = saved
         if dry.flagged or len(outputs) != 1:
             return None
         out = next(iter(outputs))
@@ -730,6 +769,17 @@ class NnLayoutTransform(LayoutOps, LayoutFlow, Transform):
         return call
 
 
+
+
+def _calls_in(node) -> list:
+    found: list = []
+
+    class _Calls(cst.CSTVisitor):
+        def visit_Call(self, call: cst.Call) -> None:
+            found.append(call)
+
+    node.visit(_Calls())
+    return found
 
 
 def _constructions(module: cst.Module, classes: set) -> dict:

@@ -212,6 +212,7 @@ class LayoutOps:
                 return ["plain"] * len(names)
             if layout not in RANK or len(names) != RANK[layout]:
                 return None
+            self.scalars.update(el.value.value for el in names if isinstance(el.value, cst.Name))
             torch_axis_at = {AXES[layout][i]: i for i in range(RANK[layout])}
             self.replace[id(target)] = target.with_changes(elements=[
                 el.with_changes(value=names[torch_axis_at[j]].value) for j, el in enumerate(names)])
