@@ -45,3 +45,34 @@ def test_directory_run_uses_cross_file_facts(tree, tmp_path):
     utils = (out / "pkg" / "utils.py").read_text()
     assert "torch" not in utils
     assert (out / "other.py").read_text() == FILES["other.py"]  # a user's own F is left alone
+
+
+LAYOUT_FILES = {
+    "vision/__init__.py": "",
+    "vision/layers.py": (
+        "import torch.nn as nn\n\n\ndef make_conv(c_in, c_out):\n    return nn.Conv2d(c_in, c_out, 3, padding=1)\n\n\n"
+        "def make_norm(c):\n    return nn.LayerNorm(c)\n"
+    ),
+    "vision/blocks.py": "from .layers import make_conv as conv\n\n\ndef stem(c):\n    return conv(3, c)\n",
+    "vision/model.py": (
+        "import torch.nn as nn\nfrom vision.blocks import stem\nfrom vision.layers import make_norm\n\n\n"
+        "class Net(nn.Module):\n    def __init__(self):\n        super().__init__()\n        self.stem = stem(8)\n"
+        "        self.norm = make_norm(8)\n\n    def forward(self, x):\n        return self.stem(x).mean((2, 3))\n"
+    ),
+}
+
+
+def test_builders_of_channels_last_layers_are_known_across_files(tmp_path):
+    root = tmp_path / "vision"
+    for name, text in LAYOUT_FILES.items():
+        path = tmp_path / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    index = build_project_index([root], sorted(root.rglob("*.py")))
+    assert {"vision.layers.make_conv", "vision.blocks.stem", "vision.blocks.conv"} <= index.layout_builders
+    assert "vision.layers.make_norm" not in index.layout_builders  # LayerNorm works on the last axis alike
+    out = tmp_path / "out"
+    result = CliRunner().invoke(main, ["convert", str(root), "-o", str(out), "--no-cache", "-j", "1"])
+    assert result.exit_code == 1, result.output  # flagged: the stem's input is not known to be NHWC in MLX
+    model = (out / "model.py").read_text()
+    assert "# torch2mlx: nn-layout:" in model and "mean((2, 3))" not in model.split("# torch2mlx: nn-layout:")[0]

@@ -78,6 +78,21 @@ def _project_torch_locals(tree: ast.Module, cross_file) -> frozenset:
     return frozenset(found)
 
 
+def _project_layout_locals(tree: ast.Module, cross_file) -> frozenset:
+    """Names imported at module level from other project files that build channels-last layers there."""
+    if not cross_file:
+        return frozenset()
+    from torch2mlx.project import absolute_import
+
+    project, module, is_package = cross_file
+    found = set()
+    for node in tree.body:
+        if isinstance(node, ast.ImportFrom) and not (node.module or "").startswith("torch"):
+            source = absolute_import(module, node, is_package)
+            found.update(a.asname or a.name for a in node.names if f"{source}.{a.name}" in project.layout_builders)
+    return frozenset(found)
+
+
 def _imports_torch_from_project(project, module_name: Optional[str]) -> bool:
     """Whether this file imports a torch alias or module class from another project file."""
     if project is None or module_name is None:
@@ -147,7 +162,9 @@ def convert_source(text: str, path: str = "<string>", *, rule_files: Sequence[Pa
     if project is not None and module_name is not None:
         cross_file = (project, module_name, Path(path).name == "__init__.py")
     module_scope, scopes = analyze(tree, hot_attrs, cross_file)
-    transforms = [cls() for cls in _transform_classes() if cls().applies_to(text) or module_scope.project_classes]
+    layout_builders = _project_layout_locals(tree, cross_file)
+    transforms = [cls() for cls in _transform_classes()
+                  if cls().applies_to(text) or module_scope.project_classes or layout_builders]
     if any(t.needs_every_statement for t in transforms):
         cold: dict = {}
         for scope in scopes:
@@ -155,6 +172,7 @@ def convert_source(text: str, path: str = "<string>", *, rule_files: Sequence[Pa
     else:
         cold = positions.cold_statement_map(module, tree, cold_statements(tree, module_scope.hot_names, hot_attrs))
     rewriter = TableRewriter(index, module_scope, scopes, transforms, cold)
+    rewriter.project_layout_builders = layout_builders
     try:
         new_module = module.visit(rewriter)
         rewriter.findings.extend(rewriter.statement_findings[0])  # raised outside any statement

@@ -22,18 +22,22 @@ class ProjectIndex:
     aliases: dict = field(default_factory=dict)          # "pkg.utils.F" -> "torch.nn.functional"
     module_classes: frozenset = frozenset()              # "pkg.base.BaseModel"
     modules: dict = field(default_factory=dict)          # str(path) -> "pkg.utils"
+    layout_builders: frozenset = frozenset()             # "pkg.layers.create_conv2d": builds channels-last layers
 
     def module_of(self, path: Path) -> Optional[str]:
         return self.modules.get(str(Path(path).resolve()))
 
     def key(self) -> str:
         """Changes when a fact changes (so cached conversions are redone)."""
-        data = json.dumps([sorted(self.aliases.items()), sorted(self.module_classes)])
+        data = json.dumps([sorted(self.aliases.items()), sorted(self.module_classes), sorted(self.layout_builders)])
         return hashlib.sha256(data.encode()).hexdigest()[:16]
 
 
 def module_name(path: Path, root: Path) -> str:
-    parts = list(path.resolve().relative_to(root.resolve()).with_suffix("").parts)
+    root = root.resolve()
+    parts = list(path.resolve().relative_to(root).with_suffix("").parts)
+    if (root / "__init__.py").is_file():  # the directory is itself a package: `import pkg.sub` names it
+        parts.insert(0, root.name)
     if parts and parts[-1] == "__init__":
         parts = parts[:-1]
     return ".".join(parts)
@@ -61,6 +65,7 @@ def _torch_name(node: ast.expr, aliases: dict) -> Optional[str]:
 def build_project_index(roots: Iterable[Path], files: Iterable[Path]) -> ProjectIndex:
     roots = [Path(r).resolve() for r in roots]
     facts = []  # (module, {local: torch qual}, {local: project full name}, [(class, bases)])
+    builders = []  # (module, {local: project full name}, {def name: (builds a layer itself, {names it calls})})
     modules = {}
     for path in files:
         path = Path(path).resolve()
@@ -74,7 +79,7 @@ def build_project_index(roots: Iterable[Path], files: Iterable[Path]) -> Project
         name = module_name(path, root) if root.is_dir() else path.stem
         modules[str(path)] = name
         is_package = path.name == "__init__.py"
-        torch_locals, project_locals, classes = {}, {}, []
+        torch_locals, project_locals, classes, defs = {}, {}, [], []
         for node in tree.body:
             if isinstance(node, ast.Import):
                 for a in node.names:
@@ -90,7 +95,10 @@ def build_project_index(roots: Iterable[Path], files: Iterable[Path]) -> Project
                         project_locals[local] = f"{source}.{a.name}"
             elif isinstance(node, ast.ClassDef):
                 classes.append((node.name, node.bases))
+            if isinstance(node, (ast.ClassDef, ast.FunctionDef)):
+                defs.append(node)
         facts.append((name, torch_locals, project_locals, classes))
+        builders.append((name, project_locals, _called_names(defs, torch_locals)))
 
     aliases: dict = {}
     module_classes: set = set()
@@ -122,4 +130,46 @@ def build_project_index(roots: Iterable[Path], files: Iterable[Path]) -> Project
                         module_classes.add(full)
                         changed = True
                         break
-    return ProjectIndex(aliases, frozenset(module_classes), modules)
+    return ProjectIndex(aliases, frozenset(module_classes), modules, _layout_builders(builders))
+
+
+def _called_names(defs: list, torch_locals: dict) -> dict:
+    """def name -> (whether it calls a torch layer that is channels-last in MLX, the plain names it calls)."""
+    from torch2mlx.transforms.nn_layout_tables import ADAPTIVE, KEEP, SPATIAL
+
+    channels_last = set(SPATIAL) | set(KEEP) | set(ADAPTIVE)
+    found = {}
+    for node in defs:
+        direct, names = False, set()
+        for sub in ast.walk(node):
+            if isinstance(sub, ast.Call):
+                qual = _torch_name(sub.func, torch_locals)
+                if qual is not None and qual.startswith("torch.nn.") and qual.rsplit(".", 1)[-1] in channels_last:
+                    direct = True
+                elif isinstance(sub.func, ast.Name):
+                    names.add(sub.func.id)
+        found[node.name] = (direct, names)
+    return found
+
+
+def _layout_builders(files: list) -> frozenset:
+    """Project classes and functions that build a channels-last layer, directly or through others (a fixed point:
+    re-exports and builders calling builders in other files)."""
+    built: set = set()
+    changed = True
+    while changed:
+        changed = False
+        for module, project_locals, defs in files:
+            for local, target in project_locals.items():
+                full = f"{module}.{local}"
+                if target in built and full not in built:
+                    built.add(full)
+                    changed = True
+            for name, (direct, calls) in defs.items():
+                full = f"{module}.{name}"
+                if full in built:
+                    continue
+                if direct or any(f"{module}.{c}" in built or project_locals.get(c) in built for c in calls):
+                    built.add(full)
+                    changed = True
+    return frozenset(built)

@@ -199,9 +199,11 @@ class NnLayoutTransform(LayoutOps, LayoutFlow, Transform):
             return own
         if kind == "ModuleList" and len(value.args) == 1 and not value.args[0].keyword:
             return self._module_list(rw, value.args[0].value)
-        factory = self._factory_result(value)
+        factory = self._factory_layout(rw, value)
         if factory is not None:
-            return self._module_layout(rw, factory)
+            return factory
+        if isinstance(value, cst.Call) and isinstance(value.func, cst.Name) and value.func.value in _project_builders(rw):
+            return "flag"  # a class or factory of another project file that builds channels-last layers
         if kind == "Sequential" and all(not a.keyword and (not a.star or self._repeated(rw, a)) for a in value.args):
             layout = "pp"
             for arg in value.args:
@@ -229,19 +231,23 @@ class NnLayoutTransform(LayoutOps, LayoutFlow, Transform):
         kind = kinds.pop() if len(kinds) == 1 else None
         return "list:" + kind if kind in ("cl2", "cl1", "cl3") else None
 
-    def _factory_result(self, value) -> Optional[cst.BaseExpression]:
-        """`conv3x3(a, b)` for a module-level `def conv3x3(...): return nn.Conv2d(...)`: the layer it returns."""
+    def _factory_layout(self, rw, value) -> Optional[str]:
+        """`conv3x3(a, b)` for a module-level `def conv3x3(...): return nn.Conv2d(...)`: the layout of what it
+        returns; "flag" when its returns differ and one of them is channels-last."""
         if not (isinstance(value, cst.Call) and isinstance(value.func, cst.Name)):
             return None
-        function = self.functions.get(value.func.value)
-        if function is None or len(self.module_names.get(value.func.value, [])) != 1:
+        name = value.func.value
+        function = self.functions.get(name)
+        if function is None or len(self.module_names.get(name, [])) != 1 or name in self._checking:
             return None
-        body = [stmt for stmt in function.body.body if not _is_docstring(stmt)]
-        if len(body) == 1 and isinstance(body[0], cst.SimpleStatementLine) and isinstance(body[0].body[0], cst.Return):
-            returned = body[0].body[0].value
-            if isinstance(returned, cst.Call) and returned is not value:
-                return returned
-        return None
+        self._checking.add(name)
+        try:
+            layouts = {self._module_layout(rw, r) if isinstance(r, cst.Call) else None for r in _returned(function)}
+        finally:
+            self._checking.discard(name)
+        if len(layouts) == 1:
+            return layouts.pop()
+        return "flag" if layouts - {None, "pp", "plain"} else None
 
     def _channels_last_class(self, rw, value) -> bool:
         """`Cls(...)` for a class of this file that takes channels-last input (its __init__ builds such a layer)."""
@@ -771,6 +777,35 @@ class NnLayoutTransform(LayoutOps, LayoutFlow, Transform):
 
 
 
+def _project_builders(rw) -> frozenset:
+    """Names this file imports from other project files that build channels-last layers (directory runs)."""
+    found = getattr(rw, "project_layout_builders", None)
+    if found is None:
+        found = getattr(getattr(rw, "rw", None), "project_layout_builders", None)
+    return found or frozenset()
+
+
+def _returned(function: cst.FunctionDef) -> list:
+    """The values of the `return` statements of a function (not of functions or classes inside it)."""
+    found: list = []
+
+    class _Returns(cst.CSTVisitor):
+        def visit_Return(self, node: cst.Return) -> None:
+            found.append(node.value)
+
+        def visit_FunctionDef(self, node) -> bool:
+            return node is function
+
+        def visit_ClassDef(self, node) -> bool:
+            return False
+
+        def visit_Lambda(self, node) -> bool:
+            return False
+
+    function.visit(_Returns())
+    return found
+
+
 def _calls_in(node) -> list:
     found: list = []
 
@@ -811,11 +846,6 @@ def _constructions(module: cst.Module, classes: set) -> dict:
 
     module.visit(_Walk())
     return found
-
-
-def _is_docstring(stmt) -> bool:
-    return (isinstance(stmt, cst.SimpleStatementLine) and len(stmt.body) == 1 and isinstance(stmt.body[0], cst.Expr)
-            and isinstance(stmt.body[0].value, (cst.SimpleString, cst.ConcatenatedString)))
 
 
 def _receiver(original: cst.Call, updated: cst.Call) -> Optional[cst.BaseExpression]:
