@@ -90,12 +90,12 @@ class NnInitTransform(Transform):
         self.facts.leave_IndentedBlock()
         return updated
 
-    def _layer_of(self, target: cst.Attribute):
+    def _layer_of(self, target: cst.Attribute, rw):
         """Torch classes of the module owning `target` (`m.weight`), {Parameter} for `self.<param>`."""
-        classes = self.facts.classes_of(target)
+        classes = self.facts.classes_of(target, rw)
         if classes == {PARAMETER}:
             return classes
-        return self.facts.classes_of(target.value) if target.attr.value == "weight" else None
+        return self.facts.classes_of(target.value, rw) if target.attr.value == "weight" else None
 
     # ----- layer classes in checks ---------------------------------------------------------
     def visit_Call(self, rw, node) -> None:
@@ -127,7 +127,7 @@ class NnInitTransform(Transform):
         if found is None or not isinstance(updated, cst.Comparison):
             return updated
         module, member, present = found
-        classes = self.facts.classes_of(module)
+        classes = self.facts.classes_of(module, rw)
         if classes is None or not classes <= OPTIONAL_KEYS:
             return updated
         rw.converted += 1
@@ -171,7 +171,7 @@ class NnInitTransform(Transform):
         if args is None or target is None:
             return updated
         args["t"] = code_of(target)
-        text, why = build(args, self._layer_of(target))
+        text, why = build(args, self._layer_of(target, rw))
         if text is None:
             _drop_findings(rw, call)
             rw.flag(call, f"{_PREFIX}{name}", "semantics-differ", why)

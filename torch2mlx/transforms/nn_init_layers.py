@@ -108,12 +108,12 @@ class LayerFacts:
     """Tracks class members and isinstance narrowing during the pass (hooks called by nn-init)."""
 
     def __init__(self) -> None:
-        self.members: list = [{}]       # per class nesting: attr -> torch class name
+        self.members: list = [{}]       # per class nesting: attr -> torch class name (or the ClassDef, not read yet)
         self.narrowed: list = [{}]      # per block nesting: name -> frozenset of torch class names
         self.pending: dict = {}          # id(If.body) -> (name, classes)
 
     def visit_ClassDef(self, rw, node: cst.ClassDef) -> None:
-        self.members.append(_class_members(rw, node))
+        self.members.append(node)  # read on first use: most classes never need it (a walk of the class)
 
     def leave_ClassDef(self) -> None:
         self.members.pop()
@@ -142,11 +142,17 @@ class LayerFacts:
     def leave_IndentedBlock(self) -> None:
         self.narrowed.pop()
 
-    def classes_of(self, module: cst.BaseExpression) -> Optional[frozenset]:
+    def classes_of(self, module: cst.BaseExpression, rw) -> Optional[frozenset]:
         """The torch classes `module` is known to be one of (torch names), or None."""
         if isinstance(module, cst.Name):
             return self.narrowed[-1].get(module.value)
         chain = attribute_chain(module)
-        if chain is not None and len(chain) == 2 and chain[0] == "self" and chain[1] in self.members[-1]:
-            return frozenset({self.members[-1][chain[1]]})
-        return None
+        if chain is None or len(chain) != 2 or chain[0] != "self":
+            return None
+        members = self._members(rw)
+        return frozenset({members[chain[1]]}) if chain[1] in members else None
+
+    def _members(self, rw) -> dict:
+        if isinstance(self.members[-1], cst.ClassDef):
+            self.members[-1] = _class_members(rw, self.members[-1])
+        return self.members[-1]

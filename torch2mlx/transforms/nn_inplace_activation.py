@@ -28,6 +28,7 @@ Left flagged (the table's `inplace` flag, with the reason) when
 from __future__ import annotations
 
 import dataclasses
+import re
 from dataclasses import dataclass, field
 from typing import Optional
 
@@ -38,6 +39,7 @@ from torch2mlx.transforms import Transform
 from torch2mlx.transforms.nn_inplace_flow import FRESH_METHODS, PASS_FUNCS, READING_BUILTINS, Callee, FunctionFlow
 
 RULE_ID = "nn-inplace-activation"
+_POSITIONAL_TRUE = re.compile(r"[(,]\s*True\s*\)")
 _SEQUENTIAL = frozenset({"torch.nn.Sequential", "torch.nn.modules.container.Sequential"})
 _MODULE_BASES = frozenset({"torch.nn.Module", "torch.nn.modules.module.Module"})
 # torch layers whose output is always a new tensor (checked against torch: never the input's storage)
@@ -310,7 +312,9 @@ class InplaceActivations(Transform):
         self.analysis: Optional[_Analysis] = None
 
     def applies_to(self, text: str) -> bool:
-        return "inplace" in text or "True" in text  # nn.ReLU(True): positional
+        # `inplace=True`, or a positional True that may be it (`nn.ReLU(True)`, `nn.LeakyReLU(0.2, True)`,
+        # `F.relu(x, True)`): the analysis walks the whole module, so files without either skip it
+        return "inplace" in text or _POSITIONAL_TRUE.search(text) is not None
 
     def visit_Module(self, rw, node) -> None:
         self.analysis = _Analysis(rw, node)

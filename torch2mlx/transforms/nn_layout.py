@@ -112,7 +112,9 @@ class NnLayoutTransform(LayoutOps, LayoutFlow, Transform):
         self.layers: Optional[dict] = None
         self.functions: dict = {}     # module-level function -> its FunctionDef (layer factories like conv3x3)
         self.class_defs: dict = {}    # module-level class name -> its ClassDef
-        self.constructions: dict = {}  # class name -> [(call building it, enclosing FunctionDef or None)]
+        self._constructions: Optional[dict] = None  # class name -> [(call, enclosing FunctionDef, class)], on demand
+        self._module_node: Optional[cst.Module] = None
+        self._scope_bindings: dict = {}  # id(FunctionDef) -> its bindings
         self.promoted: set = set()    # classes without channels-last layers that keep feature maps channels-last
         self._cl_memo: dict = {}      # class name -> whether it takes channels-last input
         self._checking: set = set()   # classes being checked (guards a class built from itself)
@@ -131,6 +133,7 @@ class NnLayoutTransform(LayoutOps, LayoutFlow, Transform):
     def _class_layers(self, rw, node: cst.ClassDef) -> Optional[dict]:
         """{attr: layout kind of the submodule} when `__init__` builds a channels-last layer, else None."""
         layers: dict = {}
+        passed: dict = {}  # attr -> (__init__, parameter) for `self.attr = parameter`
         for stmt in node.body.body:
             if isinstance(stmt, cst.FunctionDef) and stmt.name.value == "__init__":
                 for line in stmt.body.body:
@@ -140,10 +143,16 @@ class NnLayoutTransform(LayoutOps, LayoutFlow, Transform):
                                 target = small.targets[0].target
                                 if isinstance(target, cst.Attribute) and isinstance(target.value, cst.Name) and target.value.value == "self":
                                     value = small.value
-                                    layers[target.attr.value] = (self._passed_module_layout(rw, node, stmt, value.value)
-                                                                 if isinstance(value, cst.Name) else self._module_layout(rw, value))
+                                    if isinstance(value, cst.Name):
+                                        passed[target.attr.value] = (stmt, value.value)
+                                    else:
+                                        layers[target.attr.value] = self._module_layout(rw, value)
         spatial = any(v not in (None, "pp", "plain") for v in layers.values())
-        return layers if spatial or node.name.value in self.promoted else None
+        if not spatial and node.name.value not in self.promoted:
+            return None  # modules passed to __init__ matter only in a class that is channels-last already
+        for attr, (init, param) in passed.items():
+            layers.setdefault(attr, self._passed_module_layout(rw, node, init, param))
+        return layers
 
     def _passed_module_layout(self, rw, cls: cst.ClassDef, init: cst.FunctionDef, param: str) -> Optional[str]:
         """`self.downsample = downsample` (an __init__ parameter): the one layout of every module this file passes
@@ -153,7 +162,7 @@ class NnLayoutTransform(LayoutOps, LayoutFlow, Transform):
             return None
         index = params.index(param)
         layouts = set()
-        for call, scope, _ in self.constructions.get(cls.name.value, []):
+        for call, scope, _ in self.constructions().get(cls.name.value, []):
             if any(a.star for a in call.args):
                 return None
             value = next((a.value for a in call.args if a.keyword is not None and a.keyword.value == param), None)
@@ -161,7 +170,10 @@ class NnLayoutTransform(LayoutOps, LayoutFlow, Transform):
             if value is None and index < len(plain):
                 value = plain[index]
             if isinstance(value, cst.Name) and scope is not None:
-                bound = [v for v in _bindings(scope).get(value.value, []) if not (isinstance(v, tuple) and v[0] == "param")]
+                if id(scope) not in self._scope_bindings:
+                    self._scope_bindings[id(scope)] = _bindings(scope)
+                bound = [v for v in self._scope_bindings[id(scope)].get(value.value, [])
+                         if not (isinstance(v, tuple) and v[0] == "param")]
                 value = bound[0] if len(bound) == 1 and isinstance(bound[0], cst.Call) else value
             if value is None or (isinstance(value, cst.Name) and value.value == "None"):
                 continue
@@ -248,6 +260,12 @@ class NnLayoutTransform(LayoutOps, LayoutFlow, Transform):
         if len(layouts) == 1:
             return layouts.pop()
         return "flag" if layouts - {None, "pp", "plain"} else None
+
+    def constructions(self) -> dict:
+        """Every `Cls(...)` of this file's classes, found by one walk of the module when first needed."""
+        if self._constructions is None:
+            self._constructions = _constructions(self._module_node, set(self.class_defs))
+        return self._constructions
 
     def _channels_last_class(self, rw, value) -> bool:
         """`Cls(...)` for a class of this file that takes channels-last input (its __init__ builds such a layer)."""
@@ -645,7 +663,7 @@ class NnLayoutTransform(LayoutOps, LayoutFlow, Transform):
         self.module_names = _bindings(node)
         self.functions = {stmt.name.value: stmt for stmt in node.body if isinstance(stmt, cst.FunctionDef)}
         self.class_defs = {stmt.name.value: stmt for stmt in node.body if isinstance(stmt, cst.ClassDef)}
-        self.constructions = _constructions(node, set(self.class_defs))
+        self._constructions, self._scope_bindings, self._module_node = None, {}, node
         self._cl_memo, self._checking = {}, set()
         self._find_own_classes(rw, node)
         classes = {}
@@ -681,12 +699,15 @@ class NnLayoutTransform(LayoutOps, LayoutFlow, Transform):
         without a flag, is made channels-last too: inside those classes it needs no transposes."""
         changed = False
         self._cl_memo = {}
+        channels_last = {d.name.value for d in defs if self._class_layers(rw, d) is not None}
+        if not channels_last:
+            return False  # no channels-last class to build them
         for stmt in defs:
             name = stmt.name.value
             if name in self.promoted or name in own or self._class_layers(rw, stmt) is not None:
                 continue
-            builders = {owner for _, _, owner in self.constructions.get(name, []) if owner is not None}
-            if not any(self._class_layers(rw, self.class_defs[b]) is not None for b in builders if b in self.class_defs):
+            builders = {owner for _, _, owner in self.constructions().get(name, []) if owner is not None}
+            if not builders & channels_last:
                 continue
             self.promoted.add(name)
             layout = self._dry_run(rw, stmt)
@@ -1056,20 +1077,29 @@ class _Instances:
         self.classes = classes  # class name -> (permutation to channels-last, number of inputs)
         self.module = _bindings(module)
         self.functions = {s.name.value: s for s in module.body if isinstance(s, cst.FunctionDef)}
-        self.scopes: list = []  # (FunctionDef, bindings)
+        self.scopes: list = []  # the FunctionDefs the pass is in
         self.params: dict = {}  # (function name, parameter name) -> (proven, class) or None
         self.attrs: dict = {}   # id(ClassDef) -> {attr: (proven, class)}
-        self.module_calls = self._calls_of_functions(module)
+        self.bound: dict = {}   # id(FunctionDef) -> its bindings, computed when first needed
+        self.candidates: set = {p.name.value for f in self.functions.values()
+                                for p in [*f.params.posonly_params, *f.params.params, *f.params.kwonly_params]}
+        self.module_calls = self._calls_of_functions(module)  # also adds the names bound to `Cls(...)`
+
+    def _bindings_of(self, fn: cst.FunctionDef) -> dict:
+        if id(fn) not in self.bound:
+            self.bound[id(fn)] = _bindings(fn)
+        return self.bound[id(fn)]
 
     def enter(self, node: cst.FunctionDef) -> None:
-        self.scopes.append((node, _bindings(node)))
+        self.scopes.append(node)
 
     def leave(self) -> None:
         self.scopes.pop()
 
     def callee(self, func, class_stack) -> Optional[tuple]:
         if isinstance(func, cst.Name):
-            return self.resolve(func.value, self.scopes)
+            # only a name bound to `Cls(...)` somewhere, or a parameter of a module-level function, can be one
+            return self.resolve(func.value, self.scopes) if func.value in self.candidates else None
         if (isinstance(func, cst.Attribute) and isinstance(func.value, cst.Name) and func.value.value == "self"
                 and class_stack and class_stack[-1][1] is None):
             node = class_stack[-1][0]
@@ -1079,7 +1109,8 @@ class _Instances:
         return None
 
     def resolve(self, name: str, scopes: list) -> Optional[tuple]:
-        for fn, bound in reversed(scopes):
+        for fn in reversed(scopes):
+            bound = self._bindings_of(fn)
             if name in bound:
                 if "global" in bound[name]:
                     break
@@ -1119,14 +1150,14 @@ class _Instances:
     def _calls_of_functions(self, module: cst.Module) -> dict:
         """name of a module-level function -> [(call, scopes of the caller)] for every call of it."""
         calls: dict = {}
-        functions = self.functions
+        functions, classes, candidates = self.functions, self.classes, self.candidates
 
         class _Walk(cst.CSTVisitor):
             def __init__(self) -> None:
                 self.scopes: list = []
 
             def visit_FunctionDef(self, node) -> None:
-                self.scopes.append((node, _bindings(node)))
+                self.scopes.append(node)
 
             def leave_FunctionDef(self, node) -> None:
                 self.scopes.pop()
@@ -1134,6 +1165,19 @@ class _Instances:
             def visit_Call(self, node) -> None:
                 if isinstance(node.func, cst.Name) and node.func.value in functions:
                     calls.setdefault(node.func.value, []).append((node, list(self.scopes)))
+
+            def visit_Assign(self, node) -> None:
+                value = node.value
+                if isinstance(value, cst.Call) and isinstance(value.func, cst.Name) and value.func.value in classes:
+                    for target in node.targets:
+                        if isinstance(target.target, cst.Name):
+                            candidates.add(target.target.value)
+
+            def visit_AnnAssign(self, node) -> None:
+                value = node.value
+                if isinstance(value, cst.Call) and isinstance(value.func, cst.Name) and value.func.value in classes \
+                        and isinstance(node.target, cst.Name):
+                    candidates.add(node.target.value)
 
         module.visit(_Walk())
         return calls
