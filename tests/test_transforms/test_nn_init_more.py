@@ -219,6 +219,9 @@ def _constructor_classes() -> dict:
     for rule in load_default_table():
         for name in rule.functions:
             templates = [rule.mlx or ""] + [v.mlx for v in rule.variants]
+            if rule.handler is not None:  # what the handler writes, as its examples show it
+                templates += [e.mlx.split("=", 1)[-1] if e.mlx.startswith("out =") else e.mlx
+                              for e in rule.examples if e.mlx]
             classes = {m.group(1) for t in templates for m in [re.match(r"\s*nn\.([A-Z]\w*)\(", t)] if m}
             if re.match(r"torch\.nn\.[A-Z]\w*$", name) and classes:
                 found[name] = classes
