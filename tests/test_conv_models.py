@@ -216,3 +216,13 @@ def test_sequential_flattening_a_feature_map_is_flagged():
     result = convert_source(source)
     assert any(d.rule_id == "nn-layout" for d in result.diagnostics), result.code
 
+
+
+def test_a_flagged_statement_keeps_torch_meaning():
+    """Rewrites planned inside a statement the analysis gives up on are dropped: the flagged code is
+    torch's, converted op by op, not half remapped (here `g.permute(0, 2, 1)` would become `g`)."""
+    body = "g = h.mean((2, 3))\nattn = g[:, None] @ torch.ones(2, 1, 3).permute(0, 2, 1) + h.sum()\nreturn attn * h.view(-1, 4)"
+    result = convert_source(_forward(body))
+    flagged = [d for d in result.diagnostics if d.rule_id == "nn-layout" and d.severity.value == "warning"]
+    assert flagged, result.code
+    assert "mx.transpose(mx.ones((2, 1, 3)), (0, 2, 1))" in result.code, result.code

@@ -343,6 +343,13 @@ class NnLayoutTransform(LayoutOps, LayoutFlow, Transform):
     def visit_SimpleStatementLine(self, rw, node: cst.SimpleStatementLine) -> None:
         if self.state is None:
             return
+        findings = rw.statement_findings[-1] if hasattr(rw, "statement_findings") else None
+        before = len(findings) if findings is not None else 0
+        self._statement(rw, node)
+        if findings is not None and any(f.rule_id == RULE and f.severity != "info" for f in findings[before:]):
+            self._forget_rewrites(node)  # a flagged statement keeps torch's meaning throughout
+
+    def _statement(self, rw, node: cst.SimpleStatementLine) -> None:
         for small in node.body:
             if isinstance(small, cst.Assign) and len(small.targets) == 1 and isinstance(small.targets[0].target, cst.Name):
                 self.scalars.discard(small.targets[0].target.value)
@@ -497,7 +504,19 @@ class NnLayoutTransform(LayoutOps, LayoutFlow, Transform):
     def _doubt(self, rw, e) -> str:
         rw.flag(e, RULE, "needs-review", "cannot tell how this depends on the axis order of a channels-last value "
                 "(MLX convolutions/pools/norms are NHWC, torch's NCHW)")
+        self._forget_rewrites(e)
         return "plain"
+
+    def _forget_rewrites(self, e) -> None:
+        """A flagged expression keeps torch's meaning: drop the layout rewrites planned inside it (a permute
+        made an identity, remapped axes), which are right only if the whole expression is followed."""
+        if not (self.rebuild or self.replace or self.reindex or self.to_channels_last or self.unwrap):
+            return
+        inside = {id(n) for n in _walk_nodes(e)}
+        for planned in (self.rebuild, self.replace, self.reindex, self.to_channels_last):
+            for key in inside.intersection(planned):
+                del planned[key]
+        self.unwrap -= inside
 
     def _call(self, rw, e: cst.Call) -> str:
         func = e.func
@@ -824,6 +843,15 @@ def _returned(function: cst.FunctionDef) -> list:
             return False
 
     function.visit(_Returns())
+    return found
+
+
+def _walk_nodes(node: cst.CSTNode) -> list:
+    found, stack = [], [node]
+    while stack:
+        current = stack.pop()
+        found.append(current)
+        stack.extend(current.children)
     return found
 
 
