@@ -90,7 +90,11 @@ def _project_layout_locals(tree: ast.Module, cross_file) -> frozenset:
         if isinstance(node, ast.ImportFrom) and not (node.module or "").startswith("torch"):
             source = absolute_import(module, node, is_package)
             found.update(a.asname or a.name for a in node.names if f"{source}.{a.name}" in project.layout_builders)
-    return frozenset(found)
+    if not found:
+        return frozenset()
+    # only those this file calls (builds a layer with): importing one to subclass it or re-export it does not count
+    called = {n.func.id for n in ast.walk(tree) if isinstance(n, ast.Call) and isinstance(n.func, ast.Name)}
+    return frozenset(found & called)
 
 
 def _imports_torch_from_project(project, module_name: Optional[str]) -> bool:
@@ -163,8 +167,9 @@ def convert_source(text: str, path: str = "<string>", *, rule_files: Sequence[Pa
         cross_file = (project, module_name, Path(path).name == "__init__.py")
     module_scope, scopes = analyze(tree, hot_attrs, cross_file)
     layout_builders = _project_layout_locals(tree, cross_file)
-    transforms = [cls() for cls in _transform_classes()
-                  if cls().applies_to(text) or module_scope.project_classes or layout_builders]
+    transforms = [cls() for cls in _transform_classes()  # layer builders of other files matter to nn-layout only
+                  if cls().applies_to(text) or (module_scope.project_classes and not cls.text_decides)
+                  or (layout_builders and cls.id == "nn-layout")]
     if any(t.needs_every_statement for t in transforms):
         cold: dict = {}
         for scope in scopes:

@@ -26,6 +26,9 @@ class Transform:
     # True when the transform must see every statement, even those that mention no torch
     # name (the pass otherwise skips them): e.g. layout tracking through plain arithmetic.
     needs_every_statement: ClassVar[bool] = False
+    # True when `applies_to(text)` alone decides: the transform needs no facts from other project
+    # files, so importing a module class from one does not switch it on (its analysis costs time)
+    text_decides: ClassVar[bool] = False
 
     def applies_to(self, text: str) -> bool:
         return True

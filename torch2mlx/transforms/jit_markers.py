@@ -28,6 +28,7 @@ MARKERS = {  # decorator -> keyword arguments its call form may carry
 class JitMarkers(Transform):
     id = "jit-markers"
     description = "@torch.jit.ignore / unused / export / script and compiler-disable decorators -> removed"
+    text_decides = True
 
     def applies_to(self, text: str) -> bool:
         return "jit" in text or "disable" in text

@@ -307,6 +307,7 @@ class InplaceActivations(Transform):
     id = RULE_ID
     description = "inplace=True activations/dropouts: dropped where no other reference sees the update"
     order = 45  # before inplace-op, which leaves calls translated here alone
+    text_decides = True
 
     def __init__(self) -> None:
         self.analysis: Optional[_Analysis] = None
