@@ -1,5 +1,4 @@
 """Cross-file awareness in directory runs: torch aliases and nn.Module bases from other files."""
-from pathlib import Path
 
 import pytest
 from click.testing import CliRunner

@@ -1,5 +1,4 @@
 """Every example of every rule: convert it, run torch and MLX, compare (DEVELOPERS.md, "How we test")."""
-import numpy as np
 import pytest
 
 from torch2mlx import convert_source

@@ -9,7 +9,6 @@ from typing import Iterable
 
 from rich.console import Console
 from rich.markup import escape
-from rich.markup import escape
 from rich.table import Table
 
 from torch2mlx.api import ConversionResult

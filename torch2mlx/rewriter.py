@@ -276,7 +276,7 @@ class TableRewriter(cst.CSTTransformer):
     def _leave_compound(self, original, updated):
         return self._pop_statement(original, updated)
 
-    visit_If = visit_For = visit_While = visit_With = visit_Try = _visit_compound
+    visit_If = visit_While = visit_With = visit_Try = _visit_compound  # visit_For: below (also marks its target)
     leave_If = leave_For = leave_While = leave_With = leave_Try = _leave_compound
 
     def leave_Assign(self, original: cst.Assign, updated: cst.Assign) -> cst.Assign:

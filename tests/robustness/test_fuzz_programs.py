@@ -6,13 +6,12 @@ Fixed seed and a small budget for CI; `TORCH2MLX_FUZZ_EXAMPLES=5000` for a longe
 """
 from __future__ import annotations
 
-import ast
 from pathlib import Path
 
 import hypothesmith
 import pytest
 import torch
-from hypothesis import HealthCheck, given, seed, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from fuzz_support import budget, check_conversion, cold_lines, hot_names

@@ -45,7 +45,7 @@ import libcst as cst
 from torch2mlx.binding import code_of
 from torch2mlx.rewriter import Finding
 from torch2mlx.transforms import Transform
-from torch2mlx.transforms.training_codegen import mlx_expr, mlx_statements
+from torch2mlx.transforms.training_codegen import mlx_statements
 from torch2mlx.transforms.training_scan import model_for, optimizer_models
 
 RULE_ID = "train-step"
