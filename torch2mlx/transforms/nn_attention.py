@@ -297,31 +297,22 @@ def _local(name: str, call: cst.Call, rewriter, positional_limit: int):
     return cst.Call(func=cst.Name(name), args=args), frozenset({"mx", "nn"})
 
 
-@register("nn_multihead_attention")
-def nn_multihead_attention(rule, original, call, receiver, rewriter):
-    return _local("MultiheadAttention", call, rewriter, 4)
+# handler name -> (local class, how many arguments torch's signature takes positionally)
+_HANDLERS = {
+    "nn_multihead_attention": ("MultiheadAttention", 4),
+    "nn_transformer_encoder_layer": ("TransformerEncoderLayer", 9),
+    "nn_transformer_encoder": ("TransformerEncoder", 5),
+    "nn_transformer_decoder_layer": ("TransformerDecoderLayer", 9),
+    "nn_transformer_decoder": ("TransformerDecoder", 3),
+    "nn_transformer": ("Transformer", 13),
+}
 
 
-@register("nn_transformer_encoder_layer")
-def nn_transformer_encoder_layer(rule, original, call, receiver, rewriter):
-    return _local("TransformerEncoderLayer", call, rewriter, 9)
+def _handler(name: str, positional_limit: int):
+    def handler(rule, original, call, receiver, rewriter):
+        return _local(name, call, rewriter, positional_limit)
+    return handler
 
 
-@register("nn_transformer_encoder")
-def nn_transformer_encoder(rule, original, call, receiver, rewriter):
-    return _local("TransformerEncoder", call, rewriter, 5)
-
-
-@register("nn_transformer_decoder_layer")
-def nn_transformer_decoder_layer(rule, original, call, receiver, rewriter):
-    return _local("TransformerDecoderLayer", call, rewriter, 9)
-
-
-@register("nn_transformer_decoder")
-def nn_transformer_decoder(rule, original, call, receiver, rewriter):
-    return _local("TransformerDecoder", call, rewriter, 3)
-
-
-@register("nn_transformer")
-def nn_transformer(rule, original, call, receiver, rewriter):
-    return _local("Transformer", call, rewriter, 13)
+for _key, (_name, _limit) in _HANDLERS.items():
+    register(_key)(_handler(_name, _limit))

@@ -205,31 +205,18 @@ def _local_rnn(mode: str, original: cst.Call, call: cst.Call, rewriter, kind: st
     return cst.Call(func=cst.Name(class_name), args=[mode_arg, *args]), frozenset({"mx", "nn"})
 
 
-@register("nn_lstm")
-def nn_lstm(rule, original, call, receiver, rewriter):
-    return _local_rnn("LSTM", original, call, rewriter)
+# handler name -> (torch mode, which local class)
+_HANDLERS = {
+    "nn_lstm": ("LSTM", "layer"), "nn_gru": ("GRU", "layer"), "nn_rnn": ("RNN", "layer"),
+    "nn_lstm_cell": ("LSTM", "cell"), "nn_gru_cell": ("GRU", "cell"), "nn_rnn_cell": ("RNN", "cell"),
+}
 
 
-@register("nn_gru")
-def nn_gru(rule, original, call, receiver, rewriter):
-    return _local_rnn("GRU", original, call, rewriter)
+def _handler(mode: str, kind: str):
+    def handler(rule, original, call, receiver, rewriter):
+        return _local_rnn(mode, original, call, rewriter, kind)
+    return handler
 
 
-@register("nn_rnn")
-def nn_rnn(rule, original, call, receiver, rewriter):
-    return _local_rnn("RNN", original, call, rewriter)
-
-
-@register("nn_lstm_cell")
-def nn_lstm_cell(rule, original, call, receiver, rewriter):
-    return _local_rnn("LSTM", original, call, rewriter, "cell")
-
-
-@register("nn_gru_cell")
-def nn_gru_cell(rule, original, call, receiver, rewriter):
-    return _local_rnn("GRU", original, call, rewriter, "cell")
-
-
-@register("nn_rnn_cell")
-def nn_rnn_cell(rule, original, call, receiver, rewriter):
-    return _local_rnn("RNN", original, call, rewriter, "cell")
+for _key, (_mode, _kind) in _HANDLERS.items():
+    register(_key)(_handler(_mode, _kind))
