@@ -1,6 +1,5 @@
 """Convolution models and layers: convert, load torch weights, compare (NCHW for torch, NHWC for MLX)."""
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Callable
 
 import numpy as np
@@ -11,8 +10,9 @@ mx = pytest.importorskip("mlx.core")
 
 from torch2mlx import convert_source, load_torch_weights  # noqa: E402
 
-MODELS_DIR = Path(__file__).resolve().parents[1] / "fixtures" / "models"
-ATOL = 1e-4  # the issue's tolerance for whole models (float32)
+from tests.model_support import (  # noqa: E402
+    ATOL, assert_close as _assert_close, channels_last as _channels_last, exec_source as _exec,
+    assert_model_matches_torch, converts_clean, randomize_batch_norm as _randomize_batch_norm)
 
 
 @dataclass(frozen=True)
@@ -29,70 +29,15 @@ CASES = {
 }
 
 
-def _exec(source: str, name: str) -> dict:
-    namespace: dict = {"__name__": name}
-    exec(compile(source, name, "exec"), namespace)  # noqa: S102 - our own fixtures
-    return namespace
-
-
-def _channels_last(array: np.ndarray) -> np.ndarray:
-    return np.moveaxis(array, 1, -1) if array.ndim >= 3 else array
-
-
-def _assert_close(actual, expected, where="output"):
-    """MLX outputs with spatial axes are channels-last: move torch's channels to the end to compare."""
-    if isinstance(expected, (tuple, list)):
-        assert len(actual) == len(expected), where
-        for i, (a, e) in enumerate(zip(actual, expected)):
-            _assert_close(a, e, f"{where}[{i}]")
-        return
-    expected = _channels_last(expected.detach().numpy())
-    actual = np.array(actual)
-    assert actual.shape == expected.shape, (where, actual.shape, expected.shape)
-    np.testing.assert_allclose(actual, expected, rtol=1e-4, atol=ATOL, err_msg=where)
-
-
-def _randomize_batch_norm(model) -> None:
-    """Non-trivial running statistics and affine parameters, so eval mode really uses them."""
-    generator = torch.Generator().manual_seed(1)
-    for module in model.modules():
-        if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
-            with torch.no_grad():
-                module.running_mean.copy_(torch.randn(module.num_features, generator=generator))
-                module.running_var.copy_(torch.rand(module.num_features, generator=generator) + 0.5)
-                if module.affine:
-                    module.weight.copy_(torch.randn(module.num_features, generator=generator))
-                    module.bias.copy_(torch.randn(module.num_features, generator=generator))
-
-
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_conv_model_converts_without_flags(name):
-    path = MODELS_DIR / CASES[name].file
-    result = convert_source(path.read_text(encoding="utf-8"), str(path))
-    warnings = [d for d in result.diagnostics if d.severity.value != "info"]
-    assert not warnings, "\n".join(d.format() for d in warnings)
-    assert "torch" not in result.code.replace("torch2mlx", "")
-    assert "# MLX layout: inputs x are channels-last" in result.code
-    assert convert_source(result.code).code == result.code
+    converts_clean(CASES[name].file)
 
 
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_conv_model_matches_torch_with_loaded_weights(name):
     case = CASES[name]
-    source = (MODELS_DIR / case.file).read_text(encoding="utf-8")
-    torch_ns, mlx_ns = _exec(source, f"torch_{name}"), _exec(convert_source(source).code, f"mlx_{name}")
-    torch.manual_seed(0)
-    torch_model = case.build(torch_ns)
-    _randomize_batch_norm(torch_model)
-    torch_model.eval()
-    mlx_model = case.build(mlx_ns)
-    mlx_model.eval()
-    report = load_torch_weights(mlx_model, torch_model.state_dict())
-    assert report.ok and report.loaded
-    x = np.random.RandomState(0).standard_normal(case.input_shape).astype(np.float32)
-    with torch.no_grad():
-        expected = torch_model(torch.from_numpy(x))
-    _assert_close(mlx_model(mx.array(_channels_last(x))), expected)
+    assert_model_matches_torch(case.file, case.build, case.input_shape, randomize=_randomize_batch_norm)
 
 
 LAYERS = [  # (torch constructor, torch input shape); MLX gets the same data channels-last

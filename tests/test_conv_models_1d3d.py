@@ -10,6 +10,7 @@ torch = pytest.importorskip("torch")
 mx = pytest.importorskip("mlx.core")
 
 from torch2mlx import convert_source, load_torch_weights  # noqa: E402
+from tests.model_support import assert_model_matches_torch, converts_clean  # noqa: E402
 from tests.test_conv_models_vision import _assert_close, _channels_last, _exec, _randomize, _warnings  # noqa: E402
 
 MODELS_DIR = Path(__file__).resolve().parents[1] / "fixtures" / "models"
@@ -166,26 +167,8 @@ def test_pads_in_a_class_follow_the_channels_last_layout():
 
 
 def test_audio_cnn1d_converts_without_flags():
-    path = MODELS_DIR / "audio_cnn1d.py"
-    result = convert_source(path.read_text(encoding="utf-8"), str(path))
-    assert not _warnings(result), "\n".join(d.format() for d in _warnings(result))
-    assert "torch" not in result.code.replace("torch2mlx", "")
-    assert "# MLX layout: inputs x" in result.code
-    assert convert_source(result.code).code == result.code
+    converts_clean("audio_cnn1d.py")
 
 
 def test_audio_cnn1d_matches_torch_with_loaded_weights():
-    source = (MODELS_DIR / "audio_cnn1d.py").read_text(encoding="utf-8")
-    torch_ns, mlx_ns = _exec(source, "torch_audio"), _exec(convert_source(source).code, "mlx_audio")
-    torch.manual_seed(0)
-    torch_model = torch_ns["AudioCNN1d"](2, 5)
-    _randomize(torch_model)
-    torch_model.eval()
-    mlx_model = mlx_ns["AudioCNN1d"](2, 5)
-    mlx_model.eval()
-    report = load_torch_weights(mlx_model, torch_model.state_dict())
-    assert report.ok and report.loaded
-    x = np.random.RandomState(0).standard_normal((3, 2, 40)).astype(np.float32)
-    with torch.no_grad():
-        expected = torch_model(torch.from_numpy(x))
-    _assert_close(mlx_model(mx.array(_channels_last(x))), expected, atol=ATOL)
+    assert_model_matches_torch("audio_cnn1d.py", lambda ns: ns["AudioCNN1d"](2, 5), (3, 2, 40), randomize=_randomize)

@@ -1,5 +1,4 @@
 """UNet and DCGAN fixtures, and nn.Upsample: convert, load torch weights, compare (NCHW for torch, NHWC for MLX)."""
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -7,10 +6,10 @@ import pytest
 torch = pytest.importorskip("torch")
 mx = pytest.importorskip("mlx.core")
 
-from torch2mlx import convert_source, load_torch_weights  # noqa: E402
-from tests.test_conv_models import _assert_close, _channels_last, _exec, _randomize_batch_norm  # noqa: E402
+from torch2mlx import convert_source  # noqa: E402
+from tests.model_support import (  # noqa: E402
+    assert_model_matches_torch, converts_clean, assert_close as _assert_close, channels_last as _channels_last, exec_source as _exec, randomize_batch_norm as _randomize_batch_norm)
 
-MODELS_DIR = Path(__file__).resolve().parents[1] / "fixtures" / "models"
 
 CASES = {  # name: (file, class, constructor args, torch input shape NCHW)
     "unet_small": ("unet_small.py", "UNetSmall", (3, 2, 4), (2, 3, 12, 16)),
@@ -21,32 +20,13 @@ CASES = {  # name: (file, class, constructor args, torch input shape NCHW)
 
 @pytest.mark.parametrize("file", sorted({c[0] for c in CASES.values()}))
 def test_fixture_converts_without_flags(file):
-    path = MODELS_DIR / file
-    result = convert_source(path.read_text(encoding="utf-8"), str(path))
-    warnings = [d for d in result.diagnostics if d.severity.value != "info"]
-    assert not warnings, "\n".join(d.format() for d in warnings)
-    assert "torch" not in result.code.replace("torch2mlx", "")
-    assert "# MLX layout: inputs" in result.code
-    assert convert_source(result.code).code == result.code
+    converts_clean(file)
 
 
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_model_matches_torch_with_loaded_weights(name):
     file, cls, args, shape = CASES[name]
-    source = (MODELS_DIR / file).read_text(encoding="utf-8")
-    torch_ns, mlx_ns = _exec(source, f"torch_{name}"), _exec(convert_source(source).code, f"mlx_{name}")
-    torch.manual_seed(0)
-    torch_model = torch_ns[cls](*args)
-    _randomize_batch_norm(torch_model)
-    torch_model.eval()
-    mlx_model = mlx_ns[cls](*args)
-    mlx_model.eval()
-    report = load_torch_weights(mlx_model, torch_model.state_dict())
-    assert report.ok and report.loaded
-    x = np.random.RandomState(0).standard_normal(shape).astype(np.float32)
-    with torch.no_grad():
-        expected = torch_model(torch.from_numpy(x))
-    _assert_close(mlx_model(mx.array(_channels_last(x))), expected)
+    assert_model_matches_torch(file, lambda ns: ns[cls](*args), shape, randomize=_randomize_batch_norm)
 
 
 UPSAMPLE = [  # checked against torch on NHWC data; H != W != C so a wrong axis shows

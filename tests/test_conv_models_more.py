@@ -1,5 +1,4 @@
 """More convolution models: MobileNet-style depthwise-separable blocks (groups=in_channels), against torch."""
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -9,13 +8,7 @@ mx = pytest.importorskip("mlx.core")
 
 from torch2mlx import convert_source, load_torch_weights  # noqa: E402
 
-MODELS_DIR = Path(__file__).resolve().parents[1] / "fixtures" / "models"
-
-
-def _exec(source: str, name: str) -> dict:
-    namespace: dict = {"__name__": name}
-    exec(compile(source, name, "exec"), namespace)  # noqa: S102 - our own fixtures
-    return namespace
+from tests.model_support import MODELS_DIR, exec_source as _exec  # noqa: E402
 
 
 def _randomize_batch_norm(model) -> None:

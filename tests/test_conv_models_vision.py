@@ -1,7 +1,6 @@
 """Vision layers MLX lacks or lays out differently (group / instance norm, pixel shuffle, adaptive
 pooling, F.interpolate) and two models using them: convert, load torch weights, compare
 (NCHW for torch, NHWC for MLX)."""
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -11,45 +10,14 @@ mx = pytest.importorskip("mlx.core")
 
 from torch2mlx import convert_source, load_torch_weights  # noqa: E402
 
-MODELS_DIR = Path(__file__).resolve().parents[1] / "fixtures" / "models"
-ATOL = 1e-4  # the issue's tolerance for whole models (float32)
-
-
-def _exec(source: str, name: str) -> dict:
-    namespace: dict = {"__name__": name}
-    exec(compile(source, name, "exec"), namespace)  # noqa: S102 - our own test sources
-    return namespace
-
-
-def _channels_last(array: np.ndarray) -> np.ndarray:
-    return np.moveaxis(array, 1, -1) if array.ndim >= 3 else array
+from tests.model_support import (  # noqa: E402
+    assert_close, assert_model_matches_torch, converts_clean, channels_last as _channels_last, exec_source as _exec,
+    randomize_parameters as _randomize, warnings as _warnings)
 
 
 def _assert_close(actual, expected, atol=1e-5, where="output"):
-    if isinstance(expected, (tuple, list)):
-        assert len(actual) == len(expected), where
-        for i, (a, e) in enumerate(zip(actual, expected)):
-            _assert_close(a, e, atol, f"{where}[{i}]")
-        return
-    expected = _channels_last(expected.detach().numpy())
-    actual = np.array(actual)
-    assert actual.shape == expected.shape, (where, actual.shape, expected.shape)
-    np.testing.assert_allclose(actual, expected, rtol=1e-4, atol=atol, err_msg=where)
-
-
-def _randomize(model) -> None:
-    """Non-trivial affine parameters and running statistics (torch starts norms at weight 1, bias 0)."""
-    generator = torch.Generator().manual_seed(1)
-    with torch.no_grad():
-        for name, tensor in [*model.named_parameters(), *model.named_buffers()]:
-            if name.endswith("running_var"):
-                tensor.copy_(torch.rand(tensor.shape, generator=generator) + 0.5)
-            elif tensor.is_floating_point():
-                tensor.copy_(torch.randn(tensor.shape, generator=generator) * 0.5)
-
-
-def _warnings(result) -> list:
-    return [d for d in result.diagnostics if d.severity.value != "info"]
+    """Single layers are compared at the rule examples' tolerance (atol 1e-5), whole models at ATOL."""
+    assert_close(actual, expected, atol=atol, where=where)
 
 
 LAYERS = [  # (torch constructor, torch input shape); MLX gets the same data channels-last
@@ -252,21 +220,5 @@ MODELS = {  # file, class, torch input shape (NCHW)
 @pytest.mark.parametrize("name", sorted(MODELS))
 def test_vision_model_converts_without_flags_and_matches_torch(name):
     file, cls, shape = MODELS[name]
-    source = (MODELS_DIR / file).read_text(encoding="utf-8")
-    result = convert_source(source, str(MODELS_DIR / file))
-    assert not _warnings(result), "\n".join(d.format() for d in result.diagnostics)
-    assert "torch" not in result.code.replace("torch2mlx", "").replace("pytorch_compatible", "")
-    assert "# MLX layout: inputs x are channels-last" in result.code
-    assert convert_source(result.code).code == result.code
-    torch.manual_seed(0)
-    torch_model = _exec(source, f"torch_{name}")[cls]()
-    _randomize(torch_model)
-    torch_model.eval()
-    mlx_model = _exec(result.code, f"mlx_{name}")[cls]()
-    mlx_model.eval()
-    report = load_torch_weights(mlx_model, torch_model.state_dict())
-    assert report.ok and report.loaded
-    x = np.random.RandomState(0).standard_normal(shape).astype(np.float32)
-    with torch.no_grad():
-        expected = torch_model(torch.from_numpy(x))
-    _assert_close(mlx_model(mx.array(_channels_last(x))), expected, atol=ATOL)
+    converts_clean(file)
+    assert_model_matches_torch(file, lambda ns: ns[cls](), shape, randomize=_randomize)

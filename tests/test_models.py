@@ -1,6 +1,5 @@
 """Model fixtures: convert the file, build both models, copy the torch weights, compare outputs in eval mode."""
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Callable
 
 import numpy as np
@@ -11,8 +10,11 @@ mx = pytest.importorskip("mlx.core")
 
 from torch2mlx import convert_source, load_torch_weights  # noqa: E402
 
-MODELS_DIR = Path(__file__).resolve().parents[1] / "fixtures" / "models"
-ATOL = 1e-4  # the issue's tolerance for whole models (float32)
+from tests.model_support import ATOL, MODELS_DIR, assert_close, exec_source as _exec  # noqa: E402, F401
+
+
+def _assert_close(actual, expected, where="output"):
+    assert_close(actual, expected, channels_last_output=False, where=where)  # no layout change here
 
 
 @dataclass(frozen=True)
@@ -50,12 +52,6 @@ CASES = {
                               rng.randint(0, 2, size=(3, 9)).astype(np.int64),
                               np.array([[1] * 9, [1] * 6 + [0] * 3, [1] * 4 + [0] * 5], dtype=np.int64))),
 }
-
-
-def _exec(source: str, name: str) -> dict:
-    namespace: dict = {"__name__": name}
-    exec(compile(source, name, "exec"), namespace)  # noqa: S102 - our own fixtures
-    return namespace
 
 
 def _convert(case: Case):
@@ -127,17 +123,6 @@ def _to(make, value):
     if isinstance(value, (tuple, list)):
         return type(value)(_to(make, v) for v in value)
     return make(value)
-
-
-def _assert_close(actual, expected, where="output"):
-    if isinstance(expected, (tuple, list)):
-        assert isinstance(actual, (tuple, list)) and len(actual) == len(expected), where
-        for i, (a, e) in enumerate(zip(actual, expected)):
-            _assert_close(a, e, f"{where}[{i}]")
-        return
-    actual, expected = np.array(actual), expected.detach().numpy()
-    assert actual.shape == expected.shape, where
-    np.testing.assert_allclose(actual, expected, rtol=1e-4, atol=ATOL, err_msg=where)
 
 
 RECURRENT = [  # (torch constructor, input shape, initial state shapes or None)
