@@ -75,3 +75,20 @@ def test_builders_of_channels_last_layers_are_known_across_files(tmp_path):
     assert result.exit_code == 1, result.output  # flagged: the stem's input is not known to be NHWC in MLX
     model = (out / "model.py").read_text()
     assert "# torch2mlx: nn-layout:" in model and "mean((2, 3))" not in model.split("# torch2mlx: nn-layout:")[0]
+
+
+def test_a_permuting_class_built_by_a_builder_counts_as_one(tmp_path):
+    """nn-layout may convert such a class (a LayerNorm2d) channels-last with its user: other files must know."""
+    root = tmp_path / "net"
+    root.mkdir()
+    (root / "__init__.py").write_text("")
+    (root / "norms.py").write_text(
+        "import torch.nn as nn\n\n\nclass LayerNorm2d(nn.Module):\n    def __init__(self, c):\n        super().__init__()\n"
+        "        self.norm = nn.LayerNorm(c)\n\n    def forward(self, x):\n"
+        "        return self.norm(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)\n\n\n"
+        "class Stem(nn.Module):\n    def __init__(self):\n        super().__init__()\n        self.conv = nn.Conv2d(3, 4, 1)\n"
+        "        self.norm = LayerNorm2d(4)\n\n\nclass Plain(nn.Module):\n    def forward(self, x):\n        return x.permute(0, 2, 1)\n"
+    )
+    index = build_project_index([root], sorted(root.rglob("*.py")))
+    assert {"net.norms.Stem", "net.norms.LayerNorm2d"} <= index.layout_builders
+    assert "net.norms.Plain" not in index.layout_builders

@@ -61,8 +61,8 @@ def decode_source(data: bytes, path: str = "<string>") -> str:
         raise InputError(f"cannot decode file: {exc}", path, line, 0) from None
 
 
-def _project_torch_locals(tree: ast.Module, cross_file) -> frozenset:
-    """Names imported at module level from other project files that are torch aliases there."""
+def _project_imports(tree: ast.Module, cross_file, facts) -> frozenset:
+    """Names imported at module level from other project files whose full name is in `facts`."""
     if not cross_file:
         return frozenset()
     from torch2mlx.project import absolute_import
@@ -72,29 +72,23 @@ def _project_torch_locals(tree: ast.Module, cross_file) -> frozenset:
     for node in tree.body:
         if isinstance(node, ast.ImportFrom) and not (node.module or "").startswith("torch"):
             source = absolute_import(module, node, is_package)
-            for a in node.names:
-                if f"{source}.{a.name}" in project.aliases:
-                    found.add(a.asname or a.name)
+            found.update(a.asname or a.name for a in node.names if f"{source}.{a.name}" in facts)
     return frozenset(found)
 
 
-def _project_layout_locals(tree: ast.Module, cross_file) -> frozenset:
-    """Names imported at module level from other project files that build channels-last layers there."""
-    if not cross_file:
-        return frozenset()
-    from torch2mlx.project import absolute_import
+def _project_torch_locals(tree: ast.Module, cross_file) -> frozenset:
+    """Names imported from other project files that are torch aliases there."""
+    return _project_imports(tree, cross_file, cross_file[0].aliases) if cross_file else frozenset()
 
-    project, module, is_package = cross_file
-    found = set()
-    for node in tree.body:
-        if isinstance(node, ast.ImportFrom) and not (node.module or "").startswith("torch"):
-            source = absolute_import(module, node, is_package)
-            found.update(a.asname or a.name for a in node.names if f"{source}.{a.name}" in project.layout_builders)
+
+def _project_layout_locals(tree: ast.Module, cross_file) -> frozenset:
+    """Names imported from other project files that build channels-last layers there, and that this file
+    calls (builds a layer with): importing one to subclass or re-export it does not count."""
+    found = _project_imports(tree, cross_file, cross_file[0].layout_builders) if cross_file else frozenset()
     if not found:
-        return frozenset()
-    # only those this file calls (builds a layer with): importing one to subclass it or re-export it does not count
+        return found
     called = {n.func.id for n in ast.walk(tree) if isinstance(n, ast.Call) and isinstance(n.func, ast.Name)}
-    return frozenset(found & called)
+    return found & called
 
 
 def _imports_torch_from_project(project, module_name: Optional[str]) -> bool:

@@ -134,13 +134,14 @@ def build_project_index(roots: Iterable[Path], files: Iterable[Path]) -> Project
 
 
 def _called_names(defs: list, torch_locals: dict) -> dict:
-    """def name -> (whether it calls a torch layer that is channels-last in MLX, the plain names it calls)."""
+    """def name -> (whether it calls a torch layer that is channels-last in MLX, the plain names it calls,
+    whether it permutes a tensor)."""
     from torch2mlx.transforms.nn_layout_tables import ADAPTIVE, KEEP, SPATIAL
 
     channels_last = set(SPATIAL) | set(KEEP) | set(ADAPTIVE)
     found = {}
     for node in defs:
-        direct, names = False, set()
+        direct, names, permutes = False, set(), False
         for sub in ast.walk(node):
             if isinstance(sub, ast.Call):
                 qual = _torch_name(sub.func, torch_locals)
@@ -148,7 +149,9 @@ def _called_names(defs: list, torch_locals: dict) -> dict:
                     direct = True
                 elif isinstance(sub.func, ast.Name):
                     names.add(sub.func.id)
-        found[node.name] = (direct, names)
+                elif isinstance(sub.func, ast.Attribute) and sub.func.attr == "permute":
+                    permutes = True
+        found[node.name] = (direct, names, permutes)
     return found
 
 
@@ -165,11 +168,14 @@ def _layout_builders(files: list) -> frozenset:
                 if target in built and full not in built:
                     built.add(full)
                     changed = True
-            for name, (direct, calls) in defs.items():
+            for name, (direct, calls, permutes) in defs.items():
                 full = f"{module}.{name}"
                 if full in built:
                     continue
-                if direct or any(f"{module}.{c}" in built or project_locals.get(c) in built for c in calls):
+                # a class that permutes (a LayerNorm2d) built by a builder of its file may be converted
+                # channels-last along with it (nn-layout promotes such classes): count it as a builder too
+                promoted = permutes and any(name in other[1] and f"{module}.{o}" in built for o, other in defs.items())
+                if direct or promoted or any(f"{module}.{c}" in built or project_locals.get(c) in built for c in calls):
                     built.add(full)
                     changed = True
     return frozenset(built)

@@ -42,6 +42,7 @@ from torch2mlx.template import sentinel
 from torch2mlx.transforms import Transform
 from torch2mlx.transforms.nn_layout_flow import LayoutFlow
 from torch2mlx.transforms.nn_layout_ops import RANK, LayoutOps
+from torch2mlx.transforms.nn_layout_ops import int_value as _int
 from torch2mlx.transforms.nn_layout_tables import (  # what each layer does to a layout
     AXES, TO_CL, TO_TORCH, ADAPTIVE, FUNCTIONS, KEEP, LAYOUT_FUNCTIONS, PER_POSITION, SPATIAL)
 
@@ -60,14 +61,6 @@ def _layer_kind(rw, call: cst.BaseExpression) -> Optional[str]:
 def _axis(layout, index) -> Optional[int]:
     """The channels-last axis for torch axis `index`, or None when the layout or axis is unknown."""
     return AXES.get(layout, {}).get(index) if index is not None else None
-
-
-def _int(node) -> Optional[int]:
-    if isinstance(node, cst.Integer):
-        return int(node.value)
-    if isinstance(node, cst.UnaryOperation) and isinstance(node.operator, cst.Minus) and isinstance(node.expression, cst.Integer):
-        return -int(node.expression.value)
-    return None
 
 
 def _names(node: cst.CSTNode) -> list:
