@@ -4,9 +4,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from torch2mlx import convert_source, load_torch_weights
+from torch2mlx import convert_source
 
-from training_support import converted_namespaces, train_one_epoch
+from training_support import assert_checkpoint_reloads, assert_first_20_steps_match, converted_namespaces
 
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "training"
 MLP = FIXTURES / "mlp_classifier.py"
@@ -20,28 +20,12 @@ def mlp():
 
 @pytest.mark.parametrize("optimizer,lr", [("sgd", "0.05"), ("adam", "0.01")])
 def test_first_20_steps_match_torch(mlp, optimizer, lr, capsys):
-    torch_ns, mlx_ns = mlp
-    argv = ["--optimizer", optimizer, "--lr", lr, "--max-norm", "0.5"]
-    t_args, m_args = torch_ns["parse_args"](argv), mlx_ns["parse_args"](argv)
-    t_model, m_model = torch_ns["Net"](), mlx_ns["Net"]()
-    load_torch_weights(m_model, t_model.state_dict())
-    t_losses, t_acc = train_one_epoch(torch_ns, t_args, t_model)
-    m_losses, m_acc = train_one_epoch(mlx_ns, m_args, m_model)
-    assert len(t_losses) == len(m_losses) == 20
-    assert len(set(np.round(t_losses, 3))) > 5, "the losses should move"
-    np.testing.assert_allclose(m_losses, t_losses, rtol=1e-3)
-    assert 0.0 <= m_acc <= 1.0 and abs(m_acc - t_acc) <= 1 / 128
-    out = capsys.readouterr().out
-    assert out.count("Train epoch 1 [") == 8 and out.count("Test set: average loss") == 2
+    assert_first_20_steps_match(*mlp, ["--optimizer", optimizer, "--lr", lr, "--max-norm", "0.5"], capsys)
 
 
-def test_checkpoint_written_by_the_mlx_script_reloads(mlp, tmp_path, monkeypatch, capsys):
-    _, mlx_ns = mlp
+def test_checkpoint_written_by_the_mlx_script_reloads(mlp, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    trained = mlx_ns["main"](["--save-model", "--epochs", "2"])
-    assert (tmp_path / "mlp_classifier.safetensors").exists()
-    fresh = mlx_ns["main"](["--load-model", "--seed", "7"])
-    assert fresh == trained and trained > 0.5
+    assert_checkpoint_reloads(mlp[1], tmp_path, "mlp_classifier.safetensors", 0.5)
 
 
 def _optimizer_examples():
