@@ -5,16 +5,149 @@ taken from the rule table's own examples (unary, binary, reduction, shape ops), 
 with random dims (negative too) and a random mix of positional and keyword arguments.
 A case is: torch raises -> skipped; converted with a warning -> flagged; else both run and
 are compared with torch2mlx.verify.compare (float rtol 1e-4, atol 1e-5; ints exactly).
+
+The MLX side runs in a worker process (`MLXWorker`): an MLX abort (a C++ exception that
+terminates, a segfault) or a hang kills only the worker, and the case is recorded as "crash"
+with its expression instead of ending the test run. Not a fork of the test process: a child
+forked after MLX has evaluated anything in the parent (other tests did) deadlocks on CPU.
 """
 from __future__ import annotations
 
+import os
+import pickle
 import random
+import select
+import signal
+import struct
+import subprocess
+import sys
+import tempfile
+import time
 from dataclasses import dataclass
 
 import numpy as np
 
 from torch2mlx import InputError, convert_source
 from torch2mlx.verify import compare, example_source, run_function, to_numpy
+
+# The worker imports only numpy and mlx (0.3 s; torch and torch2mlx would take 3 s). Its
+# run/convert mirror torch2mlx.verify.run_function(..., "mlx") and the MLX branches of
+# to_numpy; anything else in a result (a torch tensor left unconverted) goes through to_numpy.
+_WORKER = r"""
+import os, pickle, struct, sys
+import numpy as np
+import mlx.core as mx
+
+out = os.fdopen(os.dup(1), "wb")
+os.dup2(2, 1)  # prints of the code under test go to stderr, not into the protocol
+inp = sys.stdin.buffer
+
+def convert(value):
+    if isinstance(value, mx.array):
+        return np.array(value.astype(mx.float32) if value.dtype == mx.bfloat16 else value)
+    if isinstance(value, mx.Dtype):
+        return ("dtype", str(value).replace("mlx.core.", "").rstrip("_"))
+    if isinstance(value, (list, tuple)):
+        return type(value)(convert(v) for v in value) if not hasattr(value, "_fields") else tuple(convert(v) for v in value)
+    if type(value).__module__.split(".")[0] == "torch":
+        from torch2mlx.verify import to_numpy
+        return to_numpy(value)
+    return value
+
+while True:
+    head = inp.read(8)
+    if len(head) < 8:
+        break
+    code, inputs = pickle.loads(inp.read(struct.unpack("<Q", head)[0]))
+    try:
+        args = {k: mx.array(v) if isinstance(v, np.ndarray) else v for k, v in inputs.items()}
+        namespace = {"__name__": "example"}
+        exec(compile(code, "<mlx example>", "exec"), namespace)
+        reply = pickle.dumps(("ok", convert(namespace["example"](**args))))
+    except BaseException as exc:  # noqa: BLE001 - reported to the parent as "mlx-raises"
+        reply = pickle.dumps(("raises", f"{type(exc).__name__}: {exc}"[:300]))
+    out.write(struct.pack("<Q", len(reply)) + reply)
+    out.flush()
+"""
+
+
+class MLXCrash(Exception):
+    """The worker died (signal, abort, exit) or timed out while running a case."""
+
+
+class MLXWorker:
+    """A subprocess that runs converted code under MLX, one case at a time; restarted after a crash."""
+
+    def __init__(self, timeout: float = float(os.environ.get("TORCH2MLX_FUZZ_TIMEOUT", 60))):
+        self.timeout = timeout
+        self.proc = None
+        self.stderr = None
+
+    def _start(self) -> None:
+        self.stderr = tempfile.TemporaryFile()
+        env = dict(os.environ, MLX_DEVICE=os.environ.get("MLX_DEVICE", "cpu"), PYTHONFAULTHANDLER="1")
+        self.proc = subprocess.Popen([sys.executable, "-c", _WORKER], stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE, stderr=self.stderr, env=env)
+
+    def close(self) -> None:
+        if self.proc is not None:
+            if self.proc.poll() is None:
+                self.proc.kill()
+            self.proc.wait()
+            self.proc.stdin.close()
+            self.proc.stdout.close()
+            self.stderr.close()
+            self.proc = None
+
+    def run(self, code: str, inputs: dict):
+        """("ok", numpy result) or ("raises", message); MLXCrash when the process dies or hangs."""
+        if self.proc is None or self.proc.poll() is not None:
+            self.close()
+            self._start()
+        start = self.stderr.seek(0, 2)
+        message = pickle.dumps((code, inputs))
+        try:
+            self.proc.stdin.write(struct.pack("<Q", len(message)) + message)
+            self.proc.stdin.flush()
+            head = self._read(8)
+            return pickle.loads(self._read(struct.unpack("<Q", head)[0]))
+        except (MLXCrash, OSError) as exc:
+            timed_out = isinstance(exc, MLXCrash) and "timed out" in str(exc)
+            if self.proc.poll() is None:
+                self.proc.kill()
+            code_ = self.proc.wait()
+            self.stderr.seek(start)
+            tail = self.stderr.read().decode("utf-8", "replace").strip()[-600:]
+            self.close()
+            how = (f"timed out after {self.timeout:g} s" if timed_out else
+                   f"killed by {signal.Signals(-code_).name}" if code_ < 0 else f"exited with {code_}")
+            raise MLXCrash(f"{how}: {tail}") from None
+
+    def _read(self, n: int) -> bytes:
+        fd, data, deadline = self.proc.stdout.fileno(), b"", time.monotonic() + self.timeout
+        while len(data) < n:
+            left = deadline - time.monotonic()
+            if left <= 0 or not select.select([fd], [], [], left)[0]:
+                raise MLXCrash("timed out")
+            chunk = os.read(fd, n - len(data))
+            if not chunk:
+                raise MLXCrash("end of output")
+            data += chunk
+        return data
+
+
+_worker = None
+
+
+def run_mlx(code: str, inputs: dict):
+    """Run converted code under MLX in the shared worker process (see MLXWorker.run)."""
+    global _worker
+    if _worker is None:
+        import atexit
+
+        _worker = MLXWorker()
+        atexit.register(_worker.close)
+    return _worker.run(code, inputs)
 
 UNARY = ["torch.abs({a})", "torch.exp(torch.tanh({a}))", "torch.sin({a})", "torch.tanh({a})", "torch.sigmoid({a})",
          "torch.relu({a})", "F.relu({a})", "{a}.abs()", "{a}.neg()", "torch.sqrt(torch.abs({a}))", "-{a}",
@@ -76,7 +209,7 @@ def random_inputs(rng: random.Random) -> dict:
 
 @dataclass
 class Outcome:
-    status: str  # skipped | flagged | agrees | silently-wrong | mlx-raises | input-error
+    status: str  # skipped | flagged | agrees | silently-wrong | mlx-raises | crash | input-error
     detail: str = ""
     converted: str = ""
 
@@ -94,9 +227,11 @@ def run_case(expression: str, inputs: dict) -> Outcome:
     if any(d.severity.value != "info" or d.kind.value == "needs-review" for d in result.diagnostics):
         return Outcome("flagged", converted=result.code)
     try:
-        actual = to_numpy(run_function(result.code, inputs, "mlx"))
-    except Exception as exc:  # noqa: BLE001 - any MLX failure on unflagged code is a finding
-        return Outcome("mlx-raises", f"{type(exc).__name__}: {exc}"[:300], result.code)
+        kind, actual = run_mlx(result.code, inputs)
+    except MLXCrash as exc:  # MLX aborted, segfaulted or hung on unflagged code
+        return Outcome("crash", str(exc), result.code)
+    if kind == "raises":  # any MLX exception on unflagged code is a finding
+        return Outcome("mlx-raises", actual, result.code)
     problem = compare(expected, actual)
     return Outcome("agrees" if problem is None else "silently-wrong", problem or "", result.code)
 
