@@ -3,13 +3,15 @@ from __future__ import annotations
 
 import ast
 import functools
+import weakref
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional, Sequence
 
 import libcst as cst
 
-from torch2mlx import emitter, positions
+from torch2mlx import closed_world, emitter, positions
+from torch2mlx.array_facts import TORCH_ONLY_MEMBERS
 from torch2mlx.diagnostics import Diagnostic, InputError, Kind, Severity
 from torch2mlx.names import analyze, cold_statements
 from torch2mlx.rewriter import TableRewriter
@@ -155,7 +157,7 @@ def convert_source(text: str, path: str = "<string>", *, rule_files: Sequence[Pa
         return ConversionResult("\ufeff" + rest.code, text, rest.diagnostics, rest.converted)
     index = index or build_index(rule_files)
     tree, module = _parse(text, path)
-    hot_attrs = frozenset(index.methods) | _transform_attrs()
+    hot_attrs = _hot_attributes(index)
     cross_file = None
     if project is not None and module_name is not None:
         cross_file = (project, module_name, Path(path).name == "__init__.py")
@@ -180,7 +182,12 @@ def convert_source(text: str, path: str = "<string>", *, rule_files: Sequence[Pa
                               project_torch=project_torch)
     except RecursionError:
         raise InputError("expression nested too deeply to convert", path) from None
+    code, leftovers = closed_world.audit(code, text)
     diagnostics = _diagnostics(module, tree, text, rewriter, path)
+    if leftovers:
+        diagnostics = tuple(sorted(diagnostics + tuple(
+            Diagnostic(left.rule_id, Kind.UNKNOWN_API, Severity.WARNING, left.message, path, left.line, left.column)
+            for left in leftovers), key=lambda d: (d.line, d.column)))
     return ConversionResult(code, text, diagnostics, rewriter.converted)
 
 
@@ -189,6 +196,17 @@ def _transform_classes() -> tuple:
     from torch2mlx.transforms import discover
 
     return tuple(discover())
+
+
+_HOT_ATTRS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _hot_attributes(index: RuleIndex) -> frozenset:
+    """Attribute names that make a statement worth visiting: rule methods, what transforms watch,
+    and torch-only Tensor members (on a known array they are flagged, never passed through)."""
+    if index not in _HOT_ATTRS:
+        _HOT_ATTRS[index] = frozenset(index.methods) | frozenset(index.attributes) | _transform_attrs() | TORCH_ONLY_MEMBERS
+    return _HOT_ATTRS[index]
 
 
 @functools.lru_cache(maxsize=1)

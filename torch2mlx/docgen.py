@@ -41,6 +41,8 @@ def _rule_section(rule: Rule) -> list[str]:
         facts.append("also " + ", ".join(_code(f) for f in others))
     if rule.methods:
         facts.append("tensor method " + ", ".join(_code(f".{m}()") for m in rule.methods))
+    if rule.attributes:
+        facts.append("tensor attribute " + ", ".join(_code(f".{a}") for a in rule.attributes))
     if rule.values:
         facts.append("value " + ", ".join(_code(v) for v in rule.values))
     out.append("; ".join(facts) + ".")

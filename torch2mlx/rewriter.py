@@ -7,12 +7,15 @@ finding; the emitter turns findings into `# torch2mlx:` comments.
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Optional, Union
 
 import libcst as cst
 
 from torch2mlx import handlers
+from torch2mlx.array_facts import TORCH_ONLY_MEMBERS
+from torch2mlx.emitter import is_generated_mark
 from torch2mlx.binding import Bound, Flag, bind, code_of
 from torch2mlx.names import Scope
 from torch2mlx.table.index import RuleIndex
@@ -20,6 +23,7 @@ from torch2mlx.table.model import Rule
 from torch2mlx.template import choose_template, expand, is_atomic, normalize, parenthesize, template_placeholders, template_roots
 from torch2mlx.tensors import TORCH_KEYWORDS, TensorFacts, attribute_chain
 
+_SENTINEL = re.compile(r"__t2m_mod_(\w+?)__")
 _LITERAL_RECEIVERS = (
     cst.SimpleString, cst.ConcatenatedString, cst.FormattedString, cst.List, cst.Dict, cst.Set,
     cst.ListComp, cst.DictComp, cst.SetComp, cst.Integer, cst.Float,
@@ -103,6 +107,7 @@ class TableRewriter(cst.CSTTransformer):
         self.identity_calls: set[int] = set()
         self.arg_stack: list[int] = []
         self.bool_names: list[set] = [set()]
+        self.store_targets: set[int] = set()  # ids of assignment / del targets
 
     # ----- transform hooks -----------------------------------------------------------------
     # libcst looks `visit_<Type>` up by name for every node; resolving once per type is
@@ -152,6 +157,7 @@ class TableRewriter(cst.CSTTransformer):
 
     # ----- findings ------------------------------------------------------------------------
     def flag(self, node: cst.CSTNode, rule_id: str, kind: str, message: str, severity: str = "warning") -> None:
+        message = _SENTINEL.sub(r"\1", message)  # generated code quoted in a message: the usual alias
         stmt = self.statement_stack[-1] if self.statement_stack else None
         self.statement_findings[-1].append(Finding(node, rule_id, kind, message, severity, tuple(self.arg_stack), stmt))
 
@@ -200,7 +206,7 @@ class TableRewriter(cst.CSTTransformer):
             self._class_stack.append(self.tensors.submodules)
             self.tensors.submodules = scope.submodules
         self._push_statement(node)
-        generated = any(line.comment is not None and line.comment.value.startswith("# torch2mlx: generated helper")
+        generated = any(line.comment is not None and is_generated_mark(line.comment.value)
                         for line in node.leading_lines)
         if not scope.interesting or generated:
             self.scope_counter += scope.nested_count
@@ -296,6 +302,15 @@ class TableRewriter(cst.CSTTransformer):
                         self.tensors.mark(el.value.value, known)
         return updated
 
+    def visit_AssignTarget(self, node: cst.AssignTarget) -> None:
+        self.store_targets.add(id(node.target))
+
+    def visit_AugAssign(self, node: cst.AugAssign) -> None:
+        self.store_targets.add(id(node.target))
+
+    def visit_AnnAssign(self, node: cst.AnnAssign) -> None:
+        self.store_targets.add(id(node.target))
+
     def leave_AnnAssign(self, original: cst.AnnAssign, updated: cst.AnnAssign) -> cst.AnnAssign:
         if isinstance(original.target, cst.Name):
             known = self.tensors.is_tensor_annotation(original.annotation) or (
@@ -338,13 +353,17 @@ class TableRewriter(cst.CSTTransformer):
         self.inner_attrs.add(id(node.attr))  # `x.nn` is not a reference to a name `nn`
 
     def leave_Attribute(self, original: cst.Attribute, updated: cst.Attribute):
-        if id(original) in self.inner_attrs or id(original) in self.call_funcs:
+        if id(original) in self.call_funcs:
             return updated
         if isinstance(original.value, cst.Call) and id(original.value) in self.namedtuple_calls:
             rule = self.namedtuple_calls[id(original.value)]
             field = original.attr.value
             if field in rule.namedtuple and isinstance(updated.value, cst.Tuple):
                 return updated.value.elements[rule.namedtuple.index(field)].value
+        if self._torch_only_member(original.attr.value) and self._on_tensor(original.value):
+            return self._tensor_attribute(original, updated)
+        if id(original) in self.inner_attrs:
+            return updated
         return self._rewrite_value(original, updated)
 
     def leave_Subscript(self, original: cst.Subscript, updated: cst.Subscript) -> cst.Subscript:
@@ -356,6 +375,37 @@ class TableRewriter(cst.CSTTransformer):
                           "boolean-mask indexing has a data-dependent shape and MLX raises on it; "
                           "use mx.where (or index with explicit positions)")
         return updated
+
+    @staticmethod
+    def _torch_only_member(name: str) -> bool:
+        """A torch.Tensor member mx.array lacks (another name on a "tensor" means the fact is wrong)."""
+        return name in TORCH_ONLY_MEMBERS
+
+    def _on_tensor(self, value: cst.BaseExpression) -> bool:
+        return self.tensors.is_tensor(value) and self._is_plain_receiver(value)
+
+    def _tensor_attribute(self, original: cst.Attribute, updated: cst.Attribute):
+        """`x.data` on a tensor: the table's attribute rule, or a flag (an mx.array has no such attribute)."""
+        name = original.attr.value
+        rule = self.index.attribute(name)
+        if rule is None:
+            self.flag_missing_member(original, name, called=False)
+            return updated
+        if rule.status == "manual" or rule.mlx is None:
+            self.flag(original, rule.id, "no-equivalent", rule.why or "no exact MLX equivalent")
+            return updated
+        if id(original) in self.store_targets:
+            self.flag(original, rule.id, "no-equivalent", f"assigning `.{name}` of an array: MLX arrays are immutable; assign a new array by hand")
+            return updated
+        self.converted += 1
+        self.roots_used |= template_roots(rule.mlx)
+        result = expand(rule.mlx, rule, Bound({"input": updated.value}))
+        return result if is_atomic(result) else parenthesize(result)
+
+    def flag_missing_member(self, node: cst.CSTNode, name: str, called: bool) -> None:
+        """The closed world: a member of a known array that neither the table nor mx.array has."""
+        what = f".{name}()" if called else f".{name}"
+        self.flag(node, f"Tensor.{name}", "unknown-api", f"no MLX rule for Tensor.{name}, and an mx.array has no `{what}`: translate it by hand")
 
     def _is_bool_mask(self, node: cst.BaseExpression) -> bool:
         if isinstance(node, cst.Comparison):
@@ -401,6 +451,9 @@ class TableRewriter(cst.CSTTransformer):
         elif isinstance(original.func, cst.Attribute):
             rule = self.index.method(original.func.attr.value)
             if rule is None:
+                name = original.func.attr.value
+                if self._torch_only_member(name) and self._on_tensor(original.func.value):
+                    self.flag_missing_member(original, name, called=True)
                 return updated
             if not self._receiver_is_tensor(original, rule):
                 return updated
@@ -424,7 +477,7 @@ class TableRewriter(cst.CSTTransformer):
                 return False  # a torch module or value, e.g. torch.nn.init
             head = chain[0]
             for scope in reversed(self.scopes):
-                if head in scope.modules:
+                if head in scope.modules or head in scope.imports:  # a module, or a torch alias bound ambiguously
                     return False
         return True
 
@@ -445,6 +498,21 @@ class TableRewriter(cst.CSTTransformer):
                   f"`.{call.func.attr.value}()` on a value not known to be a tensor; "  # type: ignore[attr-defined]
                   f"annotate it `torch.Tensor` or translate by hand ({name})")
         return False
+
+    def _forget_findings_in_args_not_kept(self, original: cst.Call, updated: cst.Call, result) -> None:
+        """After a handler: a flagged value inside an argument the translation does not keep is moot."""
+        findings = self.statement_findings[-1]
+        if not findings or not isinstance(result, cst.CSTNode):
+            return
+        kept: set = set()
+        stack = [result]
+        while stack:
+            node = stack.pop()
+            kept.add(id(node))
+            stack.extend(node.children)
+        dropped = {id(old.value) for old, new in zip(original.args, updated.args) if id(new.value) not in kept}
+        if dropped:
+            self.statement_findings[-1] = [f for f in findings if not dropped.intersection(f.inside_args)]
 
     def _forget_findings_in_dropped_args(self, rule: Rule, original: cst.Call, bound: Bound, template: str) -> None:
         """A flagged value inside an argument the translation dropped (device=..., memory_format=...) is moot."""
@@ -475,6 +543,7 @@ class TableRewriter(cst.CSTTransformer):
         try:
             if rule.handler is not None:
                 result, roots = handlers.run(rule, original, updated, receiver, self)
+                self._forget_findings_in_args_not_kept(original, updated, result)
             else:
                 assert rule.signature is not None
                 bound = normalize(rule, bind(updated.args, rule.signature, receiver))

@@ -34,6 +34,10 @@ CONVERTED = [
     ("x = a * 1\nx.exp_()\nx.neg_()\nreturn x", "x = mx.negative(x)"),
     ("x = a * 1\nfor i in range(3):\n    x.mul_(2)\nreturn x", "x = mx.multiply(x, 2)"),
     ("x = torch.zeros(3)\nx[torch.tensor([0, 0, 1])] += torch.tensor([1.0, 2.0, 3.0])\nreturn x", "x[mx.array([0, 0, 1], dtype=mx.int64)] += mx.array([1.0, 2.0, 3.0])"),
+    # any `op_` whose `op` has a rule: no per-method list (found by third-party snippets: x.erf_())
+    ("x = a * 1\nx.erf_()\nreturn x", "x = mx.erf(x)"),
+    ("x = a * 1\nx.atan2_(b)\nreturn x", "x = mx.arctan2(x, b)"),
+    ("x = a * 1\nx.sinh_()\nx.logical_not_()\nreturn x", "x = mx.logical_not(x)"),
 ]
 
 FLAGGED = [
@@ -47,6 +51,7 @@ FLAGGED = [
     "for p in [a, b]:\n    p.mul_(0.5)\nreturn a",          # loop variable: an element of something else
     "x = a * 1\ny = x[0]\nx.mul_(2)\nreturn y",              # a view of x taken before
     "x = a * 1\nx.detach().zero_()\nreturn x",
+    "x = a * 1\nx.lgamma_()\nreturn x",                     # no rule for lgamma: flagged, not passed through
 ]
 
 

@@ -17,6 +17,7 @@ class RuleIndex:
         self.functions: dict[str, Rule] = {}
         self.methods: dict[str, Rule] = {}
         self.values: dict[str, Rule] = {}
+        self.attributes: dict[str, Rule] = {}
         for rule in by_id.values():
             for name in rule.functions:
                 self.functions[name] = rule
@@ -24,6 +25,8 @@ class RuleIndex:
                 self.methods[name] = rule
             for name in rule.values:
                 self.values[name] = rule
+            for name in rule.attributes:
+                self.attributes[name] = rule
 
     def function(self, qualified_name: str) -> Optional[Rule]:
         return self.functions.get(qualified_name)
@@ -33,6 +36,9 @@ class RuleIndex:
 
     def value(self, qualified_name: str) -> Optional[Rule]:
         return self.values.get(qualified_name)
+
+    def attribute(self, name: str) -> Optional[Rule]:
+        return self.attributes.get(name)
 
     def __len__(self) -> int:
         return len(self.by_id)

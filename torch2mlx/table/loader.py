@@ -97,6 +97,7 @@ def _build_rule(entry: dict, where: str) -> Rule:
         functions=_as_tuple(entry.get("function")),
         methods=_as_tuple(entry.get("method")),
         values=_as_tuple(entry.get("value")),
+        attributes=_as_tuple(entry.get("attribute")),
         ambiguous_method=entry.get("ambiguous_method", False),
         signature=signature,
         mlx=entry.get("mlx"),

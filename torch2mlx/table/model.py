@@ -85,6 +85,7 @@ class Rule:
     functions: tuple[str, ...] = ()
     methods: tuple[str, ...] = ()
     values: tuple[str, ...] = ()
+    attributes: tuple[str, ...] = ()  # Tensor attributes (x.data)
     ambiguous_method: bool = False
     signature: Optional[Signature] = None
     mlx: Optional[str] = None

@@ -44,6 +44,8 @@ RULE = {
         "function": {"oneOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}, "minItems": 1}]},
         "method": {"oneOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}, "minItems": 1}]},
         "value": {"oneOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}, "minItems": 1}]},
+        "attribute": {"oneOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}, "minItems": 1}],
+                      "description": "a Tensor attribute (x.data): the template's {input} is the tensor"},
         "ambiguous_method": {"type": "boolean"},
         "signature": {"type": "string"},
         "mlx": {"type": "string"},
@@ -72,7 +74,7 @@ RULE = {
         "examples": {"type": "array", "items": EXAMPLE},
     },
     "allOf": [
-        {"anyOf": [{"required": ["function"]}, {"required": ["method"]}, {"required": ["value"]}]},
+        {"anyOf": [{"required": ["function"]}, {"required": ["method"]}, {"required": ["value"]}, {"required": ["attribute"]}]},
         {"if": {"properties": {"status": {"const": "manual"}}}, "then": {"required": ["why"]}},
         {"if": {"properties": {"status": {"const": "conditional"}}}, "then": {"anyOf": [{"required": ["condition"]}, {"required": ["assumes"]}]}},
     ],

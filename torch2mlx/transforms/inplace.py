@@ -24,20 +24,19 @@ from typing import Optional
 
 import libcst as cst
 
+from torch2mlx.array_facts import TORCH_TENSOR_MEMBERS
 from torch2mlx.binding import code_of
 from torch2mlx.transforms import Transform
 from torch2mlx.transforms.training_codegen import mlx_expr
 
 RULE_ID = "inplace-op"
 SPECIAL = {"zero_", "fill_", "copy_"}
-GENERIC = {
-    "add_", "sub_", "mul_", "div_", "pow_", "neg_", "abs_", "exp_", "log_", "sqrt_", "rsqrt_",
-    "sigmoid_", "tanh_", "relu_", "floor_", "ceil_", "round_", "trunc_", "sign_", "reciprocal_",
-    "clamp_", "clamp_min_", "clamp_max_", "clip_", "masked_fill_", "index_add_", "lerp_",
-    "addcmul_", "addcdiv_", "squeeze_", "unsqueeze_", "t_", "transpose_", "sin_", "cos_",
-    "square_", "fmod_", "remainder_", "floor_divide_", "sub_", "true_divide_", "exp2_", "log1p_", "expm1_",
-}
-INPLACE_METHODS = frozenset(SPECIAL | GENERIC)
+# every in-place Tensor method (`op_`): its out-of-place form `op` comes from the rule table;
+# an `op_` with a rule of its own (requires_grad_) is translated by that rule before this runs
+# ops whose out-of-place result is bool: in place, torch stores it in the receiver's dtype
+_BOOL_RESULT = frozenset({"eq", "ne", "lt", "le", "gt", "ge", "greater", "greater_equal", "less", "less_equal",
+                          "not_equal", "logical_not", "logical_and", "logical_or", "logical_xor"})
+INPLACE_METHODS = frozenset(m for m in TORCH_TENSOR_MEMBERS if m.endswith("_") and not m.startswith("_")) | SPECIAL
 
 # expressions whose value never shares storage with anything else
 _FRESH_METHODS = frozenset({
@@ -220,6 +219,9 @@ class InplaceOps(Transform):
         rw.statement_findings[-1] = [f for f in rw.statement_findings[-1] if f.node is not node]
 
     def _refuse(self, rw, node, why: str) -> None:
+        # the closed world's "an mx.array has no .op_()": this flag says why
+        rw.statement_findings[-1] = [f for f in rw.statement_findings[-1]
+                                     if not (f.node is node and f.kind == "unknown-api" and f.rule_id.startswith("Tensor."))]
         rw.flag(node, RULE_ID, "semantics-differ", f"in-place update left as written: {why}; MLX arrays are immutable, assign the result by hand")
 
     @staticmethod
@@ -237,7 +239,7 @@ class InplaceOps(Transform):
 
     def leave_Call(self, rw, original, updated):
         func = original.func
-        if (isinstance(func, cst.Attribute) and func.attr.value in INPLACE_METHODS
+        if (isinstance(func, cst.Attribute) and _left_to_this(rw, func.attr.value)
                 and id(original) not in self.statement_calls and rw.qualified_name(func.value) is None):
             self._refuse(rw, original, f"the value of `.{func.attr.value}()` is used")
         return updated
@@ -246,7 +248,7 @@ class InplaceOps(Transform):
         call = original.value
         if not isinstance(call, cst.Call) or not isinstance(updated.value, cst.Call):
             return updated
-        if isinstance(call.func, cst.Attribute) and call.func.attr.value in INPLACE_METHODS:
+        if isinstance(call.func, cst.Attribute) and _left_to_this(rw, call.func.attr.value):
             if rw.qualified_name(call.func.value) is not None:
                 return updated
             return self._method(rw, original, updated, call)
@@ -282,10 +284,14 @@ class InplaceOps(Transform):
         if method in SPECIAL:
             return None
         rule = rw.index.method(method[:-1])
-        if rule is None:
+        if rule is None or rule.returns != "tensor":
             return None
         out_call = new_call.with_changes(func=new_call.func.with_changes(attr=cst.Name(method[:-1])))
-        return self._apply(rw, rule, call, out_call, new_call.func.value)
+        value = self._apply(rw, rule, call, out_call, new_call.func.value)
+        if value is not None and method[:-1] in _BOOL_RESULT:  # torch writes the result into x's dtype
+            cast = mlx_expr(rw, f"VALUE.astype({name}.dtype)")
+            value = cast.with_changes(func=cast.func.with_changes(value=value))
+        return value
 
     def leave_Assign(self, rw, original, updated):
         if len(original.targets) != 1:
@@ -320,6 +326,14 @@ class InplaceOps(Transform):
         where = where.with_changes(args=[where.args[0].with_changes(value=new_mask), *where.args[1:]])
         rw.converted += 1
         return updated.with_changes(targets=[cst.AssignTarget(cst.Name(name))], value=where)
+
+
+def _left_to_this(rw, method: str) -> bool:
+    """An in-place method this transform translates: not one the table converts by a rule of its own."""
+    if method not in INPLACE_METHODS:
+        return False
+    rule = rw.index.method(method)
+    return rule is None or rule.status == "manual"
 
 
 def _number(node: cst.BaseExpression) -> Optional[str]:

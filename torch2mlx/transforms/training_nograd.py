@@ -6,6 +6,13 @@ What it does
 Why
     MLX computes gradients only inside `mx.grad` / `nn.value_and_grad` transforms, so code
     outside them never records anything: the context has nothing to switch off.
+In a model's forward
+    A `with torch.no_grad():` inside `forward` (or `forward_*`) of an nn.Module class guards
+    code that MLX *would* differentiate when the model is called inside a loss (a frozen
+    backbone). There the block's assignments keep their values but are cut from the graph:
+    `feats = self.backbone(x)` becomes `feats = mx.stop_gradient(self.backbone(x))`. A block
+    that does anything else (expression statements, control flow, tuple targets) or assigns a
+    value not known to be an array is flagged with what to write.
 Left in place when
     the `with` binds a name (`as ...`) or mixes other context managers.
 """
@@ -13,10 +20,17 @@ from __future__ import annotations
 
 import libcst as cst
 
+from torch2mlx.binding import code_of
+from torch2mlx.rewriter import Finding
+from torch2mlx.tensors import attribute_chain
+
 from torch2mlx.transforms import Transform
+from torch2mlx.transforms.nn_module import _MODULE_BASES
+from torch2mlx.transforms.training_codegen import mlx_expr
 
 GRAD_CONTEXTS = frozenset({"torch.no_grad", "torch.inference_mode", "torch.enable_grad", "torch.autograd.no_grad",
                            "torch.autograd.grad_mode.no_grad", "torch.autograd.grad_mode.inference_mode"})
+_ENABLE = frozenset({"torch.enable_grad", "torch.autograd.grad_mode.enable_grad"})
 
 
 class NoGrad(Transform):
@@ -27,6 +41,9 @@ class NoGrad(Transform):
     def __init__(self) -> None:
         self.dropped: set = set()  # ids of original context / decorator expressions
         self.withs: set = set()
+        self.guarded: set = set()  # ids of the withs inside a model's forward: stop_gradient, not dropped
+        self.module_classes: set = set()
+        self.scopes: list = []  # "module-class", "class", "forward", "function"
 
     def applies_to(self, text: str) -> bool:
         return "no_grad" in text or "inference_mode" in text or "enable_grad" in text
@@ -35,12 +52,41 @@ class NoGrad(Transform):
         func = expr.func if isinstance(expr, cst.Call) and not expr.args else expr
         return rw.qualified_name(func) in GRAD_CONTEXTS
 
+    def visit_ClassDef(self, rw, node) -> None:
+        is_module = any(self._is_module_base(rw, b.value) for b in node.bases)
+        if is_module:
+            self.module_classes.add(node.name.value)
+        self.scopes.append("module-class" if is_module else "class")
+
+    def _is_module_base(self, rw, base) -> bool:
+        if rw.qualified_name(base) in _MODULE_BASES:
+            return True
+        if isinstance(base, cst.Name):
+            return base.value in self.module_classes or base.value in rw.project_module_classes
+        chain = attribute_chain(base)  # mlx.nn.Module, when converting converted code again
+        return chain is not None and len(chain) == 2 and chain[1] == "Module" and any(chain[0] in s.mlx_nn for s in rw.scopes)
+
+    def leave_ClassDef(self, rw, original, updated):
+        self.scopes.pop()
+        return updated
+
+    def _in_forward(self) -> bool:
+        return "forward" in self.scopes
+
     def visit_With(self, rw, node) -> None:
         if node.items and all(i.asname is None and self._is_grad_context(rw, i.item) for i in node.items):
             self.withs.add(id(node))
             self.dropped.update(id(i.item) for i in node.items)
+            if self._in_forward() and not all(self._is_enable(rw, i.item) for i in node.items):
+                self.guarded.add(id(node))
+
+    def _is_enable(self, rw, expr) -> bool:
+        return rw.qualified_name(expr.func if isinstance(expr, cst.Call) else expr) in _ENABLE
 
     def visit_FunctionDef(self, rw, node) -> None:
+        name = node.name.value
+        in_model = bool(self.scopes) and self.scopes[-1] == "module-class"
+        self.scopes.append("forward" if in_model and (name in ("forward", "__call__") or name.startswith("forward_")) else "function")
         for d in node.decorators:
             if self._is_grad_context(rw, d.decorator):
                 self.dropped.add(id(d.decorator))
@@ -55,6 +101,7 @@ class NoGrad(Transform):
     leave_Attribute = _drop_finding
 
     def leave_FunctionDef(self, rw, original, updated):
+        self.scopes.pop()
         kept = [new for old, new in zip(original.decorators, updated.decorators) if id(old.decorator) not in self.dropped]
         return updated.with_changes(decorators=kept) if len(kept) != len(updated.decorators) else updated
 
@@ -62,5 +109,51 @@ class NoGrad(Transform):
         if id(original) not in self.withs or not isinstance(updated.body, cst.IndentedBlock):
             return updated
         body = list(updated.body.body)
+        if id(original) in self.guarded:
+            why = self._stop_gradients(rw, original, body)
+            if isinstance(why, str):
+                return self._flag(rw, original, updated, why)
+            body = why
         body[0] = body[0].with_changes(leading_lines=[*updated.leading_lines, *body[0].leading_lines])
         return cst.FlattenSentinel(body)
+
+    def _stop_gradients(self, rw, original, body: list):
+        """The block's assignments with their values cut from the graph, or None (flagged) when that is not exact."""
+        old_body = list(original.body.body)
+        why = None
+        if len(old_body) != len(body):
+            why = "the block changed shape while converting it"
+        new_body = []
+        for old, new in zip(old_body, body):
+            if why is not None:
+                break
+            if not isinstance(old, cst.SimpleStatementLine) or not all(isinstance(s, cst.Assign) for s in old.body):
+                why = "it holds more than assignments"
+                break
+            smalls = []
+            for old_small, new_small in zip(old.body, new.body):
+                if not all(isinstance(t.target, (cst.Name, cst.Attribute)) for t in old_small.targets):
+                    why = f"`{code_of(old_small.targets[0].target)}` unpacks several values"
+                    break
+                if not rw.tensors.is_tensor(old_small.value):
+                    why = f"`{code_of(old_small.value)}` is not known to be an array"
+                    break
+                wrapped = mlx_expr(rw, "mx.stop_gradient(VALUE)")
+                wrapped = wrapped.with_changes(args=[wrapped.args[0].with_changes(value=new_small.value)])
+                smalls.append(new_small.with_changes(value=wrapped))
+            new_body.append(new.with_changes(body=smalls))
+        if why is not None:
+            return why
+        rw.converted += 1
+        return new_body
+
+    def _flag(self, rw, original, updated, why: str):
+        """Flag the `with` itself (its own findings were collected before this hook ran)."""
+        message = (f"torch.no_grad() in a model's forward: MLX would differentiate through this block ({why}); "
+                   "wrap each value it computes in mx.stop_gradient(...) and remove the `with`")
+        rw.findings.append(Finding(original.items[0].item, self.id, "semantics-differ", message, "warning", (), original))
+        rw.converted -= sum(1 for item in original.items if id(item.item) in self.dropped)
+        line = cst.EmptyLine(comment=cst.Comment(f"# torch2mlx: {self.id}: {message}"))
+        if any(l.comment is not None and l.comment.value.startswith(f"# torch2mlx: {self.id}:") for l in updated.leading_lines):
+            return updated
+        return updated.with_changes(leading_lines=[*updated.leading_lines, line])

@@ -132,6 +132,9 @@ class TrainStep(Transform):
     def leave_Call(self, rw, original, updated):
         if rw.qualified_name(original.func) == CLIP:  # decided with its block; re-flagged if unmatched
             rw.statement_findings[-1] = [f for f in rw.statement_findings[-1] if f.severity == "info"]
+        elif isinstance(original.func, cst.Attribute) and original.func.attr.value == "backward":
+            # `loss.backward()` is decided with its block too (the closed world's "no such method" is moot)
+            rw.statement_findings[-1] = [f for f in rw.statement_findings[-1] if f.node is not original]
         self.origin[id(updated)] = original
         return updated
 

@@ -1,0 +1,155 @@
+"""The closed world: exit 0 means the output no longer needs torch (issue: nothing passes silently).
+
+Every case here was found on code nobody here wrote (third-party snippets, real repositories):
+a method a known tensor has but an mx.array lacks, a torch name left in the output, a module
+built on torch, a frozen backbone under no_grad inside forward.
+"""
+import textwrap
+
+import mlx.core as mx
+import mlx.nn as mnn
+import numpy as np
+import pytest
+import torch
+
+from torch2mlx import convert_source
+from torch2mlx.verify import compare, run_function, to_numpy
+
+from model_support import exec_source
+
+
+def _warnings(result) -> list:
+    return [d for d in result.diagnostics if d.severity.value != "info"]
+
+
+def _convert(source: str):
+    result = convert_source(textwrap.dedent(source))
+    assert convert_source(result.code).code == result.code, "a second conversion changes the output"
+    return result
+
+
+@pytest.mark.parametrize("line", ["y = x.kron(x)", "y = x.lgamma()", "x.share_memory_()", "y = x.is_pinned()",
+                                  "n = x.storage_offset() + 0", "z = x.H"])
+def test_a_member_mx_array_lacks_is_flagged_on_a_known_tensor(line):
+    result = _convert(f"import torch\nx = torch.randn(3, 3)\n{line}\n")
+    assert _warnings(result), result.code
+    flagged_line = result.code.splitlines()[result.code.splitlines().index(line) - 1]
+    assert flagged_line.startswith("# torch2mlx: "), result.code
+
+
+def test_members_mx_array_has_and_unknown_receivers_are_left_alone():
+    result = _convert("import torch\nx = torch.randn(3, 3)\ns = x.shape\nn = x.ndim\nfoo.kron(bar)\n")
+    assert not _warnings(result), result.code
+
+
+def test_data_attribute_is_translated_and_gives_torch_values():
+    source = "import torch\n\ndef example(a: torch.Tensor):\n    out = a * 2\n    return torch.softmax(out.data, 1)\n"
+    result = _convert(source)
+    assert not _warnings(result) and "mx.stop_gradient(out)" in result.code, result.code
+    a = np.random.RandomState(0).standard_normal((2, 3)).astype(np.float32)
+    assert compare(to_numpy(run_function(source, {"a": a}, "torch")), to_numpy(run_function(result.code, {"a": a}, "mlx"))) is None
+
+
+@pytest.mark.parametrize("line", ["g = x.grad", "r = x.requires_grad", "d = x.device"])
+def test_autograd_and_device_attributes_are_flagged_with_what_to_do(line):
+    result = _convert(f"import torch\nx = torch.randn(3)\n{line}\n")
+    (warning,) = _warnings(result)
+    assert warning.line == 3 and ("grad" in warning.message or "device" in warning.message), warning.format()
+
+
+def test_assigning_an_attribute_of_an_array_is_flagged_not_rewritten():
+    result = _convert("import torch\nx = torch.randn(3)\nx.data = torch.zeros(3)\n")
+    assert _warnings(result) and "x.data = mx.zeros" in result.code, result.code
+
+
+def test_a_torch_name_the_pass_cannot_resolve_is_flagged_at_its_line():
+    source = "try:\n    import torch\nexcept ImportError:\n    torch = None\n\n\ndef f(x):\n    return torch.relu(x)\n"
+    result = _convert(source)
+    (warning,) = _warnings(result)
+    assert (warning.rule_id, warning.line) == ("torch-reference", 8), warning.format()
+    lines = result.code.splitlines()
+    assert lines[lines.index("    return torch.relu(x)") - 1].startswith("    # torch2mlx: torch-reference:"), result.code
+    again = convert_source(result.code)
+    assert [d.rule_id for d in _warnings(again)] == ["torch-reference"], "a second conversion must still report it"
+
+
+@pytest.mark.parametrize("imp,module", [
+    ("from einops.layers.torch import Rearrange", "einops.layers.torch"),
+    ("import torchvision", "torchvision"),
+    ("from torchvision.models import resnet18", "torchvision"),
+    ("import timm", "timm"),
+    ("from transformers import AutoModel", "transformers"),
+])
+def test_a_module_built_on_torch_never_exits_clean(imp, module):
+    result = _convert(f"import torch\n{imp}\nx = torch.zeros(3)\n")
+    (warning,) = _warnings(result)
+    assert warning.rule_id == "torch-dependency" and warning.line == 2 and module in warning.message, warning.format()
+
+
+def test_einops_functions_work_on_mlx_arrays_and_are_not_flagged():
+    result = _convert("import torch\nfrom einops import rearrange\nx = rearrange(torch.zeros(2, 3), 'a b -> b a')\n")
+    assert not _warnings(result), result.code
+
+
+def test_clean_output_names_no_torch():
+    result = _convert("import torch\nimport torch.nn.functional as F\n\ndef f(x: torch.Tensor) -> torch.Tensor:\n    return F.relu(x).sum(dim=1)\n")
+    assert not _warnings(result)
+    assert "torch" not in result.code, result.code
+
+
+FROZEN = '''
+import torch
+import torch.nn as nn
+
+
+class Frozen(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.backbone = nn.Linear(4, 4)
+        self.head = nn.Linear(4, 2)
+
+    def forward(self, x):
+        with torch.no_grad():
+            feats = self.backbone(x)
+            feats = feats * 2
+        return self.head(feats)
+'''
+
+
+def test_no_grad_in_forward_keeps_the_backbone_frozen_as_in_torch():
+    result = _convert(FROZEN)
+    assert not _warnings(result), result.code
+    assert "mx.stop_gradient(self.backbone(x))" in result.code, result.code
+    model = exec_source(result.code, "frozen_mlx")["Frozen"]()
+    x = mx.ones((3, 4))
+
+    def loss(m, x):
+        return (m(x) ** 2).sum()
+
+    _, grads = mnn.value_and_grad(model, loss)(model, x)
+    assert float(mx.abs(grads["backbone"]["weight"]).sum()) == 0.0
+    assert float(mx.abs(grads["head"]["weight"]).sum()) > 0.0
+    torch_model = exec_source(FROZEN, "frozen_torch")["Frozen"]()
+    (torch_model(torch.ones(3, 4)) ** 2).sum().backward()
+    assert torch_model.backbone.weight.grad is None and torch_model.head.weight.grad is not None
+
+
+def test_no_grad_in_forward_that_cannot_be_cut_exactly_is_flagged():
+    source = FROZEN.replace("feats = self.backbone(x)\n            feats = feats * 2", "feats, aux = self.backbone(x)")
+    result = _convert(source)
+    (warning,) = _warnings(result)
+    assert warning.rule_id == "no-grad" and warning.line == 13, warning.format()
+    assert "with torch.no_grad():" in result.code
+
+
+def test_no_grad_outside_a_model_disappears():
+    result = _convert("import torch\n\n\ndef evaluate(model, x):\n    with torch.no_grad():\n        return model(x)\n")
+    assert not _warnings(result) and "no_grad" not in result.code and "stop_gradient" not in result.code, result.code
+
+
+def test_torch_built_module_detection_covers_submodules():
+    from torch2mlx.closed_world import torch_built_module
+
+    assert torch_built_module("torchvision.models.resnet") == "torchvision"
+    assert torch_built_module("einops.layers.torch") == "einops.layers.torch"
+    assert torch_built_module("einops") is None and torch_built_module("torchmetrics_like") is None
