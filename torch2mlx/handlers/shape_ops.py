@@ -5,7 +5,7 @@
 - `x.expand(...)` / `torch.broadcast_to`: a literal -1 keeps that dim; it becomes
   `x.shape[-k]` (sizes align from the right, and -1 is not allowed for new leading dims).
 - `torch.narrow` / `torch.select`: a subscript on the right axis.
-- `index_add` / `scatter_add`: `.at[...].add(...)`, which accumulates repeated indices.
+- `index_add`: `.at[...].add(...)`, which accumulates repeated indices (scatter_add: local_helpers.py).
 - `torch.meshgrid` / `torch.atleast_*d`: torch varargs (or one list) become MLX varargs.
 - `torch.hstack`: concatenation on axis 0 for 1-D inputs, axis 1 otherwise.
 """
@@ -131,25 +131,6 @@ def shape_index_add(rule, original: cst.Call, call: cst.Call, receiver, rewriter
     value = "{source}" if not bound.present("alpha") else "{source} * {alpha}"
     text = "{input}.at[" + _axis_prefix(dim) + "{index}" + _axis_suffix(dim) + "].add(" + value + ")"
     return expand(text, rule, bound), frozenset()
-
-
-@register("shape_scatter_add")
-def shape_scatter_add(rule, original: cst.Call, call: cst.Call, receiver, rewriter):
-    bound = _bound(rule, call, receiver)
-    d = int_literal_value(bound.get("dim"))
-    index = bound.get("index")
-    if d is None:
-        raise Flag("scatter_add needs dim as an integer literal for an exact translation")
-    if not is_simple(index):
-        raise Flag(f"scatter_add reads the index's shape: assign `{code_of(index)}` to a name first")
-    # one index array per axis: `index` on axis `dim`, a broadcast arange on every other axis
-    axis = str(d) if d >= 0 else "{index}.ndim - " + str(-d)
-    text = (
-        "{input}.at[tuple({index} if _a == " + axis + " else "
-        "mx.arange({index}.shape[_a]).reshape([-1 if _b == _a else 1 for _b in range({index}.ndim)]) "
-        "for _a in range({index}.ndim))].add({src})"
-    )
-    return expand(text, rule, bound), frozenset({"mx"})
 
 
 def _splat(rule, call, receiver, name):
