@@ -153,3 +153,25 @@ def test_torch_built_module_detection_covers_submodules():
     assert torch_built_module("torchvision.models.resnet") == "torchvision"
     assert torch_built_module("einops.layers.torch") == "einops.layers.torch"
     assert torch_built_module("einops") is None and torch_built_module("torchmetrics_like") is None
+
+
+def test_every_torch2mlx_comment_in_converted_fixtures_is_a_flag():
+    """`grep '# torch2mlx:'` over converted code lists flags only; generated helpers carry their own marker."""
+    import pathlib
+    import re
+
+    from torch2mlx.emitter import GENERATED_PREFIX
+
+    root = pathlib.Path(__file__).resolve().parents[1]
+    flag = re.compile(r"^# torch2mlx: [\w.\-\[\]]+: \S")
+    helpers = 0
+    files = sorted([*root.glob("fixtures/**/*.py"), *root.glob("examples/*.py")])
+    assert len(files) >= 20
+    for path in files:
+        code = convert_source(path.read_text(), str(path)).code
+        for line in code.splitlines():
+            text = line.strip()
+            if text.startswith("# torch2mlx:"):
+                assert flag.match(text) and "generated helper" not in text, f"{path.name}: {text}"
+            helpers += text.startswith(GENERATED_PREFIX)
+    assert helpers > 0, "no fixture has a generated helper: the check above proves nothing about helpers"

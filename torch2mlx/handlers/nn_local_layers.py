@@ -82,14 +82,16 @@ class Softmin(nn.Module):
 ''',
     "LogSoftmax": '''
 class LogSoftmax(nn.Module):
-    """PyTorch's LogSoftmax along `dim` (MLX's nn.LogSoftmax works on the last axis only)."""
+    """PyTorch's LogSoftmax along `dim`, shifted by the max as PyTorch computes it (MLX's nn.LogSoftmax
+    works on the last axis only, and its shapeless compile crashes on an axis of size 1)."""
 
     def __init__(self, dim):
         super().__init__()
         self.dim = dim
 
     def __call__(self, x):
-        return x - mx.logsumexp(x, axis=self.dim, keepdims=True)
+        shifted = x - mx.max(x, axis=self.dim, keepdims=True)
+        return shifted - mx.logsumexp(shifted, axis=self.dim, keepdims=True)
 ''',
 }
 
@@ -130,7 +132,7 @@ def _softmax_family(name: str):
         bound = bind(call.args, rule.signature)
         if not bound.present("dim") or code_of(bound.get("dim")) == "None":
             raise Flag(f"nn.{name} without dim uses torch's deprecated implicit axis; pass dim=")
-        if same_literal(code_of(bound.get("dim")), "-1"):
+        if same_literal(code_of(bound.get("dim")), "-1") and name != "LogSoftmax":
             return cst.parse_expression(f"{sentinel('nn')}.{name}()"), frozenset({"nn"})
         return local_layer_call(name, rule, call, rewriter)
     return handler
