@@ -175,3 +175,11 @@ def test_every_torch2mlx_comment_in_converted_fixtures_is_a_flag():
                 assert flag.match(text) and "generated helper" not in text, f"{path.name}: {text}"
             helpers += text.startswith(GENERATED_PREFIX)
     assert helpers > 0, "no fixture has a generated helper: the check above proves nothing about helpers"
+
+
+def test_data_of_a_value_not_known_to_be_a_tensor_is_flagged():
+    """Every evaluation loop of six real repositories read `outputs.data` (MLX arrays have no .data)."""
+    source = ("import torch\n\n\ndef evaluate(model, images):\n    outputs = model(images)\n"
+              "    _, predicted = torch.max(outputs.data, 1)\n    return predicted\n")
+    result = _convert(source)
+    assert any(d.rule_id == "Tensor.data" and d.line == 6 for d in _warnings(result)), result.code

@@ -360,8 +360,14 @@ class TableRewriter(cst.CSTTransformer):
             field = original.attr.value
             if field in rule.namedtuple and isinstance(updated.value, cst.Tuple):
                 return updated.value.elements[rule.namedtuple.index(field)].value
-        if self._torch_only_member(original.attr.value) and self._on_tensor(original.value):
-            return self._tensor_attribute(original, updated)
+        if self._torch_only_member(original.attr.value):
+            if self._on_tensor(original.value):
+                return self._tensor_attribute(original, updated)
+            if isinstance(original.value, cst.Name) and self.index.attribute(original.attr.value) and self._is_plain_receiver(original.value):
+                self.flag(original, f"Tensor.{original.attr.value}", "unknown-receiver",
+                          f"`.{original.attr.value}` on `{original.value.value}`, not known to be a tensor: an mx.array has no "
+                          f"`.{original.attr.value}` (for a tensor: {self.index.attribute(original.attr.value).why or 'mx.stop_gradient(x)'}); "
+                          "annotate it `torch.Tensor` or translate by hand")
         if id(original) in self.inner_attrs:
             return updated
         return self._rewrite_value(original, updated)
