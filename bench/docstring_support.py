@@ -5,12 +5,17 @@ turned into programs whose printed values are kept (`_outN = <expr>`), run under
 random functions recorded), converted with torch2mlx, run under MLX with torch blocked (the
 recorded random values replayed through `mx.random`), and compared.
 
-Process layout: the main process extracts, classifies and compares (numpy only; it imports torch
-for the docstrings but never runs an example). `jobs` worker processes per side (this file run with
-`--worker torch|mlx`) take examples over a pipe; each example runs in a fork of its worker, with a
-timeout, its own process group, stdout discarded and stderr kept, so an abort, a segfault or a hang
-costs one example, never the run. MLX workers block `import torch` before anything is imported and
-never evaluate an MLX array themselves (MLX's scheduler threads do not survive a fork).
+Process layout: the main process extracts, converts (torch2mlx, in its main thread, with a
+timeout), classifies and compares (numpy); it imports torch for the docstrings but never runs an
+example. `jobs` worker processes per side (this file run with `--worker torch|mlx`) take examples
+over a pipe, both pools started at once, torch results converted and queued for MLX as they come.
+Torch workers run many examples each, in fresh namespaces, with a SIGALRM timeout; global settings
+are put back after each run and a worker left unhealthy is replaced; a worker that dies or passes
+the pool's deadline is killed and restarted (that example is skipped). MLX workers block `import
+torch` before anything is imported and run each example in a fork (timeout, own process group,
+stdout discarded, stderr kept), so an abort, a segfault or a hang is a CRASH of one example, never
+of the run; they never evaluate an MLX array themselves (MLX's scheduler threads do not survive a
+fork).
 
 Values cross process boundaries as plain tagged tuples (see `normalize`):
 ("arr", ndarray, dtype name), ("num", value, kind), ("dtype", name), ("seq", [..]), ("dict", {..}),
@@ -251,9 +256,6 @@ def wrap_outputs(code: str) -> str:
 
 
 # ----------------------------------------------------------------------------------------- values
-
-_KINDS = {"bool": "b", "complex": "c"}
-
 
 def dtype_kind(name: str) -> str:
     if name == "bool":
