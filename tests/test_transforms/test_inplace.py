@@ -99,3 +99,21 @@ def test_global_tensor_mutated_in_function_is_flagged():
     source = "import torch\nx = torch.zeros(3)\n\n\ndef bump():\n    x.add_(1)\n"
     result = convert_source(source)
     assert any(d.rule_id == "inplace-op" for d in result.diagnostics), result.code
+
+
+@pytest.mark.parametrize("body", [
+    "y = a[0]\ny[1] = 5.0\nreturn a",                      # a view: torch writes through to a
+    "y = a.view(6)\ny[0] += 1.0\nreturn a",
+    "import numpy\nn = numpy.zeros(3)\nt = torch.from_numpy(n)\nt[0] = 1.0\nreturn n",  # torch docs' from_numpy example
+])
+def test_item_write_to_a_possible_view_is_flagged(body):
+    result = convert_source(_source(body))
+    assert any(d.rule_id == "inplace-op" and "view" in d.message for d in result.diagnostics), result.code
+
+
+def test_item_write_to_a_fresh_tensor_converts_and_matches_torch():
+    source = _source("x = torch.zeros(2, 3)\nx[0] = 1.0\nx[1, 2] += 4.0\nreturn x")
+    result = convert_source(source)
+    assert not [d for d in result.diagnostics if d.severity.value != "info"], result.code
+    inputs = _inputs()
+    assert compare(to_numpy(run_function(source, inputs, "torch")), to_numpy(run_function(result.code, inputs, "mlx"))) is None

@@ -38,6 +38,11 @@ def math_einsum(rule, original: cst.Call, call: cst.Call, receiver, rewriter):
     """torch.einsum(eq, a, b) and torch.einsum(eq, [a, b]) -> mx.einsum(eq, a, b)."""
     bound = normalize(rule, bind(call.args, rule.signature, receiver))
     operands = bound.get("operands") or []
+    sublists = [v for v in [bound.get("equation"), *operands] if isinstance(v, (cst.List, cst.Tuple)) and any(
+        isinstance(e, cst.Element) and isinstance(e.value, (cst.Integer, cst.Ellipsis)) for e in v.elements)]
+    if sublists:  # torch.einsum(a, [0, 1], b, [1, 2]): MLX takes an equation string only
+        raise Flag("the sublist form of torch.einsum (operands each followed by a list of axis numbers) has no "
+                   "MLX form: write the equation string, e.g. mx.einsum('ij,jk->ik', a, b)")
     if len(operands) == 1 and isinstance(operands[0], (cst.List, cst.Tuple)):
         items = operands[0].elements
         if any(not isinstance(e, cst.Element) for e in items):

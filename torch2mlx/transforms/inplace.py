@@ -20,6 +20,7 @@ Left in place (flagged) when
 from __future__ import annotations
 
 import ast
+import re
 from typing import Optional
 
 import libcst as cst
@@ -158,6 +159,18 @@ class _ScopeFacts:
             return "it is assigned to another name, which would have seen the mutation"
         return "it is used where a reference to it may be kept"
 
+    def view_source(self, name: str) -> Optional[str]:
+        """The assignment that may make `name` a view of another tensor (or of a numpy array), if any."""
+        for value in self.stores.get(name) or ():
+            if isinstance(value, ast.Subscript) and isinstance(value.value, ast.Name):
+                return ast.unparse(value)
+            if isinstance(value, ast.Call):
+                func = value.func
+                called = func.attr if isinstance(func, ast.Attribute) else func.id if isinstance(func, ast.Name) else ""
+                if called in _VIEW_FUNCS:
+                    return ast.unparse(value)
+        return None
+
     def problem(self, name: str) -> Optional[str]:
         if name in self.params:
             return f"`{name}` is a parameter: the caller would see the mutation"
@@ -186,7 +199,7 @@ class InplaceOps(Transform):
         self.statement_calls: set = set()
 
     def applies_to(self, text: str) -> bool:
-        return "_(" in text or "inplace" in text or "] =" in text
+        return "_(" in text or "inplace" in text or _ITEM_WRITE.search(text) is not None
 
     # ----- scopes -----------------------------------------------------------------------------
     def visit_Module(self, rw, node) -> None:
@@ -203,15 +216,19 @@ class InplaceOps(Transform):
 
     leave_ClassDef = leave_FunctionDef
 
-    def _problem(self, name: str) -> Optional[str]:
+    def _scope_facts(self) -> Optional[_ScopeFacts]:
         scope = self.scopes[-1] if self.scopes else None
         if scope is None or isinstance(scope, cst.ClassDef):
-            return "in-place update in a class body"
+            return None
         if id(scope) not in self.facts:
             code = scope.code if isinstance(scope, cst.Module) else cst.Module([]).code_for_node(scope)
             tree = ast.parse(code)
             self.facts[id(scope)] = _ScopeFacts(tree if isinstance(scope, cst.Module) else tree.body[0])
-        return self.facts[id(scope)].problem(name)
+        return self.facts[id(scope)]
+
+    def _problem(self, name: str) -> Optional[str]:
+        facts = self._scope_facts()
+        return "in-place update in a class body" if facts is None else facts.problem(name)
 
     # ----- helpers -----------------------------------------------------------------------------
     @staticmethod
@@ -301,8 +318,27 @@ class InplaceOps(Transform):
             return self._mask_assign(rw, original, updated, target)
         return updated
 
+    def leave_AugAssign(self, rw, original, updated):
+        if isinstance(original.target, cst.Subscript):
+            self._view_write(rw, original.target)
+        return updated
+
     # ----- x[x < 0] = 0 -------------------------------------------------------------------------
+    def _view_write(self, rw, target) -> bool:
+        """`y[i] = v` where `y` may be a view: torch writes through to the viewed tensor (or numpy array), MLX does not."""
+        if not isinstance(target.value, cst.Name) or not rw.tensors.is_tensor(target.value):
+            return False
+        scope = self._scope_facts()
+        source = scope.view_source(target.value.value) if scope is not None else None
+        if source is None:
+            return False
+        self._refuse(rw, target, f"`{target.value.value}` may be a view of another tensor or array (`{source[:40]}`): "
+                     "torch writes the item through to it, an MLX array is a copy")
+        return True
+
     def _mask_assign(self, rw, original, updated, target):
+        if self._view_write(rw, target):
+            return updated
         if not isinstance(target.value, cst.Name) or len(target.slice) != 1 or not isinstance(target.slice[0].slice, cst.Index):
             return updated
         name = target.value.value
@@ -326,6 +362,9 @@ class InplaceOps(Transform):
         where = where.with_changes(args=[where.args[0].with_changes(value=new_mask), *where.args[1:]])
         rw.converted += 1
         return updated.with_changes(targets=[cst.AssignTarget(cst.Name(name))], value=where)
+
+
+_ITEM_WRITE = re.compile(r"\]\s*(?:[-+*/%&|^@]|//|\*\*|<<|>>)?=(?!=)")
 
 
 def _left_to_this(rw, method: str) -> bool:
