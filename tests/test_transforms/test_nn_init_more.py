@@ -249,3 +249,13 @@ def test_isinstance_class_rules_are_one_to_one_and_keep_subclassing():
 
 def test_optional_key_layers_have_exact_isinstance_or_constructor_rules():
     assert OPTIONAL_KEYS <= set(_constructor_classes())
+
+
+def test_copy_into_a_conv_weight_is_flagged_not_silently_misplaced():
+    """An MLX conv weight is (out, kH, kW, in): a torch-layout copy_ into it is wrong whenever the shapes line up."""
+    from torch2mlx import convert_source
+
+    source = ("import torch\nimport torch.nn as nn\nconv = nn.Conv2d(3, 3, 3)\nwith torch.no_grad():\n"
+              "    conv.weight.copy_(torch.ones(3, 3, 3, 3))\n")
+    result = convert_source(source)
+    assert any(d.rule_id == "torch.Tensor.copy_" and d.line == 5 for d in result.diagnostics), result.code

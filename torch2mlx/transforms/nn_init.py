@@ -191,6 +191,15 @@ class NnInitTransform(Transform):
                         "(`m.weight.data.normal_(...)`) with mean/std or from/to arguments")
             return updated
         target, text = found
+        if method == "copy_" and target.attr.value == "weight":
+            classes = self._layer_of(target, rw)
+            if classes is None or any("Conv" in c for c in classes):
+                _drop_findings(rw, call)  # one flag for this statement: the layout is the root cause
+                rw.flag(call, "torch.Tensor.copy_", "semantics-differ",
+                        f"copying a tensor in torch's layout into `{code_of(target)}`: an MLX convolution weight is "
+                        "(out, *kernel, in) where torch's is (out, in, *kernel); move the axes "
+                        "(mx.moveaxis(src, 1, -1)) for a convolution, or assign it as is for other layers")
+                return updated
         _drop_findings(rw, call)
         rw.converted += 1
         return cst.Assign([cst.AssignTarget(target)], mlx_expr(rw, text), semicolon=updated.semicolon)
