@@ -162,12 +162,15 @@ class _ScopeFacts:
     def view_source(self, name: str) -> Optional[str]:
         """The assignment that may make `name` a view of another tensor (or of a numpy array), if any."""
         for value in self.stores.get(name) or ():
-            if isinstance(value, ast.Subscript) and isinstance(value.value, ast.Name):
+            if isinstance(value, ast.Subscript) and isinstance(value.value, ast.Name) and value.value.id != name:
                 return ast.unparse(value)
             if isinstance(value, ast.Call):
                 func = value.func
                 called = func.attr if isinstance(func, ast.Attribute) else func.id if isinstance(func, ast.Name) else ""
-                if called in _VIEW_FUNCS:
+                # `x = x.unsqueeze(0)`: a view of the old x, which nothing else refers to
+                of_itself = any(isinstance(n, ast.Name) and n.id == name for n in [
+                    getattr(func, "value", None), *(value.args[:1])])
+                if called in _VIEW_FUNCS and not of_itself:
                     return ast.unparse(value)
         return None
 
