@@ -15,8 +15,7 @@ from torch2mlx.array_facts import TORCH_ONLY_MEMBERS
 from torch2mlx.diagnostics import Diagnostic, InputError, Kind, Severity
 from torch2mlx.names import analyze, cold_statements
 from torch2mlx.rewriter import TableRewriter
-from torch2mlx.table import RuleIndex, load_default_table, load_rule_files
-from torch2mlx.table.model import Rule
+from torch2mlx.table import RuleIndex
 
 
 @dataclass(frozen=True)
@@ -41,11 +40,13 @@ _INDEX_CACHE: dict = {}
 
 
 def build_index(extra_rule_files: Sequence[Path] = ()) -> RuleIndex:
+    """The shipped rules plus `extra_rule_files`, indexed: once per process, and from the on-disk
+    cache (`torch2mlx.cache.load_index`, keyed by the rule files' contents and the code) when valid."""
     key = tuple(str(p) for p in extra_rule_files)
     if key not in _INDEX_CACHE:
-        rules: list[Rule] = list(load_default_table())
-        rules.extend(load_rule_files(extra_rule_files))
-        _INDEX_CACHE[key] = RuleIndex(rules)
+        from torch2mlx.cache import load_index  # late: cache -> fileio -> this module
+
+        _INDEX_CACHE[key] = load_index(extra_rule_files)
     return _INDEX_CACHE[key]
 
 

@@ -14,7 +14,6 @@ import click
 from rich.console import Console
 from rich.markup import escape
 
-from torch2mlx import batch
 from torch2mlx.api import build_index, convert_source
 from torch2mlx.cache import default_cache_dir
 from torch2mlx.cli_rules import rules_group
@@ -105,6 +104,9 @@ def convert(sources, output, diff, in_place, check, force, no_copy, exit_zero, r
     mode = "check" if check else "diff" if diff else "in-place" if in_place else "output" if output else None
     if mode is None:
         raise _fail(err, "a directory or several files need -o/--output DIR, --in-place, --diff or --check")
+    # the runner, process pool and reports: imported for directory runs only
+    from torch2mlx import batch
+
     batch.run_batch(err, sources, batch.BatchSettings(
         mode=mode, output=output, force=force, copy_other=not no_copy, exit_zero=exit_zero,
         rule_files=tuple(rule_files), excludes=tuple(excludes), jobs=jobs, cache_dir=None if no_cache else (cache_dir or default_cache_dir()),
@@ -115,6 +117,8 @@ def convert(sources, output, diff, in_place, check, force, no_copy, exit_zero, r
 @click.argument("sources", nargs=-1, required=True, type=click.Path(path_type=Path))
 @common_options
 def check(sources, rule_files, excludes, jobs, no_cache, cache_dir, report_json, report_file, sarif_file, verbose, quiet) -> None:
+    from torch2mlx import batch
+
     err = Console(stderr=True)
     batch.run_batch(err, sources, batch.BatchSettings(
         mode="check", rule_files=tuple(rule_files), excludes=tuple(excludes), jobs=jobs,

@@ -10,7 +10,6 @@ from typing import Optional
 import click
 from rich.console import Console
 from rich.markup import escape
-from rich.table import Table
 
 from torch2mlx.api import build_index
 from torch2mlx.table import RuleError, load_rule_files
@@ -47,6 +46,8 @@ def rules_group() -> None:
 @click.option("--rules", "rule_files", multiple=True, type=click.Path(path_type=Path), help="Extra YAML rule file. Repeatable.")
 def list_rules(pattern: str, status: Optional[str], rule_files) -> None:
     """List rules whose id, torch names or MLX target contain PATTERN."""
+    from rich.table import Table
+
     out = _stdout()
     index = _index(Console(stderr=True), rule_files)
     table = Table(show_edge=False)
@@ -110,6 +111,8 @@ def validate_rules(files) -> None:
 @click.option("--top", type=int, default=30, help="Rows shown per table.")
 def coverage_cmd(paths, excludes, rule_files, as_json: bool, top: int) -> None:
     """Which torch APIs used under PATHS have rules, which are flagged, which are unknown."""
+    from rich.table import Table
+
     from torch2mlx import coverage, runner
 
     out, err = _stdout(), Console(stderr=True)

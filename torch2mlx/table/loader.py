@@ -2,37 +2,39 @@
 
 YAML is read with a SafeLoader (no object construction), and every error names
 the file, the line of the offending entry and what is wrong.
+
+`yaml` and `jsonschema` are imported only when a rule file is actually parsed: a run whose
+index comes from the on-disk cache (`torch2mlx.cache.load_index`) never needs them.
 """
 from __future__ import annotations
 
 import functools
 import hashlib
-from importlib import resources
 from pathlib import Path
 from typing import Iterable, Sequence
 
-import jsonschema
-import yaml
-
 from torch2mlx.table.model import Example, ParamSpec, Rule, Signature, Variant
-from torch2mlx.table.schema import RULE_FILE
 
 
 class RuleError(Exception):
     """A rule file is invalid. The message names file:line and the problem."""
 
 
-class _LineLoader(yaml.SafeLoader):
-    """SafeLoader that remembers the line of every mapping (as key `__line__`)."""
+@functools.lru_cache(maxsize=1)
+def _line_loader():
+    """A SafeLoader that remembers the line of every mapping (as key `__line__`)."""
+    import yaml
 
+    class _LineLoader(yaml.SafeLoader):
+        pass
 
-def _construct_mapping(loader: _LineLoader, node: yaml.MappingNode, deep: bool = False) -> dict:
-    mapping = yaml.SafeLoader.construct_mapping(loader, node, deep=True)
-    mapping["__line__"] = node.start_mark.line + 1
-    return mapping
+    def _construct_mapping(loader: _LineLoader, node: yaml.MappingNode, deep: bool = False) -> dict:
+        mapping = yaml.SafeLoader.construct_mapping(loader, node, deep=True)
+        mapping["__line__"] = node.start_mark.line + 1
+        return mapping
 
-
-_LineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+    _LineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+    return _LineLoader
 
 
 def _strip_lines(obj):
@@ -117,8 +119,13 @@ def _build_rule(entry: dict, where: str) -> Rule:
 
 
 def load_rule_text(text: str, filename: str) -> list[Rule]:
+    import jsonschema
+    import yaml
+
+    from torch2mlx.table.schema import RULE_FILE
+
     try:
-        raw = yaml.load(text, Loader=_LineLoader)  # noqa: S506 - _LineLoader is a SafeLoader
+        raw = yaml.load(text, Loader=_line_loader())  # noqa: S506 - _line_loader() is a SafeLoader
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = f":{mark.line + 1}" if mark else ""
@@ -149,23 +156,37 @@ def load_rule_text(text: str, filename: str) -> list[Rule]:
     return rules
 
 
-def load_rule_files(paths: Iterable[Path]) -> list[Rule]:
+def read_rule_file(path: Path) -> str:
+    """The text of a rule file; a RuleError naming it when it cannot be read."""
+    try:
+        return Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise RuleError(f"{Path(path)}: cannot read rule file: {exc}") from None
+
+
+@functools.lru_cache(maxsize=64)
+def _rules_of_text(text: str, filename: str) -> tuple[Rule, ...]:
+    """`load_rule_text`, memoised on the text (rules are frozen, so sharing them is safe)."""
+    return tuple(load_rule_text(text, filename))
+
+
+def load_rule_texts(sources: Iterable[tuple[str, str]]) -> list[Rule]:
+    """Rules of (filename, text) pairs, in order."""
     rules: list[Rule] = []
-    for path in paths:
-        path = Path(path)
-        try:
-            text = path.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            raise RuleError(f"{path}: cannot read rule file: {exc}") from None
-        rules.extend(load_rule_text(text, str(path)))
+    for filename, text in sources:
+        rules.extend(_rules_of_text(text, filename))
     return rules
+
+
+def load_rule_files(paths: Iterable[Path]) -> list[Rule]:
+    return load_rule_texts((str(Path(path)), read_rule_file(path)) for path in paths)
 
 
 def default_rule_dir() -> Path:
     """The shipped table: inside the wheel (torch2mlx/rules) or the repo's top-level rules/."""
-    packaged = resources.files("torch2mlx") / "rules"
+    packaged = Path(__file__).resolve().parents[1] / "rules"  # what importlib.resources finds, without importing it
     if packaged.is_dir():
-        return Path(str(packaged))
+        return packaged
     return Path(__file__).resolve().parents[2] / "rules"
 
 
