@@ -183,3 +183,19 @@ def test_data_of_a_value_not_known_to_be_a_tensor_is_flagged():
               "    _, predicted = torch.max(outputs.data, 1)\n    return predicted\n")
     result = _convert(source)
     assert any(d.rule_id == "Tensor.data" and d.line == 6 for d in _warnings(result)), result.code
+
+
+def test_a_directory_run_of_a_torch_built_package_does_not_flag_its_own_imports(tmp_path):
+    """Converting timm's own folder: `from timm.layers import ...` is the project, not a dependency."""
+    from torch2mlx.project import build_project_index, module_name
+
+    pkg = tmp_path / "timm"
+    (pkg / "layers").mkdir(parents=True)
+    (pkg / "__init__.py").write_text("")
+    (pkg / "layers" / "__init__.py").write_text("import torch\n\ndef act(x):\n    return torch.relu(x)\n")
+    model = pkg / "model.py"
+    model.write_text("import torch\nimport torchvision\nfrom timm.layers import act\n\ny = act(torch.zeros(2))\n")
+    files = sorted(pkg.rglob("*.py"))
+    project = build_project_index([pkg], files)
+    result = convert_source(model.read_text(), str(model), project=project, module_name=module_name(model, pkg))
+    assert [(d.rule_id, d.line) for d in _warnings(result)] == [("torch-dependency", 2)], result.code

@@ -183,7 +183,8 @@ def convert_source(text: str, path: str = "<string>", *, rule_files: Sequence[Pa
                               project_torch=project_torch)
     except RecursionError:
         raise InputError("expression nested too deeply to convert", path) from None
-    code, leftovers = closed_world.audit(code, text)
+    own_packages = frozenset(m.split(".")[0] for m in project.modules.values()) if project is not None else frozenset()
+    code, leftovers = closed_world.audit(code, text, own_packages)
     diagnostics = _diagnostics(module, tree, text, rewriter, path)
     if leftovers:
         diagnostics = tuple(sorted(diagnostics + tuple(

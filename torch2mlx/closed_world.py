@@ -59,8 +59,11 @@ class Leftover:
     message: str
 
 
-def audit(code: str, original: str) -> tuple[str, list[Leftover]]:
-    """The output with a flag above each statement that still names torch unflagged, and those places."""
+def audit(code: str, original: str, own_packages: frozenset = frozenset()) -> tuple[str, list[Leftover]]:
+    """The output with a flag above each statement that still names torch unflagged, and those places.
+
+    `own_packages`: top-level packages of the tree being converted (a directory run of timm itself
+    imports `timm.layers`: that is the project, converted alongside, not a dependency)."""
     if not _TORCH_IMPORT_LINE.search(code):
         return code, []  # no torch import left: no name can refer to torch (the common case, decided by one regex)
     try:
@@ -71,6 +74,8 @@ def audit(code: str, original: str) -> tuple[str, list[Leftover]]:
     bound = _torch_bindings(tree)
     places: dict = {}  # first output line of a statement -> (statement, rule id, why, column)
     for stmt, module in _torch_built_imports(tree):
+        if module.split(".")[0] in own_packages:
+            continue
         if not _flags_above(lines, _first_line(stmt)) - {DEPENDENCY_RULE_ID}:
             why = (f"`{module}` is built on torch: the converted code would still need torch; "
                    "port what this file uses from it (or use an MLX counterpart)")

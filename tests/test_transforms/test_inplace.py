@@ -117,3 +117,12 @@ def test_item_write_to_a_fresh_tensor_converts_and_matches_torch():
     assert not [d for d in result.diagnostics if d.severity.value != "info"], result.code
     inputs = _inputs()
     assert compare(to_numpy(run_function(source, inputs, "torch")), to_numpy(run_function(result.code, inputs, "mlx"))) is None
+
+
+def test_item_write_after_a_view_of_the_same_name_converts():
+    """timm's relative-position tables: `rc = rc.permute(1, 2, 0).contiguous(); rc[:, :, 0] += 1`."""
+    source = _source("rc = a * 1\nrc = rc.permute(1, 0).contiguous()\nrc[:, 0] += 1.0\nreturn rc")
+    result = convert_source(source)
+    assert not [d for d in result.diagnostics if d.severity.value != "info"], result.code
+    inputs = _inputs()
+    assert compare(to_numpy(run_function(source, inputs, "torch")), to_numpy(run_function(result.code, inputs, "mlx"))) is None

@@ -168,8 +168,7 @@ class _ScopeFacts:
                 func = value.func
                 called = func.attr if isinstance(func, ast.Attribute) else func.id if isinstance(func, ast.Name) else ""
                 # `x = x.unsqueeze(0)`: a view of the old x, which nothing else refers to
-                of_itself = any(isinstance(n, ast.Name) and n.id == name for n in [
-                    getattr(func, "value", None), *(value.args[:1])])
+                of_itself = any(_root_name(n) == name for n in [getattr(func, "value", None), *(value.args[:1])])
                 if called in _VIEW_FUNCS and not of_itself:
                     return ast.unparse(value)
         return None
@@ -368,6 +367,13 @@ class InplaceOps(Transform):
 
 
 _ITEM_WRITE = re.compile(r"\]\s*(?:[-+*/%&|^@]|//|\*\*|<<|>>)?=(?!=)")
+
+
+def _root_name(node) -> Optional[str]:
+    """`x` for `x`, `x.permute(1, 0)`, `x[0].t()`: the name a chain of calls, attributes and subscripts starts from."""
+    while isinstance(node, (ast.Attribute, ast.Call, ast.Subscript)):
+        node = node.func if isinstance(node, ast.Call) else node.value
+    return node.id if isinstance(node, ast.Name) else None
 
 
 def _left_to_this(rw, method: str) -> bool:
