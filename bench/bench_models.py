@@ -30,11 +30,11 @@ def main() -> None:
             expected = pair.torch_model(*pair.torch_inputs)
         assert_close(pair.mlx_model(*pair.mlx_inputs), expected, name, to_channels_last=SPECS[name].channels_last)
 
-        def run_torch():
+        def run_torch(pair=pair):
             with torch.no_grad():
                 pair.torch_model(*pair.torch_inputs)
 
-        def run_mlx():
+        def run_mlx(pair=pair):
             mx.eval(flatten(pair.mlx_model(*pair.mlx_inputs)))
 
         times = interleaved_times({"torch": run_torch, "mlx": run_mlx}, opts.repeat)

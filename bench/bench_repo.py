@@ -41,7 +41,7 @@ def _phase(args: argparse.Namespace) -> dict:
 
         for f in files:
             try:
-                cst.parse_module(f.read_text(encoding="utf-8")).code
+                _ = cst.parse_module(f.read_text(encoding="utf-8")).code
             except Exception:
                 pass
         outcomes = []

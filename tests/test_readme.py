@@ -13,9 +13,11 @@ def test_ci_runs_readme_commands():
     ci = (ROOT / ".ci" / "run").read_text()
     setup = 'python3 -m venv .venv && .venv/bin/pip install -e ".[test]" && .venv/bin/torch2mlx convert examples/attention.py'
     test = ".venv/bin/python -m pytest -q"
-    for command in (setup, test):
+    lint = ".venv/bin/ruff check torch2mlx tests bench"
+    for command in (setup, lint, test):
         assert f"\n{command}\n" in readme
         assert f"\n{command}\n" in ci
+    assert ci.index(lint) < ci.index(test), "lint runs before the tests"
 
 
 def test_bundled_example_converts_cleanly():

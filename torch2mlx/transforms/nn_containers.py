@@ -42,7 +42,7 @@ def _no_keywords(call: cst.Call, what: str) -> None:
 @register("nn_sequential")
 def nn_sequential(rule, original: cst.Call, call: cst.Call, receiver, rewriter):
     _no_keywords(call, "nn.Sequential")
-    for arg, orig in zip(call.args, original.args):
+    for orig in original.args:
         func = orig.value.func if isinstance(orig.value, cst.Call) else None
         named = func is not None and (rewriter.qualified_name(func) or "").endswith("OrderedDict")
         named = named or (func is not None and code_of(func).endswith("OrderedDict"))
