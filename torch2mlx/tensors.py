@@ -11,12 +11,11 @@ from typing import Callable, Optional
 import libcst as cst
 
 from torch2mlx.table.index import RuleIndex
+from torch2mlx.torch_facts import CONTAINER_LAYERS, TUPLE_RETURNING_LAYERS
 
 TENSOR_TYPES = frozenset({"torch.Tensor"} | {f"torch.{t}Tensor" for t in (
     "Float", "Double", "Half", "BFloat16", "Long", "Int", "Short", "Char", "Byte", "Bool")})
-NON_TENSOR_MODULES = frozenset({  # torch.nn layers whose call returns a tuple, not a tensor
-    "torch.nn.LSTM", "torch.nn.GRU", "torch.nn.RNN", "torch.nn.MultiheadAttention",
-    "torch.nn.ModuleList", "torch.nn.ModuleDict", "torch.nn.ParameterList", "torch.nn.ParameterDict"})
+NON_TENSOR_MODULES = frozenset(f"torch.nn.{name}" for name in TUPLE_RETURNING_LAYERS | CONTAINER_LAYERS)
 _MX_NON_ARRAY = frozenset({"eval", "async_eval", "default_device", "set_default_device", "default_stream",
                            "compile", "grad", "value_and_grad", "vmap", "save", "save_safetensors", "load",
                            "finfo", "iinfo", "issubdtype", "is_available", "synchronize", "clear_cache", "seed"})

@@ -27,6 +27,7 @@ import libcst as cst
 
 from torch2mlx.array_facts import TORCH_TENSOR_MEMBERS
 from torch2mlx.binding import code_of
+from torch2mlx.torch_facts import BOOL_RESULT_OPS, VIEW_OPS
 from torch2mlx.transforms import Transform
 from torch2mlx.transforms.training_codegen import mlx_expr
 
@@ -34,9 +35,6 @@ RULE_ID = "inplace-op"
 SPECIAL = {"zero_", "fill_", "copy_"}
 # every in-place Tensor method (`op_`): its out-of-place form `op` comes from the rule table;
 # an `op_` with a rule of its own (requires_grad_) is translated by that rule before this runs
-# ops whose out-of-place result is bool: in place, torch stores it in the receiver's dtype
-_BOOL_RESULT = frozenset({"eq", "ne", "lt", "le", "gt", "ge", "greater", "greater_equal", "less", "less_equal",
-                          "not_equal", "logical_not", "logical_and", "logical_or", "logical_xor"})
 INPLACE_METHODS = frozenset(m for m in TORCH_TENSOR_MEMBERS if m.endswith("_") and not m.startswith("_")) | SPECIAL
 
 # expressions whose value never shares storage with anything else
@@ -45,13 +43,7 @@ _FRESH_METHODS = frozenset({
     "sum", "mean", "pow", "softmax", "log_softmax", "argmax", "argmin", "sigmoid", "tanh", "relu",
     "new_zeros", "new_ones", "new_full", "new_empty", "new_tensor", "zeros_like", "ones_like",
 })
-_VIEW_FUNCS = frozenset({
-    "view", "view_as", "reshape", "flatten", "squeeze", "unsqueeze", "transpose", "t", "permute",
-    "narrow", "select", "expand", "expand_as", "detach", "unbind", "split", "chunk", "as_strided",
-    "movedim", "moveaxis", "swapaxes", "swapdims", "diagonal", "unflatten", "as_tensor", "from_numpy",
-    "asarray", "frombuffer", "real", "imag", "contiguous", "to", "type_as", "atleast_1d", "atleast_2d",
-    "atleast_3d", "broadcast_to", "hsplit", "vsplit", "tensor_split", "ravel", "squeeze_", "view_as_real",
-})
+_VIEW_FUNCS = VIEW_OPS
 # uses that read a value without keeping a reference to the tensor
 _SCALAR_ATTRS = frozenset({"shape", "dtype", "device", "ndim", "size", "item", "tolist", "numel", "dim", "is_cuda"})
 _READING_BUILTINS = frozenset({"print", "len", "float", "int", "str", "repr", "bool", "round", "isinstance", "format"})
@@ -307,7 +299,7 @@ class InplaceOps(Transform):
             return None
         out_call = new_call.with_changes(func=new_call.func.with_changes(attr=cst.Name(method[:-1])))
         value = self._apply(rw, rule, call, out_call, new_call.func.value)
-        if value is not None and method[:-1] in _BOOL_RESULT:  # torch writes the result into x's dtype
+        if value is not None and method[:-1] in BOOL_RESULT_OPS:  # torch writes the result into x's dtype
             cast = mlx_expr(rw, f"VALUE.astype({name}.dtype)")
             value = cast.with_changes(func=cast.func.with_changes(value=value))
         return value

@@ -35,13 +35,14 @@ from typing import Optional
 import libcst as cst
 
 from torch2mlx.binding import Flag, bind
+from torch2mlx.torch_facts import MODULE_BASES
 from torch2mlx.transforms import Transform
 from torch2mlx.transforms.nn_inplace_flow import FRESH_METHODS, PASS_FUNCS, READING_BUILTINS, Callee, FunctionFlow
 
 RULE_ID = "nn-inplace-activation"
 _POSITIONAL_TRUE = re.compile(r"[(,]\s*True\s*\)")
 _SEQUENTIAL = frozenset({"torch.nn.Sequential", "torch.nn.modules.container.Sequential"})
-_MODULE_BASES = frozenset({"torch.nn.Module", "torch.nn.modules.module.Module"})
+_MODULE_BASES = MODULE_BASES
 # torch layers whose output is always a new tensor (checked against torch: never the input's storage)
 _FRESH_LAYERS = frozenset({
     "Conv1d", "Conv2d", "Conv3d", "ConvTranspose1d", "ConvTranspose2d", "ConvTranspose3d", "Linear", "Bilinear",

@@ -17,17 +17,10 @@ from typing import Callable, Optional
 import libcst as cst
 
 from torch2mlx.binding import code_of
+from torch2mlx.torch_facts import PASS_THROUGH_OPS
 
 # calls whose value may be (a view of) an argument: the argument is not consumed
-PASS_FUNCS = frozenset({
-    "view", "view_as", "reshape", "flatten", "squeeze", "unsqueeze", "transpose", "t", "permute",
-    "narrow", "select", "expand", "expand_as", "detach", "unbind", "split", "chunk", "as_strided",
-    "movedim", "moveaxis", "swapaxes", "swapdims", "diagonal", "unflatten", "as_tensor", "from_numpy",
-    "asarray", "frombuffer", "real", "imag", "contiguous", "to", "type_as", "atleast_1d", "atleast_2d",
-    "atleast_3d", "broadcast_to", "hsplit", "vsplit", "tensor_split", "ravel", "view_as_real",
-    "broadcast_tensors", "meshgrid", "positive", "dropout", "dropout1d", "dropout2d", "dropout3d",
-    "alpha_dropout", "feature_alpha_dropout", "identity",
-})
+PASS_FUNCS = PASS_THROUGH_OPS
 # tensor methods that always return a new tensor (or a Python value)
 FRESH_METHODS = frozenset({
     "clone", "add", "sub", "mul", "div", "matmul", "mm", "bmm", "exp", "log", "sqrt", "abs", "neg",

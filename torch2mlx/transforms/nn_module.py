@@ -41,10 +41,11 @@ import libcst as cst
 
 from torch2mlx.binding import code_of
 from torch2mlx.template import sentinel
+from torch2mlx.torch_facts import MODULE_BASES, TUPLE_RETURNING_LAYERS
 from torch2mlx.transforms import Transform
 
-_MODULE_BASES = frozenset({"torch.nn.Module", "torch.nn.modules.module.Module"})
-_TUPLE_RETURNING = frozenset({"LSTM", "GRU", "RNN", "MultiheadAttention", "LSTMCell", "GRUCell"})
+_MODULE_BASES = MODULE_BASES
+_TUPLE_RETURNING = TUPLE_RETURNING_LAYERS
 _DICT_METHODS = frozenset(dir(dict))
 _SEQUENCE_BUILTINS = frozenset({"len", "enumerate", "list", "tuple", "reversed", "iter", "zip"})
 _SPLITTERS = frozenset({"split", "chunk", "unbind", "tensor_split"})
