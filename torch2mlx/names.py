@@ -1,6 +1,6 @@
 """Name resolution without libcst metadata: a quick stdlib-`ast` pre-pass.
 
-libcst's QualifiedNameProvider costs several times a parse (docs/speed.md), so the
+libcst's QualifiedNameProvider costs several times a parse (docs/performance.md), so the
 converter resolves names itself: one `ast` walk records, for the module and for every
 def/class (in source order, which is also libcst's visiting order), the torch
 imports bound there and every other binding of a name. A name that is bound both by
@@ -12,6 +12,8 @@ from __future__ import annotations
 import ast
 from dataclasses import dataclass, field
 from typing import Iterable, Optional
+
+from torch2mlx.imports import absolute_import
 
 TORCH_ROOT = "torch"
 _SCOPE_NODES = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
@@ -70,8 +72,6 @@ def _import_bindings(node: ast.AST, project=None) -> Iterable[tuple[str, Optiona
         is_torch = node.level == 0 and (module == TORCH_ROOT or module.startswith(TORCH_ROOT + "."))
         source = None
         if not is_torch and project is not None:
-            from torch2mlx.project import absolute_import
-
             index, this_module, is_package = project
             source = absolute_import(this_module, node, is_package)
         for alias in node.names:
@@ -202,8 +202,6 @@ def analyze(tree: ast.Module, hot_attrs: frozenset = frozenset(), project=None) 
                 if qual is not None:
                     hot_names.add(name)
     if project is not None:
-        from torch2mlx.project import absolute_import
-
         for node in tree.body:
             if isinstance(node, ast.ImportFrom):
                 source = absolute_import(project[1], node, project[2])

@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Optional
 
+from torch2mlx.imports import absolute_import
+from torch2mlx.layout_facts import ADAPTIVE, KEEP, SPATIAL
 from torch2mlx.names import TORCH_ROOT
 
 
@@ -41,15 +43,6 @@ def module_name(path: Path, root: Path) -> str:
     if parts and parts[-1] == "__init__":
         parts = parts[:-1]
     return ".".join(parts)
-
-
-def absolute_import(module: str, node: ast.ImportFrom, is_package: bool) -> str:
-    """The module an ImportFrom names, with relative levels resolved against `module`."""
-    if not node.level:
-        return node.module or ""
-    package = module.split(".") if is_package else module.split(".")[:-1]
-    base = package[: len(package) - (node.level - 1)] if node.level > 1 else package
-    return ".".join([*base, node.module] if node.module else base)
 
 
 def _torch_name(node: ast.expr, aliases: dict) -> Optional[str]:
@@ -136,8 +129,6 @@ def build_project_index(roots: Iterable[Path], files: Iterable[Path]) -> Project
 def _called_names(defs: list, torch_locals: dict) -> dict:
     """def name -> (whether it calls a torch layer that is channels-last in MLX, the plain names it calls,
     whether it permutes a tensor)."""
-    from torch2mlx.transforms.nn_layout_tables import ADAPTIVE, KEEP, SPATIAL
-
     channels_last = set(SPATIAL) | set(KEEP) | set(ADAPTIVE)
     found = {}
     for node in defs:

@@ -21,9 +21,8 @@ import libcst as cst
 
 from torch2mlx.binding import Bound, Flag, code_of
 from torch2mlx.table.model import Rule
+from torch2mlx.table.template_syntax import PLACEHOLDER as _PLACEHOLDER, PREFIX as _PREFIX, parse_template_syntax
 
-_PLACEHOLDER = re.compile(r"\{(\w+)\}")
-_PREFIX = "__t2m_"
 MLX_ROOTS = frozenset({"mx", "nn", "np", "optim"})
 
 _ATOMS = (
@@ -128,8 +127,7 @@ class _RootMarker(cst.CSTTransformer):
 
 @functools.lru_cache(maxsize=4096)
 def _parse_template(template: str) -> cst.BaseExpression:
-    tree = cst.parse_expression(_PLACEHOLDER.sub(lambda m: _PREFIX + m.group(1), template))
-    return tree.visit(_RootMarker())  # type: ignore[return-value]
+    return parse_template_syntax(template).visit(_RootMarker())  # type: ignore[return-value]
 
 
 @functools.lru_cache(maxsize=4096)

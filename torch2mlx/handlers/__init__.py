@@ -21,6 +21,8 @@ def register(name: str):
 
 
 def run(rule, original, call, receiver, rewriter):
+    if not _discovered:
+        _discover()
     try:
         fn = HANDLERS[rule.handler]
     except KeyError:
@@ -28,13 +30,20 @@ def run(rule, original, call, receiver, rewriter):
     return fn(rule, original, call, receiver, rewriter)
 
 
+_discovered = False
+
+
 def _discover() -> None:
-    """Import every module of this package so its handlers register (adding one = adding a file)."""
+    """Import every module of this package so its handlers register (adding one = adding a file).
+
+    Done on the first `run`, not when this package is imported: the core (rewriter.py) imports
+    this registry, and the handler modules import the core, so loading them at import time
+    would run them against half-initialised core modules (tests/test_import_layers.py).
+    """
+    global _discovered
     import importlib
     import pkgutil
 
     for info in pkgutil.iter_modules(__path__):
         importlib.import_module(f"{__name__}.{info.name}")
-
-
-_discover()
+    _discovered = True

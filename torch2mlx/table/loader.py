@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Iterable, Sequence
 
 from torch2mlx.table.model import Example, ParamSpec, Rule, Signature, Variant
+from torch2mlx.table.template_syntax import parse_template_syntax
 
 
 class RuleError(Exception):
@@ -80,13 +81,11 @@ def _build_rule(entry: dict, where: str) -> Rule:
     if ("function" in entry or "method" in entry) and entry["status"] != "manual" and "handler" not in entry:
         if signature is None or ("mlx" not in entry and "variants" not in entry):
             raise RuleError(f"{where}: rule {entry['id']!r}: a call rule needs `signature` and `mlx` (or `variants`)")
-    from torch2mlx.template import _parse_template  # late: template.py needs this package
-
     for template in [entry.get("mlx")] + [v["mlx"] for v in entry.get("variants", [])]:
         if template is None:
             continue
         try:
-            _parse_template(template)
+            parse_template_syntax(template)
         except Exception as exc:  # libcst's ParserSyntaxError, or a bad placeholder
             raise RuleError(f"{where}: rule {entry['id']!r}: template {template!r} is not a Python expression: "
                             f"{str(exc).splitlines()[0]}") from None
