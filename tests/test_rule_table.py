@@ -2,18 +2,44 @@
 import ast
 import inspect
 import re
+from collections import Counter
+from pathlib import Path
 
 import libcst as cst
 import pytest
 
 from torch2mlx.table import load_default_table
+from torch2mlx.table.loader import default_rule_paths
 from torch2mlx.template import _parse_template  # noqa: PLC2701 - testing the template parser's view
 
 RULES = load_default_table()
 
 
-def test_table_loads_and_has_many_rules():
-    assert len(RULES) >= 30
+def test_every_rule_file_contributes_rules():
+    paths = default_rule_paths()
+    assert paths, "no shipped rule files"
+    per_file = Counter(rule.source.rpartition(":")[0] for rule in RULES)
+    assert sum(per_file.values()) == len(RULES)
+    empty = [p.name for p in paths if not per_file[str(p)]]
+    assert not empty, f"rule files with no rules: {empty}"
+    assert set(per_file) == {str(p) for p in paths}, "a rule whose source is not a shipped rule file"
+
+
+def test_rule_ids_are_unique_across_files():
+    # the loader rejects a duplicate within one file; across files the later one would shadow the docs entry
+    by_id: dict = {}
+    for rule in RULES:
+        by_id.setdefault(rule.id, []).append(rule.source)
+    assert not {i: s for i, s in by_id.items() if len(s) > 1}
+
+
+def test_counts_match_the_header_of_docs_rules_md():
+    header = (Path(__file__).resolve().parents[1] / "docs" / "rules.md").read_text(encoding="utf-8")
+    m = re.search(r"^(\d+) rules: (\d+) exact, (\d+) conditional, (\d+) manual\.$", header, re.M)
+    assert m, "docs/rules.md has no 'N rules: a exact, b conditional, c manual.' line"
+    statuses = Counter(rule.status for rule in RULES)
+    assert set(statuses) <= {"exact", "conditional", "manual"}, statuses
+    assert [int(g) for g in m.groups()] == [len(RULES), statuses["exact"], statuses["conditional"], statuses["manual"]]
 
 
 @pytest.mark.parametrize("rule", RULES, ids=lambda r: r.id)

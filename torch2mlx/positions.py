@@ -38,12 +38,6 @@ def _pair_blocks(cst_body, ast_body, out: dict) -> None:
         raise _Mismatch
 
 
-def _suite(block) -> list:
-    if isinstance(block, cst.IndentedBlock):
-        return list(block.body)
-    return []  # a one-line suite (`if x: a; b`) has no statements of its own to position
-
-
 def _pair_suite(block, ast_body, out) -> None:
     if isinstance(block, cst.IndentedBlock):
         _pair_blocks(block.body, ast_body, out)

@@ -28,9 +28,6 @@ _LITERAL_RECEIVERS = (
     cst.SimpleString, cst.ConcatenatedString, cst.FormattedString, cst.List, cst.Dict, cst.Set,
     cst.ListComp, cst.DictComp, cst.SetComp, cst.Integer, cst.Float,
 )
-_COMPOUND = (
-    cst.If, cst.For, cst.While, cst.With, cst.Try, cst.FunctionDef, cst.ClassDef, cst.Match,
-) if hasattr(cst, "Match") else (cst.If, cst.For, cst.While, cst.With, cst.Try, cst.FunctionDef, cst.ClassDef)
 
 
 @dataclass

@@ -5,7 +5,6 @@ Needs the optional dependencies torch and mlx (`pip install torch2mlx[verify]`).
 from __future__ import annotations
 
 import textwrap
-from dataclasses import dataclass
 from typing import Any, Optional
 
 import numpy as np
@@ -126,14 +125,6 @@ def compare(expected: Any, actual: Any, mode: str = "values", where: str = "resu
     if type(expected) is not type(actual) and not (isinstance(expected, int) and isinstance(actual, int)):
         return f"{where}: type {type(actual).__name__} != torch's {type(expected).__name__} ({actual!r:.80} vs {expected!r:.80})"
     return None if expected == actual else f"{where}: {actual!r:.200} != torch's {expected!r:.200}"
-
-
-@dataclass
-class ExampleRun:
-    source: str
-    converted: str
-    torch_result: Any
-    mlx_result: Any
 
 
 def run_function(source: str, inputs: dict, framework: str) -> Any:
