@@ -170,7 +170,7 @@ def test_bad_file_is_reported_and_others_converted(tmp_path):
     out = tmp_path / "out"
     r = _invoke("convert", src, "-o", out, "-j", 2)
     assert r.exit_code == 2
-    assert "broken.py:2: failed: syntax error" in r.stderr and "latin.py" in r.stderr
+    assert "broken.py:2:5: failed: syntax error" in r.stderr and "latin.py" in r.stderr  # path:line:col
     assert "mx.sum" in (out / "pkg" / "model.py").read_text()
     assert not (out / "pkg" / "broken.py").exists()
 

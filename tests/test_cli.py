@@ -120,15 +120,16 @@ def test_help_has_examples(runner):
 
 
 def test_internal_error_is_exit_3(runner, tmp_path, monkeypatch):
-    import torch2mlx.cli as cli
+    import torch2mlx.runner as pipeline  # one file goes through the runner, as a tree does
 
     def boom(*args, **kwargs):
         raise RuntimeError("converter bug")
 
-    monkeypatch.setattr(cli, "convert_source", boom)
+    monkeypatch.setattr(pipeline, "convert_source", boom)
     src = _write(tmp_path, "m.py", GOOD)
-    r = runner.invoke(main, ["convert", str(src)])
+    r = runner.invoke(main, ["convert", str(src), "--no-cache"])
     assert r.exit_code == 3 and "internal error" in r.stderr and "converter bug" in r.stderr
+    assert r.stdout == ""
 
 
 def test_check_single_file(runner, tmp_path, monkeypatch):

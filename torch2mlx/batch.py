@@ -1,126 +1,176 @@
-"""The CLI side of a many-file run: checks the paths, drives `runner.Run`, shows progress, writes reports.
+"""The CLI side of every `convert` and `check` run: one file, several, a tree or stdin.
 
-A rich progress bar when stderr is a terminal, plain lines otherwise. The exit code is
-the worst over all files (0 ok, 1 flagged or would change, 2 bad input, 3 internal error).
+`run(err, sources, options)` checks the paths against the options, turns them into
+`runner.Job`s, drives `runner.Run`, shows progress, writes the converted code or diff to
+stdout, writes the reports, prints the summary and exits with the worst code over all
+files (0 ok, 1 flagged or would change, 2 bad input, 3 internal error). The same steps,
+cache and reports for every kind of input: only the checks on `-o` depend on whether the
+input is one file or one directory.
+
+A rich progress bar when stderr is a terminal and there are several files, plain lines
+otherwise. `--quiet` leaves only errors on stderr.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import sys
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import NoReturn, Sequence
 
 import click
 from rich.console import Console
-from rich.markup import escape
+from rich.text import Text
 
 from torch2mlx import runner
-from torch2mlx.cache import run_salt
 from torch2mlx.fileio import write_atomic
-from torch2mlx.project import build_project_index
-from torch2mlx.report import print_run_diagnostics, print_run_summary, run_report, write_report
-from torch2mlx.sarif import write_sarif
-from torch2mlx.table import RuleError, load_rule_files
+from torch2mlx.report import print_run_diagnostics, print_run_summary, run_report
+from torch2mlx.runner import ConvertOptions
+
+STDIN = Path("-")
 
 
-@dataclass(frozen=True)
-class BatchSettings:
-    mode: str  # output | in-place | check | diff
-    output: Optional[Path] = None
-    force: bool = False
-    copy_other: bool = True
-    exit_zero: bool = False
-    rule_files: tuple = ()
-    excludes: tuple = ()
-    jobs: Optional[int] = None
-    cache_dir: Optional[Path] = None
-    report_json: Optional[Path] = None
-    report_file: Optional[Path] = None
-    sarif_file: Optional[Path] = None
-    verbose: bool = False
-    quiet: bool = False
-
-
-def _fail(console: Console, message: str) -> click.exceptions.Exit:
-    console.print(f"[red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
+def fail(console: Console, message: str) -> click.exceptions.Exit:
+    """Print `error: message` (as plain text: never read as markup) and return the exit-2 exception to raise."""
+    console.print(Text.assemble(("error:", "red"), " ", message), highlight=False, soft_wrap=True)
     return click.exceptions.Exit(runner.EXIT_BAD_INPUT)
 
 
-def _check_paths(err: Console, sources: Sequence[Path], s: BatchSettings) -> None:
+def _check_paths(err: Console, sources: Sequence[Path], o: ConvertOptions) -> None:
+    """Refuse, before anything is read or written, what cannot be done (exit 2)."""
+    if STDIN in sources:
+        if len(sources) > 1:
+            raise fail(err, "- (stdin) cannot be combined with other paths")
+        if o.mode == "in-place":
+            raise fail(err, "--in-place needs a file; stdin is converted to stdout, -o FILE, --diff or --check")
     for source in sources:
-        if not source.exists() and not source.is_symlink():
-            raise _fail(err, f"{source}: no such file or directory")
-    if s.mode != "output":
+        if source != STDIN and not source.exists() and not source.is_symlink():
+            raise fail(err, f"{source}: no such file or directory")
+    one_file = len(sources) == 1 and (sources[0] == STDIN or not sources[0].is_dir())
+    if o.mode == "stdout" and not one_file:
+        raise fail(err, "a directory or several files need -o/--output DIR, --in-place, --diff or --check")
+    if o.mode != "output":
         return
-    if len(sources) != 1 or not sources[0].is_dir():
-        raise _fail(err, "-o/--output with several inputs needs exactly one SOURCE directory")
-    out, src = s.output.resolve(), sources[0].resolve()
-    if out == src:
-        raise _fail(err, f"{s.output}: is the input directory; use --in-place to rewrite it")
-    if s.output.exists() and not s.output.is_dir():
-        raise _fail(err, f"{s.output}: exists and is not a directory")
-    if s.output.is_dir() and any(s.output.iterdir()) and not s.force:
-        raise _fail(err, f"{s.output}: exists and is not empty; pass --force to write into it")
+    if one_file:
+        _check_output_file(err, sources[0], o)
+        return
+    if len(sources) != 1:
+        raise fail(err, "-o/--output with several inputs needs exactly one SOURCE directory")
+    if _real(o.output) == _real(sources[0]):
+        raise fail(err, f"{o.output}: is the input directory; use --in-place to rewrite it")
+    if o.output.exists() and not o.output.is_dir():
+        raise fail(err, f"{o.output}: exists and is not a directory")
+    if o.output.is_dir() and any(o.output.iterdir()) and not o.force:
+        raise fail(err, f"{o.output}: exists and is not empty; pass --force to write into it")
     # an output directory inside the input tree is fine: discovery prunes it, so it is never read back
 
 
-def run_batch(err: Console, sources: Sequence[Path], s: BatchSettings) -> None:
-    _check_paths(err, sources, s)
-    try:
-        load_rule_files(s.rule_files)  # bad user rules stop the run here; the shipped table loads on first use
-        salt = run_salt(s.rule_files) if s.cache_dir is not None else ""
-    except (RuleError, OSError) as exc:
-        raise _fail(err, str(exc))
-    jobs, skipped = runner.discover(list(sources), s.excludes, s.output if s.mode == "output" else None,
-                                    with_other_files=s.mode == "output" and s.copy_other)
-    project = build_project_index([p for p in sources if p.is_dir()], [j.source for j in jobs if j.convertible])
-    if s.cache_dir is not None:  # cross-file facts are part of every file's cache key
-        salt = f"{salt}:{project.key()}"
-    options = runner.Options(s.mode, s.rule_files, s.cache_dir, salt, s.copy_other,
-                             s.output.resolve() if s.output is not None else None, project)
-    run = runner.Run(jobs, options, s.jobs or os.cpu_count() or 1).start()
-    outcomes = list(skipped)
-    if err.is_terminal and not s.quiet:
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+def _real(path: Path) -> str:
+    return os.path.realpath(path)  # unlike Path.resolve, never raises on a symlink loop
 
-        columns = (TextColumn("[bold]torch2mlx"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                   TextColumn("{task.fields[last]}"))
-        with Progress(*columns, console=err, transient=True) as progress:
-            task = progress.add_task("files", total=len(jobs), last="")
-            for outcome in run:
-                outcomes.append(outcome)
-                progress.update(task, advance=1, last=escape(outcome.path[-50:]))
-    else:
-        for outcome in run:
-            outcomes.append(outcome)
-            if outcome.status in ("failed", "internal-error") and not s.quiet:
-                err.print(f"{escape(outcome.path)}: {outcome.status}", highlight=False, soft_wrap=True)
-    report = run_report(outcomes, s.mode)
-    if s.mode == "diff":
-        for outcome in sorted(outcomes, key=lambda o: o.path):
-            sys.stdout.write(outcome.diff)
-    _write_reports(err, report, s)
-    if not s.quiet:
-        if s.verbose or s.mode == "check":
-            print_run_diagnostics(report, err)
+
+def _check_output_file(err: Console, source: Path, o: ConvertOptions) -> None:
+    if source != STDIN and _real(o.output) == _real(source):
+        raise fail(err, f"{o.output}: is the input file; use --in-place to rewrite it")
+    if o.output.is_dir():
+        raise fail(err, f"{o.output}: is a directory; -o DIR mirrors a directory, give a file name for one file")
+    if (o.output.exists() or o.output.is_symlink()) and not o.force:
+        raise fail(err, f"{o.output}: exists; pass --force to overwrite")
+
+
+def _jobs(sources: Sequence[Path], o: ConvertOptions) -> tuple[list, list]:
+    if sources == [STDIN]:
+        data = sys.stdin.buffer.read()
+        job = runner.Job(Path(runner.STDIN_DISPLAY), runner.STDIN_DISPLAY, o.output, data=data)
+        return [job], []
+    mirror = o.mode == "output" and sources[0].is_dir()
+    jobs, skipped = runner.discover(list(sources), o.excludes, o.output if mirror else None,
+                                    with_other_files=mirror and o.copy_other)
+    if o.mode == "output" and not mirror:
+        jobs = [dataclasses.replace(job, target=o.output) for job in jobs]
+    return jobs, skipped
+
+
+def run(err: Console, sources: Sequence[Path], o: ConvertOptions) -> NoReturn:
+    """Convert (or check, or diff) `sources` as `o` says; always ends by raising click's Exit."""
+    sources = list(sources)
+    _check_paths(err, sources, o)
+    from torch2mlx.table import RuleError, load_rule_files
+
+    try:
+        if o.rule_files:
+            load_rule_files(o.rule_files)  # bad user rules stop the run here; the shipped table loads on first use
+        if o.cache_dir is not None:
+            from torch2mlx.cache import run_salt
+
+            salt = run_salt(o.rule_files)
         else:
-            print_run_diagnostics({**report, "files": [f for f in report["files"] if f["error"] and f["status"] != "skipped"]}, err)
+            salt = ""
+    except (RuleError, OSError) as exc:
+        raise fail(err, str(exc))
+    jobs, skipped = _jobs(sources, o)
+    directories = [p for p in sources if p != STDIN and p.is_dir()]
+    project = None
+    if directories:  # cross-file facts: only files inside a directory given have them
+        from torch2mlx.project import build_project_index
+
+        project = build_project_index(directories, [j.source for j in jobs if j.convertible])
+        if o.cache_dir is not None:  # cross-file facts are part of every file's cache key
+            salt = f"{salt}:{project.key()}"
+    output_root = None
+    if o.mode == "output":
+        output_root = Path(_real(o.output if directories else o.output.parent))
+    options = runner.Options.derive(o, salt, output_root, project)
+    outcomes = list(skipped) + _collect(err, runner.Run(jobs, options, o.jobs or os.cpu_count() or 1).start(), o)
+    report = run_report(outcomes, o.mode)
+    for outcome in sorted(outcomes, key=lambda x: x.path):
+        sys.stdout.write(outcome.output if o.mode == "stdout" else outcome.diff if o.mode == "diff" else "")
+    sys.stdout.flush()
+    _write_reports(err, report, o)
+    if o.quiet:
+        print_run_diagnostics(report, err, errors_only=True)
+    else:
+        print_run_diagnostics(report, err, listing=o.verbose or o.mode == "check" or len(outcomes) == 1)
         print_run_summary(report, err)
-    code = runner.worst_exit(outcomes, s.mode)
-    if s.exit_zero and code == runner.EXIT_FLAGGED:
+    code = runner.worst_exit(outcomes, o.mode)
+    if o.exit_zero and code == runner.EXIT_FLAGGED:
         code = runner.EXIT_OK
     raise click.exceptions.Exit(code)
 
 
-def _write_reports(err: Console, report: dict, s: BatchSettings) -> None:
+def _collect(err: Console, run: "runner.Run", o: ConvertOptions) -> list:
+    """The outcomes, with a progress bar on a terminal (several files), else a line per failed file."""
+    outcomes = []
+    if err.is_terminal and not o.quiet and len(run.jobs) > 1:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+        columns = (TextColumn("[bold]torch2mlx"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                   TextColumn("{task.fields[last]}", markup=False))  # a path: plain text
+        with Progress(*columns, console=err, transient=True) as progress:
+            task = progress.add_task("files", total=len(run.jobs), last="")
+            for outcome in run:
+                outcomes.append(outcome)
+                progress.update(task, advance=1, last=outcome.path[-50:])
+        return outcomes
+    for outcome in run:
+        outcomes.append(outcome)
+        if outcome.status in ("failed", "internal-error") and not o.quiet and len(run.jobs) > 1:
+            err.print(Text.assemble(outcome.path, ": ", outcome.status), highlight=False, soft_wrap=True)
+    return outcomes
+
+
+def _write_reports(err: Console, report: dict, o: ConvertOptions) -> None:
     try:
-        if s.report_json is not None:
-            write_atomic(s.report_json, json.dumps(report, indent=2) + "\n")
-        if s.report_file is not None:
-            write_report(report, s.report_file)
-        if s.sarif_file is not None:
-            write_sarif(report, s.sarif_file)
+        if o.report_json is not None:
+            write_atomic(o.report_json, json.dumps(report, indent=2) + "\n")
+        if o.report_file is not None:
+            from torch2mlx.report import write_report
+
+            write_report(report, o.report_file)
+        if o.sarif_file is not None:
+            from torch2mlx.sarif import write_sarif
+
+            write_sarif(report, o.sarif_file)
     except OSError as exc:
-        raise _fail(err, f"cannot write report: {exc}")
+        raise fail(err, f"cannot write report: {exc}")

@@ -2,25 +2,21 @@
 
 Exit codes: 0 everything translated; 1 output written but something was flagged (or,
 with --check, something would change); 2 bad input or usage; 3 internal error in a file.
-Directory runs live in `batch.py`, rule tooling in `cli_rules.py`.
+`convert` and `check` turn their arguments into one `runner.ConvertOptions` and hand it to
+`batch.run`, the same pipeline for one file, several, a tree or stdin (imported on use, so
+that `--help` and the other commands stay fast). Rule tooling lives in `cli_rules.py`.
 """
 from __future__ import annotations
 
-import difflib
-import sys
 from pathlib import Path
 
 import click
 from rich.console import Console
-from rich.markup import escape
+from rich.text import Text
 
-from torch2mlx.api import build_index, convert_source
-from torch2mlx.cache import default_cache_dir
 from torch2mlx.cli_rules import rules_group
 from torch2mlx.diagnostics import InputError
-from torch2mlx.fileio import read_source, write_atomic
-from torch2mlx.report import print_summary, report_dict, write_json
-from torch2mlx.table import RuleError
+from torch2mlx.fileio import read_source
 
 EXIT_OK, EXIT_FLAGGED, EXIT_BAD_INPUT, EXIT_INTERNAL = 0, 1, 2, 3
 
@@ -29,12 +25,18 @@ CONVERT_HELP = """Translate PyTorch files, or a whole directory tree, to MLX.
 \b
 Examples:
   torch2mlx convert model.py                 # MLX code to stdout, report to stderr
+  torch2mlx convert - < model.py             # stdin to stdout
   torch2mlx convert model.py -o model_mlx.py
   torch2mlx convert model.py --diff          # unified diff of what would change
   torch2mlx convert model.py --rules my_rules.yaml --report-json report.json
   torch2mlx convert src/ -o out/ --report report.md   # a whole tree, in parallel
   torch2mlx convert src/ --in-place --exclude 'tests/*'
   torch2mlx convert src/ --check                      # exit 1 if anything would change
+
+\b
+Every option means the same for one file, several files and a tree (reports,
+SARIF, the cache, --check, --diff); only -o differs: a file for one input file,
+a directory mirroring one input directory.
 
 \b
 Exit codes: 0 all translated; 1 output written but something was flagged
@@ -53,7 +55,7 @@ Used by the `torch2mlx-check` pre-commit hook.
 
 
 def _fail(console: Console, message: str) -> "click.exceptions.Exit":
-    console.print(f"[red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
+    console.print(Text.assemble(("error:", "red"), " ", message), highlight=False, soft_wrap=True)
     return click.exceptions.Exit(EXIT_BAD_INPUT)
 
 
@@ -66,14 +68,14 @@ def main() -> None:
 _common = [
     click.option("--rules", "rule_files", multiple=True, type=click.Path(path_type=Path), help="Extra YAML rule file (adds or overrides entries). Repeatable."),
     click.option("--exclude", "excludes", multiple=True, metavar="GLOB", help="Skip paths matching this .gitignore-style pattern (relative to the directory). Repeatable; .gitignore files are respected too."),
-    click.option("-j", "--jobs", type=click.IntRange(min=1), default=None, help="Worker processes for directories (default: all cores)."),
+    click.option("-j", "--jobs", type=click.IntRange(min=1), default=None, help="Worker processes (default: all cores; one file uses one)."),
     click.option("--no-cache", is_flag=True, help="Convert every file even if an identical one was converted before."),
     click.option("--cache-dir", type=click.Path(path_type=Path), envvar="TORCH2MLX_CACHE_DIR", help="Where cached results live (default: ~/.cache/torch2mlx)."),
     click.option("--report-json", type=click.Path(path_type=Path), help="Write the report as JSON."),
     click.option("--report", "report_file", type=click.Path(path_type=Path), help="Write a migration report: Markdown, or HTML for .html."),
     click.option("--sarif", "sarif_file", type=click.Path(path_type=Path), help="Write the diagnostics as SARIF 2.1.0."),
-    click.option("-v", "--verbose", is_flag=True, help="List every diagnostic, not only the summary (directories)."),
-    click.option("-q", "--quiet", is_flag=True, help="No summary on stderr."),
+    click.option("-v", "--verbose", is_flag=True, help="List every diagnostic, also for several files (one file: always listed)."),
+    click.option("-q", "--quiet", is_flag=True, help="Nothing on stderr but errors (no summary, no diagnostics); the exit code is unchanged."),
 ]
 
 
@@ -83,8 +85,17 @@ def common_options(func):
     return func
 
 
+def _options(mode: str, *, no_cache: bool, cache_dir, no_copy: bool = False, **flags):
+    """The one `ConvertOptions` of this run, from the command line's flags."""
+    from torch2mlx.cache import default_cache_dir
+    from torch2mlx.runner import ConvertOptions
+
+    return ConvertOptions(mode=mode, copy_other=not no_copy, cache_dir=None if no_cache else (cache_dir or default_cache_dir()),
+                          rule_files=tuple(flags.pop("rule_files")), excludes=tuple(flags.pop("excludes")), **flags)
+
+
 @main.command(help=CONVERT_HELP)
-@click.argument("sources", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.argument("sources", nargs=-1, required=True, type=click.Path(path_type=Path, allow_dash=True))
 @click.option("-o", "--output", type=click.Path(path_type=Path), help="Write the MLX code here: a file, or a directory mirroring SOURCE's tree (default: stdout).")
 @click.option("--diff", is_flag=True, help="Print a unified diff instead of the converted code.")
 @click.option("--in-place", is_flag=True, help="Rewrite the SOURCE files themselves (each atomically).")
@@ -93,80 +104,23 @@ def common_options(func):
 @click.option("--no-copy", is_flag=True, help="With a directory, do not copy non-Python files to OUTPUT.")
 @click.option("--exit-zero", is_flag=True, help="Exit 0 even when something was flagged (bad input still exits 2).")
 @common_options
-def convert(sources, output, diff, in_place, check, force, no_copy, exit_zero, rule_files, excludes, jobs,
-            no_cache, cache_dir, report_json, report_file, sarif_file, verbose, quiet) -> None:
-    err = Console(stderr=True)
-    if sum(bool(x) for x in (output, diff, in_place, check)) > 1:
-        raise _fail(err, "choose one of -o/--output, --diff, --check and --in-place")
-    single = len(sources) == 1 and not sources[0].is_dir() and not (check or report_file or sarif_file)
-    if single:
-        _convert_one(err, sources[0], output, diff, in_place, force, rule_files, report_json, quiet, exit_zero)
-    mode = "check" if check else "diff" if diff else "in-place" if in_place else "output" if output else None
-    if mode is None:
-        raise _fail(err, "a directory or several files need -o/--output DIR, --in-place, --diff or --check")
-    # the runner, process pool and reports: imported for directory runs only
-    from torch2mlx import batch
+def convert(sources, diff, in_place, check, **flags) -> None:
+    from torch2mlx import batch  # the pipeline: imported for conversions only
 
-    batch.run_batch(err, sources, batch.BatchSettings(
-        mode=mode, output=output, force=force, copy_other=not no_copy, exit_zero=exit_zero,
-        rule_files=tuple(rule_files), excludes=tuple(excludes), jobs=jobs, cache_dir=None if no_cache else (cache_dir or default_cache_dir()),
-        report_json=report_json, report_file=report_file, sarif_file=sarif_file, verbose=verbose, quiet=quiet))
+    err = Console(stderr=True)
+    if sum(bool(x) for x in (flags["output"], diff, in_place, check)) > 1:
+        raise _fail(err, "choose one of -o/--output, --diff, --check and --in-place")
+    mode = "check" if check else "diff" if diff else "in-place" if in_place else "output" if flags["output"] else "stdout"
+    batch.run(err, sources, _options(mode, **flags))
 
 
 @main.command(help=CHECK_HELP)
-@click.argument("sources", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.argument("sources", nargs=-1, required=True, type=click.Path(path_type=Path, allow_dash=True))
 @common_options
-def check(sources, rule_files, excludes, jobs, no_cache, cache_dir, report_json, report_file, sarif_file, verbose, quiet) -> None:
+def check(sources, **flags) -> None:
     from torch2mlx import batch
 
-    err = Console(stderr=True)
-    batch.run_batch(err, sources, batch.BatchSettings(
-        mode="check", rule_files=tuple(rule_files), excludes=tuple(excludes), jobs=jobs,
-        cache_dir=None if no_cache else (cache_dir or default_cache_dir()),
-        report_json=report_json, report_file=report_file, sarif_file=sarif_file, verbose=verbose, quiet=quiet))
-
-
-def _convert_one(err: Console, source: Path, output, diff, in_place, force, rule_files, report_json, quiet, exit_zero) -> None:
-    """One file: the converted code to stdout, a file, a diff, or the file itself."""
-    try:
-        index = build_index(tuple(rule_files))
-    except RuleError as exc:
-        raise _fail(err, str(exc))
-    try:
-        text = read_source(source)
-        result = convert_source(text, str(source), index=index)
-    except InputError as exc:
-        raise _fail(err, str(exc))
-    except Exception as exc:  # a converter bug: say so, distinctly from bad input
-        err.print(f"[red]internal error[/] converting {escape(str(source))}: {escape(f'{type(exc).__name__}: {exc}')}",
-                  highlight=False, soft_wrap=True)
-        raise click.exceptions.Exit(EXIT_INTERNAL)
-    if output is not None:
-        if output.exists() and not force and output.resolve() != source.resolve():
-            raise _fail(err, f"{output}: exists; pass --force to overwrite")
-        if output.resolve() == source.resolve():
-            raise _fail(err, f"{output}: is the input file; use --in-place to rewrite it")
-        try:
-            write_atomic(output, result.code)
-        except OSError as exc:
-            raise _fail(err, f"{output}: cannot write: {exc.strerror or exc}")
-    elif in_place:
-        if source.is_symlink():
-            raise _fail(err, f"{source}: is a symbolic link; not written through")
-        if result.changed:
-            write_atomic(source, result.code)
-    elif diff:
-        sys.stdout.writelines(difflib.unified_diff(
-            text.splitlines(keepends=True), result.code.splitlines(keepends=True),
-            fromfile=f"a/{source}", tofile=f"b/{source}"))
-    else:
-        sys.stdout.write(result.code)
-    report = report_dict([(str(source), result)])
-    if report_json is not None:
-        write_json(report, str(report_json))
-    if not quiet:
-        print_summary(report, err)
-    raise click.exceptions.Exit(EXIT_FLAGGED if result.flagged and not exit_zero else EXIT_OK)
+    batch.run(Console(stderr=True), sources, _options("check", **flags))
 
 
 VERIFY_HELP = """Convert a model file, run torch and MLX on the same random input, compare.
@@ -226,7 +180,7 @@ def verify(source, class_name, args, inputs, seed, atol, rtol) -> None:
     except verify_model.BadModelInput as exc:
         raise _fail(err, str(exc))
     for diagnostic in check.diagnostics:
-        err.print(escape(diagnostic.format()), highlight=False, soft_wrap=True)
+        err.print(Text(diagnostic.format()), highlight=False, soft_wrap=True)
     click.echo(check.summary())
     if check.bad_input:
         raise click.exceptions.Exit(EXIT_BAD_INPUT)
@@ -256,9 +210,9 @@ def export_weights(source, checkpoint, class_name, args, output, force) -> None:
     except verify_model.BadModelInput as exc:
         raise _fail(err, str(exc))
     except WeightLoadError as exc:
-        err.print(f"[red]checkpoint does not fit {escape(class_name)}:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
+        err.print(Text.assemble((f"checkpoint does not fit {class_name}:", "red"), " ", str(exc)), highlight=False, soft_wrap=True)
         raise click.exceptions.Exit(EXIT_FLAGGED)
-    err.print(f"{output}: {len(report.loaded)} arrays written", highlight=False, soft_wrap=True)
+    err.print(Text(f"{output}: {len(report.loaded)} arrays written"), highlight=False, soft_wrap=True)
 
 
 main.add_command(rules_group)

@@ -51,8 +51,10 @@ def _indent(text: str) -> int:
     return len(match.group(1)) if match and match.group(1) else 1
 
 
-def convert_notebook(text: str, path: str = "<notebook>") -> ConversionResult:
+def convert_notebook(text: str, path: str = "<notebook>", *, index=None) -> ConversionResult:
     """Translate the code cells of an `.ipynb` text; outputs, metadata and other cells are kept.
+
+    `index` (a `RuleIndex`, e.g. with the user's `--rules`) is passed on to `convert_source`.
 
     Raises InputError when the text is not a notebook or its code does not parse
     (the message names the cell and the line within it).
@@ -71,7 +73,7 @@ def convert_notebook(text: str, path: str = "<notebook>") -> ConversionResult:
         line += 1 + body.count("\n")
     joined = "".join(parts)
     try:
-        result = convert_source(joined, path)
+        result = convert_source(joined, path, index=index)
     except InputError as exc:
         cell, cell_line = _locate(starts, exc.line)
         raise InputError(exc.message, f"{path}[cell {cell}]" if cell is not None else path, cell_line, exc.column) from None

@@ -1,72 +1,19 @@
-"""Summaries of a run: rich tables for people, JSON for machines. Built from diagnostics only."""
+"""Summaries of a run: rich tables for people, JSON for machines. Built from `runner.FileOutcome`s only.
+
+Everything user-controlled (paths, messages, rule ids) is printed as rich `Text`, never as
+markup: a path such as `model:100:[b].py` shows as written (no markup, no emoji codes).
+"""
 from __future__ import annotations
 
-import json
 import os
 from collections import Counter
 from pathlib import Path
 from typing import Iterable
 
 from rich.console import Console
-from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
-from torch2mlx.api import ConversionResult
-
-
-def report_dict(results: Iterable[tuple[str, ConversionResult]]) -> dict:
-    files = []
-    untranslated: Counter = Counter()
-    total_converted = total_flagged = 0
-    for path, result in results:
-        total_converted += result.converted
-        total_flagged += result.flagged
-        for d in result.diagnostics:
-            if d.severity.value != "info":  # info: converted under an assumption, not left
-                untranslated[d.rule_id] += 1
-        files.append({
-            "path": path,
-            "changed": result.changed,
-            "converted": result.converted,
-            "flagged": result.flagged,
-            "diagnostics": [d.to_json() for d in result.diagnostics],
-        })
-    return {
-        "summary": {"files": len(files), "converted": total_converted, "flagged": total_flagged},
-        "untranslated": [{"rule_id": k, "count": v} for k, v in untranslated.most_common()],
-        "files": files,
-    }
-
-
-def write_json(report: dict, path: str) -> None:
-    from pathlib import Path
-
-    from torch2mlx.fileio import write_atomic
-
-    write_atomic(Path(path), json.dumps(report, indent=2) + "\n")
-
-
-def print_summary(report: dict, console: Console) -> None:
-    """Diagnostics one per line, unwrapped (file:line:col stays clickable), then a table."""
-    s = report["summary"]
-    style = "green" if s["flagged"] == 0 else "yellow"
-    console.print(f"[{style}]torch2mlx:[/] {s['converted']} torch API uses converted, "
-                  f"{s['flagged']} left in place (flagged) in {s['files']} file(s)")
-    for f in report["files"]:
-        for d in f["diagnostics"]:
-            color = "dim" if d["severity"] == "info" else "yellow"
-            console.print(f"  {d['path']}:{d['line']}:{d['column']}: [{color}]{d['severity']}: {d['rule_id']}[/]: "
-                          f"{escape(d['message'])}", highlight=False, markup=True, soft_wrap=True)
-    if report["untranslated"]:
-        table = Table(title="Left untranslated", show_edge=False)
-        table.add_column("torch API")
-        table.add_column("count", justify="right")
-        for row in report["untranslated"][:20]:
-            table.add_row(row["rule_id"], str(row["count"]))
-        console.print(table)
-
-
-# --------------------------------------------------------------------------- many files
 
 STATUSES = ("converted", "flagged", "unchanged", "copied", "failed", "internal-error", "skipped")
 WHERE_SHOWN = 5  # locations listed per untranslated API
@@ -97,6 +44,7 @@ def run_report(outcomes: Iterable, mode: str = "output") -> dict:
             "flagged": o.flagged,
             "error": o.error or None,
             "error_line": o.error_line or None,
+            "error_column": o.error_column or None,
             "changed_lines": list(o.changed_lines),
             "diagnostics": [d.to_json() for d in o.diagnostics],
         })
@@ -108,7 +56,7 @@ def run_report(outcomes: Iterable, mode: str = "output") -> dict:
             "by_status": {status: counts.get(status, 0) for status in STATUSES},
             "cached": sum(1 for o in outcomes if o.cached),
             "lines": sum(o.lines for o in outcomes),
-            "converted": sum(o.converted for o in outcomes),  # torch API uses, as in report_dict
+            "converted": sum(o.converted for o in outcomes),  # torch API uses
             "flagged": sum(o.flagged for o in outcomes),
         },
         "untranslated": [{**r, "files": len(r["files"])} for r in top],
@@ -116,34 +64,56 @@ def run_report(outcomes: Iterable, mode: str = "output") -> dict:
     }
 
 
-def print_run_diagnostics(report: dict, console: Console) -> None:
-    """One line per problem, unwrapped so that file:line:col stays clickable."""
+def _where(path: str, line=0, column=0) -> str:
+    return f"{path}:{line}:{column}" if line and column else f"{path}:{line}" if line else path
+
+
+def _print(console: Console, *parts) -> None:
+    """One line, unwrapped (file:line:col stays clickable); str parts are plain text, (text, style) pairs styled."""
+    console.print(Text.assemble(*parts), soft_wrap=True, highlight=False)
+
+
+def print_run_diagnostics(report: dict, console: Console, *, listing: bool = True, errors_only: bool = False) -> None:
+    """One line per problem: files that could not be converted always; with `listing`, also skipped
+    files and every diagnostic; in check mode, each file that would be rewritten. `errors_only`
+    (--quiet): only the files that could not be converted."""
+    crashed = 0
     for f in report["files"]:
-        if f["error"]:
-            where = f"{f['path']}:{f['error_line']}" if f["error_line"] else f["path"]
+        if f["error"] and (f["status"] != "skipped" or (listing and not errors_only)):
+            crashed += f["status"] == "internal-error"
             colour = "red" if f["status"] != "skipped" else "dim"
-            console.print(f"  {escape(where)}: [{colour}]{f['status']}[/]: {escape(f['error'].splitlines()[0])}",
-                          highlight=False, soft_wrap=True)
+            _print(console, "  ", _where(f["path"], f["error_line"] or 0, f.get("error_column") or 0), ": ",
+                   (f["status"], colour), ": ", f["error"].splitlines()[0])
+        if errors_only:
+            continue
         if report["mode"] == "check" and f["changed"]:
             lines = ", ".join(str(n) for n in f["changed_lines"][:10])
-            console.print(f"  {escape(f['path'])}:{f['changed_lines'][0] if f['changed_lines'] else 1}: "
-                          f"[yellow]would be rewritten[/] ({f['converted']} torch API use(s) translatable; lines {lines})",
-                          highlight=False, soft_wrap=True)
-        for d in f["diagnostics"]:
-            console.print(f"  {escape(d['path'])}:{d['line']}:{d['column']}: [yellow]{escape(d['rule_id'])}[/]: {escape(d['message'])}",
-                          highlight=False, soft_wrap=True)
+            _print(console, "  ", f"{f['path']}:{f['changed_lines'][0] if f['changed_lines'] else 1}", ": ",
+                   ("would be rewritten", "yellow"), f" ({f['converted']} torch API use(s) translatable; lines {lines})")
+        if listing:
+            for d in f["diagnostics"]:
+                colour = "dim" if d["severity"] == "info" else "yellow"
+                _print(console, "  ", _where(d["path"], d["line"], d["column"]), ": ",
+                       (f"{d['severity']}: {d['rule_id']}", colour), ": ", d["message"])
+    if crashed:
+        _print(console, ("internal error", "red"), f" in {crashed} file(s): a bug in torch2mlx; please report it "
+                                                   "with the file (the other files were converted)")
 
 
 def print_run_summary(report: dict, console: Console, top: int = 15) -> None:
+    """A table of files by status (several files), the headline, and the top untranslated APIs."""
     s = report["summary"]
     n = s["by_status"]
-    table = Table(title="torch2mlx run", show_edge=False)
-    for column in ("files", "converted", "flagged", "unchanged", "failed", "crashed", "cache hits"):
-        table.add_column(column, justify="right")
-    table.add_row(str(s["files"]), str(n["converted"]), str(n["flagged"]), str(n["unchanged"]),
-                  str(n["failed"]), str(n["internal-error"]), str(s["cached"]))
-    console.print(table)
-    console.print(f"{s['converted']} torch API uses converted, {s['flagged']} left in place", highlight=False)
+    if s["files"] != 1:
+        table = Table(title="torch2mlx run", show_edge=False)
+        for column in ("files", "converted", "flagged", "unchanged", "failed", "crashed", "cache hits"):
+            table.add_column(column, justify="right")
+        table.add_row(str(s["files"]), str(n["converted"]), str(n["flagged"]), str(n["unchanged"]),
+                      str(n["failed"]), str(n["internal-error"]), str(s["cached"]))
+        console.print(table)
+    style = "green" if s["flagged"] == 0 and not n["failed"] and not n["internal-error"] else "yellow"
+    _print(console, ("torch2mlx:", style), f" {s['converted']} torch API uses converted, {s['flagged']} left in place "
+                                          f"(flagged) in {s['files']} file(s)")
     if report["untranslated"]:
         left = Table(title=f"Top untranslated APIs (of {len(report['untranslated'])})", show_edge=False)
         left.add_column("torch API")
@@ -151,7 +121,7 @@ def print_run_summary(report: dict, console: Console, top: int = 15) -> None:
         left.add_column("files", justify="right")
         left.add_column("first seen", overflow="fold")
         for row in report["untranslated"][:top]:
-            left.add_row(escape(row["rule_id"]), str(row["count"]), str(row["files"]), escape(row["where"][0]))
+            left.add_row(Text(row["rule_id"]), str(row["count"]), str(row["files"]), Text(row["where"][0]))
         console.print(left)
 
 

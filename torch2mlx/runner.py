@@ -1,14 +1,24 @@
-"""Many files: discovery, a process pool, the cache, and writing each output atomically.
+"""Every conversion run: discovery, the cache, a process pool, and writing each output atomically.
 
-The runner never prints. `discover` turns the user's paths into `Job`s (one per file);
-`Run` converts them, in worker processes when `workers > 1`, and yields one small,
-pickleable `FileOutcome` per file as it finishes. One bad file is an outcome, never an
-exception that stops the others.
+One file, a list of files, a tree and stdin all go through here (`batch.run` drives it for
+the CLI). The runner never prints. `ConvertOptions` is what the user asked for (built once
+from the command line); `Options` is what converting one file needs, derived from it once
+per run (`Options.derive`: the cache salt, the cross-file facts). `discover` turns the
+user's paths into `Job`s (one per file); `Run` converts them, in worker processes when
+`workers > 1`, and yields one small, pickleable `FileOutcome` per file as it finishes.
+One bad file is an outcome, never an exception that stops the others.
 
-Safety: symlinks are never followed or written through (a symlinked file or directory
-inside the tree is reported as skipped), every write lands inside the output root (or
-the input file itself for --in-place), and an output directory inside the input tree is
-not read back as input.
+Modes: `stdout` (the converted text comes back in the outcome), `output` (a file, or a
+mirror of a tree), `in-place`, `diff` and `check` (nothing written).
+
+Only what every run needs is imported here: pathspec (for .gitignore and --exclude) and the
+process pool are imported when a directory is walked or several workers are used.
+
+Safety: symlinks inside a tree are never followed (a symlinked file or directory there is
+reported as skipped; a file named explicitly is read through its link), nothing is ever
+written through a symlink, every write lands inside the output root (or the input file
+itself for --in-place), and an output directory inside the input tree is not read back
+as input.
 """
 from __future__ import annotations
 
@@ -18,12 +28,9 @@ import os
 import stat
 import sys
 import traceback
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator, Optional, Sequence
-
-import pathspec
 
 from torch2mlx.api import build_index, convert_source, decode_source
 from torch2mlx.cache import Cache, diagnostics_from_entry, diagnostics_to_entry
@@ -34,19 +41,57 @@ EXIT_OK, EXIT_FLAGGED, EXIT_BAD_INPUT, EXIT_INTERNAL = 0, 1, 2, 3
 CONVERTIBLE_SUFFIXES = (".py",)
 NOTEBOOK_SUFFIX = ".ipynb"
 ALWAYS_PRUNED = {".git", ".hg", ".svn", "__pycache__"}
+MODES = ("stdout", "output", "in-place", "diff", "check")
+STDIN_DISPLAY = "<stdin>"
+
+
+@dataclass(frozen=True)
+class ConvertOptions:
+    """Everything the user chose for a `convert` or `check` run, built once from the command line.
+
+    mode: stdout (one file or stdin, the MLX code to stdout) | output (`-o`: a file, or a
+    directory mirroring one input directory) | in-place | diff | check.
+    """
+
+    mode: str = "stdout"
+    output: Optional[Path] = None          # -o: a file (one input) or a directory (one input directory)
+    force: bool = False                    # overwrite an existing output file / write into a non-empty directory
+    copy_other: bool = True                # output mode, directories: copy non-Python files too
+    exit_zero: bool = False                # flagged files do not fail the run
+    rule_files: tuple = ()                 # extra YAML rule files (Paths)
+    excludes: tuple = ()                   # .gitignore-style patterns, relative to each input directory
+    jobs: Optional[int] = None             # worker processes (None: all cores)
+    cache_dir: Optional[Path] = None       # None: no cache
+    report_json: Optional[Path] = None
+    report_file: Optional[Path] = None     # Markdown, or HTML for .html
+    sarif_file: Optional[Path] = None
+    verbose: bool = False                  # list every diagnostic, also for several files
+    quiet: bool = False                    # nothing on stderr but errors
+
+    def __post_init__(self):
+        if self.mode not in MODES:
+            raise ValueError(f"mode must be one of {MODES}, not {self.mode!r}")
+        if (self.mode == "output") != (self.output is not None):
+            raise ValueError("an output path goes with mode 'output', and only with it")
 
 
 @dataclass(frozen=True)
 class Options:
-    """What the CLI flags become. mode: output | in-place | check | diff."""
+    """What converting one file needs (sent to each worker): derived from `ConvertOptions` per run."""
 
     mode: str
     rule_files: tuple = ()
     cache_dir: Optional[Path] = None
     cache_salt: str = ""
     copy_other: bool = True
-    output_root: Optional[Path] = None
+    output_root: Optional[Path] = None  # output mode: every write lands inside it
     project: Optional[object] = None  # torch2mlx.project.ProjectIndex: cross-file facts
+
+    @classmethod
+    def derive(cls, options: ConvertOptions, cache_salt: str = "", output_root: Optional[Path] = None,
+               project: Optional[object] = None) -> "Options":
+        return cls(options.mode, tuple(options.rule_files), options.cache_dir, cache_salt, options.copy_other,
+                   output_root, project)
 
 
 @dataclass(frozen=True)
@@ -55,6 +100,10 @@ class Job:
     display: str                   # the path as shown in messages and reports
     target: Optional[Path] = None  # where the output goes (output mode)
     convertible: bool = True       # .py (or notebook); other files are only copied
+    data: Optional[bytes] = None   # the input itself, when it is not a file (stdin)
+
+    def read(self) -> bytes:
+        return self.data if self.data is not None else self.source.read_bytes()
 
 
 @dataclass(frozen=True)
@@ -73,6 +122,7 @@ class FileOutcome:
     error_column: int = 0
     diff: str = ""
     changed_lines: tuple[int, ...] = field(default=())  # first lines of changed hunks (check/diff)
+    output: str = ""  # stdout mode: the converted text (the input's text when nothing changed)
 
     @property
     def flagged(self) -> int:
@@ -94,11 +144,15 @@ class _Ignores:
     """`--exclude` globs (relative to the root) plus every .gitignore met on the way down."""
 
     def __init__(self, root: Path, excludes: Sequence[str]):
+        import pathspec  # directories only
+
         self.root = root
         self.excludes = pathspec.GitIgnoreSpec.from_lines(excludes) if excludes else None
-        self.gitignores: dict[Path, pathspec.GitIgnoreSpec] = {}
+        self.gitignores: dict = {}  # directory -> pathspec.GitIgnoreSpec
 
     def load(self, directory: Path) -> None:
+        import pathspec
+
         gi = directory / ".gitignore"
         if gi.is_file() and not gi.is_symlink():
             try:
@@ -135,17 +189,16 @@ def discover(sources: Sequence[Path], excludes: Sequence[str] = (), output_root:
     """Jobs for every file under `sources`, and `skipped` outcomes for symlinks met on the way.
 
     With `output_root`, `sources` must be one directory whose tree is mirrored there.
-    Explicitly named files are always taken (pre-commit passes them one by one).
+    Explicitly named files are always taken, whatever their suffix, and read through a
+    symbolic link (the user named them; pre-commit passes them one by one); writing in
+    place through a link is still refused. Only what is found inside a directory is filtered.
     """
     jobs: list[Job] = []
     skipped: list[FileOutcome] = []
     prune = {output_root.resolve()} if output_root is not None else set()
     for source in sources:
         if not source.is_dir():
-            if source.is_symlink():
-                skipped.append(FileOutcome(str(source), "skipped", error="symbolic link: not followed"))
-            elif _convertible(source):
-                jobs.append(Job(source, str(source)))
+            jobs.append(Job(source, str(source)))
             continue
         root = source
         ignores = _Ignores(root, excludes)
@@ -205,12 +258,23 @@ def _checked_target(job: Job, options: Options) -> Path:
     assert target is not None
     root = options.output_root if options.mode == "output" else target.parent
     if target.is_symlink():
-        raise InputError("output path is a symbolic link: not written through", job.display)
+        raise InputError(f"output path {target} is a symbolic link: not written through", job.display)
     if options.mode == "output":
-        target.parent.mkdir(parents=True, exist_ok=True)
-        if not _inside(target.parent, root):
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise InputError(f"cannot write {target}: {exc.strerror or exc}", job.display) from None
+        if root is not None and not _inside(target.parent, root):
             raise InputError("output path leaves the output directory: not written", job.display)
     return target
+
+
+def _write(target: Path, write, payload) -> None:
+    """Write atomically; a failure is this file's bad outcome, naming the path."""
+    try:
+        write(target, payload)
+    except OSError as exc:
+        raise InputError(f"cannot write {target}: {exc.strerror or exc}", str(target)) from None
 
 
 def _copy_mode(source: Path, target: Path) -> None:
@@ -226,12 +290,12 @@ def _convert(data: bytes, job: Job, options: Options) -> tuple[dict, bool]:
         return entry, True
     try:
         text = decode_source(data, job.display)
-        if job.source.suffix == NOTEBOOK_SUFFIX:
+        index = build_index(tuple(options.rule_files))
+        if job.source.suffix == NOTEBOOK_SUFFIX and notebook_support():
             from torch2mlx.notebook import convert_notebook  # type: ignore[import-not-found]
 
-            result = convert_notebook(text, job.display)
+            result = convert_notebook(text, job.display, index=index)
         else:
-            index = build_index(tuple(options.rule_files))
             project = options.project
             module = project.module_of(job.source) if project is not None else None
             result = convert_source(text, job.display, index=index, project=project, module_name=module)
@@ -258,7 +322,7 @@ def process(job: Job, options: Options) -> FileOutcome:
     try:
         return _process(job, options)
     except InputError as exc:
-        return FileOutcome(job.display, "failed", error=exc.message)
+        return FileOutcome(job.display, "failed", error=exc.message, error_line=exc.line, error_column=exc.column)
     except OSError as exc:
         return FileOutcome(job.display, "failed", error=f"{exc.strerror or exc}")
     except Exception as exc:  # a converter bug: report it, keep going with the other files
@@ -266,12 +330,21 @@ def process(job: Job, options: Options) -> FileOutcome:
         return FileOutcome(job.display, "internal-error", error=f"{type(exc).__name__}: {exc}\n{summary}")
 
 
+def _read(job: Job) -> bytes:
+    try:
+        return job.read()
+    except IsADirectoryError:
+        raise InputError("is a directory", job.display) from None
+    except OSError as exc:
+        raise InputError(f"cannot read: {exc.strerror or exc}", job.display) from None
+
+
 def _process(job: Job, options: Options) -> FileOutcome:
-    data = job.source.read_bytes()
+    data = _read(job)
     if not job.convertible:
         if options.mode == "output" and options.copy_other:
             target = _checked_target(job, options)
-            write_bytes_atomic(target, data)
+            _write(target, write_bytes_atomic, data)
             _copy_mode(job.source, target)
         return FileOutcome(job.display, "copied")
     entry, cached = _convert(data, job, options)
@@ -282,16 +355,19 @@ def _process(job: Job, options: Options) -> FileOutcome:
     code = entry["code"]
     diagnostics = diagnostics_from_entry(entry["diagnostics"], job.display)
     changed = code is not None
-    diff, changed_lines = "", ()
-    if options.mode == "output":
+    diff, changed_lines, output = "", (), ""
+    if options.mode == "stdout":
+        output = code if changed else decode_source(data, job.display)
+    elif options.mode == "output":
         target = _checked_target(job, options)
         if changed:
-            write_atomic(target, code)
+            _write(target, write_atomic, code)
         else:
-            write_bytes_atomic(target, data)  # byte-identical, encoding and line endings kept
-        _copy_mode(job.source, target)
+            _write(target, write_bytes_atomic, data)  # byte-identical, encoding and line endings kept
+        if job.data is None:
+            _copy_mode(job.source, target)
     elif options.mode == "in-place" and changed:
-        write_atomic(_checked_target(job, options), code)
+        _write(_checked_target(job, options), write_atomic, code)
     elif options.mode in ("check", "diff") and changed:
         original = decode_source(data, job.display)
         changed_lines = _changed_lines(original, code)
@@ -301,7 +377,7 @@ def _process(job: Job, options: Options) -> FileOutcome:
     flagged = any(d.severity.value != "info" for d in diagnostics)
     status = "flagged" if flagged else "converted" if changed else "unchanged"
     return FileOutcome(job.display, status, diagnostics, entry["converted"], changed, cached, lines,
-                       diff=diff, changed_lines=changed_lines)
+                       diff=diff, changed_lines=changed_lines, output=output)
 
 
 # --------------------------------------------------------------------------- many files
@@ -330,7 +406,7 @@ class Run:
         self.jobs = list(jobs)
         self.options = options
         self.workers = max(1, min(workers, len(self.jobs) or 1))
-        self._executor: Optional[ProcessPoolExecutor] = None
+        self._executor = None  # a ProcessPoolExecutor when workers > 1
         self._futures: dict = {}
 
     def start(self) -> "Run":
@@ -338,6 +414,7 @@ class Run:
             build_index(tuple(self.options.rule_files))  # load once (about 2 s); forked workers inherit it
         if self.workers > 1:
             import multiprocessing
+            from concurrent.futures import ProcessPoolExecutor  # several workers only
 
             # fork shares the loaded rule table for free; elsewhere (macOS, Windows) the
             # platform default is the safe choice and each worker loads the table once
@@ -354,7 +431,7 @@ class Run:
             return True
         for job in self.jobs:
             try:
-                if job.convertible and not cache.has(job.source.read_bytes()):
+                if job.convertible and not cache.has(job.read()):
                     return True
             except OSError:
                 continue
@@ -365,6 +442,8 @@ class Run:
             for job in self.jobs:
                 yield process(job, self.options)
             return
+        from concurrent.futures import as_completed
+
         try:
             for future in as_completed(self._futures):
                 job = self._futures[future]
