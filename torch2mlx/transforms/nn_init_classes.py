@@ -17,7 +17,7 @@ from typing import Optional
 import libcst as cst
 
 # torch layers whose MLX counterparts keep optional parameters as keys, absent when disabled
-# (checked by tests/test_transforms/test_nn_init_classes.py against MLX)
+# (checked by tests/test_transforms/test_nn_init_more.py against MLX)
 OPTIONAL_KEYS = frozenset({
     "torch.nn.Linear", "torch.nn.Bilinear", "torch.nn.Conv1d", "torch.nn.Conv2d", "torch.nn.ConvTranspose2d",
     "torch.nn.Embedding", "torch.nn.LayerNorm", "torch.nn.BatchNorm1d", "torch.nn.BatchNorm2d",

@@ -2,26 +2,16 @@
 
 Layout kinds: "cl2" (N, H, W, C), "cl1" (N, L, C), "cl3" (N, D, H, W, C), "g" (N, 1, 1, C) after a
 global pool.
-A layer in `SPATIAL` is channels-last in MLX: its output has the given layout whatever the
-input's. `KEEP` layers are channels-last too and keep their input's layout. `PER_POSITION`
+`SPATIAL`, `ADAPTIVE` and `KEEP` (which layers are channels-last in MLX) are in
+torch2mlx/layout_facts.py; this module re-exports them. `PER_POSITION`
 layers and `FUNCTIONS` act on each position alone (or on the last axis of a (N, C) value), so
 a channels-last input stays channels-last. Adding a layer here is enough for the analysis.
 """
 from __future__ import annotations
 
-SPATIAL = {"Conv2d": "cl2", "ConvTranspose2d": "cl2", "MaxPool2d": "cl2", "AvgPool2d": "cl2",
-            "BatchNorm2d": "cl2", "InstanceNorm2d": "cl2", "Conv1d": "cl1", "InstanceNorm1d": "cl1",
-            "AdaptiveAvgPool2d": "g", "AdaptiveMaxPool2d": "g",  # 2-D adaptive pools: "cl2" unless output size 1
-            "AdaptiveAvgPool1d": "cl1",
-            # rules/nn_layers_extra.yaml
-            "MaxPool1d": "cl1", "AvgPool1d": "cl1", "ConvTranspose1d": "cl1",
-            "Conv3d": "cl3", "ConvTranspose3d": "cl3", "MaxPool3d": "cl3", "AvgPool3d": "cl3", "BatchNorm3d": "cl3"}
-ADAPTIVE = frozenset({"AdaptiveAvgPool2d", "AdaptiveMaxPool2d"})
-# channels-last in MLX and keeps the layout of its input ("keep")
-KEEP = frozenset({"Upsample", "GroupNorm", "PixelShuffle", "PixelUnshuffle",
-                  # rules/nn_layers_extra.yaml: local channels-last pads, channel dropout, MLX's Dropout2d/3d
-                  *(f"{kind}Pad{d}d" for kind in ("Zero", "Constant", "Reflection", "Replication") for d in (1, 2, 3)),
-                  "Dropout1d", "Dropout2d", "Dropout3d", "LocalResponseNorm"})
+# which layers are channels-last in MLX is a fact the core needs too (project.py): it lives there
+from torch2mlx.layout_facts import ADAPTIVE, KEEP, SPATIAL  # noqa: F401  (re-exported for nn-layout)
+
 _F = "torch.nn.functional."
 # functions translated for NCHW arrays between transposes (rules/nn_vision_extra.yaml, nn_upsample.yaml);
 # on a channels-last map the transposes go: "keep" the layout, or "pool" (adaptive pooling)
