@@ -41,9 +41,6 @@ KNOWN_EDGES = {
     # fileio only needs api.decode_source: moving decode_source down into fileio (api
     # re-exporting it) breaks api -> cache -> fileio -> api
     ("torch2mlx.fileio", "torch2mlx.api"),
-    # cache reads torch2mlx.__version__ from the package facade (which imports api, which
-    # imports cache): a `torch2mlx/version.py` both import breaks it
-    ("torch2mlx.cache", "torch2mlx"),
 }
 
 

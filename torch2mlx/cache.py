@@ -50,7 +50,7 @@ def _code_fingerprint() -> str:
 
 def run_salt(rule_files: Sequence[Path] = ()) -> str:
     """Everything besides the file's bytes that decides a conversion's outcome."""
-    from torch2mlx import __version__
+    from torch2mlx.version import __version__
     from torch2mlx.table.loader import table_version
 
     h = hashlib.sha256(f"{__version__}\0{table_version()}\0{_code_fingerprint()}".encode())
