@@ -281,7 +281,7 @@ def _child(code: str, env: dict) -> str:
 
 
 HEAVY = ("numpy", "yaml", "jsonschema", "pathspec", "concurrent.futures.process", "torch2mlx.weights",
-         "torch2mlx.runner", "torch2mlx.batch", "torch2mlx.verify", "torch2mlx.notebook", "torch2mlx.table.schema")
+         "torch2mlx.verify", "torch2mlx.notebook", "torch2mlx.table.schema")
 
 
 def test_importing_the_cli_imports_nothing_a_conversion_does_not_need():
