@@ -72,3 +72,17 @@ def test_docs_to_stdout_and_file(tmp_path):
     assert r.exit_code == 0 and r.stdout.startswith("# Rule reference")
     _invoke("rules", "docs", "-o", tmp_path / "rules.md")
     assert (tmp_path / "rules.md").read_text() == r.stdout
+
+
+def test_rules_commands_print_paths_as_written_not_as_emoji(tmp_path):
+    """rich turns `:100:` into an emoji unless told not to; a path is text."""
+    from click.testing import CliRunner
+
+    from torch2mlx.cli import main
+
+    bad = tmp_path / "x:100:.yaml"
+    bad.write_text("rules:\n  - id: bad\n")
+    result = CliRunner().invoke(main, ["rules", "validate", str(bad)])
+    assert result.exit_code != 0
+    assert "x:100:.yaml" in result.output, result.output
+    assert "\N{HUNDRED POINTS SYMBOL}" not in result.output

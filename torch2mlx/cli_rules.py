@@ -9,7 +9,7 @@ from typing import Optional
 
 import click
 from rich.console import Console
-from rich.markup import escape
+from rich.markup import escape  # with emoji=False on every console: `file.py:100:` stays text
 
 from torch2mlx.api import build_index
 from torch2mlx.table import RuleError, load_rule_files
@@ -28,7 +28,7 @@ def _index(console: Console, rule_files):
 
 def _stdout() -> Console:
     """Wide when piped, so ids and file:line are never cut."""
-    return Console() if sys.stdout.isatty() else Console(width=220)
+    return Console(emoji=False) if sys.stdout.isatty() else Console(width=220, emoji=False)
 
 
 def _target(rule: Rule) -> str:
@@ -49,7 +49,7 @@ def list_rules(pattern: str, status: Optional[str], rule_files) -> None:
     from rich.table import Table
 
     out = _stdout()
-    index = _index(Console(stderr=True), rule_files)
+    index = _index(Console(stderr=True, emoji=False), rule_files)
     table = Table(show_edge=False)
     for column in ("id", "status", "MLX", "defined at"):
         table.add_column(column)
@@ -69,7 +69,7 @@ def list_rules(pattern: str, status: Optional[str], rule_files) -> None:
 @click.option("--rules", "rule_files", multiple=True, type=click.Path(path_type=Path), help="Extra YAML rule file. Repeatable.")
 def show_rule(name: str, rule_files) -> None:
     """Show one rule: by id, by any torch name it matches, or by tensor method name."""
-    out, err = _stdout(), Console(stderr=True)
+    out, err = _stdout(), Console(stderr=True, emoji=False)
     index = _index(err, rule_files)
     rule = index.by_id.get(name) or index.function(name) or index.value(name) or index.method(name.split(".")[-1] if name.startswith("torch.Tensor.") else name)
     if rule is None:
@@ -87,7 +87,7 @@ def show_rule(name: str, rule_files) -> None:
 @click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
 def validate_rules(files) -> None:
     """Check rule files against the schema; errors name file:line. Exit 2 on the first bad file."""
-    out, err = _stdout(), Console(stderr=True)
+    out, err = _stdout(), Console(stderr=True, emoji=False)
     shipped = build_index()
     worst = EXIT_OK
     for path in files:
@@ -115,7 +115,7 @@ def coverage_cmd(paths, excludes, rule_files, as_json: bool, top: int) -> None:
 
     from torch2mlx import coverage, runner
 
-    out, err = _stdout(), Console(stderr=True)
+    out, err = _stdout(), Console(stderr=True, emoji=False)
     index = _index(err, rule_files)
     jobs, _ = runner.discover(list(paths), excludes)
     uses, problems = coverage.scan([j.source for j in jobs if j.source.suffix == ".py"], index)
