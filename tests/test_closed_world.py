@@ -199,3 +199,37 @@ def test_a_directory_run_of_a_torch_built_package_does_not_flag_its_own_imports(
     project = build_project_index([pkg], files)
     result = convert_source(model.read_text(), str(model), project=project, module_name=module_name(model, pkg))
     assert [(d.rule_id, d.line) for d in _warnings(result)] == [("torch-dependency", 2)], result.code
+
+
+def _star_package(tmp_path):
+    pkg = tmp_path / "pkg"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text("")
+    (pkg / "parts.py").write_text(
+        "import torch\nimport torch.nn as nn\n\n\nclass Block(nn.Module):\n    def __init__(self):\n"
+        "        super().__init__()\n        self.lin = nn.Linear(3, 3)\n\n    def forward(self, x):\n"
+        "        return torch.relu(self.lin(x))\n")
+    (pkg / "net.py").write_text(
+        "from .parts import *\n\n\nclass Net(nn.Module):\n    def __init__(self):\n        super().__init__()\n"
+        "        self.block = Block()\n        self.head = nn.Linear(3, 2)\n\n    def forward(self, x):\n"
+        "        return torch.sigmoid(self.head(self.block(x)))\n")
+    return pkg
+
+
+def test_star_import_is_followed_in_a_directory_run(tmp_path):
+    """`from .parts import *` (a UNet repository's style): torch aliases and module classes come through."""
+    from torch2mlx.project import build_project_index, module_name
+
+    pkg = _star_package(tmp_path)
+    net = pkg / "net.py"
+    project = build_project_index([pkg], sorted(pkg.rglob("*.py")))
+    result = convert_source(net.read_text(), str(net), project=project, module_name=module_name(net, pkg))
+    assert not _warnings(result), result.code
+    assert "mx.sigmoid(" in result.code and "def __call__" in result.code and "nn.Linear(3, 2)" in result.code
+
+
+def test_star_import_of_an_own_module_is_flagged_in_a_single_file_run(tmp_path):
+    net = _star_package(tmp_path) / "net.py"
+    result = _convert(net.read_text())
+    assert any(d.rule_id == "star-import" and d.line == 1 for d in _warnings(result)), result.code
+    assert not _warnings(_convert("import torch\nfrom math import *\nx = torch.zeros(2)\n"))

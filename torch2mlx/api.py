@@ -13,7 +13,7 @@ import libcst as cst
 from torch2mlx import closed_world, emitter, positions
 from torch2mlx.array_facts import TORCH_ONLY_MEMBERS
 from torch2mlx.diagnostics import Diagnostic, InputError, Kind, Severity
-from torch2mlx.names import analyze, cold_statements
+from torch2mlx.names import analyze, cold_statements, star_names
 from torch2mlx.rewriter import TableRewriter
 from torch2mlx.table import RuleIndex
 
@@ -76,6 +76,8 @@ def _project_imports(tree: ast.Module, cross_file, facts) -> frozenset:
         if isinstance(node, ast.ImportFrom) and not (node.module or "").startswith("torch"):
             source = absolute_import(module, node, is_package)
             found.update(a.asname or a.name for a in node.names if f"{source}.{a.name}" in facts)
+            if any(a.name == "*" for a in node.names):
+                found.update(name for name, _ in star_names(facts, source))
     return frozenset(found)
 
 
@@ -184,7 +186,7 @@ def convert_source(text: str, path: str = "<string>", *, rule_files: Sequence[Pa
     except RecursionError:
         raise InputError("expression nested too deeply to convert", path) from None
     own_packages = frozenset(m.split(".")[0] for m in project.modules.values()) if project is not None else frozenset()
-    code, leftovers = closed_world.audit(code, text, own_packages)
+    code, leftovers = closed_world.audit(code, text, own_packages, single_file=project is None)
     diagnostics = _diagnostics(module, tree, text, rewriter, path)
     if leftovers:
         diagnostics = tuple(sorted(diagnostics + tuple(

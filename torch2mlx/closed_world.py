@@ -18,10 +18,12 @@ import ast
 import bisect
 import difflib
 import re
+import sys
 from dataclasses import dataclass
 from typing import Optional
 
 RULE_ID = "torch-reference"
+STAR_RULE_ID = "star-import"
 DEPENDENCY_RULE_ID = "torch-dependency"
 FLAG_PREFIX = "# torch2mlx:"
 
@@ -34,6 +36,9 @@ TORCH_BUILT_MODULES = frozenset({
     "bitsandbytes", "fvcore", "detectron2", "mmcv", "mmdet", "mmengine", "thop", "lpips", "pytorch_msssim",
     "torchdiffeq", "torchcrf", "ultralytics", "fairseq", "functorch", "triton",
 })
+_STAR_IMPORT_LINE = re.compile(r"^[ \t]*from[ \t]+\S+[ \t]+import[ \t]+\*", re.MULTILINE)
+# star imports whose names are known without reading the module
+_KNOWN_STAR_SOURCES = frozenset(sys.stdlib_module_names) | {"numpy", "mlx", "torch", "math"}
 _TORCH_IMPORT_LINE = re.compile(
     r"^[ \t]*(?:import|from)[ \t]+(?:torch\b|" + "|".join(sorted({m.split(".")[0] for m in TORCH_BUILT_MODULES})) + r")\b",
     re.MULTILINE)
@@ -59,12 +64,15 @@ class Leftover:
     message: str
 
 
-def audit(code: str, original: str, own_packages: frozenset = frozenset()) -> tuple[str, list[Leftover]]:
+def audit(code: str, original: str, own_packages: frozenset = frozenset(),
+          single_file: bool = True) -> tuple[str, list[Leftover]]:
     """The output with a flag above each statement that still names torch unflagged, and those places.
 
     `own_packages`: top-level packages of the tree being converted (a directory run of timm itself
-    imports `timm.layers`: that is the project, converted alongside, not a dependency)."""
-    if not _TORCH_IMPORT_LINE.search(code):
+    imports `timm.layers`: that is the project, converted alongside, not a dependency).
+    `single_file`: not a directory run, so a star import from the user's own modules is not followed."""
+    stars = single_file and _STAR_IMPORT_LINE.search(code) is not None
+    if not stars and not _TORCH_IMPORT_LINE.search(code):
         return code, []  # no torch import left: no name can refer to torch (the common case, decided by one regex)
     try:
         tree = ast.parse(code)
@@ -73,6 +81,13 @@ def audit(code: str, original: str, own_packages: frozenset = frozenset()) -> tu
     lines = code.splitlines(keepends=True)
     bound = _torch_bindings(tree)
     places: dict = {}  # first output line of a statement -> (statement, rule id, why, column)
+    for stmt in _unfollowed_star_imports(tree) if stars else ():
+        if not _flags_above(lines, stmt.lineno) - {STAR_RULE_ID}:
+            source = "." * stmt.level + (stmt.module or "")
+            why = (f"the names `from {source} import *` brings in are not known when converting one file (torch "
+                   "aliases or nn.Module classes there would be left as torch): convert the whole folder, which "
+                   "follows star imports, or import the names explicitly")
+            places.setdefault(stmt.lineno, (stmt, STAR_RULE_ID, why, stmt.col_offset))
     for stmt, module in _torch_built_imports(tree):
         if module.split(".")[0] in own_packages:
             continue
@@ -140,6 +155,14 @@ def _torch_built_imports(tree: ast.Module):
                 module = next((m for a in node.names if (m := torch_built_module(f"{node.module}.{a.name}"))), None)
             if module is not None:
                 yield node, module
+
+
+def _unfollowed_star_imports(tree: ast.Module):
+    """`from X import *` of the user's own modules (relative, or not the standard library, numpy, mlx)."""
+    for node in tree.body:
+        if isinstance(node, ast.ImportFrom) and any(a.name == "*" for a in node.names):
+            if node.level > 0 or (node.module or "").split(".")[0] not in _KNOWN_STAR_SOURCES:
+                yield node
 
 
 def _uses(tree: ast.Module, names: set):

@@ -53,6 +53,14 @@ class Scope:
         return name in self.other or name in self.imports
 
 
+def star_names(facts, source: str) -> list:
+    """(name, full name) of the public names of module `source` among `facts` (full names): what
+    `from source import *` brings in (its `__all__` is not read: a fact it leaves out still counts)."""
+    prefix = f"{source}."
+    return [(full[len(prefix):], full) for full in facts
+            if full.startswith(prefix) and "." not in full[len(prefix):] and not full[len(prefix)].startswith("_")]
+
+
 def _import_bindings(node: ast.AST, project=None) -> Iterable[tuple[str, Optional[str]]]:
     """(local name, torch qualified name or None) for an import statement.
 
@@ -76,6 +84,8 @@ def _import_bindings(node: ast.AST, project=None) -> Iterable[tuple[str, Optiona
             source = absolute_import(this_module, node, is_package)
         for alias in node.names:
             if alias.name == "*":
+                if source is not None:  # `from .parts import *` in a directory run: what parts binds to torch
+                    yield from ((name, project[0].aliases[full]) for name, full in star_names(project[0].aliases, source))
                 continue
             qual = f"{module}.{alias.name}" if is_torch else None
             if source is not None:
@@ -206,7 +216,9 @@ def analyze(tree: ast.Module, hot_attrs: frozenset = frozenset(), project=None) 
             if isinstance(node, ast.ImportFrom):
                 source = absolute_import(project[1], node, project[2])
                 for a in node.names:
-                    if f"{source}.{a.name}" in project[0].module_classes:
+                    if a.name == "*":
+                        module.project_classes.update(name for name, _ in star_names(project[0].module_classes, source))
+                    elif f"{source}.{a.name}" in project[0].module_classes:
                         module.project_classes.add(a.asname or a.name)
     collector = _Collector(module, scopes, hot_names, hot_attrs, project)
     for stmt in tree.body:

@@ -16,7 +16,8 @@ from typing import Iterable, Optional
 
 from torch2mlx.imports import absolute_import
 from torch2mlx.layout_facts import ADAPTIVE, KEEP, SPATIAL
-from torch2mlx.names import TORCH_ROOT
+from torch2mlx.names import TORCH_ROOT, star_names
+from torch2mlx.torch_facts import MODULE_BASES
 
 
 @dataclass(frozen=True)
@@ -60,6 +61,7 @@ def build_project_index(roots: Iterable[Path], files: Iterable[Path]) -> Project
     facts = []  # (module, {local: torch qual}, {local: project full name}, [(class, bases)])
     builders = []  # (module, {local: project full name}, {def name: (builds a layer itself, {names it calls})})
     modules = {}
+    stars = []  # (module, the module it star-imports)
     for path in files:
         path = Path(path).resolve()
         root = next((r for r in roots if path == r or r in path.parents), None)
@@ -78,7 +80,9 @@ def build_project_index(roots: Iterable[Path], files: Iterable[Path]) -> Project
                 for a in node.names:
                     if a.name.split(".")[0] == TORCH_ROOT:
                         torch_locals[a.asname or a.name.split(".")[0]] = a.name if a.asname else TORCH_ROOT
-            elif isinstance(node, ast.ImportFrom) and not any(a.name == "*" for a in node.names):
+            elif isinstance(node, ast.ImportFrom) and any(a.name == "*" for a in node.names):
+                stars.append((name, absolute_import(name, node, is_package)))
+            elif isinstance(node, ast.ImportFrom):
                 source = absolute_import(name, node, is_package)
                 for a in node.names:
                     local = a.asname or a.name
@@ -101,6 +105,15 @@ def build_project_index(roots: Iterable[Path], files: Iterable[Path]) -> Project
     changed = True
     while changed:  # re-exports and base classes across files: iterate to a fixed point
         changed = False
+        for name, source in stars:  # `from .parts import *`: what parts binds, this module binds too
+            for local, full in star_names(aliases, source):
+                if f"{name}.{local}" not in aliases:
+                    aliases[f"{name}.{local}"] = aliases[full]
+                    changed = True
+            for local, _ in star_names(module_classes, source):
+                if f"{name}.{local}" not in module_classes:
+                    module_classes.add(f"{name}.{local}")
+                    changed = True
         for name, torch_locals, project_locals, classes in facts:
             for local, target in project_locals.items():
                 full = f"{name}.{local}"
@@ -117,7 +130,7 @@ def build_project_index(roots: Iterable[Path], files: Iterable[Path]) -> Project
                 for base in bases:
                     qual = _torch_name(base, torch_locals)
                     local = base.id if isinstance(base, ast.Name) else None
-                    if qual in ("torch.nn.Module", "torch.nn.modules.module.Module") or (
+                    if qual in MODULE_BASES or (
                             local is not None and (f"{name}.{local}" in module_classes
                                                    or project_locals.get(local) in module_classes)):
                         module_classes.add(full)
