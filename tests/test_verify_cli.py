@@ -43,7 +43,9 @@ def test_verify_fails_when_the_outputs_differ(runner, tmp_path):
 
 @pytest.mark.parametrize("argv,message", [
     ([LENET, "--model", "Nope", "--input", "1,1,28,28"], "no class 'Nope'"),
-    ([LENET, "--model", "LeNet", "--args", "__import__('os')", "--input", "1,1,28,28"], "Python literals only"),
+    ([LENET, "--model", "LeNet", "--args", "10,,", "--input", "1,1,28,28"], "not Python call arguments"),
+    ([LENET, "--model", "LeNet", "--args", "1), print(2", "--input", "1,1,28,28"], "not Python call arguments"),
+    ([LENET, "--model", "LeNet", "--args", "classes", "--input", "1,1,28,28"], "NameError"),
     ([LENET, "--model", "LeNet", "--input", "1,x,28"], "--input '1,x,28'"),
     ([LENET, "--model", "LeNet", "--input", "1,3,28,28"], "torch forward fails"),
     ([LENET, "--model", "LeNet", "--args", "1, 2, 3", "--input", "1,1,28,28"], "fails in torch"),

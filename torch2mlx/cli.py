@@ -9,6 +9,7 @@ that `--help` and the other commands stay fast). Rule tooling lives in `cli_rule
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Optional
 
 import click
 from rich.console import Console
@@ -76,6 +77,10 @@ _common = [
     click.option("--sarif", "sarif_file", type=click.Path(path_type=Path), help="Write the diagnostics as SARIF 2.1.0."),
     click.option("-v", "--verbose", is_flag=True, help="List every diagnostic, also for several files (one file: always listed)."),
     click.option("-q", "--quiet", is_flag=True, help="Nothing on stderr but errors (no summary, no diagnostics); the exit code is unchanged."),
+    click.option("--select", "select", multiple=True, metavar="IDS", help="Report only these rule ids or prefixes (comma-separated, repeatable; replaces the configuration's)."),
+    click.option("--ignore", "ignore", multiple=True, metavar="IDS", help="Do not report these rule ids or prefixes (comma-separated, repeatable; replaces the configuration's). The flag comments stay in the code."),
+    click.option("--config", "config_file", type=click.Path(path_type=Path, dir_okay=False), help="Read this configuration file (pyproject.toml, torch2mlx.toml) instead of looking for one."),
+    click.option("--isolated", is_flag=True, help="Ignore every configuration file."),
 ]
 
 
@@ -85,13 +90,38 @@ def common_options(func):
     return func
 
 
-def _options(mode: str, *, no_cache: bool, cache_dir, no_copy: bool = False, **flags):
-    """The one `ConvertOptions` of this run, from the command line's flags."""
+def _ids(values) -> Optional[tuple]:
+    """`--select a,b --select c` -> ("a", "b", "c"); None when the flag was not given."""
+    ids = tuple(i.strip() for value in values for i in value.split(",") if i.strip())
+    return ids if values else None
+
+
+def _options(err: Console, sources, mode: str, *, no_cache: bool, cache_dir, no_copy: bool = False, **flags):
+    """The one `ConvertOptions` of this run: the command line's flags over the configuration file's keys."""
     from torch2mlx.cache import default_cache_dir
+    from torch2mlx.config import ConfigError, Selection, resolve
     from torch2mlx.runner import ConvertOptions
 
+    config_file, isolated = flags.pop("config_file"), flags.pop("isolated")
+    if config_file is not None and isolated:
+        raise _fail(err, "choose one of --config and --isolated")
+    try:
+        config = resolve(list(sources), config_file, isolated)
+    except ConfigError as exc:
+        raise _fail(err, str(exc))
+    select, ignore = _ids(flags.pop("select")), _ids(flags.pop("ignore"))
+    rule_files, excludes = tuple(flags.pop("rule_files")), tuple(flags.pop("excludes"))
+    extra: dict = {}
+    if config is not None:
+        select = select if select is not None else config.select
+        ignore = ignore if ignore is not None else config.ignore
+        rule_files = (rule_files or config.rules or ()) + config.extend_rules
+        flags["jobs"] = flags["jobs"] or config.jobs
+        cache_dir = cache_dir or config.cache_dir
+        extra = {"config_file": config.path, "config_excludes": config.exclude}
+    selection = Selection(select, ignore or (), config.per_file_ignores if config else (), config.root if config else None)
     return ConvertOptions(mode=mode, copy_other=not no_copy, cache_dir=None if no_cache else (cache_dir or default_cache_dir()),
-                          rule_files=tuple(flags.pop("rule_files")), excludes=tuple(flags.pop("excludes")), **flags)
+                          rule_files=rule_files, excludes=excludes, selection=selection, **extra, **flags)
 
 
 @main.command(help=CONVERT_HELP)
@@ -111,7 +141,7 @@ def convert(sources, diff, in_place, check, **flags) -> None:
     if sum(bool(x) for x in (flags["output"], diff, in_place, check)) > 1:
         raise _fail(err, "choose one of -o/--output, --diff, --check and --in-place")
     mode = "check" if check else "diff" if diff else "in-place" if in_place else "output" if flags["output"] else "stdout"
-    batch.run(err, sources, _options(mode, **flags))
+    batch.run(err, sources, _options(err, sources, mode, **flags))
 
 
 @main.command(help=CHECK_HELP)
@@ -120,7 +150,8 @@ def convert(sources, diff, in_place, check, **flags) -> None:
 def check(sources, **flags) -> None:
     from torch2mlx import batch
 
-    batch.run(Console(stderr=True), sources, _options("check", **flags))
+    err = Console(stderr=True)
+    batch.run(err, sources, _options(err, sources, "check", **flags))
 
 
 VERIFY_HELP = """Convert a model file, run torch and MLX on the same random input, compare.
@@ -131,12 +162,18 @@ Examples:
   torch2mlx verify mlp.py --model MLP --args '12, hidden=16, num_classes=3' --input 2,12
   torch2mlx verify lm.py --model LM --args '50, 8' --input int:0:50:2,12   # int64 tokens in [0, 50)
 
+  torch2mlx verify model.py --model Net --args 'Block, [2, 2]' --kwargs 'num_classes=10' --input 1,3,32,32
+
 \b
-Both models are built with --args (Python literals), torch's weights are copied into the MLX
-model, both run in eval mode. --input shapes are torch's (NCHW); a class converted to
-channels-last gets them NHWC and its feature-map outputs are compared channels-last.
+The file is imported as a module (not as __main__: an `if __name__ == "__main__":` block does
+not run, other top-level code does), its folder importable: torch imports the sibling modules,
+MLX their conversions. --args/--kwargs are Python expressions evaluated in each side's module.
+torch's weights are copied into the MLX model; both run in eval mode (--train for train mode).
+--input shapes are torch's (NCHW); a class converted to channels-last gets them NHWC and its
+feature-map outputs are compared channels-last. Tuple / dict outputs get a per-output table;
+a FAIL that randomness may explain (train mode, dropout, torch runs that differ) gets a hint.
 Exit codes: 0 PASS; 1 FAIL (outputs differ, or the converted model does not build, load or run);
-2 bad input (missing file or class, bad --args or --input).
+2 bad input (missing file or class, bad --args/--kwargs or --input).
 """
 
 EXPORT_HELP = """Write a torch checkpoint as MLX weights for the converted model.
@@ -164,24 +201,29 @@ def _read_model(err: Console, source: Path) -> str:
 @main.command(help=VERIFY_HELP)
 @click.argument("source", type=click.Path(path_type=Path))
 @click.option("--model", "class_name", required=True, help="The nn.Module class to build.")
-@click.option("--args", "args", default="", help="Constructor arguments, as Python literals: '10, hidden=32'.")
+@click.option("--args", "args", default="", help="Positional constructor arguments, Python expressions in the module's namespace: 'Block, [2, 2]'.")
+@click.option("--kwargs", "kwargs", default="", help="Keyword constructor arguments, likewise: 'num_classes=10, hidden=32'.")
 @click.option("--input", "inputs", multiple=True, required=True, metavar="SHAPE",
               help="One forward argument: a torch shape such as 1,3,32,32 (float32 normal), or int:LOW:HIGH:SHAPE. Repeatable.")
+@click.option("--eval/--train", "eval_mode", default=True, show_default=True, help="Run both models in eval or in train mode.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--atol", type=float, default=1e-4, show_default=True)
 @click.option("--rtol", type=float, default=1e-4, show_default=True)
-def verify(source, class_name, args, inputs, seed, atol, rtol) -> None:
+def verify(source, class_name, args, kwargs, inputs, eval_mode, seed, atol, rtol) -> None:
     from torch2mlx import verify_model  # numpy, torch and mlx: only for this command
 
     err = Console(stderr=True)
     text = _read_model(err, source)
     try:
-        check = verify_model.verify_model(text, class_name, args, inputs, seed=seed, atol=atol, rtol=rtol, path=str(source))
+        check = verify_model.verify_model(text, class_name, args, inputs, seed=seed, atol=atol, rtol=rtol, path=str(source),
+                                          kwargs=kwargs, train=not eval_mode)
     except verify_model.BadModelInput as exc:
+        raise _fail(err, str(exc))
+    except InputError as exc:  # a sibling module that cannot be read or parsed
         raise _fail(err, str(exc))
     for diagnostic in check.diagnostics:
         err.print(Text(diagnostic.format()), highlight=False, soft_wrap=True)
-    click.echo(check.summary())
+    click.echo(check.report())
     if check.bad_input:
         raise click.exceptions.Exit(EXIT_BAD_INPUT)
     raise click.exceptions.Exit(EXIT_OK if check.passed else EXIT_FLAGGED)
