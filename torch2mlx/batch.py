@@ -85,8 +85,9 @@ def _jobs(sources: Sequence[Path], o: ConvertOptions) -> tuple[list, list]:
         job = runner.Job(Path(runner.STDIN_DISPLAY), runner.STDIN_DISPLAY, o.output, data=data)
         return [job], []
     mirror = o.mode == "output" and sources[0].is_dir()
+    rooted = ((o.config_file.parent, o.config_excludes),) if o.config_file is not None and o.config_excludes else ()
     jobs, skipped = runner.discover(list(sources), o.excludes, o.output if mirror else None,
-                                    with_other_files=mirror and o.copy_other)
+                                    with_other_files=mirror and o.copy_other, rooted_excludes=rooted)
     if o.mode == "output" and not mirror:
         jobs = [dataclasses.replace(job, target=o.output) for job in jobs]
     return jobs, skipped
@@ -96,6 +97,8 @@ def run(err: Console, sources: Sequence[Path], o: ConvertOptions) -> NoReturn:
     """Convert (or check, or diff) `sources` as `o` says; always ends by raising click's Exit."""
     sources = list(sources)
     _check_paths(err, sources, o)
+    if o.verbose and not o.quiet and o.config_file is not None:
+        err.print(Text.assemble("torch2mlx: configuration ", str(o.config_file)), highlight=False, soft_wrap=True)
     from torch2mlx.table import RuleError, load_rule_files
 
     try:

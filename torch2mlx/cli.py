@@ -120,6 +120,7 @@ def _options(err: Console, sources, mode: str, *, no_cache: bool, cache_dir, no_
         cache_dir = cache_dir or config.cache_dir
         extra = {"config_file": config.path, "config_excludes": config.exclude}
     selection = Selection(select, ignore or (), config.per_file_ignores if config else (), config.root if config else None)
+    selection = selection if selection.active else None
     return ConvertOptions(mode=mode, copy_other=not no_copy, cache_dir=None if no_cache else (cache_dir or default_cache_dir()),
                           rule_files=rule_files, excludes=excludes, selection=selection, **extra, **flags)
 

@@ -42,6 +42,7 @@ def run_report(outcomes: Iterable, mode: str = "output") -> dict:
             "lines": o.lines,
             "converted": o.converted,
             "flagged": o.flagged,
+            "ignored": o.ignored,
             "error": o.error or None,
             "error_line": o.error_line or None,
             "error_column": o.error_column or None,
@@ -58,6 +59,7 @@ def run_report(outcomes: Iterable, mode: str = "output") -> dict:
             "lines": sum(o.lines for o in outcomes),
             "converted": sum(o.converted for o in outcomes),  # torch API uses
             "flagged": sum(o.flagged for o in outcomes),
+            "ignored": sum(o.ignored for o in outcomes),  # dropped by the configuration's select / ignore
         },
         "untranslated": [{**r, "files": len(r["files"])} for r in top],
         "files": files,
@@ -112,8 +114,9 @@ def print_run_summary(report: dict, console: Console, top: int = 15) -> None:
                       str(n["failed"]), str(n["internal-error"]), str(s["cached"]))
         console.print(table)
     style = "green" if s["flagged"] == 0 and not n["failed"] and not n["internal-error"] else "yellow"
+    ignored = f", {s['ignored']} diagnostic(s) not reported (select/ignore)" if s.get("ignored") else ""
     _print(console, ("torch2mlx:", style), f" {s['converted']} torch API uses converted, {s['flagged']} left in place "
-                                          f"(flagged) in {s['files']} file(s)")
+                                          f"(flagged) in {s['files']} file(s){ignored}")
     if report["untranslated"]:
         left = Table(title=f"Top untranslated APIs (of {len(report['untranslated'])})", show_edge=False)
         left.add_column("torch API")
@@ -138,6 +141,9 @@ def markdown(report: dict, base: Path = Path(".")) -> str:
     out.append(f"{s['files']} files: {n['converted']} converted, {n['flagged']} converted with items left, "
                f"{n['unchanged']} unchanged, {n['failed']} failed, {n['internal-error']} internal errors, "
                f"{n['skipped']} skipped. {s['converted']} torch API uses converted, {s['flagged']} left in place.")
+    if s.get("ignored"):
+        out[-1] += (f" {s['ignored']} diagnostic(s) not reported (the configuration's select/ignore; "
+                    "their `# torch2mlx:` comments stay in the code).")
     out.append("")
     if report["untranslated"]:
         out += ["## What is left, by API", "", "| torch API | count | files | first occurrences |", "|---|---:|---:|---|"]

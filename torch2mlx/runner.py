@@ -67,6 +67,9 @@ class ConvertOptions:
     sarif_file: Optional[Path] = None
     verbose: bool = False                  # list every diagnostic, also for several files
     quiet: bool = False                    # nothing on stderr but errors
+    selection: Optional[object] = None     # torch2mlx.config.Selection: which diagnostics are reported
+    config_file: Optional[Path] = None     # the configuration file read (None: none)
+    config_excludes: tuple = ()            # its `exclude` globs, relative to its directory
 
     def __post_init__(self):
         if self.mode not in MODES:
@@ -86,12 +89,14 @@ class Options:
     copy_other: bool = True
     output_root: Optional[Path] = None  # output mode: every write lands inside it
     project: Optional[object] = None  # torch2mlx.project.ProjectIndex: cross-file facts
+    selection: Optional[object] = None  # torch2mlx.config.Selection, applied after the cache
 
     @classmethod
     def derive(cls, options: ConvertOptions, cache_salt: str = "", output_root: Optional[Path] = None,
                project: Optional[object] = None) -> "Options":
+        selection = options.selection if options.selection is not None and options.selection.active else None
         return cls(options.mode, tuple(options.rule_files), options.cache_dir, cache_salt, options.copy_other,
-                   output_root, project)
+                   output_root, project, selection)
 
 
 @dataclass(frozen=True)
@@ -123,6 +128,7 @@ class FileOutcome:
     diff: str = ""
     changed_lines: tuple[int, ...] = field(default=())  # first lines of changed hunks (check/diff)
     output: str = ""  # stdout mode: the converted text (the input's text when nothing changed)
+    ignored: int = 0  # diagnostics dropped by the configuration's select / ignore / per-file-ignores
 
     @property
     def flagged(self) -> int:
@@ -141,13 +147,15 @@ class FileOutcome:
 # --------------------------------------------------------------------------- discovery
 
 class _Ignores:
-    """`--exclude` globs (relative to the root) plus every .gitignore met on the way down."""
+    """`--exclude` globs (relative to the root), the configuration's `exclude` globs (relative to
+    its directory) and every .gitignore met on the way down."""
 
-    def __init__(self, root: Path, excludes: Sequence[str]):
+    def __init__(self, root: Path, excludes: Sequence[str], rooted: Sequence = ()):
         import pathspec  # directories only
 
         self.root = root
         self.excludes = pathspec.GitIgnoreSpec.from_lines(excludes) if excludes else None
+        self.rooted = [(Path(os.path.abspath(base)), pathspec.GitIgnoreSpec.from_lines(globs)) for base, globs in rooted if globs]
         self.gitignores: dict = {}  # directory -> pathspec.GitIgnoreSpec
 
     def load(self, directory: Path) -> None:
@@ -165,6 +173,12 @@ class _Ignores:
         rel = path.relative_to(self.root).as_posix() + suffix
         if self.excludes is not None and self.excludes.match_file(rel):
             return True
+        for base, spec in self.rooted:
+            try:
+                if spec.match_file(Path(os.path.abspath(path)).relative_to(base).as_posix() + suffix):
+                    return True
+            except ValueError:  # outside the configuration's directory
+                continue
         for directory, spec in self.gitignores.items():
             if directory == path or directory not in path.parents:
                 continue
@@ -185,13 +199,15 @@ def notebook_support() -> bool:
 
 
 def discover(sources: Sequence[Path], excludes: Sequence[str] = (), output_root: Optional[Path] = None,
-             with_other_files: bool = False) -> tuple[list[Job], list[FileOutcome]]:
+             with_other_files: bool = False, rooted_excludes: Sequence = ()) -> tuple[list[Job], list[FileOutcome]]:
     """Jobs for every file under `sources`, and `skipped` outcomes for symlinks met on the way.
 
     With `output_root`, `sources` must be one directory whose tree is mirrored there.
     Explicitly named files are always taken, whatever their suffix, and read through a
     symbolic link (the user named them; pre-commit passes them one by one); writing in
     place through a link is still refused. Only what is found inside a directory is filtered.
+    `rooted_excludes`: (directory, globs) pairs whose globs are relative to that directory
+    (the configuration file's `exclude`).
     """
     jobs: list[Job] = []
     skipped: list[FileOutcome] = []
@@ -201,7 +217,7 @@ def discover(sources: Sequence[Path], excludes: Sequence[str] = (), output_root:
             jobs.append(Job(source, str(source)))
             continue
         root = source
-        ignores = _Ignores(root, excludes)
+        ignores = _Ignores(root, excludes, rooted_excludes)
         for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
             here = Path(dirpath)
             ignores.load(here)
@@ -354,6 +370,9 @@ def _process(job: Job, options: Options) -> FileOutcome:
                            error_line=entry.get("line", 0), error_column=entry.get("column", 0))
     code = entry["code"]
     diagnostics = diagnostics_from_entry(entry["diagnostics"], job.display)
+    ignored = 0
+    if options.selection is not None:  # select / ignore: what is reported and counted, not what is converted
+        diagnostics, ignored = options.selection.apply(diagnostics, job.source)
     changed = code is not None
     diff, changed_lines, output = "", (), ""
     if options.mode == "stdout":
@@ -377,7 +396,7 @@ def _process(job: Job, options: Options) -> FileOutcome:
     flagged = any(d.severity.value != "info" for d in diagnostics)
     status = "flagged" if flagged else "converted" if changed else "unchanged"
     return FileOutcome(job.display, status, diagnostics, entry["converted"], changed, cached, lines,
-                       diff=diff, changed_lines=changed_lines, output=output)
+                       diff=diff, changed_lines=changed_lines, output=output, ignored=ignored)
 
 
 # --------------------------------------------------------------------------- many files
