@@ -97,23 +97,21 @@ def build_project_index(roots: Iterable[Path], files: Iterable[Path]) -> Project
         facts.append((name, torch_locals, project_locals, classes))
         builders.append((name, project_locals, _called_names(defs, torch_locals)))
 
+    aliases, module_classes = _cross_file_facts(facts, stars)
+    return ProjectIndex(aliases, frozenset(module_classes), modules, _layout_builders(builders))
+
+
+def _cross_file_facts(facts: list, stars: list) -> tuple[dict, set]:
+    """Torch aliases and nn.Module classes by full name, through re-exports, star imports and base
+    classes across files (iterated to a fixed point)."""
     aliases: dict = {}
     module_classes: set = set()
     for name, torch_locals, _, _ in facts:
         for local, qual in torch_locals.items():
             aliases[f"{name}.{local}"] = qual
     changed = True
-    while changed:  # re-exports and base classes across files: iterate to a fixed point
-        changed = False
-        for name, source in stars:  # `from .parts import *`: what parts binds, this module binds too
-            for local, full in star_names(aliases, source):
-                if f"{name}.{local}" not in aliases:
-                    aliases[f"{name}.{local}"] = aliases[full]
-                    changed = True
-            for local, _ in star_names(module_classes, source):
-                if f"{name}.{local}" not in module_classes:
-                    module_classes.add(f"{name}.{local}")
-                    changed = True
+    while changed:
+        changed = _follow_stars(stars, aliases, module_classes)
         for name, torch_locals, project_locals, classes in facts:
             for local, target in project_locals.items():
                 full = f"{name}.{local}"
@@ -125,18 +123,33 @@ def build_project_index(roots: Iterable[Path], files: Iterable[Path]) -> Project
                     changed = True
             for cls, bases in classes:
                 full = f"{name}.{cls}"
-                if full in module_classes:
-                    continue
-                for base in bases:
-                    qual = _torch_name(base, torch_locals)
-                    local = base.id if isinstance(base, ast.Name) else None
-                    if qual in MODULE_BASES or (
-                            local is not None and (f"{name}.{local}" in module_classes
-                                                   or project_locals.get(local) in module_classes)):
-                        module_classes.add(full)
-                        changed = True
-                        break
-    return ProjectIndex(aliases, frozenset(module_classes), modules, _layout_builders(builders))
+                if full not in module_classes and any(
+                        _is_module_base(base, name, torch_locals, project_locals, module_classes) for base in bases):
+                    module_classes.add(full)
+                    changed = True
+    return aliases, module_classes
+
+
+def _follow_stars(stars: list, aliases: dict, module_classes: set) -> bool:
+    """`from .parts import *`: what parts binds, the importing module binds too. Whether anything was added."""
+    changed = False
+    for name, source in stars:
+        for local, full in star_names(aliases, source):
+            if f"{name}.{local}" not in aliases:
+                aliases[f"{name}.{local}"] = aliases[full]
+                changed = True
+        for local, _ in star_names(module_classes, source):
+            if f"{name}.{local}" not in module_classes:
+                module_classes.add(f"{name}.{local}")
+                changed = True
+    return changed
+
+
+def _is_module_base(base: ast.expr, module: str, torch_locals: dict, project_locals: dict, module_classes: set) -> bool:
+    if _torch_name(base, torch_locals) in MODULE_BASES:
+        return True
+    local = base.id if isinstance(base, ast.Name) else None
+    return local is not None and (f"{module}.{local}" in module_classes or project_locals.get(local) in module_classes)
 
 
 def _called_names(defs: list, torch_locals: dict) -> dict:
