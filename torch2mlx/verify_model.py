@@ -381,7 +381,7 @@ def _randomness_hints(train: bool, dropouts: list, torch_spread: float) -> tuple
     if train:
         what = f", with dropout ({', '.join(dropouts[:3])}{', ...' if len(dropouts) > 3 else ''})" if dropouts else ""
         hints.append(f"the models ran in train mode{what}: torch and MLX draw different random numbers "
-                     "(and batch norm uses batch statistics); compare in eval mode (--eval, the default)")
+                     "; compare in eval mode (--eval, the default)")
     if torch_spread > 0:
         hints.append(f"the outputs differ between two torch runs on the same input (by up to {torch_spread:.3g}): "
                      "the forward pass samples (torch.rand / randn / dropout called with training=True, ...), which MLX "
