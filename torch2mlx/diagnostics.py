@@ -22,6 +22,19 @@ class Kind(str, enum.Enum):
     INTERNAL = "internal-error"
 
 
+@dataclass
+class Finding:
+    """What the pass records while converting (a `Diagnostic` once its position is known)."""
+
+    node: object             # the original libcst node, for its position
+    rule_id: str
+    kind: str
+    message: str
+    severity: str = "warning"
+    inside_args: tuple = ()  # ids of the original argument values that enclose the node
+    statement: object = None  # the innermost original statement around the node
+
+
 @dataclass(frozen=True)
 class Diagnostic:
     """One finding. Lines and columns are 1-based, as editors show them."""

@@ -8,7 +8,6 @@ finding; the emitter turns findings into `# torch2mlx:` comments.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from typing import Optional, Union
 
 import libcst as cst
@@ -17,6 +16,8 @@ from torch2mlx import handlers
 from torch2mlx.array_facts import TORCH_ONLY_MEMBERS
 from torch2mlx.emitter import is_generated_mark
 from torch2mlx.binding import Bound, Flag, bind, code_of
+from torch2mlx.context import PluginContext
+from torch2mlx.diagnostics import Finding  # defined there; importable from here too, as before
 from torch2mlx.names import Scope
 from torch2mlx.table.index import RuleIndex
 from torch2mlx.table.model import Rule
@@ -28,17 +29,6 @@ _LITERAL_RECEIVERS = (
     cst.SimpleString, cst.ConcatenatedString, cst.FormattedString, cst.List, cst.Dict, cst.Set,
     cst.ListComp, cst.DictComp, cst.SetComp, cst.Integer, cst.Float,
 )
-
-
-@dataclass
-class Finding:
-    node: cst.CSTNode        # original node, for its position
-    rule_id: str
-    kind: str
-    message: str
-    severity: str = "warning"
-    inside_args: tuple = ()  # ids of the original argument values that enclose the node
-    statement: object = None  # the innermost original statement around the node
 
 
 def _suppressions(stmt: cst.CSTNode) -> list[str]:
@@ -70,8 +60,10 @@ def _is_suppressed(comments: list[str], rule_id: str) -> bool:
 
 
 class TableRewriter(cst.CSTTransformer):
-    def __init__(self, index: RuleIndex, module_scope: Scope, scopes: list, transforms: list = (), cold: Optional[dict] = None):
+    def __init__(self, index: RuleIndex, module_scope: Scope, scopes: list, transforms: list = (), cold: Optional[dict] = None,
+                 project_layout_builders: Optional[frozenset] = None):
         super().__init__()
+        self.context = PluginContext(self, project_layout_builders)  # what transforms and handlers receive
         from torch2mlx.transforms import hooks_for
 
         self.transforms = list(transforms)
@@ -106,6 +98,15 @@ class TableRewriter(cst.CSTTransformer):
         self.bool_names: list[set] = [set()]
         self.store_targets: set[int] = set()  # ids of assignment / del targets
 
+    @property
+    def project_layout_builders(self) -> Optional[frozenset]:
+        """A project fact for plugins: kept on the context (`context.project_layout_builders`)."""
+        return self.context.project_layout_builders
+
+    @project_layout_builders.setter
+    def project_layout_builders(self, value: Optional[frozenset]) -> None:
+        self.context.project_layout_builders = value
+
     # ----- transform hooks -----------------------------------------------------------------
     # libcst looks `visit_<Type>` up by name for every node; resolving once per type is
     # measurably faster (docs/performance.md), and the per-attribute hooks are unused.
@@ -118,7 +119,7 @@ class TableRewriter(cst.CSTTransformer):
         own, hooks = entry
         result = own(node) is not False if own is not None else True
         for hook in hooks:
-            if hook(self, node) is False:
+            if hook(self.context, node) is False:
                 result = False
         return result
 
@@ -133,7 +134,7 @@ class TableRewriter(cst.CSTTransformer):
         for hook in hooks:
             if not isinstance(result, cst.CSTNode):
                 break
-            result = hook(self, original_node, result)
+            result = hook(self.context, original_node, result)
         return result
 
     def on_visit_attribute(self, node: cst.CSTNode, attribute: str) -> None:
@@ -545,7 +546,7 @@ class TableRewriter(cst.CSTTransformer):
             return updated
         try:
             if rule.handler is not None:
-                result, roots = handlers.run(rule, original, updated, receiver, self)
+                result, roots = handlers.run(rule, original, updated, receiver, self.context)
                 self._forget_findings_in_args_not_kept(original, updated, result)
             else:
                 assert rule.signature is not None

@@ -52,7 +52,7 @@ class _AttributeOf(cst.CSTVisitor):
 
 
 def _attribute_read(rewriter, original: cst.Call):
-    statement = rewriter.statement_stack[-1] if rewriter.statement_stack else None
+    statement = rewriter.statement
     if statement is None:
         return None
     finder = _AttributeOf(original)

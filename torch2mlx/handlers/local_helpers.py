@@ -122,16 +122,13 @@ def emit(rewriter, code: str, helpers: dict, depends: dict | None = None) -> Non
         for needed in (*depends.get(name, ()), name):
             if needed not in wanted:
                 wanted.append(needed)
-    taken = [n for n in wanted if any(n in scope.other or n in scope.imports for scope in rewriter.scopes)]
+    taken = [n for n in wanted if rewriter.name_taken(n)]
     if taken:
         raise Flag(f"the name {taken[0]} is already used in this file (the local helper would need it)", "no-equivalent")
-    added = rewriter.__dict__.setdefault("_local_helpers_added", set())
     for name in wanted:
-        if name in added:
-            continue
-        for stmt in mlx_statements(rewriter, helpers[name].lstrip("\n")):  # two blank lines before each, PEP 8 style
-            rewriter.module_prelude.append(stmt.with_changes(leading_lines=[cst.EmptyLine(), cst.EmptyLine(), *stmt.leading_lines]))
-        added.add(name)
+        rewriter.add_helper(name, lambda name=name: [  # two blank lines before each, PEP 8 style
+            stmt.with_changes(leading_lines=[cst.EmptyLine(), cst.EmptyLine(), *stmt.leading_lines])
+            for stmt in mlx_statements(rewriter, helpers[name].lstrip("\n"))])
 
 
 @register("local_function")

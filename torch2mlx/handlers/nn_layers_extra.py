@@ -190,17 +190,14 @@ def _needed(name: str) -> list:
 
 def emit_helpers(rewriter, code: str) -> None:
     """Add the helpers `code` calls to the file (once each); Flag when a helper's name is taken there."""
-    added = rewriter.__dict__.setdefault("_extra_layers_added", set())
     wanted = list(dict.fromkeys(n for name in _NAME.findall(code) for n in _needed(name)))
-    taken = [n for n in wanted if any(n in scope.other or n in scope.imports for scope in rewriter.scopes)]
+    taken = [n for n in wanted if rewriter.name_taken(n)]
     if taken:
         raise Flag(f"the name {taken[0]} is already used in this file (the local helper would need it)", "no-equivalent")
     for name in wanted:
-        if name in added:
-            continue
-        for stmt in mlx_statements(rewriter, _HELPERS[name].lstrip("\n")):  # two blank lines before each, PEP 8 style
-            rewriter.module_prelude.append(stmt.with_changes(leading_lines=[cst.EmptyLine(), cst.EmptyLine(), *stmt.leading_lines]))
-        added.add(name)
+        rewriter.add_helper(name, lambda name=name: [  # two blank lines before each, PEP 8 style
+            stmt.with_changes(leading_lines=[cst.EmptyLine(), cst.EmptyLine(), *stmt.leading_lines])
+            for stmt in mlx_statements(rewriter, _HELPERS[name].lstrip("\n"))])
 
 
 @register("extra_layer")

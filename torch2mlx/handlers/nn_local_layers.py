@@ -104,13 +104,10 @@ def _parsed(code: str) -> list:
 def local_layer_call(name: str, rule, call: cst.Call, rewriter) -> tuple:
     """`Name(<the present arguments, by keyword>)`, with the class added to the file once."""
     bound = normalize(rule, bind(call.args, rule.signature))
-    added = getattr(rewriter, "_local_layers_added", set())
-    if name not in added:
-        scope = rewriter.scopes[0]
-        if name in scope.other or name in scope.imports:
+    if not rewriter.has_helper(name):
+        if rewriter.name_taken(name, module_only=True):
             raise Flag(f"the name {name} is already used in this file", "no-equivalent")
-        rewriter.module_prelude.extend(_parsed(LOCAL_LAYERS[name]))
-        rewriter._local_layers_added = added | {name}
+        rewriter.add_helper(name, lambda: _parsed(LOCAL_LAYERS[name]))
     args = [cst.Arg(bound.get(p.name), keyword=cst.Name(p.name), equal=cst.AssignEqual(
                 whitespace_before=cst.SimpleWhitespace(""), whitespace_after=cst.SimpleWhitespace("")))
             for p in rule.signature.params if bound.present(p.name)]

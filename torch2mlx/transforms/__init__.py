@@ -4,9 +4,10 @@ A transform is a class deriving from `Transform` in a module of this package (fo
 automatically: adding one is adding a file). It does not walk the tree itself: the
 single table pass calls its `visit_<Node>(rw, node)` and `leave_<Node>(rw, original,
 updated)` hooks for the node types it names, right after the table's own handling of
-that node. `rw` is the running `TableRewriter`: `rw.qualified_name(expr)`,
-`rw.flag(node, rule_id, kind, message)`, `rw.tensors`, `rw.index`, `rw.roots_used`,
-`rw.module_prelude` (statements to add after the imports) are there to use.
+that node. `rw` is the file's `context.PluginContext` (never the rewriter itself):
+`rw.qualified_name(expr)`, `rw.flag(node, rule_id, kind, message)`, `rw.drop_flags(...)`,
+`rw.tensors`, `rw.index`, `rw.need_import(root)`, `rw.count_conversion()`,
+`rw.add_helper(name, statements)` (docs/architecture.md, "Plugin context").
 """
 from __future__ import annotations
 

@@ -76,7 +76,7 @@ class Checkpoints(Transform):
 
     def _drop(self, rw, nodes) -> None:
         ids = {id(n) for n in nodes}
-        rw.statement_findings[-1] = [f for f in rw.statement_findings[-1] if id(f.node) not in ids]
+        rw.drop_flags(predicate=lambda f: id(f.node) in ids)
 
     def leave_Call(self, rw, original, updated):
         qual = rw.qualified_name(original.func)
@@ -97,7 +97,7 @@ class Checkpoints(Transform):
                          "(for optimizer state: mx.save_safetensors(path, dict(tree_flatten(optimizer.state))))")
             return updated
         self._drop(rw, [original])
-        rw.converted += 1
+        rw.count_conversion()
         return cst.parse_expression(f"{code_of(owner)}.save_weights({path})")
 
     def _load(self, rw, original, updated):
@@ -116,5 +116,5 @@ class Checkpoints(Transform):
             self._refuse(rw, original, "torch.load needs a literal path and no arguments besides map_location/weights_only")
             return updated
         self._drop(rw, [inner, original])
-        rw.converted += 1
+        rw.count_conversion()
         return cst.parse_expression(f"{code_of(updated.func.value)}.load_weights({path})")

@@ -78,10 +78,10 @@ class DataLoaders(Transform):
     def _emit_helpers(self, rw) -> None:
         if not self.emitted:
             self.emitted = True
-            rw.module_prelude.extend(mlx_statements(rw, HELPERS.lstrip()))
+            rw.add_prelude(mlx_statements(rw, HELPERS.lstrip()))
 
     def _drop(self, rw, node) -> None:
-        rw.statement_findings[-1] = [f for f in rw.statement_findings[-1] if f.node is not node]
+        rw.drop_flags(node)
 
     def leave_Call(self, rw, original, updated):
         qual = rw.qualified_name(original.func)
@@ -91,7 +91,7 @@ class DataLoaders(Transform):
             self._drop(rw, original)
             self._emit_helpers(rw)
             self.dataset_calls.add(id(original))
-            rw.converted += 1
+            rw.count_conversion()
             return updated.with_changes(func=cst.Name("ArrayDataset"))
         if qual == LOADER:
             return self._loader(rw, original, updated)
@@ -124,5 +124,5 @@ class DataLoaders(Transform):
         self._drop(rw, original)
         if any(a.keyword is not None and a.keyword.value == "shuffle" and code_of(a.value) != "False" for a in kept):
             rw.flag(original, RULE_ID, "needs-review", "shuffled with mx.random: the batch order differs from torch's", "info")
-        rw.converted += 1
+        rw.count_conversion()
         return updated.with_changes(func=cst.Name("ArrayLoader"), args=kept)

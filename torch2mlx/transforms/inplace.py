@@ -227,20 +227,19 @@ class InplaceOps(Transform):
     # ----- helpers -----------------------------------------------------------------------------
     @staticmethod
     def _drop_findings(rw, node) -> None:
-        rw.statement_findings[-1] = [f for f in rw.statement_findings[-1] if f.node is not node]
+        rw.drop_flags(node)
 
     def _refuse(self, rw, node, why: str) -> None:
         # the closed world's "an mx.array has no .op_()": this flag says why
-        rw.statement_findings[-1] = [f for f in rw.statement_findings[-1]
-                                     if not (f.node is node and f.kind == "unknown-api" and f.rule_id.startswith("Tensor."))]
+        rw.drop_flags(node, kind="unknown-api", predicate=lambda f: f.rule_id.startswith("Tensor."))
         rw.flag(node, RULE_ID, "semantics-differ", f"in-place update left as written: {why}; MLX arrays are immutable, assign the result by hand")
 
     @staticmethod
     def _apply(rw, rule, original, call, receiver):
         """The table's translation of `call`, or None when the table flags it."""
-        before = len(rw.statement_findings[-1])
-        result = rw._apply(rule, original, call, receiver)
-        flagged = any(f.severity != "info" for f in rw.statement_findings[-1][before:])
+        before = len(rw.flags())
+        result = rw.apply_rule(rule, original, call, receiver)
+        flagged = any(f.severity != "info" for f in rw.flags(before))
         return None if flagged else result
 
     # ----- x.add_(y), x.zero_() as statements -----------------------------------------------
@@ -278,7 +277,7 @@ class InplaceOps(Transform):
         self._drop_findings(rw, call)
         value = self._out_of_place(rw, call, updated.value, method, name)
         if value is None:
-            if not rw.statement_findings[-1]:
+            if not rw.flags():
                 self._refuse(rw, call, f"no out-of-place rule for `.{method}()`")
             return updated
         rw.tensors.mark(name, True)
@@ -354,7 +353,7 @@ class InplaceOps(Transform):
             fill = f"mx.array({fill}, dtype={name}.dtype)"  # torch casts the value to x's dtype
         where = mlx_expr(rw, f"mx.where(MASK, {fill}, {name})")
         where = where.with_changes(args=[where.args[0].with_changes(value=new_mask), *where.args[1:]])
-        rw.converted += 1
+        rw.count_conversion()
         return updated.with_changes(targets=[cst.AssignTarget(cst.Name(name))], value=where)
 
 

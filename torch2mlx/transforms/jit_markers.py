@@ -54,8 +54,8 @@ class JitMarkers(Transform):
             if id(d.decorator) in dropped:
                 inside.update(id(n) for n in (d.decorator, getattr(d.decorator, "func", None)) if n is not None)
         # the table flagged the marker ("no MLX rule") before this hook ran: the mark is moot now
-        rw.findings = [f for f in rw.findings if id(f.node) not in inside]
-        rw.converted += len(dropped)
+        rw.drop_reports(lambda f: id(f.node) in inside)
+        rw.count_conversion(len(dropped))
         kept = [new for old, new in zip(original.decorators, updated.decorators) if id(old.decorator) not in dropped]
         leading = [line for line in updated.leading_lines if line.comment is None
                    or not any(line.comment.value.startswith(f"# torch2mlx: {rule}:") for rule in MARKERS)]

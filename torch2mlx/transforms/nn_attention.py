@@ -263,15 +263,13 @@ def _parsed(code: str) -> list:
 
 
 def _add_block(block: str, rewriter) -> None:
-    added = getattr(rewriter, "_local_attention_blocks", set())
-    if block in added:
+    if rewriter.has_helper(block):
         return
     classes, code = _BLOCKS[block]
-    taken = [c for c in classes if c in rewriter.scopes[0].other or c in rewriter.scopes[0].imports]
+    taken = [c for c in classes if rewriter.name_taken(c, module_only=True)]
     if taken:
         raise Flag(f"the name {taken[0]} is already used in this file", "no-equivalent")
-    rewriter.module_prelude.extend(_parsed(code))
-    rewriter._local_attention_blocks = added | {block}
+    rewriter.add_helper(block, lambda: _parsed(code))
 
 
 def _local(name: str, call: cst.Call, rewriter, positional_limit: int):

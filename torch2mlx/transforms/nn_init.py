@@ -43,8 +43,7 @@ _HINTS = ("init", "apply", "isinstance", "type(", "_(", "bias", "weight")
 
 
 def _drop_findings(rw, node, rule_id=None) -> None:
-    rw.statement_findings[-1] = [f for f in rw.statement_findings[-1]
-                                 if f.node is not node or (rule_id is not None and f.rule_id != rule_id)]
+    rw.drop_flags(node, rule_id=rule_id)
 
 
 class NnInitTransform(Transform):
@@ -119,7 +118,7 @@ class NnInitTransform(Transform):
         if mlx is None:
             return updated
         _drop_findings(rw, original)
-        rw.converted += 1
+        rw.count_conversion()
         return mlx_expr(rw, mlx)
 
     def leave_Comparison(self, rw, original, updated):
@@ -130,7 +129,7 @@ class NnInitTransform(Transform):
         classes = self.facts.classes_of(module, rw)
         if classes is None or not classes <= OPTIONAL_KEYS:
             return updated
-        rw.converted += 1
+        rw.count_conversion()
         return key_check(updated, member, present)
 
     # ----- initialiser statements ----------------------------------------------------------
@@ -154,7 +153,7 @@ class NnInitTransform(Transform):
         if qual.startswith(_PREFIX):
             return self._init_function(rw, original, updated, qual[len(_PREFIX):])
         if isinstance(call.func, cst.Attribute) and rw.qualified_name(call.func.value) is None:
-            if any(f.node is call and f.rule_id == APPLY_RULE for f in rw.statement_findings[-1]):
+            if any(f.node is call and f.rule_id == APPLY_RULE for f in rw.flags()):
                 return self._apply(rw, original, updated)
             return self._method(rw, original, updated)
         return updated
@@ -177,7 +176,7 @@ class NnInitTransform(Transform):
             rw.flag(call, f"{_PREFIX}{name}", "semantics-differ", why)
             return updated
         _drop_findings(rw, call)
-        rw.converted += 1
+        rw.count_conversion()
         return cst.Assign([cst.AssignTarget(target)], mlx_expr(rw, text), semicolon=updated.semicolon)
 
     def _method(self, rw, original, updated):
@@ -201,7 +200,7 @@ class NnInitTransform(Transform):
                         "(mx.moveaxis(src, 1, -1)) for a convolution, or assign it as is for other layers")
                 return updated
         _drop_findings(rw, call)
-        rw.converted += 1
+        rw.count_conversion()
         return cst.Assign([cst.AssignTarget(target)], mlx_expr(rw, text), semicolon=updated.semicolon)
 
     # ----- self.apply(fn) ------------------------------------------------------------------
@@ -213,7 +212,7 @@ class NnInitTransform(Transform):
         if variable is None:
             return updated
         _drop_findings(rw, original.value, APPLY_RULE)
-        rw.converted += 1
+        rw.count_conversion()
         self.loops[id(updated)] = (*parts, variable)
         return updated
 

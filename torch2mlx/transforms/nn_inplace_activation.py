@@ -330,10 +330,8 @@ class InplaceActivations(Transform):
         if rule is None:
             return updated
         if why is not None:
-            findings = rw.statement_findings[-1]
-            for i, f in enumerate(findings):
-                if f.node is original and f.rule_id == rule.id and "inplace" in f.message:
-                    findings[i] = dataclasses.replace(f, message=f"argument inplace=True: {why}; MLX arrays are immutable")
+            rw.edit_flags(lambda f: dataclasses.replace(f, message=f"argument inplace=True: {why}; MLX arrays are immutable")
+                          if f.node is original and f.rule_id == rule.id and "inplace" in f.message else f)
             return updated
         try:
             bound = bind(updated.args, rule.signature)
@@ -345,7 +343,7 @@ class InplaceActivations(Transform):
             return updated
         if args:
             args[-1] = args[-1].with_changes(comma=cst.MaybeSentinel.DEFAULT)
-        rw.statement_findings[-1] = [f for f in rw.statement_findings[-1] if f.node is not original]
+        rw.drop_flags(original)
         return rw.apply_rule(rule, original, updated.with_changes(args=args))
 
     def leave_Expr(self, rw, original, updated):

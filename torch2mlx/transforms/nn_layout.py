@@ -336,10 +336,9 @@ class NnLayoutTransform(LayoutOps, LayoutFlow, Transform):
     def visit_SimpleStatementLine(self, rw, node: cst.SimpleStatementLine) -> None:
         if self.state is None:
             return
-        findings = rw.statement_findings[-1] if hasattr(rw, "statement_findings") else None
-        before = len(findings) if findings is not None else 0
+        before = len(rw.flags())
         self._statement(rw, node)
-        if findings is not None and any(f.rule_id == RULE and f.severity != "info" for f in findings[before:]):
+        if any(f.rule_id == RULE and f.severity != "info" for f in rw.flags(before)):
             self._forget_rewrites(node)  # a flagged statement keeps torch's meaning throughout
 
     def _statement(self, rw, node: cst.SimpleStatementLine) -> None:
@@ -626,7 +625,7 @@ class NnLayoutTransform(LayoutOps, LayoutFlow, Transform):
         if layout != "g":
             mx = sentinel("mx")
             self.replace[id(tensor)] = cst.parse_expression(f"{mx}.transpose({tensor.value}, {TO_TORCH[layout]})")
-            rw.roots_used.add("mx")
+            rw.need_import("mx")
         return "plain"
 
     def _subscript(self, rw, e: cst.Subscript) -> str:
@@ -766,9 +765,9 @@ class NnLayoutTransform(LayoutOps, LayoutFlow, Transform):
             rw.flag(original, RULE, "needs-review", "the layout analysis could not rewrite this call for channels-last data")
             return updated
         if template == "{x}":
-            rw.identity_calls.add(id(receiver))  # `x = x` left by it is dropped
+            rw.mark_identity(receiver)  # `x = x` left by it is dropped
             return receiver.with_changes(lpar=original.lpar, rpar=original.rpar) if original.lpar else receiver
-        rw.roots_used.add("mx")
+        rw.need_import("mx")
         expr = cst.parse_expression(template.replace("mx.", sentinel("mx") + ".").replace("{x}", "__t2m_receiver__"))
         return expr.visit(_Substitute(receiver))
 
@@ -776,7 +775,7 @@ class NnLayoutTransform(LayoutOps, LayoutFlow, Transform):
         if id(original) in self.rebuild:
             return self._rebuilt(rw, original, updated)
         if id(original) in self.to_channels_last and isinstance(updated, cst.Call) and updated.args:
-            rw.roots_used.add("mx")
+            rw.need_import("mx")
             first = updated.args[0]
             perm = self.to_channels_last.pop(id(original))
             return updated.with_changes(args=[first.with_changes(value=_transpose(first.value, perm)), *updated.args[1:]])
@@ -796,7 +795,7 @@ class NnLayoutTransform(LayoutOps, LayoutFlow, Transform):
                     "NHWC/NLC (e.g. mx.transpose(x, (0, 2, 3, 1)) for an NCHW batch); the analysis cannot prove "
                     "which object is called or how it is called")
             return updated
-        rw.roots_used.add("mx")
+        rw.need_import("mx")
         call = updated.with_changes(args=[a.with_changes(value=_transpose(a.value, perm)) for a in args])
         outputs = self.outputs.get(cls)
         if outputs is not None and outputs <= {"plain"} and outputs:
@@ -812,10 +811,7 @@ class NnLayoutTransform(LayoutOps, LayoutFlow, Transform):
 
 def _project_builders(rw) -> frozenset:
     """Names this file imports from other project files that build channels-last layers (directory runs)."""
-    found = getattr(rw, "project_layout_builders", None)
-    if found is None:
-        found = getattr(getattr(rw, "rw", None), "project_layout_builders", None)
-    return found or frozenset()
+    return rw.project_layout_builders or frozenset()
 
 
 def _returned(function: cst.FunctionDef) -> list:
@@ -947,13 +943,22 @@ class _DryRun:
     def __init__(self, rw) -> None:
         self.rw = rw
         self.flagged = False
-        self.roots_used: set = set()
+        self.project_layout_builders = rw.project_layout_builders
 
     def qualified_name(self, node):
         return self.rw.qualified_name(node)
 
     def flag(self, *args, **kwargs) -> None:
         self.flagged = True
+
+    def flags(self, since: int = 0) -> tuple:
+        return ()
+
+    def need_import(self, *roots: str) -> None:
+        pass
+
+    def mark_identity(self, node) -> None:
+        pass
 
 
 class _Statements(cst.CSTVisitor):

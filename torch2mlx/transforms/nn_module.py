@@ -225,8 +225,8 @@ class NnModuleTransform(Transform):
     def _mlx_base(rw, base: cst.Arg) -> cst.Arg:
         """A base the table did not visit (a class scope with no other torch use) is still torch's."""
         if rw.qualified_name(base.value) in _MODULE_BASES:
-            rw.roots_used.add("nn")
-            rw.converted += 1
+            rw.need_import("nn")
+            rw.count_conversion()
             return base.with_changes(value=cst.Attribute(cst.Name(sentinel("nn")), cst.Name("Module")))
         return base
 
@@ -244,7 +244,7 @@ class NnModuleTransform(Transform):
 
     def visit_SimpleStatementLine(self, rw, node: cst.SimpleStatementLine) -> None:
         """The table skips statements with no torch in them (`h = self.fc(x)`): mark those here."""
-        if id(node) in rw.cold:
+        if rw.is_cold(node):
             for small in node.body:
                 if isinstance(small, cst.Assign):
                     self._mark_assignment(rw, small)
@@ -252,7 +252,7 @@ class NnModuleTransform(Transform):
 
     def _check_cold_block(self, rw, node) -> None:
         """The pass skips compound statements with no torch in them: a tie nested there is still flagged."""
-        if id(node) in rw.cold and self._in_module_class() is not None:
+        if rw.is_cold(node) and self._in_module_class() is not None:
             for line in _lines_under([node]):
                 for small in line.body:
                     if isinstance(small, cst.Assign):
@@ -356,8 +356,7 @@ def _is_self_chain(node: cst.BaseExpression) -> bool:
 
 def _drop_receiver_flags(rw, call: cst.Call) -> None:
     """`self` is the module, never a tensor: the table's "unknown receiver" doubt does not apply."""
-    findings = rw.statement_findings[-1]
-    rw.statement_findings[-1] = [f for f in findings if not (f.node is call and f.kind == "unknown-receiver")]
+    rw.drop_flags(call, kind="unknown-receiver")
 
 
 def _is_register_buffer(node: cst.BaseExpression) -> bool:

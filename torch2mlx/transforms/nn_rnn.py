@@ -195,12 +195,10 @@ def _local_rnn(mode: str, original: cst.Call, call: cst.Call, rewriter, kind: st
     if mode == "RNN" and len([a for a in args if a.keyword is None]) > rnn_positionals:
         raise Flag(f"nn.RNN{'Cell' if kind == 'cell' else ''}'s argument after the first {rnn_positionals} "
                    "positional ones is nonlinearity: pass it and the later ones by keyword")
-    added = getattr(rewriter, "_local_rnn_classes", set())
-    if class_name not in added:
+    if not rewriter.has_helper(class_name):
         if re.search(rf"\b{class_name}\b", code_of(original)) or class_name in rewriter.scopes[0].other:
             raise Flag(f"the name {class_name} is already used in this file", "no-equivalent")
-        rewriter.module_prelude.extend(_prelude(code))
-        rewriter._local_rnn_classes = added | {class_name}
+        rewriter.add_helper(class_name, lambda: _prelude(code))
     mode_arg = cst.Arg(cst.SimpleString(f'"{mode}"'))
     return cst.Call(func=cst.Name(class_name), args=[mode_arg, *args]), frozenset({"mx", "nn"})
 

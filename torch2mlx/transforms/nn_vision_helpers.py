@@ -132,16 +132,14 @@ def _needed(name: str) -> list:
 
 def emit_helpers(rewriter, code: str) -> None:
     """Add the helpers `code` calls to the file (once each); Flag when a helper's name is taken there."""
-    added = rewriter.__dict__.setdefault("_vision_helpers_added", set())
     wanted = [n for name in dict.fromkeys(_NAME.findall(code)) for n in _needed(name)]
-    new = [n for n in dict.fromkeys(wanted) if n not in added]
-    taken = [n for n in wanted if any(n in scope.other or n in scope.imports for scope in rewriter.scopes)]
+    taken = [n for n in wanted if rewriter.name_taken(n)]
     if taken:
         raise Flag(f"the name {taken[0]} is already used in this file (the local helper would need it)", "no-equivalent")
-    for name in new:
-        for stmt in mlx_statements(rewriter, _source(name).lstrip("\n")):  # two blank lines before each, PEP 8 style
-            rewriter.module_prelude.append(stmt.with_changes(leading_lines=[cst.EmptyLine(), cst.EmptyLine(), *stmt.leading_lines]))
-        added.add(name)
+    for name in dict.fromkeys(wanted):
+        rewriter.add_helper(name, lambda name=name: [  # two blank lines before each, PEP 8 style
+            stmt.with_changes(leading_lines=[cst.EmptyLine(), cst.EmptyLine(), *stmt.leading_lines])
+            for stmt in mlx_statements(rewriter, _source(name).lstrip("\n"))])
 
 
 @register("vision_helper")

@@ -22,7 +22,7 @@ def mlx_expr(rw, text: str) -> cst.BaseExpression:
     """`text` parsed as an expression; `mx.`/`nn.`/`optim.` roots become emitter sentinels."""
     marker = _MarkRoots()
     node = cst.parse_expression(text).visit(marker)
-    rw.roots_used |= marker.roots
+    rw.need_import(*marker.roots)
     return node  # type: ignore[return-value]
 
 
@@ -30,5 +30,5 @@ def mlx_statements(rw, text: str) -> list:
     """`text` parsed as statements, with MLX roots marked (for generated loss functions, helpers)."""
     marker = _MarkRoots()
     module = cst.parse_module(text).visit(marker)
-    rw.roots_used |= marker.roots
+    rw.need_import(*marker.roots)
     return list(module.body)

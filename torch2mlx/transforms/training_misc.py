@@ -61,9 +61,8 @@ class Autocast(Transform):
 
     def leave_Call(self, rw, original, updated):
         if id(original) in self.items:
-            rw.statement_findings[-1] = [
-                dataclasses.replace(f, rule_id=RULE_ID, kind="needs-review", message=MESSAGE) if f.node is original else f
-                for f in rw.statement_findings[-1]]
+            rw.edit_flags(lambda f: dataclasses.replace(f, rule_id=RULE_ID, kind="needs-review", message=MESSAGE)
+                          if f.node is original else f)
         return updated
 
     def leave_With(self, rw, original, updated):
@@ -160,12 +159,11 @@ class GradScalerRemoval(Transform):
         return None
 
     def leave_Call(self, rw, original, updated):
-        if (rw.qualified_name(original.func) or "").endswith("GradScaler") and rw.statement_stack:
-            found = self._name(rw.statement_stack[-1])
+        if (rw.qualified_name(original.func) or "").endswith("GradScaler") and rw.statement is not None:
+            found = self._name(rw.statement)
             if found and found[0] == "assign":
-                rw.statement_findings[-1] = [
-                    dataclasses.replace(f, rule_id=SCALER_ID, kind="needs-review", message=SCALER_MESSAGE) if f.node is original else f
-                    for f in rw.statement_findings[-1]]
+                rw.edit_flags(lambda f: dataclasses.replace(f, rule_id=SCALER_ID, kind="needs-review", message=SCALER_MESSAGE)
+                              if f.node is original else f)
         return updated
 
     def leave_SimpleStatementLine(self, rw, original, updated):
@@ -180,7 +178,7 @@ class GradScalerRemoval(Transform):
             new = call.with_changes(func=call.func.with_changes(value=call.args[0].value), args=[])
         result = updated.with_changes(body=[updated.body[0].with_changes(value=new)])
         self.origin[id(result)] = original
-        rw.converted += 1
+        rw.count_conversion()
         return result
 
     def _filter(self, updated):

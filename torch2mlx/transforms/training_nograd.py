@@ -21,7 +21,6 @@ from __future__ import annotations
 import libcst as cst
 
 from torch2mlx.binding import code_of
-from torch2mlx.rewriter import Finding
 from torch2mlx.tensors import attribute_chain
 
 from torch2mlx.transforms import Transform
@@ -93,8 +92,8 @@ class NoGrad(Transform):
 
     def _drop_finding(self, rw, original, updated):
         if id(original) in self.dropped:
-            rw.statement_findings[-1] = [f for f in rw.statement_findings[-1] if f.node is not original]
-            rw.converted += 1
+            rw.drop_flags(original)
+            rw.count_conversion()
         return updated
 
     leave_Call = _drop_finding
@@ -144,15 +143,15 @@ class NoGrad(Transform):
             new_body.append(new.with_changes(body=smalls))
         if why is not None:
             return why
-        rw.converted += 1
+        rw.count_conversion()
         return new_body
 
     def _flag(self, rw, original, updated, why: str):
         """Flag the `with` itself (its own findings were collected before this hook ran)."""
         message = (f"torch.no_grad() in a model's forward: MLX would differentiate through this block ({why}); "
                    "wrap each value it computes in mx.stop_gradient(...) and remove the `with`")
-        rw.findings.append(Finding(original.items[0].item, self.id, "semantics-differ", message, "warning", (), original))
-        rw.converted -= sum(1 for item in original.items if id(item.item) in self.dropped)
+        rw.report(original.items[0].item, self.id, "semantics-differ", message, "warning", original)
+        rw.count_conversion(-sum(1 for item in original.items if id(item.item) in self.dropped))
         line = cst.EmptyLine(comment=cst.Comment(f"# torch2mlx: {self.id}: {message}"))
         if any(l.comment is not None and l.comment.value.startswith(f"# torch2mlx: {self.id}:") for l in updated.leading_lines):
             return updated

@@ -321,15 +321,14 @@ class LrSchedule(Transform):
         name = rw.qualified_name(original.func) or ""
         if not name.startswith(PREFIX):
             return updated
-        stmt = rw.statement_stack[-1] if rw.statement_stack else None
+        stmt = rw.statement
         plan = self.plans.get((tuple(self.path), _dump(stmt))) if stmt is not None else None
         if plan is None:
             return updated
-        findings = rw.statement_findings[-1]
         if isinstance(plan.build, str):
-            rw.statement_findings[-1] = [dataclasses.replace(f, message=plan.build + GENERIC) if f.node is original else f for f in findings]
+            rw.edit_flags(lambda f: dataclasses.replace(f, message=plan.build + GENERIC) if f.node is original else f)
         else:
-            rw.statement_findings[-1] = [f for f in findings if f.node is not original]
+            rw.drop_flags(original)
         return updated
 
     def leave_SimpleStatementLine(self, rw, original, updated):
@@ -347,7 +346,7 @@ class LrSchedule(Transform):
             return updated
         schedule = mlx_expr(rw, plan.build(code_of(args[index].value)))
         args[index] = args[index].with_changes(value=schedule)
-        rw.converted += 1
+        rw.count_conversion()
         return updated.with_changes(body=[updated.body[0].with_changes(value=call.with_changes(args=args))])
 
     def _dropped(self, stmt) -> bool:

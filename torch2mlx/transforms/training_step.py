@@ -43,7 +43,6 @@ from typing import Optional
 import libcst as cst
 
 from torch2mlx.binding import code_of
-from torch2mlx.rewriter import Finding
 from torch2mlx.transforms import Transform
 from torch2mlx.transforms.training_codegen import mlx_statements
 from torch2mlx.transforms.training_scan import model_for, optimizer_models
@@ -131,10 +130,10 @@ class TrainStep(Transform):
 
     def leave_Call(self, rw, original, updated):
         if rw.qualified_name(original.func) == CLIP:  # decided with its block; re-flagged if unmatched
-            rw.statement_findings[-1] = [f for f in rw.statement_findings[-1] if f.severity == "info"]
+            rw.drop_flags(predicate=lambda f: f.severity != "info")
         elif isinstance(original.func, cst.Attribute) and original.func.attr.value == "backward":
             # `loss.backward()` is decided with its block too (the closed world's "no such method" is moot)
-            rw.statement_findings[-1] = [f for f in rw.statement_findings[-1] if f.node is not original]
+            rw.drop_flags(original)
         self.origin[id(updated)] = original
         return updated
 
@@ -156,7 +155,7 @@ class TrainStep(Transform):
         original = self.origin.get(id(stmt), None)
         call = _expr_call(stmt)
         node = self.origin.get(id(call), original) if call is not None else original
-        rw.findings.append(Finding(node or stmt, RULE_ID, "needs-review", message, "warning", (), original))
+        rw.report(node or stmt, RULE_ID, "needs-review", message, "warning", original)
         line = cst.EmptyLine(comment=cst.Comment(f"# torch2mlx: {RULE_ID}: {message}"))
         return stmt.with_changes(leading_lines=[*stmt.leading_lines, line])
 
@@ -319,7 +318,7 @@ class TrainStep(Transform):
                 out.extend([new[0].with_changes(leading_lines=stmt.leading_lines), new[1]])
             else:
                 out.append(stmt)
-        rw.converted += 1
+        rw.count_conversion()
         return out
 
     @staticmethod
