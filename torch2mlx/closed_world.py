@@ -79,16 +79,17 @@ def audit(code: str, original: str, own_packages: frozenset = frozenset(),
     except SyntaxError:
         return code, []  # the emitter reports an output that does not parse
     lines = code.splitlines(keepends=True)
-    bound = _torch_bindings(tree)
+    imports, loads = _scan(tree)
+    bound = _torch_bindings(imports)
     places: dict = {}  # first output line of a statement -> (statement, rule id, why, column)
-    for stmt in _unfollowed_star_imports(tree) if stars else ():
+    for stmt in _unfollowed_star_imports(imports) if stars else ():
         if not _flags_above(lines, stmt.lineno) - {STAR_RULE_ID}:
             source = "." * stmt.level + (stmt.module or "")
             why = (f"the names `from {source} import *` brings in are not known when converting one file (torch "
                    "aliases or nn.Module classes there would be left as torch): convert the whole folder, which "
                    "follows star imports, or import the names explicitly")
             places.setdefault(stmt.lineno, (stmt, STAR_RULE_ID, why, stmt.col_offset))
-    for stmt, module in _torch_built_imports(tree):
+    for stmt, module in _torch_built_imports(imports):
         if module.split(".")[0] in own_packages:
             continue
         if not _flags_above(lines, _first_line(stmt)) - {DEPENDENCY_RULE_ID}:
@@ -96,9 +97,12 @@ def audit(code: str, original: str, own_packages: frozenset = frozenset(),
                    "port what this file uses from it (or use an MLX counterpart)")
             places.setdefault(_first_line(stmt), (stmt, DEPENDENCY_RULE_ID, why, stmt.col_offset))
     used: set = set()
-    for stmt, name_node in _uses(tree, set(bound)):
+    covered: dict = {}  # id(statement) -> whether a flag (or a suppression) already covers it
+    for stmt, name_node in (use for name in bound for use in loads.get(name, ())):
         used.add(name_node.id)
-        if _flags_above(lines, _first_line(stmt)) - {RULE_ID} or _suppressed(lines[stmt.lineno - 1]):
+        if id(stmt) not in covered:
+            covered[id(stmt)] = bool(_flags_above(lines, _first_line(stmt)) - {RULE_ID}) or _suppressed(lines[stmt.lineno - 1])
+        if covered[id(stmt)]:
             continue
         why = (f"`{name_node.id}` still refers to torch here (the name is bound by a torch import and otherwise, "
                "or was left by a transform): translate this by hand")
@@ -124,10 +128,28 @@ def _newline(line: str) -> str:
     return "\r\n" if line.endswith("\r\n") else "\n"
 
 
-def _torch_bindings(tree: ast.Module) -> dict:
+def _scan(tree: ast.Module) -> tuple[list, dict]:
+    """One walk: the import statements (any scope), and name -> [(innermost statement, Name)] of every load."""
+    imports: list = []
+    loads: dict = {}
+    stack = [(tree, None)]
+    while stack:
+        node, stmt = stack.pop()
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, (ast.Import, ast.ImportFrom)):
+                imports.append(child)
+            elif type(child) is ast.Name:
+                if type(child.ctx) is ast.Load:
+                    loads.setdefault(child.id, []).append((stmt, child))
+            elif not isinstance(child, (ast.Constant, ast.expr_context, ast.operator, ast.cmpop, ast.unaryop, ast.boolop)):
+                stack.append((child, child if isinstance(child, ast.stmt) else stmt))
+    return imports, loads
+
+
+def _torch_bindings(imports: list) -> dict:
     """Local name -> the import statement binding it to torch (any scope; a rebinding elsewhere is ignored)."""
     bound: dict = {}
-    for node in ast.walk(tree):
+    for node in imports:
         if isinstance(node, ast.Import):
             for alias in node.names:
                 if alias.name == "torch" or alias.name.startswith("torch."):
@@ -140,9 +162,9 @@ def _torch_bindings(tree: ast.Module) -> dict:
     return bound
 
 
-def _torch_built_imports(tree: ast.Module):
-    """(import statement, the torch-built module it imports) anywhere in the tree."""
-    for node in ast.walk(tree):
+def _torch_built_imports(imports: list):
+    """(import statement, the torch-built module it imports) among the import statements."""
+    for node in imports:
         if isinstance(node, ast.Import):
             for alias in node.names:
                 module = torch_built_module(alias.name)
@@ -157,24 +179,12 @@ def _torch_built_imports(tree: ast.Module):
                 yield node, module
 
 
-def _unfollowed_star_imports(tree: ast.Module):
+def _unfollowed_star_imports(imports: list):
     """`from X import *` of the user's own modules (relative, or not the standard library, numpy, mlx)."""
-    for node in tree.body:
+    for node in imports:
         if isinstance(node, ast.ImportFrom) and any(a.name == "*" for a in node.names):
             if node.level > 0 or (node.module or "").split(".")[0] not in _KNOWN_STAR_SOURCES:
                 yield node
-
-
-def _uses(tree: ast.Module, names: set):
-    """(innermost statement, Name) for every load of one of `names`."""
-    stack = [(tree, None)]
-    while stack:
-        node, stmt = stack.pop()
-        for child in ast.iter_child_nodes(node):
-            inner = child if isinstance(child, ast.stmt) else stmt
-            if isinstance(child, ast.Name) and child.id in names and isinstance(child.ctx, ast.Load):
-                yield inner, child
-            stack.append((child, inner))
 
 
 def _first_line(stmt: ast.stmt) -> int:
