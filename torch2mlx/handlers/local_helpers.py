@@ -122,13 +122,18 @@ def emit(rewriter, code: str, helpers: dict, depends: dict | None = None) -> Non
         for needed in (*depends.get(name, ()), name):
             if needed not in wanted:
                 wanted.append(needed)
+    add_helpers(rewriter, wanted, helpers)
+
+
+def add_helpers(rewriter, wanted: list, sources: dict) -> None:
+    """Add the helpers named in `wanted` (their code in `sources`) to the file, once each; Flag when a name is taken."""
     taken = [n for n in wanted if rewriter.name_taken(n)]
     if taken:
         raise Flag(f"the name {taken[0]} is already used in this file (the local helper would need it)", "no-equivalent")
     for name in wanted:
         rewriter.add_helper(name, lambda name=name: [  # two blank lines before each, PEP 8 style
             stmt.with_changes(leading_lines=[cst.EmptyLine(), cst.EmptyLine(), *stmt.leading_lines])
-            for stmt in mlx_statements(rewriter, helpers[name].lstrip("\n"))])
+            for stmt in mlx_statements(rewriter, sources[name].lstrip("\n"))])
 
 
 @register("local_function")
