@@ -57,3 +57,38 @@ def test_fast_positions_match_whole_file(text):
     fast = positions.resolve(module, tree, text, pairs)
     slow = positions._whole_file(module, [n for n, _ in pairs])
     assert fast == slow
+
+
+CLASSES = '''import torch.nn as nn
+
+@decorator(1)
+class A(nn.Module):
+    pass
+
+
+def f():
+    if True:
+        @deco
+        class B:
+            class C(nn.Module):
+                pass
+'''
+
+
+def test_statement_flagged_as_a_whole_positions_match_whole_file():
+    """A finding on a class itself (no enclosing statement) is placed at its `class` keyword, as libcst does."""
+    tree = ast.parse(CLASSES)
+    module = cst.parse_module(CLASSES)
+    classes = [n for n in _all_nodes(module) if isinstance(n, cst.ClassDef)]
+    assert len(classes) == 3
+    pairs = [(c, None) for c in classes]
+    fast = positions.resolve(module, tree, CLASSES, pairs)
+    assert fast == positions._whole_file(module, classes)
+    assert sorted(fast.values()) == [(4, 1), (11, 9), (12, 13)]
+
+
+def _all_nodes(node: cst.CSTNode) -> list:
+    found = [node]
+    for child in node.children:
+        found.extend(_all_nodes(child))
+    return found

@@ -169,6 +169,8 @@ def convert_source(text: str, path: str = "<string>", *, rule_files: Sequence[Pa
     transforms = [cls() for cls in _transform_classes()  # layer builders of other files matter to nn-layout only
                   if cls().applies_to(text) or (module_scope.project_classes and not cls.text_decides)
                   or (layout_builders and cls.id == "nn-layout")]
+    for t in transforms:
+        t.prepare(tree, module_scope)
     if any(t.needs_every_statement for t in transforms):
         cold: dict = {}
         for scope in scopes:

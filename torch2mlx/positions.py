@@ -109,7 +109,12 @@ def resolve(module: cst.Module, tree: ast.Module, text: str, wanted: Iterable[tu
     encoded = _EncodedLines(lines)
     for key, (stmt, nodes) in by_statement.items():
         if stmt is None or key not in pairs:
-            leftovers.extend(nodes)
+            for node in nodes:  # a finding on a statement itself (a class flagged as a whole): where its keyword is
+                if id(node) in pairs and isinstance(node, (cst.ClassDef, cst.FunctionDef)):
+                    own = pairs[id(node)]
+                    out[id(node)] = (own.lineno, encoded.column(own) + 1)
+                else:
+                    leftovers.append(node)
             continue
         unresolved = [n for n in nodes if not _from_ast(n, pairs[key], encoded, out)]
         if unresolved:

@@ -580,3 +580,35 @@ def test_layers_reached_through_loops_aliases_and_containers():
 def test_unclear_layer_through_a_container_is_flagged(body):
     result = _convert("x = torch.randn(1, 3, 4, 4)\n" + body)
     assert _flagged(result), result.code
+
+
+def _prepared_script_layers(source: str):
+    import ast
+
+    from torch2mlx.api import build_index, _hot_attributes
+    from torch2mlx.names import analyze
+    from torch2mlx.transforms.nn_script_layers import NnScriptLayersTransform
+
+    tree = ast.parse(source)
+    module_scope, _scopes = analyze(tree, _hot_attributes(build_index()))
+    transform = NnScriptLayersTransform()
+    transform.prepare(tree, module_scope)
+    return transform
+
+
+@pytest.mark.parametrize("source, needed", [
+    # a layer only inside a module class: the pass may skip statements naming no torch API
+    ("class Net(nn.Module):\n    def __init__(self):\n        super().__init__()\n        self.pool = nn.AvgPool2d(2)\n", False),
+    ("pool = nn.AvgPool2d(2)\ny = pool(torch.randn(1, 3, 4, 4))\n", True),  # `pool(...)` names no torch API
+    ("def make():\n    return nn.MaxPool2d(2)\n\np = make()\nq = p\nz = q(x)\n", True),  # through a factory and a copy
+    ("layers = [nn.AvgPool2d(2)]\nz = layers[0](x)\n", True),
+])
+def test_every_statement_is_visited_only_where_a_layer_may_be_called(source, needed):
+    assert _prepared_script_layers(HEADER + source).needs_every_statement is needed
+
+
+def test_layer_called_in_a_statement_naming_no_torch_api_is_converted():
+    source = HEADER + "p = nn.AvgPool2d(2)\nq = p\nx = torch.randn(1, 3, 4, 4)\ny = q(x)\n"
+    result = convert_source(source)
+    assert not result.diagnostics
+    assert "y = mx.moveaxis(q(mx.moveaxis(x, 1, -1)), -1, 1)" in result.code

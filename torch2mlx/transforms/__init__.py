@@ -11,6 +11,7 @@ that node. `rw` is the file's `context.PluginContext` (never the rewriter itself
 """
 from __future__ import annotations
 
+import ast
 import importlib
 import pkgutil
 from typing import ClassVar
@@ -26,13 +27,18 @@ class Transform:
     order: ClassVar[int] = 100  # lower runs first when two transforms hook the same node
     # True when the transform must see every statement, even those that mention no torch
     # name (the pass otherwise skips them): e.g. layout tracking through plain arithmetic.
-    needs_every_statement: ClassVar[bool] = False
+    needs_every_statement: bool = False  # a class default; `prepare` may decide per file
     # True when `applies_to(text)` alone decides: the transform needs no facts from other project
     # files, so importing a module class from one does not switch it on (its analysis costs time)
     text_decides: ClassVar[bool] = False
 
     def applies_to(self, text: str) -> bool:
         return True
+
+    def prepare(self, tree: ast.Module, module_scope) -> None:
+        """Called once per conversion, before the pass, with the stdlib `ast` of the source (parsed anyway) and
+        the module's `names.Scope`: facts a transform needs about the whole file are much cheaper to read here
+        than by walking libcst. May set `needs_every_statement` for this file only."""
 
 
 def discover() -> list[type]:

@@ -85,16 +85,20 @@ class _Analysis:
         self.discarded: set = set()
         self.holder_calls: dict = {}  # id(holder) -> whys from the flows, one per call visit
         self.inline: dict = {}        # id(constructor called inline) -> Holder
+        self.nodes = _Nodes()
+        self._module_attributes: Optional[tuple] = None  # (imported names, every Attribute node), when first needed
         functions: list = []
         _collect_functions(module, None, functions)
-        self.attr_owner = _self_attribute_owners(module)
-        classes = {id(c): self._class_holders(c, module) for c in _walk(module) if isinstance(c, cst.ClassDef)}
+        everything = list(self.nodes.walk(module))
+        self.attr_owner = _self_attribute_owners(everything, self.nodes)
+        classes = {id(c): self._class_holders(c, module) for c in everything if isinstance(c, cst.ClassDef)}
         local = {id(f): self._local_holders(f) for f, _ in functions}
-        self._flow(module.body, set(), _deferred_names(module), None, {}, {}, {})
+        self._flow(module.body, set(), _deferred_names(module, self.nodes), None, {}, {}, {})
         for func, cls in functions:
             holders, kinds = classes[id(cls)] if cls is not None else ({}, {})
             self_name = _first_param(func) if cls is not None else None
-            self._flow(func.body.body, _param_names(func), _deferred_names(func.body), self_name, holders, kinds, local[id(func)])
+            self._flow(func.body.body, _param_names(func), _deferred_names(func.body, self.nodes), self_name, holders,
+                       kinds, local[id(func)])
         for group in [*(h for h, _ in classes.values()), *local.values(), self.inline]:
             for holder in group.values():
                 if holder is not None:
@@ -180,7 +184,7 @@ class _Analysis:
         stores: dict = {}
         for method in _class_methods(cls):
             me = _first_param(method)
-            for node in _walk(method.body):
+            for node in self.nodes.walk(method.body):
                 if isinstance(node, (cst.Assign, cst.AugAssign, cst.AnnAssign)):
                     targets = [t.target for t in node.targets] if isinstance(node, cst.Assign) else [node.target]
                     for t in targets:
@@ -205,14 +209,18 @@ class _Analysis:
                 h.blocked = "the class has a base class whose methods may use it"
         for method in _class_methods(cls):
             me = _first_param(method)
-            for node, parent, nested in _walk_parents(method.body):
+            for node, parent, nested in self.nodes.walk_parents(method.body):
                 if _is_self_attr(node, me) and node.attr.value in holders and not isinstance(parent, cst.AssignTarget):
                     why = _use_problem(node, parent, nested, f"self.{node.attr.value}")
                     if why is not None:
                         holders[node.attr.value].blocked = why
-        imported = _imported_names(module)
-        for node in _walk(module):
-            if isinstance(node, cst.Attribute) and node.attr.value in holders:
+        if self._module_attributes is None:
+            everything = self.nodes.walk(module)
+            self._module_attributes = (_imported_names(module, self.nodes),
+                                       [n for n in everything if isinstance(n, cst.Attribute)])
+        imported, attributes = self._module_attributes
+        for node in attributes:
+            if node.attr.value in holders:
                 root = node.value
                 while isinstance(root, cst.Attribute):
                     root = root.value
@@ -227,7 +235,7 @@ class _Analysis:
     def _local_holders(self, func: cst.FunctionDef) -> dict:
         holders: dict = {}
         stores: dict = {}
-        for node in _walk(func.body):
+        for node in self.nodes.walk(func.body):
             if isinstance(node, cst.Assign) and len(node.targets) == 1 and isinstance(node.targets[0].target, cst.Name):
                 stores.setdefault(node.targets[0].target.value, []).append(node)
         for name, assigns in stores.items():
@@ -237,7 +245,7 @@ class _Analysis:
             holders[name] = holder
             if len(assigns) > 1:
                 holder.blocked = f"`{name}` is assigned more than once"
-            for node, parent, nested in _walk_parents(func.body):
+            for node, parent, nested in self.nodes.walk_parents(func.body):
                 if isinstance(node, cst.Name) and node.value == name and not isinstance(parent, cst.AssignTarget):
                     why = _use_problem(node, parent, nested, name)
                     if why is not None:
@@ -362,22 +370,35 @@ class InplaceActivations(Transform):
 
 
 # ----- tree helpers --------------------------------------------------------------------------
-def _walk(node: cst.CSTNode):
-    stack = [node]
-    while stack:
-        n = stack.pop()
-        yield n
-        stack.extend(reversed(n.children))
+class _Nodes:
+    """Walks of one module's tree. libcst computes `node.children` by visiting the node, and the analysis
+    walks the same subtrees several times (classes, methods, uses): each node's children are read once."""
 
+    def __init__(self) -> None:
+        self._children: dict = {}  # id(node) -> its children, reversed; the tree outlives the analysis
 
-def _walk_parents(node: cst.CSTNode, parent=None, nested: bool = False):
-    """(node, parent, inside a nested def/lambda) for every node below `node`."""
-    stack = [(c, node, nested) for c in reversed(node.children)]
-    while stack:
-        n, p, inner = stack.pop()
-        yield n, p, inner
-        deeper = inner or isinstance(n, (cst.FunctionDef, cst.Lambda, cst.ClassDef))
-        stack.extend((c, n, deeper) for c in reversed(n.children))
+    def _reversed_children(self, node: cst.CSTNode) -> list:
+        found = self._children.get(id(node))
+        if found is None:
+            found = self._children[id(node)] = list(reversed(node.children))
+        return found
+
+    def walk(self, node: cst.CSTNode):
+        """`node` and every node below it, in source order."""
+        stack = [node]
+        while stack:
+            n = stack.pop()
+            yield n
+            stack.extend(self._reversed_children(n))
+
+    def walk_parents(self, node: cst.CSTNode, nested: bool = False):
+        """(node, parent, inside a nested def/lambda) for every node below `node`."""
+        stack = [(c, node, nested) for c in self._reversed_children(node)]
+        while stack:
+            n, p, inner = stack.pop()
+            yield n, p, inner
+            deeper = inner or isinstance(n, (cst.FunctionDef, cst.Lambda, cst.ClassDef))
+            stack.extend((c, n, deeper) for c in self._reversed_children(n))
 
 
 def _collect_functions(node, cls, out: list) -> None:
@@ -414,10 +435,10 @@ def _is_self_attr(node, me: Optional[str]) -> bool:
     return me is not None and isinstance(node, cst.Attribute) and isinstance(node.value, cst.Name) and node.value.value == me
 
 
-def _deferred_names(node: cst.CSTNode) -> set:
+def _deferred_names(node: cst.CSTNode, nodes: _Nodes) -> set:
     """Names read inside nested defs and lambdas: they may see a tensor later."""
     names: set = set()
-    for n, _p, nested in _walk_parents(node):
+    for n, _p, nested in nodes.walk_parents(node):
         if nested and isinstance(n, cst.Name):
             names.add(n.value)
     return names
@@ -437,22 +458,23 @@ def _use_problem(node, parent, nested: bool, name: str) -> Optional[str]:
     return f"`{name}` is used other than by calling it (indexed, iterated or passed on)"
 
 
-def _self_attribute_owners(module: cst.Module) -> dict:
-    """id(`<self>.x` node) -> the class whose method it is in (its `self` is the method's first parameter)."""
+def _self_attribute_owners(everything: list, nodes: _Nodes) -> dict:
+    """id(`<self>.x` node) -> the class whose method it is in (its `self` is the method's first parameter);
+    `everything`: the module's nodes."""
     owners: dict = {}
-    for cls in _walk(module):
+    for cls in everything:
         if isinstance(cls, cst.ClassDef):
             for method in _class_methods(cls):
                 me = _first_param(method)
-                for node in _walk(method.body):
+                for node in nodes.walk(method.body):
                     if _is_self_attr(node, me):
                         owners[id(node)] = cls
     return owners
 
 
-def _imported_names(module: cst.Module) -> set:
+def _imported_names(module: cst.Module, nodes: _Nodes) -> set:
     names: set = set()
-    for node in _walk(module):
+    for node in nodes.walk(module):
         if isinstance(node, (cst.Import, cst.ImportFrom)) and not isinstance(node.names, cst.ImportStar):
             for alias in node.names:
                 bound = alias.asname.name if alias.asname is not None else alias.name

@@ -39,6 +39,7 @@ channels-last data; so is a layer passed to a function of this file that calls t
 """
 from __future__ import annotations
 
+import ast
 from typing import Optional, Union
 
 import libcst as cst
@@ -198,6 +199,231 @@ def _moveaxis(value: cst.BaseExpression, source: int, destination: int) -> cst.C
                           cst.Arg(cst.parse_expression(str(destination)))])
 
 
+# ----- where the transform can act, read off the stdlib `ast` (cheap; a libcst walk costs several times more) -----
+_SOURCES = frozenset(LAYERS) | {"Sequential"}  # what a layer is built from (or flagged for: `nn.Sequential(*xs)`)
+_CONTAINERS = frozenset({"ModuleList", "ModuleDict"})
+
+
+def _target_names(target, found: set) -> set:
+    """The names an assignment / loop / `with` target binds (not `a[i]` / `a.b`: stores into an object)."""
+    if isinstance(target, ast.Name):
+        found.add(target.id)
+    elif isinstance(target, (ast.Tuple, ast.List)):
+        for el in target.elts:
+            _target_names(el, found)
+    elif isinstance(target, ast.Starred):
+        _target_names(target.value, found)
+    return found
+
+
+def _last_name(func) -> Optional[str]:
+    """`Conv2d` of `nn.Conv2d` / `Conv2d` (ast or libcst); None for other callees."""
+    if isinstance(func, ast.Name):
+        return func.id
+    if isinstance(func, cst.Name):
+        return func.value
+    if isinstance(func, ast.Attribute):
+        return func.attr
+    if isinstance(func, cst.Attribute):
+        return func.attr.value
+    return None
+
+
+def _stripped(call):
+    """`nn.Conv2d(...).to(device).eval()` -> `nn.Conv2d(...)` (`_strip`, for ast or libcst calls)."""
+    kind = type(call)
+    while isinstance(call.func, (ast.Attribute, cst.Attribute)) and _last_name(call.func) in _CHAINED \
+            and type(call.func.value) is kind:
+        call = call.func.value
+    return call
+
+
+_BINDING_KINDS = frozenset({ast.Assign, ast.AnnAssign, ast.AugAssign, ast.NamedExpr, ast.For, ast.AsyncFor,
+                            ast.comprehension, ast.withitem, ast.Return})
+
+
+def _binding(node, function: Optional[str]) -> Optional[tuple]:
+    """(names bound, value, whether a factory's return) for an ast node of `_BINDING_KINDS` (the forms `_Flows`
+    follows; a `return` in module-level `function` binds its name), or None."""
+    kind = type(node)
+    if kind is ast.Assign:
+        names: set = set()
+        for t in node.targets:
+            _target_names(t, names)
+        return names, node.value, False
+    if kind is ast.For or kind is ast.AsyncFor or kind is ast.comprehension:
+        return _target_names(node.target, set()), node.iter, False
+    if kind is ast.withitem:
+        return None if node.optional_vars is None else (_target_names(node.optional_vars, set()), node.context_expr, False)
+    if kind is ast.Return:
+        return None if function is None or node.value is None else ({function}, node.value, True)
+    return None if node.value is None else (_target_names(node.target, set()), node.value, False)  # x: T = v, +=, :=
+
+
+def _scan(tree: ast.Module) -> tuple:
+    """One walk of the file: its bindings (`_binding`), the callee of every call, the names called, the names
+    declared `global`, the names imported in a def or class."""
+    top = {id(s): s.name for s in tree.body if isinstance(s, (ast.FunctionDef, ast.AsyncFunctionDef))}
+    bindings: list = []
+    calls: list = []
+    called: set = set()
+    rebound: set = set()
+    imported: set = set()
+    stack: list = [(tree, None, False)]
+    while stack:
+        node, function, nested = stack.pop()
+        kind = type(node)
+        if kind is ast.Name:
+            continue
+        if kind is ast.Call:
+            calls.append(node.func)
+            if type(node.func) is ast.Name:
+                called.add(node.func.id)
+        elif kind in _BINDING_KINDS:
+            found = _binding(node, function)
+            if found is not None:
+                bindings.append(found)
+        elif kind is ast.Global:
+            rebound.update(node.names)
+        elif kind is ast.FunctionDef or kind is ast.AsyncFunctionDef or kind is ast.ClassDef:
+            function = top.get(id(node), function)  # a module-level function: its returns make it a factory
+            nested = True
+        elif (kind is ast.Import or kind is ast.ImportFrom) and nested:
+            imported.update((a.asname or a.name).split(".")[0] for a in node.names)
+        for child in ast.iter_child_nodes(node):
+            stack.append((child, function, nested))
+    return bindings, calls, called, rebound, imported
+
+
+class _Facts:
+    """What the `ast` of the file says about where this transform can act: an over-approximation of what
+    `_value_layer` / `_held` / `_name_layer` / `_member_layer` can find, so that the pass may skip everything
+    outside it without changing a byte of the output.
+
+    `bound`: names bound (assignment, loop, `with`, walrus, comprehension) to a value that may hold a layer or a
+    flagged object: a layer class (`nn.Conv2d`, an alias of it) or `Sequential` called, a factory called (a
+    module-level function returning such a value: `factories`), another such name, a list / dict / ModuleList /
+    subscript / `.children()` of such things (no other name can hold one). `instances`: names bound to
+    `Cls(...)`, a class of this file (`model.pool(x)`, `model.children()` are looked into). `calls_layers`:
+    whether any call's callee may be a layer or flagged (else nothing reads the ranks of names: they are not
+    followed). `passed`: bound names that are also called (`pool(x)`), the only ones flagged where they are
+    passed on; `mentioned`: whether each module-level statement mentions one of them (where `_Uses` looks).
+    `rebound_globals`: names declared `global` anywhere."""
+
+    __slots__ = ("bound", "calls_layers", "containers", "factories", "instances", "mentioned", "passed",
+                 "rebound_globals", "sources")
+
+    def __init__(self, tree: ast.Module, imports: dict, torch_names: frozenset) -> None:
+        """`imports`: the module scope's torch imports (local name -> qualified name); `torch_names`: the names
+        bound to torch anywhere (`names.analyze`'s hot names)."""
+        bindings, calls, called, self.rebound_globals, imported = _scan(tree)
+        # layer classes (and ModuleList / ModuleDict) imported under another name (`from torch.nn import Conv2d as C`);
+        # a torch name imported in a def or class may be anything: both
+        unknown = (torch_names & imported) | (torch_names - imports.keys())
+        self.sources = _SOURCES | unknown | {name for name, qual in imports.items() if _short(qual) in _SOURCES}
+        self.containers = _CONTAINERS | unknown | {name for name, qual in imports.items() if _short(qual) in _CONTAINERS}
+        classes = {s.name for s in tree.body if isinstance(s, ast.ClassDef)}
+        self.instances = {name for names, value, returned in bindings if not returned and isinstance(value, ast.Call)
+                          and isinstance(value.func, ast.Name) and value.func.id in classes for name in names}
+        self.bound: set = set()
+        self.factories: set = set()
+        self._propagate(bindings, {s.name for s in tree.body if isinstance(s, (ast.FunctionDef, ast.AsyncFunctionDef))})
+        self.passed = self.bound & called
+        self.mentioned = [bool(self.passed) and any(isinstance(n, ast.Name) and n.id in self.passed for n in ast.walk(s))
+                          for s in tree.body]
+        self.calls_layers = any(self.candidate(func) for func in calls)
+
+    def _propagate(self, bindings: list, functions: set) -> None:
+        """`bound` and `factories`: the names bound to a value that may hold a layer, to a fixed point."""
+        readers: dict = {}  # name -> the bindings whose value may hold a layer if that name does
+        queue = []
+        for b, (_, value, _) in enumerate(bindings):
+            needs: set = set()
+            if self._holds(value, needs, functions):
+                queue.append(b)
+            for name in needs:
+                readers.setdefault(name, []).append(b)
+        hot: set = set()
+        done = [False] * len(bindings)
+        while queue:
+            b = queue.pop()
+            if done[b]:
+                continue
+            done[b] = True
+            names, _, returned = bindings[b]
+            (self.factories if returned else self.bound).update(names)
+            for name in names - hot:
+                hot.add(name)
+                queue.extend(readers.get(name, ()))
+
+    def _holds(self, value, needs: set, functions) -> bool:
+        """Whether `value` may hold a layer whatever the names are; `needs` gets the names (bound ones, factories)
+        through which it may too. Mirrors `_value_layer` and `_held` (both modes), generously."""
+        kind = type(value)
+        if kind is ast.Name:
+            needs.add(value.id)
+            return False
+        if kind is ast.Subscript or kind is ast.Starred:
+            return self._holds(value.value, needs, functions)
+        if kind is ast.List or kind is ast.Tuple or kind is ast.Set:
+            return any([self._holds(el, needs, functions) for el in value.elts])
+        if kind is ast.Dict:
+            return any([self._holds(v, needs, functions) for v in value.values])
+        if kind is ast.ListComp or kind is ast.GeneratorExp or kind is ast.SetComp:
+            return self._holds(value.elt, needs, functions)
+        if kind is ast.DictComp:
+            return self._holds(value.value, needs, functions)
+        if kind is not ast.Call:
+            return False
+        inner = _stripped(value)
+        if _last_name(inner.func) in self.sources:
+            return True
+        if isinstance(inner.func, ast.Name) and inner.func.id in functions:
+            needs.add(inner.func.id)  # a factory of this file
+        found = False
+        for call in (value, inner):
+            func = call.func
+            if _last_name(func) in self.containers or (isinstance(func, ast.Name) and func.id in _WRAPPERS):
+                args = [a.value if isinstance(a, ast.keyword) else a for a in [*call.args, *call.keywords]]
+                found = any([self._holds(a, needs, functions) for a in args]) or found
+            elif isinstance(func, ast.Attribute) and func.attr in _CONTAINER_METHODS:
+                receiver = func.value  # `.children()` of layers, or of a channels-last instance
+                if isinstance(receiver, ast.Name) and receiver.id in self.instances:
+                    found = True
+                found = self._holds(receiver, needs, functions) or found
+        return found
+
+    def builds(self, call) -> bool:
+        """Whether a call (ast or libcst) may build a layer: a layer class or `Sequential`, or a factory."""
+        call = _stripped(call)
+        last = _last_name(call.func)
+        return last in self.sources or (isinstance(call.func, (ast.Name, cst.Name)) and last in self.factories)
+
+    def holds(self, value) -> bool:
+        """Whether an argument (libcst) may be a layer (`_name_layer` / `_value_layer` may find one)."""
+        if isinstance(value, cst.Name):
+            return value.value in self.bound
+        return isinstance(value, cst.Call) and self.builds(value)
+
+    def candidate(self, func) -> bool:
+        """Whether a callee (ast or libcst) may be a layer or something flagged (`_callee` may find one)."""
+        if isinstance(func, (ast.Name, cst.Name)):
+            return _last_name(func) in self.bound
+        if isinstance(func, (ast.Attribute, cst.Attribute)):  # `model.pool(x)` for `model = Net(...)`
+            base = func.value
+            return isinstance(base, (ast.Name, cst.Name)) and _last_name(base) in self.instances
+        if isinstance(func, (ast.Subscript, cst.Subscript)):  # `layers[0](x)`
+            base = func.value
+            while isinstance(base, (ast.Subscript, cst.Subscript)):
+                base = base.value
+            if isinstance(base, (ast.Name, cst.Name)):
+                return _last_name(base) in self.bound
+            return not isinstance(base, (ast.Attribute, cst.Attribute))
+        if isinstance(func, (ast.Call, cst.Call)):  # `nn.MaxPool2d(2)(x)`, `make_pool()(x)`
+            return self.builds(func)
+        return False
+
+
 class _Flows(cst.CSTVisitor):
     """name -> the expressions whose values may end up in it, in one scope (`values`): assignments (tuple
     targets get the whole value), loop and comprehension targets (the iterable), `with ... as`, and stores
@@ -304,8 +530,10 @@ class _Uses(cst.CSTVisitor):
 
     def visit_Call(self, node) -> None:
         if isinstance(node.func, cst.Name):
-            key = self.owner.binding(node.func.value, self.stack)[0]
-            self.called.add((key, node.func.value))
+            facts = self.owner.facts
+            if facts is None or node.func.value in facts.passed:  # only those are looked up (visit_Name)
+                key = self.owner.binding(node.func.value, self.stack)[0]
+                self.called.add((key, node.func.value))
             if node.func.value in _HARMLESS:
                 return
         for arg in node.args:
@@ -339,7 +567,9 @@ class NnScriptLayersTransform(Transform):
         self.stack: list = []          # per scope: {"fn": FunctionDef or None, "kind": plain/class/cl_forward/...}
         self.layout = None             # the nn-layout transform of this conversion (channels-last classes, call sites)
         self.module: Optional[cst.Module] = None
-        self.module_bindings: dict = {}
+        self._module_bindings: Optional[dict] = None
+        self.facts: Optional[_Facts] = None     # where the transform can act (prepare); None: anywhere
+        self.follow = True             # whether ranks (and nn-layout's state) are followed: a layer may be called
         self.functions: dict = {}      # module-level function name -> FunctionDef
         self.classes: dict = {}        # module-level class name -> ClassDef
         self.rebound_globals: set = set()  # names some function declares `global`
@@ -360,17 +590,37 @@ class NnScriptLayersTransform(Transform):
     def applies_to(self, text: str) -> bool:
         return any(name in text for name in LAYERS)
 
+    def prepare(self, tree: ast.Module, module_scope) -> None:
+        """Read `_Facts` off the stdlib ast. Without a call whose callee may be a layer, nothing this transform
+        does depends on a statement naming no torch API (no rank is read, no layer is passed on): the file's
+        cold statements may then be skipped as for any other transform."""
+        torch_names = getattr(module_scope, "hot_names", None)  # names.analyze: the torch aliases of every scope
+        if torch_names is None:
+            return
+        self.facts = _Facts(tree, module_scope.imports, torch_names)
+        self.needs_every_statement = self.facts.calls_layers
+
+    @property
+    def module_bindings(self) -> dict:
+        if self._module_bindings is None:
+            self._module_bindings = _bindings(self.module)
+        return self._module_bindings
+
     # ----- scopes ---------------------------------------------------------------------------------
     def visit_Module(self, rw, node: cst.Module) -> None:
         self.layout = next((t for t in getattr(rw, "transforms", ()) if getattr(t, "id", None) == "nn-layout"), None)
         self.module = node
-        self.module_bindings = _bindings(node)
         self.functions = {s.name.value: s for s in node.body if isinstance(s, cst.FunctionDef)}
         self.classes = {s.name.value: s for s in node.body if isinstance(s, cst.ClassDef)}
+        if self.facts is not None:
+            self.rebound_globals = self.facts.rebound_globals
+        else:
+            self.uses = _Uses(self)
+            node.visit(self.uses)
+            self.rebound_globals = self.uses.rebound_globals
+        # with no call of a layer in the file, nothing reads the ranks of names (nor nn-layout's state): not followed
+        self.follow = self.facts is None or self.facts.calls_layers
         self.stack = [{"fn": None, "kind": "plain"}]
-        self.uses = _Uses(self)
-        node.visit(self.uses)
-        self.rebound_globals = self.uses.rebound_globals
 
     def visit_ClassDef(self, rw, node) -> None:
         self.stack.append({"fn": None, "kind": "class", "node": node})
@@ -393,6 +643,16 @@ class NnScriptLayersTransform(Transform):
     def leave_FunctionDef(self, rw, original, updated):
         self.stack.pop()
         return updated
+
+    def _mentioning(self) -> list:
+        """The module-level statements that mention a name of `facts.passed` (all of them if unsure)."""
+        mentioned, found, i = self.facts.mentioned, [], 0
+        for stmt in self.module.body:  # `a = 1; b = 2` is one libcst statement, two ast ones
+            n = len(stmt.body) if isinstance(stmt, cst.SimpleStatementLine) else 1
+            if any(mentioned[i:i + n]):
+                found.append(stmt)
+            i += n
+        return found if i == len(mentioned) else list(self.module.body)
 
     def _functions(self) -> list:
         return [s["fn"] for s in self.stack if s["fn"] is not None]
@@ -731,6 +991,8 @@ class NnScriptLayersTransform(Transform):
 
     # ----- the pass ---------------------------------------------------------------------------------
     def _snapshot(self) -> None:
+        if not self.follow:
+            return
         state = self.layout.state if self.layout is not None else None
         self.forward_state = dict(state) if state is not None and self.stack[-1]["kind"] == "cl_forward" else None
 
@@ -740,6 +1002,8 @@ class NnScriptLayersTransform(Transform):
 
     def _forget(self, node) -> None:
         """Names bound anywhere in a compound statement: their rank is no longer known (branches, loops)."""
+        if not self.follow:
+            return
         if id(node) not in self._bound_in:
             collect = _Bindings()
             node.visit(collect)
@@ -753,7 +1017,7 @@ class NnScriptLayersTransform(Transform):
 
     def leave_SimpleStatementLine(self, rw, original, updated):
         """Straight-line code: a name assigned here has the rank of its value from the next statement on."""
-        if self.stack[-1]["kind"] == "class":
+        if self.stack[-1]["kind"] == "class" or not self.follow:
             return updated
         state = self.rank_state.setdefault(self._scope_key(), {})
         for small in original.body:
@@ -795,6 +1059,13 @@ class NnScriptLayersTransform(Transform):
     visit_Else = visit_ExceptHandler = visit_Finally = visit_MatchCase = _enter_branch
 
     def visit_Name(self, rw, node: cst.Name) -> None:
+        if self.facts is not None:
+            if node.value not in self.facts.passed:
+                return
+            if self.uses is None:  # the first name that may be a layer passed on: where is it used?
+                self.uses = _Uses(self)
+                for stmt in self._mentioning():
+                    stmt.visit(self.uses)
         if self.uses is None or id(node) not in self.uses.passed or id(node) in self.reported:
             return
         functions = self.uses.passed[id(node)]
@@ -808,6 +1079,8 @@ class NnScriptLayersTransform(Transform):
         func = node.func
         if not (isinstance(func, cst.Name) and func.value in self.functions):
             return
+        if self.facts is not None and not any(self.facts.holds(a.value) for a in node.args if not a.star):
+            return  # nothing passed can be a layer
         called = self._parameters_called(func.value)
         if not called:
             return
@@ -846,11 +1119,15 @@ class NnScriptLayersTransform(Transform):
     def leave_Call(self, rw, original: cst.Call, updated):
         if not isinstance(updated, cst.Call):
             return updated
-        short = _short(rw.qualified_name(original.func))
-        if short in LAYERS or short == "Sequential":
-            if updated.func.deep_equals(original.func) and _flagged(rw, original):  # left as torch (flagged there)
-                self.left_torch.add(id(original))
-            return updated
+        facts = self.facts
+        if facts is None or _last_name(original.func) in facts.sources:
+            short = _short(rw.qualified_name(original.func))
+            if short in LAYERS or short == "Sequential":
+                if updated.func.deep_equals(original.func) and _flagged(rw, original):  # left as torch (flagged)
+                    self.left_torch.add(id(original))
+                return updated
+        if facts is not None and not facts.candidate(original.func):
+            return updated  # its callee cannot be a layer
         scope = self.stack[-1]
         if scope["kind"] == "class":
             found = self._class_body_callee(rw, scope, original.func)
