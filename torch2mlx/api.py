@@ -13,6 +13,7 @@ import libcst as cst
 from torch2mlx import closed_world, emitter, positions
 from torch2mlx.array_facts import TORCH_ONLY_MEMBERS
 from torch2mlx.diagnostics import Diagnostic, InputError, Kind, Severity
+from torch2mlx.fileio import decode_source  # noqa: F401  (public: torch2mlx.decode_source)
 from torch2mlx.names import analyze, cold_statements, star_names
 from torch2mlx.rewriter import TableRewriter
 from torch2mlx.table import RuleIndex
@@ -48,20 +49,6 @@ def build_index(extra_rule_files: Sequence[Path] = ()) -> RuleIndex:
 
         _INDEX_CACHE[key] = load_index(extra_rule_files)
     return _INDEX_CACHE[key]
-
-
-def decode_source(data: bytes, path: str = "<string>") -> str:
-    """Bytes to text: UTF-8 (a BOM is kept) or the PEP 263 coding cookie; else an InputError."""
-    try:
-        import io
-        import tokenize
-
-        encoding, _ = tokenize.detect_encoding(io.BytesIO(data).readline)
-        # "utf-8-sig" would drop the BOM; decode as utf-8 so "\ufeff" stays and is written back.
-        return data.decode("utf-8" if encoding == "utf-8-sig" else encoding)
-    except (SyntaxError, UnicodeDecodeError, LookupError) as exc:
-        line = data[: getattr(exc, "start", 0)].count(b"\n") + 1 if isinstance(exc, UnicodeDecodeError) else 0
-        raise InputError(f"cannot decode file: {exc}", path, line, 0) from None
 
 
 def _project_imports(tree: ast.Module, cross_file, facts) -> frozenset:

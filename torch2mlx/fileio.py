@@ -7,8 +7,18 @@ import tempfile
 import tokenize
 from pathlib import Path
 
-from torch2mlx.api import decode_source
 from torch2mlx.diagnostics import InputError
+
+
+def decode_source(data: bytes, path: str = "<string>") -> str:
+    """Bytes to text: UTF-8 (a BOM is kept) or the PEP 263 coding cookie; else an InputError."""
+    try:
+        encoding, _ = tokenize.detect_encoding(io.BytesIO(data).readline)
+        # "utf-8-sig" would drop the BOM; decode as utf-8 so "\ufeff" stays and is written back.
+        return data.decode("utf-8" if encoding == "utf-8-sig" else encoding)
+    except (SyntaxError, UnicodeDecodeError, LookupError) as exc:
+        line = data[: getattr(exc, "start", 0)].count(b"\n") + 1 if isinstance(exc, UnicodeDecodeError) else 0
+        raise InputError(f"cannot decode file: {exc}", path, line, 0) from None
 
 
 def read_source(path: Path) -> str:

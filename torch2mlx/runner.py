@@ -32,10 +32,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator, Optional, Sequence
 
-from torch2mlx.api import build_index, convert_source, decode_source
+from torch2mlx.api import build_index, convert_source
 from torch2mlx.cache import Cache, diagnostics_from_entry, diagnostics_to_entry
 from torch2mlx.diagnostics import Diagnostic, InputError
-from torch2mlx.fileio import write_atomic, write_bytes_atomic
+from torch2mlx.fileio import decode_source, write_atomic, write_bytes_atomic
 
 EXIT_OK, EXIT_FLAGGED, EXIT_BAD_INPUT, EXIT_INTERNAL = 0, 1, 2, 3
 CONVERTIBLE_SUFFIXES = (".py",)
