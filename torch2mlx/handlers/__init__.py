@@ -1,8 +1,10 @@
 """Python handlers for the few rules a template cannot express.
 
-A rule names its handler (`handler: tensor_to`); each handler is a small function in
-this package, registered by name, that returns the MLX expression and the MLX module
-aliases it uses, or raises `Flag` to leave the call in place.
+A rule names its handler (`handler: tensor_to`); each handler is a small function,
+registered by name with `@register(name)` in the module that defines it, that returns the MLX
+expression and the MLX module aliases it uses, or raises `Flag` to leave the call in place.
+Handlers live in this package, or next to the transforms of their feature (transforms/module/:
+nn.Sequential and the other containers, recurrent and attention layers, vision helpers).
 """
 from __future__ import annotations
 
@@ -33,8 +35,13 @@ def run(rule, original, call, receiver, rewriter):
 _discovered = False
 
 
+# The packages whose modules may register handlers; `_discover` imports all their modules, sub-packages
+# included, so that a handler exists whether or not `transforms.discover()` has run.
+PACKAGES = ("torch2mlx.handlers", "torch2mlx.transforms")
+
+
 def _discover() -> None:
-    """Import every module of this package so its handlers register (adding one = adding a file).
+    """Import every module of `PACKAGES` so its handlers register (adding one = adding a file).
 
     Done on the first `run`, not when this package is imported: the core (rewriter.py) imports
     this registry, and the handler modules import the core, so loading them at import time
@@ -44,6 +51,7 @@ def _discover() -> None:
     import importlib
     import pkgutil
 
-    for info in pkgutil.iter_modules(__path__):
-        importlib.import_module(f"{__name__}.{info.name}")
+    for package in PACKAGES:
+        for info in pkgutil.walk_packages(importlib.import_module(package).__path__, prefix=f"{package}."):
+            importlib.import_module(info.name)
     _discovered = True

@@ -26,7 +26,7 @@ import libcst as cst
 from torch2mlx.binding import Flag, bind
 from torch2mlx.handlers import register
 from torch2mlx.template import choose_template, expand, normalize, template_roots
-from torch2mlx.transforms.training_codegen import mlx_statements
+from torch2mlx.transforms.codegen import mlx_statements
 
 HELPERS = {
     "gather": '''

@@ -1,7 +1,11 @@
 """Structural transforms: what a rule table cannot express (nn.Module classes, training steps, ...).
 
-A transform is a class deriving from `Transform` in a module of this package (found
-automatically: adding one is adding a file). It does not walk the tree itself: the
+A transform is a class deriving from `Transform` in any module of this package: `discover()` walks
+the sub-packages, so adding one is adding a file. The modules are grouped by concern: `layout/`
+(channels-last), `init/` (weight initialisation), `inplace/` (in-place updates), `module/`
+(nn.Module classes and the layer classes written for them), `training/` (training scripts),
+`data/` (data loading, checkpoints); `codegen.py` builds generated MLX code for all of them
+(docs/architecture.md, "File map"). A transform does not walk the tree itself: the
 single table pass calls its `visit_<Node>(rw, node)` and `leave_<Node>(rw, original,
 updated)` hooks for the node types it names, right after the table's own handling of
 that node. `rw` is the file's `context.PluginContext` (never the rewriter itself):
@@ -42,9 +46,10 @@ class Transform:
 
 
 def discover() -> list[type]:
+    """Every `Transform` subclass with an id in this package's modules, sub-packages walked, by (order, id)."""
     found = []
-    for info in pkgutil.iter_modules(__path__):
-        module = importlib.import_module(f"{__name__}.{info.name}")
+    for info in pkgutil.walk_packages(__path__, prefix=f"{__name__}."):
+        module = importlib.import_module(info.name)
         for value in vars(module).values():
             if isinstance(value, type) and issubclass(value, Transform) and value is not Transform and value.id:
                 found.append(value)

@@ -41,8 +41,8 @@ import libcst as cst
 from torch2mlx.binding import code_of
 from torch2mlx.template import sentinel
 from torch2mlx.transforms import Transform
-from torch2mlx.transforms.training_codegen import mlx_expr
-from torch2mlx.transforms.training_scan import OPTIMIZER_NAMES
+from torch2mlx.transforms.codegen import mlx_expr
+from torch2mlx.transforms.training.scan import OPTIMIZER_NAMES
 
 RULE_ID = "lr-schedule"
 PREFIX = "torch.optim.lr_scheduler."

@@ -25,7 +25,7 @@ from torch2mlx.tensors import attribute_chain
 
 from torch2mlx.transforms import Transform
 from torch2mlx.torch_facts import MODULE_BASES as _MODULE_BASES
-from torch2mlx.transforms.training_codegen import mlx_expr
+from torch2mlx.transforms.codegen import mlx_expr
 
 GRAD_CONTEXTS = frozenset({"torch.no_grad", "torch.inference_mode", "torch.enable_grad", "torch.autograd.no_grad",
                            "torch.autograd.grad_mode.no_grad", "torch.autograd.grad_mode.inference_mode"})

@@ -29,7 +29,7 @@ from torch2mlx.array_facts import TORCH_TENSOR_MEMBERS
 from torch2mlx.binding import code_of
 from torch2mlx.torch_facts import BOOL_RESULT_OPS, VIEW_OPS
 from torch2mlx.transforms import Transform
-from torch2mlx.transforms.training_codegen import mlx_expr
+from torch2mlx.transforms.codegen import mlx_expr
 
 RULE_ID = "inplace-op"
 SPECIAL = {"zero_", "fill_", "copy_"}

@@ -19,7 +19,7 @@ import libcst as cst
 
 from torch2mlx.binding import code_of
 from torch2mlx.transforms import Transform
-from torch2mlx.transforms.training_codegen import mlx_statements
+from torch2mlx.transforms.codegen import mlx_statements
 
 RULE_ID = "data-loader"
 DATASET = "torch.utils.data.TensorDataset"

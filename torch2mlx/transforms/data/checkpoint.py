@@ -19,7 +19,7 @@ import libcst as cst
 
 from torch2mlx.binding import code_of
 from torch2mlx.transforms import Transform
-from torch2mlx.transforms.training_scan import optimizer_models
+from torch2mlx.transforms.training.scan import optimizer_models
 
 RULE_ID = "checkpoint"
 _SUFFIXES = (".pt", ".pth", ".bin", ".ckpt", ".tar", ".pkl")

@@ -25,7 +25,7 @@ What it does
     names it assigns that are used anywhere else come back as auxiliary outputs, so
     `output.argmax(1)` and `loss.item()` keep working. zero_grad may come first, between
     the forward statements, or after step. The model is the one whose `.parameters()`
-    built the optimizer (training_scan.py).
+    built the optimizer (scan.py).
 Why
     MLX has no autograd tape: gradients come from transforming a function.
 Left in place (flagged) when
@@ -44,8 +44,8 @@ import libcst as cst
 
 from torch2mlx.binding import code_of
 from torch2mlx.transforms import Transform
-from torch2mlx.transforms.training_codegen import mlx_statements
-from torch2mlx.transforms.training_scan import model_for, optimizer_models
+from torch2mlx.transforms.codegen import mlx_statements
+from torch2mlx.transforms.training.scan import model_for, optimizer_models
 
 RULE_ID = "train-step"
 CLIP = "torch.nn.utils.clip_grad_norm_"

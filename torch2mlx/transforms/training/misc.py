@@ -30,7 +30,7 @@ import libcst as cst
 
 from torch2mlx.binding import code_of
 from torch2mlx.transforms import Transform
-from torch2mlx.transforms.training_sched import function_blocks
+from torch2mlx.transforms.training.sched import function_blocks
 
 RULE_ID = "autocast"
 AUTOCAST = frozenset({"torch.autocast", "torch.amp.autocast", "torch.cuda.amp.autocast", "torch.cpu.amp.autocast",

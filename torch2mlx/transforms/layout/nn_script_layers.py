@@ -47,8 +47,8 @@ import libcst as cst
 from torch2mlx.template import sentinel
 from torch2mlx.binding import code_of
 from torch2mlx.transforms import Transform
-from torch2mlx.transforms.nn_layout import _Bindings, _bindings, _project_builders, _returned, _walk_nodes
-from torch2mlx.transforms.nn_layout_tables import PER_POSITION
+from torch2mlx.transforms.layout.nn_layout import _Bindings, _bindings, _project_builders, _returned, _walk_nodes
+from torch2mlx.transforms.layout.tables import PER_POSITION
 
 RULE = "nn-layout"
 

@@ -20,7 +20,7 @@ from typing import Optional
 
 import libcst as cst
 
-from torch2mlx.transforms.nn_layout_tables import AXES
+from torch2mlx.transforms.layout.tables import AXES
 
 RANK = {"cl1": 3, "cl2": 4, "g": 4, "cl3": 5}
 _BY_SPATIAL_COUNT = {0: "plain", 1: "cl1", 2: "cl2", 3: "cl3"}

@@ -15,8 +15,8 @@ names (`blocks.0.attn.weight`, `heads.cls.weight`).
 names would change and `seq.name` would break), keyword arguments.
 
 Registered here, rather than in torch2mlx/handlers/, so that the whole nn.Module translation
-lives in the `nn_*` transform modules; the transforms package is imported before any file is
-converted, which registers them.
+lives in one feature package (transforms/module/); the handler registry walks the transforms
+package on its first run, which registers them.
 """
 from __future__ import annotations
 

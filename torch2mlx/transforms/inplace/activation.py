@@ -8,7 +8,7 @@ What it does
 Why
     In torch the update changes the tensor object, so every other reference to it sees it; an
     MLX array is never changed. The two agree exactly when no other reference exists, which
-    the flow analysis in `nn_inplace_flow` proves per call.
+    the flow analysis in `flow` proves per call.
 Exact when
     - the module is an element of an `nn.Sequential` (direct, a `*[...]` list or an
       `OrderedDict`) after a layer that makes a new tensor (conv, norm, linear, pool, an
@@ -37,7 +37,7 @@ import libcst as cst
 from torch2mlx.binding import Flag, bind
 from torch2mlx.torch_facts import MODULE_BASES
 from torch2mlx.transforms import Transform
-from torch2mlx.transforms.nn_inplace_flow import FRESH_METHODS, PASS_FUNCS, READING_BUILTINS, Callee, FunctionFlow
+from torch2mlx.transforms.inplace.flow import FRESH_METHODS, PASS_FUNCS, READING_BUILTINS, Callee, FunctionFlow
 
 RULE_ID = "nn-inplace-activation"
 _POSITIONAL_TRUE = re.compile(r"[(,]\s*True\s*\)")

@@ -2,15 +2,15 @@
 
 Shape-agnostic initialisers translate for any target. Those whose spread depends on the tensor's
 fans (kaiming_*) or on its axes (orthogonal_, eye_) translate only where the target's MLX layout
-is known to give torch's numbers: see `nn_init_layers` for how the layer is known.
+is known to give torch's numbers: see `layers` for how the layer is known.
 """
 from __future__ import annotations
 
 import re
 from typing import Callable, Optional
 
-from torch2mlx.transforms.nn_init_layers import PARAMETER
-from torch2mlx.transforms.nn_init_literals import calculate_gain, literal_number, string_literal
+from torch2mlx.transforms.init.layers import PARAMETER
+from torch2mlx.transforms.init.literals import calculate_gain, literal_number, string_literal
 
 _LINEAR_LIKE = frozenset({"torch.nn.Linear", "torch.nn.Embedding"})
 # MLX weight = torch weight with the input channels moved last: fan_in = prod(shape[1:]) and

@@ -4,7 +4,7 @@ MLX arrays are immutable, but assigning an array to a module member replaces the
 (`self.fc.weight = ...`, `module.bias = ...` on a module from `self.modules()`), so an in-place
 initialiser used as a statement becomes `<member> = <new array of the same shape and dtype>`:
 
-- `nn.init.<fn>_(member, ...)` (and torch's deprecated names without `_`), see `nn_init_calls`:
+- `nn.init.<fn>_(member, ...)` (and torch's deprecated names without `_`), see `calls`:
   zeros_, ones_, constant_, normal_, uniform_ (half-open, as torch), xavier_* (fan_in + fan_out,
   the same in both layouts), kaiming_* -> `nn.init.he_*(t.dtype)(t, mode=..., gain=...)` with
   torch's calculate_gain computed here from literal arguments (MLX's default gain is 1.0, torch's
@@ -12,9 +12,9 @@ initialiser used as a statement becomes `<member> = <new array of the same shape
   trunc_normal_ -> `mean + std * mx.random.truncated_normal((a-mean)/std, (b-mean)/std, ...)`,
   orthogonal_ and eye_ for Linear/Embedding (orthogonal_ also Conv) weights; dirac_ is flagged.
 - `m.weight.data.normal_(...)`, `.uniform_`, `.zero_()`, `.fill_(v)`, `.copy_(src)` on a member,
-  see `nn_init_methods`.
-- `self.apply(fn)` -> `for module in reversed(self.modules()): fn(module)`, see `nn_init_apply`.
-- `isinstance(m, nn.Linear)` and `m.bias is not None` on a known layer, see `nn_init_classes`.
+  see `methods`.
+- `self.apply(fn)` -> `for module in reversed(self.modules()): fn(module)`, see `apply`.
+- `isinstance(m, nn.Linear)` and `m.bias is not None` on a known layer, see `classes`.
 A trailing `.data` on the target is dropped (`m.weight.data` is `m.weight`).
 
 Random values come from MLX's own random stream: the same distribution as torch, not torch's
@@ -30,13 +30,13 @@ import libcst as cst
 
 from torch2mlx.binding import code_of
 from torch2mlx.transforms import Transform
-from torch2mlx.transforms.nn_init_apply import APPLY_RULE, apply_loop, apply_loop_parts, loop_variable, names_used
-from torch2mlx.transforms.nn_init_calls import ALIASES, INITS
-from torch2mlx.transforms.nn_init_classes import (
+from torch2mlx.transforms.init.apply import APPLY_RULE, apply_loop, apply_loop_parts, loop_variable, names_used
+from torch2mlx.transforms.init.calls import ALIASES, INITS
+from torch2mlx.transforms.init.classes import (
     OPTIONAL_KEYS, class_arguments, class_value, key_check, optional_member_check, type_comparison_class)
-from torch2mlx.transforms.nn_init_layers import PARAMETER, LayerFacts
-from torch2mlx.transforms.nn_init_methods import RANDOM_FILLS, bind_arguments, member_target, method_value
-from torch2mlx.transforms.training_codegen import mlx_expr
+from torch2mlx.transforms.init.layers import PARAMETER, LayerFacts
+from torch2mlx.transforms.init.methods import RANDOM_FILLS, bind_arguments, member_target, method_value
+from torch2mlx.transforms.codegen import mlx_expr
 
 _PREFIX = "torch.nn.init."
 _HINTS = ("init", "apply", "isinstance", "type(", "_(", "bias", "weight")

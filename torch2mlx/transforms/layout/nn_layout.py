@@ -11,12 +11,12 @@ depends on the axis order:
 - `torch.cat([a, b], dim=1)` -> the last axis; `x.shape[i]` / `x.size(i)` -> the matching
   channels-last axis; `N, C, H, W = x.shape` binds the names in MLX's order;
 - permutes, transposes, `flatten(2)`, reductions, channel indexing, `chunk`/`split` are remapped
-  axis by axis (`nn_layout_ops.py`): `x.permute(0, 2, 3, 1)` and `x.flatten(2).transpose(1, 2)`
+  axis by axis (`ops.py`): `x.permute(0, 2, 3, 1)` and `x.flatten(2).transpose(1, 2)`
   need no transpose at all in MLX; `y.permute(0, 3, 1, 2)` of a plain NHWC value is channels-last;
-- `if`/`else` and loops are followed (`nn_layout_flow.py`), `for block in self.blocks` included;
+- `if`/`else` and loops are followed (`flow.py`), `for block in self.blocks` included;
 - a plain (torch-layout) value fed to a channels-last layer is transposed there.
 The class gets a comment saying which layout it takes and returns. Submodules count by what they
-do to a layout (`nn_layout_tables.py`): layers, Sequential/ModuleList of them, classes of this file
+do to a layout (`tables.py`): layers, Sequential/ModuleList of them, classes of this file
 proven to keep feature maps channels-last (also a LayerNorm2d written with permutes, which then
 becomes channels-last itself), layers passed to `__init__` by this file's constructor calls, and
 layer factories such as `def conv3x3(...): return nn.Conv2d(...)`.
@@ -40,10 +40,10 @@ import libcst as cst
 
 from torch2mlx.template import sentinel
 from torch2mlx.transforms import Transform
-from torch2mlx.transforms.nn_layout_flow import LayoutFlow
-from torch2mlx.transforms.nn_layout_ops import RANK, LayoutOps
-from torch2mlx.transforms.nn_layout_ops import int_value as _int
-from torch2mlx.transforms.nn_layout_tables import (  # what each layer does to a layout
+from torch2mlx.transforms.layout.flow import LayoutFlow
+from torch2mlx.transforms.layout.ops import RANK, LayoutOps
+from torch2mlx.transforms.layout.ops import int_value as _int
+from torch2mlx.transforms.layout.tables import (  # what each layer does to a layout
     AXES, TO_CL, TO_TORCH, ADAPTIVE, FUNCTIONS, KEEP, LAYOUT_FUNCTIONS, PER_POSITION, SPATIAL)
 
 RULE = "nn-layout"
@@ -99,7 +99,7 @@ class NnLayoutTransform(LayoutOps, LayoutFlow, Transform):
         self.rebuild: dict = {}       # id(original call) -> MLX template over its receiver {x} (x.flatten(2), ...)
         self.reindex: dict = {}       # id(original subscript) -> layout whose axes its index is spread over
         self.to_channels_last: dict = {}  # id(original call of a layer) -> permutation for its plain argument
-        self.frames: list = []        # open if / loop statements of the forward (nn_layout_flow.py)
+        self.frames: list = []        # open if / loop statements of the forward (flow.py)
         self.scalars: set = set()     # names bound to sizes by `N, C, H, W = x.shape` in the forward
         self.loop_modules: dict = {}  # loop variable over an nn.ModuleList of channels-last blocks -> their layout
         self.layers: Optional[dict] = None
