@@ -10,7 +10,7 @@ from typing import Optional, Sequence
 
 import libcst as cst
 
-from torch2mlx import closed_world, emitter, positions
+from torch2mlx import closed_world, emitter, importable, positions
 from torch2mlx.array_facts import TORCH_ONLY_MEMBERS
 from torch2mlx.diagnostics import Diagnostic, InputError, Kind, Severity
 from torch2mlx.fileio import decode_source  # noqa: F401  (public: torch2mlx.decode_source)
@@ -176,6 +176,7 @@ def convert_source(text: str, path: str = "<string>", *, rule_files: Sequence[Pa
         raise InputError("expression nested too deeply to convert", path) from None
     own_packages = frozenset(m.split(".")[0] for m in project.modules.values()) if project is not None else frozenset()
     code, leftovers = closed_world.audit(code, text, own_packages, single_file=project is None)
+    code = importable.localize_torch_imports(code)
     diagnostics = _diagnostics(module, tree, text, rewriter, path)
     if leftovers:
         diagnostics = tuple(sorted(diagnostics + tuple(
