@@ -318,40 +318,47 @@ def mlx_side(name: str, workdir: Path) -> dict:
 # ---------------------------------------------------------------- step 3: which flags the model ran into
 
 
-def _defs(path: Path) -> list:
-    """(start, end) line ranges of every function in a file (start: the first decorator, as co_firstlineno)."""
+def _scopes(path: Path) -> list:
+    """(start, end, is_class) for every function and class of a file; start is the first decorator's line, as
+    a code object's co_firstlineno."""
     tree = ast.parse(path.read_bytes())
-    return [(min([n.lineno, *(d.lineno for d in n.decorator_list)]), n.end_lineno)
-            for n in ast.walk(tree) if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))]
+    return [(min([n.lineno, *(d.lineno for d in n.decorator_list)]), n.end_lineno, isinstance(n, ast.ClassDef))
+            for n in ast.walk(tree) if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))]
 
 
-def model_flags(meta: dict, report: dict, workdir: Path, defs_cache: dict) -> tuple:
-    """The conversion warnings in code this model ran, and those at module level of the other files its
-    import loaded: two lists of (rule id, message, path:line)."""
+def _model_ran_it(line: int, scopes: list, ran: set) -> bool:
+    """Whether the model's own code reached this line: inside a function that ran, or in the body of a class
+    one of whose functions ran. False for module-level statements (those run at import, for every model)."""
+    enclosing = [s for s in scopes if s[0] <= line <= s[1]]
+    if not enclosing:
+        return False
+    start, end, is_class = max(enclosing)
+    if not is_class:
+        return start in ran
+    return any(s_ in ran for s_, e_, c_ in scopes if not c_ and start <= s_ <= end)
+
+
+def model_flags(meta: dict, report: dict, workdir: Path, scopes_cache: dict) -> tuple:
+    """The conversion warnings in code this model ran (functions that ran, bodies of classes it used), and
+    the other warnings at module or class level of the package files its import loaded (they run at import
+    time): two lists of (rule id, message, path:line)."""
     by_path = {f["path"]: f["diagnostics"] for f in report["files"]}
     ran_files = meta.get("ran", {})
     found, at_import = [], []
-    for rel in meta.get("imported", ()):
-        if rel in ran_files:
-            continue
-        path = f"src/{rel}"
-        diags = [d for d in by_path.get(path, ()) if d["severity"] != "info"]
-        if diags and path not in defs_cache:
-            defs_cache[path] = _defs(workdir / path)
-        at_import += [(d["rule_id"], d["message"], f"{path}:{d['line']}") for d in diags
-                      if not any(s <= d["line"] <= e for s, e in defs_cache[path])]
-    for rel, firsts in ran_files.items():
+    for rel in sorted(set(meta.get("imported", ())) | set(ran_files)):
         path = f"src/{rel}"
         diags = [d for d in by_path.get(path, ()) if d["severity"] != "info"]
         if not diags:
             continue
-        if path not in defs_cache:
-            defs_cache[path] = _defs(workdir / path)
-        ran = set(firsts)
+        if path not in scopes_cache:
+            scopes_cache[path] = _scopes(workdir / path)
+        scopes, ran = scopes_cache[path], set(ran_files.get(rel, ()))
         for d in diags:
-            enclosing = [(s, e) for s, e in defs_cache[path] if s <= d["line"] <= e]
-            if not enclosing or max(enclosing)[0] in ran:  # module level, or inside a function that ran
-                found.append((d["rule_id"], d["message"], f"{path}:{d['line']}"))
+            flag = (d["rule_id"], d["message"], f"{path}:{d['line']}")
+            if _model_ran_it(d["line"], scopes, ran):
+                found.append(flag)
+            elif not any(not c and s <= d["line"] <= e for s, e, c in scopes):  # runs at import
+                at_import.append(flag)
     return found, at_import
 
 
@@ -388,22 +395,22 @@ def run(args) -> list:
         report = convert_package(pkg, workdir, [e for e in CORPUS if e.package == pkg], args.jobs, args.reuse)
         subprocess.run([sys.executable, __file__, "--torch-side", pkg, "--models", ",".join(e.name for e in entries),
                         "--workdir", str(workdir), "--timeout", str(args.timeout)], check=False)
-        defs_cache: dict = {}
+        scopes_cache: dict = {}
         for entry in entries:
-            rows.append(_classify(entry, workdir, report, defs_cache, args.timeout))
+            rows.append(_classify(entry, workdir, report, scopes_cache, args.timeout))
             r = rows[-1]
             print(f"[{pkg}] {entry.name}: {r['class']} {', '.join(r['flag_kinds'])} {r.get('error', '')}",
                   file=sys.stderr, flush=True)
     return rows
 
 
-def _classify(entry: Entry, workdir: Path, report: dict, defs_cache: dict, timeout: int) -> dict:
+def _classify(entry: Entry, workdir: Path, report: dict, scopes_cache: dict, timeout: int) -> dict:
     row = {"package": entry.package, "family": entry.family, "model": entry.name, "flag_kinds": [], "flags": []}
     meta_file = workdir / "data" / f"{entry.name}.json"
     meta = json.loads(meta_file.read_text()) if meta_file.is_file() else {"error": "the torch side wrote nothing"}
     if "error" in meta:
         return {**row, "class": "SETUP", "error": f"torch side: {meta['error']}"}
-    flags, at_import = model_flags(meta, report, workdir, defs_cache)
+    flags, at_import = model_flags(meta, report, workdir, scopes_cache)
     row.update(flag_kinds=_kinds(flags), flags=[list(f) for f in flags], import_flag_kinds=_kinds(at_import),
                import_flags=[list(f) for f in at_import], params=meta.get("params"),
                files_ran=len(meta.get("ran", {})), files_imported=len(meta.get("imported", ())))

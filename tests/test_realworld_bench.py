@@ -1,0 +1,57 @@
+"""bench/realworld.py's own machinery: the torch-blocking import hook, and which flags count for a model."""
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+BENCH = Path(__file__).resolve().parents[1] / "bench"
+sys.path.insert(0, str(BENCH))
+
+import realworld  # noqa: E402
+
+
+def test_torch_is_blocked_and_the_converted_tree_comes_first(tmp_path):
+    (tmp_path / "torchvision" / "models").mkdir(parents=True)
+    (tmp_path / "torchvision" / "__init__.py").write_text("CONVERTED = True\n")
+    (tmp_path / "torchvision" / "models" / "__init__.py").write_text("from .net import NAME\n")
+    (tmp_path / "torchvision" / "models" / "net.py").write_text("NAME = 'net'\n")
+    script = textwrap.dedent(f"""
+        import importlib.util, sys
+        sys.path.insert(0, {str(BENCH)!r})
+        import realworld
+        realworld.block_torch({str(tmp_path)!r})
+        for name in ("torch", "torch.nn", "timm"):
+            try:
+                __import__(name)
+            except ImportError:
+                pass
+            else:
+                raise SystemExit(name + " imported")
+        assert importlib.util.find_spec("torch") is None  # looks uninstalled (transformers asks so)
+        import torchvision, torchvision.models
+        assert torchvision.CONVERTED and torchvision.models.NAME == "net"
+        assert torchvision.__file__.startswith({str(tmp_path)!r})
+        print("ok")
+        """)
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr
+
+
+def test_flags_count_where_the_model_ran(tmp_path):
+    source = textwrap.dedent("""\
+        import torch                       # 1: module level: at import
+        class Used(torch.nn.Module):       # 2: class line of a class whose method ran
+            def __init__(self):            # 3
+                x = 1                      # 4: inside a function that ran
+        class Unused(torch.nn.ModuleDict): # 5: class line, no method ran: at import
+            def forward(self, x):          # 6
+                return x                   # 7: a function that did not run: ignored
+        """)
+    (tmp_path / "src" / "pkg").mkdir(parents=True)
+    (tmp_path / "src" / "pkg" / "m.py").write_text(source)
+    diags = [{"rule_id": f"r{line}", "message": "m", "line": line, "severity": "warning"} for line in (1, 2, 4, 5, 7)]
+    report = {"files": [{"path": "src/pkg/m.py", "diagnostics": diags}]}
+    meta = {"ran": {"pkg/m.py": [3]}, "imported": ["pkg/m.py"]}
+    found, at_import = realworld.model_flags(meta, report, tmp_path, {})
+    assert [f[0] for f in found] == ["r2", "r4"]
+    assert [f[0] for f in at_import] == ["r1", "r5"]
