@@ -13,13 +13,19 @@ being initialised before any of its modules runs.
 
 Layers (docs/architecture.md, "What may import what"):
 - the rule table (`torch2mlx.table.*`) is the bottom: it imports no other torch2mlx module;
-- plugins are the modules of `torch2mlx.transforms` and `torch2mlx.handlers`; they may
-  import anything below them (core, table, other plugins);
+- plugins are the modules of `torch2mlx.transforms` and `torch2mlx.handlers`, sub-packages
+  included (the transforms' feature packages `layout/`, `init/`, `inplace/`, `module/`, `training/`,
+  `data/`); they may import anything below them (core, table, other plugins). Among them,
+  `transforms/codegen.py` (generated MLX code, used by several feature packages and handlers)
+  imports no other plugin;
 - the core (everything else) never imports a plugin module. It calls the two plugin
   registries, the packages' `__init__` modules, and only their discovery points:
   `transforms.discover` / `transforms.hooks_for` and `handlers.run`. A registry loads its
   plugins by name (importlib) when called, never at import time and never by an `import`
   statement, so importing the core loads no plugin (checked in a fresh interpreter below).
+  Both walk their sub-packages; the handler registry walks the transforms package too, since a
+  feature package may define handlers (transforms/module/), so every handler a rule names exists
+  without `transforms.discover()` (checked below).
 """
 from __future__ import annotations
 
@@ -35,6 +41,7 @@ REGISTRIES = {  # plugin package -> the only names the core may use from it (dis
     "torch2mlx.transforms": {"discover", "hooks_for"},
     "torch2mlx.handlers": {"run"},
 }
+SHARED_PLUGINS = {"torch2mlx.transforms.codegen"}  # used across feature packages: import no other plugin
 # Edges of a cycle that can only be broken in a module this test's change did not own.
 # Each entry says how to break it; remove it when done (the test fails while an entry is stale).
 KNOWN_EDGES: set = set()
@@ -217,6 +224,44 @@ def test_a_registry_imports_no_plugin_by_an_import_statement():
     assert not wrong, wrong
 
 
+def test_a_shared_plugin_imports_no_other_plugin():
+    wrong = [f"{m} imports {t}" for m in SHARED_PLUGINS for t, _, _, _ in _imports(m) if _is_plugin(t) and t != m]
+    assert not wrong, wrong
+
+
+def test_discovery_walks_the_feature_packages():
+    """`transforms.discover()` finds every Transform subclass with an id in any module under transforms/
+    (a feature package without `__init__.py`, which pkgutil does not walk, fails here)."""
+    code = ("import importlib, pathlib, torch2mlx.transforms as t\n"
+            "root = pathlib.Path(t.__file__).parent\n"
+            "found = set()\n"
+            "for path in sorted(root.rglob('*.py')):\n"
+            "    parts = path.relative_to(root).with_suffix('').parts\n"
+            "    name = '.'.join(('torch2mlx.transforms', *parts[:-1], *([] if parts[-1] == '__init__' else parts[-1:])))\n"
+            "    for v in vars(importlib.import_module(name)).values():\n"
+            "        if isinstance(v, type) and issubclass(v, t.Transform) and v is not t.Transform and v.id:\n"
+            "            found.add(v.id)\n"
+            "ids = [c.id for c in t.discover()]\n"
+            "assert len(ids) == len(set(ids)), ids\n"
+            "assert set(ids) == found, sorted(found ^ set(ids))\n"
+            "print(len(ids))\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=PACKAGE.parent)
+    assert out.returncode == 0, out.stderr
+    assert int(out.stdout) >= 15
+
+
+def test_every_handler_a_rule_names_registers_without_transforms_discover():
+    """The handler registry loads the handlers defined in feature packages itself (they used to exist only
+    as a side effect of `transforms.discover()`)."""
+    code = ("from torch2mlx import handlers\n"
+            "from torch2mlx.table import load_default_table\n"
+            "handlers._discover()\n"
+            "print(sorted({r.handler for r in load_default_table() if r.handler} - set(handlers.HANDLERS)))\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         cwd=PACKAGE.parent).stdout
+    assert out.strip() == "[]", f"rules name handlers no registry walk registers: {out}"
+
+
 def test_importing_the_core_loads_no_plugin():
     core = sorted(m for m in MODULES if not _is_plugin(m) and m not in ("torch2mlx.__main__",))
     code = (f"import importlib, sys\nfor m in {core!r}:\n    importlib.import_module(m)\n"
@@ -228,9 +273,9 @@ def test_importing_the_core_loads_no_plugin():
 
 def test_the_core_layout_facts_agree_with_the_nn_layout_tables():
     """project.py reads the channels-last layers from the core (layout_facts.py), not from the plugin;
-    transforms/nn_layout_tables.py should import them from there (until it does, they must agree)."""
+    transforms/layout/tables.py should import them from there (until it does, they must agree)."""
     from torch2mlx import layout_facts
-    from torch2mlx.transforms import nn_layout_tables
+    from torch2mlx.transforms.layout import tables
 
     for name in ("SPATIAL", "ADAPTIVE", "KEEP"):
-        assert getattr(layout_facts, name) == getattr(nn_layout_tables, name), name
+        assert getattr(layout_facts, name) == getattr(tables, name), name

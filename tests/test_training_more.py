@@ -153,7 +153,7 @@ def test_char_gpt_checkpoint_written_by_the_mlx_script_reloads(char_gpt, tmp_pat
     assert reloaded == trained
 
 
-# ----- torch.compile, autocast, GradScaler, autograd.grad (rules/training_misc.yaml, transforms/training_misc.py) --
+# ----- torch.compile, autocast, GradScaler, autograd.grad (rules/training_misc.yaml, transforms/training/misc.py) --
 MISC = '''import torch
 
 

@@ -147,7 +147,7 @@ class PluginContext:
 
     # ----- transitional ----------------------------------------------------------------------
     def __getattr__(self, name: str):
-        # migrating: transforms/nn_script_layers.py (owned by another change) still reads rewriter fields
+        # migrating: transforms/layout/nn_script_layers.py (owned by another change) still reads rewriter fields
         # (`statement_findings`, `transforms`, `scope_list`); only it may rely on this fallback
         # (tests/test_plugin_context.py). Remove once it is migrated.
         if name.startswith("__") or name == "_rw":

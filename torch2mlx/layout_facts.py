@@ -1,5 +1,5 @@
 """The torch layers that are channels-last in MLX: facts the core needs (`project.py` finds the project's
-builders of such layers) as well as the nn-layout transform (`transforms/nn_layout_tables.py`, which
+builders of such layers) as well as the nn-layout transform (`transforms/layout/tables.py`, which
 holds the rest of the layout tables).
 
 Layout kinds: "cl2" (N, H, W, C), "cl1" (N, L, C), "cl3" (N, D, H, W, C), "g" (N, 1, 1, C) after a

@@ -15,7 +15,7 @@ torch = pytest.importorskip("torch")
 
 from torch2mlx import convert_source  # noqa: E402
 from torch2mlx.table import load_default_table  # noqa: E402
-from torch2mlx.transforms.nn_init_classes import OPTIONAL_KEYS  # noqa: E402
+from torch2mlx.transforms.init.classes import OPTIONAL_KEYS  # noqa: E402
 
 HEADER = "import math\nimport torch\nimport torch.nn as nn\n\n\n"
 

@@ -587,7 +587,7 @@ def _prepared_script_layers(source: str):
 
     from torch2mlx.api import build_index, _hot_attributes
     from torch2mlx.names import analyze
-    from torch2mlx.transforms.nn_script_layers import NnScriptLayersTransform
+    from torch2mlx.transforms.layout.nn_script_layers import NnScriptLayersTransform
 
     tree = ast.parse(source)
     module_scope, _scopes = analyze(tree, _hot_attributes(build_index()))
