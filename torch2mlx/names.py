@@ -13,6 +13,7 @@ import ast
 from dataclasses import dataclass, field
 from typing import Iterable, Optional
 
+from torch2mlx import scalar_facts
 from torch2mlx.imports import absolute_import
 
 TORCH_ROOT = "torch"
@@ -32,6 +33,22 @@ class Scope:
     nested_count: int = 0                        # defs/classes inside it, for skipping
     submodules: frozenset = frozenset()          # class: attributes assigned a tensor-returning torch.nn layer
     project_classes: set = field(default_factory=set)  # nn.Module subclasses imported from other project files
+    node: Optional[ast.AST] = None               # the ast of the scope (module, def or class)
+    _scalars: Optional[tuple] = None             # (int names, shadowed builtins): scalar_facts.int_names
+
+    def int_names(self) -> frozenset:
+        """Names every binding of which in this scope is a Python int (`scalar_facts.int_names`), read once."""
+        return self._scalar_facts()[0]
+
+    def _scalar_facts(self) -> tuple:
+        if self._scalars is None:
+            outer = self.parent._scalar_facts()[1] if self.parent is not None else frozenset()
+            if self.node is None:
+                self._scalars = (frozenset(), outer)
+            else:
+                ints, shadowed = scalar_facts.int_names(self.node, outer)
+                self._scalars = (ints, outer | shadowed)
+        return self._scalars
 
     def resolve(self, name: str) -> Optional[str]:
         """Qualified torch name that `name` refers to here, or None."""
@@ -165,7 +182,7 @@ class _Collector(ast.NodeVisitor):
             if node.returns is not None:
                 self.visit(node.returns)
         kind = "class" if isinstance(node, ast.ClassDef) else "function"
-        child = Scope(kind, self.scope)
+        child = Scope(kind, self.scope, node=node)
         child._pos = (node.lineno, node.col_offset)  # type: ignore[attr-defined]
         before = len(self.all_scopes)
         self.all_scopes.append(child)
@@ -202,7 +219,7 @@ def analyze(tree: ast.Module, hot_attrs: frozenset = frozenset(), project=None) 
 
     `project`: (ProjectIndex, module name, is package) for cross-file facts, or None.
     """
-    module = Scope("module", None)
+    module = Scope("module", None, node=tree)
     scopes: list = []
     # torch alias names anywhere make a subtree interesting, wherever the import is
     hot_names: set = set()

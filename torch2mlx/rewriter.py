@@ -59,6 +59,17 @@ def _is_suppressed(comments: list[str], rule_id: str) -> bool:
     return False
 
 
+def _any_kept(value: cst.CSTNode, kept: set) -> bool:
+    """Whether a part of an argument is in the translation (`torch.meshgrid([a, b])` keeps `a` and `b`, not the list)."""
+    stack = list(value.children)
+    while stack:
+        node = stack.pop()
+        if id(node) in kept:
+            return True
+        stack.extend(node.children)
+    return False
+
+
 class TableRewriter(cst.CSTTransformer):
     def __init__(self, index: RuleIndex, module_scope: Scope, scopes: list, transforms: list = (), cold: Optional[dict] = None,
                  project_layout_builders: Optional[frozenset] = None):
@@ -514,7 +525,8 @@ class TableRewriter(cst.CSTTransformer):
             node = stack.pop()
             kept.add(id(node))
             stack.extend(node.children)
-        dropped = {id(old.value) for old, new in zip(original.args, updated.args) if id(new.value) not in kept}
+        dropped = {id(old.value) for old, new in zip(original.args, updated.args)
+                   if id(new.value) not in kept and not _any_kept(new.value, kept)}
         if dropped:
             self.statement_findings[-1] = [f for f in findings if not dropped.intersection(f.inside_args)]
 

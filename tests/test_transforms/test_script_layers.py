@@ -464,7 +464,7 @@ def test_layer_left_as_torch_by_its_rule_gets_no_transpose():
 
 def test_functional_forms_on_nchw_script_data():
     """F.interpolate, F.pixel_shuffle, F.adaptive_*_pool2d and F.pad on torch-layout data match torch
-    (their rules transpose around the channels-last MLX op); F.conv2d and F.max_pool2d are flagged."""
+    (their rules transpose around the channels-last MLX op), F.max_pool2d and F.avg_pool2d too; F.conv2d is flagged."""
     import mlx.core as mx
 
     _, t, m = _run_both("""
@@ -474,12 +474,14 @@ def test_functional_forms_on_nchw_script_data():
         c = F.adaptive_avg_pool2d(x, (2, 1))
         d = F.pad(x, (1, 2, 0, 1), value=0.5)
         e = F.interpolate(x, size=(8, 4))
-        return a, b, c, d, e
+        f = F.max_pool2d(x, 2)
+        g = F.avg_pool2d(x, (2, 1), stride=1)
+        return a, b, c, d, e, f, g
     """)
     x = _data((2, 3, 4, 2))
     for got, want in zip(m["run"](mx.array(x)), t["run"](torch.from_numpy(x)), strict=True):
         _assert_same(got, want)
-    for call in ("F.conv2d(x, w)", "F.max_pool2d(x, 2)", "F.avg_pool1d(x, 2)", "F.group_norm(x, 1)"):
+    for call in ("F.conv2d(x, w)", "F.max_pool2d(x, 2, ceil_mode=True)", "F.avg_pool1d(x, 2)", "F.group_norm(x, 1)"):
         flagged = _convert(f"def run(x, w):\n    return {call}\n")
         assert warnings(flagged), call
 

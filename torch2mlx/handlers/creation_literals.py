@@ -40,23 +40,24 @@ def _is_shape(node: cst.BaseExpression) -> bool:
     return isinstance(node, cst.Attribute) and node.attr.value == "shape"
 
 
-def literal_kind(node: cst.BaseExpression) -> Optional[str]:
-    """'bool', 'int' or 'float' when the source shows the Python type of a value, else None."""
+def literal_kind(node: cst.BaseExpression, ints: frozenset = frozenset()) -> Optional[str]:
+    """'bool', 'int' or 'float' when the source shows the Python type of a value, else None. `ints`: the names
+    of the scope known to hold ints (`names.Scope.int_names`)."""
     if isinstance(node, cst.Integer):
         return "int"
     if isinstance(node, cst.Float):
         return "float"
     if isinstance(node, cst.Name):
-        return "bool" if node.value in ("True", "False") else None
+        return "bool" if node.value in ("True", "False") else "int" if node.value in ints else None
     if isinstance(node, cst.UnaryOperation):
         if isinstance(node.operator, (cst.Minus, cst.Plus)):
-            kind = literal_kind(node.expression)
+            kind = literal_kind(node.expression, ints)
             return "int" if kind == "bool" else kind
         return None
     if isinstance(node, (cst.List, cst.Tuple)):
         if any(not isinstance(e, cst.Element) for e in node.elements):
             return None
-        return _combine(literal_kind(e.value) for e in node.elements)
+        return _combine(literal_kind(e.value, ints) for e in node.elements)
     if isinstance(node, cst.Call) and isinstance(node.func, cst.Name):
         if node.func.value in _FLOAT_FUNCS:
             return "float"
@@ -71,7 +72,7 @@ def literal_kind(node: cst.BaseExpression) -> Optional[str]:
     if isinstance(node, cst.Attribute) and node.attr.value == "ndim":
         return "int"
     if isinstance(node, cst.BinaryOperation):
-        left, right = literal_kind(node.left), literal_kind(node.right)
+        left, right = literal_kind(node.left, ints), literal_kind(node.right, ints)
         if left is None or right is None:
             return None
         if isinstance(node.operator, cst.Divide):
@@ -90,11 +91,17 @@ def _finish(rule, bound: Bound):
     return expand(template, rule, bound), template_roots(template) | frozenset({"mx"})
 
 
-def _infer_dtype(rule, bound: Bound, names: tuple) -> Bound:
+def _scope_ints(context) -> frozenset:
+    """The names of the innermost scope being converted that always hold ints."""
+    scopes = context.scopes
+    return scopes[-1].int_names() if scopes else frozenset()
+
+
+def _infer_dtype(rule, bound: Bound, names: tuple, ints: frozenset = frozenset()) -> Bound:
     if bound.present("dtype"):
         return bound
     present = [bound.get(n) for n in names if bound.present(n)]
-    kind = _combine(literal_kind(v) for v in present)
+    kind = _combine(literal_kind(v, ints) for v in present)
     if kind is None:
         shown = ", ".join(code_of(v) for v in present)
         raise Flag(
@@ -133,7 +140,7 @@ def _bound(rule, call, receiver) -> Bound:
 
 @register("arange_dtype")
 def arange_dtype(rule, original, call, receiver, rewriter):
-    return _finish(rule, _infer_dtype(rule, _bound(rule, call, receiver), ("start", "end", "step")))
+    return _finish(rule, _infer_dtype(rule, _bound(rule, call, receiver), ("start", "end", "step"), _scope_ints(rewriter)))
 
 
 _FLOAT_DTYPE = re.compile(r"\.(float16|float32|bfloat16|complex64)$")
@@ -161,10 +168,10 @@ def full_dtype(rule, original, call, receiver, rewriter):
     if dtype is None and receiver is not None:
         dtype = cst.Attribute(bound.get("input"), cst.Name("dtype"))
     if dtype is None:
-        return _finish(rule, _infer_dtype(rule, bound, ("fill_value",)))
+        return _finish(rule, _infer_dtype(rule, bound, ("fill_value",), _scope_ints(rewriter)))
     fill = bound.get("fill_value")
     values = dict(bound.values)
-    if _dtype_dominates(dtype, literal_kind(fill)):
+    if _dtype_dominates(dtype, literal_kind(fill, _scope_ints(rewriter))):
         values["dtype"] = dtype
     else:
         values.pop("dtype", None)
@@ -182,7 +189,7 @@ def tensor_dtype(rule, original, call, receiver, rewriter):
     data = bind(original.args, rule.signature, receiver).get("data")
     if data is not None and rewriter.tensors.is_tensor(data):
         return _finish(rule, bound)  # a tensor keeps its dtype in both
-    return _finish(rule, _infer_dtype(rule, bound, ("data",)))
+    return _finish(rule, _infer_dtype(rule, bound, ("data",), _scope_ints(rewriter)))
 
 
 @register("random_shape")

@@ -1,0 +1,210 @@
+"""Which names of a scope always hold a Python int: read off the stdlib `ast`, flow-insensitively.
+
+torch infers int64 from Python ints and MLX int32, so `torch.arange(n)` needs `dtype=mx.int64`
+exactly when `n` is an int (a float gives float32 in both). A name counts as an int here only when
+*every* binding of it in the scope gives an int, whatever the order the code runs in: a parameter
+annotated `int`, an int literal, `len(...)`, `int(...)`, `round(x)`, `math.floor/ceil(...)`,
+`x.shape[i]`, `x.size(i)`, `x.ndim`, `x.numel()`, `x.dim()`, a target unpacked from `x.shape` or
+`x.size()`, a loop variable over `range(...)`, and `+ - * // %` / unary minus / `a if c else b`
+of such values. Any other binding (a parameter without that annotation, `global`, `del`, a
+`with ... as`, an import, a name read from an enclosing function) makes the name unknown, never
+guessed. Names bound in nested functions, classes, lambdas and comprehensions belong to those.
+"""
+from __future__ import annotations
+
+import ast
+from typing import Optional, Union
+
+_INT_OPS = (ast.Add, ast.Sub, ast.Mult, ast.FloorDiv, ast.Mod)
+_INT_BUILTINS = frozenset({"len", "int"})
+_INT_METHODS = frozenset({"numel", "dim", "ndimension", "nelement", "element_size"})
+_INT_MATH = frozenset({"floor", "ceil"})
+_OWN_SCOPE = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda,
+              ast.ListComp, ast.SetComp, ast.DictComp, ast.GeneratorExp)
+
+Scope = Union[ast.Module, ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef]
+
+
+SHADOWABLE = frozenset({"len", "int", "round", "math"})  # what `is_int` trusts to be the builtin / the module
+
+
+def int_names(scope: Scope, shadowed_outside: frozenset = frozenset()) -> tuple[frozenset, frozenset]:
+    """The names of `scope` (a module, function or class body) every binding of which is an int, and the
+    names of SHADOWABLE this scope binds to something else (for its nested scopes). `shadowed_outside`:
+    those of the enclosing scopes (a user's own `len`, `math`)."""
+    bindings: dict = {}  # name -> [value expression, "int" (known int), ("aug", name, value), or None (unknown)]
+    if isinstance(scope, (ast.FunctionDef, ast.AsyncFunctionDef)):
+        args = scope.args
+        for a in [*args.posonlyargs, *args.args, *args.kwonlyargs]:
+            is_int = isinstance(a.annotation, ast.Name) and a.annotation.id == "int"
+            bindings.setdefault(a.arg, []).append("int" if is_int else None)
+        for a in (args.vararg, args.kwarg):
+            if a is not None:
+                bindings.setdefault(a.arg, []).append(None)
+    shadowed: set = set(shadowed_outside)
+    for stmt in scope.body:
+        _collect(stmt, bindings, shadowed)
+    known: set = set()
+    changed = True
+    while changed:  # least fixed point; a name may use itself (`n = n + 1`, `n += 1`) once grounded elsewhere
+        changed = False
+        for name, found in bindings.items():
+            if name in known or name in shadowed:
+                continue
+            trial = known | {name}
+            grounded = any(not isinstance(b, tuple) and _binding_is_int(b, known, shadowed) for b in found)
+            if grounded and all(_binding_is_int(b, trial, shadowed) for b in found):
+                known.add(name)
+                changed = True
+    return frozenset(known), frozenset(shadowed & SHADOWABLE)
+
+
+def _collect(node: ast.AST, bindings: dict, shadowed: set) -> None:
+    """Every binding of a name in this scope, with the value it gets (or None: unknown)."""
+    if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+        bindings.setdefault(node.name, []).append(None)
+        shadowed.add(node.name)
+        return
+    if isinstance(node, _OWN_SCOPE):
+        # a walrus in a comprehension binds in this scope; a lambda's parameters and a comprehension's targets
+        # are other names under the same spelling (the pass sees them in this scope): neither is known
+        for n in ast.walk(node):
+            if isinstance(n, ast.NamedExpr) and isinstance(n.target, ast.Name):
+                bindings.setdefault(n.target.id, []).append(None)
+            elif isinstance(n, ast.comprehension):
+                _bind_unknown(n.target, bindings)
+            elif isinstance(n, ast.arg):
+                bindings.setdefault(n.arg, []).append(None)
+        return
+    if not _assignment(node, bindings):
+        _other_binding(node, bindings, shadowed)
+    for child in ast.iter_child_nodes(node):
+        _collect(child, bindings, shadowed)
+
+
+def _assignment(node: ast.AST, bindings: dict) -> bool:
+    """Bindings of an assignment, loop or `with` (True when `node` is one)."""
+    if isinstance(node, (ast.Assign, ast.AnnAssign, ast.NamedExpr)):
+        for target in node.targets if isinstance(node, ast.Assign) else [node.target]:
+            if node.value is not None:
+                _bind_target(target, node.value, bindings)
+    elif isinstance(node, ast.AugAssign):
+        if isinstance(node.target, ast.Name):
+            bindings.setdefault(node.target.id, []).append(
+                ("aug", node.target.id, node.value) if isinstance(node.op, _INT_OPS) else None)
+    elif isinstance(node, (ast.For, ast.AsyncFor)):
+        is_range = (isinstance(node.iter, ast.Call) and isinstance(node.iter.func, ast.Name)
+                    and node.iter.func.id == "range")
+        if isinstance(node.target, ast.Name) and is_range:
+            bindings.setdefault(node.target.id, []).append("int")
+        else:
+            _bind_unknown(node.target, bindings)
+    elif isinstance(node, (ast.With, ast.AsyncWith)):
+        for item in node.items:
+            if item.optional_vars is not None:
+                _bind_unknown(item.optional_vars, bindings)
+    else:
+        return False
+    return True
+
+
+def _other_binding(node: ast.AST, bindings: dict, shadowed: set) -> None:
+    """Names bound by an import, `global`, `del`, `except ... as`, a `match` pattern: never known ints."""
+    names: list = []
+    if isinstance(node, (ast.Import, ast.ImportFrom)):
+        for alias in node.names:
+            name = (alias.asname or alias.name).split(".")[0]
+            names.append(name)
+            if not (isinstance(node, ast.Import) and alias.name == name):  # `import math` is math
+                shadowed.add(name)
+    elif isinstance(node, (ast.Global, ast.Nonlocal)):
+        names = list(node.names)
+    elif isinstance(node, ast.Delete):
+        names = [n.id for t in node.targets for n in ast.walk(t) if isinstance(n, ast.Name)]
+    elif isinstance(node, (ast.ExceptHandler, ast.MatchAs, ast.MatchStar)) and node.name:
+        names = [node.name]
+    elif isinstance(node, ast.MatchMapping) and node.rest:
+        names = [node.rest]
+    for name in names:
+        bindings.setdefault(name, []).append(None)
+
+
+def _bind_target(target: ast.AST, value: ast.AST, bindings: dict) -> None:
+    if isinstance(target, ast.Name):
+        bindings.setdefault(target.id, []).append(value)
+    elif isinstance(target, (ast.Tuple, ast.List)):
+        if any(isinstance(el, ast.Starred) for el in target.elts):
+            _bind_unknown(target, bindings)
+        elif isinstance(value, (ast.Tuple, ast.List)) and len(value.elts) == len(target.elts):
+            for el, v in zip(target.elts, value.elts):
+                _bind_target(el, v, bindings)
+        elif _is_shape(value):
+            for el in target.elts:
+                _bind_target(el, "int", bindings) if isinstance(el, ast.Name) else _bind_unknown(el, bindings)
+        else:
+            _bind_unknown(target, bindings)
+    elif isinstance(target, ast.Starred):
+        _bind_unknown(target.value, bindings)
+    # `a.b = ...`, `a[i] = ...` bind no name
+
+
+def _bind_unknown(target: ast.AST, bindings: dict) -> None:
+    for n in ast.walk(target):
+        if isinstance(n, ast.Name):
+            bindings.setdefault(n.id, []).append(None)
+
+
+def _is_shape(node: ast.AST) -> bool:
+    """`x.shape`, `x.size()`, or a slice of either: a tuple of ints."""
+    if isinstance(node, ast.Subscript) and isinstance(node.slice, ast.Slice):
+        return _is_shape(node.value)
+    if isinstance(node, ast.Attribute) and node.attr == "shape":
+        return True
+    return (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "size"
+            and not node.args and not node.keywords)
+
+
+def _binding_is_int(binding, names: set, shadowed: set) -> bool:
+    if binding is None:
+        return False
+    if binding == "int":
+        return True
+    if isinstance(binding, tuple):  # `n += <value>`: int when the value is (n itself is checked as a name)
+        return is_int(binding[2], names, shadowed)
+    return is_int(binding, names, shadowed)
+
+
+def is_int(node: ast.AST, names: Optional[set] = None, shadowed: frozenset = frozenset()) -> bool:
+    """Whether the value of expression `node` is a Python int, given the names known to hold ints."""
+    names = names or set()
+    if isinstance(node, ast.Constant):
+        return type(node.value) is int
+    if isinstance(node, ast.Name):
+        return node.id in names
+    if isinstance(node, ast.BinOp):
+        return isinstance(node.op, _INT_OPS) and is_int(node.left, names, shadowed) and is_int(node.right, names, shadowed)
+    if isinstance(node, ast.UnaryOp):
+        return isinstance(node.op, (ast.USub, ast.UAdd, ast.Invert)) and is_int(node.operand, names, shadowed)
+    if isinstance(node, ast.IfExp):
+        return is_int(node.body, names, shadowed) and is_int(node.orelse, names, shadowed)
+    if isinstance(node, ast.Subscript):
+        index = node.slice
+        return _is_shape(node.value) and not isinstance(index, ast.Slice) and is_int(index, names, shadowed)
+    if isinstance(node, ast.Attribute):
+        return node.attr == "ndim"
+    if isinstance(node, ast.Call):
+        func = node.func
+        if isinstance(func, ast.Name):
+            if func.id in shadowed:
+                return False
+            if func.id in _INT_BUILTINS and len(node.args) == 1 and not node.keywords:
+                return True
+            return func.id == "round" and len(node.args) == 1 and not node.keywords
+        if isinstance(func, ast.Attribute):
+            if func.attr in _INT_METHODS and not node.args and not node.keywords:
+                return True
+            if func.attr == "size" and len(node.args) == 1 and not node.keywords:
+                return is_int(node.args[0], names, shadowed)
+            return (func.attr in _INT_MATH and isinstance(func.value, ast.Name) and func.value.id == "math"
+                    and "math" not in shadowed and len(node.args) == 1)
+    return False
