@@ -274,7 +274,7 @@ class TableRewriter(cst.CSTTransformer):
     def _is_leftover_noop(self, stmt: cst.BaseSmallStatement) -> bool:
         """`model.cuda()` -> `model` or `x = x.cpu()` -> `x = x`: drop what became a no-op."""
         if isinstance(stmt, cst.Expr) and id(stmt.value) in self.identity_calls:
-            return isinstance(stmt.value, (cst.Name, cst.Attribute))
+            return isinstance(stmt.value, (cst.Name, cst.Attribute, cst.SimpleString, cst.FormattedString))
         if isinstance(stmt, cst.Assign) and id(stmt.value) in self.identity_calls and len(stmt.targets) == 1:
             return code_of(stmt.targets[0].target) == code_of(stmt.value)
         return False
@@ -580,6 +580,6 @@ class TableRewriter(cst.CSTTransformer):
             result = result.with_changes(lpar=original.lpar, rpar=original.rpar)
         elif not is_atomic(result):
             result = parenthesize(result)
-        if receiver is not None and result is receiver:
-            self.identity_calls.add(id(result))
+        if (receiver is not None and result is receiver) or any(result is a.value for a in updated.args):
+            self.identity_calls.add(id(result))  # `model.cpu()`, `torch._C._log_api_usage_once(self)`: nothing
         return result
