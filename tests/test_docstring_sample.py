@@ -57,12 +57,17 @@ SYNTHETIC = {
     "synthetic.desync": "import torch\nx = torch.randn(3)\nx\n",
     "synthetic.int64": "import torch\ntorch.tensor([3, 1, 2], dtype=torch.int64).argmax()\n",
     "synthetic.inplace": "import torch\nx = torch.zeros(3)\nx.add_(2)\ny = x * 2\n",
+    "synthetic.tolerance": "import torch\na = torch.tensor([1.0, 2.0])\ntorch.allclose(a, a + 1e-6, rtol=0, atol=0)\n",
+    "synthetic.tolerance_wrong": "import torch\na = torch.tensor([1.0, 2.0])\ntorch.allclose(a, a + 1e-6, rtol=0, atol=0)\n",
 }
 CODE_FOR = {  # MLX programs used instead of converting: a wrong one, an aborting one, misaligned draws, int32
     "synthetic.wrong": "import mlx.core as mx\na = mx.array([1.0, 2.0, 3.0])\n_out0 = mx.add(a, 2)\n",
     "synthetic.abort": "import os\nimport mlx.core as mx\n_out0 = mx.array([1.0])\nos.abort()\n",
     "synthetic.desync": "import mlx.core as mx\nx = mx.random.normal((4,))\n_out0 = x\n",
     "synthetic.int64": "import mlx.core as mx\n_out0 = mx.argmax(mx.array([3, 1, 2]))\n",
+    # the tolerance check flips at rounding (values agree), and flips with a wrong value
+    "synthetic.tolerance": "import mlx.core as mx\na = mx.array([1.0, 2.0])\n_out0 = mx.allclose(a, a).item()\n",
+    "synthetic.tolerance_wrong": "import mlx.core as mx\na = mx.array([1.0, 3.0])\n_out0 = mx.allclose(a, a).item()\n",
 }
 
 
@@ -173,3 +178,10 @@ def test_comparison_rules():
         "AttributeError: 'array' object has no attribute 'masked_scatter'"
     assert ds.group_key("ValueError", "[reshape] Cannot reshape array of size 6 into shape (4, 2).") == \
         "ValueError: [reshape] Cannot reshape array of size N into shape (…)."
+
+
+def test_a_tolerance_check_flipping_at_rounding_is_not_comparable(outcomes):
+    o = outcomes["synthetic.tolerance"]
+    assert o.cls == ds.NOT_COMPARABLE and "tolerance check" in o.reason, (o.cls, o.reason)
+    o = outcomes["synthetic.tolerance_wrong"]
+    assert o.cls == ds.WRONG, (o.cls, o.reason)

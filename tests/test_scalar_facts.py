@@ -101,3 +101,20 @@ def test_a_flag_inside_a_list_the_translation_unpacks_is_kept():
     result = convert_source(source)
     assert [d.rule_id for d in warnings(result)] == ["torch.arange", "torch.arange"]
     assert "torch-reference" not in result.code
+
+
+@pytest.mark.parametrize("expr", ["torch.tensor([1, -3, 5, torch.nan])", "torch.full((2,), math.pi)",
+                                  "torch.tensor([[0, torch.inf], [2, 3]])"])
+def test_float_constants_make_a_literal_float(expr):
+    import mlx.core as mx
+    import torch
+
+    source = "import math\n\nimport torch\n\nout = " + expr + "\n"
+    result = convert_source(source)
+    assert not warnings(result), result.diagnostics
+    namespace: dict = {}
+    exec(compile(result.code, "<mlx>", "exec"), namespace)
+    torch_namespace: dict = {}
+    exec(compile(source, "<torch>", "exec"), torch_namespace)
+    assert namespace["out"].dtype == mx.float32 and torch_namespace["out"].dtype == torch.float32
+    np.testing.assert_array_equal(np.array(namespace["out"]), torch_namespace["out"].numpy())

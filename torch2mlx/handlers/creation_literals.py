@@ -22,6 +22,8 @@ from torch2mlx.template import choose_template, expand, normalize, sentinel, tem
 _INT_FUNCS = {"int", "len", "round"}
 _FLOAT_FUNCS = {"float"}
 _RANK = {"bool": 0, "int": 1, "float": 2}
+_FLOAT_CONSTANTS = frozenset({"nan", "inf", "pi", "e"})
+_FLOAT_CONSTANT_MODULES = frozenset({sentinel("mx"), "mx", "math", "np", "numpy"})
 
 
 def _combine(kinds) -> Optional[str]:
@@ -71,6 +73,9 @@ def literal_kind(node: cst.BaseExpression, ints: frozenset = frozenset()) -> Opt
         return None
     if isinstance(node, cst.Attribute) and node.attr.value == "ndim":
         return "int"
+    if (isinstance(node, cst.Attribute) and node.attr.value in _FLOAT_CONSTANTS and isinstance(node.value, cst.Name)
+            and node.value.value in _FLOAT_CONSTANT_MODULES):
+        return "float"  # torch.nan (already mx.nan here), math.pi, np.inf
     if isinstance(node, cst.BinaryOperation):
         left, right = literal_kind(node.left, ints), literal_kind(node.right, ints)
         if left is None or right is None:
