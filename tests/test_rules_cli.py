@@ -29,6 +29,23 @@ def test_show_by_id_function_alias_and_method():
     assert "### `torch.abs`" in _invoke("rules", "show", "torch.Tensor.abs").stdout
 
 
+def test_show_takes_the_names_users_write():
+    for written, shown in [("F.softmax", "torch.nn.functional.softmax"), ("nn.Conv2d", "torch.nn.Conv2d"),
+                           ("Tensor.view", "torch.Tensor.view"), ("x.view", "torch.Tensor.view"),
+                           (".view", "torch.Tensor.view"), ("softmax", "torch.softmax"), ("F.relu()", "torch.nn.functional.relu")]:
+        r = _invoke("rules", "show", written)
+        assert r.exit_code == 0, (written, r.stderr)
+        assert f"### `{shown}`" in r.stdout, (written, r.stdout[:200])
+
+
+def test_suggestions_are_distinct():
+    r = _invoke("rules", "show", "F.sofmax")
+    assert r.exit_code == 2
+    hint = r.stderr[r.stderr.index("did you mean"):].replace("\n", " ")
+    names = [n.strip(" ?)") for n in hint.removeprefix("did you mean").split(",")]
+    assert len(names) == len(set(names)) and "torch.nn.functional.softmax" in names, names
+
+
 def test_show_unknown_suggests():
     r = _invoke("rules", "show", "torch.nn.functional.softmx")
     assert r.exit_code == 2 and "did you mean" in r.stderr and "torch.nn.functional.softmax" in r.stderr

@@ -68,12 +68,20 @@ def list_rules(pattern: str, status: Optional[str], rule_files) -> None:
 @click.argument("name")
 @click.option("--rules", "rule_files", multiple=True, type=click.Path(path_type=Path), help="Extra YAML rule file. Repeatable.")
 def show_rule(name: str, rule_files) -> None:
-    """Show one rule: by id, by any torch name it matches, or by tensor method name."""
+    """Show one rule: by id, by any torch name it matches (the usual aliases too: F.softmax, nn.Conv2d,
+    torch.nn.functional.relu), or by tensor method (Tensor.view, x.view, .view).
+
+    \b
+    Examples:
+      torch2mlx rules show F.softmax
+      torch2mlx rules show nn.Conv2d
+      torch2mlx rules show Tensor.view
+    """
     out, err = _stdout(), Console(stderr=True, emoji=False)
     index = _index(err, rule_files)
-    rule = index.by_id.get(name) or index.function(name) or index.value(name) or index.method(name.split(".")[-1] if name.startswith("torch.Tensor.") else name)
+    rule = find_rule(index, name)
     if rule is None:
-        close = difflib.get_close_matches(name, [*index.by_id, *index.functions], n=3)
+        close = suggestions(index, name)
         hint = f" (did you mean {', '.join(close)}?)" if close else ""
         err.print(f"[red]error:[/] no rule for {escape(name)}{escape(hint)}", highlight=False)
         raise click.exceptions.Exit(EXIT_BAD_INPUT)
@@ -81,6 +89,55 @@ def show_rule(name: str, rule_files) -> None:
 
     out.print("\n".join(_rule_section(rule)), markup=False, highlight=False)
     out.print(f"defined at: {rule.source}", markup=False, highlight=False)
+
+
+# what users write for torch's namespaces (the imports `import torch.nn.functional as F` & co bind)
+_ALIASES = (("F.", "torch.nn.functional."), ("nn.functional.", "torch.nn.functional."), ("nn.init.", "torch.nn.init."),
+            ("nn.", "torch.nn."), ("optim.", "torch.optim."), ("linalg.", "torch.linalg."), ("fft.", "torch.fft."),
+            ("special.", "torch.special."), ("th.", "torch."))
+
+
+def _spellings(name: str) -> list:
+    """`name` and the fully qualified names it may stand for."""
+    found = [name]
+    for short, full in _ALIASES:
+        if name.startswith(short):
+            found.append(full + name[len(short):])
+    if not name.startswith("torch.") and "." not in name.rstrip("."):
+        found.append("torch." + name)
+    return found
+
+
+def _method_name(name: str) -> Optional[str]:
+    """`view` of `Tensor.view`, `torch.Tensor.view`, `x.view`, `.view`, `x.view()`."""
+    name = name.removesuffix("()")
+    if name.startswith(("torch.Tensor.", "Tensor.", ".")) or (name.count(".") == 1 and not name.startswith("torch.")):
+        return name.rsplit(".", 1)[1] or None
+    return None
+
+
+def find_rule(index, name: str) -> Optional[Rule]:
+    """The rule `name` refers to: a rule id, a (possibly aliased) torch name, or a tensor method."""
+    name = name.strip()
+    for spelling in _spellings(name.removesuffix("()")):
+        rule = index.by_id.get(spelling) or index.function(spelling) or index.value(spelling)
+        if rule is not None:
+            return rule
+    method = _method_name(name)
+    if method is not None:
+        return index.method(method) or index.attribute(method)
+    return index.method(name) if name.isidentifier() else None
+
+
+def suggestions(index, name: str, n: int = 3) -> list:
+    """Up to `n` distinct close matches among rule ids and torch names, for the spellings of `name`."""
+    names = sorted({*index.by_id, *index.functions})
+    found: list = []
+    for spelling in _spellings(name):
+        for match in difflib.get_close_matches(spelling, names, n=n):
+            if match not in found:
+                found.append(match)
+    return found[:n]
 
 
 @rules_group.command("validate")
