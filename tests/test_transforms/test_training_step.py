@@ -75,13 +75,15 @@ def test_names_read_before_assigned_in_the_loss_become_parameters():
 
 
 @pytest.mark.parametrize("body,why", [
-    ("loss = F.mse_loss(model(data), target) / 4\nloss.backward()\nif step % 4 == 0:\n    optimizer.step()\n    optimizer.zero_grad()", "not together"),
+    ("loss = F.mse_loss(model(data), target) / 4\nloss.backward()\nif step % 4 == 0:\n    optimizer.step()", "followed by one"),
+    ("optimizer.zero_grad()\nloss = F.mse_loss(model(data), target) / 4\nloss.backward()\nif step % 4 == 0:\n    optimizer.step()", "every micro-batch"),
+    ("loss = F.mse_loss(model(data), target)\nloss.backward()\nif step % 4 == 0:\n    optimizer.step()\n    optimizer.zero_grad()\nif step % 3 == 0:\n    optimizer.step()", "not together"),
     ("loss = F.mse_loss(model(data), target)\nloss.backward()\noptimizer.step()", "zero_grad"),
     ("optimizer.zero_grad()\nloss = F.mse_loss(model(data), target)\nloss.backward()\nprint(model.weight.grad)\noptimizer.step()", "gradients are read"),
     ("optimizer.zero_grad()\nloss = F.mse_loss(model(data), target)\nloss.backward()\ntorch.nn.utils.clip_grad_norm_(model.parameters(), 1.0, norm_type=1)\noptimizer.step()", "norm other than 2"),
     ("optimizer.zero_grad()\nout = model(data)\nprint(out)\nloss = F.mse_loss(out, target)\nloss.backward()\noptimizer.step()", "the call of `model`"),
     ("optimizer.zero_grad()\nloss = F.mse_loss(model(data), target)\nloss.backward()\noptimizer.zero_grad()\noptimizer.step()", "zero_grad"),
-], ids=["accumulation", "no-zero-grad", "grad-read", "clip-norm-type", "forward-outside", "zero-between-backward-step"])
+], ids=["accumulation-no-zero", "accumulation-zero-every-step", "two-steps", "no-zero-grad", "grad-read", "clip-norm-type", "forward-outside", "zero-between-backward-step"])
 def test_unmatched_steps_are_flagged(body, why):
     result = _convert(body)
     flags = [d for d in result.diagnostics if d.rule_id == "train-step"]

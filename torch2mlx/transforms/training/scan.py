@@ -57,6 +57,23 @@ def _passed(call: ast.Call, params: list, name: str) -> Optional[str]:
     return ast.unparse(call.args[index]) if index < len(call.args) else None
 
 
+def _built_here(function: ast.FunctionDef, model: str) -> set:
+    """Names assigned `torch.optim.X(model.parameters(), ...)` in `function` (not in nested functions)."""
+    found: set = set()
+    stack = list(function.body)
+    while stack:
+        node = stack.pop()
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda)):
+            continue
+        if isinstance(node, ast.Assign) and isinstance(node.value, ast.Call) and len(node.targets) == 1:
+            call = node.value
+            params = call.args[0] if call.args else next((k.value for k in call.keywords if k.arg == "params"), None)
+            if params is not None and _model_of_parameters(params) == model:
+                found.add(ast.unparse(node.targets[0]))
+        stack.extend(ast.iter_child_nodes(node))
+    return found
+
+
 def model_for(optimizer: str, found: dict, tree: ast.Module, function: Optional[ast.FunctionDef]) -> tuple:
     """(model code, None) or (None, why) for the optimizer expression `optimizer` used in `function`."""
     models = found.get(optimizer)
@@ -70,6 +87,8 @@ def model_for(optimizer: str, found: dict, tree: ast.Module, function: Optional[
     params = [a.arg for a in [*function.args.posonlyargs, *function.args.args]]
     roots = {optimizer.split(".")[0], model.split(".")[0]}
     passed_in = [r for r in roots if r in params and r != "self"]
+    if optimizer in _built_here(function, model) and optimizer.split(".")[0] not in params:
+        passed_in = []  # `opt = X(model.parameters())` in this function: whatever `model` is, opt updates it
     if not passed_in:
         return model, None
     method = bool(params) and params[0] == "self"

@@ -49,6 +49,23 @@ from torch2mlx.transforms.training.scan import model_for, optimizer_models
 
 RULE_ID = "train-step"
 CLIP = "torch.nn.utils.clip_grad_norm_"
+CLIPS = frozenset({CLIP, "torch.nn.utils.clip_grad_value_"})
+NOT_TOGETHER = ("backward() and optimizer.step() are not together once in this block (or with step() alone in an "
+                "`if` after backward(), gradient accumulation): translate with nn.value_and_grad and optimizer.update by hand")
+ACCUMULATE_HELPER = '''
+def accumulate_grads(total, grads):
+    """Gradients summed over micro-batches, as .grad accumulates them (total is None after zero_grad)."""
+    from mlx.utils import tree_map
+
+    return grads if total is None else tree_map(mx.add, total, grads)
+'''
+CLIP_VALUE_HELPER = '''
+def clip_grad_values(grads, clip_value):
+    """clip_grad_value_ on a grads tree: every gradient clamped to [-clip_value, clip_value]."""
+    from mlx.utils import tree_map
+
+    return tree_map(lambda g: mx.clip(g, -clip_value, clip_value), grads)
+'''
 _EMPTY = cst.Module([])
 
 
@@ -101,7 +118,7 @@ def _region_assignment(stmt) -> bool:
 class TrainStep(Transform):
     id = RULE_ID
     description = "loss.backward() / optimizer.step() -> nn.value_and_grad + optimizer.update"
-    hot_attributes = frozenset({"backward", "step", "zero_grad", "clip_grad_norm_"})
+    hot_attributes = frozenset({"backward", "step", "zero_grad", "clip_grad_norm_", "clip_grad_value_"})
     order = 80
 
     def __init__(self) -> None:
@@ -110,9 +127,14 @@ class TrainStep(Transform):
         self.functions: list = []  # original libcst FunctionDef / Module
         self.origin: dict = {}  # id(updated statement or call) -> original
         self.module = None
+        self.flagged_nodes: list = []
+        self.deferred: dict = {}  # id(flagged if-body block) -> (the block unflagged, nodes whose reports to drop)
+        self.pending: dict = {}  # id(generated `acc = accumulate_grads(...)`) -> (acc, optimizer, model)
+        self.loop_bodies: set = set()  # ids of the original bodies of for / while loops
+        self.in_loop = False
 
     def applies_to(self, text: str) -> bool:
-        return ".backward(" in text or ".step(" in text or "clip_grad_norm_" in text
+        return ".backward(" in text or ".step(" in text or "clip_grad_" in text
 
     # ----- bookkeeping --------------------------------------------------------------------------
     def visit_Module(self, rw, node) -> None:
@@ -129,7 +151,7 @@ class TrainStep(Transform):
         return updated
 
     def leave_Call(self, rw, original, updated):
-        if rw.qualified_name(original.func) == CLIP:  # decided with its block; re-flagged if unmatched
+        if rw.qualified_name(original.func) in CLIPS:  # decided with its block; re-flagged if unmatched
             rw.drop_flags(predicate=lambda f: f.severity != "info")
         elif isinstance(original.func, cst.Attribute) and original.func.attr.value == "backward":
             # `loss.backward()` is decided with its block too (the closed world's "no such method" is moot)
@@ -156,11 +178,16 @@ class TrainStep(Transform):
         call = _expr_call(stmt)
         node = self.origin.get(id(call), original) if call is not None else original
         rw.report(node or stmt, RULE_ID, "needs-review", message, "warning", original)
+        self.flagged_nodes.append(node or stmt)
         line = cst.EmptyLine(comment=cst.Comment(f"# torch2mlx: {RULE_ID}: {message}"))
         return stmt.with_changes(leading_lines=[*stmt.leading_lines, line])
 
+    def _is_clip(self, rw, stmt) -> bool:
+        call = _expr_call(stmt)
+        return call is not None and rw.qualified_name(call.func) in CLIPS
+
     def _training_calls(self, rw, body) -> dict:
-        found: dict = {"backward": [], "step": [], "zero_grad": [], "clip": []}
+        found: dict = {"backward": [], "step": [], "zero_grad": [], "clip": [], "clip_if": [], "step_if": []}
         for i, stmt in enumerate(body):
             if _method(stmt, "backward") is not None:
                 found["backward"].append(i)
@@ -168,39 +195,124 @@ class TrainStep(Transform):
                 found["step"].append(i)
             elif _method(stmt, "zero_grad") is not None:
                 found["zero_grad"].append(i)
+            elif self._is_clip(rw, stmt):
+                found["clip"].append(i)
             else:
-                call = _expr_call(stmt)
-                if call is not None and rw.qualified_name(call.func) == CLIP:
-                    found["clip"].append(i)
+                inner = self._if_body(stmt)
+                if inner and all(self._is_clip(rw, st) for st in inner):
+                    found["clip_if"].append(i)
+                elif inner and any(_method(st, "step") in self.optimizers for st in inner):
+                    found["step_if"].append(i)
         return found
+
+    def _if_body(self, stmt) -> Optional[list]:
+        """The statements of `if cond:` (no else) as the table pass left them, before any flag of this transform."""
+        if not isinstance(stmt, cst.If) or stmt.orelse is not None or not isinstance(stmt.body, cst.IndentedBlock):
+            return None
+        clean = self.deferred.get(id(stmt.body))
+        return list((clean[0] if clean else stmt.body).body)
+
+    def _undefer(self, rw, stmt) -> cst.If:
+        """`stmt` (an if) with its body as it was before this transform flagged it; those flags dropped."""
+        entry = self.deferred.pop(id(stmt.body), None)
+        if entry is None:
+            return stmt
+        nodes = entry[1]
+        rw.drop_reports(lambda f: f.rule_id == RULE_ID and any(f.node is n for n in nodes))
+        return stmt.with_changes(body=entry[0])
 
     def _flag_all(self, rw, body: list, found: dict, why: str) -> list:
         marked = {i for key in ("backward", "step", "clip") for i in found[key]}
         return [self._flag(rw, s, why) if i in marked else s for i, s in enumerate(body)]
 
+    def leave_For(self, rw, original, updated):
+        self.origin[id(updated)] = original
+        return updated
+
+    leave_While = leave_For
+
+    def visit_For(self, rw, node) -> None:
+        self.loop_bodies.add(id(node.body))
+
+    visit_While = visit_For
+
     def leave_IndentedBlock(self, rw, original, updated):
-        body = list(updated.body)
+        body = self._place_accumulators(rw, list(updated.body))
         found = self._training_calls(rw, body)
         if not (found["backward"] or found["step"] or found["clip"]):
-            return updated
+            body = self._drop_zero_grads(rw, body, found)
+            return updated.with_changes(body=body) if body != list(updated.body) else updated
+        self.in_loop = id(original) in self.loop_bodies
         result = self._rewrite(rw, body, found)
         if isinstance(result, str):
-            return updated.with_changes(body=self._flag_all(rw, body, found, result))
+            self.flagged_nodes = []
+            flagged = updated.with_changes(body=self._flag_all(rw, body, found, result))
+            if not found["backward"]:  # a step or clip inside an `if`: the enclosing block may still translate it
+                self.deferred[id(flagged)] = (updated.with_changes(body=body), self.flagged_nodes)
+            return flagged
         return updated.with_changes(body=result)
 
     def leave_Module(self, rw, original, updated):
-        body = list(updated.body)
+        body = self._place_accumulators(rw, list(updated.body))
         found = self._training_calls(rw, body)
         if found["backward"] or found["step"] or found["clip"]:
             why = "a training step at module level is not translated; put it in a loop or function"
             return updated.with_changes(body=self._flag_all(rw, body, found, why))
-        return updated
+        body = self._drop_zero_grads(rw, body, found)
+        return updated.with_changes(body=body) if body != list(updated.body) else updated
+
+    def _drop_zero_grads(self, rw, body: list, found: dict) -> list:
+        """`optimizer.zero_grad()` away from any step (before a loop, at the top of an epoch): MLX gradients
+        are fresh from every nn.value_and_grad call, so there is nothing to reset. Kept when it is a block's
+        only statement."""
+        drop = {i for i in found["zero_grad"] if _method(body[i], "zero_grad") in self.optimizers}
+        if not drop or len(drop) == len(body):
+            return body
+        out: list = []
+        carried: list = []
+        for i, stmt in enumerate(body):
+            if i in drop:
+                carried.extend(stmt.leading_lines)
+                continue
+            out.append(stmt.with_changes(leading_lines=[*carried, *stmt.leading_lines]) if carried else stmt)
+            carried = []
+        if carried:
+            return body
+        rw.count_conversion(len(drop))
+        return out
+
+    def _place_accumulators(self, rw, body: list) -> list:
+        """`acc = None` before each loop whose body accumulates gradients: in place of the last
+        `optimizer.zero_grad()` before the loop in this block, else right before the loop (info)."""
+        out: list = []
+        for stmt in body:
+            inner = stmt.body.body if isinstance(stmt, (cst.For, cst.While)) and isinstance(stmt.body, cst.IndentedBlock) else ()
+            pending = next((self.pending.pop(id(st)) for st in inner if id(st) in self.pending), None)
+            if pending is None:
+                out.append(stmt)
+                continue
+            acc, optimizer, model = pending
+            init = mlx_statements(rw, f"{acc} = None\n")[0]
+            zero = next((i for i in range(len(out) - 1, -1, -1) if _method(out[i], "zero_grad") in (optimizer, model)), None)
+            if zero is not None:
+                out[zero] = init.with_changes(leading_lines=out[zero].leading_lines)
+            else:
+                original = self.origin.get(id(stmt), stmt)
+                rw.report(original, RULE_ID, "semantics-differ",
+                          f"gradients of an accumulation left unfinished when the loop ends are dropped (`{acc} = None` "
+                          f"before the loop); torch keeps them in .grad for the next {optimizer}.step() unless "
+                          f"{optimizer}.zero_grad() runs before the loop", "info", original)
+                out.append(init.with_changes(leading_lines=stmt.leading_lines))
+                stmt = stmt.with_changes(leading_lines=[])
+            out.append(stmt)
+        return out
 
     # ----- the rewrite --------------------------------------------------------------------------
     def _rewrite(self, rw, body: list, found: dict):
+        if len(found["backward"]) == 1 and not found["step"] and len(found["step_if"]) == 1:
+            return self._rewrite_accumulation(rw, body, found)
         if len(found["backward"]) != 1 or len(found["step"]) != 1:
-            return ("backward() and optimizer.step() are not together once in this block (gradient accumulation "
-                    "or a split step): translate with nn.value_and_grad and optimizer.update by hand")
+            return NOT_TOGETHER
         b, s = found["backward"][0], found["step"][0]
         optimizer = _method(body[s], "step")
         model, why = model_for(optimizer, self.optimizers, self.tree, self._function_ast())
@@ -211,24 +323,100 @@ class TrainStep(Transform):
             return f"no single {optimizer}.zero_grad() outside backward..step in this block: torch would accumulate gradients"
         if s < b:
             return "optimizer.step() comes before loss.backward()"
-        between = [i for i in range(b + 1, s) if i not in found["clip"]]
+        clip_idx = sorted(found["clip"] + found["clip_if"])
+        between = [i for i in range(b + 1, s) if i not in clip_idx]
         if any("grad" in _names(body[i]) for i in between):
             return "gradients are read between backward() and step(); MLX has them only as the grads tree"
+        loss = self._loss_region(body, b, zero[0], model)
+        if isinstance(loss, str):
+            return loss
+        if any(not b < i < s for i in clip_idx):
+            return "clip_grad_norm_ is not between backward() and step()"
+        return self._build(rw, body, loss, b, zero[0], clip_idx, model, optimizer, None)
+
+    def _loss_region(self, body: list, b: int, zero: int, model: str):
+        """(region indices, loss name, assigned names), or why the loss computation is not recognised."""
         loss = _method(body[b], "backward")
-        region = self._region(body, b, zero[0])
+        region = self._region(body, b, zero)
         if not region:
             return "the loss is not computed by plain assignments right before backward()"
         region_stmts = [body[i] for i in region]
         assigned = self._assigned(region_stmts)
         if loss not in assigned or not any(model.split(".")[0] in _names(st) for st in region_stmts):
             return f"`{loss}` and the call of `{model}` are not in the plain assignments right before backward()"
-        before = [body[i] for i in range(0, b) if i not in region and i not in zero]
+        before = [body[i] for i in range(0, b) if i not in region and i != zero]
         if any(model.split(".")[0] in _names(st) and f"{model}(" in _EMPTY.code_for_node(st) for st in before):
             return f"`{model}` is called before the loss computation that feeds backward()"
-        clips = [self._clip(rw, body[i], model) for i in found["clip"] if b < i < s]
-        if any(isinstance(c, str) for c in clips) or len(clips) != len(found["clip"]):
-            return next((c for c in clips if isinstance(c, str)), "clip_grad_norm_ is not between backward() and step()")
-        return self._build(rw, body, region, b, s, zero[0], found["clip"], clips, loss, model, optimizer, assigned)
+        return region, loss, assigned
+
+    def _rewrite_accumulation(self, rw, body: list, found: dict):
+        """`loss.backward()` every micro-batch, `if ...: opt.step(); opt.zero_grad()`: gradients summed until the step."""
+        b, c = found["backward"][0], found["step_if"][0]
+        inner = self._if_body(body[c])
+        s = next(i for i, st in enumerate(inner) if _method(st, "step") in self.optimizers)
+        optimizer = _method(inner[s], "step")
+        model, why = model_for(optimizer, self.optimizers, self.tree, self._function_ast())
+        if model is None:
+            return why
+        if not self.in_loop:
+            return ("gradient accumulation outside a loop body (the summed gradients must live across calls): "
+                    "keep a running sum of the grads trees from nn.value_and_grad and call optimizer.update with it")
+        if c < b:
+            return "the conditional optimizer.step() comes before loss.backward()"
+        if [_method(st, "step") for st in inner].count(optimizer) != 1:
+            return NOT_TOGETHER
+        if any(_method(body[i], "zero_grad") in (optimizer, model) for i in found["zero_grad"]):
+            return f"{optimizer}.zero_grad() runs every micro-batch while {optimizer}.step() runs under a condition"
+        zero = [i for i, st in enumerate(inner) if _method(st, "zero_grad") in (optimizer, model)]
+        if len(zero) != 1 or zero[0] < s:
+            return (f"the conditional {optimizer}.step() is not followed by one {optimizer}.zero_grad() in its block: "
+                    "torch would keep accumulating")
+        if any(i in found["clip"] + found["clip_if"] for i in range(b + 1, c)):
+            return "clip_grad_norm_ runs every micro-batch, outside the conditional step"
+        if any("grad" in _names(body[i]) for i in range(b + 1, c)):
+            return "gradients are read between backward() and step(); MLX has them only as the grads tree"
+        inner_clips = [i for i, st in enumerate(inner) if self._is_clip(rw, st) or (
+            self._if_body(st) and all(self._is_clip(rw, x) for x in self._if_body(st)))]
+        if any(i > s for i in inner_clips):
+            return "clip_grad_norm_ is not between backward() and step()"
+        if any("grad" in _names(st) for i, st in enumerate(inner) if i not in inner_clips and i not in (s, zero[0])):
+            return "gradients are read in the conditional step block; MLX has them only as the grads tree"
+        loss = self._loss_region(body, b, -1, model)
+        if isinstance(loss, str):
+            return loss
+        return self._build(rw, body, loss, b, -1, [], model, optimizer, (c, inner, s, zero[0], inner_clips))
+
+    def _clip_statements(self, rw, stmt, model: str, grads: str):
+        """The MLX statement(s) for a clip call or an `if` of clip calls, or why not."""
+        if isinstance(stmt, cst.If):
+            stmt = self._undefer(rw, stmt)
+            new_body = []
+            for st in stmt.body.body:
+                new = self._clip_statements(rw, st, model, grads)
+                if isinstance(new, str):
+                    return new
+                new_body.extend(new)
+            return [stmt.with_changes(body=stmt.body.with_changes(body=new_body))]
+        clip = self._clip(rw, stmt, model)
+        if isinstance(clip, str):
+            return clip
+        kind, value, target = clip
+        if kind == CLIP:
+            code = f"{grads}, {target} = optim.clip_grad_norm({grads}, {value})\n"
+        else:
+            if not self._helper(rw, "clip_grad_values", CLIP_VALUE_HELPER):
+                return "the name clip_grad_values is already used in this file"
+            code = f"{grads} = clip_grad_values({grads}, {value})\n"
+        return [mlx_statements(rw, code)[0].with_changes(leading_lines=stmt.leading_lines)]
+
+    @staticmethod
+    def _helper(rw, name: str, code: str) -> bool:
+        if rw.has_helper(name):
+            return True
+        if rw.name_taken(name):
+            return False
+        rw.add_helper(name, lambda: mlx_statements(rw, code))
+        return True
 
     def _function_ast(self):
         fn = self.functions[-1] if self.functions else None
@@ -260,25 +448,33 @@ class TrainStep(Transform):
         return names
 
     def _clip(self, rw, stmt, model: str):
+        """(qualified name, max_norm or clip_value source, target of the returned norm) or why not."""
         call = _expr_call(stmt)
+        kind = rw.qualified_name(call.func)
         args = list(call.args)
+        name = kind.rsplit(".", 1)[-1]
         if len(args) < 2 or any(a.star for a in args) or args[0].keyword is not None:
-            return "clip_grad_norm_ call shape not recognised"
+            return f"{name} call shape not recognised"
         if code_of(args[0].value) != f"{model}.parameters()":
-            return f"clip_grad_norm_ on something other than {model}.parameters()"
-        max_norm = None
+            return f"{name} on something other than {model}.parameters()"
+        names = ("max_norm", "norm_type", "error_if_nonfinite", "foreach") if kind == CLIP else ("clip_value", "foreach")
+        value = None
         for i, a in enumerate(args[1:], 1):
-            key = a.keyword.value if a.keyword is not None else ("max_norm", "norm_type", "error_if_nonfinite", "foreach")[i - 1]
-            value = code_of(a.value)
-            if key == "max_norm":
-                max_norm = value
-            elif key == "norm_type" and value not in ("2", "2.0"):
+            key = a.keyword.value if a.keyword is not None else names[i - 1] if i - 1 < len(names) else "?"
+            text = code_of(a.value)
+            if key in ("max_norm", "clip_value"):
+                value = text
+            elif key == "norm_type" and text not in ("2", "2.0"):
                 return "clip_grad_norm_ with a norm other than 2 (optim.clip_grad_norm is the 2-norm)"
-            elif key == "error_if_nonfinite" and value != "False":
+            elif key == "error_if_nonfinite" and text != "False":
                 return "clip_grad_norm_(error_if_nonfinite=True) has no MLX equivalent"
+            elif key not in ("norm_type", "error_if_nonfinite", "foreach"):
+                return f"{name} argument `{key}` not recognised"
         small = stmt.body[0]
         target = code_of(small.targets[0].target) if isinstance(small, cst.Assign) else "_"
-        return max_norm, target
+        if kind != CLIP and target != "_":
+            return "the value of clip_grad_value_ (None) is used"
+        return kind, value, target
 
     def _aux(self, assigned: list, loss: str, region_stmts: list) -> list:
         scope = self.functions[-1]
@@ -288,7 +484,8 @@ class TrainStep(Transform):
             inside.extend(_names(self.origin.get(id(st), st)))
         return [n for n in assigned if n != loss and everywhere.count(n) > inside.count(n)]
 
-    def _build(self, rw, body, region, b, s, zero, clip_idx, clips, loss, model, optimizer, assigned):
+    def _build(self, rw, body, loss_region, b, zero, clip_idx, model, optimizer, accumulation):
+        region, loss, assigned = loss_region
         region_stmts = [body[i] for i in region]
         aux = self._aux(assigned, loss, region_stmts)
         used = set(_names(self.functions[-1]))
@@ -303,6 +500,12 @@ class TrainStep(Transform):
         fn_body = [*region_stmts, cst.parse_statement(f"return {outputs}")]
         fn = header.with_changes(body=header.body.with_changes(body=fn_body), leading_lines=lead)
         call = mlx_statements(rw, f"{returned}, {grads} = nn.value_and_grad({model}, {fn_name})({', '.join(params)})\n")
+        if accumulation is not None:
+            acc = next(n for n in ("accum_grads", "accum_grads_", "summed_grads") if n not in used)
+            if not self._helper(rw, "accumulate_grads", ACCUMULATE_HELPER):
+                return "the name accumulate_grads is already used in this file"
+            summed = mlx_statements(rw, f"{acc} = accumulate_grads({acc}, {grads})\n")[0]
+            call.append(summed)
         out: list = []
         for i, stmt in enumerate(body):
             if i == region[0]:
@@ -310,16 +513,45 @@ class TrainStep(Transform):
             elif i in region or i == zero or i == b:
                 continue
             elif i in clip_idx:
-                max_norm, target = clips[clip_idx.index(i)]
-                new = mlx_statements(rw, f"{grads}, {target} = optim.clip_grad_norm({grads}, {max_norm})\n")
-                out.append(new[0].with_changes(leading_lines=stmt.leading_lines))
-            elif i == s:
-                new = mlx_statements(rw, f"{optimizer}.update({model}, {grads})\nmx.eval({model}.parameters(), {optimizer}.state)\n")
-                out.extend([new[0].with_changes(leading_lines=stmt.leading_lines), new[1]])
+                new = self._clip_statements(rw, stmt, model, grads)
+                if isinstance(new, str):
+                    return new
+                out.extend(new)
+            elif _method(stmt, "step") == optimizer and accumulation is None:
+                out.extend(self._update(rw, stmt, model, optimizer, grads))
+            elif accumulation is not None and i == accumulation[0]:
+                new = self._accumulated_step(rw, stmt, model, optimizer, acc, accumulation)
+                if isinstance(new, str):
+                    return new
+                out.append(new)
             else:
                 out.append(stmt)
+        if accumulation is not None:
+            self.pending[id(summed)] = (acc, optimizer, model)
         rw.count_conversion()
         return out
+
+    def _update(self, rw, stmt, model: str, optimizer: str, grads: str) -> list:
+        new = mlx_statements(rw, f"{optimizer}.update({model}, {grads})\nmx.eval({model}.parameters(), {optimizer}.state)\n")
+        return [new[0].with_changes(leading_lines=stmt.leading_lines), new[1]]
+
+    def _accumulated_step(self, rw, stmt, model, optimizer, acc, accumulation):
+        _, inner, s, zero, clips = accumulation
+        stmt = self._undefer(rw, stmt)
+        new_body: list = []
+        for i, st in enumerate(stmt.body.body):
+            if i == s:
+                new_body.extend(self._update(rw, st, model, optimizer, acc))
+            elif i == zero:
+                new_body.append(mlx_statements(rw, f"{acc} = None\n")[0].with_changes(leading_lines=st.leading_lines))
+            elif i in clips:
+                new = self._clip_statements(rw, st, model, acc)
+                if isinstance(new, str):
+                    return new
+                new_body.extend(new)
+            else:
+                new_body.append(st)
+        return stmt.with_changes(body=stmt.body.with_changes(body=new_body))
 
     @staticmethod
     def _read_before_assigned(stmts: list, assigned: list) -> list:
