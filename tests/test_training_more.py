@@ -81,7 +81,6 @@ def test_schedule_gives_torch_learning_rates(expr):
 @pytest.mark.parametrize("expr,why", [
     ("lr_scheduler.OneCycleLR(opt, max_lr=0.1, total_steps=20)", "cycles the momentum"),
     ("lr_scheduler.OneCycleLR(opt, max_lr=0.1, total_steps=20, cycle_momentum=False, three_phase=True)", "three_phase"),
-    ("lr_scheduler.ReduceLROnPlateau(opt)", "step unit"),
     ("lr_scheduler.StepLR(opt, 4, last_epoch=3)", "last_epoch"),
     ("lr_scheduler.MultiStepLR(opt, milestones=ms)", "milestones"),
     ("lr_scheduler.LambdaLR(opt, [lambda e: 1.0])", "parameter group"),
@@ -92,19 +91,28 @@ def test_untranslatable_schedulers_are_flagged(expr, why):
     assert any(why in d.message for d in result.diagnostics), [d.message for d in result.diagnostics]
 
 
-def test_per_epoch_scheduler_is_flagged_with_the_step_unit():
+def test_per_epoch_scheduler_becomes_the_helper_class():
+    """Stepped per epoch (the rate changes between updates at a count the source does not give): LRScheduler."""
     source = SCRIPT.format(expr="lr_scheduler.StepLR(opt, 4)").replace(
         "        sched.step()\n", "    sched.step()\n")
     result = convert_source(source)
+    assert "sched = LRScheduler(opt, lambda base_lr: optim.step_decay(base_lr, 0.1, 4))" in result.code, result.code
     assert "sched.step()" in result.code and "learning_rate=0.1" in result.code
-    assert any("per-epoch" in d.message for d in result.diagnostics), result.code
+    assert not [d for d in result.diagnostics if d.severity.value != "info"], result.code
 
 
-def test_scheduler_used_for_more_than_step_is_flagged():
+def test_scheduler_used_for_more_than_step_becomes_the_helper_class():
     source = SCRIPT.format(expr="lr_scheduler.StepLR(opt, 4)").replace("    return opt\n", "    print(sched.get_last_lr())\n    return opt\n")
     result = convert_source(source)
-    assert "learning_rate=0.1" in result.code
-    assert any("more than step()" in d.message for d in result.diagnostics), result.code
+    assert "learning_rate=0.1" in result.code and "sched = LRScheduler(opt" in result.code, result.code
+    assert not [d for d in result.diagnostics if d.severity.value != "info"], result.code
+
+
+def test_chained_schedulers_are_flagged():
+    source = SCRIPT.format(expr="lr_scheduler.StepLR(opt, 4)\n    warm = lr_scheduler.LinearLR(opt)").replace(
+        "        sched.step()\n", "        sched.step()\n        warm.step()\n")
+    result = convert_source(source)
+    assert any("several schedulers" in d.message for d in result.diagnostics), result.code
 
 
 # ----- fixtures/training/char_gpt.py: a char-level GPT trained the nanoGPT way ---------------------

@@ -4,6 +4,7 @@ Every script below runs in torch and, converted, in MLX from the same weights an
 per-step losses (and learning rates, where a scheduler is involved) must agree (rtol 1e-3).
 """
 import numpy as np
+import pytest
 
 from torch2mlx import convert_source, load_torch_weights
 
@@ -171,4 +172,86 @@ def test_gradient_accumulation_without_zero_grad_before_the_loop_says_what_it_as
     t, m, result = _run_both(ACCUMULATION_NO_ZERO_BEFORE)
     assert [d.severity.value for d in result.diagnostics if d.rule_id == "train-step"] == ["info"], result.code
     assert "    accum_grads = None\n    for x, y in batches:" in result.code, result.code
+    _assert_same(t, m)
+
+
+# ----- schedulers stepped per epoch, built away from the optimizer, ReduceLROnPlateau --------------
+PER_EPOCH = HEAD + '''
+
+def make_scheduler(optimizer):
+    return {expr}
+
+
+def train(model, batches, epochs=6):
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    model.train()
+    scheduler = make_scheduler(optimizer)
+    losses = []
+    for epoch in range(epochs):
+        for x, y in batches[:3]:
+            optimizer.zero_grad()
+            loss = F.cross_entropy(model(x), y)
+            loss.backward()
+            optimizer.step()
+            losses.append(loss.item())
+        scheduler.step()
+        losses.append(scheduler.get_last_lr()[0])
+    return losses
+'''
+
+EPOCH_SCHEDULERS = [
+    "lr_scheduler.StepLR(optimizer, step_size=2, gamma=0.5)",
+    "lr_scheduler.MultiStepLR(optimizer, milestones=[1, 4], gamma=0.3)",
+    "lr_scheduler.ExponentialLR(optimizer, gamma=0.8)",
+    "lr_scheduler.CosineAnnealingLR(optimizer, T_max=4, eta_min=0.01)",
+    "lr_scheduler.LambdaLR(optimizer, lambda epoch: min(1.0, (epoch + 1) / 3))",
+    "lr_scheduler.LinearLR(optimizer, start_factor=0.25, total_iters=3)",
+    "lr_scheduler.OneCycleLR(optimizer, max_lr=0.3, total_steps=8, cycle_momentum=False)",
+]
+
+
+@pytest.mark.parametrize("expr", EPOCH_SCHEDULERS)
+def test_scheduler_stepped_per_epoch_and_built_in_another_function(expr):
+    """The learning rate of every update follows torch's: the losses after it and get_last_lr() agree."""
+    t, m, result = _run_both(PER_EPOCH.replace("{expr}", expr))
+    assert "return LRScheduler(optimizer, lambda base_lr:" in result.code, result.code
+    _assert_same(t, m)
+
+
+PLATEAU = HEAD + '''
+
+def train(model, batches, epochs=8):
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.5)
+    scheduler = lr_scheduler.ReduceLROnPlateau(optimizer, mode="min", factor=0.5, patience=0, threshold=0.05)
+    losses = []
+    for epoch in range(epochs):
+        total = 0.0
+        for x, y in batches[:2]:
+            optimizer.zero_grad()
+            loss = F.cross_entropy(model(x), y)
+            loss.backward()
+            optimizer.step()
+            total += loss.item()
+            losses.append(loss.item())
+        scheduler.step(total)
+        losses.append(scheduler.get_last_lr()[0])
+    return losses
+'''
+
+
+def test_reduce_lr_on_plateau():
+    t, m, result = _run_both(PLATEAU)
+    assert "scheduler = ReduceLROnPlateau(optimizer, mode=" in result.code, result.code
+    assert len({round(v, 6) for v in t[2::3]}) > 1, "the rate should be reduced at least once"
+    _assert_same(t, m)
+
+
+ACCUMULATION_WITH_SCHEDULE = ACCUMULATION.replace(
+    "    losses = []\n", "    sched = lr_scheduler.LambdaLR(optimizer, lambda s: min(1.0, (s + 1) / 2))\n    losses = []\n").replace(
+    "                optimizer.step()\n", "                optimizer.step()\n                sched.step()\n")
+
+
+def test_gradient_accumulation_with_a_per_update_warm_up():
+    t, m, result = _run_both(ACCUMULATION_WITH_SCHEDULE)
+    assert "sched" not in result.code and "optim.AdamW(learning_rate=lambda step" in result.code, result.code
     _assert_same(t, m)

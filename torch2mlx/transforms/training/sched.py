@@ -41,7 +41,8 @@ import libcst as cst
 from torch2mlx.binding import code_of
 from torch2mlx.template import sentinel
 from torch2mlx.transforms import Transform
-from torch2mlx.transforms.codegen import mlx_expr
+from torch2mlx.transforms.codegen import mlx_expr, mlx_statements
+from torch2mlx.transforms.training.lr_helpers import LR_SCHEDULER, PLATEAU_ARGS, REDUCE_ON_PLATEAU
 from torch2mlx.transforms.training.scan import OPTIMIZER_NAMES
 
 RULE_ID = "lr-schedule"
@@ -152,7 +153,39 @@ def _one_cycle(raw: dict, a: dict) -> Union[Callable[[str], str], str]:
 class Plan:
     scheduler: str
     optimizer: str
-    build: Union[Callable[[str], str], str]  # str: why it is flagged
+    build: Union[Callable[[str], str], str]  # str: why it is not inlined into the optimizer (flagged unless helper)
+    movable: bool = False  # not inlined only because of where it is built or stepped: a helper class can do it
+    helper: Optional[tuple] = None  # (class name, replacement call code)
+
+
+def _helper_plan(plan: Plan, call: ast.Call, kind: str) -> None:
+    """Give `plan` a helper class call when the scheduler can run as an object setting optimizer.learning_rate."""
+    opt_node = call.args[0] if call.args else next((k.value for k in call.keywords if k.arg == "optimizer"), None)
+    if opt_node is None:
+        return
+    if kind == "ReduceLROnPlateau":
+        kwargs = {k.arg: k.value for k in call.keywords}
+        if len(call.args) > len(PLATEAU_ARGS) or any(k not in (*PLATEAU_ARGS, "verbose") for k in kwargs):
+            plan.build = "ReduceLROnPlateau arguments not recognised"
+            return
+        if isinstance(kwargs.get("min_lr", call.args[7] if len(call.args) > 7 else None), (ast.List, ast.Tuple)):
+            plan.build = "one min_lr per parameter group: MLX has no parameter groups"
+            return
+        plan.helper = ("ReduceLROnPlateau", None)
+        return
+    args = [ast.unparse(a) for a in call.args]
+    kwargs = {k.arg: ast.unparse(k.value) for k in call.keywords if k.arg is not None}
+    if any(isinstance(a, ast.Starred) for a in call.args) or any(k.arg is None for k in call.keywords):
+        plan.build = "arguments passed with * or **"
+        return
+    if any("torch" in v for v in [*args[1:], *(v for k, v in kwargs.items() if k != "optimizer")]):
+        plan.build = "an argument uses torch"
+        return
+    build = schedule_builder(kind, args, kwargs)
+    if isinstance(build, str):
+        plan.build = build
+        return
+    plan.helper = ("LRScheduler", f"LRScheduler(OPTIMIZER, lambda base_lr: {build('base_lr')})")
 
 
 def _tail(func: ast.expr) -> Optional[str]:
@@ -198,36 +231,44 @@ def _scheduler_plan(target: str, call: ast.Call, body: list, index: int, path: t
                  and isinstance(body[i].targets[0], ast.Name) and body[i].targets[0].id == optimizer), None)
     if not optimizer or ctor is None or not isinstance(body[ctor].value, ast.Call) or _tail(body[ctor].value.func) not in OPTIMIZER_NAMES:
         plan.build = "the scheduler is not built right after `opt = torch.optim.X(...)` in the same block"
+        plan.movable = True
         return plan
     read = {n.id for n in ast.walk(call) if isinstance(n, ast.Name)}
     for stmt in body[ctor + 1:index]:
         names = {n.id for n in ast.walk(stmt) if isinstance(n, ast.Name)}
         if optimizer in names or any(isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store) and n.id in read for n in ast.walk(stmt)):
             plan.build = f"statements between the optimizer and the scheduler use `{optimizer}` or set the scheduler's arguments"
+            plan.movable = True
             return plan
     uses = [n for n in ast.walk(owner) if isinstance(n, ast.Name) and n.id == target]
     inside = [(p, b) for p, b, _ in blocks if p[:len(path)] == path]
     steps = [(p, b, i) for p, b in inside for i, s in enumerate(b) if _step_of(s) == target]
     if len(uses) != len(steps) + 1:
         plan.build = f"`{target}` is used for more than step() (get_last_lr, state_dict, passed to a function or assigned twice)"
+        plan.movable = True
         return plan
     if not steps:
         plan.build = f"`{target}.step()` is never called"
+        plan.movable = True
         return plan
     opt_steps = [(p, b, i) for p, b in inside for i, s in enumerate(b) if _step_of(s) == optimizer and p == path]
     if any(b[i].lineno < call.lineno for _, b, i in steps):
         plan.build = f"`{target}.step()` comes before the scheduler is built"
+        plan.movable = True
         return plan
     for p, b, i in steps:
         if p != path or [_step_of(s) for s in b].count(target) != 1 or [_step_of(s) for s in b].count(optimizer) != 1:
             plan.build = (f"`{target}.step()` is not called once per `{optimizer}.step()` in the same block (a per-epoch scheduler):"
                           " multiply its step counts by the updates per epoch by hand")
+            plan.movable = True
             return plan
         if [_step_of(s) for s in b].index(optimizer) > i:
             plan.build = f"`{target}.step()` comes before `{optimizer}.step()`"
+            plan.movable = True
             return plan
     if len(opt_steps) != len(steps):
         plan.build = f"some `{optimizer}.step()` has no `{target}.step()` next to it"
+        plan.movable = True
         return plan
     plan.build = schedule_builder(kind, args, kwargs)
     return plan
@@ -259,14 +300,23 @@ def scan(tree: ast.Module) -> dict:
     function_blocks(tree, (), blocks)
     plans: dict = {}
     seen: dict = {}
+    per_optimizer: dict = {}
     for path, body, owner in blocks:
         for i, stmt in enumerate(body):
-            if (isinstance(stmt, ast.Assign) and len(stmt.targets) == 1 and isinstance(stmt.targets[0], ast.Name)
-                    and isinstance(stmt.value, ast.Call) and _tail(stmt.value.func) in SIGNATURES
+            if (((isinstance(stmt, ast.Assign) and len(stmt.targets) == 1) or isinstance(stmt, ast.Return)) and isinstance(stmt.value, ast.Call)
+                    and _tail(stmt.value.func) in (*SIGNATURES, "ReduceLROnPlateau")
                     and _is_torch_scheduler(stmt.value.func, modules, names)):
                 key = (path, ast.dump(stmt))
                 seen[key] = seen.get(key, 0) + 1
-                plan = _scheduler_plan(stmt.targets[0].id, stmt.value, body, i, path, blocks, owner)
+                kind = _tail(stmt.value.func)
+                if isinstance(stmt, ast.Assign) and isinstance(stmt.targets[0], ast.Name) and kind in SIGNATURES:
+                    plan = _scheduler_plan(stmt.targets[0].id, stmt.value, body, i, path, blocks, owner)
+                else:  # `self.sched = ...`, `return lr_scheduler.X(...)`: only the helper class can run it
+                    plan = Plan("", "", "", movable=True)
+                if isinstance(plan.build, str) and plan.movable:
+                    _helper_plan(plan, stmt.value, kind)
+                opt_node = stmt.value.args[0] if stmt.value.args else next((k.value for k in stmt.value.keywords if k.arg == "optimizer"), None)
+                per_optimizer.setdefault(ast.unparse(opt_node) if opt_node is not None else "", []).append(plan)
                 plans[key] = plan
                 if not isinstance(plan.build, str):
                     ctor = next(s for s in reversed(body[:i]) if isinstance(s, ast.Assign) and ast.unparse(s.targets[0]) == plan.optimizer)
@@ -278,6 +328,12 @@ def scan(tree: ast.Module) -> dict:
     for key, count in [*seen.items(), *((k, n) for k, n in ctors.items() if k in plans)]:
         if count > 1:
             plans[key].build = "the same scheduler or optimizer statement appears twice in one function"
+            plans[key].helper = None
+    for chained in per_optimizer.values():
+        if len(chained) > 1:
+            for plan in chained:
+                plan.build, plan.helper = ("several schedulers on one optimizer (torch chains them, each scaling the "
+                                           "rate the other set): write one MLX schedule with optim.join_schedules"), None
     return plans
 
 
@@ -325,6 +381,20 @@ class LrSchedule(Transform):
         plan = self.plans.get((tuple(self.path), _dump(stmt))) if stmt is not None else None
         if plan is None:
             return updated
+        if plan.helper is not None:
+            name, code = plan.helper
+            if rw.has_helper(name) or not rw.name_taken(name):
+                rw.add_helper(name, lambda: mlx_statements(rw, LR_SCHEDULER if name == "LRScheduler" else REDUCE_ON_PLATEAU))
+                rw.drop_flags(original)
+                rw.count_conversion()
+                args = [a for a in updated.args if a.keyword is None or a.keyword.value != "verbose"]
+                args[-1] = args[-1].with_changes(comma=cst.MaybeSentinel.DEFAULT)
+                if code is None:
+                    return updated.with_changes(func=cst.Name(name), args=args)
+                new = mlx_expr(rw, code)
+                opt = next((a for a in args if a.keyword is None), None) or next(a for a in args if a.keyword.value == "optimizer")
+                return new.with_changes(args=[new.args[0].with_changes(value=opt.value), *new.args[1:]])
+            plan.build = f"the name {name} is already used in this file"
         if isinstance(plan.build, str):
             rw.edit_flags(lambda f: dataclasses.replace(f, message=plan.build + GENERIC) if f.node is original else f)
         else:
@@ -334,7 +404,7 @@ class LrSchedule(Transform):
     def leave_SimpleStatementLine(self, rw, original, updated):
         self.origin[id(updated)] = original
         plan = self.plans.get(("optimizer", tuple(self.path), _dump(original)))
-        if plan is None or not isinstance(updated.body[0], cst.Assign) or not isinstance(updated.body[0].value, cst.Call):
+        if plan is None or isinstance(plan.build, str) or not isinstance(updated.body[0], cst.Assign) or not isinstance(updated.body[0].value, cst.Call):
             return updated
         call = updated.body[0].value
         args = list(call.args)

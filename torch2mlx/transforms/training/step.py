@@ -127,8 +127,7 @@ class TrainStep(Transform):
         self.functions: list = []  # original libcst FunctionDef / Module
         self.origin: dict = {}  # id(updated statement or call) -> original
         self.module = None
-        self.flagged_nodes: list = []
-        self.deferred: dict = {}  # id(flagged if-body block) -> (the block unflagged, nodes whose reports to drop)
+        self.deferred: dict = {}  # id(flagged statement in an if) -> (the statement unflagged, the node of its report)
         self.pending: dict = {}  # id(generated `acc = accumulate_grads(...)`) -> (acc, optimizer, model)
         self.loop_bodies: set = set()  # ids of the original bodies of for / while loops
         self.in_loop = False
@@ -173,14 +172,16 @@ class TrainStep(Transform):
         return updated
 
     # ----- flagging whole statements after the table pass ---------------------------------
-    def _flag(self, rw, stmt, message: str):
+    def _flag(self, rw, stmt, message: str, defer: bool = False):
         original = self.origin.get(id(stmt), None)
         call = _expr_call(stmt)
         node = self.origin.get(id(call), original) if call is not None else original
         rw.report(node or stmt, RULE_ID, "needs-review", message, "warning", original)
-        self.flagged_nodes.append(node or stmt)
         line = cst.EmptyLine(comment=cst.Comment(f"# torch2mlx: {RULE_ID}: {message}"))
-        return stmt.with_changes(leading_lines=[*stmt.leading_lines, line])
+        flagged = stmt.with_changes(leading_lines=[*stmt.leading_lines, line])
+        if defer:  # a step or clip inside an `if`: the enclosing block may still translate it
+            self.deferred[id(flagged)] = (stmt, node or stmt)
+        return flagged
 
     def _is_clip(self, rw, stmt) -> bool:
         call = _expr_call(stmt)
@@ -209,21 +210,22 @@ class TrainStep(Transform):
         """The statements of `if cond:` (no else) as the table pass left them, before any flag of this transform."""
         if not isinstance(stmt, cst.If) or stmt.orelse is not None or not isinstance(stmt.body, cst.IndentedBlock):
             return None
-        clean = self.deferred.get(id(stmt.body))
-        return list((clean[0] if clean else stmt.body).body)
+        return [self.deferred.get(id(st), (st,))[0] for st in stmt.body.body]
 
     def _undefer(self, rw, stmt) -> cst.If:
-        """`stmt` (an if) with its body as it was before this transform flagged it; those flags dropped."""
-        entry = self.deferred.pop(id(stmt.body), None)
-        if entry is None:
-            return stmt
-        nodes = entry[1]
-        rw.drop_reports(lambda f: f.rule_id == RULE_ID and any(f.node is n for n in nodes))
-        return stmt.with_changes(body=entry[0])
+        """`stmt` (an if) with its statements as they were before this transform flagged them; those flags dropped."""
+        body = []
+        for st in stmt.body.body:
+            clean, node = self.deferred.pop(id(st), (st, None))
+            if node is not None:
+                rw.drop_reports(lambda f, node=node: f.rule_id == RULE_ID and f.node is node)
+            body.append(clean)
+        return stmt.with_changes(body=stmt.body.with_changes(body=body))
 
     def _flag_all(self, rw, body: list, found: dict, why: str) -> list:
         marked = {i for key in ("backward", "step", "clip") for i in found[key]}
-        return [self._flag(rw, s, why) if i in marked else s for i, s in enumerate(body)]
+        defer = not found["backward"]
+        return [self._flag(rw, s, why, defer) if i in marked else s for i, s in enumerate(body)]
 
     def leave_For(self, rw, original, updated):
         self.origin[id(updated)] = original
@@ -245,11 +247,7 @@ class TrainStep(Transform):
         self.in_loop = id(original) in self.loop_bodies
         result = self._rewrite(rw, body, found)
         if isinstance(result, str):
-            self.flagged_nodes = []
-            flagged = updated.with_changes(body=self._flag_all(rw, body, found, result))
-            if not found["backward"]:  # a step or clip inside an `if`: the enclosing block may still translate it
-                self.deferred[id(flagged)] = (updated.with_changes(body=body), self.flagged_nodes)
-            return flagged
+            return updated.with_changes(body=self._flag_all(rw, body, found, result))
         return updated.with_changes(body=result)
 
     def leave_Module(self, rw, original, updated):
