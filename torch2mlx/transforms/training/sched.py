@@ -21,6 +21,9 @@ Why
     when every `opt.step()` of the function is followed by one `sched.step()` in the same
     block (a per-step scheduler). The usual per-epoch `sched.step()` is flagged: the number
     of updates in an epoch is not known from the source.
+Otherwise (stepped per epoch, built away from the optimizer, get_last_lr / state_dict used,
+    ReduceLROnPlateau) the scheduler becomes a generated class (lr_helpers.py) that sets
+    optimizer.learning_rate at each step() exactly as torch's scheduler sets the groups' lr.
 Left in place (flagged, with the reason) when
     `sched.step()` is not next to every `opt.step()`, the scheduler is used for anything
     other than `step()` (get_last_lr, passing it to a function, state_dict), it is not built

@@ -28,11 +28,15 @@ What it does
     built the optimizer (scan.py).
 Why
     MLX has no autograd tape: gradients come from transforming a function.
+    Clipping (clip_grad_norm_, clip_grad_value_) may sit in an `if` between backward and
+    step. Gradient accumulation (backward every micro-batch, `if ...: step(); zero_grad()`)
+    sums the grads trees (`accumulate_grads`, a generated helper) and updates once per
+    accumulation; the accumulator is reset where `zero_grad()` stood before the loop.
+    A `zero_grad()` away from any step is dropped (MLX gradients are fresh every call).
 Left in place (flagged) when
-    backward and step are not in one block (gradient accumulation), there is no zero_grad
-    in the block (torch would accumulate), grads are read between backward and step, the
-    model cannot be identified, or the forward pass is not a run of plain assignments
-    that calls the model.
+    backward and step are in unrelated blocks, there is no zero_grad in the block (torch
+    would accumulate), grads are read between backward and step, the model cannot be
+    identified, or the forward pass is not a run of plain assignments that calls the model.
 """
 from __future__ import annotations
 
