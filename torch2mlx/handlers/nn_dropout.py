@@ -11,8 +11,9 @@ names, attributes or literals (else flagged: no double evaluation).
 from __future__ import annotations
 
 import libcst as cst
+import libcst.matchers as m
 
-from torch2mlx.binding import bind, code_of
+from torch2mlx.binding import bind
 from torch2mlx.handlers import register
 from torch2mlx.template import expand, normalize, template_roots
 
@@ -24,7 +25,7 @@ def functional_dropout(rule, original: cst.Call, call: cst.Call, receiver, rewri
     bound = normalize(rule, bind(call.args, rule.signature, receiver))
     if not bound.present("training"):
         template = _MASK
-    elif code_of(bound.get("training")) == "False":
+    elif m.matches(bound.get("training"), m.Name("False")):
         template = "{input}"
     else:
         template = "(" + _MASK + " if {training} else {input})"

@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 
 import libcst as cst
+import libcst.matchers as m
 
 from torch2mlx.binding import Flag, bind, code_of
 from torch2mlx.handlers import register
@@ -127,7 +128,7 @@ for _name in ("Hardsigmoid", "Tanhshrink", "Threshold", "RReLU"):
 def _softmax_family(name: str):
     def handler(rule, original, call, receiver, rewriter):
         bound = bind(call.args, rule.signature)
-        if not bound.present("dim") or code_of(bound.get("dim")) == "None":
+        if not bound.present("dim") or m.matches(bound.get("dim"), m.Name("None")):
             raise Flag(f"nn.{name} without dim uses torch's deprecated implicit axis; pass dim=")
         if same_literal(code_of(bound.get("dim")), "-1") and name != "LogSoftmax":
             return cst.parse_expression(f"{sentinel('nn')}.{name}()"), frozenset({"nn"})

@@ -16,6 +16,7 @@ Left in place (flagged) when
 from __future__ import annotations
 
 import libcst as cst
+import libcst.matchers as m
 
 from torch2mlx.binding import code_of
 from torch2mlx.transforms import Transform
@@ -122,7 +123,7 @@ class DataLoaders(Transform):
                 whitespace_before=cst.SimpleWhitespace(""), whitespace_after=cst.SimpleWhitespace(""))))
         kept[-1] = kept[-1].with_changes(comma=cst.MaybeSentinel.DEFAULT)
         self._drop(rw, original)
-        if any(a.keyword is not None and a.keyword.value == "shuffle" and code_of(a.value) != "False" for a in kept):
+        if any(a.keyword is not None and a.keyword.value == "shuffle" and not m.matches(a.value, m.Name("False")) for a in kept):
             rw.flag(original, RULE_ID, "needs-review", "shuffled with mx.random: the batch order differs from torch's", "info")
         rw.count_conversion()
         return updated.with_changes(func=cst.Name("ArrayLoader"), args=kept)
