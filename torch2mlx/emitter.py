@@ -7,6 +7,8 @@ name for something else, in which case it becomes `mlx_nn` and so on.
 from __future__ import annotations
 
 import ast
+import io
+import tokenize
 from typing import Iterable
 
 import libcst as cst
@@ -274,4 +276,34 @@ def finish(module: cst.Module, roots_used: set, prelude: Iterable = (), *, proje
     code = renderer.render(new_body)
     for alias, chosen in aliases.items():
         code = code.replace(sentinel(alias), chosen)
-    return code
+    return drop_repeated_flags(code)
+
+
+FLAG_PREFIX = "# torch2mlx: "
+
+
+def drop_repeated_flags(code: str) -> str:
+    """One flag line per root cause per statement: a flag repeated in the comment lines above one
+    statement (a transform that marks a statement an earlier conversion already marked) is dropped."""
+    if code.count(FLAG_PREFIX) < 2:
+        return code
+    lines = code.splitlines(keepends=True)
+    repeated: list = []
+    seen: set = set()  # the flags of the comment lines above the statement being read
+    for i, line in enumerate(lines):
+        text = line.strip()
+        if text.startswith(FLAG_PREFIX):
+            if text in seen:
+                repeated.append(i)
+            seen.add(text)
+        elif not text.startswith("#"):  # code or a blank line ends the block of comments
+            seen = set()
+    if not repeated:
+        return code
+    try:  # only comment lines count: a string may hold such a line too
+        comments = {tok.start[0] - 1 for tok in tokenize.generate_tokens(io.StringIO(code).readline)
+                    if tok.type == tokenize.COMMENT and not tok.line[:tok.start[1]].strip()}
+    except (tokenize.TokenError, SyntaxError):
+        return code
+    drop = set(repeated) & comments
+    return "".join(line for i, line in enumerate(lines) if i not in drop)

@@ -21,7 +21,8 @@ from torch2mlx.diagnostics import Finding  # defined there; importable from here
 from torch2mlx.names import Scope
 from torch2mlx.table.index import RuleIndex
 from torch2mlx.table.model import Rule
-from torch2mlx.template import choose_template, expand, is_atomic, normalize, parenthesize, template_placeholders, template_roots
+from torch2mlx.template import (choose_template, expand, is_atomic, normalize, parenthesize, sentinel, template_placeholders,
+                                template_roots)
 from torch2mlx.tensors import TORCH_KEYWORDS, TensorFacts, attribute_chain
 
 _SENTINEL = re.compile(r"__t2m_mod_(\w+?)__")
@@ -90,7 +91,8 @@ class TableRewriter(cst.CSTTransformer):
         self.scopes: list[Scope] = [module_scope]
         self.tensors = TensorFacts(index, self.qualified_name, getattr(module_scope, "tensor_functions", frozenset()),
                                    lambda name: any(s.is_bound_locally(name) for s in self.scopes[1:]))
-        self.tensors.is_mlx_core = lambda name: any(name in s.mlx_core for s in self.scopes)
+        core = sentinel("mx")  # generated code names mlx.core by a sentinel until the emitter picks its alias
+        self.tensors.is_mlx_core = lambda name: name == core or any(name in s.mlx_core for s in self.scopes)
         self.tensors.is_plain_receiver = self._is_plain_receiver
         self.findings: list[Finding] = []
         self.roots_used: set[str] = set()
@@ -295,21 +297,28 @@ class TableRewriter(cst.CSTTransformer):
     leave_If = leave_For = leave_While = leave_With = leave_Try = _leave_compound
 
     def leave_Assign(self, original: cst.Assign, updated: cst.Assign) -> cst.Assign:
-        is_tensor = self.tensors.is_tensor(original.value)
-        is_bool = self.tensors.is_bool(original.value)
+        # what the value is known to be, before or after its translation: a second pass reads the
+        # translation (`a, b = x.max(dim=0)` -> a tuple of `mx.*` calls), so the first must know it too
+        is_tensor = self.tensors.is_tensor(original.value) or self.tensors.is_tensor(updated.value)
+        is_bool = self.tensors.is_bool(original.value) or self.tensors.is_bool(updated.value)
         for target in original.targets:
             if isinstance(target.target, cst.Name):
                 self.tensors.mark(target.target.value, is_tensor, is_bool)
             elif isinstance(target.target, (cst.Tuple, cst.List)):
                 elements = target.target.elements
                 # `q, k, v = qkv[0], qkv[1], qkv[2]`: element by element
-                values = original.value.elements if isinstance(original.value, cst.Tuple) and len(
-                    original.value.elements) == len(elements) else [None] * len(elements)
-                for el, value in zip(elements, values):
+                values = [self._elements(original.value, len(elements)), self._elements(updated.value, len(elements))]
+                for i, el in enumerate(elements):
                     if isinstance(el.value, cst.Name):
-                        known = value is not None and not isinstance(value, cst.StarredElement) and self.tensors.is_tensor(value.value)
+                        known = any(v is not None and not isinstance(v[i], cst.StarredElement) and self.tensors.is_tensor(v[i].value)
+                                    for v in values)
                         self.tensors.mark(el.value.value, known)
         return updated
+
+    @staticmethod
+    def _elements(value: cst.BaseExpression, count: int) -> Optional[list]:
+        """The elements of a tuple value unpacked into `count` names, or None."""
+        return value.elements if isinstance(value, cst.Tuple) and len(value.elements) == count else None
 
     def visit_AssignTarget(self, node: cst.AssignTarget) -> None:
         self.store_targets.add(id(node.target))
@@ -323,7 +332,7 @@ class TableRewriter(cst.CSTTransformer):
     def leave_AnnAssign(self, original: cst.AnnAssign, updated: cst.AnnAssign) -> cst.AnnAssign:
         if isinstance(original.target, cst.Name):
             known = self.tensors.is_tensor_annotation(original.annotation) or (
-                original.value is not None and self.tensors.is_tensor(original.value)
+                original.value is not None and (self.tensors.is_tensor(original.value) or self.tensors.is_tensor(updated.value))
             )
             self.tensors.mark(original.target.value, known)
         return updated

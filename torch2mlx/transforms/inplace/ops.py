@@ -44,6 +44,7 @@ _FRESH_METHODS = frozenset({
     "new_zeros", "new_ones", "new_full", "new_empty", "new_tensor", "zeros_like", "ones_like",
 })
 _VIEW_FUNCS = VIEW_OPS
+_MODULE_ROOTS = frozenset({"torch", "F", "nn", "np", "numpy", "mx"})  # `torch.reshape(x, ...)`: a function, not a method of `torch`
 # uses that read a value without keeping a reference to the tensor
 _SCALAR_ATTRS = frozenset({"shape", "dtype", "device", "ndim", "size", "item", "tolist", "numel", "dim", "is_cuda"})
 _READING_BUILTINS = frozenset({"print", "len", "float", "int", "str", "repr", "bool", "round", "isinstance", "format"})
@@ -55,11 +56,7 @@ def _is_fresh(value: ast.expr) -> bool:
     if isinstance(value, ast.Call):
         func = value.func
         if isinstance(func, ast.Attribute):
-            root = func.value
-            while isinstance(root, ast.Attribute):
-                root = root.value
-            module_call = isinstance(root, ast.Name) and root.id in ("torch", "F", "nn", "np", "numpy", "mx")
-            if module_call:
+            if _module_root(func) is not None:
                 return func.attr not in _VIEW_FUNCS
             # a view of a value nothing else refers to is itself unshared
             return func.attr in _FRESH_METHODS or _is_fresh(func.value)
@@ -361,10 +358,24 @@ _ITEM_WRITE = re.compile(r"\]\s*(?:[-+*/%&|^@]|//|\*\*|<<|>>)?=(?!=)")
 
 
 def _root_name(node) -> Optional[str]:
-    """`x` for `x`, `x.permute(1, 0)`, `x[0].t()`: the name a chain of calls, attributes and subscripts starts from."""
+    """`x` for `x`, `x.permute(1, 0)`, `x[0].t()`, `torch.reshape(x.t(), s)`: the name a chain of calls,
+    attributes and subscripts starts from (through the input of a module function: `mx.transpose(x, ...)`)."""
     while isinstance(node, (ast.Attribute, ast.Call, ast.Subscript)):
-        node = node.func if isinstance(node, ast.Call) else node.value
+        if isinstance(node, ast.Call) and node.args and _module_root(node.func) is not None:
+            node = node.args[0]
+        else:
+            node = node.func if isinstance(node, ast.Call) else node.value
     return node.id if isinstance(node, ast.Name) else None
+
+
+def _module_root(func) -> Optional[str]:
+    """`torch` for `torch.nn.functional.relu`: the module a function is called through, if it is one."""
+    if not isinstance(func, ast.Attribute):
+        return None
+    root = func.value
+    while isinstance(root, ast.Attribute):
+        root = root.value
+    return root.id if isinstance(root, ast.Name) and root.id in _MODULE_ROOTS else None
 
 
 def _left_to_this(rw, method: str) -> bool:

@@ -1,0 +1,182 @@
+"""Converting converted code changes nothing: each cause found on real code (bench/idempotence.py over
+torchvision, timm and transformers) has a minimal snippet here, and a fixed sample of torch's own
+source files is converted twice (the real-code corpora are not installed in CI; torch is).
+
+A snippet keeps a torch call the converter flags (`_left_for_torch`): a text that no longer mentions
+torch is returned unchanged without being parsed, so the second conversion would not run at all.
+"""
+from __future__ import annotations
+
+import difflib
+import textwrap
+from pathlib import Path
+
+import pytest
+
+import torch
+
+from torch2mlx import InputError, convert_source
+from torch2mlx.api import build_index
+
+KEEPS_TORCH = '''
+
+def _left_for_torch(flag):
+    torch._assert(flag, "kept")
+'''
+BOOL_MASK = "# torch2mlx: boolean-mask-indexing:"
+
+
+def _twice(source: str, path: str = "snippet.py", index=None) -> tuple[str, str]:
+    first = convert_source(source, path, index=index).code
+    return first, convert_source(first, path, index=index).code
+
+
+def _idempotent(source: str) -> str:
+    first, second = _twice(textwrap.dedent(source) + KEEPS_TORCH)
+    assert second == first, "\n".join(difflib.unified_diff(first.splitlines(), second.splitlines(), lineterm=""))
+    return first
+
+
+# ----- the first pass knows what its translation tells -----------------------------------------------
+def test_names_unpacked_from_a_tuple_of_tensors_are_tensors_on_the_first_pass():
+    # `v, i = x.max(dim=0)` becomes a tuple of mx.* calls: the second pass knew `i` is an array and
+    # flagged the boolean mask; the first must flag it too
+    out = _idempotent("""
+        import torch
+
+        def match(x: torch.Tensor):
+            v, i = x.max(dim=0)
+            i[v < 0] = -1
+            return i
+    """)
+    assert out.count(BOOL_MASK) == 1
+    assert out.index(BOOL_MASK) < out.index("i[v < 0] = -1")
+
+
+def test_a_value_unpacked_from_topk_is_translated_on_the_first_pass():
+    # `.to(dtype)` on it was flagged "not known to be a tensor" first, translated on the second pass
+    out = _idempotent("""
+        import torch
+
+        def route(logits: torch.Tensor, k: int):
+            top, idx = torch.topk(logits, k, dim=-1)
+            top = top.to(logits.dtype)
+            return top, idx
+    """)
+    assert "top = top.astype(logits.dtype)" in out
+    assert "Tensor.to" not in out
+
+
+def test_a_mask_whose_device_move_is_dropped_is_known_boolean_on_the_first_pass():
+    # `(a < b).cpu()` translates to the comparison itself; the second pass read a boolean mask there
+    out = _idempotent("""
+        import torch
+
+        def pick(features: torch.Tensor, lengths: torch.Tensor):
+            positions = torch.arange(features.shape[1])
+            mask = (positions < lengths[:, None]).cpu()
+            return features[mask]
+    """)
+    assert out.count(BOOL_MASK) == 1
+
+
+# ----- in-place writes: what a view is does not depend on how the code is spelled -------------------
+def test_a_name_reshaped_through_module_functions_is_not_taken_for_a_view_of_another():
+    # `m = m.permute(...).reshape(...)` reads as `m = mx.reshape(mx.transpose(m, ...), ...)` once
+    # converted: a view of `m` itself, as before; the item writes above stay unflagged on both passes
+    # (a text naming a Conv2d has the layout analysis read every statement, as in torchvision's
+    # swin_transformer: `m` is then known to be an array on the second pass too)
+    out = _idempotent("""
+        \"\"\"Attention masks for a Conv2d backbone.\"\"\"
+        import torch
+
+        def window_mask(x: torch.Tensor, n: int):
+            m = x.new_zeros((4, 4))
+            for h in ((0, 2), (2, 4)):
+                m[h[0] : h[1]] = n
+            m = m.view(2, 2, 2, 2)
+            m = m.permute(0, 2, 1, 3).reshape(n, 4)
+            return m
+    """)
+    assert "inplace-op" not in out
+
+
+def test_a_write_into_a_view_of_another_tensor_is_still_flagged_through_module_functions():
+    out = _idempotent("""
+        import torch
+
+        def f(x: torch.Tensor):
+            y = torch.reshape(torch.transpose(x, 0, 1), (-1,))
+            y[0:2] = 0
+            return y
+    """)
+    assert out.count("# torch2mlx: inplace-op:") == 1
+
+
+# ----- one flag per root cause per statement --------------------------------------------------------
+def test_a_statement_flagged_by_a_transform_is_not_flagged_again_on_each_run():
+    # train-step marked the statement again on every run (1, 2, 3 identical lines)
+    source = textwrap.dedent("""
+        import torch
+        import torch.nn.functional as F
+
+        def train(model, loader, optimizer):
+            for x, y in loader:
+                optimizer.zero_grad()
+                loss = F.cross_entropy(model(x), y)
+                loss.backward()
+                optimizer.step()
+    """)
+    first = convert_source(source, "train.py").code
+    third = convert_source(convert_source(first, "train.py").code, "train.py").code
+    assert third == first
+    assert first.count("# torch2mlx: train-step:") == 1
+
+
+def test_repeated_flag_lines_inside_a_string_are_left_alone():
+    source = 'import torch\nX = """\n# torch2mlx: a: b\n# torch2mlx: a: b\n"""\ny = torch.nonzero(x)\n'
+    out = convert_source(source, "s.py").code
+    assert out.count("# torch2mlx: a: b") == 2
+    assert convert_source(out, "s.py").code == out
+
+
+# ----- real code: torch's own sources, converted twice ----------------------------------------------
+TORCH_ROOT = Path(torch.__file__).parent
+# the three heaviest files of these folders (functional.py, module.py, lr_scheduler.py: half the time)
+# are in the slow sample only
+HEAVY = {"nn/functional.py", "nn/modules/module.py", "optim/lr_scheduler.py"}
+# a fixed sample CI has (torch is a dependency, the real-code corpora are not): layers, init, optimizers;
+# about 15 s of CPU
+TORCH_SAMPLE = sorted(p for p in [*(TORCH_ROOT / "nn" / "modules").glob("*.py"), TORCH_ROOT / "nn" / "init.py",
+                                  *(TORCH_ROOT / "optim").glob("*.py")]
+                      if p.relative_to(TORCH_ROOT).as_posix() not in HEAVY)
+# the slow sample (`pytest -m slow tests/test_idempotence_real.py`): every file of torch.nn, torch.optim,
+# torch.distributions and torch.utils.data (about 240 files, a minute of CPU)
+TORCH_TREE = sorted(p for folder in ("nn", "optim", "distributions", "utils/data") for p in (TORCH_ROOT / folder).rglob("*.py"))
+
+
+def _changed(paths: list) -> list:
+    index = build_index(())
+    changed = []
+    for path in paths:
+        try:
+            first, second = _twice(path.read_text(encoding="utf-8"), str(path), index)
+        except InputError:
+            continue
+        if first != second:
+            diff = difflib.unified_diff(first.splitlines(), second.splitlines(), lineterm="", n=1)
+            changed.append(f"{path.relative_to(TORCH_ROOT)}:\n" + "\n".join(list(diff)[:12]))
+    return changed
+
+
+def test_torch_sources_convert_to_themselves():
+    assert len(TORCH_SAMPLE) >= 40
+    changed = _changed(TORCH_SAMPLE)
+    assert not changed, "\n".join(changed)
+
+
+@pytest.mark.slow
+def test_torch_tree_converts_to_itself():
+    assert len(TORCH_TREE) >= 200
+    changed = _changed(TORCH_TREE)
+    assert not changed, "\n".join(changed)
