@@ -133,6 +133,31 @@ def test_a_statement_flagged_by_a_transform_is_not_flagged_again_on_each_run():
     assert first.count("# torch2mlx: train-step:") == 1
 
 
+def test_a_flag_on_the_first_statement_of_a_translated_step_stays_next_to_it():
+    # the region's first statement became the first line of `def loss_fn`: its flag went above the def,
+    # the statement then got a torch-reference flag, and a second pass flagged it once more
+    out = _idempotent("""
+        import torch
+        import torch.nn as nn
+        import torch.nn.functional as F
+
+        model = nn.Linear(4, 2)
+        optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+
+        def train(loader):
+            for x, y in loader:
+                optimizer.zero_grad()
+                out = model(x) + torch.nonzero(y).sum()
+                loss = F.cross_entropy(out, y)
+                loss.backward()
+                optimizer.step()
+    """)
+    lines = out.splitlines()
+    flag = next(i for i, line in enumerate(lines) if "# torch2mlx: torch.nonzero:" in line)
+    assert lines[flag - 1].strip() == "def loss_fn():" and "torch.nonzero(y)" in lines[flag + 1]
+    assert out.count("# torch2mlx: torch.nonzero:") == 1 and "torch-reference" not in out
+
+
 def test_repeated_flag_lines_inside_a_string_are_left_alone():
     source = 'import torch\nX = """\n# torch2mlx: a: b\n# torch2mlx: a: b\n"""\ny = torch.nonzero(x)\n'
     out = convert_source(source, "s.py").code

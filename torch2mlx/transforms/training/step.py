@@ -497,8 +497,12 @@ class TrainStep(Transform):
         outputs = ", ".join([loss, *aux])
         returned = f"({outputs})" if aux else loss
         header = mlx_statements(rw, f"def {fn_name}({', '.join(params)}):\n    pass\n")[0]
-        lead = region_stmts[0].leading_lines
-        region_stmts[0] = region_stmts[0].with_changes(leading_lines=[])
+        # comments and blank lines above the region go above the def; a flag stays with its statement
+        # (above the def, a second conversion would flag the statement again)
+        first_lines = region_stmts[0].leading_lines
+        flags = [line for line in first_lines if line.comment is not None and line.comment.value.startswith("# torch2mlx: ")]
+        lead = [line for line in first_lines if not any(line is f for f in flags)]
+        region_stmts[0] = region_stmts[0].with_changes(leading_lines=flags)
         fn_body = [*region_stmts, cst.parse_statement(f"return {outputs}")]
         fn = header.with_changes(body=header.body.with_changes(body=fn_body), leading_lines=lead)
         call = mlx_statements(rw, f"{returned}, {grads} = nn.value_and_grad({model}, {fn_name})({', '.join(params)})\n")
