@@ -28,9 +28,16 @@ size 1, a feature map otherwise (flattened through a transpose back to channels-
 `adaptive_max_pool2d` are translated for NCHW arrays, between transposes; applied to a
 channels-last feature map here, the transposes are dropped (`LAYOUT_FUNCTIONS`).
 
+`F.max_pool2d` / `F.avg_pool2d` of a feature map run channels-last the same way. A submodule set on
+several paths of `__init__` (`self.shortcut = nn.Sequential()` then conv + BN under an `if`, `layer if c
+else nn.Identity()`) keeps a channels-last input channels-last when it is identity or one channels-last
+layer kind on every path. Methods that forward calls (`self.forward_features(x)`) are followed from the
+layouts of their arguments and rewritten for them.
+
 **Left in place (flagged) when** a channels-last value is used in any other way (`view`/`reshape`
 to other shapes, tensor indices, unknown functions or submodules, try/with over it, a branch or
-loop that leaves it channels-last on one path only, ...).
+loop that leaves it channels-last on one path only, ...). What such a flagged expression computes is
+UNKNOWN from there on: read for its axis order later it is flagged again, never taken for torch's layout.
 """
 from __future__ import annotations
 
@@ -41,13 +48,15 @@ import libcst as cst
 from torch2mlx.template import sentinel
 from torch2mlx.transforms import Transform
 from torch2mlx.transforms.layout.flow import LayoutFlow
-from torch2mlx.transforms.layout.ops import RANK, LayoutOps
+from torch2mlx.transforms.layout.ops import RANK, LayoutOps, shape_source
 from torch2mlx.transforms.layout.ops import int_value as _int
 from torch2mlx.transforms.layout.tables import (  # what each layer does to a layout
     AXES, TO_CL, TO_TORCH, ADAPTIVE, FUNCTIONS, KEEP, LAYOUT_FUNCTIONS, PER_POSITION, SPATIAL)
 
 RULE = "nn-layout"
-
+# a value whose layout the analysis gave up on (flagged where that happened): in MLX it may be either layout,
+# so what reads its axis order is flagged too, and it is never transposed into a channels-last layer
+UNKNOWN = "unknown"
 
 
 def _layer_kind(rw, call: cst.BaseExpression) -> Optional[str]:
@@ -100,6 +109,11 @@ class NnLayoutTransform(LayoutOps, LayoutFlow, Transform):
         self.reindex: dict = {}       # id(original subscript) -> layout whose axes its index is spread over
         self.to_channels_last: dict = {}  # id(original call of a layer) -> permutation for its plain argument
         self.frames: list = []        # open if / loop statements of the forward (flow.py)
+        self.doubted: set = set()     # id(node) flagged in the current statement (a consumer of it is not flagged again)
+        self.cls_node: Optional[cst.ClassDef] = None  # the channels-last class whose methods are being followed
+        self.method_plans: dict = {}  # id(method FunctionDef) -> layouts of its parameters (from its calls in forward)
+        self._method_results: dict = {}  # (id(method), parameter layouts) -> the layout it returns, or None
+        self.method_outputs = None    # the class's output layouts, set aside while one of its methods is visited
         self.scalars: set = set()     # names bound to sizes by `N, C, H, W = x.shape` in the forward
         self.loop_modules: dict = {}  # loop variable over an nn.ModuleList of channels-last blocks -> their layout
         self.layers: Optional[dict] = None
@@ -121,7 +135,18 @@ class NnLayoutTransform(LayoutOps, LayoutFlow, Transform):
         layers = self._class_layers(rw, node)
         self.classes.append(layers)
         self.notes.append([[], set(), 0])  # inputs, output layouts, statements of forward analysed
+        self._plan_methods(rw, node, layers)
         self.class_stack.append((node, layers))
+
+    def _plan_methods(self, rw, node: cst.ClassDef, layers: Optional[dict]) -> None:
+        """Follow forward ahead of the pass, so that the methods it calls (defined before it, often) are visited
+        by the pass knowing the layouts of their parameters."""
+        self.method_plans, self._method_results = {}, {}
+        forward = self._forward(node)
+        if layers is None or forward is None or not self._methods(node):
+            return
+        first = self._input_layout(rw, node, layers)
+        self._analyse(rw, node, forward, {p.name.value: first for p in forward.params.params[1:] if p.default is None}, layers)
 
     def _class_layers(self, rw, node: cst.ClassDef) -> Optional[dict]:
         """{attr: layout kind of the submodule} when `__init__` builds a channels-last layer, else None."""
@@ -129,23 +154,50 @@ class NnLayoutTransform(LayoutOps, LayoutFlow, Transform):
         passed: dict = {}  # attr -> (__init__, parameter) for `self.attr = parameter`
         for stmt in node.body.body:
             if isinstance(stmt, cst.FunctionDef) and stmt.name.value == "__init__":
-                for line in stmt.body.body:
-                    if isinstance(line, cst.SimpleStatementLine):
-                        for small in line.body:
-                            if isinstance(small, cst.Assign) and len(small.targets) == 1:
-                                target = small.targets[0].target
-                                if isinstance(target, cst.Attribute) and isinstance(target.value, cst.Name) and target.value.value == "self":
-                                    value = small.value
-                                    if isinstance(value, cst.Name):
-                                        passed[target.attr.value] = (stmt, value.value)
-                                    else:
-                                        layers[target.attr.value] = self._module_layout(rw, value)
+                self._init_assignments(rw, stmt, stmt.body.body, layers, passed)
+        layers = {attr: layout for attr, layout in layers.items() if layout is not _ABSENT}
         spatial = any(v not in (None, "pp", "plain") for v in layers.values())
         if not spatial and node.name.value not in self.promoted:
             return None  # modules passed to __init__ matter only in a class that is channels-last already
         for attr, (init, param) in passed.items():
             layers.setdefault(attr, self._passed_module_layout(rw, node, init, param))
         return layers
+
+    def _init_assignments(self, rw, init: cst.FunctionDef, body, layers: dict, passed: dict) -> None:
+        """`self.attr = <module>` in `__init__`, in order: a later assignment replaces an earlier one; the branches
+        of an `if` are merged (`self.shortcut = nn.Sequential()` then, under `if stride != 1:`, a conv + BN: the
+        shortcut keeps a channels-last input channels-last either way). `None` is no module: it is never called."""
+        for line in body:
+            if isinstance(line, cst.If):
+                before = dict(layers)
+                self._init_assignments(rw, init, line.body.body, layers, passed)
+                branch, other = dict(layers), dict(before)
+                orelse = line.orelse
+                if isinstance(orelse, cst.If):
+                    self._init_assignments(rw, init, [orelse], other, passed)
+                elif orelse is not None:
+                    self._init_assignments(rw, init, orelse.body.body, other, passed)
+                layers.clear()
+                for attr in branch.keys() | other.keys():
+                    layers[attr] = _either(branch.get(attr, _ABSENT), other.get(attr, _ABSENT))
+            elif isinstance(line, cst.SimpleStatementLine):
+                for small in line.body:
+                    if isinstance(small, cst.Assign) and len(small.targets) == 1:
+                        target = small.targets[0].target
+                        if isinstance(target, cst.Attribute) and isinstance(target.value, cst.Name) and target.value.value == "self":
+                            value = small.value
+                            if isinstance(value, cst.Name) and value.value != "None":
+                                passed[target.attr.value] = (init, value.value)
+                            else:
+                                layers[target.attr.value] = self._module_or_none(rw, value)
+
+    def _module_or_none(self, rw, value):
+        """`_module_layout`, with `None` (no module) as _ABSENT and `a if cond else b` as either of the two."""
+        if isinstance(value, cst.Name) and value.value == "None":
+            return _ABSENT
+        if isinstance(value, cst.IfExp):
+            return _either(self._module_or_none(rw, value.body), self._module_or_none(rw, value.orelse))
+        return self._module_layout(rw, value)
 
     def _passed_module_layout(self, rw, cls: cst.ClassDef, init: cst.FunctionDef, param: str) -> Optional[str]:
         """`self.downsample = downsample` (an __init__ parameter): the one layout of every module this file passes
@@ -190,6 +242,9 @@ class NnLayoutTransform(LayoutOps, LayoutFlow, Transform):
 
     def _module_layout(self, rw, value) -> Optional[str]:
         """What a submodule does to a channels-last input: a layout, 'pp' (per position), 'flag' or None."""
+        if isinstance(value, cst.IfExp):  # `nn.BatchNorm2d(c) if use_bn else nn.Identity()`
+            found = self._module_or_none(rw, value)
+            return None if found is _ABSENT else found
         kind = _layer_kind(rw, value)
         if kind in ADAPTIVE:
             return "g" if _global_pool(value) else "cl2"
@@ -317,8 +372,14 @@ class NnLayoutTransform(LayoutOps, LayoutFlow, Transform):
         if self.calls is not None:
             self.calls.enter(node)
         layers = self.classes[-1] if self.classes else None
+        if layers is not None and self.state is None and id(node) in self.method_plans:
+            self.method_outputs, self.notes[-1][1] = self.notes[-1][1], set()  # its returns are not the class's
+            self.state, self.scalars, self.layers = dict(self.method_plans[id(node)]), set(), layers
+            self.cls_node = self.class_stack[-1][0]
+            return
         if layers is None or node.name.value != "forward":
             return
+        self.cls_node = self.class_stack[-1][0]
         names = [p.name.value for p in node.params.params[1:] if p.default is None]
         first = self._input_layout(rw, self.class_stack[-1][0], layers)
         self.scalars = set()
@@ -329,7 +390,9 @@ class NnLayoutTransform(LayoutOps, LayoutFlow, Transform):
     def leave_FunctionDef(self, rw, original, updated):
         if self.calls is not None:
             self.calls.leave()
-        if original.name.value == "forward":
+        if id(original) in self.method_plans and self.method_outputs is not None:
+            self.state, self.notes[-1][1], self.method_outputs = None, self.method_outputs, None
+        elif original.name.value == "forward":
             self.state = None
         return updated
 
@@ -337,6 +400,7 @@ class NnLayoutTransform(LayoutOps, LayoutFlow, Transform):
         if self.state is None:
             return
         before = len(rw.flags())
+        self.doubted = set()
         self._statement(rw, node)
         if any(f.rule_id == RULE and f.severity != "info" for f in rw.flags(before)):
             self._forget_rewrites(node)  # a flagged statement keeps torch's meaning throughout
@@ -352,7 +416,7 @@ class NnLayoutTransform(LayoutOps, LayoutFlow, Transform):
                 layouts = self._unpack(rw, target, small.value)
                 if layouts is None:
                     self._doubt(rw, small.value)
-                    layouts = ["?"] * len(target.elements)
+                    layouts = [UNKNOWN] * len(target.elements)
                 for el, layout in zip(target.elements, layouts):
                     if isinstance(el.value, cst.Name):
                         self.state[el.value.value] = layout
@@ -419,7 +483,8 @@ class NnLayoutTransform(LayoutOps, LayoutFlow, Transform):
             if self.state[e.value] == "?":
                 rw.flag(e, RULE, "needs-review", f"`{e.value}` is channels-last on some paths here and not on others "
                         "(if/else or a loop): the analysis cannot follow it")
-                return "plain"
+                self.doubted.add(id(e))
+                return UNKNOWN
             return self.state[e.value]
         if isinstance(e, cst.BinaryOperation):
             left, right = self._layout(rw, e.left), self._layout(rw, e.right)
@@ -434,7 +499,8 @@ class NnLayoutTransform(LayoutOps, LayoutFlow, Transform):
             return "plain" if all(self._layout(rw, p) == "plain" for p in parts) else self._doubt(rw, e)
         if isinstance(e, cst.BooleanOperation):
             return "plain" if self._layout(rw, e.left) == "plain" and self._layout(rw, e.right) == "plain" else self._doubt(rw, e)
-        if isinstance(e, cst.Attribute) and e.attr.value in ("dtype", "ndim", "device", "is_cuda") and self._layout(rw, e.value) != "?":
+        if isinstance(e, cst.Attribute) and e.attr.value in ("dtype", "ndim", "device", "is_cuda") \
+                and self._layout(rw, e.value) not in ("?", UNKNOWN):
             return "plain"
         if isinstance(e, cst.Tuple):
             for el in e.elements:
@@ -477,6 +543,8 @@ class NnLayoutTransform(LayoutOps, LayoutFlow, Transform):
         layouts = {x for x in (left, right) if x != "plain"}
         if not layouts:
             return "plain"
+        if UNKNOWN in layouts:  # the same unknown layout on both sides is not known either
+            return UNKNOWN if "plain" in (left, right) and self._is_scalar(plain_side) else self._doubt(rw, node)
         if len(layouts) == 1 and (left == right or self._is_scalar(plain_side)):
             return layouts.pop()
         return self._doubt(rw, node)
@@ -489,15 +557,19 @@ class NnLayoutTransform(LayoutOps, LayoutFlow, Transform):
             return self._is_scalar(node.expression)
         if isinstance(node, cst.BinaryOperation):
             return self._is_scalar(node.left) and self._is_scalar(node.right)
-        if isinstance(node, cst.Subscript) and isinstance(node.value, cst.Attribute) and node.value.attr.value == "shape":
+        if isinstance(node, cst.Subscript) and shape_source(node.value) is not None:
             return len(node.slice) == 1 and isinstance(node.slice[0].slice, cst.Index)
         return isinstance(node, cst.Name) and node.value in self.scalars
 
     def _doubt(self, rw, e) -> str:
-        rw.flag(e, RULE, "needs-review", "cannot tell how this depends on the axis order of a channels-last value "
-                "(MLX convolutions/pools/norms are NHWC, torch's NCHW)")
+        """Flag `e` (once: not again where it only passes on a doubt flagged inside it); its value is UNKNOWN."""
+        inside = {id(n) for n in _walk_nodes(e)}
+        if not inside & self.doubted:
+            rw.flag(e, RULE, "needs-review", "cannot tell how this depends on the axis order of a channels-last value "
+                    "(MLX convolutions/pools/norms are NHWC, torch's NCHW)")
+        self.doubted.add(id(e))
         self._forget_rewrites(e)
-        return "plain"
+        return UNKNOWN
 
     def _forget_rewrites(self, e) -> None:
         """A flagged expression keeps torch's meaning: drop the layout rewrites planned inside it (a permute
@@ -514,6 +586,9 @@ class NnLayoutTransform(LayoutOps, LayoutFlow, Transform):
         func = e.func
         args = [a for a in e.args]
         if isinstance(func, cst.Attribute) and isinstance(func.value, cst.Name) and func.value.value == "self":
+            method = self._methods(self.cls_node).get(func.attr.value)
+            if method is not None and func.attr.value not in (self.layers or {}):
+                return self._self_method(rw, e, method)
             return self._submodule_call(rw, e, (self.layers or {}).get(func.attr.value))
         if isinstance(func, cst.Name) and func.value in self.loop_modules:
             return self._submodule_call(rw, e, self.loop_modules[func.value])
@@ -534,7 +609,7 @@ class NnLayoutTransform(LayoutOps, LayoutFlow, Transform):
             return self._doubt(rw, e)
         if qual is not None and args and not args[0].keyword and not args[0].star:
             layout = self._layout(rw, args[0].value)
-            found = self._function(rw, qual, e, layout) if layout not in ("plain", "?") else None
+            found = self._function(rw, qual, e, layout) if layout not in ("plain", "?", UNKNOWN) else None
             return found if found is not None else self._doubt(rw, e)
         if isinstance(func, cst.Attribute):
             return self._method_call(rw, e, func, args)
@@ -565,6 +640,11 @@ class NnLayoutTransform(LayoutOps, LayoutFlow, Transform):
             return kind
         if inner == "plain":
             return inner if kind is None else self._doubt(rw, e)
+        if inner == UNKNOWN and kind in SPATIAL.values():  # its input may be either layout; its output is channels-last
+            self._doubt(rw, e)
+            return kind
+        if inner == UNKNOWN and kind != "pp":
+            return self._doubt(rw, e)
         if kind == "keep":  # upsampling a (N, 1, 1, C) map gives a real feature map
             return "cl2" if inner == "g" else inner
         if kind in SPATIAL.values():
@@ -578,7 +658,7 @@ class NnLayoutTransform(LayoutOps, LayoutFlow, Transform):
             if func.attr.value == "permute" and (back := self._to_channels_first(e, args)) is not None:
                 return back
             return "plain" if all(self._layout(rw, a.value) == "plain" for a in args) else self._doubt(rw, e)
-        if layout == "?":
+        if layout in ("?", UNKNOWN):
             return self._doubt(rw, e)
         method = func.attr.value
         if isinstance(receiver, cst.Name):
@@ -605,6 +685,8 @@ class NnLayoutTransform(LayoutOps, LayoutFlow, Transform):
         if any(self._layout(rw, a.value) != "plain" for a in rest):  # e.g. size=skip.shape[2:] is remapped
             return self._doubt(rw, e)
         self.unwrap.add(id(e))
+        if kind == "spatial":
+            return "cl2"
         if kind == "pool":
             size = rest[0] if rest and (rest[0].keyword is None or rest[0].keyword.value == "output_size") else None
             return "g" if size is not None and _is_one(size.value) else "cl2"
@@ -620,7 +702,7 @@ class NnLayoutTransform(LayoutOps, LayoutFlow, Transform):
 
     def _flatten(self, rw, e, tensor, rest) -> str:
         layout = self._cl(tensor)
-        if layout is None or (rest and _int(rest[0].value) != 1) or len(rest) > 1:
+        if layout not in ("g", *TO_TORCH) or (rest and _int(rest[0].value) != 1) or len(rest) > 1:
             return self._doubt(rw, e)
         if layout != "g":
             mx = sentinel("mx")
@@ -629,8 +711,8 @@ class NnLayoutTransform(LayoutOps, LayoutFlow, Transform):
         return "plain"
 
     def _subscript(self, rw, e: cst.Subscript) -> str:
-        if isinstance(e.value, cst.Attribute) and e.value.attr.value == "shape" and len(e.slice) == 1:
-            layout = self._cl(e.value.value)
+        if shape_source(e.value) is not None and len(e.slice) == 1:  # x.shape[i], x.size()[i]
+            layout = self._cl(shape_source(e.value))
             index = _int(getattr(e.slice[0].slice, "value", None))
             if _axis(layout, index) is not None:
                 self.replace[id(e.slice[0].slice.value)] = cst.Integer(str(AXES[layout][index]))
@@ -730,9 +812,14 @@ class NnLayoutTransform(LayoutOps, LayoutFlow, Transform):
         self._cl_memo = {}
         return changed
 
+    @staticmethod
+    def _forward(node: cst.ClassDef) -> Optional[cst.FunctionDef]:
+        return next((s for s in node.body.body if isinstance(s, cst.FunctionDef) and s.name.value == "forward"), None)
+
     def _dry_run(self, rw, node: cst.ClassDef) -> Optional[str]:
         layers = self._class_layers(rw, node)
-        forward = next((s for s in node.body.body if isinstance(s, cst.FunctionDef) and s.name.value == "forward"), None)
+        forward = self._forward(node)
+        self._method_results = {}  # what the class's layers do may have changed since the last dry run
         if layers is None or forward is None:
             return None
         params = forward.params
@@ -741,22 +828,68 @@ class NnLayoutTransform(LayoutOps, LayoutFlow, Transform):
                 or params.star_arg is not cst.MaybeSentinel.DEFAULT or params.star_kwarg is not None):
             return None
         first = self._input_layout(rw, node, layers)
+        out = self._analyse(rw, node, forward, {inputs[0]: first}, layers)
+        return out if (first, out) in (("cl2", "cl2"), ("cl2", "g"), ("cl1", "cl1"), ("cl3", "cl3")) else None
+
+    def _analyse(self, rw, cls: cst.ClassDef, function: cst.FunctionDef, state: dict, layers: dict) -> Optional[str]:
+        """Follow a method of `cls` ahead of the pass from the layouts `state` of its parameters: the one layout it
+        returns, or None when anything in it is flagged (or it returns several)."""
         saved = (self.state, self.layers, self.notes, self.replace, self.unwrap, self.rebuild, self.reindex,
-                 self.to_channels_last, self.frames, self.loop_modules, self.scalars)
+                 self.to_channels_last, self.frames, self.loop_modules, self.scalars, self.doubted, self.cls_node)
         dry = _DryRun(rw)
-        self.state, self.layers, self.notes, self.replace, self.unwrap = {inputs[0]: first}, layers, [[inputs, set(), 0]], {}, set()
+        self.state, self.layers, self.notes, self.replace, self.unwrap = dict(state), layers, [[list(state), set(), 0]], {}, set()
         self.rebuild, self.reindex, self.to_channels_last, self.frames, self.loop_modules = {}, {}, {}, [], {}
-        self.scalars = set()
+        self.scalars, self.doubted, self.cls_node = set(), set(), cls
         try:
-            forward.body.visit(_Statements(self, dry))
+            function.body.visit(_Statements(self, dry))
             outputs = self.notes[-1][1]
         finally:
             (self.state, self.layers, self.notes, self.replace, self.unwrap, self.rebuild, self.reindex,
-             self.to_channels_last, self.frames, self.loop_modules, self.scalars) = saved
+             self.to_channels_last, self.frames, self.loop_modules, self.scalars, self.doubted, self.cls_node) = saved
         if dry.flagged or len(outputs) != 1:
             return None
-        out = next(iter(outputs))
-        return out if (first, out) in (("cl2", "cl2"), ("cl2", "g"), ("cl1", "cl1"), ("cl3", "cl3")) else None
+        return next(iter(outputs))
+
+    # ----- self.forward_features(x): methods of a channels-last class called from its forward ----------------
+    def _self_method(self, rw, e: cst.Call, function: cst.FunctionDef) -> str:
+        """`self.forward_features(x)`: the method is followed from the layouts of the arguments (the same at every
+        call) and its body rewritten for them in the pass; the call is flagged when anything in it is not followed
+        (and that is flagged in the method)."""
+        params = function.params
+        names = [p.name.value for p in params.params[1:]]
+        if (params.posonly_params or params.kwonly_params or params.star_arg is not cst.MaybeSentinel.DEFAULT
+                or params.star_kwarg is not None or any(a.star for a in e.args) or function.asynchronous is not None):
+            return self._doubt(rw, e)
+        state = {name: "plain" for name in names}
+        positional = [a for a in e.args if a.keyword is None]
+        if len(positional) > len(names) or any(a.keyword is not None and a.keyword.value not in names for a in e.args):
+            return self._doubt(rw, e)
+        for name, arg in zip(names, positional):
+            state[name] = self._layout(rw, arg.value)
+        for arg in e.args:
+            if arg.keyword is not None:
+                state[arg.keyword.value] = self._layout(rw, arg.value)
+        layouts = tuple(state[n] for n in names)
+        if any(v in ("?", UNKNOWN) for v in layouts) or id(function) in self._checking:
+            return self._doubt(rw, e)
+        key = (id(function), layouts)
+        if key not in self._method_results:
+            self._checking.add(id(function))
+            try:
+                self._method_results[key] = self._analyse(rw, self.cls_node, function, state, self.layers)
+            finally:
+                self._checking.discard(id(function))
+        out = self._method_results[key]
+        # the pass follows the method from these layouts (flagging in it what it cannot follow)
+        if self.method_plans.setdefault(id(function), state) != state or out is None:
+            return self._doubt(rw, e)  # called with other layouts elsewhere, or not followed throughout
+        return out
+
+    def _methods(self, cls: Optional[cst.ClassDef]) -> dict:
+        if cls is None:
+            return {}
+        return {s.name.value: s for s in cls.body.body
+                if isinstance(s, cst.FunctionDef) and s.name.value not in ("forward", "__init__")}
 
     def _rebuilt(self, rw, original: cst.Call, updated):
         template = self.rebuild.pop(id(original))
@@ -807,6 +940,30 @@ class NnLayoutTransform(LayoutOps, LayoutFlow, Transform):
         return call
 
 
+
+
+_ABSENT = "absent"  # an attribute set to None (or not at all) on some path of __init__: not a module there
+_CHANNELS_LAST = ("cl1", "cl2", "cl3")
+
+
+def _either(a, b):
+    """What a submodule that is `a` on some paths of __init__ and `b` on others does to a layout. Identity (or a
+    per-position layer) or a channels-last layer: a channels-last input stays channels-last either way ("keep";
+    a value in torch's layout is flagged). Anything else that differs: not known (None)."""
+    if a == b or b is _ABSENT:
+        return a
+    if a is _ABSENT:
+        return b
+    pair = {a, b}
+    if None in pair:
+        return None
+    if "flag" in pair:
+        return "flag"
+    if pair == {"g", "cl2"}:
+        return "cl2"
+    if pair <= {"pp", "keep", *_CHANNELS_LAST} and len(pair & set(_CHANNELS_LAST)) <= 1:
+        return "keep"
+    return None
 
 
 def _project_builders(rw) -> frozenset:

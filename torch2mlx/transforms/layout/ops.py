@@ -205,7 +205,7 @@ class LayoutOps:
         if not isinstance(target, cst.Tuple) or any(isinstance(el, cst.StarredElement) for el in target.elements):
             return None
         names = target.elements
-        shape_of = _shape_source(value)
+        shape_of = shape_source(value)
         if shape_of is not None:
             layout = self._layout(rw, shape_of)
             if layout == "plain":
@@ -250,7 +250,7 @@ def _is_false(node) -> bool:
     return isinstance(node, cst.Name) and node.value == "False"
 
 
-def _shape_source(value) -> Optional[cst.BaseExpression]:
+def shape_source(value) -> Optional[cst.BaseExpression]:
     """`x` for `x.shape` / `x.size()`, else None."""
     if isinstance(value, cst.Attribute) and value.attr.value == "shape":
         return value.value

@@ -14,10 +14,13 @@ from torch2mlx.layout_facts import ADAPTIVE, KEEP, SPATIAL  # noqa: F401  (re-ex
 
 _F = "torch.nn.functional."
 # functions translated for NCHW arrays between transposes (rules/nn_vision_extra.yaml, nn_upsample.yaml);
-# on a channels-last map the transposes go: "keep" the layout, or "pool" (adaptive pooling)
+# on a channels-last map the transposes go: "keep" the layout, "pool" (adaptive pooling), "spatial" (a (N, H, W, C) map)
 LAYOUT_FUNCTIONS = {_F + "interpolate": "keep", _F + "upsample": "keep", _F + "pixel_shuffle": "keep",
                      "torch.pixel_shuffle": "keep", _F + "pixel_unshuffle": "keep", "torch.pixel_unshuffle": "keep",
-                     _F + "adaptive_avg_pool2d": "pool", _F + "adaptive_max_pool2d": "pool"}
+                     _F + "adaptive_avg_pool2d": "pool", _F + "adaptive_max_pool2d": "pool",
+                     # rules/breadth_pooling.yaml: a channels-last (N, H, W, C) map whatever the input's size
+                     _F + "max_pool2d": "spatial", "torch.max_pool2d": "spatial",
+                     _F + "avg_pool2d": "spatial", "torch.avg_pool2d": "spatial"}
 PER_POSITION = frozenset({"ReLU", "ReLU6", "GELU", "SiLU", "Tanh", "Sigmoid", "Dropout", "Identity",
                            "LeakyReLU", "ELU", "Hardswish", "Mish", "BatchNorm1d"})
 FUNCTIONS = frozenset({"torch.nn.functional.relu", "torch.relu", "torch.nn.functional.gelu", "torch.sigmoid",

@@ -1,0 +1,271 @@
+"""Channels-last layout on idioms of real CNNs (torchvision, timm, pytorch-cifar): each model runs in torch and,
+converted, in MLX with the same weights; where the analysis cannot be exact it flags, never silently wrong."""
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+mx = pytest.importorskip("mlx.core")
+
+from torch2mlx import convert_source, load_torch_weights  # noqa: E402
+from tests.model_support import (  # noqa: E402
+    assert_close, channels_last, exec_source, randomize_parameters, warnings)
+
+HEADER = "import torch\nimport torch.nn as nn\nimport torch.nn.functional as F\n\n\n"
+
+
+def _matches_torch(source: str, build, shape: tuple, *, nhwc_input: bool = True, channels_last_output: bool = True):
+    """Converts with no warning; the MLX model with torch's weights gives torch's output."""
+    source = HEADER + source
+    result = convert_source(source, "model.py")
+    assert not warnings(result), "\n".join(d.format() for d in warnings(result)) + "\n" + result.code
+    torch.manual_seed(0)
+    torch_model = build(exec_source(source, "torch_model"))
+    randomize_parameters(torch_model)
+    torch_model.eval()
+    mlx_model = build(exec_source(result.code, "mlx_model"))
+    mlx_model.eval()
+    assert load_torch_weights(mlx_model, torch_model.state_dict()).ok
+    x = np.random.RandomState(0).standard_normal(shape).astype(np.float32)
+    with torch.no_grad():
+        expected = torch_model(torch.from_numpy(x))
+    assert np.abs(expected.numpy()).max() > 0.1
+    actual = mlx_model(mx.array(channels_last(x) if nhwc_input else x))
+    assert_close(actual, expected, channels_last_output=channels_last_output)
+    return result
+
+
+def _flagged_lines(result) -> set:
+    return {d.line - HEADER.count("\n") for d in warnings(result) if d.rule_id == "nn-layout"}
+
+
+# ----- silent-wrong cases: a value the analysis gave up on is never taken for torch's layout ---------------------
+
+def test_no_transpose_into_a_conv_after_an_unfollowed_pooling_path():
+    # a helper the analysis does not follow: its line is flagged; its result is NHWC in MLX all the same, so no
+    # transpose to NHWC before conv2 (one was inserted, as for torch-layout data)
+    source = HEADER + """def pool(t):
+    return F.avg_pool2d(t, 2)
+
+
+class Bottleneck(nn.Module):
+    def __init__(self, c):
+        super().__init__()
+        self.conv1 = nn.Conv2d(c, c, 1)
+        self.conv2 = nn.Conv2d(c, c, 3, padding=1)
+
+    def forward(self, x):
+        y = self.conv1(x)
+        y = pool(y)
+        return self.conv2(y)
+"""
+    result = convert_source(source, "model.py")
+    assert "transpose(y" not in result.code, result.code
+    assert _flagged_lines(result) == {13, 14}
+
+
+def test_sizes_and_cat_after_a_computed_pad_are_flagged():
+    # F.pad with computed widths is not followed: x1 may be either layout after it, so what reads its axes is flagged
+    source = HEADER + """class Up(nn.Module):
+    def __init__(self, c):
+        super().__init__()
+        self.up = nn.ConvTranspose2d(c, c, 2, stride=2)
+        self.conv = nn.Conv2d(2 * c, c, 3, padding=1)
+
+    def forward(self, x1, x2):
+        x1 = self.up(x1)
+        diffY = x2.size()[2] - x1.size()[2]
+        diffX = x2.size()[3] - x1.size()[3]
+        x1 = F.pad(x1, [diffX // 2, diffX - diffX // 2, diffY // 2, diffY - diffY // 2])
+        h = x1.shape[2]
+        x = torch.cat([x2, x1], dim=1)
+        return self.conv(x) * h
+"""
+    result = convert_source(source, "model.py")
+    assert "diffY = x2.shape[1] - x1.shape[1]" in result.code  # x.size()[i] is remapped like x.shape[i]
+    assert "transpose(x," not in result.code, result.code
+    assert {11, 12, 13, 14} <= _flagged_lines(result)
+
+
+# ----- idioms followed exactly ------------------------------------------------------------------------------
+
+CIFAR_RESNET = """class BasicBlock(nn.Module):
+    def __init__(self, inp, out, stride=1):
+        super().__init__()
+        self.conv1 = nn.Conv2d(inp, out, 3, stride, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(out)
+        self.conv2 = nn.Conv2d(out, out, 3, 1, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(out)
+        self.shortcut = nn.Sequential()
+        if stride != 1 or inp != out:
+            self.shortcut = nn.Sequential(nn.Conv2d(inp, out, 1, stride, bias=False), nn.BatchNorm2d(out))
+
+    def forward(self, x):
+        out = F.relu(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        out += self.shortcut(x)
+        return F.relu(out)
+
+
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3, padding=1)
+        self.layer = nn.Sequential(BasicBlock(4, 4), BasicBlock(4, 8, 2))
+        self.fc = nn.Linear(8 * 4, 5)
+
+    def forward(self, x):
+        out = self.layer(self.conv(x))
+        out = F.avg_pool2d(out, 2)
+        out = out.view(out.size(0), -1)
+        return self.fc(out)
+"""
+
+
+def test_empty_or_conv_bn_shortcut_and_functional_pool_then_view():
+    # pytorch-cifar's ResNet: `self.shortcut = nn.Sequential()` replaced by conv + BN under an `if`; F.avg_pool2d
+    # of a feature map stays NHWC; the 2x2 map is flattened in torch's order (a transpose first)
+    result = _matches_torch(CIFAR_RESNET, lambda ns: ns["Net"](), (2, 3, 8, 8), channels_last_output=False)
+    assert "nn.AvgPool2d(2)(out)" in result.code
+
+
+@pytest.mark.parametrize("pool", ["F.max_pool2d(out, 2)", "F.max_pool2d(out, kernel_size=3, stride=2, padding=1)",
+                                  "F.avg_pool2d(out, out.size()[2:])", "torch.max_pool2d(out, 2)"])
+def test_functional_pooling_of_a_feature_map(pool):
+    source = f"""class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3, padding=1)
+
+    def forward(self, x):
+        out = self.conv(x)
+        out = {pool}
+        return out
+"""
+    result = _matches_torch(source, lambda ns: ns["Net"](), (2, 3, 8, 6))
+    assert "transpose" not in result.code
+
+
+def test_conditional_modules_identity_or_layer():
+    # `norm if use_bn else nn.Identity()`, `self.se = None` then a module under `if`, a shortcut built in if/else
+    source = """class Block(nn.Module):
+    def __init__(self, inp, out, stride=1, use_bn=True):
+        super().__init__()
+        self.conv1 = nn.Conv2d(inp, out, 3, stride, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(out) if use_bn else nn.Identity()
+        self.se = None
+        if use_bn:
+            self.se = nn.Sequential(nn.Conv2d(out, out, 1), nn.Sigmoid())
+        if stride != 1 or inp != out:
+            self.shortcut = nn.Sequential(nn.Conv2d(inp, out, 1, stride, bias=False), nn.BatchNorm2d(out))
+        else:
+            self.shortcut = nn.Identity()
+
+    def forward(self, x):
+        out = F.relu(self.bn1(self.conv1(x)))
+        if self.se is not None:
+            out = out * self.se(F.adaptive_avg_pool2d(out, 1))
+        return out + self.shortcut(x)
+
+
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.stem = nn.Conv2d(3, 3, 1)
+        self.a = Block(3, 3)
+        self.b = Block(3, 4, 2, False)
+
+    def forward(self, x):
+        x = self.stem(x)
+        return self.b(self.a(x))
+"""
+    _matches_torch(source, lambda ns: ns["Net"](), (2, 3, 8, 8))
+
+
+def test_a_conditional_module_fed_torch_layout_data_is_flagged():
+    # identity on some paths, a conv on others: a value in torch's layout would need a transpose on one path only
+    source = HEADER + """class Net(nn.Module):
+    def __init__(self, proj=True):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 3, 1)
+        self.proj = nn.Conv2d(3, 3, 1) if proj else nn.Identity()
+
+    def forward(self, x):
+        y = self.conv(x).mean((2, 3))
+        return self.proj(y)
+"""
+    assert 9 in _flagged_lines(convert_source(source, "model.py"))
+
+
+def test_unet_up_sizes_read_with_size_call():
+    # `x2.size()[2:]` (torch.Size) of a NHWC map is its spatial sizes; cat over channels is the last axis
+    source = """class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.down = nn.Conv2d(3, 3, 3, stride=2, padding=1)
+        self.conv = nn.Conv2d(6, 3, 3, padding=1)
+
+    def forward(self, x):
+        x1 = self.down(x)
+        if x1.size()[2] != x.size()[2]:
+            x1 = F.interpolate(x1, size=x.size()[2:], mode="nearest")
+        return self.conv(torch.cat([x, x1], dim=1))
+"""
+    _matches_torch(source, lambda ns: ns["Net"](), (2, 3, 8, 8))
+
+
+# ----- methods of a channels-last class called from its forward (timm's forward_features / forward_head,
+# torchvision's _forward_impl) --------------------------------------------------------------------------------
+
+FORWARD_METHODS = """class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.stem = nn.Conv2d(3, 4, 3, padding=1)
+        self.bn = nn.BatchNorm2d(4)
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.fc = nn.Linear(4, 5)
+
+    def forward_features(self, x):
+        x = self.stem(x)
+        return F.relu(self.bn(x))
+
+    def forward_head(self, x, pre_logits: bool = False):
+        x = self.pool(x).flatten(1)
+        return x if pre_logits else self.fc(x)
+
+    def _forward_impl(self, x):
+        x = self.forward_features(x)
+        x = self.forward_head(x)
+        return x
+
+    def forward(self, x):
+        return self._forward_impl(x)
+"""
+
+
+def test_methods_called_from_forward_are_followed():
+    _matches_torch(FORWARD_METHODS, lambda ns: ns["Net"](), (2, 3, 8, 8), channels_last_output=False)
+
+
+def test_a_method_whose_body_is_not_followed_is_flagged_where_called():
+    source = HEADER + FORWARD_METHODS.replace("x = self.pool(x).flatten(1)", "x = x.reshape(x.shape[0], 4, -1).mean(-1)")
+    result = convert_source(source, "model.py")
+    # the reshape of a NHWC map in forward_head is flagged there, and so are the calls that depend on it
+    assert {14, 19, 23} <= _flagged_lines(result)
+    assert "x.reshape(x.shape[0], 4, -1)" in result.code  # the flagged line is left as written
+
+
+def test_a_method_called_with_two_layouts_is_flagged():
+    source = HEADER + """class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 3, 1)
+
+    def head(self, x):
+        return x * 2
+
+    def forward(self, x):
+        a = self.head(self.conv(x))
+        b = self.head(x.mean((2, 3)))
+        return a, b
+"""
+    assert 11 in _flagged_lines(convert_source(source, "model.py"))
