@@ -459,6 +459,8 @@ class TableRewriter(cst.CSTTransformer):
         if rule.context == "annotation" and not self.annotation_depth:
             self.flag(original, rule.id, "semantics-differ", f"{qual} outside a type annotation: {rule.why or rule.notes}")
             return updated
+        if rule.assumes:  # as for calls (_apply): e.g. torch.float64 -> mx.float64 (CPU stream only)
+            self.flag(original, rule.id, "needs-review", f"converted assuming {rule.assumes}", "info")
         self.converted += 1
         self.roots_used |= template_roots(rule.mlx)
         return expand(rule.mlx, rule, Bound({}))
