@@ -3,10 +3,9 @@
 Every script below runs in torch and, converted, in MLX from the same weights and batches; the
 per-step losses (and learning rates, where a scheduler is involved) must agree (rtol 1e-3).
 """
-import numpy as np
 import pytest
-
-from torch2mlx import convert_source, load_torch_weights
+from training_support import assert_same_losses as _assert_same
+from training_support import run_both as _run_both
 
 HEAD = '''import torch
 import torch.nn as nn
@@ -109,42 +108,6 @@ def train(model, batches, accum=2):
         losses.append(loss.item())
     return losses
 '''
-
-
-def _batches(n=10, seed=0):
-    rng = np.random.default_rng(seed)
-    xs = rng.standard_normal((n, 8, 6)).astype(np.float32)
-    ys = rng.integers(0, 3, (n, 8))
-    return xs, ys
-
-
-def _run_both(source: str, **kwargs):
-    """(torch losses, MLX losses, converted code) from the same weights and batches."""
-    import mlx.core as mx
-    import torch
-
-    result = convert_source(source)
-    warnings = [d for d in result.diagnostics if d.severity.value != "info"]
-    assert not warnings, "\n".join(d.format() for d in warnings) + "\n" + result.code
-    assert "torch" not in result.code.replace("torch2mlx", ""), result.code
-    assert convert_source(result.code).code == result.code
-    t_ns: dict = {"__name__": "torch_script"}
-    m_ns: dict = {"__name__": "mlx_script"}
-    exec(compile(source, "torch_script", "exec"), t_ns)  # noqa: S102 - our own scripts
-    exec(compile(result.code, "mlx_script", "exec"), m_ns)  # noqa: S102
-    torch.manual_seed(0)
-    t_model, m_model = t_ns["Net"](), m_ns["Net"]()
-    load_torch_weights(m_model, t_model.state_dict())
-    xs, ys = _batches()
-    t_losses = t_ns["train"](t_model, [(torch.from_numpy(x), torch.from_numpy(y)) for x, y in zip(xs, ys)], **kwargs)
-    m_losses = m_ns["train"](m_model, [(mx.array(x), mx.array(y)) for x, y in zip(xs, ys)], **kwargs)
-    return t_losses, m_losses, result
-
-
-def _assert_same(t_losses, m_losses):
-    assert len(t_losses) == len(m_losses) >= 10
-    assert len(set(np.round(t_losses, 4))) > 5, "the losses should move"
-    np.testing.assert_allclose(m_losses, t_losses, rtol=1e-3, atol=1e-6)
 
 
 def test_clip_in_an_if_set_to_none_train_eval_and_no_grad_decorator():

@@ -54,3 +54,46 @@ def assert_checkpoint_reloads(mlx_ns: dict, directory, checkpoint: str, min_accu
     assert (directory / checkpoint).exists()
     fresh = mlx_ns["main"](["--load-model", "--seed", "7"])
     assert fresh == trained and trained > min_accuracy
+
+
+def batches(n=10, seed=0):
+    """n batches of 8 rows of 6 features and their class (3 classes)."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    xs = rng.standard_normal((n, 8, 6)).astype(np.float32)
+    ys = rng.integers(0, 3, (n, 8))
+    return xs, ys
+
+
+def run_both(source: str, **kwargs):
+    """(torch losses, MLX losses, converted code) from the same weights and batches."""
+    import mlx.core as mx
+    import torch
+
+    from torch2mlx import load_torch_weights
+
+    result = convert_source(source)
+    warnings = [d for d in result.diagnostics if d.severity.value != "info"]
+    assert not warnings, "\n".join(d.format() for d in warnings) + "\n" + result.code
+    assert "torch" not in result.code.replace("torch2mlx", ""), result.code
+    assert convert_source(result.code).code == result.code
+    t_ns: dict = {"__name__": "torch_script"}
+    m_ns: dict = {"__name__": "mlx_script"}
+    exec(compile(source, "torch_script", "exec"), t_ns)  # noqa: S102 - our own scripts
+    exec(compile(result.code, "mlx_script", "exec"), m_ns)  # noqa: S102
+    torch.manual_seed(0)
+    t_model, m_model = t_ns["Net"](), m_ns["Net"]()
+    load_torch_weights(m_model, t_model.state_dict())
+    xs, ys = batches()
+    t_losses = t_ns["train"](t_model, [(torch.from_numpy(x), torch.from_numpy(y)) for x, y in zip(xs, ys)], **kwargs)
+    m_losses = m_ns["train"](m_model, [(mx.array(x), mx.array(y)) for x, y in zip(xs, ys)], **kwargs)
+    return t_losses, m_losses, result
+
+
+def assert_same_losses(t_losses, m_losses):
+    import numpy as np
+
+    assert len(t_losses) == len(m_losses) >= 10
+    assert len(set(np.round(t_losses, 4))) > 5, "the losses should move"
+    np.testing.assert_allclose(m_losses, t_losses, rtol=1e-3, atol=1e-6)

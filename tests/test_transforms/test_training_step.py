@@ -91,11 +91,17 @@ def test_unmatched_steps_are_flagged(body, why):
     assert "loss.backward()" in result.code and "# torch2mlx: train-step:" in result.code
 
 
-def test_optimizer_on_parameter_groups_is_flagged():
-    source = (HEADER.replace("torch.optim.SGD(model.parameters(), lr=0.1)", "torch.optim.SGD([{'params': model.parameters()}], lr=0.1)")
-              + "        optimizer.zero_grad()\n        loss = F.mse_loss(model(data), target)\n        loss.backward()\n        optimizer.step()\n")
+def test_optimizer_on_parameter_groups_is_translated_or_flagged():
+    """Parameter groups become a ParamGroupOptimizer (optim-groups); an optimizer it cannot build keeps a flag
+    on its constructor line (tests/test_training_groups.py runs both)."""
+    body = "        optimizer.zero_grad()\n        loss = F.mse_loss(model(data), target)\n        loss.backward()\n        optimizer.step()\n"
+    source = HEADER.replace("torch.optim.SGD(model.parameters(), lr=0.1)", "torch.optim.SGD([{'params': model.parameters()}], lr=0.1)") + body
     result = convert_source(source)
-    assert any(d.rule_id == "train-step" and "parameter groups" in d.message for d in result.diagnostics), result.code
+    assert "ParamGroupOptimizer(model, [{'params': model.parameters()}]" in result.code, result.code
+    assert not [d for d in result.diagnostics if d.severity.value == "warning"], result.code
+    source = HEADER.replace("torch.optim.SGD(model.parameters(), lr=0.1)", "torch.optim.Adamax([{'params': model.parameters()}], lr=0.1)") + body
+    result = convert_source(source)
+    assert any(d.rule_id == "optim-groups" and "parameter groups" in d.message for d in result.diagnostics), result.code
 
 
 def test_call_site_passing_another_optimizer_is_flagged():

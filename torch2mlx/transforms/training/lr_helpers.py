@@ -16,13 +16,15 @@ class LRScheduler:
     def __init__(self, optimizer, schedule):
         self.optimizer = optimizer
         self.schedule = schedule
-        self.base_lr = optimizer.learning_rate.item()
+        self.groups = getattr(optimizer, "group_optimizers", [optimizer])  # one per parameter group
+        self.base_lrs = [group.learning_rate.item() for group in self.groups]
         self.last_epoch = 0
         self._set()
 
     def _set(self):
-        self.optimizer.learning_rate = self.schedule(self.base_lr)(mx.array(self.last_epoch))
-        self._last_lr = [self.optimizer.learning_rate.item()]
+        for group, base_lr in zip(self.groups, self.base_lrs):
+            group.learning_rate = self.schedule(base_lr)(mx.array(self.last_epoch))
+        self._last_lr = [group.learning_rate.item() for group in self.groups]
 
     def step(self, epoch=None):
         self.last_epoch = self.last_epoch + 1 if epoch is None else epoch
@@ -32,10 +34,10 @@ class LRScheduler:
         return list(self._last_lr)
 
     def state_dict(self):
-        return {"base_lr": self.base_lr, "last_epoch": self.last_epoch}
+        return {"base_lrs": list(self.base_lrs), "last_epoch": self.last_epoch}
 
     def load_state_dict(self, state):
-        self.base_lr, self.last_epoch = state["base_lr"], state["last_epoch"]
+        self.base_lrs, self.last_epoch = list(state["base_lrs"]), state["last_epoch"]
         self._set()
 '''
 
@@ -55,7 +57,8 @@ class ReduceLROnPlateau:
         self.num_bad_epochs = 0
         self.cooldown_counter = 0
         self.last_epoch = 0
-        self._last_lr = [optimizer.learning_rate.item()]
+        self.groups = getattr(optimizer, "group_optimizers", [optimizer])  # one per parameter group
+        self._last_lr = [group.learning_rate.item() for group in self.groups]
 
     def is_better(self, a, best):
         if self.mode == "min" and self.threshold_mode == "rel":
@@ -77,19 +80,20 @@ class ReduceLROnPlateau:
             self.cooldown_counter -= 1
             self.num_bad_epochs = 0
         if self.num_bad_epochs > self.patience:
-            old = self.optimizer.learning_rate.item()
-            new = max(old * self.factor, self.min_lr)
-            if old - new > self.eps:
-                self.optimizer.learning_rate = new
+            for group in self.groups:
+                old = group.learning_rate.item()
+                new = max(old * self.factor, self.min_lr)
+                if old - new > self.eps:
+                    group.learning_rate = new
             self.cooldown_counter = self.cooldown
             self.num_bad_epochs = 0
-        self._last_lr = [self.optimizer.learning_rate.item()]
+        self._last_lr = [group.learning_rate.item() for group in self.groups]
 
     def get_last_lr(self):
         return list(self._last_lr)
 
     def state_dict(self):
-        return {k: v for k, v in self.__dict__.items() if k != "optimizer"}
+        return {k: v for k, v in self.__dict__.items() if k not in ("optimizer", "groups")}
 
     def load_state_dict(self, state):
         self.__dict__.update(state)

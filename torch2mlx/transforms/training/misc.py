@@ -30,6 +30,7 @@ import libcst as cst
 
 from torch2mlx.binding import code_of
 from torch2mlx.transforms import Transform
+from torch2mlx.transforms.training.scan import FunctionPath
 from torch2mlx.transforms.training.sched import function_blocks
 
 RULE_ID = "autocast"
@@ -116,7 +117,7 @@ def removable_scalers(tree: ast.Module) -> set:
     return found
 
 
-class GradScalerRemoval(Transform):
+class GradScalerRemoval(FunctionPath, Transform):
     id = SCALER_ID
     description = "GradScaler -> removed: scaler.scale(loss).backward() -> loss.backward(), scaler.step(opt) -> opt.step()"
     order = 70  # before train-step (80) reads the block
@@ -131,16 +132,6 @@ class GradScalerRemoval(Transform):
 
     def visit_Module(self, rw, node) -> None:
         self.removable = removable_scalers(ast.parse(node.code))
-
-    def visit_FunctionDef(self, rw, node) -> None:
-        self.path.append(node.name.value)
-
-    def leave_FunctionDef(self, rw, original, updated):
-        self.path.pop()
-        return updated
-
-    visit_ClassDef = visit_FunctionDef
-    leave_ClassDef = leave_FunctionDef
 
     def _name(self, original) -> Optional[tuple]:
         """(use, scaler name) when `original` is a statement of a removable scaler."""

@@ -20,19 +20,68 @@ def _model_of_parameters(arg: ast.expr) -> Optional[str]:
     return None
 
 
+def _dotted(node: ast.expr) -> bool:
+    while isinstance(node, ast.Attribute):
+        node = node.value
+    return isinstance(node, ast.Name)
+
+
+def group_model(params: ast.expr, before: list) -> Optional[str]:
+    """The model an optimizer built from parameter groups updates: the longest common dotted prefix of
+    the receivers of `.parameters()` / `.named_parameters()` in its params argument and in the statements
+    `before` it in its function (`model` for `model.backbone.parameters()` and `model.head.parameters()`)."""
+    receivers: list = []
+    for root in [params, *before]:
+        for n in ast.walk(root):
+            if (isinstance(n, ast.Call) and not n.args and not n.keywords and isinstance(n.func, ast.Attribute)
+                    and n.func.attr in ("parameters", "named_parameters")):
+                if not _dotted(n.func.value):
+                    return None
+                receivers.append(ast.unparse(n.func.value).split("."))
+    common: list = []
+    for parts in zip(*receivers):
+        if len(set(parts)) != 1:
+            break
+        common.append(parts[0])
+    return ".".join(common) or None
+
+
+def optimizer_params(call: ast.Call) -> Optional[ast.expr]:
+    return call.args[0] if call.args else next((k.value for k in call.keywords if k.arg == "params"), None)
+
+
+def optimizer_constructions(tree, nested: bool = True):
+    """(assignment, its call, the statements before it in its function) for every `x = torch.optim.X(...)`
+    in `tree` (a module or a function, nested functions included)."""
+    scopes = [tree, *(n for n in ast.walk(tree) if nested and n is not tree and isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef)))]
+    for scope in scopes:
+        stack = list(scope.body)
+        mine: list = []
+        while stack:
+            node = stack.pop()
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda)):
+                continue
+            if isinstance(node, ast.stmt):
+                mine.append(node)
+            stack.extend(ast.iter_child_nodes(node))
+        for node in mine:
+            if not isinstance(node, (ast.Assign, ast.AnnAssign)) or not isinstance(node.value, ast.Call):
+                continue
+            func = node.value.func
+            name = func.attr if isinstance(func, ast.Attribute) else func.id if isinstance(func, ast.Name) else None
+            if name in OPTIMIZER_NAMES:
+                yield node, node.value, [s for s in mine if s.end_lineno < node.lineno]
+
+
 def optimizer_models(tree: ast.Module) -> dict:
-    """{optimizer target code: {model code, ...}} for every optimizer construction in the file."""
+    """{optimizer target code: {model code, ...}} for every optimizer construction in the file (for one
+    built from parameter groups, the model `group_model` finds)."""
     found: dict = {}
-    for node in ast.walk(tree):
-        if not isinstance(node, (ast.Assign, ast.AnnAssign)) or not isinstance(node.value, ast.Call):
-            continue
-        call = node.value
-        func = call.func
-        name = func.attr if isinstance(func, ast.Attribute) else func.id if isinstance(func, ast.Name) else None
-        if name not in OPTIMIZER_NAMES:
-            continue
-        params = call.args[0] if call.args else next((k.value for k in call.keywords if k.arg == "params"), None)
+    for node, call, before in optimizer_constructions(tree):
+        params = optimizer_params(call)
         model = _model_of_parameters(params) if params is not None else None
+        if model is None and params is not None:
+            model = group_model(params, before)
         targets = node.targets if isinstance(node, ast.Assign) else [node.target]
         for t in targets:
             found.setdefault(ast.unparse(t), set()).add(model)
@@ -58,19 +107,16 @@ def _passed(call: ast.Call, params: list, name: str) -> Optional[str]:
 
 
 def _built_here(function: ast.FunctionDef, model: str) -> set:
-    """Names assigned `torch.optim.X(model.parameters(), ...)` in `function` (not in nested functions)."""
+    """Names assigned `torch.optim.X(model.parameters(), ...)` (or parameter groups of `model`) in `function`
+    (not in nested functions)."""
     found: set = set()
-    stack = list(function.body)
-    while stack:
-        node = stack.pop()
-        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda)):
-            continue
-        if isinstance(node, ast.Assign) and isinstance(node.value, ast.Call) and len(node.targets) == 1:
-            call = node.value
-            params = call.args[0] if call.args else next((k.value for k in call.keywords if k.arg == "params"), None)
-            if params is not None and _model_of_parameters(params) == model:
-                found.add(ast.unparse(node.targets[0]))
-        stack.extend(ast.iter_child_nodes(node))
+    for node, call, before in optimizer_constructions(function, nested=False):
+        params = optimizer_params(call)
+        built = _model_of_parameters(params) if params is not None else None
+        if built is None and params is not None:
+            built = group_model(params, before)
+        if built == model and isinstance(node, ast.Assign) and len(node.targets) == 1:
+            found.add(ast.unparse(node.targets[0]))
     return found
 
 
@@ -102,3 +148,20 @@ def model_for(optimizer: str, found: dict, tree: ast.Module, function: Optional[
             if _passed(site, params, root) != root:
                 return None, f"a call of `{function.name}` passes something other than `{root}` for `{root}`"
     return model, None
+
+
+class FunctionPath:
+    """Transform mixin: `self.path`, the names of the functions and classes around the node being converted
+    (the key of facts read from the `ast` by function, as `function_blocks` paths them)."""
+
+    path: list
+
+    def visit_FunctionDef(self, rw, node) -> None:
+        self.path.append(node.name.value)
+
+    def leave_FunctionDef(self, rw, original, updated):
+        self.path.pop()
+        return updated
+
+    visit_ClassDef = visit_FunctionDef
+    leave_ClassDef = leave_FunctionDef

@@ -46,7 +46,7 @@ from torch2mlx.template import sentinel
 from torch2mlx.transforms import Transform
 from torch2mlx.transforms.codegen import mlx_expr, mlx_statements
 from torch2mlx.transforms.training.lr_helpers import LR_SCHEDULER, PLATEAU_ARGS, REDUCE_ON_PLATEAU
-from torch2mlx.transforms.training.scan import OPTIMIZER_NAMES
+from torch2mlx.transforms.training.scan import OPTIMIZER_NAMES, FunctionPath
 
 RULE_ID = "lr-schedule"
 PREFIX = "torch.optim.lr_scheduler."
@@ -348,7 +348,7 @@ def _dump(stmt: cst.CSTNode) -> Optional[str]:
     return ast.dump(parsed.body[0]) if len(parsed.body) == 1 else None
 
 
-class LrSchedule(Transform):
+class LrSchedule(FunctionPath, Transform):
     id = RULE_ID
     description = "torch.optim.lr_scheduler.X stepped with the optimizer -> an MLX schedule as learning_rate"
     order = 85
@@ -365,16 +365,6 @@ class LrSchedule(Transform):
     def visit_Module(self, rw, node) -> None:
         self.plans = scan(ast.parse(node.code))
         self.translated = {p.scheduler for p in self.plans.values() if not isinstance(p.build, str)}
-
-    def visit_FunctionDef(self, rw, node) -> None:
-        self.path.append(node.name.value)
-
-    def leave_FunctionDef(self, rw, original, updated):
-        self.path.pop()
-        return updated
-
-    visit_ClassDef = visit_FunctionDef
-    leave_ClassDef = leave_FunctionDef
 
     def leave_Call(self, rw, original, updated):
         name = rw.qualified_name(original.func) or ""
@@ -409,6 +399,9 @@ class LrSchedule(Transform):
         plan = self.plans.get(("optimizer", tuple(self.path), _dump(original)))
         if plan is None or isinstance(plan.build, str) or not isinstance(updated.body[0], cst.Assign) or not isinstance(updated.body[0].value, cst.Call):
             return updated
+        groups = rw.transform("optim-groups")
+        if groups is not None and id(original) in groups.rewritten:
+            return updated  # parameter groups: optim-groups put the schedule in each group's optimizer
         call = updated.body[0].value
         args = list(call.args)
         index = next((i for i, a in enumerate(args) if a.keyword is not None and a.keyword.value == "learning_rate"), None)
