@@ -269,3 +269,37 @@ def test_a_method_called_with_two_layouts_is_flagged():
         return a, b
 """
     assert 11 in _flagged_lines(convert_source(source, "model.py"))
+
+
+def test_a_method_forward_does_not_call_is_flagged():
+    # forward_train is not followed: its layers take NHWC data in MLX, whatever it does around them
+    source = HEADER + FORWARD_METHODS + """
+    def forward_train(self, x):
+        return self.stem(x).permute(0, 2, 3, 1)
+"""
+    result = convert_source(source, "model.py")
+    assert any("forward_train" in d.message for d in warnings(result)), result.code
+
+
+def test_a_channels_last_block_not_proven_fed_torch_layout_data_is_flagged():
+    # Block takes NHWC input but its forward is not followed (a reshape); Net is channels-last (its pool): the
+    # torch-layout `y` fed to the block is flagged, not passed on silently
+    source = HEADER + """class Block(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 3, 1)
+
+    def forward(self, x):
+        return self.conv(x).reshape(x.shape[0], 3, -1)
+
+
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.block = Block()
+        self.pool = nn.MaxPool2d(2)
+
+    def forward(self, x, y=None):
+        return self.block(y), self.pool(x)
+"""
+    assert 17 in _flagged_lines(convert_source(source, "model.py"))

@@ -156,7 +156,7 @@ class NnLayoutTransform(LayoutOps, LayoutFlow, Transform):
             if isinstance(stmt, cst.FunctionDef) and stmt.name.value == "__init__":
                 self._init_assignments(rw, stmt, stmt.body.body, layers, passed)
         layers = {attr: layout for attr, layout in layers.items() if layout is not _ABSENT}
-        spatial = any(v not in (None, "pp", "plain") for v in layers.values())
+        spatial = any(v not in (None, "pp", "plain", _UNPROVEN) for v in layers.values())
         if not spatial and node.name.value not in self.promoted:
             return None  # modules passed to __init__ matter only in a class that is channels-last already
         for attr, (init, param) in passed.items():
@@ -189,7 +189,10 @@ class NnLayoutTransform(LayoutOps, LayoutFlow, Transform):
                             if isinstance(value, cst.Name) and value.value != "None":
                                 passed[target.attr.value] = (init, value.value)
                             else:
-                                layers[target.attr.value] = self._module_or_none(rw, value)
+                                layout = self._module_or_none(rw, value)
+                                if layout is None and self._channels_last_class(rw, value):
+                                    layout = _UNPROVEN
+                                layers[target.attr.value] = layout
 
     def _module_or_none(self, rw, value):
         """`_module_layout`, with `None` (no module) as _ABSENT and `a if cond else b` as either of the two."""
@@ -377,6 +380,8 @@ class NnLayoutTransform(LayoutOps, LayoutFlow, Transform):
             self.state, self.scalars, self.layers = dict(self.method_plans[id(node)]), set(), layers
             self.cls_node = self.class_stack[-1][0]
             return
+        if layers is not None and self.state is None and node.name.value not in ("forward", "__init__"):
+            self._unfollowed_method(rw, node, layers)
         if layers is None or node.name.value != "forward":
             return
         self.cls_node = self.class_stack[-1][0]
@@ -386,6 +391,21 @@ class NnLayoutTransform(LayoutOps, LayoutFlow, Transform):
         self.state = {n: first for n in names}
         self.notes[-1][0] = names
         self.layers = layers
+
+    def _unfollowed_method(self, rw, node: cst.FunctionDef, layers: dict) -> None:
+        """A method of a channels-last class that is not followed (forward does not call it: `forward_train`,
+        `forward_intermediates`; or calls it on a value of unknown layout) but calls its channels-last layers:
+        flagged once (its layers take NHWC data)."""
+        if not self.class_stack or not any(s is node for s in self.class_stack[-1][0].body.body):
+            return
+        for call in _calls_in(node.body):
+            func = call.func
+            if (isinstance(func, cst.Attribute) and isinstance(func.value, cst.Name) and func.value.value == "self"
+                    and layers.get(func.attr.value) not in (None, "pp")):
+                rw.flag(node.name, RULE, "needs-review", f"`{node.name.value}` is not followed by the layout analysis "
+                        "(forward does not call it, or calls it on a value of unknown layout), and the channels-last "
+                        "layers it calls take NHWC/NLC data in MLX")
+                return
 
     def leave_FunctionDef(self, rw, original, updated):
         if self.calls is not None:
@@ -639,7 +659,7 @@ class NnLayoutTransform(LayoutOps, LayoutFlow, Transform):
             self.to_channels_last[id(e)] = TO_CL["cl2" if kind == "g" else kind]
             return kind
         if inner == "plain":
-            return inner if kind is None else self._doubt(rw, e)
+            return inner if kind is None else self._doubt(rw, e)  # _UNPROVEN included
         if inner == UNKNOWN and kind in SPATIAL.values():  # its input may be either layout; its output is channels-last
             self._doubt(rw, e)
             return kind
@@ -944,6 +964,9 @@ class NnLayoutTransform(LayoutOps, LayoutFlow, Transform):
 
 _ABSENT = "absent"  # an attribute set to None (or not at all) on some path of __init__: not a module there
 _CHANNELS_LAST = ("cl1", "cl2", "cl3")
+# `self.block = Block(...)` for a class of this file that takes channels-last input but is not proven to keep it
+# channels-last: what it is fed and what it gives are flagged (it does not make its owner channels-last)
+_UNPROVEN = "unproven"
 
 
 def _either(a, b):
@@ -955,6 +978,8 @@ def _either(a, b):
     if a is _ABSENT:
         return b
     pair = {a, b}
+    if _UNPROVEN in pair:
+        return _UNPROVEN
     if None in pair:
         return None
     if "flag" in pair:
