@@ -82,13 +82,13 @@ def test_checkpoint_calls_convert(line, expected):
 
 @pytest.mark.parametrize("line", [
     "torch.save(optimizer.state_dict(), 'opt.pt')",
-    "torch.save({'model': model.state_dict()}, 'ckpt.pt')",
+    "torch.save({'scaler': scaler.state_dict()}, 'ckpt.pt')",  # dict checkpoints: tests/test_training_checkpoints.py
     "torch.save(model.state_dict(), path)",
     "missing = model.load_state_dict(torch.load('net.pt'))",
     "model.load_state_dict(torch.load(path))",
 ])
 def test_checkpoint_calls_flagged(line):
-    result = convert_source(f"import torch\n\n\ndef f(model, optimizer, path):\n    {line}\n")
+    result = convert_source(f"import torch\n\n\ndef f(model, optimizer, path, scaler):\n    {line}\n")
     assert result.flagged and line in result.code, result.code
 
 
