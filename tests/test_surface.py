@@ -59,6 +59,19 @@ def test_inplace_variant_follows_its_rule():
 
 # one use per structural transform the page credits: the torch name must be gone from the output
 TRANSFORM_SNIPPETS = {
+    "torch.nn.Buffer": """
+        import torch
+        from torch import nn
+
+        class M(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.a = nn.Buffer(torch.zeros(3))
+                self.b = torch.nn.Buffer(torch.ones(3), persistent=False)
+
+            def forward(self, x):
+                return x + self.a + self.b
+    """,
     "torch.nn.init.normal_": """
         import torch
         from torch import nn

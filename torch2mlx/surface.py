@@ -50,6 +50,8 @@ TRANSFORMS = {
                  "orthogonal", "eye_")},
     **{f"torch.Tensor.{n}": ("nn-init", "conditional", "a statement on a module member (`m.weight.data.normal_()`): "
                              "the member is replaced by a new array") for n in ("normal_", "uniform_")},
+    "torch.nn.Buffer": ("nn-module", "conditional", "`self.name = nn.Buffer(t)` in a module class: an array member, "
+                        "frozen (persistent=False: `self._name`, left out of parameters()), as register_buffer"),
     "torch.nn.init.dirac_": ("nn-init", "manual", "MLX conv weights are channels-last: no dirac_ initialiser"),
     **{f"torch.{n}": ("no-grad", "conditional", "a `with` block or decorator: the body is kept (MLX computes "
                       "gradients only where asked)") for n in ("no_grad", "inference_mode", "enable_grad")},

@@ -12,6 +12,8 @@ earlier in the same file):
 - `register_buffer("name", t, persistent=False)` becomes `self._name = t` and every `self.name`
   in the class becomes `self._name`: MLX leaves members starting with `_` out of `parameters()`,
   so, as in torch, the buffer is neither trained nor expected in a checkpoint.
+- `self.name = nn.Buffer(t)` / `nn.Buffer(t, persistent=False)` (torch >= 2.5) are translated
+  the same way as the register_buffer call they stand for.
 - The base class itself (`nn.Module` -> mlx `nn.Module`), `super().__init__()`, `self.training`,
   `.train()` and `.eval()` need no change: MLX modules have the same members.
 
@@ -28,7 +30,8 @@ key for the shared tensor (`LoadReport.tied`). Any other tie of `.weight`/`.bias
 and the names unpacked from `.split()`/`.chunk()` of a tensor. An info diagnostic says so.
 
 **Left in place when**: `register_buffer` with a name that is not a string literal or a
-`persistent=` that is not a literal; `self.apply(fn)` (torch calls fn on every submodule, MLX's
+`persistent=` that is not a literal; `nn.Buffer(...)` anywhere but as the whole value of a
+`self.name = ...` statement of a module class, or with a `persistent=` that is not a literal; `self.apply(fn)` (torch calls fn on every submodule, MLX's
 `apply` maps fn over the parameters: use `apply_to_modules(lambda name, m: fn(m))`).
 """
 from __future__ import annotations
@@ -49,6 +52,7 @@ _TUPLE_RETURNING = TUPLE_RETURNING_LAYERS
 _DICT_METHODS = frozenset(dir(dict))
 _SEQUENCE_BUILTINS = frozenset({"len", "enumerate", "list", "tuple", "reversed", "iter", "zip"})
 _SPLITTERS = frozenset({"split", "chunk", "unbind", "tensor_split"})
+_BUFFER_CLASSES = frozenset({"torch.nn.Buffer", "torch.nn.parameter.Buffer"})
 
 
 @dataclass
@@ -88,20 +92,31 @@ def _buffer_args(call: cst.Call) -> tuple:
     """(name node, tensor node, persistent node) of a register_buffer call; None where absent."""
     slots = {"name": None, "tensor": None, "persistent": None}
     order = ["name", "tensor", "persistent"]
+    return _bind_slots(call, slots, order)
+
+
+def _buffer_class_args(call: cst.Call) -> tuple:
+    """(data node, persistent node) of `nn.Buffer(data=None, *, persistent=True)`; (None, None) if unbindable."""
+    data, persistent = _bind_slots(call, {"data": None, "persistent": None}, ["data"])
+    return data, persistent
+
+
+def _bind_slots(call: cst.Call, slots: dict, order: list) -> tuple:
+    """The argument nodes of `call` bound to `slots` (positional ones in `order`); all None if unbindable."""
     positional = 0
     for arg in call.args:
         if arg.star:
-            return None, None, None
+            return (None,) * len(slots)
         if arg.keyword is None:
             if positional >= len(order):
-                return None, None, None
+                return (None,) * len(slots)
             slots[order[positional]] = arg.value
             positional += 1
         elif arg.keyword.value in slots:
             slots[arg.keyword.value] = arg.value
         else:
-            return None, None, None
-    return slots["name"], slots["tensor"], slots["persistent"]
+            return (None,) * len(slots)
+    return tuple(slots.values())
 
 
 class _SelfAttrAccess(cst.CSTTransformer):
@@ -151,6 +166,7 @@ class NnModuleTransform(Transform):
         self.module_classes: set = set()
         self.classes: list = []
         self.source = ""
+        self.freezes: dict = {}  # id of a translated `self.name = nn.Buffer(t)` assignment -> name to freeze
 
     def applies_to(self, text: str) -> bool:
         return "Module" in text
@@ -186,6 +202,9 @@ class NnModuleTransform(Transform):
                 for small in line.body:
                     if isinstance(small, cst.Assign) and isinstance(small.value, cst.Call):
                         qual = rw.qualified_name(small.value.func) or ""
+                        hidden = _hidden_buffer_assignment(rw, small)
+                        if hidden:
+                            info.hidden_buffers.add(hidden)
                         name = code_of(small.value.func)
                         layer = (qual.startswith("torch.nn.") and not qual.startswith("torch.nn.functional")) or name in self.module_classes
                         kind = qual.rsplit(".", 1)[-1]
@@ -302,7 +321,22 @@ class NnModuleTransform(Transform):
     def leave_Assign(self, rw, original: cst.Assign, updated: cst.Assign):
         self._mark_assignment(rw, original)
         self._check_tying(rw, original)
-        return updated
+        return self._buffer_assignment(rw, original, updated)
+
+    def _buffer_assignment(self, rw, original: cst.Assign, updated: cst.Assign):
+        """`self.name = nn.Buffer(t)` -> `self.name = t` (then frozen, or renamed `_name` if not persistent)."""
+        if self._in_module_class() is None or _buffer_assignment_target(rw, original) is None:
+            return updated
+        if not isinstance(updated.value, cst.Call):
+            return updated
+        data, _ = _buffer_class_args(updated.value)
+        rw.drop_flags(original.value, kind="unknown-api")
+        rw.count_conversion()
+        result = updated.with_changes(value=data)
+        name = _buffer_assignment_target(rw, original)
+        if name not in self._in_module_class().hidden_buffers and not (isinstance(data, cst.Name) and data.value == "None"):
+            self.freezes[id(result)] = name
+        return result
 
     def _check_tying(self, rw, assign: cst.Assign) -> None:
         """`self.a.weight = self.b.weight` ties two parameters in torch; MLX arrays are values."""
@@ -324,7 +358,12 @@ class NnModuleTransform(Transform):
 
     # ----- buffers -----------------------------------------------------------------------------
     def leave_SimpleStatementLine(self, rw, original: cst.SimpleStatementLine, updated):
-        if self._in_module_class() is None or len(updated.body) != 1 or not isinstance(updated.body[0], cst.Expr):
+        if self._in_module_class() is None or len(updated.body) != 1:
+            return updated
+        if id(updated.body[0]) in self.freezes:  # `self.name = nn.Buffer(t)`, now `self.name = t`
+            name = self.freezes.pop(id(updated.body[0]))
+            return cst.FlattenSentinel([updated, cst.parse_statement(f'self.freeze(keys=["{name}"], recurse=False)')])
+        if not isinstance(updated.body[0], cst.Expr):
             return updated
         call = updated.body[0].value
         if not _is_register_buffer(call):
@@ -363,6 +402,26 @@ def _is_register_buffer(node: cst.BaseExpression) -> bool:
     return (isinstance(node, cst.Call) and isinstance(node.func, cst.Attribute)
             and node.func.attr.value == "register_buffer" and isinstance(node.func.value, cst.Name)
             and node.func.value.value == "self")
+
+
+def _buffer_assignment_target(rw, assign: cst.Assign) -> Optional[str]:
+    """`name` of `self.name = nn.Buffer(t[, persistent=<literal>])`, the statement this transform translates."""
+    call = assign.value
+    if len(assign.targets) != 1 or not isinstance(call, cst.Call) or rw.qualified_name(call.func) not in _BUFFER_CLASSES:
+        return None
+    data, persistent = _buffer_class_args(call)
+    if data is None or (persistent is not None and code_of(persistent) not in ("True", "False")):
+        return None
+    return _self_attr(assign.targets[0].target)
+
+
+def _hidden_buffer_assignment(rw, assign: cst.Assign) -> Optional[str]:
+    """`name` of `self.name = nn.Buffer(t, persistent=False)`."""
+    name = _buffer_assignment_target(rw, assign)
+    if name is None:
+        return None
+    _, persistent = _buffer_class_args(assign.value)
+    return name if persistent is not None and code_of(persistent) == "False" else None
 
 
 def _convertible_buffer(call: cst.Call) -> bool:
