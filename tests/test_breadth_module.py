@@ -78,3 +78,42 @@ def test_buffer_outside_a_self_assignment_is_flagged():
     """)
     result = convert_source(source, "net.py")
     assert sum(d.rule_id == "torch.nn.Buffer" for d in result.diagnostics) == 2, result.code
+
+
+def test_assert_close_helper_raises_where_torch_does():
+    import pytest
+    import torch
+
+    source = textwrap.dedent("""
+        import torch
+
+        def check(a: torch.Tensor, b: torch.Tensor, **kw):
+            torch.testing.assert_close(a, b)
+    """)
+    code = convert_source(source, "t.py").code
+    assert "assert_close_mlx(a, b)" in code and "# torch2mlx:" not in code, code
+    namespace: dict = {}
+    exec(compile(code, "<converted>", "exec"), namespace)
+    helper = namespace["assert_close_mlx"]
+    import mlx.core as mx
+
+    cases = [(np.ones(3, np.float32), np.ones(3, np.float32) + 2e-6, {}),   # within float32 tolerance
+             (np.ones(3, np.float32), np.ones(3, np.float32) + 1e-3, {}),   # outside it
+             (np.ones(3, np.float32), np.ones(4, np.float32), {}),          # shapes
+             (np.ones(3, np.int32), np.ones(3, np.float32), {}),            # dtypes
+             (np.ones(3, np.int32), np.ones(3, np.float32), {"check_dtype": False}),
+             (np.array([1, 2], np.int32), np.array([1, 3], np.int32), {}),  # integers: exact
+             (np.ones(3, np.float32), np.ones(3, np.float32) + 0.05, {"rtol": 0.0, "atol": 0.1})]
+    for a, b, kw in cases:
+        torch_ok = mlx_ok = True
+        try:
+            torch.testing.assert_close(torch.tensor(a), torch.tensor(b), **kw)
+        except AssertionError:
+            torch_ok = False
+        try:
+            helper(mx.array(a), mx.array(b), **kw)
+        except AssertionError:
+            mlx_ok = False
+        assert torch_ok == mlx_ok, (a, b, kw)
+    with pytest.raises(ValueError):
+        helper(mx.ones(2), mx.ones(2), rtol=0.1)
