@@ -38,12 +38,14 @@ TRAPS = [
     ("meshgrid-ij", "torch.meshgrid(a, b, indexing='ij')", {"a": "randn(2)", "b": "randn(3)"}, None),
     ("topk-sorted-with-indices", "torch.topk(x, 2)", {"x": "randn(6)"}, "mx.topk(x, 2)"),
     ("chunk-uneven", "torch.chunk(x, 4)", {"x": "randn(6)"}, "mx.split(x, 4)"),
+    # float64 converts (an info note: MLX float64 runs on the CPU stream only), never to float32
+    ("float64-kept", "torch.zeros(2, dtype=torch.float64)", {}, "mx.float32"),
+    ("double-method", "x.double()", {"x": "randn(3)"}, "mx.float32"),
 ]
 
 FLAGGED = [
     ("bool-mask-indexing", "x[x > 0]", {"x": "randn(5)"}),
-    ("float64", "torch.zeros(2, dtype=torch.float64)", {}),
-    ("double-method", "x.double()", {"x": "randn(3)"}),
+    ("complex128", "torch.zeros(2, dtype=torch.complex128)", {}),
     ("nonzero", "torch.nonzero(x)", {"x": "randn(3)"}),
     ("split-unknown-size", "torch.split(x, n)", {"x": "randn(4)", "n": 2}),
 ]
