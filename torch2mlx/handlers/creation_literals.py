@@ -199,7 +199,18 @@ def tensor_dtype(rule, original, call, receiver, rewriter):
 
 @register("random_shape")
 def random_shape(rule, original, call, receiver, rewriter):
-    return _finish(rule, _fix_size(_bound(rule, call, receiver)))
+    bound = _bound(rule, call, receiver)
+    dtype = bound.get("dtype")
+    if dtype is not None and _is_complex_dtype(dtype):
+        raise Flag(f"MLX random functions draw real numbers only (dtype={code_of(dtype)}): for a complex tensor draw "
+                   "the real and imaginary parts and combine them (a + 1j * b; torch's draw differs in scale for randn)")
+    return _finish(rule, _fix_size(bound))
+
+
+def _is_complex_dtype(dtype: cst.BaseExpression) -> bool:
+    """`mx.complex64` written out (torch.complex64 / torch.cfloat, already translated)."""
+    match = _MX_DTYPE.match(code_of(dtype))
+    return match is not None and match.group(1) == "complex64"
 
 
 _TYPE_STRINGS = {
