@@ -31,7 +31,9 @@ class Scope:
     mlx_nn: set = field(default_factory=set)     # names bound to mlx.nn (`import mlx.nn as nn`), for a second pass
     interesting: bool = True                     # mentions a torch alias or a rule's method name
     nested_count: int = 0                        # defs/classes inside it, for skipping
-    submodules: frozenset = frozenset()          # class: attributes assigned a tensor-returning torch.nn layer
+    submodules: frozenset = frozenset()          # class: attributes `self.<name>(...)` of which is a tensor (layers, methods)
+    tensor_attributes: frozenset = frozenset()   # class: attributes every store of which is a tensor (value_facts)
+    tensor_params: frozenset = frozenset()       # function: parameters every in-file call passes a tensor (value_facts)
     project_classes: set = field(default_factory=set)  # nn.Module subclasses imported from other project files
     node: Optional[ast.AST] = None               # the ast of the scope (module, def or class)
     _scalars: Optional[tuple] = None             # (int names, shadowed builtins): scalar_facts.int_names

@@ -12,7 +12,7 @@ from typing import Optional, Union
 
 import libcst as cst
 
-from torch2mlx import handlers
+from torch2mlx import handlers, value_facts
 from torch2mlx.array_facts import TORCH_ONLY_MEMBERS
 from torch2mlx.emitter import is_generated_mark
 from torch2mlx.binding import Bound, Flag, bind, code_of
@@ -89,6 +89,7 @@ class TableRewriter(cst.CSTTransformer):
         self.project_module_classes = frozenset(getattr(module_scope, "project_classes", ()))
         self.scope_counter = 0
         self.scopes: list[Scope] = [module_scope]
+        value_facts.analyze(index, module_scope, scopes)  # params, returns, `self.x` attributes known to be tensors
         self.tensors = TensorFacts(index, self.qualified_name, getattr(module_scope, "tensor_functions", frozenset()),
                                    lambda name: any(s.is_bound_locally(name) for s in self.scopes[1:]))
         core = sentinel("mx")  # generated code names mlx.core by a sentinel until the emitter picks its alias
@@ -214,8 +215,9 @@ class TableRewriter(cst.CSTTransformer):
         self.scopes.append(scope)
         self.tensors.push()
         if scope.kind == "class":
-            self._class_stack.append(self.tensors.submodules)
+            self._class_stack.append((self.tensors.submodules, self.tensors.attributes))
             self.tensors.submodules = scope.submodules
+            self.tensors.attributes = scope.tensor_attributes
         self._push_statement(node)
         generated = any(line.comment is not None and is_generated_mark(line.comment.value)
                         for line in node.leading_lines)
@@ -224,7 +226,8 @@ class TableRewriter(cst.CSTTransformer):
             return False
         if isinstance(node, cst.FunctionDef):
             for param in [*node.params.posonly_params, *node.params.params, *node.params.kwonly_params]:
-                self.tensors.mark(param.name.value, self.tensors.is_tensor_annotation(param.annotation))
+                name = param.name.value
+                self.tensors.mark(name, self.tensors.is_tensor_annotation(param.annotation) or name in scope.tensor_params)
         return True
 
     def visit_FunctionDef(self, node: cst.FunctionDef) -> bool:
@@ -235,7 +238,7 @@ class TableRewriter(cst.CSTTransformer):
 
     def _leave_scope(self, original, updated):
         if self.scopes[-1].kind == "class":
-            self.tensors.submodules = self._class_stack.pop()
+            self.tensors.submodules, self.tensors.attributes = self._class_stack.pop()
         self.scopes.pop()
         self.tensors.pop()
         return self._pop_statement(original, updated)
@@ -309,7 +312,9 @@ class TableRewriter(cst.CSTTransformer):
                 # `q, k, v = qkv[0], qkv[1], qkv[2]`: element by element
                 values = [self._elements(original.value, len(elements)), self._elements(updated.value, len(elements))]
                 for i, el in enumerate(elements):
-                    if isinstance(el.value, cst.Name):
+                    if isinstance(el.value, cst.Name) and is_tensor and not isinstance(el, cst.StarredElement):
+                        self.tensors.mark(el.value.value, True)  # `a, b = x.chunk(2)`: an element of a tensor is one
+                    elif isinstance(el.value, cst.Name):
                         known = any(v is not None and not isinstance(v[i], cst.StarredElement) and self.tensors.is_tensor(v[i].value)
                                     for v in values)
                         self.tensors.mark(el.value.value, known)

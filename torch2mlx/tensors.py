@@ -1,11 +1,14 @@
 """Which expressions are known to be torch tensors (for methods like `.sum` that other types have too).
 
 Flow-insensitive enough to be cheap, conservative enough to be safe: a name is a tensor
-when it is a parameter annotated `torch.Tensor`, or when its latest assignment in the
-current function was a tensor expression.
+when it is a parameter annotated `torch.Tensor` (or one every in-file call passes a tensor
+for: value_facts), or when its latest assignment in the current function was a tensor
+expression. What the file's own functions return and its classes' `self.x` attributes
+hold are read off value_facts.py too (`tensor_functions`, `submodules`, `attributes`).
 """
 from __future__ import annotations
 
+import ast
 from typing import Callable, Optional
 
 import libcst as cst
@@ -23,15 +26,18 @@ TORCH_KEYWORDS = frozenset({"dim", "keepdim"})  # no builtin or numpy method tak
 _TENSOR_ATTRS = frozenset({"T", "mT", "data", "grad"})
 
 
-def attribute_chain(node: cst.BaseExpression) -> Optional[list]:
-    """['torch', 'nn', 'functional', 'relu'] for torch.nn.functional.relu; None if not a plain chain."""
+def attribute_chain(node) -> Optional[list]:
+    """['torch', 'nn', 'functional', 'relu'] for torch.nn.functional.relu (a libcst or an `ast` node); None if not a plain chain."""
     parts: list = []
-    while isinstance(node, cst.Attribute):
-        parts.append(node.attr.value)
+    while isinstance(node, (cst.Attribute, ast.Attribute)):
+        parts.append(node.attr if isinstance(node, ast.Attribute) else node.attr.value)
         node = node.value
-    if not isinstance(node, cst.Name):
+    if isinstance(node, cst.Name):
+        parts.append(node.value)
+    elif isinstance(node, ast.Name):
+        parts.append(node.id)
+    else:
         return None
-    parts.append(node.value)
     parts.reverse()
     return parts
 
@@ -42,6 +48,7 @@ class TensorFacts:
         self.index = index
         self.tensor_functions = tensor_functions  # module-level `def f(...) -> torch.Tensor`
         self.submodules: frozenset = frozenset()  # `self.x = nn.Linear(...)` in the current class
+        self.attributes: frozenset = frozenset()  # `self.x` always a tensor in the current class (value_facts)
         self.is_local = is_local
         self.is_mlx_core: Callable[[str], bool] = lambda name: False
         self.is_plain_receiver: Callable[[cst.BaseExpression], bool] = lambda node: False
@@ -69,8 +76,6 @@ class TensorFacts:
 
     def forget_assignments(self, stmt) -> None:
         """An `ast` statement the pass skips (no torch in it): keep what its assignments tell."""
-        import ast
-
         for node in ast.walk(stmt):
             if isinstance(node, (ast.Assign, ast.AnnAssign, ast.AugAssign)):
                 targets = node.targets if isinstance(node, ast.Assign) else [node.target]
@@ -92,8 +97,6 @@ class TensorFacts:
                         self.mark(n.id, False)
 
     def _ast_tensor(self, node) -> bool:
-        import ast
-
         if isinstance(node, ast.Name):
             return node.id in self.stack[-1]
         if isinstance(node, ast.BinOp):
@@ -178,5 +181,7 @@ class TensorFacts:
                 qual = self.resolve(node.value.func)  # torch.max(x, 1).values
                 rule = self.index.function(qual) if qual is not None else None
                 return rule is not None and node.attr.value in rule.namedtuple
+            if isinstance(node.value, cst.Name) and node.value.value == "self" and node.attr.value in self.attributes:
+                return True
             return node.attr.value in _TENSOR_ATTRS and self.is_tensor(node.value)
         return False

@@ -1,0 +1,202 @@
+"""Value facts across a file's own functions (torch2mlx/value_facts.py): `self.x` attributes, returns,
+parameters and unpacked elements known to be tensors. Each idiom converts without a flag and gives
+torch's values in MLX; where one binding is not a tensor, the use stays flagged."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from tests.model_support import exec_source, warnings
+from torch2mlx import convert_source
+
+HEADER = "import torch\nimport torch.nn as nn\n\n\n"
+
+ATTRIBUTES = '''
+class Scale(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.w = nn.Parameter(torch.arange(6.0).reshape(2, 3))
+        self.register_buffer("shift", torch.ones(3))
+        self.bias = torch.zeros(2, 3)
+
+    def weight_flat(self):
+        return self.w.view(-1).float()
+
+    def forward(self, x):
+        y = x * self.w.transpose(0, 1).transpose(0, 1) + self.shift.float()
+        return y + self.bias.view(2, 3) + self.weight_flat().view(2, 3)
+
+
+m = Scale()
+out = m(torch.ones(2, 3))
+'''
+
+RETURNS = '''
+def base(n: int):
+    return torch.arange(n * 1.0)
+
+
+class Block(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.lin = nn.Identity()
+
+    def forward(self, x):
+        return self.lin(x) * 2
+
+
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.block = Block()
+
+    def _proj(self, x):
+        return x + base(6).reshape(2, 3)
+
+    def forward(self, x):
+        return self.block(x).view(-1) + self._proj(x).view(-1)
+
+
+out = Net()(torch.ones(2, 3))
+'''
+
+PARAMS = '''
+def helper(t, n):
+    return t.view(n, -1).float()
+
+
+class Heads(nn.Module):
+    def _split(self, t):
+        return t.reshape(3, 2).transpose(0, 1)
+
+    def forward(self, x):
+        return self._split(x) + helper(x * 2, 2).view(2, 3)
+
+
+out = Heads()(torch.arange(6.0).reshape(2, 3))
+'''
+
+UNPACKING = '''
+def run(x: torch.Tensor):
+    a, b = x.chunk(2)
+    q, k = x.unbind(0)
+    return a.view(-1) + b.view(-1) + q.float() * k.float()
+
+
+out = run(torch.arange(6.0).reshape(2, 3))
+'''
+
+CASES = {"attributes": ATTRIBUTES, "returns": RETURNS, "params": PARAMS, "unpacking": UNPACKING}
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_value_facts_convert_and_match_torch(name):
+    source = HEADER + CASES[name]
+    result = convert_source(source)
+    assert not warnings(result), result.diagnostics
+    mlx_out, torch_out = exec_source(result.code, "mlx_side")["out"], exec_source(source, "torch_side")["out"]
+    np.testing.assert_allclose(np.array(mlx_out), torch_out.detach().numpy(), rtol=1e-6)
+
+
+NEGATIVE = {
+    "attribute_also_none": '''
+class M(nn.Module):
+    def __init__(self, on):
+        super().__init__()
+        self.w = nn.Parameter(torch.ones(2)) if on else None
+
+    def forward(self, x):
+        return x + self.w.view(-1)
+''',
+    "attribute_stored_none_elsewhere": '''
+class M(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.w = nn.Parameter(torch.ones(2))
+
+    def reset(self):
+        self.w = None
+
+    def forward(self, x):
+        return x + self.w.view(-1)
+''',
+    "attribute_stored_in_a_subclass": '''
+class M(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.w = nn.Parameter(torch.ones(2))
+
+    def forward(self, x):
+        return x + self.w.view(-1)
+
+
+class N(M):
+    def __init__(self):
+        super().__init__()
+        self.w = [1, 2]
+''',
+    "param_one_call_not_a_tensor": '''
+def helper(t):
+    return t.view(-1)
+
+
+def run(x: torch.Tensor, y):
+    return helper(x) + helper(y)
+''',
+    "param_default_omitted": '''
+def helper(x: torch.Tensor, t=None):
+    return t.view(-1)
+
+
+def run(x: torch.Tensor):
+    return helper(x, x) + helper(x)
+''',
+    "function_referenced_as_a_value": '''
+def helper(t):
+    return t.view(-1)
+
+
+def run(x: torch.Tensor):
+    fn = helper
+    return helper(x) + fn([1])
+''',
+    "return_with_a_fall_through": '''
+def make(x: torch.Tensor, flag):
+    if flag:
+        return x * 2
+
+
+def run(x: torch.Tensor):
+    return make(x, True).view(-1)
+''',
+    "method_overridden_in_a_subclass": '''
+class M(nn.Module):
+    def _f(self, x):
+        return x * 2
+
+    def forward(self, x):
+        return self._f(x).view(-1)
+
+
+class N(M):
+    def _f(self, x):
+        return [x]
+''',
+    "parameter_with_no_call_site": '''
+def helper(t):
+    return t.view(-1)
+''',
+    "local_loop_target": '''
+def run(x: torch.Tensor, items):
+    y = x
+    for y in items:
+        pass
+    return y.view(-1)
+''',
+}
+
+
+@pytest.mark.parametrize("name", sorted(NEGATIVE))
+def test_a_value_with_one_unknown_binding_stays_flagged(name):
+    result = convert_source(HEADER + NEGATIVE[name])
+    assert any("not known to be a tensor" in d.message for d in result.diagnostics), result.code

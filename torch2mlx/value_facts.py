@@ -1,0 +1,683 @@
+"""Value facts across a file's own functions: which parameters, returns and `self.x` attributes are tensors.
+
+Read off the stdlib `ast` once per file (after `names.analyze`), to a least fixed point over the
+file's functions and classes; the pass reads the results through `Scope` (`tensor_params`,
+`tensor_attributes`, `submodules`, the module's `tensor_functions`) and `TensorFacts`.
+
+- **Attributes**: `self.x` is a tensor in a class's methods when every store of `x` in the class and
+  in the file's classes related to it by inheritance is a tensor (`nn.Parameter(...)`, a tensor-returning
+  torch call, `self.register_buffer("x", <tensor>)`, ...), there is at least one, and no other
+  receiver's `.x` is stored anywhere in the file. A store of None, of anything unknown, `del self.x`,
+  `setattr(self, "x", ...)` or a class-level `x = ...` makes it unknown.
+- **Returns**: a function or method every `return` of which is a tensor, with no bare `return`, no
+  fall-through and no `yield`, returns a tensor: `f(x)` (module-level `f`) and `self.m(x)` (a method of
+  the class not overridden by a related class to return anything else) are tensors. `self.sub(x)` is a
+  tensor when every store of `self.sub` constructs a class of this file whose `forward` returns a
+  tensor (and that defines no `__call__`), or a tensor-returning torch.nn layer.
+- **Parameters**: a module-level function (or a method referenced only as `self.m(...)`) every in-file
+  call site of which passes a tensor for a parameter has that parameter known as a tensor, if it has
+  at least one call site and is never referenced other than by calling it; a call omitting it (its
+  default) or passing `*args` / `**kwargs` that may cover it makes it unknown. Decorated functions,
+  `forward` and dunder methods get no parameter facts (forward's are the nn-module transform's).
+
+Inside one function a name is a tensor when every binding of it is a tensor given the names known so
+far (greatest fixed point: sound by induction on execution, the first binding reads no earlier value
+of the name); any other binding (a loop target, `with ... as`, `global`, `del`, a walrus, ...) makes it
+unknown. Where two paths disagree the fact is unknown, never guessed.
+"""
+from __future__ import annotations
+
+import ast
+from typing import Optional
+
+from torch2mlx.tensors import _MX_NON_ARRAY, TENSOR_TYPES, attribute_chain
+
+_FN = (ast.FunctionDef, ast.AsyncFunctionDef)
+_OPAQUE = (ast.Lambda, ast.ListComp, ast.SetComp, ast.DictComp, ast.GeneratorExp)
+_TENSOR_ATTRS = frozenset({"T", "mT", "data", "grad"})
+_TENSOR_CONSTRUCTORS = frozenset({"torch.nn.Parameter", "torch.nn.Buffer", "torch.nn.parameter.Parameter"})
+_MAX_ROUNDS = 8
+_UNKNOWN = None  # a binding that is never a tensor fact
+
+
+class _Fn:
+    """One def: its bindings, returns and calls, collected once."""
+
+    def __init__(self, node, scope, cls: Optional["_Cls"], module_level: bool):
+        self.node = node
+        self.scope = scope
+        self.cls = cls  # the class it is a method of (directly), or None
+        self.module_level = module_level
+        args = node.args
+        self.positional = [a.arg for a in args.posonlyargs + args.args]
+        self.kwonly = [a.arg for a in args.kwonlyargs]
+        self.self_name = self.positional[0] if cls is not None and self.positional and not node.decorator_list else None
+        self.bindings: dict = {}  # name -> list of ("value", expr) | ("unpack", expr) | ("param", name) | None
+        self.returns: list = []
+        self.bare_return = False
+        self.generator = False
+        self.calls: list = []  # (ast.Call, opaque): opaque when inside a lambda / comprehension
+        self.locals: frozenset = frozenset()
+        annotated = set()
+        for a in args.posonlyargs + args.args + args.kwonlyargs:
+            self.bindings.setdefault(a.arg, []).append(("param", a.arg))
+            if a.annotation is not None and _is_tensor_annotation(a.annotation, scope):
+                annotated.add(a.arg)
+        for a in (args.vararg, args.kwarg):
+            if a is not None:
+                self.bindings.setdefault(a.arg, []).append(_UNKNOWN)
+        self.annotated = frozenset(annotated)
+        defaults = [None] * (len(self.positional) - len(args.defaults)) + list(args.defaults)
+        self.has_default = {name for name, d in zip(self.positional, defaults) if d is not None}
+        self.has_default |= {a.arg for a, d in zip(args.kwonlyargs, args.kw_defaults) if d is not None}
+        self.assumed = frozenset()  # forward of a module class: arguments without a default (nn-module transform)
+        for stmt in node.body:
+            self._collect(stmt, False)
+        self.falls_through = not _terminates(node.body)
+
+    def _bind(self, name: str, binding) -> None:
+        self.bindings.setdefault(name, []).append(binding)
+
+    def _unknown_targets(self, target) -> None:
+        for n in ast.walk(target):
+            if isinstance(n, ast.Name):
+                self._bind(n.id, _UNKNOWN)
+
+    def _target(self, target, value) -> None:
+        if isinstance(target, ast.Name):
+            self._bind(target.id, ("value", value))
+        elif isinstance(target, (ast.Tuple, ast.List)):
+            elts = target.elts
+            if isinstance(value, (ast.Tuple, ast.List)) and len(value.elts) == len(elts) and not any(
+                    isinstance(e, ast.Starred) for e in elts + value.elts):
+                for t, v in zip(elts, value.elts):
+                    self._target(t, v)
+                return
+            for t in elts:
+                if isinstance(t, ast.Name):
+                    self._bind(t.id, ("unpack", value))  # an element of a tensor is a tensor
+                else:
+                    self._unknown_targets(t)
+        elif isinstance(target, ast.Starred):
+            self._unknown_targets(target)
+
+    def _collect(self, node, opaque: bool) -> None:
+        if isinstance(node, _FN + (ast.ClassDef,)):
+            self._bind(node.name, _UNKNOWN)
+            for d in node.decorator_list:
+                self._collect(d, opaque)
+            return
+        if isinstance(node, ast.Assign):
+            for t in node.targets:
+                if isinstance(t, ast.Name):
+                    self._bind(t.id, ("assign", node.value))  # as `value`; `y = self.layer(x)` also as nn-module takes it
+                else:
+                    self._target(t, node.value)
+        elif isinstance(node, ast.AnnAssign):
+            if node.value is not None:
+                self._target(node.target, node.value)
+        else:  # `x += y` keeps a tensor a tensor: no constraint on a name already one
+            for name in _unknown_bindings(node):
+                self._bind(name, _UNKNOWN)
+        if isinstance(node, ast.Return):
+            if node.value is None:
+                self.bare_return = True
+            elif not opaque:
+                self.returns.append(node.value)
+        elif isinstance(node, (ast.Yield, ast.YieldFrom, ast.Await)) and not opaque:
+            self.generator = True
+        elif isinstance(node, ast.Call):
+            self.calls.append((node, opaque))
+        inner = opaque or isinstance(node, _OPAQUE)
+        for child in ast.iter_child_nodes(node):
+            self._collect(child, inner)
+
+
+def _names(target) -> list:
+    return [n.id for n in ast.walk(target) if isinstance(n, ast.Name)]
+
+
+def _unknown_bindings(node) -> list:
+    """Names a node binds to something not followed: loop targets, `with ... as`, `del`, imports, ..."""
+    if isinstance(node, (ast.For, ast.AsyncFor, ast.NamedExpr)):
+        return _names(node.target)
+    if isinstance(node, (ast.With, ast.AsyncWith)):
+        return [n for item in node.items if item.optional_vars is not None for n in _names(item.optional_vars)]
+    if isinstance(node, ast.Delete):
+        return [n for t in node.targets for n in _names(t)]
+    if isinstance(node, (ast.Global, ast.Nonlocal)):
+        return list(node.names)
+    if isinstance(node, (ast.Import, ast.ImportFrom)):
+        return [(a.asname or a.name).split(".")[0] for a in node.names]
+    if isinstance(node, (ast.ExceptHandler, ast.MatchAs, ast.MatchStar)):
+        return [node.name] if node.name else []
+    if isinstance(node, ast.MatchMapping):
+        return [node.rest] if node.rest else []
+    return []
+
+
+class _Cls:
+    def __init__(self, node: ast.ClassDef, scope):
+        self.node = node
+        self.scope = scope
+        self.methods: dict = {}  # name -> _Fn (the last def of that name)
+        self.bases: list = []    # in-file _Cls
+        self.opaque_base = False  # a base outside the file other than torch.nn.Module itself
+        self.module = False      # an nn.Module subclass (a torch.nn base, in-file or project one)
+        self.stores: dict = {}   # attr -> list of (expr or None, _Fn or None)
+        self.dynamic = False     # setattr / register_buffer with a computed name
+        self.layers: frozenset = frozenset()  # what the nn-module transform takes `y = self.<attr>(x)` to give a tensor for
+        self.family: list = []
+
+
+def _terminates(body: list) -> bool:
+    if not body:
+        return False
+    last = body[-1]
+    if isinstance(last, (ast.Return, ast.Raise)):
+        return True
+    if isinstance(last, ast.If):
+        return _terminates(last.body) and _terminates(last.orelse)
+    if isinstance(last, (ast.With, ast.AsyncWith)):
+        return _terminates(last.body)
+    return False
+
+
+def _is_tensor_annotation(node, scope) -> bool:
+    if isinstance(node, ast.BinOp) and isinstance(node.op, ast.BitOr):
+        sides = [node.left, node.right]
+        is_none = [isinstance(s, ast.Constant) and s.value is None for s in sides]
+        return all(n or _is_tensor_annotation(s, scope) for s, n in zip(sides, is_none)) and not all(is_none)
+    if isinstance(node, ast.Subscript):
+        chain = attribute_chain(node.value)
+        return bool(chain) and chain[-1] == "Optional" and _is_tensor_annotation(node.slice, scope)
+    chain = attribute_chain(node)
+    if chain is None:
+        return False
+    if len(chain) == 2 and chain[1] == "array" and any(chain[0] in s.mlx_core for s in _scopes(scope)):
+        return True
+    root = scope.resolve(chain[0])
+    return root is not None and ".".join([root, *chain[1:]]) in TENSOR_TYPES
+
+
+class _Analysis:
+    def __init__(self, index, module_scope, scopes):
+        self.index = index
+        self.module = module_scope
+        self.scope_of = {id(s.node): s for s in scopes}
+        self.fns: list = []
+        self.module_fns: dict = {}  # name -> _Fn (a module-level def bound once)
+        self.classes: dict = {}     # name -> _Cls (a module-level class bound once)
+        self.all_classes: list = []
+        self.other_stores: set = set()  # attrs stored on a receiver other than a method's self
+        self.refs: dict = {}            # name -> count of loads not as a call's func
+        self.attr_refs: dict = {}       # attr -> count of references other than `self.attr(...)` in a method
+        self.any_attribute = False      # a `setattr` with a computed name on another receiver: no attribute facts
+        tree = module_scope.node
+        counts: dict = {}
+        for stmt in tree.body:
+            for n in _bound_names(stmt):
+                counts[n] = counts.get(n, 0) + 1
+        self._walk_defs(tree.body, None, True, counts)
+        for cls in self.all_classes:
+            self._link(cls)
+        self._scan_references(tree)
+        # facts
+        self.params: dict = {}        # id(_Fn) -> frozenset
+        self.returning: set = set()   # id(_Fn)
+        self.attributes: dict = {}    # id(_Cls) -> frozenset
+        self.callables: dict = {}     # id(_Cls) -> frozenset (self.<name>(...) is a tensor)
+
+    # ----- collection ------------------------------------------------------------------------
+    def _walk_defs(self, body, cls: Optional[_Cls], module_level: bool, counts: dict) -> None:
+        for stmt in body:
+            for node in ([stmt] if isinstance(stmt, _FN + (ast.ClassDef,)) else _nested_defs(stmt)):
+                scope = self.scope_of.get(id(node))
+                if scope is None:
+                    continue
+                direct = node is stmt
+                if isinstance(node, ast.ClassDef):
+                    c = _Cls(node, scope)
+                    self.all_classes.append(c)
+                    if module_level and direct and counts.get(node.name) == 1:
+                        self.classes[node.name] = c
+                    for s in node.body:
+                        if isinstance(s, (ast.Assign, ast.AnnAssign)):  # class-level `x = ...`
+                            for t in (s.targets if isinstance(s, ast.Assign) else [s.target]):
+                                for n in ast.walk(t):
+                                    if isinstance(n, ast.Name):
+                                        c.stores.setdefault(n.id, []).append((None, None))
+                    self._walk_defs(node.body, c, False, counts)
+                else:
+                    fn = _Fn(node, scope, cls if direct else None, module_level and direct)
+                    self.fns.append(fn)
+                    if fn.cls is not None:
+                        cls.methods[node.name] = fn
+                    if fn.module_level and counts.get(node.name) == 1:
+                        self.module_fns[node.name] = fn
+                    self._walk_defs(node.body, None, False, counts)
+
+    def _link(self, cls: _Cls) -> None:
+        for base in cls.node.bases:
+            chain = attribute_chain(base)
+            if chain is not None and len(chain) == 1 and chain[0] in self.classes:
+                cls.bases.append(self.classes[chain[0]])
+                continue
+            root = cls.scope.parent.resolve(chain[0]) if chain else None
+            qual = ".".join([root, *chain[1:]]) if root is not None else None
+            cls.opaque_base = cls.opaque_base or qual not in ("torch.nn.Module", "torch.nn.modules.module.Module")
+            if qual is not None and qual.startswith("torch.nn."):
+                cls.module = True
+            if chain is not None and chain[0] in getattr(self.module, "project_classes", ()):
+                cls.module = True
+        cls.module = cls.module or any(self._is_module(b) for b in cls.bases)
+        if cls.module and "forward" in cls.methods:
+            fwd = cls.methods["forward"]
+            fwd.assumed = frozenset(p for p in fwd.positional[1:] if p not in fwd.has_default)
+
+    def _is_module(self, cls: _Cls, seen=()) -> bool:
+        if cls.module or id(cls) in seen:
+            return cls.module
+        return any(self._is_module(b, seen + (id(cls),)) for b in cls.bases)
+
+    def _scan_references(self, tree) -> None:
+        """Attribute stores per class, references of functions and methods not as calls."""
+        method_self = {}  # id(Name node) of a method's own `self` -> its _Fn
+        for fn in self.fns:
+            if fn.self_name is not None:
+                for node in _own_nodes(fn.node):
+                    if isinstance(node, ast.Name) and node.id == fn.self_name:
+                        method_self[id(node)] = fn
+        self._scan_loads(tree, method_self)
+        for fn in self.fns:
+            if fn.self_name is not None:
+                for node in _own_nodes(fn.node):
+                    if isinstance(node, (ast.Assign, ast.AnnAssign, ast.AugAssign, ast.Delete)):
+                        self._store(node, fn, method_self)
+                    elif isinstance(node, ast.Call):
+                        self._store_call(node, fn, method_self)
+        for cls in self.all_classes:
+            cls.family = self._family(cls)
+            cls.layers = self._layers(cls)
+
+    def _scan_loads(self, tree, method_self: dict) -> None:
+        call_funcs = {id(node.func) for node in ast.walk(tree) if isinstance(node, ast.Call)}
+        sites = {id(call) for fn in self.fns for call, _ in fn.calls}
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Call) and id(node) not in sites and isinstance(node.func, ast.Name):
+                self.refs[node.func.id] = self.refs.get(node.func.id, 0) + 1  # a call outside any def: not followed
+                if node.func.id == "setattr" and len(node.args) > 1 and id(node.args[0]) not in method_self:
+                    self._setattr_elsewhere(node.args[1])
+            if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load) and id(node) not in call_funcs:
+                self.refs[node.id] = self.refs.get(node.id, 0) + 1
+            elif isinstance(node, ast.Attribute):
+                owner = method_self.get(id(node.value))
+                if isinstance(node.ctx, (ast.Store, ast.Del)):
+                    if owner is None:
+                        self.other_stores.add(node.attr)  # `obj.x = ...`, a closure's or a decorated method's store
+                elif owner is None or id(node) not in call_funcs:
+                    self.attr_refs[node.attr] = self.attr_refs.get(node.attr, 0) + 1
+
+    def _setattr_elsewhere(self, name) -> None:
+        """`setattr(obj, name, v)` on another receiver than a method's self: that attribute, or any, is unknown."""
+        if isinstance(name, ast.Constant) and isinstance(name.value, str):
+            self.other_stores.add(name.value)
+        else:
+            self.any_attribute = True
+
+    @staticmethod
+    def _store(node, fn: _Fn, method_self: dict) -> None:
+        targets = node.targets if isinstance(node, (ast.Assign, ast.Delete)) else [node.target]
+        direct = isinstance(node, (ast.Assign, ast.AnnAssign)) and node.value is not None
+        for t in targets:
+            for n in ast.walk(t):
+                if isinstance(n, ast.Attribute) and id(n.value) in method_self:
+                    fn.cls.stores.setdefault(n.attr, []).append((node.value if direct and n is t else None, fn))
+
+    def _store_call(self, node: ast.Call, fn: _Fn, method_self: dict) -> None:
+        """`self.register_buffer("x", t)`, `setattr(self, "x", v)` (unknown), ..."""
+        func = node.func
+        on_self = isinstance(func, ast.Attribute) and id(func.value) in method_self
+        name = func.id if isinstance(func, ast.Name) else func.attr if on_self else None
+        registers = name in ("register_buffer", "register_parameter")
+        if name == "setattr":
+            if not (node.args and id(node.args[0]) in method_self):
+                return  # another receiver: _scan_loads
+            args = node.args[1:]
+        elif registers or name == "__setattr__":
+            args = node.args
+        else:
+            return
+        if not args or not (isinstance(args[0], ast.Constant) and isinstance(args[0].value, str)):
+            fn.cls.dynamic = True
+            return
+        value = None
+        if registers:
+            value = args[1] if len(args) > 1 else next((k.value for k in node.keywords if k.arg in ("tensor", "param")), None)
+        fn.cls.stores.setdefault(args[0].value, []).append((value, fn))
+
+    def _layers(self, cls: _Cls) -> frozenset:
+        """As the nn-module transform's submodules: `self.x = <torch.nn layer or module class defined above>(...)`."""
+        from torch2mlx.torch_facts import TUPLE_RETURNING_LAYERS
+
+        if not self._is_module(cls):
+            return frozenset()
+        earlier = {c.node.name for c in self.all_classes if c.node.lineno < cls.node.lineno and self._is_module(c)}
+        earlier |= set(getattr(self.module, "project_classes", ()))
+        found = set()
+        for attr, stores in cls.stores.items():
+            for value, fn in stores:
+                if fn is None or not isinstance(value, ast.Call):
+                    continue
+                chain = attribute_chain(value.func)
+                if chain is None:
+                    continue
+                root = fn.scope.resolve(chain[0])
+                qual = ".".join([root, *chain[1:]]) if root is not None else ""
+                layer = (qual.startswith("torch.nn.") and not qual.startswith("torch.nn.functional")) or (
+                    len(chain) == 1 and chain[0] in earlier)
+                if layer and qual.rsplit(".", 1)[-1] not in TUPLE_RETURNING_LAYERS:
+                    found.add(attr)
+        return frozenset(found)
+
+    def _family(self, cls: _Cls) -> list:
+        """The class, its in-file ancestors and descendants."""
+        up, todo = [], [cls]
+        while todo:
+            c = todo.pop()
+            if c not in up:
+                up.append(c)
+                todo.extend(c.bases)
+        down, todo = [], [cls]
+        while todo:
+            c = todo.pop()
+            if c not in down:
+                down.append(c)
+                todo.extend(d for d in self.all_classes if c in d.bases)
+        return up + [c for c in down if c not in up]
+
+    # ----- evaluation ------------------------------------------------------------------------
+    def tensor(self, node, fn: _Fn, local: frozenset) -> bool:
+        if isinstance(node, ast.Name):
+            return node.id in local
+        if isinstance(node, ast.Call):
+            func = node.func
+            chain = attribute_chain(func)
+            if chain is not None and len(chain) >= 2 and any(chain[0] in s.mlx_core for s in _scopes(fn.scope)):
+                return chain[-1] not in _MX_NON_ARRAY  # converted code (a second pass), as TensorFacts
+            if chain is not None:
+                root = fn.scope.resolve(chain[0])
+                if root is not None:
+                    qual = ".".join([root, *chain[1:]])
+                    if qual in _TENSOR_CONSTRUCTORS:
+                        return True
+                    rule = self.index.function(qual)
+                    return rule is not None and rule.returns == "tensor"
+            if isinstance(func, ast.Name):
+                target = self.module_fns.get(func.id)
+                known = target is not None and id(target) in self.returning or func.id in self.module.tensor_functions
+                return known and not _bound_between(fn.scope, func.id)
+            if isinstance(func, ast.Attribute):
+                if fn.self_name is not None and isinstance(func.value, ast.Name) and func.value.id == fn.self_name:
+                    return func.attr in self.callables.get(id(fn.cls), ()) or func.attr in fn.cls.scope.submodules
+                rule = self.index.method(func.attr)
+                return rule is not None and rule.returns == "tensor" and self.tensor(func.value, fn, local)
+            return False
+        if isinstance(node, ast.BinOp):
+            return self.tensor(node.left, fn, local) or self.tensor(node.right, fn, local)
+        if isinstance(node, ast.UnaryOp):
+            return not isinstance(node.op, ast.Not) and self.tensor(node.operand, fn, local)
+        if isinstance(node, ast.Compare):
+            return self.tensor(node.left, fn, local) or any(self.tensor(c, fn, local) for c in node.comparators)
+        if isinstance(node, ast.Subscript):
+            return self.tensor(node.value, fn, local)
+        if isinstance(node, ast.IfExp):
+            return self.tensor(node.body, fn, local) and self.tensor(node.orelse, fn, local)
+        if isinstance(node, ast.Attribute):
+            if fn.self_name is not None and isinstance(node.value, ast.Name) and node.value.id == fn.self_name:
+                return node.attr in self.attributes.get(id(fn.cls), ())
+            return node.attr in _TENSOR_ATTRS and self.tensor(node.value, fn, local)
+        return False
+
+    def _binding(self, binding, fn: _Fn, local: frozenset) -> bool:
+        if binding is None:
+            return False
+        kind, what = binding
+        if kind == "param":
+            return what in fn.annotated or what in fn.assumed or what in self.params.get(id(fn), ())
+        if (kind == "assign" and fn.self_name is not None and isinstance(what, ast.Call) and isinstance(what.func, ast.Attribute)
+                and isinstance(what.func.value, ast.Name) and what.func.value.id == fn.self_name and what.func.attr in fn.cls.layers):
+            return True
+        return self.tensor(what, fn, local)
+
+    def _locals(self, fn: _Fn) -> frozenset:
+        local = frozenset(name for name, bs in fn.bindings.items() if all(b is not None for b in bs))
+        while True:
+            keep = frozenset(name for name in local if all(self._binding(b, fn, local) for b in fn.bindings[name]))
+            if keep == local:
+                return local
+            local = keep
+
+    def _round(self) -> tuple:
+        for fn in self.fns:
+            fn.locals = self._locals(fn)
+        returning = {id(fn) for fn in self.fns if fn.returns and not fn.bare_return and not fn.falls_through
+                     and not fn.generator and not isinstance(fn.node, ast.AsyncFunctionDef)
+                     and all(self.tensor(r, fn, fn.locals) for r in fn.returns)}
+        params = self._param_facts()
+        attributes = {}
+        for cls in self.all_classes:
+            if self.any_attribute or any(c.dynamic for c in cls.family):
+                continue
+            names = set()
+            for c in cls.family:
+                names.update(c.stores)
+            known = set()
+            for name in names:
+                if name in self.other_stores:
+                    continue
+                stores = [s for c in cls.family for s in c.stores.get(name, ())]
+                if stores and all(v is not None and f is not None and self.tensor(v, f, f.locals) for v, f in stores):
+                    known.add(name)
+            attributes[id(cls)] = frozenset(known)
+        callables = {}
+        for cls in self.all_classes:
+            found = set()
+            for name, fn in cls.methods.items():
+                overrides = [c.methods[name] for c in cls.family if name in c.methods]
+                stored = any(name in c.stores for c in cls.family)
+                if fn.self_name is not None and not stored and all(id(f) in returning for f in overrides):
+                    found.add(name)
+            found.update(self._tensor_submodule_attrs(cls, returning))
+            callables[id(cls)] = frozenset(found)
+        return params, returning, attributes, callables
+
+    def _tensor_submodule_attrs(self, cls: _Cls, returning: set) -> set:
+        """`self.sub = Cls(...)`, a class of this file whose forward returns a tensor, at every store."""
+        from torch2mlx.tensors import NON_TENSOR_MODULES
+
+        found = set()
+        names = {n for c in cls.family for n in c.stores}
+        for name in names:
+            if name in self.other_stores:
+                continue
+            stores = [s for c in cls.family for s in c.stores.get(name, ())]
+            ok, own = bool(stores), False
+            for value, fn in stores:
+                kinds = self._constructed(value, fn, returning, NON_TENSOR_MODULES)
+                if kinds is None:
+                    ok = False
+                    break
+                own = own or kinds
+            if ok and own:
+                found.add(name)
+        return found
+
+    def _constructed(self, value, fn, returning, non_tensor) -> Optional[bool]:
+        """True: a tensor-forward class of this file; False: a tensor torch.nn layer; None: anything else."""
+        if value is None or fn is None:
+            return None
+        if isinstance(value, ast.IfExp):
+            a = self._constructed(value.body, fn, returning, non_tensor)
+            b = self._constructed(value.orelse, fn, returning, non_tensor)
+            return None if a is None or b is None else a or b
+        if not isinstance(value, ast.Call):
+            return None
+        chain = attribute_chain(value.func)
+        if chain is None:
+            return None
+        if len(chain) == 1 and chain[0] in self.classes and not _bound_between(fn.scope, chain[0]):
+            cls = self.classes[chain[0]]
+            forward = self._lookup(cls, "forward")
+            if forward is None or "__call__" in {n for c in cls.family for n in c.methods} or not self._is_module(cls):
+                return None
+            return True if id(forward) in returning else None
+        root = fn.scope.resolve(chain[0])
+        qual = ".".join([root, *chain[1:]]) if root is not None else None
+        if qual is not None and qual.startswith("torch.nn.") and qual not in non_tensor and not qual.startswith("torch.nn.functional"):
+            return False if qual not in _TENSOR_CONSTRUCTORS and "." not in qual[len("torch.nn."):] else None
+        return None
+
+    def _lookup(self, cls: _Cls, name: str, seen: tuple = ()) -> Optional[_Fn]:
+        """`name` in the class or its in-file bases (depth first); None if not found, or if a base outside
+        the file (other than torch.nn.Module) may define it."""
+        if name in cls.methods:
+            return cls.methods[name]
+        if cls.opaque_base or id(cls) in seen:
+            return None
+        for base in cls.bases:
+            found = self._lookup(base, name, seen + (id(cls),))
+            if found is not None:
+                return found
+        return None
+
+    def _param_facts(self) -> dict:
+        sites: dict = {}  # id(_Fn) -> list of (call, caller _Fn, opaque)
+        targets = {}
+        for name, fn in self.module_fns.items():
+            if not fn.node.decorator_list and not self.refs.get(name):
+                targets[id(fn)] = fn
+        for cls in self.all_classes:
+            for name, fn in cls.methods.items():
+                if (fn.self_name is not None and name != "forward" and not name.startswith("__")
+                        and not self.attr_refs.get(name) and not any(name in c.methods for c in cls.family if c is not cls)):
+                    targets[id(fn)] = fn
+        for caller in self.fns:
+            for call, opaque in caller.calls:
+                func = call.func
+                target = None
+                if isinstance(func, ast.Name) and func.id in self.module_fns and not _bound_between(caller.scope, func.id):
+                    target = self.module_fns[func.id]
+                elif (isinstance(func, ast.Attribute) and caller.self_name is not None and isinstance(func.value, ast.Name)
+                      and func.value.id == caller.self_name):
+                    target = self._lookup(caller.cls, func.attr)
+                if target is not None and id(target) in targets:
+                    sites.setdefault(id(target), []).append((call, caller, opaque))
+        params = {}
+        for key, fn in targets.items():
+            calls = sites.get(key)
+            if not calls:
+                continue
+            names = fn.positional[1:] if fn.cls is not None else fn.positional
+            known = set(names) | set(fn.kwonly)
+            for call, caller, opaque in calls:
+                passed = self._bind_call(call, names, fn.kwonly)
+                if passed is None:
+                    known = set()
+                    break
+                known = {p for p in known if p in passed and not opaque and self.tensor(passed[p], caller, caller.locals)}
+                if not known:
+                    break
+            if known:
+                params[key] = frozenset(known)
+        return params
+
+    @staticmethod
+    def _bind_call(call: ast.Call, positional: list, kwonly: list) -> Optional[dict]:
+        """param -> argument expression; params a starred argument may cover are left out."""
+        passed = {}
+        for i, arg in enumerate(call.args):
+            if isinstance(arg, ast.Starred):
+                return {}
+            if i >= len(positional):
+                return None  # *args of the function: not a parameter fact
+            passed[positional[i]] = arg
+        for kw in call.keywords:
+            if kw.arg is None:
+                return {}
+            passed[kw.arg] = kw.value
+        return passed
+
+    def run(self) -> None:
+        for _ in range(_MAX_ROUNDS):
+            params, returning, attributes, callables = self._round()
+            if (params, returning, attributes, callables) == (self.params, self.returning, self.attributes, self.callables):
+                break
+            self.params, self.returning, self.attributes, self.callables = params, returning, attributes, callables
+        for fn in self.fns:
+            fn.scope.tensor_params = self.params.get(id(fn), frozenset())
+        for cls in self.all_classes:
+            cls.scope.tensor_attributes = self.attributes.get(id(cls), frozenset())
+            cls.scope.submodules = cls.scope.submodules | self.callables.get(id(cls), frozenset())
+        self.module.tensor_functions = self.module.tensor_functions | frozenset(
+            name for name, fn in self.module_fns.items() if id(fn) in self.returning)
+
+
+def _bound_names(stmt) -> list:
+    if isinstance(stmt, _FN + (ast.ClassDef,)):
+        return [stmt.name]
+    names = []
+    for node in ast.walk(stmt):
+        if isinstance(node, ast.Name) and isinstance(node.ctx, (ast.Store, ast.Del)):
+            names.append(node.id)
+        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+            names.extend((a.asname or a.name).split(".")[0] for a in node.names)
+        elif isinstance(node, _FN + (ast.ClassDef,)):
+            names.append(node.name)
+    return names
+
+
+def _nested_defs(stmt) -> list:
+    """Defs and classes inside a compound statement (`if`, `try`, ...), not inside other defs."""
+    found = []
+    todo = list(ast.iter_child_nodes(stmt))
+    while todo:
+        node = todo.pop(0)
+        if isinstance(node, _FN + (ast.ClassDef,)):
+            found.append(node)
+        else:
+            todo.extend(ast.iter_child_nodes(node))
+    return found
+
+
+def _own_nodes(fn_node):
+    """The nodes of a def, not those of defs and classes nested in it (lambdas included)."""
+    todo = list(ast.iter_child_nodes(fn_node))
+    while todo:
+        node = todo.pop()
+        if isinstance(node, _FN + (ast.ClassDef,)):
+            continue
+        yield node
+        todo.extend(ast.iter_child_nodes(node))
+
+
+def _scopes(scope):
+    while scope is not None:
+        yield scope
+        scope = scope.parent
+
+
+def _bound_between(scope, name: str) -> bool:
+    """Whether `name` is bound in a function scope between `scope` and the module (shadowing a module-level def)."""
+    while scope is not None and scope.kind != "module":
+        if scope.kind == "function" and scope.is_bound_locally(name):
+            return True
+        scope = scope.parent
+    return False
+
+
+def analyze(index, module_scope, scopes) -> None:
+    """Fill the scopes' value facts (see the module docstring)."""
+    if module_scope.node is None:
+        return
+    _Analysis(index, module_scope, scopes).run()
