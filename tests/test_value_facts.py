@@ -98,6 +98,16 @@ def test_value_facts_convert_and_match_torch(name):
     np.testing.assert_allclose(np.array(mlx_out), torch_out.detach().numpy(), rtol=1e-6)
 
 
+PARAMETER_W = '''
+class M(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.w = nn.Parameter(torch.ones(2))
+
+    def forward(self, x):
+        return x + self.w.view(-1)
+'''
+
 NEGATIVE = {
     "attribute_also_none": '''
 class M(nn.Module):
@@ -120,20 +130,22 @@ class M(nn.Module):
     def forward(self, x):
         return x + self.w.view(-1)
 ''',
-    "attribute_stored_in_a_subclass": '''
-class M(nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.w = nn.Parameter(torch.ones(2))
-
-    def forward(self, x):
-        return x + self.w.view(-1)
-
+    "attribute_stored_in_a_subclass": PARAMETER_W + '''
 
 class N(M):
     def __init__(self):
         super().__init__()
         self.w = [1, 2]
+''',
+    "attribute_set_by_a_computed_setattr": PARAMETER_W + '''
+
+def clear(model, name):
+    setattr(model, name, None)
+''',
+    "attribute_stored_on_another_object": PARAMETER_W + '''
+
+def clear(model):
+    model.w = None
 ''',
     "param_one_call_not_a_tensor": '''
 def helper(t):

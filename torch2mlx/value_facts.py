@@ -71,8 +71,6 @@ class _Fn:
         self.has_default = {name for name, d in zip(self.positional, defaults) if d is not None}
         self.has_default |= {a.arg for a, d in zip(args.kwonlyargs, args.kw_defaults) if d is not None}
         self.assumed = frozenset()  # forward of a module class: arguments without a default (nn-module transform)
-        for stmt in node.body:
-            self._collect(stmt, False)
         self.falls_through = not _terminates(node.body)
 
     def _bind(self, name: str, binding) -> None:
@@ -101,40 +99,38 @@ class _Fn:
         elif isinstance(target, ast.Starred):
             self._unknown_targets(target)
 
-    def _collect(self, node, opaque: bool) -> None:
-        if isinstance(node, _FN + (ast.ClassDef,)):
-            self._bind(node.name, _UNKNOWN)
-            for d in node.decorator_list:
-                self._collect(d, opaque)
-            return
-        if isinstance(node, ast.Assign):
+    def collect(self, node, opaque: bool) -> None:
+        """What one node of the def's own code binds, returns or calls (its children are visited by the walk)."""
+        kind = type(node)
+        if kind is ast.Call:
+            self.calls.append((node, opaque))
+        elif kind is ast.Assign:
             for t in node.targets:
                 if isinstance(t, ast.Name):
                     self._bind(t.id, ("assign", node.value))  # as `value`; `y = self.layer(x)` also as nn-module takes it
                 else:
                     self._target(t, node.value)
-        elif isinstance(node, ast.AnnAssign):
+        elif kind is ast.AnnAssign:
             if node.value is not None:
                 self._target(node.target, node.value)
-        else:  # `x += y` keeps a tensor a tensor: no constraint on a name already one
+        elif kind in _BINDERS:  # (`x += y` keeps a tensor a tensor: no constraint on a name already one)
             for name in _unknown_bindings(node):
                 self._bind(name, _UNKNOWN)
-        if isinstance(node, ast.Return):
+        elif kind is ast.Return:
             if node.value is None:
                 self.bare_return = True
             elif not opaque:
                 self.returns.append(node.value)
-        elif isinstance(node, (ast.Yield, ast.YieldFrom, ast.Await)) and not opaque:
+        elif kind in (ast.Yield, ast.YieldFrom, ast.Await) and not opaque:
             self.generator = True
-        elif isinstance(node, ast.Call):
-            self.calls.append((node, opaque))
-        inner = opaque or isinstance(node, _OPAQUE)
-        for child in ast.iter_child_nodes(node):
-            self._collect(child, inner)
 
 
 def _names(target) -> list:
     return [n.id for n in ast.walk(target) if isinstance(n, ast.Name)]
+
+
+_BINDERS = frozenset({ast.For, ast.AsyncFor, ast.NamedExpr, ast.With, ast.AsyncWith, ast.Delete, ast.Global, ast.Nonlocal,
+                      ast.Import, ast.ImportFrom, ast.ExceptHandler, ast.MatchAs, ast.MatchStar, ast.MatchMapping})
 
 
 def _unknown_bindings(node) -> list:
@@ -213,49 +209,95 @@ class _Analysis:
         self.refs: dict = {}            # name -> count of loads not as a call's func
         self.attr_refs: dict = {}       # attr -> count of references other than `self.attr(...)` in a method
         self.any_attribute = False      # a `setattr` with a computed name on another receiver: no attribute facts
+        self.call_funcs: set = set()
+        self.counts: dict = {}          # module-level name -> bindings at module level
         tree = module_scope.node
-        counts: dict = {}
         for stmt in tree.body:
-            for n in _bound_names(stmt):
-                counts[n] = counts.get(n, 0) + 1
-        self._walk_defs(tree.body, None, True, counts)
+            self._walk(stmt, None, False, module_level=True)
+        by_scope: dict = {}
+        for scope in scopes:  # pre-order: a class before its methods
+            self._unit(scope, by_scope)
         for cls in self.all_classes:
             self._link(cls)
-        self._scan_references(tree)
+        for cls in self.all_classes:
+            cls.family = self._family(cls)
+            cls.layers = self._layers(cls)
         # facts
         self.params: dict = {}        # id(_Fn) -> frozenset
         self.returning: set = set()   # id(_Fn)
         self.attributes: dict = {}    # id(_Cls) -> frozenset
         self.callables: dict = {}     # id(_Cls) -> frozenset (self.<name>(...) is a tensor)
 
-    # ----- collection ------------------------------------------------------------------------
-    def _walk_defs(self, body, cls: Optional[_Cls], module_level: bool, counts: dict) -> None:
-        for stmt in body:
-            for node in ([stmt] if isinstance(stmt, _FN + (ast.ClassDef,)) else _nested_defs(stmt)):
-                scope = self.scope_of.get(id(node))
-                if scope is None:
-                    continue
-                direct = node is stmt
-                if isinstance(node, ast.ClassDef):
-                    c = _Cls(node, scope)
-                    self.all_classes.append(c)
-                    if module_level and direct and counts.get(node.name) == 1:
-                        self.classes[node.name] = c
-                    for s in node.body:
-                        if isinstance(s, (ast.Assign, ast.AnnAssign)):  # class-level `x = ...`
-                            for t in (s.targets if isinstance(s, ast.Assign) else [s.target]):
-                                for n in ast.walk(t):
-                                    if isinstance(n, ast.Name):
-                                        c.stores.setdefault(n.id, []).append((None, None))
-                    self._walk_defs(node.body, c, False, counts)
-                else:
-                    fn = _Fn(node, scope, cls if direct else None, module_level and direct)
-                    self.fns.append(fn)
-                    if fn.cls is not None:
-                        cls.methods[node.name] = fn
-                    if fn.module_level and counts.get(node.name) == 1:
-                        self.module_fns[node.name] = fn
-                    self._walk_defs(node.body, None, False, counts)
+    # ----- collection: one walk of each def's and class's own code ------------------------------
+    def _unit(self, scope, by_scope: dict) -> None:
+        node, parent = scope.node, scope.parent
+        direct = parent is not None and parent.node is not None and node in getattr(parent.node, "body", ())
+        module_level = direct and parent.kind == "module"
+        if isinstance(node, ast.ClassDef):
+            cls = by_scope[id(scope)] = _Cls(node, scope)
+            self.all_classes.append(cls)
+            if module_level and self.counts.get(node.name) == 1:
+                self.classes[node.name] = cls
+            for stmt in node.body:
+                if isinstance(stmt, (ast.Assign, ast.AnnAssign)):  # a class-level `x = ...`
+                    for t in (stmt.targets if isinstance(stmt, ast.Assign) else [stmt.target]):
+                        for name in _names(t):
+                            cls.stores.setdefault(name, []).append((None, None))
+                self._walk(stmt, None, False)
+            return
+        owner = by_scope.get(id(parent)) if direct and parent.kind == "class" else None
+        fn = _Fn(node, scope, owner, module_level)
+        self.fns.append(fn)
+        if owner is not None:
+            owner.methods[node.name] = fn
+        if module_level and self.counts.get(node.name) == 1:
+            self.module_fns[node.name] = fn
+        for stmt in node.body:
+            self._walk(stmt, fn, False)
+
+    def _walk(self, node, fn: Optional[_Fn], opaque: bool, module_level: bool = False) -> None:
+        """Record what `node` and its children (not nested defs' bodies) bind, store, call and reference."""
+        if isinstance(node, _FN + (ast.ClassDef,)):
+            if fn is not None:
+                fn._bind(node.name, _UNKNOWN)
+            if module_level:
+                self.counts[node.name] = self.counts.get(node.name, 0) + 1
+            header = list(node.decorator_list)
+            if isinstance(node, ast.ClassDef):
+                header += node.bases + [k.value for k in node.keywords]
+            else:
+                header += node.args.defaults + [d for d in node.args.kw_defaults if d is not None]
+            for h in header:
+                self._walk(h, fn, opaque, module_level)
+            return
+        if fn is not None:
+            fn.collect(node, opaque)
+        self_name = fn.self_name if fn is not None else None
+        if isinstance(node, ast.Call):
+            self.call_funcs.add(id(node.func))
+            if fn is None and isinstance(node.func, ast.Name):
+                self.refs[node.func.id] = self.refs.get(node.func.id, 0) + 1  # a call outside any def: not followed
+            self._store_call(node, fn)
+        elif isinstance(node, ast.Name):
+            if isinstance(node.ctx, ast.Load) and id(node) not in self.call_funcs:
+                self.refs[node.id] = self.refs.get(node.id, 0) + 1
+            elif module_level and not isinstance(node.ctx, ast.Load):
+                self.counts[node.id] = self.counts.get(node.id, 0) + 1
+        elif isinstance(node, ast.Attribute):
+            on_self = self_name is not None and isinstance(node.value, ast.Name) and node.value.id == self_name
+            if isinstance(node.ctx, (ast.Store, ast.Del)):
+                if not on_self:
+                    self.other_stores.add(node.attr)  # `obj.x = ...`, a closure's or a decorated method's store
+            elif not on_self or id(node) not in self.call_funcs:
+                self.attr_refs[node.attr] = self.attr_refs.get(node.attr, 0) + 1
+        elif self_name is not None and isinstance(node, (ast.Assign, ast.AnnAssign, ast.AugAssign, ast.Delete)):
+            self._store(node, fn)
+        elif (module_level and isinstance(node, (ast.Import, ast.ImportFrom))) or isinstance(node, ast.Global):
+            for name in _unknown_bindings(node):  # `global f` in a def: f may be rebound there
+                self.counts[name] = self.counts.get(name, 0) + 1
+        inner = opaque or isinstance(node, _OPAQUE)
+        for child in ast.iter_child_nodes(node):
+            self._walk(child, fn, inner, module_level)
 
     def _link(self, cls: _Cls) -> None:
         for base in cls.node.bases:
@@ -280,44 +322,6 @@ class _Analysis:
             return cls.module
         return any(self._is_module(b, seen + (id(cls),)) for b in cls.bases)
 
-    def _scan_references(self, tree) -> None:
-        """Attribute stores per class, references of functions and methods not as calls."""
-        method_self = {}  # id(Name node) of a method's own `self` -> its _Fn
-        for fn in self.fns:
-            if fn.self_name is not None:
-                for node in _own_nodes(fn.node):
-                    if isinstance(node, ast.Name) and node.id == fn.self_name:
-                        method_self[id(node)] = fn
-        self._scan_loads(tree, method_self)
-        for fn in self.fns:
-            if fn.self_name is not None:
-                for node in _own_nodes(fn.node):
-                    if isinstance(node, (ast.Assign, ast.AnnAssign, ast.AugAssign, ast.Delete)):
-                        self._store(node, fn, method_self)
-                    elif isinstance(node, ast.Call):
-                        self._store_call(node, fn, method_self)
-        for cls in self.all_classes:
-            cls.family = self._family(cls)
-            cls.layers = self._layers(cls)
-
-    def _scan_loads(self, tree, method_self: dict) -> None:
-        call_funcs = {id(node.func) for node in ast.walk(tree) if isinstance(node, ast.Call)}
-        sites = {id(call) for fn in self.fns for call, _ in fn.calls}
-        for node in ast.walk(tree):
-            if isinstance(node, ast.Call) and id(node) not in sites and isinstance(node.func, ast.Name):
-                self.refs[node.func.id] = self.refs.get(node.func.id, 0) + 1  # a call outside any def: not followed
-                if node.func.id == "setattr" and len(node.args) > 1 and id(node.args[0]) not in method_self:
-                    self._setattr_elsewhere(node.args[1])
-            if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load) and id(node) not in call_funcs:
-                self.refs[node.id] = self.refs.get(node.id, 0) + 1
-            elif isinstance(node, ast.Attribute):
-                owner = method_self.get(id(node.value))
-                if isinstance(node.ctx, (ast.Store, ast.Del)):
-                    if owner is None:
-                        self.other_stores.add(node.attr)  # `obj.x = ...`, a closure's or a decorated method's store
-                elif owner is None or id(node) not in call_funcs:
-                    self.attr_refs[node.attr] = self.attr_refs.get(node.attr, 0) + 1
-
     def _setattr_elsewhere(self, name) -> None:
         """`setattr(obj, name, v)` on another receiver than a method's self: that attribute, or any, is unknown."""
         if isinstance(name, ast.Constant) and isinstance(name.value, str):
@@ -326,23 +330,30 @@ class _Analysis:
             self.any_attribute = True
 
     @staticmethod
-    def _store(node, fn: _Fn, method_self: dict) -> None:
+    def _store(node, fn: _Fn) -> None:
         targets = node.targets if isinstance(node, (ast.Assign, ast.Delete)) else [node.target]
         direct = isinstance(node, (ast.Assign, ast.AnnAssign)) and node.value is not None
         for t in targets:
             for n in ast.walk(t):
-                if isinstance(n, ast.Attribute) and id(n.value) in method_self:
+                if isinstance(n, ast.Attribute) and isinstance(n.value, ast.Name) and n.value.id == fn.self_name:
                     fn.cls.stores.setdefault(n.attr, []).append((node.value if direct and n is t else None, fn))
 
-    def _store_call(self, node: ast.Call, fn: _Fn, method_self: dict) -> None:
-        """`self.register_buffer("x", t)`, `setattr(self, "x", v)` (unknown), ..."""
+    def _store_call(self, node: ast.Call, fn: Optional[_Fn]) -> None:
+        """`self.register_buffer("x", t)`, `setattr(self, "x", v)` (unknown), `setattr(obj, name, v)`, ..."""
         func = node.func
-        on_self = isinstance(func, ast.Attribute) and id(func.value) in method_self
+        self_name = fn.self_name if fn is not None else None
+
+        def is_self(n) -> bool:
+            return self_name is not None and isinstance(n, ast.Name) and n.id == self_name
+
+        on_self = isinstance(func, ast.Attribute) and is_self(func.value)
         name = func.id if isinstance(func, ast.Name) else func.attr if on_self else None
         registers = name in ("register_buffer", "register_parameter")
         if name == "setattr":
-            if not (node.args and id(node.args[0]) in method_self):
-                return  # another receiver: _scan_loads
+            if not (node.args and is_self(node.args[0])):
+                if len(node.args) > 1:
+                    self._setattr_elsewhere(node.args[1])
+                return
             args = node.args[1:]
         elif registers or name == "__setattr__":
             args = node.args
@@ -621,44 +632,6 @@ class _Analysis:
             cls.scope.submodules = cls.scope.submodules | self.callables.get(id(cls), frozenset())
         self.module.tensor_functions = self.module.tensor_functions | frozenset(
             name for name, fn in self.module_fns.items() if id(fn) in self.returning)
-
-
-def _bound_names(stmt) -> list:
-    if isinstance(stmt, _FN + (ast.ClassDef,)):
-        return [stmt.name]
-    names = []
-    for node in ast.walk(stmt):
-        if isinstance(node, ast.Name) and isinstance(node.ctx, (ast.Store, ast.Del)):
-            names.append(node.id)
-        elif isinstance(node, (ast.Import, ast.ImportFrom)):
-            names.extend((a.asname or a.name).split(".")[0] for a in node.names)
-        elif isinstance(node, _FN + (ast.ClassDef,)):
-            names.append(node.name)
-    return names
-
-
-def _nested_defs(stmt) -> list:
-    """Defs and classes inside a compound statement (`if`, `try`, ...), not inside other defs."""
-    found = []
-    todo = list(ast.iter_child_nodes(stmt))
-    while todo:
-        node = todo.pop(0)
-        if isinstance(node, _FN + (ast.ClassDef,)):
-            found.append(node)
-        else:
-            todo.extend(ast.iter_child_nodes(node))
-    return found
-
-
-def _own_nodes(fn_node):
-    """The nodes of a def, not those of defs and classes nested in it (lambdas included)."""
-    todo = list(ast.iter_child_nodes(fn_node))
-    while todo:
-        node = todo.pop()
-        if isinstance(node, _FN + (ast.ClassDef,)):
-            continue
-        yield node
-        todo.extend(ast.iter_child_nodes(node))
 
 
 def _scopes(scope):
