@@ -86,7 +86,27 @@ def run(x: torch.Tensor):
 out = run(torch.arange(6.0).reshape(2, 3))
 '''
 
-CASES = {"attributes": ATTRIBUTES, "returns": RETURNS, "params": PARAMS, "unpacking": UNPACKING}
+TUPLE_RETURNS = '''
+def pre_pool(x: torch.Tensor, cls_token: bool):
+    if cls_token:
+        return x[:, 1:], x[:, :1]
+    return x, x[:, :0]
+
+
+class Pool(nn.Module):
+    def _halves(self, x):
+        return x[:1] * 2, 3
+
+    def forward(self, x):
+        a, b = pre_pool(x, True)
+        c, n = self._halves(x)
+        return a.float().sum() + b.float().sum() + c.float().sum() * n
+
+
+out = Pool()(torch.arange(6.0).reshape(2, 3))
+'''
+
+CASES = {"tuple_returns": TUPLE_RETURNS, "attributes": ATTRIBUTES, "returns": RETURNS, "params": PARAMS, "unpacking": UNPACKING}
 
 
 @pytest.mark.parametrize("name", sorted(CASES))
@@ -146,6 +166,17 @@ def clear(model, name):
 
 def clear(model):
     model.w = None
+''',
+    "tuple_element_also_none": '''
+def split_token(x: torch.Tensor, cls_token: bool):
+    if cls_token:
+        return x[:, 1:], x[:, :1]
+    return x, None
+
+
+def run(x: torch.Tensor):
+    a, b = split_token(x, True)
+    return a.view(-1), b.view(-1)
 ''',
     "param_one_call_not_a_tensor": '''
 def helper(t):

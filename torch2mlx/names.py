@@ -34,6 +34,7 @@ class Scope:
     submodules: frozenset = frozenset()          # class: attributes `self.<name>(...)` of which is a tensor (layers, methods)
     tensor_attributes: frozenset = frozenset()   # class: attributes every store of which is a tensor (value_facts)
     tensor_params: frozenset = frozenset()       # function: parameters every in-file call passes a tensor (value_facts)
+    tensor_tuples: dict = field(default_factory=dict)  # module: functions, class: methods -> (element i a tensor, ...)
     project_classes: set = field(default_factory=set)  # nn.Module subclasses imported from other project files
     node: Optional[ast.AST] = None               # the ast of the scope (module, def or class)
     _scalars: Optional[tuple] = None             # (int names, shadowed builtins): scalar_facts.int_names

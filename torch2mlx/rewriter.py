@@ -93,6 +93,7 @@ class TableRewriter(cst.CSTTransformer):
         self.tensors = TensorFacts(index, self.qualified_name, getattr(module_scope, "tensor_functions", frozenset()),
                                    lambda name: any(s.is_bound_locally(name) for s in self.scopes[1:]))
         core = sentinel("mx")  # generated code names mlx.core by a sentinel until the emitter picks its alias
+        self.tensors.tuple_functions = module_scope.tensor_tuples
         self.tensors.is_mlx_core = lambda name: name == core or any(name in s.mlx_core for s in self.scopes)
         self.tensors.is_plain_receiver = self._is_plain_receiver
         self.findings: list[Finding] = []
@@ -215,9 +216,10 @@ class TableRewriter(cst.CSTTransformer):
         self.scopes.append(scope)
         self.tensors.push()
         if scope.kind == "class":
-            self._class_stack.append((self.tensors.submodules, self.tensors.attributes))
+            self._class_stack.append((self.tensors.submodules, self.tensors.attributes, self.tensors.tuple_methods))
             self.tensors.submodules = scope.submodules
             self.tensors.attributes = scope.tensor_attributes
+            self.tensors.tuple_methods = scope.tensor_tuples
         self._push_statement(node)
         generated = any(line.comment is not None and is_generated_mark(line.comment.value)
                         for line in node.leading_lines)
@@ -238,7 +240,7 @@ class TableRewriter(cst.CSTTransformer):
 
     def _leave_scope(self, original, updated):
         if self.scopes[-1].kind == "class":
-            self.tensors.submodules, self.tensors.attributes = self._class_stack.pop()
+            self.tensors.submodules, self.tensors.attributes, self.tensors.tuple_methods = self._class_stack.pop()
         self.scopes.pop()
         self.tensors.pop()
         return self._pop_statement(original, updated)
@@ -311,12 +313,15 @@ class TableRewriter(cst.CSTTransformer):
                 elements = target.target.elements
                 # `q, k, v = qkv[0], qkv[1], qkv[2]`: element by element
                 values = [self._elements(original.value, len(elements)), self._elements(updated.value, len(elements))]
+                returned = self.tensors.tuple_elements(original.value)  # `a, b = f(x)`, f returning (tensor, ...)
+                if returned is not None and (len(returned) != len(elements) or any(isinstance(e, cst.StarredElement) for e in elements)):
+                    returned = None
                 for i, el in enumerate(elements):
                     if isinstance(el.value, cst.Name) and is_tensor and not isinstance(el, cst.StarredElement):
                         self.tensors.mark(el.value.value, True)  # `a, b = x.chunk(2)`: an element of a tensor is one
                     elif isinstance(el.value, cst.Name):
                         known = any(v is not None and not isinstance(v[i], cst.StarredElement) and self.tensors.is_tensor(v[i].value)
-                                    for v in values)
+                                    for v in values) or (returned is not None and returned[i])
                         self.tensors.mark(el.value.value, known)
         return updated
 

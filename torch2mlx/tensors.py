@@ -42,6 +42,10 @@ def attribute_chain(node) -> Optional[list]:
     return parts
 
 
+def _is_ast_self_attribute(node) -> bool:
+    return isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == "self"
+
+
 class TensorFacts:
     def __init__(self, index: RuleIndex, resolve: Callable[[cst.BaseExpression], Optional[str]],
                  tensor_functions: frozenset = frozenset(), is_local: Callable[[str], bool] = lambda name: False):
@@ -49,6 +53,8 @@ class TensorFacts:
         self.tensor_functions = tensor_functions  # module-level `def f(...) -> torch.Tensor`
         self.submodules: frozenset = frozenset()  # `self.x = nn.Linear(...)` in the current class
         self.attributes: frozenset = frozenset()  # `self.x` always a tensor in the current class (value_facts)
+        self.tuple_functions: dict = {}  # module-level function -> (element i of the tuple it returns a tensor, ...)
+        self.tuple_methods: dict = {}    # the same for `self.m(...)` in the current class
         self.is_local = is_local
         self.is_mlx_core: Callable[[str], bool] = lambda name: False
         self.is_plain_receiver: Callable[[cst.BaseExpression], bool] = lambda node: False
@@ -86,6 +92,8 @@ class TensorFacts:
                         if isinstance(node, ast.AugAssign):
                             continue
                         self.mark(t.id, value_is_tensor, value_is_bool)
+                    elif isinstance(t, (ast.Tuple, ast.List)) and isinstance(node, ast.Assign):
+                        self._forget_unpacked(t, node.value, value_is_tensor)
                     else:
                         for n in ast.walk(t):
                             if isinstance(n, ast.Name):
@@ -96,9 +104,39 @@ class TensorFacts:
                     if isinstance(n, ast.Name):
                         self.mark(n.id, False)
 
+    def _forget_unpacked(self, target, value, value_is_tensor: bool) -> None:
+        """`a, b = <tensor>` or `a, b = f(x)` with f returning (tensor, ...), as leave_Assign reads them."""
+        elts = target.elts
+        starred = any(isinstance(e, ast.Starred) for e in elts)
+        returned = None if starred else self._ast_tuple_elements(value)
+        if returned is not None and len(returned) != len(elts):
+            returned = None
+        for i, el in enumerate(elts):
+            if isinstance(el, ast.Name):
+                self.mark(el.id, value_is_tensor or (returned is not None and returned[i]))
+            else:
+                for n in ast.walk(el):
+                    if isinstance(n, ast.Name):
+                        self.mark(n.id, False)
+
+    def _ast_tuple_elements(self, node) -> Optional[tuple]:
+        if not isinstance(node, ast.Call):
+            return None
+        if isinstance(node.func, ast.Name) and not self.is_local(node.func.id):
+            return self.tuple_functions.get(node.func.id)
+        if _is_ast_self_attribute(node.func):
+            return self.tuple_methods.get(node.func.attr)
+        return None
+
     def _ast_tensor(self, node) -> bool:
         if isinstance(node, ast.Name):
             return node.id in self.stack[-1]
+        if isinstance(node, ast.Call):  # the file's own tensor-returning functions, layers and methods (value_facts)
+            if isinstance(node.func, ast.Name):
+                return node.func.id in self.tensor_functions and not self.is_local(node.func.id)
+            return _is_ast_self_attribute(node.func) and node.func.attr in self.submodules
+        if isinstance(node, ast.Attribute):
+            return _is_ast_self_attribute(node) and node.attr in self.attributes
         if isinstance(node, ast.BinOp):
             return self._ast_tensor(node.left) or self._ast_tensor(node.right)
         if isinstance(node, ast.UnaryOp):
@@ -108,6 +146,16 @@ class TensorFacts:
         if isinstance(node, ast.Subscript):
             return self._ast_tensor(node.value)
         return False
+
+    def tuple_elements(self, node: cst.BaseExpression) -> Optional[tuple]:
+        """(element i a tensor, ...) of `f(...)` / `self.m(...)` returning tuples (value_facts), or None."""
+        if not isinstance(node, cst.Call):
+            return None
+        if isinstance(node.func, cst.Name) and not self.is_local(node.func.value):
+            return self.tuple_functions.get(node.func.value)
+        if isinstance(node.func, cst.Attribute) and isinstance(node.func.value, cst.Name) and node.func.value.value == "self":
+            return self.tuple_methods.get(node.func.attr.value)
+        return None
 
     def is_bool(self, node: cst.BaseExpression) -> bool:
         """A boolean tensor: a comparison involving a tensor, `.bool()`, or a name assigned one."""

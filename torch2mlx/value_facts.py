@@ -52,7 +52,7 @@ class _Fn:
         self.positional = [a.arg for a in args.posonlyargs + args.args]
         self.kwonly = [a.arg for a in args.kwonlyargs]
         self.self_name = self.positional[0] if cls is not None and self.positional and not node.decorator_list else None
-        self.bindings: dict = {}  # name -> list of ("value", expr) | ("unpack", expr) | ("param", name) | None
+        self.bindings: dict = {}  # name -> list of ("value"/"assign", expr) | ("unpack", expr, i, n) | ("param", name) | None
         self.returns: list = []
         self.bare_return = False
         self.generator = False
@@ -91,9 +91,10 @@ class _Fn:
                 for t, v in zip(elts, value.elts):
                     self._target(t, v)
                 return
-            for t in elts:
-                if isinstance(t, ast.Name):
-                    self._bind(t.id, ("unpack", value))  # an element of a tensor is a tensor
+            starred = any(isinstance(e, ast.Starred) for e in elts)
+            for i, t in enumerate(elts):
+                if isinstance(t, ast.Name):  # an element of a tensor is a tensor; of a call returning a tuple, its element
+                    self._bind(t.id, ("unpack", value, None if starred else i, len(elts)))
                 else:
                     self._unknown_targets(t)
         elif isinstance(target, ast.Starred):
@@ -227,6 +228,8 @@ class _Analysis:
         self.returning: set = set()   # id(_Fn)
         self.attributes: dict = {}    # id(_Cls) -> frozenset
         self.callables: dict = {}     # id(_Cls) -> frozenset (self.<name>(...) is a tensor)
+        self.tuples: dict = {}        # id(_Fn) -> (element i a tensor, ...) of the tuples it returns
+        self.tuple_methods: dict = {} # id(_Cls) -> {method: (element i a tensor, ...)}
 
     # ----- collection: one walk of each def's and class's own code ------------------------------
     def _unit(self, scope, by_scope: dict) -> None:
@@ -453,13 +456,40 @@ class _Analysis:
     def _binding(self, binding, fn: _Fn, local: frozenset) -> bool:
         if binding is None:
             return False
-        kind, what = binding
+        kind, what = binding[0], binding[1]
+        if kind == "unpack" and binding[2] is not None and self._element(what, binding[2], binding[3], fn):
+            return True
         if kind == "param":
             return what in fn.annotated or what in fn.assumed or what in self.params.get(id(fn), ())
         if (kind == "assign" and fn.self_name is not None and isinstance(what, ast.Call) and isinstance(what.func, ast.Attribute)
                 and isinstance(what.func.value, ast.Name) and what.func.value.id == fn.self_name and what.func.attr in fn.cls.layers):
             return True
         return self.tensor(what, fn, local)
+
+    def _element(self, value, i: int, count: int, fn: _Fn) -> bool:
+        """Element `i` of `f(...)` / `self.m(...)` unpacked into `count` names, every return of which is a tuple
+        whose element `i` is a tensor."""
+        if not isinstance(value, ast.Call):
+            return False
+        func, facts = value.func, None
+        if isinstance(func, ast.Name) and func.id in self.module_fns and not _bound_between(fn.scope, func.id):
+            facts = self.tuples.get(id(self.module_fns[func.id]))
+        elif (fn.self_name is not None and isinstance(func, ast.Attribute) and isinstance(func.value, ast.Name)
+              and func.value.id == fn.self_name):
+            facts = self.tuple_methods.get(id(fn.cls), {}).get(func.attr)
+        return facts is not None and len(facts) == count and facts[i]
+
+    def _tuple_facts(self, fn: _Fn) -> Optional[tuple]:
+        """(is element i a tensor, ...) when every return is a tuple display of one length (no bare return,
+        no fall-through, no yield), if any element is."""
+        if (not fn.returns or fn.bare_return or fn.falls_through or fn.generator or isinstance(fn.node, ast.AsyncFunctionDef)
+                or not all(isinstance(r, ast.Tuple) and not any(isinstance(e, ast.Starred) for e in r.elts) for r in fn.returns)):
+            return None
+        count = len(fn.returns[0].elts)
+        if any(len(r.elts) != count for r in fn.returns):
+            return None
+        facts = tuple(all(self.tensor(r.elts[i], fn, fn.locals) for r in fn.returns) for i in range(count))
+        return facts if any(facts) else None
 
     def _locals(self, fn: _Fn) -> frozenset:
         local = frozenset(name for name, bs in fn.bindings.items() if all(b is not None for b in bs))
@@ -476,6 +506,21 @@ class _Analysis:
                      and not fn.generator and not isinstance(fn.node, ast.AsyncFunctionDef)
                      and all(self.tensor(r, fn, fn.locals) for r in fn.returns)}
         params = self._param_facts()
+        tuples = {}
+        for fn in self.fns:
+            facts = self._tuple_facts(fn)
+            if facts is not None:
+                tuples[id(fn)] = facts
+        tuple_methods = {}
+        for cls in self.all_classes:
+            found = {}
+            for name, fn in cls.methods.items():
+                overrides = [tuples.get(id(c.methods[name])) for c in cls.family if name in c.methods]
+                if fn.self_name is None or any(name in c.stores for c in cls.family) or None in overrides:
+                    continue
+                if len({len(o) for o in overrides}) == 1:
+                    found[name] = tuple(all(o[i] for o in overrides) for i in range(len(overrides[0])))
+            tuple_methods[id(cls)] = found
         attributes = {}
         for cls in self.all_classes:
             if self.any_attribute or any(c.dynamic for c in cls.family):
@@ -501,7 +546,7 @@ class _Analysis:
                     found.add(name)
             found.update(self._tensor_submodule_attrs(cls, returning))
             callables[id(cls)] = frozenset(found)
-        return params, returning, attributes, callables
+        return params, returning, attributes, callables, tuples, tuple_methods
 
     def _tensor_submodule_attrs(self, cls: _Cls, returning: set) -> set:
         """`self.sub = Cls(...)`, a class of this file whose forward returns a tensor, at every store."""
@@ -621,15 +666,17 @@ class _Analysis:
 
     def run(self) -> None:
         for _ in range(_MAX_ROUNDS):
-            params, returning, attributes, callables = self._round()
-            if (params, returning, attributes, callables) == (self.params, self.returning, self.attributes, self.callables):
+            facts = self._round()
+            if facts == (self.params, self.returning, self.attributes, self.callables, self.tuples, self.tuple_methods):
                 break
-            self.params, self.returning, self.attributes, self.callables = params, returning, attributes, callables
+            self.params, self.returning, self.attributes, self.callables, self.tuples, self.tuple_methods = facts
         for fn in self.fns:
             fn.scope.tensor_params = self.params.get(id(fn), frozenset())
         for cls in self.all_classes:
             cls.scope.tensor_attributes = self.attributes.get(id(cls), frozenset())
             cls.scope.submodules = cls.scope.submodules | self.callables.get(id(cls), frozenset())
+            cls.scope.tensor_tuples = self.tuple_methods.get(id(cls), {})
+        self.module.tensor_tuples = {name: self.tuples[id(fn)] for name, fn in self.module_fns.items() if id(fn) in self.tuples}
         self.module.tensor_functions = self.module.tensor_functions | frozenset(
             name for name, fn in self.module_fns.items() if id(fn) in self.returning)
 
