@@ -225,6 +225,19 @@ class N(M):
     def _f(self, x):
         return [x]
 ''',
+    "method_called_through_a_base_outside_the_file": '''
+class A(nn.Module):
+    def _f(self, t):
+        return t.view(-1)
+
+    def forward(self, x):
+        return self._f(x)
+
+
+class B(nn.Linear, A):
+    def go(self):
+        return self._f([1])
+''',
     "parameter_with_no_call_site": '''
 def helper(t):
     return t.view(-1)

@@ -318,7 +318,8 @@ class _Analysis:
         cls.module = cls.module or any(self._is_module(b) for b in cls.bases)
         if cls.module and "forward" in cls.methods:
             fwd = cls.methods["forward"]
-            fwd.assumed = frozenset(p for p in fwd.positional[1:] if p not in fwd.has_default)
+            # as the nn-module transform: forward's arguments without a default or an annotation
+            fwd.assumed = frozenset(a.arg for a in fwd.node.args.args[1:] if a.arg not in fwd.has_default and a.annotation is None)
 
     def _is_module(self, cls: _Cls, seen=()) -> bool:
         if cls.module or id(cls) in seen:
@@ -618,6 +619,7 @@ class _Analysis:
                 if (fn.self_name is not None and name != "forward" and not name.startswith("__")
                         and not self.attr_refs.get(name) and not any(name in c.methods for c in cls.family if c is not cls)):
                     targets[id(fn)] = fn
+        unresolved: set = set()
         for caller in self.fns:
             for call, opaque in caller.calls:
                 func = call.func
@@ -627,12 +629,14 @@ class _Analysis:
                 elif (isinstance(func, ast.Attribute) and caller.self_name is not None and isinstance(func.value, ast.Name)
                       and func.value.id == caller.self_name):
                     target = self._lookup(caller.cls, func.attr)
+                    if target is None:  # a base outside the file first: this call may reach any method of that name
+                        unresolved.add(func.attr)
                 if target is not None and id(target) in targets:
                     sites.setdefault(id(target), []).append((call, caller, opaque))
         params = {}
         for key, fn in targets.items():
             calls = sites.get(key)
-            if not calls:
+            if not calls or (fn.cls is not None and fn.node.name in unresolved):
                 continue
             names = fn.positional[1:] if fn.cls is not None else fn.positional
             known = set(names) | set(fn.kwonly)
