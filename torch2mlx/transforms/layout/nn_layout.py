@@ -121,6 +121,7 @@ class NnLayoutTransform(LayoutOps, LayoutFlow, Transform):
         self.class_defs: dict = {}    # module-level class name -> its ClassDef
         self._constructions: Optional[dict] = None  # class name -> [(call, enclosing FunctionDef, class)], on demand
         self._module_node: Optional[cst.Module] = None
+        self._calls_walk: Optional[_ModuleCalls] = None
         self._scope_bindings: dict = {}  # id(FunctionDef) -> its bindings
         self.promoted: set = set()    # classes without channels-last layers that keep feature maps channels-last
         self._cl_memo: dict = {}      # class name -> whether it takes channels-last input
@@ -315,8 +316,14 @@ class NnLayoutTransform(LayoutOps, LayoutFlow, Transform):
     def constructions(self) -> dict:
         """Every `Cls(...)` of this file's classes, found by one walk of the module when first needed."""
         if self._constructions is None:
-            self._constructions = _constructions(self._module_node, set(self.class_defs))
+            self._constructions = self._module_calls().constructions
         return self._constructions
+
+    def _module_calls(self) -> "_ModuleCalls":
+        """The one walk of the module both `constructions` and the call sites of channels-last classes read."""
+        if self._calls_walk is None:
+            self._calls_walk = _ModuleCalls(self._module_node, set(self.class_defs), set(self.functions))
+        return self._calls_walk
 
     def _channels_last_class(self, rw, value) -> bool:
         """`Cls(...)` for a class of this file that takes channels-last input (its __init__ builds such a layer)."""
@@ -777,6 +784,7 @@ class NnLayoutTransform(LayoutOps, LayoutFlow, Transform):
         self.functions = {stmt.name.value: stmt for stmt in node.body if isinstance(stmt, cst.FunctionDef)}
         self.class_defs = {stmt.name.value: stmt for stmt in node.body if isinstance(stmt, cst.ClassDef)}
         self._constructions, self._scope_bindings, self._module_node = None, {}, node
+        self._calls_walk = None
         self._cl_memo, self._checking = {}, set()
         self._find_own_classes(rw, node)
         classes = {}
@@ -787,7 +795,7 @@ class NnLayoutTransform(LayoutOps, LayoutFlow, Transform):
                 first = self._input_layout(rw, stmt, layers)
                 if inputs:
                     classes[stmt.name.value] = (TO_CL[first], len(inputs))
-        self.calls = _Instances(node, classes) if classes else None
+        self.calls = _Instances(node, classes, self._module_calls()) if classes else None
 
     def _find_own_classes(self, rw, module: cst.Module) -> None:
         """Classes whose forward, analysed without a single flag, maps one channels-last input to a channels-last
@@ -1037,35 +1045,54 @@ def _calls_in(node) -> list:
     return found
 
 
-def _constructions(module: cst.Module, classes: set) -> dict:
-    """class name -> [(call, enclosing FunctionDef or None, name of the enclosing class or None)] for every
-    `Cls(...)` in the module."""
-    found: dict = {}
+class _ModuleCalls(cst.CSTVisitor):
+    """One walk of the module for the calls the layout analysis looks up.
 
-    class _Walk(cst.CSTVisitor):
-        def __init__(self) -> None:
-            self.functions: list = []
-            self.classes: list = []
+    `constructions`: class name -> [(call, enclosing FunctionDef or None, name of the enclosing class or None)]
+    for every `Cls(...)` of a module-level class; `function_calls`: module-level function name -> [(call,
+    FunctionDefs around it)]; `bound`: (name, class name) for each `name = Cls(...)` / `name: T = Cls(...)`."""
 
-        def visit_FunctionDef(self, node) -> None:
-            self.functions.append(node)
+    def __init__(self, module: cst.Module, classes: set, functions: set) -> None:
+        self.classes, self.function_names = classes, functions
+        self.constructions: dict = {}
+        self.function_calls: dict = {}
+        self.bound: list = []
+        self.functions: list = []
+        self.class_names: list = []
+        module.visit(self)
 
-        def leave_FunctionDef(self, node) -> None:
-            self.functions.pop()
+    def visit_FunctionDef(self, node) -> None:
+        self.functions.append(node)
 
-        def visit_ClassDef(self, node) -> None:
-            self.classes.append(node.name.value)
+    def leave_FunctionDef(self, node) -> None:
+        self.functions.pop()
 
-        def leave_ClassDef(self, node) -> None:
-            self.classes.pop()
+    def visit_ClassDef(self, node) -> None:
+        self.class_names.append(node.name.value)
 
-        def visit_Call(self, node) -> None:
-            if isinstance(node.func, cst.Name) and node.func.value in classes:
-                found.setdefault(node.func.value, []).append((node, self.functions[-1] if self.functions else None,
-                                                              self.classes[-1] if self.classes else None))
+    def leave_ClassDef(self, node) -> None:
+        self.class_names.pop()
 
-    module.visit(_Walk())
-    return found
+    def visit_Call(self, node) -> None:
+        if not isinstance(node.func, cst.Name):
+            return
+        name = node.func.value
+        if name in self.classes:
+            self.constructions.setdefault(name, []).append(
+                (node, self.functions[-1] if self.functions else None, self.class_names[-1] if self.class_names else None))
+        if name in self.function_names:
+            self.function_calls.setdefault(name, []).append((node, list(self.functions)))
+
+    def visit_Assign(self, node) -> None:
+        value = node.value
+        if isinstance(value, cst.Call) and isinstance(value.func, cst.Name) and value.func.value in self.classes:
+            self.bound.extend((t.target.value, value.func.value) for t in node.targets if isinstance(t.target, cst.Name))
+
+    def visit_AnnAssign(self, node) -> None:
+        value = node.value
+        if isinstance(value, cst.Call) and isinstance(value.func, cst.Name) and value.func.value in self.classes \
+                and isinstance(node.target, cst.Name):
+            self.bound.append((node.target.value, value.func.value))
 
 
 def _receiver(original: cst.Call, updated: cst.Call) -> Optional[cst.BaseExpression]:
@@ -1281,7 +1308,7 @@ class _Instances:
     in its place and the function never rebinds it. Anything bound from `Cls(...)` otherwise is
     an instance that cannot be proven (the call site is flagged)."""
 
-    def __init__(self, module: cst.Module, classes: dict) -> None:
+    def __init__(self, module: cst.Module, classes: dict, walk: "_ModuleCalls") -> None:
         self.classes = classes  # class name -> (permutation to channels-last, number of inputs)
         self.module = _bindings(module)
         self.functions = {s.name.value: s for s in module.body if isinstance(s, cst.FunctionDef)}
@@ -1291,7 +1318,8 @@ class _Instances:
         self.bound: dict = {}   # id(FunctionDef) -> its bindings, computed when first needed
         self.candidates: set = {p.name.value for f in self.functions.values()
                                 for p in [*f.params.posonly_params, *f.params.params, *f.params.kwonly_params]}
-        self.module_calls = self._calls_of_functions(module)  # also adds the names bound to `Cls(...)`
+        self.module_calls = walk.function_calls
+        self.candidates.update(name for name, cls in walk.bound if cls in classes)  # names bound to `Cls(...)`
 
     def _bindings_of(self, fn: cst.FunctionDef) -> dict:
         if id(fn) not in self.bound:
@@ -1354,41 +1382,6 @@ class _Instances:
                 proven = len(found) == len(passed) and all(p[0] and p[1] == found[0][1] for p in found)
                 self.params[key] = (proven, found[0][1])
         return self.params[key]
-
-    def _calls_of_functions(self, module: cst.Module) -> dict:
-        """name of a module-level function -> [(call, scopes of the caller)] for every call of it."""
-        calls: dict = {}
-        functions, classes, candidates = self.functions, self.classes, self.candidates
-
-        class _Walk(cst.CSTVisitor):
-            def __init__(self) -> None:
-                self.scopes: list = []
-
-            def visit_FunctionDef(self, node) -> None:
-                self.scopes.append(node)
-
-            def leave_FunctionDef(self, node) -> None:
-                self.scopes.pop()
-
-            def visit_Call(self, node) -> None:
-                if isinstance(node.func, cst.Name) and node.func.value in functions:
-                    calls.setdefault(node.func.value, []).append((node, list(self.scopes)))
-
-            def visit_Assign(self, node) -> None:
-                value = node.value
-                if isinstance(value, cst.Call) and isinstance(value.func, cst.Name) and value.func.value in classes:
-                    for target in node.targets:
-                        if isinstance(target.target, cst.Name):
-                            candidates.add(target.target.value)
-
-            def visit_AnnAssign(self, node) -> None:
-                value = node.value
-                if isinstance(value, cst.Call) and isinstance(value.func, cst.Name) and value.func.value in classes \
-                        and isinstance(node.target, cst.Name):
-                    candidates.add(node.target.value)
-
-        module.visit(_Walk())
-        return calls
 
     def _attributes(self, node: cst.ClassDef) -> dict:
         values: dict = {}
