@@ -291,7 +291,7 @@ class Net(nn.Module):
 
 
 def _helpers_namespace():
-    source = "import torch.nn as nn\nLAYERS = [nn.Conv2d, nn.MaxPool2d, nn.AvgPool2d, nn.BatchNorm2d, nn.LeakyReLU, nn.GELU, nn.LayerNorm, nn.Conv3d]\n"
+    source = "import torch.nn as nn\nLAYERS = [nn.Conv2d, nn.MaxPool2d, nn.AvgPool2d, nn.BatchNorm2d, nn.LeakyReLU, nn.GELU, nn.LayerNorm, nn.Conv3d,\n          nn.Conv1d, nn.BatchNorm1d, nn.BatchNorm3d]\n"
     return exec_source(_convert(source, "helpers").code, "mlx_helpers")
 
 
@@ -317,6 +317,45 @@ def test_conv_padding_same_and_valid():
     ns = _helpers_namespace()
     assert ns["Conv2dNCHW"](3, 4, (3, 5), padding="same", dilation=2)(mx.zeros((1, 3, 9, 9))).shape == (1, 4, 9, 9)
     assert ns["Conv2dNCHW"](3, 4, 3, padding="valid")(mx.zeros((1, 3, 9, 9))).shape == (1, 4, 7, 7)
+
+
+@pytest.mark.parametrize("args,kwargs", [
+    ((4, 8, 3), dict(padding="same")),                                           # was a (1,) tuple padding: mx.conv1d raised
+    ((4, 8, 5), dict(padding="same", dilation=2, groups=4)),
+    ((4, 8, (5,)), dict(padding=(2,), dilation=(2,), stride=(2,), groups=2)),   # torch's 1-tuples
+])
+def test_conv1d_value_matches_torch(args, kwargs):
+    import mlx.core as mx
+    import torch
+
+    torch.manual_seed(0)
+    torch_layer = torch.nn.Conv1d(*args, **kwargs)
+    mlx_layer = _helpers_namespace()["Conv1dNCHW"](*args, **kwargs)
+    assert load_torch_weights(mlx_layer, torch_layer.state_dict()).ok
+    x = np.random.RandomState(0).standard_normal((2, 4, 17)).astype(np.float32)
+    with torch.no_grad():
+        expected = torch_layer(torch.from_numpy(x))
+    assert_close(mlx_layer(mx.array(x)), expected, channels_last_output=False)
+
+
+@pytest.mark.parametrize("d,shape", [(1, (8, 5, 7)), (2, (4, 5, 6, 7)), (3, (3, 5, 4, 5, 6))])
+def test_batch_norm_value_running_stats_match_torch(d, shape):
+    """Two training steps (momentum, unbiased running variance), then eval on the running statistics."""
+    import mlx.core as mx
+    import torch
+
+    torch_layer = getattr(torch.nn, f"BatchNorm{d}d")(5, eps=1e-3, momentum=0.3)
+    randomize_batch_norm(torch_layer)
+    mlx_layer = _helpers_namespace()[f"BatchNorm{d}dNCHW"](5, eps=1e-3, momentum=0.3)
+    assert load_torch_weights(mlx_layer, torch_layer.state_dict()).ok
+    rng = np.random.RandomState(0)
+    for training in (True, True, False):
+        torch_layer.train(training)
+        mlx_layer.train(training)
+        x = rng.standard_normal(shape).astype(np.float32)
+        with torch.no_grad():
+            expected = torch_layer(torch.from_numpy(x))
+        assert_close(mlx_layer(mx.array(x)), expected, channels_last_output=False)
 
 
 def _flags(source: str) -> list:

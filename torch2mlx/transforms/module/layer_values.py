@@ -82,13 +82,18 @@ class Conv{d}dNCHW(nn.Conv{d}d):
                  bias=True, padding_mode="zeros", device=None, dtype=None):
         if padding_mode != "zeros" or dtype is not None{groups_check}:
             raise NotImplementedError("Conv{d}d: MLX convolutions pad with zeros, take no dtype{groups_why}")
-        padding = conv_padding(padding, kernel_size, dilation, {d})
+        padding = conv_padding(padding, kernel_size, dilation, {d}){unwrap}
         super().__init__(in_channels, out_channels, kernel_size, stride=stride, padding=padding,
                          dilation=dilation,{groups_arg} bias=bias)
 
     def __call__(self, x):
         return mx.moveaxis(super().__call__(mx.moveaxis(x, {axis}, -1)), -1, {axis})
 '''
+
+# MLX's Conv1d takes int sizes only (a tuple padding reaches mx.conv1d and raises there)
+_CONV1D_UNWRAP = """
+        kernel_size, stride, padding, dilation = (v[0] if isinstance(v, (tuple, list)) else v
+                                                  for v in (kernel_size, stride, padding, dilation))"""
 
 _CONV_PADDING = '''
 def conv_padding(padding, kernel_size, dilation, dims):
@@ -226,7 +231,8 @@ def _spatial(template: str, d: int) -> str:
     return template.format(d=d, axis=-(d + 1), doc=_SPATIAL_DOC,
                            groups_check=" or groups != 1" if d == 3 else "",
                            groups_why=", and Conv3d has no groups" if d == 3 else "",
-                           groups_arg="" if d == 3 else " groups=groups,")
+                           groups_arg="" if d == 3 else " groups=groups,",
+                           unwrap=_CONV1D_UNWRAP if d == 1 else "")
 
 
 def _helpers() -> tuple:
