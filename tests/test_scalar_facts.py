@@ -70,16 +70,20 @@ def test_int_names_give_torchs_int64(name):
     import torch
 
     body, call = CASES[name]
-    source = HEADER + body + f"\n\nx = torch.ones(2, 3)\nout = f({call})\n"
-    result = convert_source(source)
-    assert not warnings(result), result.diagnostics
-    namespace: dict = {}
-    exec(compile(result.code, "<mlx>", "exec"), namespace)
-    torch_namespace: dict = {}
-    exec(compile(source, "<torch>", "exec"), torch_namespace)
-    mlx_out, torch_out = namespace["out"], torch_namespace["out"]
+    mlx_out, torch_out = _out_of_both(HEADER + body + f"\n\nx = torch.ones(2, 3)\nout = f({call})\n")
     assert mlx_out.dtype == mx.int64 and torch_out.dtype == torch.int64
     np.testing.assert_array_equal(np.array(mlx_out), torch_out.numpy())
+
+
+def _out_of_both(source: str) -> tuple:
+    """`out` of the converted program under MLX and of `source` under torch (the conversion must not warn)."""
+    result = convert_source(source)
+    assert not warnings(result), result.diagnostics
+    mlx_namespace: dict = {}
+    exec(compile(result.code, "<mlx>", "exec"), mlx_namespace)
+    torch_namespace: dict = {}
+    exec(compile(source, "<torch>", "exec"), torch_namespace)
+    return mlx_namespace["out"], torch_namespace["out"]
 
 
 @pytest.mark.parametrize("body", [
@@ -109,12 +113,6 @@ def test_float_constants_make_a_literal_float(expr):
     import mlx.core as mx
     import torch
 
-    source = "import math\n\nimport torch\n\nout = " + expr + "\n"
-    result = convert_source(source)
-    assert not warnings(result), result.diagnostics
-    namespace: dict = {}
-    exec(compile(result.code, "<mlx>", "exec"), namespace)
-    torch_namespace: dict = {}
-    exec(compile(source, "<torch>", "exec"), torch_namespace)
-    assert namespace["out"].dtype == mx.float32 and torch_namespace["out"].dtype == torch.float32
-    np.testing.assert_array_equal(np.array(namespace["out"]), torch_namespace["out"].numpy())
+    mlx_out, torch_out = _out_of_both("import math\n\nimport torch\n\nout = " + expr + "\n")
+    assert mlx_out.dtype == mx.float32 and torch_out.dtype == torch.float32
+    np.testing.assert_array_equal(np.array(mlx_out), torch_out.numpy())
