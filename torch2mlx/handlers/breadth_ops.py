@@ -64,6 +64,8 @@ def assert_close_mlx(actual, expected, *, rtol=None, atol=None, equal_nan=False,
     """PyTorch's testing.assert_close for arrays and numbers: the same shape (and dtype, unless
     check_dtype=False) and |actual - expected| <= atol + rtol * |expected| everywhere, with PyTorch's
     default tolerances for the dtypes (0 for integers and bools)."""
+    if isinstance(actual, mx.array) != isinstance(expected, mx.array):
+        raise TypeError(f"No comparison pair was able to handle inputs of type {type(actual)} and {type(expected)}.")
     actual, expected = mx.array(actual), mx.array(expected)
     if actual.shape != expected.shape:
         raise AssertionError(f"The values are not close: shapes {actual.shape} and {expected.shape} differ")
@@ -83,10 +85,13 @@ def assert_close_mlx(actual, expected, *, rtol=None, atol=None, equal_nan=False,
 def pad_sequence_mlx(sequences, batch_first=False, padding_value=0.0, padding_side="right"):
     """PyTorch's nn.utils.rnn.pad_sequence: arrays of shape (L_i, *) padded with padding_value to the
     longest L_i (after the values, or before them for padding_side='left') and stacked on axis 0
-    (batch_first) or 1."""
+    (batch_first) or 1, in the first sequence's dtype."""
+    if padding_side not in ("left", "right"):
+        raise ValueError(f"Expected padding_side to be one of left or right, but got {padding_side}.")
     longest = max(s.shape[0] for s in sequences)
     padded = []
     for s in sequences:
+        s = s.astype(sequences[0].dtype)  # padded and stacked in the first one's dtype, as PyTorch
         extra = (0, longest - s.shape[0]) if padding_side == "right" else (longest - s.shape[0], 0)
         padded.append(mx.pad(s, [extra] + [(0, 0)] * (s.ndim - 1), constant_values=padding_value))
     return mx.stack(padded, axis=0 if batch_first else 1)
