@@ -23,6 +23,14 @@ What it does
     it): `padding_mode='reflect'`, `momentum=None`, `ceil_mode=True`, a dtype, a LeakyReLU slope
     above 1, a multi-axis `normalized_shape`; `padding='same'` / `'valid'` are computed as torch
     does (odd total padding raises).
+Constructions with *args / **kwargs
+    `nn.Conv2d(cin, cout, bias=False, **kwargs)` (torchvision's BasicConv2d, timm's create_conv2d): the table
+    cannot bind the arguments; the call builds the helper instead, which takes them as torch's class does.
+    The layer has the layout of the table's own translation: MLX's channels-last layer for convolutions,
+    batch/group norms and pooling (`Conv2dNHWC`, `GroupNormNHWC`, ...: torch's constructor, MLX's
+    `__call__`), since nn-layout reads the call's torch class and takes it for that layer. Not BatchNorm1d
+    (MLX normalises the last axis, torch axis 1 of an (N, C, L) input), classes without a helper, a call
+    also flagged for another reason, a helper name taken in the file.
 Assumption (reported as `info`)
     The activation helpers accept `inplace=True` and compute a new array: exact unless another
     reference reads the layer's input after the call (torch would see it changed). Where the value
@@ -227,6 +235,22 @@ class LayerNorm(nn.LayerNorm):
 }
 
 
+_NHWC_DOC = "channels-last (N, ..., C) data, as MLX's own layer (built where torch's arguments come through **kwargs)"
+# MLX's BatchNorm takes at most 4-D input: (N, D, H, W, C) runs as (N, D*H*W, C)
+_BATCH_NORM_NHWC_CALL = '''
+    def __call__(self, x):
+        shape = x.shape
+        return super().__call__(x.reshape(shape[0], -1, shape[-1]) if x.ndim > 4 else x).reshape(shape)
+'''
+
+
+def _channels_last(template: str, d: int) -> str:
+    """The NHWC variant of a spatial helper: torch's constructor, MLX's own channels-last __call__."""
+    code = _spatial(template, d).replace("NCHW", "NHWC").replace(_SPATIAL_DOC, _NHWC_DOC)
+    head, _, _ = code.partition("\n    def __call__(self, x):")
+    return head.rstrip("\n") + "\n" + (_BATCH_NORM_NHWC_CALL if template is _BATCH_NORM else "")
+
+
 def _spatial(template: str, d: int) -> str:
     return template.format(d=d, axis=-(d + 1), doc=_SPATIAL_DOC,
                            groups_check=" or groups != 1" if d == 3 else "",
@@ -253,12 +277,21 @@ def _helpers() -> tuple:
             helper = f"{kind}{d}dNCHW"
             values[f"{kind}{d}d"] = (helper, False)
             code[helper] = _spatial(template, d)
+            code[f"{kind}{d}dNHWC"] = _channels_last(template, d)
             if kind == "Conv":
-                depends[helper] = ("conv_padding",)
+                depends[helper] = depends[f"{kind}{d}dNHWC"] = ("conv_padding",)
+    code["GroupNormNHWC"] = _channels_last(_GROUP_NORM, 0)
     return values, code, depends
 
 
 VALUES, HELPER_CODE, DEPENDS = _helpers()
+# torch class -> the helper a construction with *args / **kwargs becomes: the class built has the layout the
+# table's own translation of the call has (channels-last for convolutions, norms and pools: nn-layout reads
+# the torch class of the call and takes it for MLX's channels-last layer)
+# (BatchNorm1d: the table's nn.BatchNorm normalises the last axis, which for an (N, C, L) input is not torch's)
+STARRED = {name: helper.replace("NCHW", "NHWC") for name, (helper, _) in VALUES.items()
+           if not helper.startswith("nn.") and name != "BatchNorm1d"}
+_UNBOUND = "cannot bind a "  # the binding's message for a call with *args / **kwargs
 _INPLACE_ASSUMPTION = ("a layer built from it with inplace=True gets an input that no other reference reads "
                        "afterwards (MLX computes a new array; PyTorch would change that input)")
 
@@ -289,6 +322,10 @@ def _member(node: cst.BaseExpression, variable: str) -> Optional[str]:
             and node.attr.value in ("weight", "bias")):
         return node.attr.value
     return None
+
+
+def _starred(call: cst.Call) -> str:
+    return " and ".join(sorted({f"{a.star}-arguments" for a in call.args if a.star}))
 
 
 def _defines_call(node: cst.ClassDef) -> bool:
@@ -381,6 +418,33 @@ class LayerValues(Transform):
                 return (member, _number(args[0].value)) in (("weight", 1.0), ("bias", 0.0))
             return method == "zero_" and not args and member == "bias"
         return False
+
+    # ----- constructions with *args / **kwargs ----------------------------------------------
+    def leave_Call(self, rw, original, updated):
+        """`nn.Conv2d(cin, cout, bias=False, **kwargs)`: the table cannot bind the arguments; a helper with
+        torch's constructor takes them all, as torch's class would (what MLX cannot honour raises there)."""
+        if not any(a.star for a in original.args) or not isinstance(updated, cst.Call):
+            return updated
+        qual = rw.qualified_name(original.func)
+        name = _torch_class(qual)
+        rule = rw.index.function(qual) if name in STARRED else None
+        if rule is None:
+            return updated
+        found = [f for f in rw.flags() if f.node is original and f.rule_id == rule.id]
+        if not found or any(not f.message.startswith(_UNBOUND) for f in found):
+            return updated  # translated, or flagged for something else as well
+        helper = STARRED[name]
+        try:
+            add_helpers(rw, [*DEPENDS.get(helper, ()), helper], HELPER_CODE)
+        except Flag as flag:
+            rw.drop_flags(original, rule_id=rule.id)
+            rw.flag(original, rule.id, "no-equivalent", f"{qual}(...) with {_starred(original)}: {flag.reason}")
+            return updated
+        rw.drop_flags(original, rule_id=rule.id)
+        if VALUES[name][1]:
+            rw.flag(original, rule.id, "needs-review", f"converted assuming {_INPLACE_ASSUMPTION}", "info")
+        rw.count_conversion()
+        return updated.with_changes(func=cst.Name(helper))
 
     # ----- the class expressions themselves ---------------------------------------------------
     def leave_Attribute(self, rw, original, updated):
