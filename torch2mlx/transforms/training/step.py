@@ -310,7 +310,40 @@ class TrainStep(Transform):
         return out
 
     # ----- the rewrite --------------------------------------------------------------------------
+    def _rewrite_segments(self, rw, body: list, found: dict):
+        """Several training steps in one block (a GAN's generator and discriminator updates): each
+        `zero_grad(); ...; loss.backward(); step()` of its own optimizer, in order, translated alone.
+        Exact when every optimizer's zero_grad() stands in its own segment before its backward():
+        then no other backward() adds to the gradients its step() uses."""
+        steps = found["step"]
+        out: list = []
+        start = 0
+        for s in steps:
+            segment = body[start:s + 1]
+            optimizer = _method(body[s], "step")
+            seg_found = self._training_calls(rw, segment)
+            models = self.optimizers.get(optimizer, set())
+            zeros = [_method(segment[i], "zero_grad") for i in seg_found["zero_grad"]]
+            if (len(seg_found["backward"]) != 1 or seg_found["step_if"]
+                    or any(z != optimizer and z not in models for z in zeros)):
+                return (f"{NOT_TOGETHER}; with several optimizers in one block, each needs its own zero_grad(), "
+                        "backward() and step(), in that order, one after the other")
+            if not zeros or max(seg_found["zero_grad"]) > seg_found["backward"][0]:
+                return (f"{optimizer}.zero_grad() does not come before its backward() after the previous step(): "
+                        "another backward() would add to the gradients its step() uses (torch accumulates them)")
+            new = self._rewrite(rw, segment, seg_found)
+            if isinstance(new, str):
+                return new
+            out.extend(new)
+            start = s + 1
+        rest = body[start:]
+        if self._training_calls(rw, rest)["zero_grad"]:
+            return f"{NOT_TOGETHER}; a zero_grad() after the last step() of a block with several optimizers"
+        return out + rest
+
     def _rewrite(self, rw, body: list, found: dict):
+        if len(found["backward"]) == len(found["step"]) >= 2 and not found["step_if"]:
+            return self._rewrite_segments(rw, body, found)
         if len(found["backward"]) == 1 and not found["step"] and len(found["step_if"]) == 1:
             return self._rewrite_accumulation(rw, body, found)
         if len(found["backward"]) != 1 or len(found["step"]) != 1:
