@@ -94,6 +94,9 @@ class CheckpointState(Transform):
         self.schedulers: set = set()
         self.loaded: set = set()  # names assigned torch.load(...) used only as name[...]
         self.assignments: set = set()  # ids of original `opt.load_state_dict(...)` statements -> `opt.state = ...`
+        self.dict_assignments: set = set()  # codes of `ckpt = {...}` statements saved by a later torch.save(ckpt, path)
+        self.dict_saves: dict = {}  # codes of those torch.save(ckpt, path) statements -> the code of their `ckpt = {...}`
+        self.converted_dicts: set = set()  # codes of the `ckpt = {...}` statements translated
 
     def applies_to(self, text: str) -> bool:
         return "torch.save" in text or "torch.load" in text
@@ -109,10 +112,38 @@ class CheckpointState(Transform):
         names = {ast.unparse(n.targets[0]) for n in ast.walk(tree) if isinstance(n, ast.Assign) and len(n.targets) == 1
                  and isinstance(n.targets[0], ast.Name) and isinstance(n.value, ast.Call) and ast.unparse(n.value.func).endswith("torch.load")}
         subscripted = {id(n.value) for n in ast.walk(tree) if isinstance(n, ast.Subscript)}
+        saved = self._dict_saves(tree)
         for name in names:
             uses = [n for n in ast.walk(tree) if isinstance(n, ast.Name) and n.id == name and isinstance(n.ctx, ast.Load)]
-            if uses and all(id(u) in subscripted for u in uses):
+            if uses and all(id(u) in subscripted or id(u) in saved for u in uses):
                 self.loaded.add(name)
+
+    def _dict_saves(self, tree) -> set:
+        """`ckpt = {...}` then, later in the same block with no other binding of `ckpt` between, `torch.save(ckpt, path)`
+        (nanoGPT's style): the codes of both statements are recorded (`self.dict_assignments`, `self.dict_saves`); returns
+        the ids of the `ckpt` names those saves read."""
+        found: set = set()
+        for node in ast.walk(tree):
+            for field in ("body", "orelse", "finalbody"):
+                block = getattr(node, field, None)
+                if not isinstance(block, list):
+                    continue
+                for i, stmt in enumerate(block):
+                    if not (isinstance(stmt, ast.Assign) and len(stmt.targets) == 1 and isinstance(stmt.targets[0], ast.Name)
+                            and isinstance(stmt.value, ast.Dict) and None not in stmt.value.keys):
+                        continue
+                    name = stmt.targets[0].id
+                    for later in block[i + 1:]:
+                        call = later.value if isinstance(later, ast.Expr) else None
+                        if (isinstance(call, ast.Call) and ast.unparse(call.func).endswith("torch.save") and len(call.args) == 2
+                                and not call.keywords and isinstance(call.args[0], ast.Name) and call.args[0].id == name):
+                            self.dict_assignments.add(ast.unparse(stmt))
+                            self.dict_saves[ast.unparse(later)] = ast.unparse(stmt)
+                            found.add(id(call.args[0]))
+                            break
+                        if any(isinstance(n, ast.Name) and n.id == name and not isinstance(n.ctx, ast.Load) for n in ast.walk(later)):
+                            break
+        return found
 
     def _kind(self, owner) -> str:
         code = code_of(owner)
@@ -146,28 +177,60 @@ class CheckpointState(Transform):
             return self._restore(rw, original, updated)
         return updated
 
-    def _save(self, rw, original, updated):
-        args = updated.args
-        if len(args) != 2 or any(a.keyword or a.star for a in args) or not isinstance(args[0].value, cst.Dict):
-            return updated
+    def _entries(self, dict_node):
+        """The checkpoint dict with model / optimizer state_dict() entries as MLX trees, or None (a GradScaler's state)."""
         elements = []
-        for element in args[0].value.elements:
+        for element in dict_node.elements:
             if not isinstance(element, cst.DictElement):
-                return updated
+                return None
             owner = _state_dict_owner(element.value)
             if owner is not None:
                 kind = self._kind(owner)
                 if kind == "other":
-                    return updated
+                    return None
                 if kind != "scheduler":
                     value = cst.Attribute(owner, cst.Name("state")) if kind == "optimizer" else cst.Call(cst.Attribute(owner, cst.Name("parameters")))
                     element = element.with_changes(value=value)
             elements.append(element)
+        return dict_node.with_changes(elements=elements)
+
+    def _statement_code(self, rw) -> Optional[str]:
+        try:
+            return ast.unparse(ast.parse(code_of(rw.statement.with_changes(leading_lines=[])).strip()).body[0])
+        except (SyntaxError, AttributeError, IndexError):
+            return None
+
+    def leave_Dict(self, rw, original, updated):
+        """`ckpt = {...}` that a later torch.save(ckpt, path) writes: its state_dict() entries as MLX trees."""
+        stmt = rw.statement
+        small = stmt.body[0] if isinstance(stmt, cst.SimpleStatementLine) and len(stmt.body) == 1 else None
+        if not (self.dict_assignments and isinstance(small, cst.Assign) and small.value is original
+                and self._statement_code(rw) in self.dict_assignments):
+            return updated
+        new = self._entries(updated)
+        if new is None:
+            return updated
+        self.converted_dicts.add(self._statement_code(rw))
+        return new
+
+    def _save(self, rw, original, updated):
+        args = updated.args
+        if len(args) != 2 or any(a.keyword or a.star for a in args):
+            return updated
+        if isinstance(args[0].value, cst.Name):  # nanoGPT: checkpoint = {...}; torch.save(checkpoint, path)
+            if self.dict_saves.get(self._statement_code(rw)) not in self.converted_dicts:
+                return updated
+            dict_ = args[0].value
+        elif isinstance(args[0].value, cst.Dict):
+            dict_ = self._entries(args[0].value)
+            if dict_ is None:
+                return updated
+        else:
+            return updated
         if not self._helpers(rw):
             return updated
         rw.drop_flags(predicate=lambda f: f.rule_id in ("checkpoint", "torch.save"))
         rw.count_conversion()
-        dict_ = args[0].value.with_changes(elements=elements)
         return cst.Call(cst.Name("save_checkpoint"), args=[args[0].with_changes(value=dict_), args[1]])
 
     def _load(self, rw, original, updated):

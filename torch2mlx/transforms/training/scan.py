@@ -85,7 +85,67 @@ def optimizer_models(tree: ast.Module) -> dict:
         targets = node.targets if isinstance(node, ast.Assign) else [node.target]
         for t in targets:
             found.setdefault(ast.unparse(t), set()).add(model)
+    _returned_by_methods(tree, found)
     return found
+
+
+def _returned_by_methods(tree: ast.Module, found: dict) -> None:
+    """nanoGPT's `optimizer = model.configure_optimizers(...)`: a method of a class that builds an optimizer over
+    `self`'s parameters (or a sub-module's) and returns it gives, at each `x = obj.method(...)`, the model `obj`
+    (`obj.sub`). The method's own local name then no longer counts for `self` (it would be a second model)."""
+    methods: dict = {}
+    for cls in (n for n in ast.walk(tree) if isinstance(n, ast.ClassDef)):
+        for fn in cls.body:
+            if not isinstance(fn, (ast.FunctionDef, ast.AsyncFunctionDef)) or not fn.args.args or fn.args.args[0].arg != "self":
+                continue
+            returns = {ast.unparse(r.value) for r in ast.walk(fn) if isinstance(r, ast.Return) and r.value is not None}
+            for node, call, before in optimizer_constructions(fn, nested=False):
+                params = optimizer_params(call)
+                model = _model_of_parameters(params) if params is not None else None
+                if model is None and params is not None:
+                    model = group_model(params, before)
+                target = ast.unparse(node.targets[0]) if isinstance(node, ast.Assign) and len(node.targets) == 1 else None
+                if model and (model == "self" or model.startswith("self.")) and target in returns and len(returns) == 1:
+                    methods[fn.name] = (model[len("self"):], target)
+    if not methods:
+        return
+    for node in ast.walk(tree):
+        if not (isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.value, ast.Call)
+                and isinstance(node.value.func, ast.Attribute) and node.value.func.attr in methods):
+            continue
+        receiver = node.value.func.value
+        if not _dotted(receiver) or ast.unparse(receiver).split(".")[0] == "self":
+            continue
+        suffix, local = methods[node.value.func.attr]
+        target = ast.unparse(node.targets[0])
+        models = found.setdefault(target, set())
+        if target == local:
+            models.discard(f"self{suffix}")
+        models.add(ast.unparse(receiver) + suffix)
+
+
+def grouped_optimizers(tree: ast.Module) -> set:
+    """Targets of optimizers built from parameter groups (the generated ParamGroupOptimizer), directly or through a
+    method returning one (`optimizer = model.configure_optimizers(...)`)."""
+    grouped: set = set()
+    methods: set = set()
+    for cls in (n for n in ast.walk(tree) if isinstance(n, ast.ClassDef)):
+        for fn in (f for f in cls.body if isinstance(f, (ast.FunctionDef, ast.AsyncFunctionDef))):
+            returns = {ast.unparse(r.value) for r in ast.walk(fn) if isinstance(r, ast.Return) and r.value is not None}
+            for node, call, _ in optimizer_constructions(fn, nested=False):
+                params = optimizer_params(call)
+                if params is not None and _model_of_parameters(params) is None and isinstance(node, ast.Assign):
+                    if ast.unparse(node.targets[0]) in returns:
+                        methods.add(fn.name)
+    for node, call, _ in optimizer_constructions(tree):
+        params = optimizer_params(call)
+        if params is not None and _model_of_parameters(params) is None:
+            grouped.update(ast.unparse(t) for t in (node.targets if isinstance(node, ast.Assign) else [node.target]))
+    for node in ast.walk(tree):
+        if (isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.value, ast.Call)
+                and isinstance(node.value.func, ast.Attribute) and node.value.func.attr in methods):
+            grouped.add(ast.unparse(node.targets[0]))
+    return grouped
 
 
 def _call_sites(tree: ast.Module, name: str, method: bool) -> list:

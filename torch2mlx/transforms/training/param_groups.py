@@ -1,0 +1,94 @@
+"""A learning rate set by hand through `optimizer.param_groups` -> the MLX optimizer's `learning_rate` (id `param-groups-lr`).
+
+What it does
+    nanoGPT's (and many scripts') warm-up written by hand::
+
+        for param_group in optimizer.param_groups:      optimizer.learning_rate = lr
+            param_group["lr"] = lr                 ->
+
+    For an optimizer built from parameter groups (the generated ParamGroupOptimizer), every group's
+    optimizer gets the rate, as torch's loop sets every group's::
+
+        for group_optimizer in optimizer.group_optimizers:
+            group_optimizer.learning_rate = lr
+Why
+    MLX optimizers have no param_groups; their learning rate is an attribute read at every update.
+Left in place (flagged by the table: param_groups) when
+    the loop does anything else, reads the group (`g["lr"] = g["initial_lr"] * f`: per-group values),
+    sets another key, or the optimizer is not built by torch.optim in this file.
+"""
+from __future__ import annotations
+
+import ast
+
+import libcst as cst
+
+from torch2mlx.binding import code_of
+from torch2mlx.transforms import Transform
+from torch2mlx.transforms.codegen import mlx_statements
+from torch2mlx.transforms.training.scan import grouped_optimizers, optimizer_models
+
+RULE_ID = "param-groups-lr"
+
+
+def _names(node) -> list:
+    found: list = []
+
+    class V(cst.CSTVisitor):
+        def visit_Name(self, n):
+            found.append(n.value)
+
+    node.visit(V())
+    return found
+
+
+class ParamGroupsLR(Transform):
+    id = RULE_ID
+    description = 'for g in opt.param_groups: g["lr"] = v -> opt.learning_rate = v'
+    hot_attributes = frozenset({"param_groups"})
+    order = 90
+
+    def __init__(self) -> None:
+        self.optimizers: dict = {}
+        self.grouped: set = set()
+
+    def applies_to(self, text: str) -> bool:
+        return "param_groups" in text
+
+    def prepare(self, tree: ast.Module, module_scope) -> None:
+        self.optimizers = optimizer_models(tree)
+        self.grouped = grouped_optimizers(tree)
+
+    def leave_For(self, rw, original, updated):
+        it = original.iter
+        if not (isinstance(it, cst.Attribute) and it.attr.value == "param_groups" and isinstance(original.target, cst.Name)):
+            return updated
+        optimizer = code_of(it.value)
+        group = original.target.value
+        if optimizer not in self.optimizers or original.orelse is not None or not isinstance(updated.body, cst.IndentedBlock):
+            return updated
+        body = updated.body.body
+        if len(body) != 1 or not isinstance(body[0], cst.SimpleStatementLine) or len(body[0].body) != 1:
+            return updated
+        small = body[0].body[0]
+        if not (isinstance(small, cst.Assign) and len(small.targets) == 1 and isinstance(small.targets[0].target, cst.Subscript)):
+            return updated
+        target = small.targets[0].target
+        if code_of(target.value) != group or len(target.slice) != 1 or code_of(target.slice[0].slice) not in ('"lr"', "'lr'"):
+            return updated
+        if group in _names(small.value):
+            return updated
+        value = code_of(small.value)
+        if optimizer in self.grouped:
+            used = set(_names(original))
+            loop = next(n for n in ("group_optimizer", "group_optimizer_", "group_opt") if n not in used)
+            text = f"for {loop} in {optimizer}.group_optimizers:\n    {loop}.learning_rate = {value}\n"
+        else:
+            text = f"{optimizer}.learning_rate = {value}\n"
+        new = mlx_statements(rw, text)[0]
+        statements = {id(original), id(body[0])}
+        inner = {id(s) for s in original.body.body}
+        rw.drop_reports(lambda f: f.statement is not None and (id(f.statement) in statements or id(f.statement) in inner))
+        rw.count_conversion()
+        lines = [x for x in updated.leading_lines if not (x.comment is not None and x.comment.value.startswith("# torch2mlx: "))]
+        return new.with_changes(leading_lines=lines)
