@@ -303,3 +303,66 @@ class Net(nn.Module):
         return self.block(y), self.pool(x)
 """
     assert 17 in _flagged_lines(convert_source(source, "model.py"))
+
+
+# ----- where paths join: a transpose reconciles a channels-last path with a torch-layout one -------------------
+
+def test_googlenet_transform_input_and_branches_that_join_in_two_layouts():
+    # torchvision googlenet/inception `_transform_input`: channels indexed, unsqueezed and concatenated under an `if`
+    # (torch's layout at its end, channels-last before it); an if/else whose branches end in two layouts
+    source = """class Net(nn.Module):
+    def __init__(self, transform_input=True):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 3, 3, padding=1)
+        self.transform_input = transform_input
+
+    def forward(self, x):
+        if self.transform_input:
+            x_ch0 = torch.unsqueeze(x[:, 0], 1) * (0.229 / 0.5) + (0.485 - 0.5) / 0.5
+            x_ch1 = torch.unsqueeze(x[:, 1], 1) * (0.224 / 0.5) + (0.456 - 0.5) / 0.5
+            x_ch2 = torch.unsqueeze(x[:, 2], 1) * (0.225 / 0.5) + (0.406 - 0.5) / 0.5
+            x = torch.cat((x_ch0, x_ch1, x_ch2), 1)
+        identity = x
+        out = self.conv(x)
+        if self.transform_input:
+            identity = identity.mean((2, 3), keepdim=True) + identity[:, :1]
+        else:
+            identity = self.conv(identity)
+        return out + identity
+"""
+    for flag in (True, False):
+        result = _matches_torch(source, lambda ns, flag=flag: ns["Net"](flag), (2, 3, 5, 4))
+        assert "x = mx.transpose(x, (0, 2, 3, 1))" in result.code
+
+
+def test_an_if_without_else_ends_in_the_layout_it_started_with():
+    # the body turns a feature map into torch's layout (a cat of unsqueezed channels): transposed back at its end
+    source = """class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 2, 1)
+
+    def forward(self, x, mix: bool = True):
+        y = self.conv(x)
+        if mix:
+            y = torch.cat([torch.unsqueeze(y[:, 1], 1), torch.unsqueeze(y[:, 0], 1)], 1)
+        return y * 2
+"""
+    _matches_torch(source, lambda ns: ns["Net"](), (2, 3, 4, 5))
+
+
+def test_a_branch_that_returns_does_not_reach_the_join():
+    source = """class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 2, 1)
+
+    def forward(self, x, early: bool = False):
+        y = self.conv(x)
+        if early:
+            return y.mean((2, 3))
+        else:
+            y = torch.cat([torch.unsqueeze(y[:, 1], 1), torch.unsqueeze(y[:, 0], 1)], 1)
+        return y.sum(1)
+"""
+    _matches_torch(source, lambda ns: ns["Net"](), (2, 3, 4, 5), channels_last_output=False)

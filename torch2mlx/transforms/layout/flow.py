@@ -1,7 +1,13 @@
 """`if` / `for` / `while` in a forward over channels-last values (part of nn-layout).
 
 Each branch of an `if` is followed from the layouts before it; where the branches end, a name
-keeps its layout when they agree and is flagged (set unknown, "?") when they do not. A loop body
+keeps its layout when they agree. Where one branch leaves it channels-last and the other in torch's
+layout, the torch-layout branch ends with a transpose to channels-last (`if`/`else`), or the body
+ends with a transpose back to the layout it had before (an `if` without `else`): any tensor of that
+rank is the same torch value in either form (a value of another rank makes mx.transpose raise,
+never silently wrong). A (N, 1, 1, C) map and a feature map merge as a feature map. A branch that
+ends in `return` / `raise` does not reach the join. Other disagreements are flagged (set unknown,
+"?"). A name bound on one path only keeps that path's layout (the other path cannot read it). A loop body
 is followed once: it must leave every name it changes in the layout it had on entry (else the
 second time round would see another layout) - `x = block(x)` over `for block in self.blocks`
 (an nn.ModuleList of channels-last blocks) keeps `x` channels-last. A test or an iterable that
@@ -9,7 +15,13 @@ depends on the axis order is analysed like any expression (`if x.size(1) == 3:` 
 """
 from __future__ import annotations
 
+from typing import Optional
+
 import libcst as cst
+
+from torch2mlx.template import sentinel
+from torch2mlx.transforms.layout.ops import RANK
+from torch2mlx.transforms.layout.tables import TO_CL, TO_TORCH
 
 RULE = "nn-layout"
 
@@ -17,12 +29,44 @@ RULE = "nn-layout"
 class LayoutFlow:
     """Mixed into NnLayoutTransform: `state`, `frames`, `layers`, `loop_modules`, `_layout` are its."""
 
-    def _merge(self, rw, node, first: dict, second: dict) -> dict:
+    def _merge(self, rw, node, first: dict, second: dict, first_block=None, second_block=None,
+               before: Optional[dict] = None, ranks: tuple = ({}, {})) -> dict:
+        """The layouts where two paths join; `first_block` / `second_block` (the branch bodies, None for the path
+        that skips the body) get a transpose at their end where that reconciles a name of known rank (`ranks`:
+        the ranks of torch-layout names at the end of each path)."""
         merged = {}
+        known = before if before is not None else {}
         for name in first.keys() | second.keys():
+            if before is not None and name not in known and (name not in first or name not in second):
+                merged[name] = first.get(name, second.get(name))  # bound on one path only
+                continue
             a, b = first.get(name, "plain"), second.get(name, "plain")
-            merged[name] = a if a == b else "?"  # flagged where it is used next
+            if a == b:
+                merged[name] = a
+            elif {a, b} == {"g", "cl2"}:
+                merged[name] = "cl2"  # a (N, 1, 1, C) map is a feature map stored the same way
+            elif {a, b} & {"plain"} and {a, b} - {"plain"} <= set(TO_CL) | {"g"} \
+                    and ranks[0 if a == "plain" else 1].get(name) == RANK[a if a != "plain" else b]:
+                merged[name] = self._reconcile(name, a, b, first_block, second_block)
+            else:
+                merged[name] = "?"  # flagged where it is used next
         return merged
+
+    def _reconcile(self, name: str, a: str, b: str, first_block, second_block) -> str:
+        """One path channels-last, the other in torch's layout: a transpose at the end of a branch body."""
+        layout = "cl2" if "g" in (a, b) else (a if a != "plain" else b)
+        if a == "plain" and first_block is not None:
+            self.join_fix.setdefault(id(first_block), []).append((name, TO_CL[layout]))
+            return layout
+        if b == "plain" and second_block is not None:
+            self.join_fix.setdefault(id(second_block), []).append((name, TO_CL[layout]))
+            return layout
+        # the plain path skips the body (an `if` without `else`): the body ends in torch's layout
+        block = first_block if first_block is not None else second_block
+        if block is None:
+            return "?"
+        self.join_fix.setdefault(id(block), []).append((name, TO_TORCH[layout]))
+        return "plain"
 
     def _check_test(self, rw, test) -> None:
         if self._layout(rw, test) != "plain":
@@ -35,23 +79,39 @@ class LayoutFlow:
         top = self.frames[-1] if self.frames else None
         if top is not None and top["node"].orelse is node:  # an elif: the enclosing if's body is done
             top["body_end"], self.state = self.state, dict(top["before"])
+            top["ranks_end"], self.ranks = self.ranks, dict(top["ranks"])
         self._check_test(rw, node.test)
-        self.frames.append({"node": node, "before": dict(self.state), "body_end": None})
+        self.frames.append({"node": node, "before": dict(self.state), "body_end": None, "ranks": dict(self.ranks)})
 
     def enter_else(self, rw, node: cst.Else) -> None:
         if self.state is None or not self.frames:
             return
         top = self.frames[-1]
         top["body_end"], self.state = self.state, dict(top["before"])
+        top["ranks_end"], self.ranks = self.ranks, dict(top["ranks"])
 
     def exit_if(self, rw, node: cst.If) -> None:
         if self.state is None or not self.frames or self.frames[-1]["node"] is not node:
             return
         frame = self.frames.pop()
+        orelse = node.orelse
         if frame["body_end"] is None:  # no else: the body may not run
-            self.state = self._merge(rw, node, self.state, frame["before"])
+            ranks = (self.ranks, frame["ranks"])
+            if _ends(node.body):
+                self.state = dict(frame["before"])
+            else:
+                self.state = self._merge(rw, node, self.state, frame["before"], node.body, None, frame["before"], ranks)
         else:
-            self.state = self._merge(rw, node, frame["body_end"], self.state)
+            body_end, else_end = frame["body_end"], self.state
+            ranks = (frame["ranks_end"], self.ranks)
+            if _ends(node.body):
+                self.state, ranks = else_end, (self.ranks, self.ranks)
+            elif isinstance(orelse, cst.Else) and _ends(orelse.body):
+                self.state, ranks = body_end, (frame["ranks_end"], frame["ranks_end"])
+            else:  # an elif chain is merged as a whole: a transpose goes at the end of the `if` body only
+                else_block = orelse.body if isinstance(orelse, cst.Else) else None
+                self.state = self._merge(rw, node, body_end, else_end, node.body, else_block, frame["before"], ranks)
+        self.ranks = {k: v for k, v in ranks[0].items() if ranks[1].get(k) == v}
 
     # ----- for / while ------------------------------------------------------------------------
     def enter_loop(self, rw, node) -> None:
@@ -62,6 +122,7 @@ class LayoutFlow:
         else:
             self._check_test(rw, node.test)
         self.frames.append({"node": node, "before": dict(self.state)})
+        self.ranks = {}  # a loop body may run more than once: ranks of torch-layout names are not followed there
 
     def _loop_target(self, rw, node: cst.For) -> None:
         """`for block in self.blocks:` over channels-last blocks: `block(x)` is followed like `self.conv(x)`."""
@@ -94,6 +155,20 @@ class LayoutFlow:
                 rw.flag(header, RULE, "needs-review", f"the loop changes the layout of `{name}` ({before} -> {after}): "
                         "its second pass would see another layout")
                 self.state[name] = "?"
+
+
+def _ends(block) -> bool:
+    """A branch body whose last statement returns or raises: it never reaches the join."""
+    body = getattr(block, "body", None)
+    last = body[-1] if body else None
+    return isinstance(last, cst.SimpleStatementLine) and isinstance(last.body[-1], (cst.Return, cst.Raise))
+
+
+def with_join_fixes(block: cst.IndentedBlock, fixes: list) -> cst.IndentedBlock:
+    """`name = mx.transpose(name, perm)` appended to a branch body (see LayoutFlow._reconcile)."""
+    mx = sentinel("mx")
+    lines = [cst.parse_statement(f"{name} = {mx}.transpose({name}, {perm})") for name, perm in fixes]
+    return block.with_changes(body=[*block.body, *lines])
 
 
 def _bound_names(target) -> list:

@@ -47,7 +47,7 @@ import libcst as cst
 
 from torch2mlx.template import sentinel
 from torch2mlx.transforms import Transform
-from torch2mlx.transforms.layout.flow import LayoutFlow
+from torch2mlx.transforms.layout.flow import LayoutFlow, with_join_fixes
 from torch2mlx.transforms.layout.ops import RANK, LayoutOps, shape_source
 from torch2mlx.transforms.layout.ops import int_value as _int
 from torch2mlx.transforms.layout.tables import (  # what each layer does to a layout
@@ -70,6 +70,17 @@ def _layer_kind(rw, call: cst.BaseExpression) -> Optional[str]:
 def _axis(layout, index) -> Optional[int]:
     """The channels-last axis for torch axis `index`, or None when the layout or axis is unknown."""
     return AXES.get(layout, {}).get(index) if index is not None else None
+
+
+def _assigned_names(small) -> list:
+    """Names a small statement binds other than `name = value` (tuple targets, augmented and annotated ones)."""
+    found: list = []
+    targets = [t.target for t in small.targets] if isinstance(small, cst.Assign) else (
+        [small.target] if isinstance(small, (cst.AugAssign, cst.AnnAssign)) else [])
+    for target in targets:
+        elements = [el.value for el in target.elements] if isinstance(target, (cst.Tuple, cst.List)) else [target]
+        found.extend(el.value for el in elements if isinstance(el, cst.Name))
+    return found
 
 
 def _names(node: cst.CSTNode) -> list:
@@ -109,6 +120,8 @@ class NnLayoutTransform(LayoutOps, LayoutFlow, Transform):
         self.reindex: dict = {}       # id(original subscript) -> layout whose axes its index is spread over
         self.to_channels_last: dict = {}  # id(original call of a layer) -> permutation for its plain argument
         self.frames: list = []        # open if / loop statements of the forward (flow.py)
+        self.ranks: dict = {}         # name in torch's layout -> its rank, where known (joins need it: flow.py)
+        self.join_fix: dict = {}      # id(original branch body) -> [(name, permutation)] appended at its end (flow.py)
         self.doubted: set = set()     # id(node) flagged in the current statement (a consumer of it is not flagged again)
         self.cls_node: Optional[cst.ClassDef] = None  # the channels-last class whose methods are being followed
         self.method_plans: dict = {}  # id(method FunctionDef) -> layouts of its parameters (from its calls in forward)
@@ -385,6 +398,7 @@ class NnLayoutTransform(LayoutOps, LayoutFlow, Transform):
         if layers is not None and self.state is None and id(node) in self.method_plans:
             self.method_outputs, self.notes[-1][1] = self.notes[-1][1], set()  # its returns are not the class's
             self.state, self.scalars, self.layers = dict(self.method_plans[id(node)]), set(), layers
+            self.ranks = {}
             self.cls_node = self.class_stack[-1][0]
             return
         if layers is not None and self.state is None and node.name.value not in ("forward", "__init__"):
@@ -394,7 +408,7 @@ class NnLayoutTransform(LayoutOps, LayoutFlow, Transform):
         self.cls_node = self.class_stack[-1][0]
         names = [p.name.value for p in node.params.params[1:] if p.default is None]
         first = self._input_layout(rw, self.class_stack[-1][0], layers)
-        self.scalars = set()
+        self.scalars, self.ranks = set(), {}
         self.state = {n: first for n in names}
         self.notes[-1][0] = names
         self.layers = layers
@@ -434,9 +448,16 @@ class NnLayoutTransform(LayoutOps, LayoutFlow, Transform):
 
     def _statement(self, rw, node: cst.SimpleStatementLine) -> None:
         for small in node.body:
+            for target in _assigned_names(small):
+                self.ranks.pop(target, None)
             if isinstance(small, cst.Assign) and len(small.targets) == 1 and isinstance(small.targets[0].target, cst.Name):
-                self.scalars.discard(small.targets[0].target.value)
-                self.state[small.targets[0].target.value] = self._layout(rw, small.value)
+                name = small.targets[0].target.value
+                self.scalars.discard(name)
+                rank = self._rank(rw, small.value)  # read before the name is rebound (`x = torch.cat((x0, x), 1)`)
+                self.state[name] = self._layout(rw, small.value)
+                self.ranks.pop(name, None)
+                if self.state[name] == "plain" and rank is not None:
+                    self.ranks[name] = rank
             elif isinstance(small, cst.Assign) and len(small.targets) == 1 and isinstance(small.targets[0].target, cst.Tuple) \
                     and self._uses_cl(small.value):
                 target = small.targets[0].target
@@ -466,6 +487,18 @@ class NnLayoutTransform(LayoutOps, LayoutFlow, Transform):
 
     def leave_If(self, rw, original, updated):
         self.exit_if(rw, original)
+        if not isinstance(updated, cst.If) or not self.join_fix:
+            return updated
+        body_fixes = self.join_fix.pop(id(original.body), None)
+        if body_fixes:
+            rw.need_import("mx")
+            updated = updated.with_changes(body=with_join_fixes(updated.body, body_fixes))
+        if isinstance(original.orelse, cst.Else) and isinstance(updated.orelse, cst.Else):
+            else_fixes = self.join_fix.pop(id(original.orelse.body), None)
+            if else_fixes:
+                rw.need_import("mx")
+                updated = updated.with_changes(orelse=updated.orelse.with_changes(
+                    body=with_join_fixes(updated.orelse.body, else_fixes)))
         return updated
 
     def visit_For(self, rw, node) -> None:
@@ -565,6 +598,54 @@ class NnLayoutTransform(LayoutOps, LayoutFlow, Transform):
         self._layout(rw, e.func.value) if isinstance(e.func, cst.Attribute) else None
         return "plain"
 
+    def _rank(self, rw, e) -> Optional[int]:
+        """The rank of a tensor expression where this can tell (joins reconcile names of a known rank only)."""
+        if isinstance(e, cst.Name):
+            layout = self.state.get(e.value, "plain")
+            return self.ranks.get(e.value) if layout == "plain" else RANK.get(layout)
+        if isinstance(e, cst.BinaryOperation):
+            if self._is_scalar(e.left) or isinstance(e.left, cst.Float):
+                return self._rank(rw, e.right)
+            if self._is_scalar(e.right) or isinstance(e.right, cst.Float):
+                return self._rank(rw, e.left)
+            left, right = self._rank(rw, e.left), self._rank(rw, e.right)
+            return left if left == right else None
+        if isinstance(e, cst.Subscript) and isinstance(e.value, cst.Name) and shape_source(e.value) is None:
+            rank = self._rank(rw, e.value)
+            parts = [el.slice for el in e.slice]
+            if rank is None or len(parts) > rank:
+                return None
+            ints = [p for p in parts if isinstance(p, cst.Index) and p.star is None and _int(p.value) is not None]
+            if len(ints) + sum(isinstance(p, cst.Slice) for p in parts) != len(parts):
+                return None
+            return rank - len(ints)
+        if isinstance(e, cst.Call):
+            self_qual = None
+            func = e.func
+            args = [a.value for a in e.args if a.keyword is None and not a.star]
+            if len(args) != len(e.args):
+                return None
+            if isinstance(func, cst.Attribute) and func.attr.value == "unsqueeze" and len(args) == 1:
+                inner = self._rank(rw, func.value)
+                return inner + 1 if inner is not None else None
+            if isinstance(func, cst.Attribute) and isinstance(func.value, cst.Name) and func.value.value == "self":
+                self_qual = (self.layers or {}).get(func.attr.value)
+                return self._rank(rw, args[0]) if self_qual in ("pp", "nchw") and len(args) == 1 else None
+            qual = rw.qualified_name(func)
+            if qual == "torch.unsqueeze" and len(args) == 2:
+                inner = self._rank(rw, args[0])
+                return inner + 1 if inner is not None else None
+            if qual == "torch.cat" and args and isinstance(args[0], (cst.List, cst.Tuple)):
+                ranks = {self._rank(rw, el.value) for el in args[0].elements}
+                return ranks.pop() if len(ranks) == 1 else None
+            if qual in FUNCTIONS and len(args) == 1:
+                return self._rank(rw, args[0])
+        return None
+
+    def _plain_args(self, rw, e: cst.Call, rest: list) -> str:
+        """A call whose tensor argument is in torch's layout: plain when the other arguments are too."""
+        return "plain" if all(self._layout(rw, a.value) == "plain" for a in rest) else self._doubt(rw, e)
+
     def _combine(self, rw, node, left: str, right: str, plain_side) -> str:
         """`a + b`: one layout on both sides, or one side a number."""
         layouts = {x for x in (left, right) if x != "plain"}
@@ -574,6 +655,8 @@ class NnLayoutTransform(LayoutOps, LayoutFlow, Transform):
             return UNKNOWN if "plain" in (left, right) and self._is_scalar(plain_side) else self._doubt(rw, node)
         if len(layouts) == 1 and (left == right or self._is_scalar(plain_side)):
             return layouts.pop()
+        if layouts == {"g", "cl2"}:  # (N, 1, 1, C) broadcast over a (N, H, W, C) map, as (N, C, 1, 1) over torch's
+            return "cl2"
         return self._doubt(rw, node)
 
     def _is_scalar(self, node) -> bool:
@@ -625,10 +708,14 @@ class NnLayoutTransform(LayoutOps, LayoutFlow, Transform):
         if qual in FUNCTIONS and args and not args[0].keyword:
             return self._layout(rw, args[0].value)
         if qual in ("torch.flatten",) and args:
+            if self._layout(rw, args[0].value) == "plain":
+                return self._plain_args(rw, e, args[1:])
             return self._flatten(rw, e, args[0].value, args[1:])
         if qual == "torch.cat" and args and isinstance(args[0].value, (cst.List, cst.Tuple)):
             layouts = {self._layout(rw, el.value) for el in args[0].value.elements}
             dim = args[1] if len(args) > 1 else None
+            if layouts <= {"plain"}:  # torch's values in, torch's value out
+                return self._plain_args(rw, e, args[1:])
             if len(layouts) == 1 and dim is not None and _axis(next(iter(layouts)), _int(dim.value)) is not None:
                 layout = layouts.pop()
                 self.replace[id(dim.value)] = cst.Integer(str(AXES[layout][_int(dim.value)]))
@@ -636,7 +723,9 @@ class NnLayoutTransform(LayoutOps, LayoutFlow, Transform):
             return self._doubt(rw, e)
         if qual is not None and args and not args[0].keyword and not args[0].star:
             layout = self._layout(rw, args[0].value)
-            found = self._function(rw, qual, e, layout) if layout not in ("plain", "?", UNKNOWN) else None
+            if layout == "plain":  # a torch function of values in torch's layout gives one in torch's layout
+                return self._plain_args(rw, e, args[1:])
+            found = self._function(rw, qual, e, layout) if layout not in ("?", UNKNOWN) else None
             return found if found is not None else self._doubt(rw, e)
         if isinstance(func, cst.Attribute):
             return self._method_call(rw, e, func, args)
@@ -863,17 +952,19 @@ class NnLayoutTransform(LayoutOps, LayoutFlow, Transform):
         """Follow a method of `cls` ahead of the pass from the layouts `state` of its parameters: the one layout it
         returns, or None when anything in it is flagged (or it returns several)."""
         saved = (self.state, self.layers, self.notes, self.replace, self.unwrap, self.rebuild, self.reindex,
-                 self.to_channels_last, self.frames, self.loop_modules, self.scalars, self.doubted, self.cls_node)
+                 self.to_channels_last, self.frames, self.loop_modules, self.scalars, self.doubted, self.cls_node,
+                 self.join_fix, self.ranks)
         dry = _DryRun(rw)
         self.state, self.layers, self.notes, self.replace, self.unwrap = dict(state), layers, [[list(state), set(), 0]], {}, set()
         self.rebuild, self.reindex, self.to_channels_last, self.frames, self.loop_modules = {}, {}, {}, [], {}
-        self.scalars, self.doubted, self.cls_node = set(), set(), cls
+        self.scalars, self.doubted, self.cls_node, self.join_fix, self.ranks = set(), set(), cls, {}, {}
         try:
             function.body.visit(_Statements(self, dry))
             outputs = self.notes[-1][1]
         finally:
             (self.state, self.layers, self.notes, self.replace, self.unwrap, self.rebuild, self.reindex,
-             self.to_channels_last, self.frames, self.loop_modules, self.scalars, self.doubted, self.cls_node) = saved
+             self.to_channels_last, self.frames, self.loop_modules, self.scalars, self.doubted, self.cls_node,
+             self.join_fix, self.ranks) = saved
         if dry.flagged or len(outputs) != 1:
             return None
         return next(iter(outputs))
