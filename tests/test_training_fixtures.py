@@ -12,6 +12,17 @@ from torch2mlx import load_torch_weights
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "training"
 
 
+@pytest.fixture(scope="module", autouse=True)
+def _one_torch_thread():
+    """These models are tiny: torch's thread pool only costs time (much of it on a loaded machine)."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 def _same_weights(t_model, m_model) -> None:
     load_torch_weights(m_model, t_model.state_dict())
 
@@ -108,3 +119,52 @@ def test_language_model_resumes_from_its_checkpoint(language_model, tmp_path):
     rest, _ = m_ns["main"](["--max-iters", "12", "--resume", path, "--seed", "5"])
     assert len(first) == len(rest) == 6
     np.testing.assert_allclose(first + rest, whole, rtol=1e-5, atol=1e-6)
+
+
+@pytest.fixture(scope="module")
+def gan():
+    torch_ns, mlx_ns, code = converted_namespaces(FIXTURES / "gan.py")
+    assert "nn.value_and_grad(generator, loss_fn)" in code and "nn.value_and_grad(discriminator, loss_fn)" in code, code
+    return torch_ns, mlx_ns
+
+
+def _gan_pair(t_ns, m_ns, args):
+    import torch
+
+    torch.manual_seed(0)
+    pair = []
+    for cls, extra in (("Generator", (args.latent_dim,)), ("Discriminator", ())):
+        t_model, m_model = t_ns[cls](*extra), m_ns[cls](*extra)
+        _same_weights(t_model, m_model)
+        pair.append((t_model, m_model))
+    return pair
+
+
+def test_gan_generator_and_discriminator_steps_match_torch(gan, capsys):
+    """Two optimizers in one loop body (generator step, then the discriminator on detached samples)."""
+    t_ns, m_ns = gan
+    args = t_ns["parse_args"]([])
+    (t_g, m_g), (t_d, m_d) = _gan_pair(t_ns, m_ns, args)
+    runs = []
+    for ns, g, d in ((t_ns, t_g, t_d), (m_ns, m_g, m_d)):
+        args = ns["parse_args"]([])
+        loader = ns["DataLoader" if ns is t_ns else "ArrayLoader"](
+            (ns["TensorDataset"] if ns is t_ns else ns["ArrayDataset"])(ns["make_points"](args.n_points)), batch_size=args.batch_size)
+        history = []
+        ns["train"](args, g, d, loader, ns["make_noise"](10, args.batch_size, args.latent_dim), history)
+        runs.append(history)
+    t_hist, m_hist = (np.array(h) for h in runs)
+    assert t_hist.shape == m_hist.shape == (20, 2)
+    _assert_20_losses(list(t_hist[:, 0]), list(m_hist[:, 0]))  # discriminator
+    _assert_20_losses(list(t_hist[:, 1]), list(m_hist[:, 1]))  # generator
+    assert capsys.readouterr().out.count("[Epoch 1/2] [Batch 5/10]") == 2
+
+
+def test_gan_checkpoint_reloads(gan, tmp_path):
+    _, m_ns = gan
+    path = str(tmp_path / "gan.pt")
+    trained = m_ns["main"](["--checkpoint", path])
+    reloaded = m_ns["main"](["--checkpoint", path, "--seed", "3"])
+    np.testing.assert_array_equal(np.array(reloaded), np.array(trained))
+    saved = m_ns["load_checkpoint"](path)
+    assert set(saved) == {"generator", "discriminator", "optimizer_G", "optimizer_D"} and "m" in saved["optimizer_D"]["model"]["layers"][0]["weight"]
