@@ -1,0 +1,73 @@
+"""Idioms of real model code (transformers' modeling files) that the value, int and shape facts settle:
+each converts without a flag and gives torch's values under MLX; the variants where a fact does not
+hold stay flagged."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from tests.model_support import exec_source, warnings
+from torch2mlx import convert_source
+
+HEADER = "import torch\nimport torch.nn as nn\n\n\n"
+
+# BERT / CLIP / RoBERTa embeddings: a 1-D arange expanded to (1, -1) as a non-persistent buffer
+POSITION_IDS_BUFFER = '''
+class Embeddings(nn.Module):
+    def __init__(self, max_positions: int):
+        super().__init__()
+        self.register_buffer("position_ids", torch.arange(max_positions).expand((1, -1)), persistent=False)
+        self.register_buffer(
+            "token_type_ids", torch.zeros(self.position_ids.size(), dtype=torch.long), persistent=False
+        )
+
+    def forward(self, input_ids):
+        seq_length = input_ids.shape[1]
+        position_ids = self.position_ids[:, :seq_length]
+        token_type_ids = self.token_type_ids[:, :seq_length].expand(input_ids.shape[0], seq_length)
+        return input_ids * 10 + position_ids + token_type_ids + torch.arange(3).expand(1, 1, -1).sum()
+
+
+out = Embeddings(8)(torch.arange(12).reshape(2, 6))
+'''
+
+CASES = {"position_ids_buffer": POSITION_IDS_BUFFER}
+
+
+def _values(value):
+    return np.array(value) if not hasattr(value, "detach") else value.detach().numpy()
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_real_idiom_converts_and_matches_torch(name):
+    source = HEADER + CASES[name]
+    result = convert_source(source)
+    assert not warnings(result), "\n".join(d.format() for d in result.diagnostics)
+    assert "torch" not in result.code, result.code
+    assert convert_source(result.code).code == result.code  # idempotent
+    mlx_out, torch_out = exec_source(result.code, "mlx_side")["out"], exec_source(source, "torch_side")["out"]
+    expected = _values(torch_out)
+    actual = np.array(mlx_out)
+    assert actual.shape == expected.shape and actual.dtype == expected.dtype, (actual.dtype, expected.dtype)
+    np.testing.assert_allclose(actual, expected, rtol=1e-4, atol=1e-5)
+
+
+NEGATIVE = {
+    # a 1-D receiver expanded to a leading size other than 1 needs its length twice
+    "arange_expanded_to_a_batch": ("torch.Tensor.expand", '''
+def f(n: int, b: int):
+    return torch.arange(n).expand(b, -1)
+'''),
+    # the rank of a call other than the 1-D creators is not read
+    "expand_of_another_call": ("torch.Tensor.expand", '''
+def f(x: torch.Tensor):
+    return (x + 1).expand(1, -1)
+'''),
+}
+
+
+@pytest.mark.parametrize("name", sorted(NEGATIVE))
+def test_where_a_fact_does_not_hold_the_use_stays_flagged(name):
+    rule, body = NEGATIVE[name]
+    result = convert_source(HEADER + body)
+    assert any(d.rule_id == rule for d in warnings(result)), result.code
