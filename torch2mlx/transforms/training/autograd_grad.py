@@ -13,12 +13,12 @@ What it does
         interp = alpha * real + (1 - alpha) * fake
         def grad_fn(interp):
             d_interp = D(interp)
-            return (d_interp * mx.ones_like(d_interp)).sum()
+            return mx.sum(d_interp * mx.ones_like(d_interp))
         grads = mx.grad(grad_fn)(interp)
 
     The function holds the plain assignments right before the call, after the last binding of
     the inputs; the names it assigns that are used anywhere else in the function come back as
-    auxiliary outputs (`mx.value_and_grad`). `grad_outputs=v` differentiates `(y * v).sum()` (the
+    auxiliary outputs (`mx.value_and_grad`). `grad_outputs=v` differentiates `mx.sum(y * v)` (the
     vector-Jacobian product torch computes); a list of inputs gives `argnums=(0, 1, ...)` and a
     tuple, one input a 1-tuple (`[0]` unwraps it), as torch. `create_graph=False` (the default)
     wraps the gradients in `mx.stop_gradient` (torch returns them detached; MLX would let an outer
@@ -42,7 +42,7 @@ import libcst as cst
 
 from torch2mlx.binding import code_of
 from torch2mlx.transforms import Transform
-from torch2mlx.transforms.codegen import mlx_statements
+from torch2mlx.transforms.codegen import mlx_expr, mlx_statements
 
 RULE_ID = "autograd-grad"
 TABLE_RULE = "torch.autograd.grad"
@@ -142,6 +142,44 @@ class AutogradGrad(Transform):
     def leave_FunctionDef(self, rw, original, updated):
         self.functions.pop()
         return updated
+
+    def visit_SimpleStatementLine(self, rw, node) -> None:
+        """In `g = torch.autograd.grad(y.sum(), x)`, `y` is a tensor (torch differentiates only tensors)."""
+        small = node.body[0] if len(node.body) == 1 else None
+        value = small.value if isinstance(small, cst.Assign) else None
+        if isinstance(value, cst.Subscript):
+            value = value.value
+        if not (isinstance(value, cst.Call) and rw.qualified_name(value.func) == GRAD) or not value.args:
+            return
+        outputs = next((a.value for a in value.args if a.keyword is not None and a.keyword.value == "outputs"), None)
+        outputs = value.args[0].value if outputs is None and value.args[0].keyword is None else outputs
+        while isinstance(outputs, cst.Call) and isinstance(outputs.func, cst.Attribute):
+            outputs = outputs.func.value
+        if isinstance(outputs, cst.Name):
+            rw.tensors.mark(outputs.value, True)
+
+    def leave_Call(self, rw, original, updated):
+        """`x = expr.requires_grad_(True)` where `x` is an input of torch.autograd.grad in this function: `x = expr`
+        (MLX differentiates with respect to a function's arguments; torch required a tensor here)."""
+        if not (isinstance(original.func, cst.Attribute) and original.func.attr.value == "requires_grad_"
+                and isinstance(updated, cst.Call) and isinstance(updated.func, cst.Attribute)
+                and updated.func.attr.value == "requires_grad_"):
+            return updated  # the table translated it (a known tensor)
+        stmt = rw.statement
+        small = stmt.body[0] if isinstance(stmt, cst.SimpleStatementLine) and len(stmt.body) == 1 else None
+        if not (isinstance(small, cst.Assign) and small.value is original and len(small.targets) == 1
+                and isinstance(small.targets[0].target, cst.Name)):
+            return updated
+        function = self.functions[-1] if self.functions else None
+        name = function.name.value if isinstance(function, cst.FunctionDef) else None
+        if small.targets[0].target.value not in self.inputs.get(name, ()):
+            return updated
+        if any(a.keyword is not None and a.keyword.value != "requires_grad" for a in original.args) or len(original.args) > 1:
+            return updated
+        if original.args and code_of(original.args[0].value) != "True":
+            return updated
+        rw.drop_flags(predicate=lambda f: f.rule_id in ("Tensor.requires_grad_", "torch.Tensor.requires_grad_"))
+        return updated.func.value
 
     def leave_SimpleStatementLine(self, rw, original, updated):
         self.origin[id(updated)] = original
@@ -278,8 +316,8 @@ class AutogradGrad(Transform):
         scalar = outputs
         if grad_outputs is not None:
             product = cst.BinaryOperation(left=self._paren(outputs), operator=cst.Multiply(), right=self._paren(grad_outputs))
-            scalar = cst.Call(func=cst.Attribute(value=product.with_changes(lpar=[cst.LeftParen()], rpar=[cst.RightParen()]),
-                                                 attr=cst.Name("sum")))
+            total = mlx_expr(rw, "mx.sum(PRODUCT)")
+            scalar = total.with_changes(args=[total.args[0].with_changes(value=product)])
         out_name = code_of(outputs) if isinstance(outputs, cst.Name) else None
         # the output itself used later (no grad_outputs): it is the value of value_and_grad, not an extra output
         value_target = out_name if grad_outputs is None and out_name in aux else "_"
