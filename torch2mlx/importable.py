@@ -51,10 +51,13 @@ def localize_torch_imports(code: str) -> str:
         text = "".join(lines[stmt.lineno - 1:stmt.end_lineno])
         edits.append((stmt.lineno - 1, stmt.end_lineno - stmt.lineno + 1, ""))
         for key, function in functions.items():
-            targets.setdefault(key, (function, []))[1].append(text)
-    for function, texts in targets.values():
-        at = _body_insertion_line(function, lines)
-        indent = _indent(lines[function.body[0].lineno - 1])
+            target = targets.setdefault(key, (function, [], set()))
+            target[1].append(text)
+            target[2].update(names)
+    for function, texts, names in targets.values():
+        block = _import_guard(function, names, lines)
+        at = _body_insertion_line(block, lines)
+        indent = _indent(lines[block.body[0].lineno - 1])
         edits.append((at, 0, "".join(indent + t.lstrip(" \t") for t in texts)))
     for at, delete, insert in sorted(edits, key=lambda e: e[0], reverse=True):
         lines[at:at + delete] = [insert] if insert else []
@@ -122,6 +125,31 @@ def _stored_names(tree: ast.Module) -> set:
         elif isinstance(node, (ast.Import, ast.ImportFrom)) and node not in tree.body:
             found.update(_bound_names(node) if not any(a.name == "*" for a in node.names) else ())
     return found
+
+
+_IMPORT_ERRORS = {"ImportError", "ModuleNotFoundError", "Exception", "BaseException"}
+
+
+def _import_guard(function: ast.stmt, names: set, lines: list) -> ast.stmt:
+    """Where in `function` the moved import goes: the top of its body, or the top of the body of a `try` whose
+    handler catches ImportError when that body holds every use of `names` (`try: torch.ops.load_library(p)
+    except (ImportError, OSError): return False`): with torch installed the import cannot fail, so its place
+    changes nothing; without torch the function's own handler for a missing dependency runs."""
+    users = [s for s in function.body
+             if any(type(n) is ast.Name and n.id in names for n in ast.walk(s))]
+    if len(users) != 1 or not isinstance(users[0], ast.Try) or not isinstance(users[0].body[0], ast.stmt):
+        return function
+    guard = users[0]
+    inside = any(type(n) is ast.Name and n.id in names for s in guard.body for n in ast.walk(s))
+    elsewhere = any(type(n) is ast.Name and n.id in names
+                    for part in (guard.handlers, guard.orelse, guard.finalbody) for s in part for n in ast.walk(s))
+    if not inside or elsewhere or _body_insertion_line(guard, lines) is None:
+        return function
+    for handler in guard.handlers:
+        kinds = handler.type.elts if isinstance(handler.type, ast.Tuple) else [handler.type]
+        if handler.type is None or any(isinstance(k, ast.Name) and k.id in _IMPORT_ERRORS for k in kinds):
+            return guard
+    return function
 
 
 def _body_insertion_line(function: ast.stmt, lines: list):

@@ -76,6 +76,7 @@ class Example:
     compare: str = "values"
     annotate: bool = True
     note: Optional[str] = None
+    module: bool = False  # the code runs at module level, not in `def example` (docs/writing-rules.md)
 
 
 @dataclass(frozen=True)

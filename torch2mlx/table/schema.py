@@ -32,6 +32,8 @@ EXAMPLE = {
         "compare": {"enum": ["values", "shape", "none"]},
         "annotate": {"type": "boolean"},
         "note": {"type": "string"},
+        "module": {"type": "boolean", "description": "run `torch` at module level (statements only torch allows there, "
+                   "e.g. torch.fx.wrap('f')); inputs are module globals, `out` is the result"},
     },
 }
 

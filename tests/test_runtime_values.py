@@ -1,0 +1,356 @@
+"""The runtime-values transform (torch2mlx/transforms/runtime/values.py) and the module-level registrations
+(rules/runtime_registrations.yaml): each case is the shape torchvision / timm have at import, converted, run
+under torch and (torch blocked) under MLX, compared."""
+import ast
+import sys
+import textwrap
+import types
+
+import pytest
+
+from torch2mlx import convert_source
+
+
+def _run(code: str, name: str, blocked: bool) -> types.ModuleType:
+    module = types.ModuleType(name)
+    saved = {k: sys.modules.get(k) for k in ("torch", "torch.fx", "torch.utils", "torch.utils.data")}
+    try:
+        if blocked:
+            for k in saved:
+                sys.modules[k] = None  # type: ignore[assignment]
+        exec(compile(code, f"<{name}>", "exec"), module.__dict__)  # noqa: S102 - our own test programs
+    finally:
+        if blocked:
+            for k, v in saved.items():
+                if v is None:
+                    sys.modules.pop(k, None)
+                else:
+                    sys.modules[k] = v
+    return module
+
+
+def torch_left(code: str) -> bool:
+    """An import of torch or a name `torch` in the code (docstrings saying "PyTorch's" are no use of it)."""
+    for node in ast.walk(ast.parse(code)):
+        if isinstance(node, (ast.Import, ast.ImportFrom)):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else [node.module or ""]
+            if any(n.split(".")[0] == "torch" for n in names):
+                return True
+        if isinstance(node, ast.Name) and node.id == "torch":
+            return True
+    return False
+
+
+def convert(source: str):
+    source = textwrap.dedent(source)
+    result = convert_source(source, "case.py")
+    warnings = [d for d in result.diagnostics if d.severity.value != "info"]
+    return source, result, warnings
+
+
+DATASETS = """
+    from typing import TypeVar
+
+    import torch
+    from torch.utils import data
+    from torch.utils.data import IterableDataset, Sampler
+
+
+    T_co = TypeVar("T_co", covariant=True)
+
+
+    class Squares(data.Dataset[T_co]):
+        def __init__(self, n):
+            self.n = n
+
+        def __len__(self):
+            return self.n
+
+        def __getitem__(self, i):
+            return i * i
+
+
+    class Stream(IterableDataset):
+        def __init__(self, items):
+            self.items = items
+
+        def __iter__(self):
+            return iter(self.items)
+
+        def __len__(self):
+            return len(self.items)
+
+
+    class Evens(Sampler):
+        def __init__(self, n):
+            super().__init__()
+            self.n = n
+
+        def __iter__(self):
+            return iter(range(0, self.n, 2))
+
+
+    class Empty(data.Dataset):
+        pass
+
+
+    def run():
+        both = Squares(3) + Squares(4)
+        chained = Stream([1, 2]) + Stream([3])
+        try:
+            Empty()[0]
+            raised = None
+        except NotImplementedError as e:
+            raised = str(e)
+        return (len(both), [both[i] for i in range(len(both))], both[-1], both.cumulative_sizes,
+                list(chained), len(chained), list(Evens(5)), raised, type(both).__name__.endswith("ConcatDataset")
+                or type(both).__name__ == "ConcatDatasetBase")
+"""
+
+
+def test_data_base_classes_behave_as_torch():
+    source, result, warnings = convert(DATASETS)
+    assert not warnings, [d.format() for d in warnings]
+    assert not torch_left(result.code)
+    assert "class Squares(DatasetBase[T_co])" in result.code and "class Evens(SamplerBase)" in result.code
+    expected = _run(source, "torch_side", blocked=False).run()
+    actual = _run(result.code, "mlx_side", blocked=True).run()
+    assert actual == expected
+    assert convert_source(result.code).code == result.code
+
+
+def test_isinstance_against_a_data_class_stays_flagged():
+    # each converted file writes its own DatasetBase: an identity test across files would differ
+    _, result, warnings = convert("""
+        import torch.utils.data as data
+
+
+        def is_dataset(d):
+            return isinstance(d, data.Dataset)
+    """)
+    assert [d.rule_id for d in warnings] == ["torch.utils.data.Dataset"]
+
+
+def test_a_taken_helper_name_is_flagged():
+    _, result, warnings = convert("""
+        import torch.utils.data as data
+
+        DatasetBase = 3
+
+
+        class D(data.Dataset):
+            pass
+    """)
+    assert [d.rule_id for d in warnings] == ["torch.utils.data.Dataset"]
+    assert "already used" in warnings[0].message
+
+
+FINAL = """
+    import torch
+    from torch import nn
+    from torch.jit import Final
+
+
+    class Attention(nn.Module):
+        fused_attn: Final[bool]
+        heads: torch.jit.Final[int] = 4
+
+        def __init__(self):
+            super().__init__()
+            self.fused_attn = True
+
+
+    def run():
+        return (Attention.__annotations__["fused_attn"].__origin__.__name__ if hasattr(
+            Attention.__annotations__["fused_attn"], "__origin__") else None,
+            repr(Attention.__annotations__["heads"]), Attention.heads, Attention().fused_attn)
+"""
+
+
+def test_jit_final_is_typing_final():
+    source, result, warnings = convert(FINAL)
+    assert not warnings, [d.format() for d in warnings]
+    assert "fused_attn: typing.Final[bool]" in result.code and "import typing" in result.code
+    assert not torch_left(result.code)
+    expected = _run(source, "torch_side", blocked=False).run()
+    actual = _run(result.code, "mlx_side", blocked=True).run()
+    assert actual == expected == ("Final", "typing.Final[int]", 4, True)
+    assert convert_source(result.code).code == result.code
+
+
+def test_jit_final_with_typing_rebound_is_flagged():
+    _, result, warnings = convert("""
+        import torch
+
+        typing = None
+
+
+        class A:
+            x: torch.jit.Final[int] = 1
+    """)
+    assert [d.rule_id for d in warnings] == ["torch.jit.Final"]
+
+
+FX_WRAP = """
+    import math
+
+    import torch
+    import torch.fx
+
+
+    @torch.fx.wrap
+    def scaled(x, s: float):
+        return x * math.sqrt(s)
+
+
+    def _half(x):
+        return x / 2
+
+
+    torch.fx.wrap("_half")
+    halved = torch.fx.wrap(_half)
+
+
+    def run(x):
+        return scaled(x, 4.0), halved(x), scaled.__name__
+"""
+
+
+def test_fx_wrap_statement_and_decorator_go():
+    source, result, warnings = convert(FX_WRAP)
+    assert not warnings, [d.format() for d in warnings]
+    assert "wrap" not in result.code.replace("def _half", "")
+    assert 'torch.fx.wrap("_half")' not in result.code and '"_half"' not in result.code
+    assert "halved = _half" in result.code
+    assert _run(source, "torch_side", blocked=False).run(6.0) == _run(result.code, "mlx_side", blocked=True).run(6.0)
+    assert convert_source(result.code).code == result.code
+
+
+@pytest.mark.parametrize("source", [
+    """
+    import torch.fx
+
+
+    def outer():
+        @torch.fx.wrap
+        def inner(x):
+            return x
+        return inner
+    """,
+    """
+    import torch.fx
+
+
+    class A:
+        @torch.fx.wrap
+        def method(self):
+            return 1
+    """,
+])
+def test_fx_wrap_below_module_level_stays_flagged(source):
+    # torch raises NotImplementedError("wrap must be called at the top level of a module") there
+    _, result, warnings = convert(source)
+    assert [d.rule_id for d in warnings] == ["torch.fx.wrap"]
+    assert "@torch.fx.wrap" in result.code
+
+
+REGISTRATIONS = """
+    import os
+
+    import torch
+    import torch.library
+    from torch.hub import _get_torch_home
+
+    _HOME = os.path.join(_get_torch_home(), "datasets", "vision")
+
+    _keys = (
+        torch._C.DispatchKeySet(torch._C.DispatchKey.AutocastCPU)
+        | torch._C.DispatchKeySet(torch._C.DispatchKey.AutocastCUDA)
+    )
+
+
+    def _no_double_backward(op_name):
+        def backward(ctx, *grads):
+            raise RuntimeError(f"double backwards on {op_name} not supported")
+
+        return backward
+
+
+    def _autocast_twice(x):
+        with torch._C._ExcludeDispatchKeyGuard(_keys):
+            return torch.ops.t2m_test_reg.twice(x.float())
+
+
+    _lib = torch.library.Library("t2m_test_reg", "FRAGMENT")
+    _lib.define("twice(Tensor x) -> Tensor")
+    _lib.impl("twice", lambda x: x * 2, "CPU")
+    torch.library.register_autograd("t2m_test_reg::twice", _no_double_backward("twice"))
+    for _key in ("AutocastCPU",):
+        _lib.impl("twice", _autocast_twice, _key)
+
+
+    def run():
+        return _HOME
+"""
+
+
+def test_torchvision_registrations_import_without_torch(monkeypatch):
+    # torchvision's _autograd_registrations.py / _internally_replaced_utils.py, in small
+    monkeypatch.setenv("TORCH_HOME", "/tmp/t2m-home")
+    source, result, warnings = convert(REGISTRATIONS)
+    # the dispatcher guard and the torch.ops call stay flagged, inside the function that makes them
+    assert {d.rule_id for d in warnings} == {"torch._C._ExcludeDispatchKeyGuard", "torch.ops.t2m_test_reg.twice",
+                                            "Tensor.float"}
+    infos = [d for d in result.diagnostics if d.rule_id == "torch.library.register_autograd"]
+    assert infos and infos[0].severity.value == "info"
+    assert "register_autograd" not in result.code and "_no_double_backward(\"twice\")\n" in result.code
+    expected = _run(source, "torch_side", blocked=False).run()
+    assert _run(result.code, "mlx_side", blocked=True).run() == expected == "/tmp/t2m-home/datasets/vision"
+    monkeypatch.delenv("TORCH_HOME")
+    monkeypatch.setenv("XDG_CACHE_HOME", "/tmp/t2m-xdg")
+    assert _run(result.code, "mlx_side2", blocked=True).run() == "/tmp/t2m-xdg/torch/datasets/vision"
+
+
+def test_a_torch_import_moved_into_a_try_that_catches_import_errors():
+    # torchvision/extension.py: without torch, `_load_library` must report "no extension" as torch's own
+    # ImportError handler does, not raise from an import placed above the try
+    source = textwrap.dedent("""
+        import torch
+
+
+        def _get_extension_path(name):
+            raise ImportError(name)
+
+
+        def _load_library(lib_name):
+            \"\"\"Load a library.\"\"\"
+            try:
+                lib_path = _get_extension_path(lib_name)
+                torch.ops.load_library(lib_path)
+                return True
+            except (ImportError, OSError):
+                return False
+
+
+        def run():
+            return _load_library("_C")
+    """)
+    result = convert_source(source, "extension.py")
+    assert "try:\n        import torch\n        lib_path" in result.code
+    assert _run(result.code, "mlx_side", blocked=True).run() is _run(source, "torch_side", blocked=False).run() is False
+
+
+def test_a_try_that_does_not_catch_import_errors_gets_the_import_above():
+    source = textwrap.dedent("""
+        import torch
+
+
+        def load(path):
+            try:
+                torch.ops.load_library(path)
+            except OSError:
+                return False
+            return True
+    """)
+    result = convert_source(source, "extension.py")
+    assert "def load(path):\n    import torch\n    try:" in result.code

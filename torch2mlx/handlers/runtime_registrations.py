@@ -1,0 +1,179 @@
+"""Module-level torch runtime plumbing an MLX program has no use for (rules/runtime_registrations.yaml).
+
+**What it does**
+- `fx_wrap`: `torch.fx.wrap("name")` / `torch.fx.wrap(fn)` at the top level of a module -> its argument
+  (a bare `"name"` statement left is dropped). fx.wrap only tells torch.fx's symbolic tracer to keep calls
+  of the function as leaves, and returns its argument; MLX code is never fx-traced.
+- `torch_registration`: `torch.library.register_autograd(op, backward, ...)` -> nothing (the statement goes;
+  as a value, `None`, which is what torch returns). It registers a backward formula for a torch custom
+  operator (`torch.ops.<ns>.<op>`) with torch's dispatcher; an MLX program has no dispatcher, and every call
+  of such an operator stays flagged where it is made. An info diagnostic says the registration went.
+- `runtime_helper`: the rule's template, plus the local helper classes it names (`TorchLibrary`: a
+  `torch.library.Library` whose `define`/`impl`/`fallback` register nothing and return what torch's do).
+- `stdlib_template`: the rule's template, which reads standard-library modules (`os`): they are imported
+  when the file does not bind the name (`torch.hub._get_torch_home()` -> torch's own expression of it).
+
+**Exactness**: each returns what torch's function returns; the effects removed are registrations with
+torch's dispatcher or tracer, observable only through torch APIs that stay flagged.
+
+**Left in place (flagged) when** `torch.fx.wrap` is called below module level (torch raises there) or with
+something other than a name or a string; a registration's arguments could have effects (a call) and its
+value is used; a helper's or a standard module's name is bound to something else in the file.
+"""
+from __future__ import annotations
+
+import ast
+import re
+
+import libcst as cst
+
+from torch2mlx.binding import Flag, bind
+from torch2mlx.handlers import register
+from torch2mlx.handlers.local_helpers import emit
+from torch2mlx.template import choose_template, expand, normalize, template_roots
+
+HELPERS = {
+    "TorchLibrary": '''
+class TorchLibrary:
+    """PyTorch's library.Library without its dispatcher: MLX has no operator registry, so define / impl /
+    fallback register nothing (each returns what PyTorch's does). The calls of the operators such a
+    registration serves stay flagged where they are made."""
+
+    def __init__(self, ns, kind, dispatch_key=""):
+        if kind not in ("IMPL", "DEF", "FRAGMENT"):
+            raise ValueError("Unsupported kind: ", kind)
+        self.ns = ns
+        self.kind = kind
+        self.dispatch_key = dispatch_key
+
+    def define(self, schema, alias_analysis="", *, tags=()):
+        if alias_analysis not in ("", "FROM_SCHEMA", "CONSERVATIVE"):
+            raise RuntimeError(f"Invalid alias_analysis type {alias_analysis}")
+        return schema.partition("(")[0]
+
+    def impl(self, op_name, fn, dispatch_key="", *, with_keyset=False, allow_override=True):
+        return None
+
+    def fallback(self, fn, dispatch_key="", *, with_keyset=False):
+        return None
+''',
+}
+
+# standard-library modules a template may read (`os.getenv(...)`), imported when the file leaves the name free
+STDLIB_ROOTS = ("os", "typing")
+
+
+def _pure(node: cst.BaseExpression) -> bool:
+    """An argument whose evaluation has no effect to keep: a literal, a name, an attribute chain, a lambda."""
+    if isinstance(node, (cst.SimpleString, cst.Integer, cst.Float, cst.Name, cst.Lambda)):
+        return True
+    if isinstance(node, cst.Attribute):
+        return _pure(node.value)
+    if isinstance(node, cst.ConcatenatedString):
+        return _pure(node.left) and _pure(node.right)
+    return False
+
+
+def _whole_statement(rw, original: cst.Call) -> bool:
+    """The call is an expression statement of its own (`register(...)` on its line)."""
+    stmt = rw.statement
+    return (isinstance(stmt, cst.SimpleStatementLine) and len(stmt.body) == 1
+            and isinstance(stmt.body[0], cst.Expr) and stmt.body[0].value is original)
+
+
+@register("fx_wrap")
+def fx_wrap(rule, original, call, receiver, rw):
+    """`torch.fx.wrap(x)` at the top level of a module -> `x`."""
+    if len(rw.scopes) != 1:
+        raise Flag("torch.fx.wrap raises NotImplementedError below the top level of a module", "semantics-differ")
+    bound = bind(call.args, rule.signature, receiver)
+    value = bound.get("fn_or_name")
+    if not isinstance(value, (cst.SimpleString, cst.ConcatenatedString, cst.Name, cst.Attribute)):
+        raise Flag("torch.fx.wrap takes a function or its name (it raises on anything else)", "semantics-differ")
+    rw.mark_identity(value)
+    return value, frozenset()
+
+
+@register("torch_registration")
+def torch_registration(rule, original, call, receiver, rw):
+    """A registration with torch's dispatcher -> removed (its effectful arguments kept, in order)."""
+    bound = bind(call.args, rule.signature, receiver)
+    kept = []
+    for arg in call.args:
+        if not _pure(arg.value):
+            kept.append(arg.value)
+    whole = _whole_statement(rw, original)
+    if kept and not whole:
+        raise Flag("an argument is a call (its effects must stay) and the registration's value is used: "
+                   "translate by hand", "no-equivalent")
+    del bound  # bound only to flag calls torch itself would reject (unknown keywords, too many arguments)
+    rw.flag(original, rule.id, "needs-review",
+            f"{rule.id} removed: it registers with torch's dispatcher, which an MLX program does not have "
+            "(calls of the torch.ops operators it serves stay flagged)", "info")
+    if not kept:
+        result = cst.Name("None")
+        rw.mark_identity(result)  # a bare `None` statement left is dropped
+        return result, frozenset()
+    if len(kept) == 1:
+        return kept[0], frozenset()
+    return cst.Tuple([cst.Element(v) for v in kept]), frozenset()
+
+
+@register("runtime_helper")
+def runtime_helper(rule, original, call, receiver, rw):
+    """The rule's template; the helper classes of HELPERS it calls are written into the file once."""
+    bound = normalize(rule, bind(call.args, rule.signature, receiver))
+    template = choose_template(rule, bound)
+    result = expand(template, rule, bound)
+    emit(rw, template, HELPERS)
+    return result, template_roots(template)
+
+
+def ensure_stdlib_import(rw, name: str) -> None:
+    """`name` (a standard-library module, e.g. `os`) is usable at module level: the file imports it as
+    `import name`, or binds the name nowhere (then `import name` is added). Flag otherwise."""
+    module = rw.scopes[0].node
+    if not isinstance(module, ast.Module):
+        raise Flag(f"cannot tell whether `{name}` is the {name} module in this file", "no-equivalent")
+    imported = other = False
+    for node in ast.walk(module):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                bound = alias.asname or alias.name.split(".")[0]
+                if bound == name:
+                    if alias.asname is None and alias.name.split(".")[0] == name:
+                        imported = True
+                    else:
+                        other = True
+        elif isinstance(node, ast.ImportFrom):
+            other |= any((alias.asname or alias.name) == name for alias in node.names)
+        elif isinstance(node, ast.Name) and node.id == name and not isinstance(node.ctx, ast.Load):
+            other = True
+        elif isinstance(node, ast.arg) and node.arg == name:
+            other = True
+        elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) and node.name == name:
+            other = True
+    if other:
+        raise Flag(f"the name `{name}` is bound to something other than the {name} module in this file", "no-equivalent")
+    if imported:
+        top = any(isinstance(s, ast.Import) and any(a.name.split(".")[0] == name and a.asname is None for a in s.names)
+                  for s in module.body)
+        if top:
+            return
+        raise Flag(f"`{name}` is imported below module level only in this file", "no-equivalent")
+    rw.add_helper(f"import {name}", [cst.parse_statement(f"import {name}\n")])
+
+
+def stdlib_roots(template: str) -> list:
+    """The standard-library modules of STDLIB_ROOTS a template reads (`os.getenv(...)` -> ['os'])."""
+    return [r for r in STDLIB_ROOTS if re.search(rf"(?<![\w.]){r}\.", template)]
+
+
+@register("stdlib_template")
+def stdlib_template(rule, original, call, receiver, rw):
+    """The rule's template, which reads standard-library modules (imported when the file leaves them free)."""
+    bound = normalize(rule, bind(call.args, rule.signature, receiver))
+    template = choose_template(rule, bound)
+    for name in stdlib_roots(template):
+        ensure_stdlib_import(rw, name)
+    return expand(template, rule, bound), template_roots(template)
