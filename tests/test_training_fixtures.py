@@ -223,3 +223,42 @@ def test_wgan_gp_checkpoint_reloads(wgan_gp, tmp_path):
     trained = m_ns["main"](["--checkpoint", path])
     reloaded = m_ns["main"](["--checkpoint", path, "--n_steps", "0", "--seed", "4"])
     np.testing.assert_array_equal(np.array(reloaded[0]), np.array(trained[0]))
+
+
+@pytest.fixture(scope="module")
+def finetune():
+    torch_ns, mlx_ns, code = converted_namespaces(FIXTURES / "finetune.py")
+    assert "        model.backbone.freeze()\n" in code and "optimizer_ft = optim.SGD(learning_rate=args.lr, momentum=0.9)" in code, code
+    return torch_ns, mlx_ns
+
+
+def test_finetune_frozen_backbone_matches_torch(finetune, capsys):
+    """requires_grad = False over the backbone's parameters (-> freeze()), an optimizer over
+    filter(lambda p: p.requires_grad, ...), the backbone in eval mode inside training, StepLR per epoch."""
+    import torch
+
+    t_ns, m_ns = finetune
+    torch.manual_seed(0)
+    t_model, m_model = t_ns["FineTuneNet"](4), m_ns["FineTuneNet"](4)
+    t_model.backbone.bn1.running_mean.uniform_(-0.5, 0.5)  # "pretrained" statistics, kept by the frozen backbone
+    _same_weights(t_model, m_model)
+    backbone = {k: np.array(v) for k, v in m_model.backbone.parameters()["fc1"].items()}
+    t_acc, t_hist = t_ns["main"]([], t_model)
+    m_acc, m_hist = m_ns["main"]([], m_model)
+    assert len(m_hist) == 24
+    _assert_20_losses(t_hist, m_hist)
+    np.testing.assert_allclose(m_hist, t_hist, rtol=1e-3, atol=1e-6)
+    assert m_acc == t_acc
+    for k, v in m_model.backbone.parameters()["fc1"].items():
+        np.testing.assert_array_equal(np.array(v), backbone[k])  # frozen
+    np.testing.assert_allclose(np.array(m_model.backbone.bn1.running_mean), t_model.backbone.bn1.running_mean.numpy(), rtol=1e-6)
+    np.testing.assert_allclose(np.array(m_model.head.weight), t_model.head.weight.detach().numpy(), rtol=1e-3, atol=1e-6)
+    assert capsys.readouterr().out.count("Epoch 2/2") == 2
+
+
+def test_finetune_checkpoint_reloads(finetune, tmp_path):
+    _, m_ns = finetune
+    path = str(tmp_path / "ft.pt")
+    trained, _ = m_ns["main"](["--save", path])
+    reloaded, _ = m_ns["main"](["--resume", path])
+    assert reloaded == trained and m_ns["load_checkpoint"](path)["best_acc"] >= trained

@@ -9,7 +9,8 @@ What it does
 Why
     torch.utils.data is torch; an in-memory loader is a few lines of indexing in MLX.
 Left in place (flagged) when
-    the dataset is not a TensorDataset built in this file, or the loader uses a sampler,
+    the dataset is not a TensorDataset built in this file (a name bound to one, or a subscript of a dict
+    literal of them), or the loader uses a sampler,
     collate_fn, generator or other arguments. The shuffle order comes from mx.random, so
     it differs from torch's even under the same seed (info diagnostic).
 """
@@ -70,6 +71,7 @@ class DataLoaders(Transform):
 
     def __init__(self) -> None:
         self.datasets: set = set()
+        self.dataset_dicts: set = set()  # names of dicts whose values are all TensorDatasets of this file
         self.dataset_calls: set = set()
         self.emitted = False
 
@@ -99,8 +101,14 @@ class DataLoaders(Transform):
         return updated
 
     def leave_Assign(self, rw, original, updated):
-        if id(original.value) in self.dataset_calls:
-            self.datasets.update(t.target.value for t in original.targets if isinstance(t.target, cst.Name))
+        value = original.value
+        # a dict of TensorDatasets (`{"train": TensorDataset(...), "val": ...}`, the transfer-learning tutorial's)
+        # is subscripted for a dataset: `DataLoader(datasets[phase], ...)`
+        held = (id(value) in self.dataset_calls or isinstance(value, cst.Dict) and value.elements and all(
+            isinstance(e, cst.DictElement) and id(e.value) in self.dataset_calls for e in value.elements))
+        if held:
+            names = {t.target.value for t in original.targets if isinstance(t.target, cst.Name)}
+            (self.datasets if id(value) in self.dataset_calls else self.dataset_dicts).update(names)
         return updated
 
     def _loader(self, rw, original, updated):
@@ -108,7 +116,8 @@ class DataLoaders(Transform):
         if not args or args[0].keyword is not None or any(a.star for a in args):
             return updated
         source = original.args[0].value
-        if not (id(source) in self.dataset_calls or (isinstance(source, cst.Name) and source.value in self.datasets)):
+        in_dict = (isinstance(source, cst.Subscript) and isinstance(source.value, cst.Name) and source.value.value in self.dataset_dicts)
+        if not (id(source) in self.dataset_calls or (isinstance(source, cst.Name) and source.value in self.datasets) or in_dict):
             return updated
         kept = [args[0]]
         names = ("dataset", "batch_size", "shuffle")

@@ -14,9 +14,21 @@ OPTIMIZER_NAMES = frozenset({"SGD", "Adam", "AdamW", "RMSprop", "Adagrad", "Adad
 
 
 def _model_of_parameters(arg: ast.expr) -> Optional[str]:
-    """'model' for `model.parameters()`, else None."""
+    """'model' for `model.parameters()`, and for the parameters that train (fine-tuning with a frozen part):
+    `filter(lambda p: p.requires_grad, model.parameters())`, `[p for p in model.parameters() if p.requires_grad]`
+    (MLX differentiates only the unfrozen arrays: the freeze-parameters transform freezes the others), else None."""
     if isinstance(arg, ast.Call) and not arg.args and not arg.keywords and isinstance(arg.func, ast.Attribute) and arg.func.attr == "parameters":
         return ast.unparse(arg.func.value)
+    if (isinstance(arg, ast.Call) and isinstance(arg.func, ast.Name) and arg.func.id == "filter" and len(arg.args) == 2
+            and not arg.keywords and isinstance(arg.args[0], ast.Lambda) and len(arg.args[0].args.args) == 1):
+        lam = arg.args[0]
+        if ast.unparse(lam.body) == f"{lam.args.args[0].arg}.requires_grad":
+            return _model_of_parameters(arg.args[1])
+    if isinstance(arg, ast.ListComp) and len(arg.generators) == 1 and isinstance(arg.elt, ast.Name):
+        gen = arg.generators[0]
+        if (isinstance(gen.target, ast.Name) and gen.target.id == arg.elt.id and len(gen.ifs) == 1
+                and ast.unparse(gen.ifs[0]) == f"{arg.elt.id}.requires_grad" and not gen.is_async):
+            return _model_of_parameters(gen.iter)
     return None
 
 
@@ -86,7 +98,45 @@ def optimizer_models(tree: ast.Module) -> dict:
         for t in targets:
             found.setdefault(ast.unparse(t), set()).add(model)
     _returned_by_methods(tree, found)
+    _passed_as_parameters(tree, found)
     return found
+
+
+def _passed_as_parameters(tree: ast.Module, found: dict) -> None:
+    """`train_model(model, ..., optimizer_ft, ...)` into `def train_model(model, ..., optimizer, ...)`: the parameter
+    is an optimizer of the callee's parameter that every call passes the model's root for (`model` here). Each call
+    of the function in the file must agree; the set is a PassedOptimizer, which records that the name came this way."""
+    functions = [n for n in ast.walk(tree) if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))]
+    for fn in functions:
+        params = [a.arg for a in [*fn.args.posonlyargs, *fn.args.args]]
+        if not params or params[0] == "self":
+            continue
+        sites = _call_sites(tree, fn.name, False)
+        if not sites:
+            continue
+        for p in params:
+            if p in found:
+                continue
+            models = set()
+            for site in sites:
+                passed = _passed(site, params, p)
+                known = found.get(passed) if passed is not None and passed != p else None
+                if not known or None in known or len(known) != 1:
+                    models = None
+                    break
+                model = next(iter(known))
+                root = model.split(".")[0]
+                callee = [q for q in params if _passed(site, params, q) == root]
+                if len(callee) != 1:
+                    models = None
+                    break
+                models.add(callee[0] + model[len(root):])
+            if models and len(models) == 1:
+                found[p] = PassedOptimizer(models)
+
+
+class PassedOptimizer(set):
+    """The models of an optimizer that reaches a function as a parameter of another name (optimizer_models)."""
 
 
 def _returned_by_methods(tree: ast.Module, found: dict) -> None:
@@ -205,6 +255,8 @@ def model_for(optimizer: str, found: dict, tree: ast.Module, function: Optional[
         params = params[1:]
     for site in sites:
         for root in passed_in:
+            if root == optimizer.split(".")[0] and isinstance(found.get(root), PassedOptimizer):
+                continue  # an optimizer passed under another name, each call checked by _passed_as_parameters
             if _passed(site, params, root) != root:
                 return None, f"a call of `{function.name}` passes something other than `{root}` for `{root}`"
     return model, None
