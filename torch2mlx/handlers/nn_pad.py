@@ -1,5 +1,11 @@
 """`F.pad(x, pad)`: torch lists (before, after) pairs from the LAST axis backwards; `mx.pad`
-wants one pair per axis from the first. Literal pads only; negative pads (cropping) flagged."""
+wants one pair per axis from the first.
+
+The pad must be a tuple or list display (its length, hence the axes padded, is known); its elements
+may be any expressions free of side effects (`(0, 0, 0, pad_r, 0, pad_b)` in torchvision's Swin,
+`[pad_w // 2, pad_w - pad_w // 2, ...]` in timm's padding.py): each appears once in the output, so it
+is evaluated once, in the reversed pair order, which only side effects could tell apart. A negative
+literal (torch crops) is flagged; a negative computed width raises in mx.pad at run time."""
 from __future__ import annotations
 
 import libcst as cst
@@ -8,23 +14,73 @@ from torch2mlx.binding import Flag, bind, code_of
 from torch2mlx.handlers import register
 from torch2mlx.template import expand, int_literal_value, is_simple, normalize
 
+# builtins whose calls have no side effects (on numbers)
+_PURE_CALLS = frozenset({"max", "min", "int", "abs", "round", "len"})
+
+
+def _pure(node: cst.BaseExpression) -> bool:
+    """Evaluating `node` has no side effect: names, attributes, items, literals, arithmetic, comparisons,
+    conditional expressions and calls of max/min/int/abs/round/len over such expressions."""
+    if isinstance(node, (cst.Name, cst.Integer, cst.Float, cst.SimpleString)):
+        return True
+    if isinstance(node, cst.Attribute):
+        return _pure(node.value)
+    if isinstance(node, cst.Subscript):
+        return _pure(node.value) and all(isinstance(e.slice, cst.Index) and _pure(e.slice.value) for e in node.slice)
+    if isinstance(node, cst.UnaryOperation):
+        return _pure(node.expression)
+    if isinstance(node, (cst.BinaryOperation, cst.BooleanOperation)):
+        return _pure(node.left) and _pure(node.right)
+    if isinstance(node, cst.Comparison):
+        return _pure(node.left) and all(_pure(c.comparator) for c in node.comparisons)
+    if isinstance(node, cst.IfExp):
+        return _pure(node.test) and _pure(node.body) and _pure(node.orelse)
+    if isinstance(node, cst.Call):
+        return (isinstance(node.func, cst.Name) and node.func.value in _PURE_CALLS
+                and all(a.keyword is None and not a.star and _pure(a.value) for a in node.args))
+    return False
+
+
+class _Fill(cst.CSTTransformer):
+    """Put the pad's element expressions in place of the `_t2m_padwidth<i>__` markers of the filled template."""
+
+    def __init__(self, elements: list) -> None:
+        self.elements = elements
+
+    def leave_Name(self, original, updated):
+        name = updated.value
+        if name.startswith("_t2m_padwidth") and name.endswith("__"):
+            return self.elements[int(name[len("_t2m_padwidth"):-2])]
+        return updated
+
 
 @register("nn_pad")
 def nn_pad(rule, original: cst.Call, call: cst.Call, receiver, rewriter):
     bound = normalize(rule, bind(call.args, rule.signature, receiver))
     pad = bound.get("pad")
     if not isinstance(pad, (cst.Tuple, cst.List)):
-        raise Flag("pad must be a literal tuple of integers for an exact translation")
-    values = [int_literal_value(e.value) for e in pad.elements]
-    if not values or len(values) % 2 or any(v is None for v in values):
-        raise Flag("pad must be a literal tuple of an even number of integers")
-    if any(v < 0 for v in values):
+        raise Flag("pad must be a tuple or list display (its length says which axes are padded) for an exact translation")
+    if any(isinstance(e, cst.StarredElement) for e in pad.elements):
+        raise Flag("pad must be a tuple or list display without * elements (its length says which axes are padded)")
+    elements = [e.value for e in pad.elements]
+    if not elements or len(elements) % 2:
+        raise Flag("pad must have an even number of elements: (before, after) per axis")
+    values = [int_literal_value(e) for e in elements]
+    if any(v is not None and v < 0 for v in values):
         raise Flag("negative padding (cropping) has no mx.pad equivalent; slice instead")
-    pairs = [f"({values[i]}, {values[i + 1]})" for i in range(0, len(values), 2)]
+    impure = [e for e, v in zip(elements, values) if v is None and not _pure(e)]
+    if impure:
+        raise Flag(f"the pad element {code_of(impure[0])} may have side effects and would be evaluated in another "
+                   "order (mx.pad takes the pairs first axis first); assign it to a name first")
+    texts = [str(v) if v is not None else f"_t2m_padwidth{i}__" for i, v in enumerate(values)]
+    pairs = [f"({texts[i]}, {texts[i + 1]})" for i in range(0, len(texts), 2)]
     widths = "[" + ", ".join(reversed(pairs)) + "]"
     x = bound.get("input")
     if not is_simple(x):
         raise Flag(f"the padded tensor is read twice (for its ndim); assign it to a name first: {code_of(x)}")
     template = "mx.pad({input}, [(0, 0)] * ({input}.ndim - %d) + %s" % (len(pairs), widths)
     template += ", mode='edge')" if bound.present("mode") else ", constant_values={value})"
-    return expand(template, rule, bound), frozenset({"mx"})
+    result = expand(template, rule, bound)
+    if all(v is not None for v in values):
+        return result, frozenset({"mx"})
+    return result.visit(_Fill(elements)), frozenset({"mx"})
