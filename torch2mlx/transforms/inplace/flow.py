@@ -16,6 +16,7 @@ from typing import Callable, Optional
 
 import libcst as cst
 
+from torch2mlx.array_facts import TORCH_TENSOR_MEMBERS
 from torch2mlx.binding import code_of
 from torch2mlx.torch_facts import PASS_THROUGH_OPS
 
@@ -30,6 +31,9 @@ FRESH_METHODS = frozenset({
 })
 SCALAR_ATTRS = frozenset({"shape", "dtype", "device", "ndim", "is_cuda", "requires_grad", "training"})
 READING_BUILTINS = frozenset({"print", "len", "float", "int", "str", "repr", "bool", "round", "isinstance", "format", "range", "hasattr"})
+
+# every in-place Tensor method (`op_`); `set_` makes its receiver share its argument's storage
+INPLACE_METHODS = frozenset(m for m in TORCH_TENSOR_MEMBERS if m.endswith("_") and not m.startswith("_")) | {"zero_", "fill_", "copy_"}
 
 Value = tuple  # (fresh: bool, aliases: frozenset of names the value may be)
 _NEW: Value = (True, frozenset())
@@ -46,6 +50,10 @@ class Callee:
     arg: Optional[cst.BaseExpression] = None  # the tensor argument (act / pass)
     fresh_output: bool = False  # an "act" whose value is a new tensor anyway (a Sequential)
     key: int = 0  # where the decision is recorded (id of a call or of a holder)
+    receiver: bool = False  # a "pass" method (`x.view(...)`): its value may also be (a view of) the receiver
+    unknown_output: bool = False  # an "act" followed by layers the analysis does not know (a Sequential)
+    method: bool = False  # an "act" that is an in-place Tensor method (`x.add_(y)`, `x[i].zero_()`): the decision
+    # is whether the receiver's tensor is unshared; how the result is bound is the caller's business
 
 
 @dataclass
@@ -57,7 +65,7 @@ class _Loop:
 class FunctionFlow:
     """Run `classify` over one function body; `decisions[key]` lists the why (None = exact) per visit."""
 
-    def __init__(self, classify: Callable[[cst.Call], Callee], params: set, pinned: set):
+    def __init__(self, classify: Callable[[cst.Call], Callee], params: set, pinned: set, body=()):
         self.classify = classify
         self.params = set(params)
         self.pinned = set(pinned)  # names a nested scope reads later, or global/nonlocal
@@ -66,8 +74,24 @@ class FunctionFlow:
         self.decisions: dict = {}  # key -> list of Optional[str]
         self.discarded: set = set()  # ids of act calls approved as statements (x = act(x) by hand)
         self.loops: list = []
+        self.loop_depth = 0  # a while test is evaluated again, outside `loops`
         self.try_depth = 0
         self._context: tuple = (None, None)  # (id of the statement's top call, "rebind:x" | "return" | "discard")
+        # liveness: each name's occurrences in source order, to see that a name is not read after a call
+        self._position: dict = {}  # id(Name node) -> its index in source order
+        self._last: dict = {}  # name -> index of its last occurrence
+        self._statement = None  # the small statement being analysed
+        stack = list(reversed(list(body)))
+        while stack:
+            node = stack.pop()
+            if isinstance(node, cst.Name):
+                self._position[id(node)] = self._last[node.value] = len(self._position)
+            elif isinstance(node, cst.Attribute):  # `self.x` does not read a variable `x`
+                stack.append(node.value)
+            elif isinstance(node, cst.Arg):  # nor does `f(x=1)`
+                stack.append(node.value)
+            else:
+                stack.extend(reversed(node.children))
 
     # ----- statements ------------------------------------------------------------------------
     def block(self, statements) -> None:
@@ -75,6 +99,7 @@ class FunctionFlow:
             self.statement(s)
 
     def statement(self, s) -> None:
+        self._statement = None  # a compound statement's header is not a small statement
         if isinstance(s, cst.BaseSmallStatement):
             self.small(s)
         elif isinstance(s, (cst.SimpleStatementLine, cst.SimpleStatementSuite)):
@@ -114,6 +139,13 @@ class FunctionFlow:
             self.state = {}
 
     def _loop(self, s) -> None:
+        self.loop_depth += 1
+        try:
+            self._loop_body(s)
+        finally:
+            self.loop_depth -= 1
+
+    def _loop_body(self, s) -> None:
         if isinstance(s, cst.For):
             self.escape(self.expr(s.iter))
         entry = dict(self.state)
@@ -137,6 +169,7 @@ class FunctionFlow:
         self.state = _meet(self.state, *loop.breaks)
 
     def small(self, s) -> None:
+        self._statement = s
         if isinstance(s, (cst.Assign, cst.AnnAssign)) and s.value is not None:
             targets = [t.target for t in s.targets] if isinstance(s, cst.Assign) else [s.target]
             single = targets[0] if len(targets) == 1 and isinstance(targets[0], cst.Name) else None
@@ -271,13 +304,19 @@ class FunctionFlow:
         if callee.kind == "act":
             for a in node.args:
                 if a.value is not callee.arg:
-                    self.expr(a.value)
+                    arg_value = self.expr(a.value)
+                    if callee.method:  # `x.add_(y)` on an object that may not be a tensor: it may keep `y`
+                        self.escape(arg_value)
             value = self.expr(callee.arg)
-            self._decide(callee.key, node, callee.arg, value, context)
-            return _NEW if callee.fresh_output else value
+            dead = self._decide(callee.key, node, callee.arg, value, context, callee.method)
+            if callee.unknown_output:
+                self.escape(value)
+                return _UNKNOWN
+            return _NEW if callee.fresh_output or dead else value
         if callee.kind == "pass":
             values = [self.expr(a.value) for a in node.args]
-            if isinstance(node.func, cst.Attribute):
+            # `torch.flatten(x, 1)` and a module holder are not receivers: only `x.view(...)` passes its receiver on
+            if callee.receiver and isinstance(node.func, cst.Attribute):
                 values.append(self.expr(node.func.value))
             return (all(v[0] for v in values), frozenset().union(*[v[1] for v in values]))
         if callee.kind == "method" and isinstance(node.func, cst.Attribute):
@@ -295,9 +334,11 @@ class FunctionFlow:
             self.escape(self.expr(a.value))
         return _UNKNOWN
 
-    def _decide(self, key: int, node: cst.Call, arg, value: Value, context: Optional[str]) -> None:
+    def _decide(self, key: int, node: cst.Call, arg, value: Value, context: Optional[str], method: bool = False) -> bool:
+        """Record why (None: exact) at an in-place call; True when the argument is a name read nowhere after it."""
         fresh, aliases = value
         why = None
+        dead = False
         if not fresh:
             named = sorted(aliases)
             if any(n in self.params and n not in self.assigned for n in named):
@@ -307,13 +348,33 @@ class FunctionFlow:
                 why = f"`{named[0]}` may share its tensor with another reference, which torch's in-place update changes too"
             else:
                 why = f"`{code_of(node)[:40]}` gets a tensor that may be shared with another reference"
-        elif aliases:
+        elif aliases and not method:
             name = next(iter(aliases))
             if context == "discard" and key == id(node) and isinstance(arg, cst.Name):
                 self.discarded.add(id(node))
-            elif context not in (f"rebind:{name}", "return"):
+            elif context in (f"rebind:{name}", "return"):
+                pass
+            elif self._dead_after(arg):
+                dead = True
+            else:
                 why = f"`{name}` still refers to the updated tensor after the call (assign the result back to `{name}`)"
         self.decisions.setdefault(key, []).append(why)
+        return dead
+
+    def _dead_after(self, arg) -> bool:
+        """`arg` is a name that nothing reads after this use: outside loops, its only occurrence in the
+        statement (`x + F.relu(x, inplace=True)` reads the updated x), and the last one in the function."""
+        if not isinstance(arg, cst.Name) or self.loop_depth or self._statement is None or arg.value in self.pinned:
+            return False
+        if self._last.get(arg.value) != self._position.get(id(arg)):
+            return False
+        count = 0
+        stack = [self._statement]
+        while stack:
+            n = stack.pop()
+            count += isinstance(n, cst.Name) and n.value == arg.value
+            stack.extend([n.value] if isinstance(n, (cst.Attribute, cst.Arg)) else n.children)
+        return count == 1
 
 
 def _meet(*states: dict) -> dict:

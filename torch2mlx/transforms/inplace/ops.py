@@ -25,17 +25,22 @@ from typing import Optional
 
 import libcst as cst
 
-from torch2mlx.array_facts import TORCH_TENSOR_MEMBERS
 from torch2mlx.binding import code_of
 from torch2mlx.torch_facts import BOOL_RESULT_OPS, VIEW_OPS
 from torch2mlx.transforms import Transform
 from torch2mlx.transforms.codegen import mlx_expr
+from torch2mlx.transforms.init.methods import METHODS as FILL_METHODS
+from torch2mlx.transforms.init.methods import bind_arguments
+from torch2mlx.transforms.inplace.activation import RULE_ID as ACTIVATION_ID
+from torch2mlx.transforms.inplace.activation import _Analysis
+from torch2mlx.transforms.inplace.flow import INPLACE_METHODS
 
 RULE_ID = "inplace-op"
 SPECIAL = {"zero_", "fill_", "copy_"}
-# every in-place Tensor method (`op_`): its out-of-place form `op` comes from the rule table;
-# an `op_` with a rule of its own (requires_grad_) is translated by that rule before this runs
-INPLACE_METHODS = frozenset(m for m in TORCH_TENSOR_MEMBERS if m.endswith("_") and not m.startswith("_")) | SPECIAL
+# INPLACE_METHODS: every in-place Tensor method (`op_`): its out-of-place form `op` comes from the rule
+# table; an `op_` with a rule of its own (requires_grad_) is translated by that rule before this runs
+# creation calls whose value is a new tensor and whose arguments may be evaluated twice (`torch.empty(n).normal_()`)
+_CREATIONS = frozenset({"torch.empty", "torch.zeros", "torch.ones"})
 
 # expressions whose value never shares storage with anything else
 _FRESH_METHODS = frozenset({
@@ -99,7 +104,10 @@ class _ScopeFacts:
         if isinstance(node, (ast.Global, ast.Nonlocal)):
             self.declared.update(node.names)
         if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
-            self.stores.setdefault(node.targets[0].id, []).append(node.value)
+            if _rebinds_inplace(node.targets[0].id, node.value):
+                self.stores.setdefault(node.targets[0].id, []).append(ast.BinOp())  # `x = x.op_(...)` keeps the object
+            else:
+                self.stores.setdefault(node.targets[0].id, []).append(node.value)
         elif isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
             self.stores.setdefault(node.target.id, []).append(node.value)
         elif isinstance(node, ast.AugAssign) and isinstance(node.target, ast.Name):
@@ -188,13 +196,34 @@ class InplaceOps(Transform):
         self.scopes: list = []  # libcst FunctionDef / ClassDef / Module
         self.facts: dict = {}
         self.statement_calls: set = set()
+        self.rebind_calls: set = set()  # `x = x.op_(...)`: the value is the receiver, bound to its own name
+        self.converted_values: set = set()  # in-place calls whose used value was translated (`torch.empty(n).normal_()`)
+        self.item_updates = False  # the file updates an item in place (`x[a:b].zero_()`): the flow analysis decides
+        self.assigned_attributes: frozenset = frozenset()  # attribute names assigned anywhere in the file
+        self.analysis: Optional[_Analysis] = None
 
     def applies_to(self, text: str) -> bool:
         return "_(" in text or "inplace" in text or _ITEM_WRITE.search(text) is not None
 
+    def prepare(self, tree: ast.Module, module_scope) -> None:
+        attributes = set()
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Attribute) and isinstance(node.ctx, ast.Store):
+                attributes.add(node.attr)
+            elif (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr in ("zero_", "fill_")
+                  and isinstance(_strip_data(node.func.value), ast.Subscript)):
+                self.item_updates = True
+            elif isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "setattr":
+                attributes.add("*")
+        self.assigned_attributes = frozenset(attributes)
+
     # ----- scopes -----------------------------------------------------------------------------
     def visit_Module(self, rw, node) -> None:
         self.scopes.append(node)
+        if self.item_updates:
+            activation = rw.transform(ACTIVATION_ID)
+            found = getattr(activation, "analysis", None)
+            self.analysis = found if found is not None else _Analysis(rw, node)
 
     def visit_FunctionDef(self, rw, node) -> None:
         self.scopes.append(node)
@@ -244,14 +273,57 @@ class InplaceOps(Transform):
         if isinstance(node.value, cst.Call):
             self.statement_calls.add(id(node.value))
 
+    def visit_Assign(self, rw, node) -> None:
+        value = node.value
+        if (len(node.targets) == 1 and isinstance(node.targets[0].target, cst.Name) and isinstance(value, cst.Call)
+                and isinstance(value.func, cst.Attribute) and isinstance(value.func.value, cst.Name)
+                and value.func.value.value == node.targets[0].target.value):
+            self.rebind_calls.add(id(value))
+
     def leave_Call(self, rw, original, updated):
         func = original.func
         if (isinstance(func, cst.Attribute) and _left_to_this(rw, func.attr.value)
-                and id(original) not in self.statement_calls and rw.qualified_name(func.value) is None):
+                and id(original) not in self.statement_calls and id(original) not in self.rebind_calls
+                and rw.qualified_name(func.value) is None):
+            value = self._fresh_receiver(rw, original, updated)
+            if value is not None:
+                self.converted_values.add(id(original))
+                return value
             self._refuse(rw, original, f"the value of `.{func.attr.value}()` is used")
         return updated
 
+    def _fresh_receiver(self, rw, original, updated):
+        """`torch.empty(1, n, d).normal_(std=0.02)`: the update of a new tensor nobody else holds is the value of
+        a new array (vision_transformer's pos_embedding); the creation call, free of calls, is written twice."""
+        receiver = original.func.value
+        method = original.func.attr.value
+        if (not isinstance(receiver, cst.Call) or rw.qualified_name(receiver.func) not in _CREATIONS or method not in FILL_METHODS
+                or any(isinstance(n, cst.Call) for a in receiver.args for n in _walk(a.value))
+                or not isinstance(updated, cst.Call) or not isinstance(updated.func, cst.Attribute)):
+            return None
+        names, defaults, template = FILL_METHODS[method]
+        args = bind_arguments(updated, names, defaults)
+        if args is None:
+            return None
+        rw.count_conversion()
+        return mlx_expr(rw, template.format(t=code_of(updated.func.value), **args))
+
+    def _drop_late_flags(self, rw) -> None:
+        """nn-init (and the closed world) flag a random fill whose value is used after this transform left the call:
+        it is translated here."""
+        if self.converted_values:
+            rw.drop_flags(predicate=lambda f: id(f.node) in self.converted_values and f.rule_id.startswith(("torch.Tensor.", "Tensor.")))
+
+    def leave_Return(self, rw, original, updated):
+        self._drop_late_flags(rw)
+        return updated
+
+    def leave_AnnAssign(self, rw, original, updated):
+        self._drop_late_flags(rw)
+        return updated
+
     def leave_Expr(self, rw, original, updated):
+        self._drop_late_flags(rw)
         call = original.value
         if not isinstance(call, cst.Call) or not isinstance(updated.value, cst.Call):
             return updated
@@ -263,6 +335,8 @@ class InplaceOps(Transform):
 
     def _method(self, rw, original, updated, call):
         method = call.func.attr.value
+        if method in ("zero_", "fill_") and isinstance(_strip_data_cst(call.func.value), cst.Subscript):
+            return self._item_update(rw, updated, call)
         if not isinstance(call.func.value, cst.Name):
             self._refuse(rw, call, f"`{code_of(call.func.value)}` is part of another object, which would see the mutation")
             return updated
@@ -279,6 +353,38 @@ class InplaceOps(Transform):
             return updated
         rw.tensors.mark(name, True)
         return cst.Assign([cst.AssignTarget(cst.Name(name))], value, semicolon=updated.semicolon)
+
+    def _item_update(self, rw, updated, call):
+        """`x[a:b].zero_()` / `x[i].fill_(v)` -> `x[a:b] = 0` / `x[i] = v`. MLX item assignment changes the array
+        object, which every reference to it sees, as torch's update does; it differs where torch shares storage
+        between two objects (views), so the base must be a tensor nobody else holds (the flow analysis), or a
+        layer's weight/bias that this file never assigns (swin's `self.qkv.bias[length : 2 * length].data.zero_()`)."""
+        item = _strip_data_cst(call.func.value)
+        base = _strip_data_cst(item.value)
+        method = call.func.attr.value
+        if not all(_basic_index(el.slice) for el in item.slice):
+            self._refuse(rw, call, f"`{code_of(item)[:40]}` may index with a tensor: torch updates a copy")
+            return updated
+        if isinstance(base, cst.Name):
+            decisions = self.analysis.method_decisions if self.analysis is not None else {}
+            why = decisions.get(id(call), "its tensor may be shared with another reference")
+        elif (isinstance(base, cst.Attribute) and base.attr.value in ("weight", "bias") and isinstance(base.value, (cst.Attribute, cst.Name))
+              and not {base.attr.value, "data", "*"} & self.assigned_attributes):
+            why = None
+        else:
+            why = f"`{code_of(base)[:40]}` is part of another object, which may share its storage"
+        args = updated.value.args
+        if why is None and method == "fill_" and (len(args) != 1 or args[0].keyword is not None or args[0].star):
+            why = "fill_ takes one value"
+        if why is not None:
+            self._refuse(rw, call, why)
+            return updated
+        new_item = _strip_data_cst(updated.value.func.value)
+        new_item = new_item.with_changes(value=_strip_data_cst(new_item.value))
+        value = args[0].value if method == "fill_" else cst.Integer("0")
+        self._drop_findings(rw, call)
+        rw.count_conversion()
+        return cst.Assign([cst.AssignTarget(new_item)], value, semicolon=updated.semicolon)
 
     def _out_of_place(self, rw, call, new_call, method, name):
         args = new_call.args
@@ -301,14 +407,19 @@ class InplaceOps(Transform):
         return value
 
     def leave_Assign(self, rw, original, updated):
+        self._drop_late_flags(rw)
         if len(original.targets) != 1:
             return updated
+        if id(original.value) in self.rebind_calls and _left_to_this(rw, original.value.func.attr.value) and isinstance(updated.value, cst.Call):
+            # `noise = noise.bernoulli_(p)`: the statement form `noise.bernoulli_(p)`, whose value is bound back
+            return self._method(rw, original, updated, original.value)
         target = original.targets[0].target
         if isinstance(target, cst.Subscript):
             return self._mask_assign(rw, original, updated, target)
         return updated
 
     def leave_AugAssign(self, rw, original, updated):
+        self._drop_late_flags(rw)
         if isinstance(original.target, cst.Subscript):
             self._view_write(rw, original.target)
         return updated
@@ -354,6 +465,12 @@ class InplaceOps(Transform):
         return updated.with_changes(targets=[cst.AssignTarget(cst.Name(name))], value=where)
 
 
+def _rebinds_inplace(name: str, value: ast.expr) -> bool:
+    """`noise = noise.bernoulli_(p)`: the value of an in-place method is its receiver."""
+    return (isinstance(value, ast.Call) and isinstance(value.func, ast.Attribute) and value.func.attr in INPLACE_METHODS
+            and isinstance(value.func.value, ast.Name) and value.func.value.id == name)
+
+
 _ITEM_WRITE = re.compile(r"\]\s*(?:[-+*/%&|^@]|//|\*\*|<<|>>)?=(?!=)")
 
 
@@ -397,3 +514,30 @@ def _number(node: cst.BaseExpression) -> Optional[str]:
     if isinstance(node, cst.Call) and isinstance(node.func, cst.Name) and node.func.value == "float" and len(node.args) == 1:
         return "float" if isinstance(node.args[0].value, cst.SimpleString) else None
     return None
+
+
+def _strip_data(node: ast.expr) -> ast.expr:
+    return node.value if isinstance(node, ast.Attribute) and node.attr == "data" else node
+
+
+def _strip_data_cst(node: cst.BaseExpression) -> cst.BaseExpression:
+    """`x` for `x.data` (the same storage), else the node."""
+    return node.value if isinstance(node, cst.Attribute) and node.attr.value == "data" else node
+
+
+def _basic_index(index) -> bool:
+    """A slice, an int literal, `...` or None: an index whose item is a view in torch (a tensor index copies)."""
+    if isinstance(index, cst.Slice):
+        return True
+    value = index.value if isinstance(index, cst.Index) and index.star is None else None
+    if isinstance(value, cst.UnaryOperation) and isinstance(value.operator, cst.Minus):
+        value = value.expression
+    return isinstance(value, (cst.Integer, cst.Ellipsis)) or (isinstance(value, cst.Name) and value.value == "None")
+
+
+def _walk(node: cst.CSTNode):
+    stack = [node]
+    while stack:
+        n = stack.pop()
+        yield n
+        stack.extend(n.children)
