@@ -262,3 +262,64 @@ def test_finetune_checkpoint_reloads(finetune, tmp_path):
     trained, _ = m_ns["main"](["--save", path])
     reloaded, _ = m_ns["main"](["--resume", path])
     assert reloaded == trained and m_ns["load_checkpoint"](path)["best_acc"] >= trained
+
+
+@pytest.fixture(scope="module")
+def regression_ema():
+    torch_ns, mlx_ns, code = converted_namespaces(FIXTURES / "regression_ema.py")
+    assert "self.ema.update(map_parameters(lambda v, model_v: (v * d + (1 - d) * mx.stop_gradient(model_v)) if" in code, code
+    assert "msd = " not in code and "self.ema.freeze()" in code
+    return torch_ns, mlx_ns
+
+
+def test_regression_model_ema_matches_torch(regression_ema):
+    """YOLOv5's ModelEMA (state_dict items, floating-point entries: BatchNorm statistics averaged too, the decay
+    ramped by the update count): the losses of the model and of its EMA, and the EMA weights, follow torch's."""
+    import torch
+
+    t_ns, m_ns = regression_ema
+    torch.manual_seed(0)
+    t_model, m_model = t_ns["Regressor"](), m_ns["Regressor"]()
+    _same_weights(t_model, m_model)
+    t_val, t_hist = t_ns["main"]([], t_model)
+    m_val, m_hist = m_ns["main"]([], m_model)
+    t_hist, m_hist = np.array(t_hist), np.array(m_hist)
+    assert t_hist.shape == m_hist.shape == (20, 2)
+    _assert_20_losses(list(t_hist[:, 0]), list(m_hist[:, 0]))  # the model
+    _assert_20_losses(list(t_hist[:, 1]), list(m_hist[:, 1]))  # its EMA
+    np.testing.assert_allclose(m_val, t_val, rtol=1e-3)
+
+
+def test_regression_ema_weights_after_20_updates_equal_torchs(regression_ema):
+    import mlx.core as mx
+    import torch
+    from mlx.utils import tree_flatten
+
+    t_ns, m_ns = regression_ema
+    torch.manual_seed(1)
+    t_model, m_model = t_ns["Regressor"](), m_ns["Regressor"]()
+    _same_weights(t_model, m_model)
+    t_args, m_args = t_ns["parse_args"]([]), m_ns["parse_args"]([])
+    t_ema, m_ema = t_ns["ModelEMA"](t_model, 0.9, 5.0), m_ns["ModelEMA"](m_model, 0.9, 5.0)
+    x, y = t_ns["make_data"](208)
+    t_loader = t_ns["DataLoader"](t_ns["TensorDataset"](x[:160], y[:160]), batch_size=16)
+    mx_x, mx_y = mx.array(x.numpy()), mx.array(y.numpy())
+    m_loader = m_ns["ArrayLoader"](m_ns["ArrayDataset"](mx_x[:160], mx_y[:160]), batch_size=16)
+    t_ns["train"](t_args, t_model, t_ema, t_loader, t_loader, [])
+    m_ns["train"](m_args, m_model, m_ema, m_loader, m_loader, [])
+    assert t_ema.updates == m_ema.updates == 20
+    reference = m_ns["Regressor"]()
+    load_torch_weights(reference, t_ema.ema.state_dict())  # torch's EMA weights in MLX's layout
+    got = dict(tree_flatten(m_ema.ema.parameters()))
+    want = dict(tree_flatten(reference.parameters()))
+    assert set(got) == set(want) and any("running_mean" in k for k in got)
+    for k in want:
+        np.testing.assert_allclose(np.array(got[k]), np.array(want[k]), rtol=1e-4, atol=1e-6, err_msg=k)
+
+
+def test_regression_ema_checkpoint_reloads(regression_ema, tmp_path):
+    _, m_ns = regression_ema
+    path = str(tmp_path / "ema.pt")
+    trained, _ = m_ns["main"](["--save", path])
+    reloaded, _ = m_ns["main"](["--weights", path])
+    assert reloaded == pytest.approx(trained, rel=1e-6) and m_ns["load_checkpoint"](path)["updates"] == 20

@@ -57,8 +57,8 @@ RULE_ID = "ema-update"
 HELPER = "map_parameters"
 HELPER_CODE = '''
 def map_parameters(fn, tree, *rest):
-    """fn applied leaf by leaf to parameter trees of one structure (mlx.utils.tree_map): torch's loop over
-    zip(a.parameters(), b.parameters()) updating each tensor in place."""
+    """fn applied leaf by leaf to parameter trees of one structure (mlx.utils.tree_map): the original's loop
+    over zip(a.parameters(), b.parameters()) updating each tensor in place."""
     from mlx.utils import tree_map
 
     return tree_map(fn, tree, *rest)
