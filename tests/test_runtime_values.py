@@ -354,3 +354,97 @@ def test_a_try_that_does_not_catch_import_errors_gets_the_import_above():
     """)
     result = convert_source(source, "extension.py")
     assert "def load(path):\n    import torch\n    try:" in result.code
+
+
+FUNCTION_VALUES = """
+    import torch
+    from torch.nn import functional as F
+    import torch.nn.functional
+
+    _has_silu = 'silu' in dir(torch.nn.functional)
+    _no_mish = 'mish' not in dir(F)
+    interpolate = torch.nn.functional.interpolate
+
+    _ACT = dict(silu=F.silu if _has_silu else None, mish=F.mish, relu=F.relu, relu6=F.relu6, leaky_relu=F.leaky_relu,
+                elu=F.elu, celu=F.celu, selu=F.selu, gelu=F.gelu, sigmoid=F.sigmoid, tanh=F.tanh,
+                hard_sigmoid=F.hardsigmoid, hard_swish=F.hardswish)
+
+
+    def run(x):
+        out = [fn(x) for fn in _ACT.values()]
+        out += [_ACT["leaky_relu"](x, 0.3), _ACT["elu"](x, alpha=0.5), _ACT["celu"](x, 0.7),
+                _ACT["gelu"](x, approximate="tanh")]
+        out += [interpolate(x, scale_factor=2), interpolate(x, None, (2, 3), "bilinear", True),
+                interpolate(x, size=(8, 10), mode="bilinear"), interpolate(x, size=(12, 15), mode="nearest-exact")]
+        return out, _no_mish
+"""
+
+
+def test_torch_functions_as_values_behave_as_torch():
+    # timm's create_act.py tables and torchvision's ops/misc.py `interpolate = torch.nn.functional.interpolate`
+    import mlx.core as mx
+    import numpy as np
+    import torch
+
+    source, result, warnings = convert(FUNCTION_VALUES)
+    assert not warnings, [d.format() for d in warnings]
+    assert not torch_left(result.code)
+    x = np.random.RandomState(0).randn(2, 3, 4, 5).astype(np.float32) * 3
+    expected, flag = _run(source, "torch_side", blocked=False).run(torch.from_numpy(x))
+    mlx_side = _run(result.code, "mlx_side", blocked=True)
+    actual, mlx_flag = mlx_side.run(mx.array(x))
+    assert flag is mlx_flag is False and len(actual) == len(expected) == 21
+    for e, a in zip(expected, actual):
+        assert e.shape == a.shape
+        np.testing.assert_allclose(np.array(a), e.numpy(), rtol=1e-4, atol=1e-5)
+    # what MLX cannot do raises instead of computing something else
+    with pytest.raises(NotImplementedError):
+        mlx_side.interpolate(mx.array(x), scale_factor=1.5)
+    with pytest.raises(NotImplementedError):
+        mlx_side.interpolate(mx.array(x), size=(7, 7))
+    with pytest.raises(NotImplementedError):
+        mlx_side._ACT["relu"](mx.array(x), inplace=True)
+    with pytest.raises(ValueError):
+        mlx_side._ACT["gelu"](mx.array(x), approximate="erf")
+    assert convert_source(result.code).code == result.code
+
+
+def test_unknown_functional_name_and_untranslated_values_stay_flagged():
+    _, result, warnings = convert("""
+        import torch.nn.functional as F
+
+        _has_weird = 'weird' in dir(F)
+        pool = F.max_pool2d
+    """)
+    assert {d.rule_id for d in warnings} == {"torch.nn.functional", "torch.nn.functional.max_pool2d"}
+
+
+def test_torch_assert_statement_is_an_assert():
+    import mlx.core as mx
+    import numpy as np
+    import torch
+
+    source, result, warnings = convert("""
+        import torch
+
+
+        def check(x: torch.Tensor):
+            torch._assert(x.dim() == 3, f"Expected (batch_size, seq_length, hidden_dim) got {x.ndim}")
+            return x * 2
+    """)
+    assert not warnings, [d.format() for d in warnings]
+    assert "    assert x.ndim == 3, f\"Expected" in result.code
+    x = np.ones((2, 3, 4), np.float32)
+    np.testing.assert_array_equal(np.array(_run(result.code, "mlx_side", blocked=True).check(mx.array(x))),
+                                  _run(source, "torch_side", blocked=False).check(torch.from_numpy(x)).numpy())
+    with pytest.raises(AssertionError, match="got 2"):
+        _run(result.code, "mlx_side", blocked=True).check(mx.ones((2, 3)))
+    _, result, warnings = convert("""
+        import torch
+
+
+        def check(x):
+            ok = torch._assert(x.dim() == 3, "3-D")
+            return ok
+    """)
+    assert [d.rule_id for d in warnings] == ["torch._assert"]
