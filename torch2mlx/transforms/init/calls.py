@@ -65,11 +65,28 @@ def _trunc_normal(args: dict, classes: Optional[frozenset]) -> Result:
         sample = f"mx.random.truncated_normal({low!r}, {high!r}, {t}.shape, dtype={t}.dtype)"
         scaled = sample if values["std"] == 1 else f"{args['std']} * {sample}"
         return (scaled if values["mean"] == 0 else f"{args['mean']} + {scaled}"), None
-    if not all(values[k] is not None or _CHAIN.match(args[k]) for k in values):
-        return None, "mean=, std=, a=, b= must be literals or plain names (each is used twice)"
-    m, s = args["mean"], args["std"]
-    sample = f"mx.random.truncated_normal(({args['a']} - {m}) / {s}, ({args['b']} - {m}) / {s}, {t}.shape, dtype={t}.dtype)"
-    return f"{m} + {s} * {sample}", None
+    if values["std"] is not None and values["std"] <= 0:
+        return None, "std= must be positive"
+    # mean and std are read three times: an expression other than a literal or a name chain is
+    # bound once, in torch's argument order, by an immediately called lambda
+    # (vision_transformer.py: `trunc_normal_(w, std=math.sqrt(1 / fan_in))`)
+    lifted = [k for k in ("mean", "std", "a", "b") if values[k] is None and not _CHAIN.match(args[k])]
+    names = {k: f"{k}_" if k in lifted else args[k] for k in values}
+    roots = {args[k].split(".")[0] for k in values if k not in lifted and values[k] is None} | {t.split(".")[0]}
+    if roots & {names[k] for k in lifted}:
+        return None, "an argument's name is taken by the generated lambda's parameters; assign it to another name"
+    m, std = names["mean"], names["std"]
+    if values["mean"] == 0:
+        low, high = f"{names['a']} / {std}", f"{names['b']} / {std}"
+    else:
+        low, high = f"({names['a']} - {m}) / {std}", f"({names['b']} - {m}) / {std}"
+    value = f"{std} * mx.random.truncated_normal({low}, {high}, {t}.shape, dtype={t}.dtype)"
+    if values["mean"] != 0:
+        value = f"{m} + {value}"
+    if not lifted:
+        return value, None
+    parameters, arguments = ", ".join(names[k] for k in lifted), ", ".join(args[k] for k in lifted)
+    return f"(lambda {parameters}: {value})({arguments})", None
 
 
 def _orthogonal(args: dict, classes: Optional[frozenset]) -> Result:

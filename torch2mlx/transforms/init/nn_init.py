@@ -9,7 +9,8 @@ initialiser used as a statement becomes `<member> = <new array of the same shape
   the same in both layouts), kaiming_* -> `nn.init.he_*(t.dtype)(t, mode=..., gain=...)` with
   torch's calculate_gain computed here from literal arguments (MLX's default gain is 1.0, torch's
   sqrt(2)) where the weight's layer is known to have torch's fans (not ConvTranspose),
-  trunc_normal_ -> `mean + std * mx.random.truncated_normal((a-mean)/std, (b-mean)/std, ...)`,
+  trunc_normal_ -> `mean + std * mx.random.truncated_normal((a-mean)/std, (b-mean)/std, ...)` (a computed
+  mean or std, read three times there, is bound once by `(lambda std_: ...)(<expression>)`),
   orthogonal_ and eye_ for Linear/Embedding (orthogonal_ also Conv) weights; dirac_ is flagged.
 - `m.weight.data.normal_(...)`, `.uniform_`, `.zero_()`, `.fill_(v)`, `.copy_(src)` on a member,
   see `methods`.
