@@ -13,9 +13,11 @@ What it does
             group_optimizer.learning_rate = lr
 Why
     MLX optimizers have no param_groups; their learning rate is an attribute read at every update.
-Left in place (flagged by the table: param_groups) when
-    the loop does anything else, reads the group (`g["lr"] = g["initial_lr"] * f`: per-group values),
-    sets another key, or the optimizer is not built by torch.optim in this file.
+`optimizer.param_groups[0]["lr"]` read (logging) becomes `optimizer.learning_rate.item()`
+(`optimizer.group_optimizers[0].learning_rate.item()` for parameter groups).
+Left in place (flagged) when
+    the loop does anything else, reads the group (`g["lr"] = g["initial_lr"] * f`: per-group values)
+    or sets another key. An optimizer not built by torch.optim in this file is not touched.
 """
 from __future__ import annotations
 
@@ -25,7 +27,7 @@ import libcst as cst
 
 from torch2mlx.binding import code_of
 from torch2mlx.transforms import Transform
-from torch2mlx.transforms.codegen import mlx_statements
+from torch2mlx.transforms.codegen import mlx_expr, mlx_statements
 from torch2mlx.transforms.training.scan import grouped_optimizers, optimizer_models
 
 RULE_ID = "param-groups-lr"
@@ -59,25 +61,59 @@ class ParamGroupsLR(Transform):
         self.optimizers = optimizer_models(tree)
         self.grouped = grouped_optimizers(tree)
 
+    def leave_Subscript(self, rw, original, updated):
+        """`opt.param_groups[0]["lr"]` read (logging): the optimizer's rate as a float (the first group's)."""
+        inner = original.value
+        if not (isinstance(inner, cst.Subscript) and isinstance(inner.value, cst.Attribute) and inner.value.attr.value == "param_groups"
+                and len(original.slice) == 1 and code_of(original.slice[0].slice) in ('"lr"', "'lr'")
+                and len(inner.slice) == 1 and code_of(inner.slice[0].slice) == "0"):
+            return updated
+        optimizer = code_of(inner.value.value)
+        stmt = rw.statement
+        targets = []
+        if isinstance(stmt, cst.SimpleStatementLine):
+            for small in stmt.body:
+                targets += [t.target for t in getattr(small, "targets", ())] + ([small.target] if isinstance(small, (cst.AugAssign, cst.AnnAssign)) else [])
+        if optimizer not in self.optimizers or any(original.deep_equals(t) for t in targets):
+            return updated
+        rw.count_conversion()
+        owner = f"{optimizer}.group_optimizers[0]" if optimizer in self.grouped else optimizer
+        return mlx_expr(rw, f"{owner}.learning_rate.item()")
+
+    def _flag(self, rw, original, updated, why: str):
+        message = (f"{why}: MLX optimizers have no param_groups; set optimizer.learning_rate (for parameter groups, "
+                   "each optimizer of optimizer.group_optimizers)")
+        rw.report(original, RULE_ID, "needs-review", message, "warning", original)
+        line = cst.EmptyLine(comment=cst.Comment(f"# torch2mlx: {RULE_ID}: {message}"))
+        return updated.with_changes(leading_lines=[*updated.leading_lines, line])
+
     def leave_For(self, rw, original, updated):
         it = original.iter
         if not (isinstance(it, cst.Attribute) and it.attr.value == "param_groups" and isinstance(original.target, cst.Name)):
             return updated
         optimizer = code_of(it.value)
         group = original.target.value
-        if optimizer not in self.optimizers or original.orelse is not None or not isinstance(updated.body, cst.IndentedBlock):
+        if optimizer not in self.optimizers:
             return updated
+        result = self._translate(rw, original, updated, optimizer, group)
+        if result is None:
+            return self._flag(rw, original, updated, "a loop over param_groups that does more than set every group's lr to one value")
+        return result
+
+    def _translate(self, rw, original, updated, optimizer: str, group: str):
+        if original.orelse is not None or not isinstance(updated.body, cst.IndentedBlock):
+            return None
         body = updated.body.body
         if len(body) != 1 or not isinstance(body[0], cst.SimpleStatementLine) or len(body[0].body) != 1:
-            return updated
+            return None
         small = body[0].body[0]
         if not (isinstance(small, cst.Assign) and len(small.targets) == 1 and isinstance(small.targets[0].target, cst.Subscript)):
-            return updated
+            return None
         target = small.targets[0].target
         if code_of(target.value) != group or len(target.slice) != 1 or code_of(target.slice[0].slice) not in ('"lr"', "'lr'"):
-            return updated
+            return None
         if group in _names(small.value):
-            return updated
+            return None
         value = code_of(small.value)
         if optimizer in self.grouped:
             used = set(_names(original))
