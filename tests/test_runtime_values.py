@@ -448,3 +448,54 @@ def test_torch_assert_statement_is_an_assert():
             return ok
     """)
     assert [d.rule_id for d in warnings] == ["torch._assert"]
+
+
+PROBES = """
+    import torch
+    import torch.nn.functional as F
+
+
+    def nullwrap(fn=None):
+        return fn
+
+
+    _HAS_COMPILER_IS_EXPORTING = hasattr(torch, 'compiler') and hasattr(torch.compiler, 'is_exporting')
+    _HAS_FUSED_ATTN = hasattr(torch.nn.functional, 'scaled_dot_product_attention')
+    has_rms_norm = hasattr(F, 'rms_norm')
+    disable_compiler = getattr(getattr(torch, "compiler", None), "disable", None) or nullwrap
+
+
+    @disable_compiler
+    def f(x):
+        if _HAS_COMPILER_IS_EXPORTING and torch.compiler.is_exporting():
+            return x
+        return x + 1
+
+
+    @disable_compiler(recursive=False)
+    def g(x):
+        return x * 2
+
+
+    def run(x):
+        return f(x), g(x), _HAS_COMPILER_IS_EXPORTING, _HAS_FUSED_ATTN, has_rms_norm
+"""
+
+
+def test_feature_probes_of_torch_2():
+    # timm's layers/helpers.py, typing.py, config.py, fast_norm.py: what torch 2.13 answers
+    source, result, warnings = convert(PROBES)
+    assert not warnings, [d.format() for d in warnings]
+    assert not torch_left(result.code)
+    assert _run(result.code, "mlx_side", blocked=True).run(3.0) == _run(source, "torch_side", blocked=False).run(3.0)
+    assert convert_source(result.code).code == result.code
+
+
+def test_a_probe_for_what_torch_lacks_stays_flagged():
+    _, result, warnings = convert("""
+        import torch
+
+        _weird = hasattr(torch, 'nonexistent_thing')
+        other = getattr(torch, 'nonexistent_thing', None)
+    """)
+    assert len(warnings) == 2 and "hasattr(torch, 'nonexistent_thing')" in result.code

@@ -221,7 +221,27 @@ FUNCTIONAL_NAMES = frozenset({
     "silu", "mish", "relu", "relu6", "leaky_relu", "elu", "celu", "selu", "gelu", "hardsigmoid", "hardswish",
     "sigmoid", "tanh", "softplus", "interpolate", "layer_norm", "group_norm", "scaled_dot_product_attention",
 })
+FUNCTION_VALUES["torch.compiler.disable"] = '''
+def compiler_disable(fn=None, recursive=True, *, reason=None):
+    """PyTorch's compiler.disable as a value (same signature): it keeps its compiler away from fn, which runs
+    as written; MLX code never meets that compiler."""
+    if fn is None:
+        return lambda f: f
+    return fn
+'''
 LAST_NAMES |= {q.rsplit(".", 1)[1] for q in FUNCTION_VALUES}
+# torch modules a feature probe may ask about (`hasattr(torch, 'compiler')`): all exist in torch 2.x
+TORCH_MODULES = frozenset({
+    "torch", "torch.nn", "torch.nn.functional", "torch.nn.init", "torch.nn.utils", "torch.compiler", "torch.jit",
+    "torch.fx", "torch.library", "torch.utils", "torch.utils.data", "torch.hub", "torch.linalg", "torch.fft",
+    "torch.special", "torch.autograd", "torch.optim", "torch.amp", "torch.backends", "torch.serialization",
+})
+
+
+def helper_name(qual: str) -> str:
+    """The local function a torch function used as a value becomes (`functional_relu`, `compiler_disable`)."""
+    parent, last = qual.rsplit(".", 1)
+    return f"{parent.rsplit('.', 1)[1]}_{last}"
 
 
 class RuntimeValues(Transform):
@@ -234,7 +254,7 @@ class RuntimeValues(Transform):
         self.annotations = 0     # depth of annotations being visited
 
     def applies_to(self, text: str) -> bool:
-        return ("wrap" in text or "_assert" in text or "Final" in text or "Dataset" in text or "Sampler" in text
+        return ("wrap" in text or "_assert" in text or "hasattr" in text or "getattr" in text or "Final" in text or "Dataset" in text or "Sampler" in text
                 or "functional" in text or " F." in text or "(F." in text or "=F." in text)
 
     # ----- where a value sits ------------------------------------------------------------------
@@ -262,9 +282,7 @@ class RuntimeValues(Transform):
                 ensure_stdlib_import(rw, "typing")
                 result = cst.Attribute(cst.Name("typing"), cst.Name("Final"))
             elif qual in FUNCTION_VALUES:
-                name = "functional_" + qual.rsplit(".", 1)[1]
-                add_helpers(rw, [name] if not rw.has_helper(name) else [], {name: FUNCTION_VALUES[qual]})
-                result = cst.Name(name)
+                result = self._function_value(rw, qual)
             elif qual in DATA_BASES and (id(original) in self.bases or self.annotations):
                 name, needed = DATA_BASES[qual]
                 wanted = [n for n in needed if not rw.has_helper(n)]
@@ -284,6 +302,54 @@ class RuntimeValues(Transform):
 
     leave_Attribute = _value
     leave_Name = _value
+
+    @staticmethod
+    def _function_value(rw, qual: str) -> cst.Name:
+        name = helper_name(qual)
+        add_helpers(rw, [name] if not rw.has_helper(name) else [], {name: FUNCTION_VALUES[qual]})
+        return cst.Name(name)
+
+    # ----- feature probes: hasattr(torch.compiler, 'is_exporting'), getattr(torch, 'compiler', None) --------
+    def _torch_name(self, rw, node) -> "str | None":
+        """The torch name an expression stands for: a torch alias, or getattr(<torch name>, 'attr'[, default]) of an
+        attribute torch 2.x has (the folded probe)."""
+        if isinstance(node, cst.Call):
+            folded = self._getattr_probe(rw, node)
+            return folded
+        return rw.qualified_name(node)
+
+    def _getattr_probe(self, rw, call: cst.Call) -> "str | None":
+        if not (isinstance(call.func, cst.Name) and call.func.value == "getattr" and len(call.args) in (2, 3)
+                and all(a.keyword is None and not a.star for a in call.args)
+                and isinstance(call.args[1].value, cst.SimpleString)) or rw.name_taken("getattr"):
+            return None
+        owner = self._torch_name(rw, call.args[0].value)
+        if owner is None:
+            return None
+        qual = f"{owner}.{call.args[1].value.evaluated_value}"
+        return qual if _torch_has(rw, qual) else None
+
+    def leave_Call(self, rw, original: cst.Call, updated):
+        func = original.func
+        if not isinstance(func, cst.Name) or func.value not in ("hasattr", "getattr") or not isinstance(updated, cst.Call):
+            return updated
+        if func.value == "hasattr":
+            if (len(original.args) != 2 or any(a.keyword is not None or a.star for a in original.args)
+                    or not isinstance(original.args[1].value, cst.SimpleString) or rw.name_taken("hasattr")):
+                return updated
+            owner = self._torch_name(rw, original.args[0].value)
+            if owner is None or not _torch_has(rw, f"{owner}.{original.args[1].value.evaluated_value}"):
+                return updated
+            result: cst.BaseExpression = cst.Name("True")
+        else:
+            qual = self._getattr_probe(rw, original)
+            if qual is None or qual not in FUNCTION_VALUES:
+                return updated  # a torch module or other value: an outer probe may fold it (else it stays flagged)
+            result = self._function_value(rw, qual)
+        inside = _subtree_ids(original)
+        rw.drop_flags(predicate=lambda f: id(f.node) in inside)
+        rw.count_conversion()
+        return result
 
     # ----- 'silu' in dir(torch.nn.functional) --------------------------------------------------
     def leave_Comparison(self, rw, original: cst.Comparison, updated):
@@ -335,3 +401,18 @@ class RuntimeValues(Transform):
         rw.drop_flags(expr)
         rw.count_conversion()
         return cst.RemoveFromParent()
+
+
+def _torch_has(rw, qual: str) -> bool:
+    """torch 2.x has this name: a module, or a name the rule table or this transform translates."""
+    return (qual in TORCH_MODULES or qual in FUNCTION_VALUES or rw.index.function(qual) is not None
+            or rw.index.value(qual) is not None)
+
+
+def _subtree_ids(node: cst.CSTNode) -> set:
+    found, stack = set(), [node]
+    while stack:
+        current = stack.pop()
+        found.add(id(current))
+        stack.extend(current.children)
+    return found
