@@ -269,9 +269,12 @@ def test_spatial_layer_values_take_channels_first_data():
         assert f"class {helper}(" in result.code
 
 
-def test_value_built_layer_in_a_channels_last_class_is_flagged():
+def test_value_built_layer_in_a_channels_last_class_gets_torch_layout_data():
     """A class the layout analysis makes channels-last (it builds nn.Conv2d directly) that calls a layer built
-    from a value: the analysis cannot tell what that layer does to a layout, and says so."""
+    from a value defaulting to a torch layer class: the helper takes torch's layout, so the channels-last map is
+    transposed into it (nn-layout); what other values passed for it do is stated as an assumption (info)."""
+    import torch
+
     source = """
 import torch.nn as nn
 
@@ -286,8 +289,22 @@ class Net(nn.Module):
         return self.bn(self.conv(x))
 """
     result = convert_source(source, "m.py")
-    assert [d.rule_id for d in warnings(result)] == ["nn-layout"], result.code
+    assert not warnings(result), result.code
     assert "norm_layer=BatchNorm2dNCHW" in result.code
+    assert any(d.rule_id == "nn-layout" and d.severity.value == "info" and "norm_layer(...)" in d.message
+               for d in result.diagnostics)
+    torch_net = exec_source(source, "torch_net")["Net"]()
+    randomize_batch_norm(torch_net)
+    torch_net.eval()
+    mlx_net = exec_source(result.code, "mlx_net")["Net"]()
+    mlx_net.eval()
+    assert load_torch_weights(mlx_net, torch_net.state_dict()).ok
+    x = np.random.RandomState(0).standard_normal((2, 3, 6, 6)).astype(np.float32)
+    with torch.no_grad():
+        expected = torch_net(torch.from_numpy(x))
+    import mlx.core as mx
+    actual = mlx_net(mx.array(x.transpose(0, 2, 3, 1)))  # the class takes NHWC; the norm gives torch's layout
+    assert_close(actual, expected, channels_last_output=False)
 
 
 def _helpers_namespace():

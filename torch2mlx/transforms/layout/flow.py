@@ -43,6 +43,8 @@ class LayoutFlow:
             a, b = first.get(name, "plain"), second.get(name, "plain")
             if a == b:
                 merged[name] = a
+            elif "unknown" in (a, b):
+                merged[name] = "unknown"  # flagged where it became unknown: later reads are notes, not new flags
             elif {a, b} == {"g", "cl2"}:
                 merged[name] = "cl2"  # a (N, 1, 1, C) map is a feature map stored the same way
             elif {a, b} & {"plain"} and {a, b} - {"plain"} <= set(TO_CL) | {"g"} \

@@ -50,6 +50,7 @@ from torch2mlx.transforms import Transform
 from torch2mlx.transforms.layout.flow import LayoutFlow, with_join_fixes
 from torch2mlx.transforms.layout.ops import RANK, LayoutOps, shape_source
 from torch2mlx.transforms.layout.ops import int_value as _int
+from torch2mlx.transforms.module.layer_values import VALUES
 from torch2mlx.transforms.layout.tables import (  # what each layer does to a layout
     AXES, TO_CL, TO_TORCH, ADAPTIVE, FUNCTIONS, KEEP, LAYOUT_FUNCTIONS, PER_POSITION, SPATIAL)
 
@@ -120,6 +121,9 @@ class NnLayoutTransform(LayoutOps, LayoutFlow, Transform):
         self.reindex: dict = {}       # id(original subscript) -> layout whose axes its index is spread over
         self.to_channels_last: dict = {}  # id(original call of a layer) -> permutation for its plain argument
         self.frames: list = []        # open if / loop statements of the forward (flow.py)
+        self.mixed_reported: set = set()  # "?" names flagged once in this function (later reads: info notes)
+        self.cascaded = False         # the current statement reads a value of unknown layout (its name): kept as written
+        self.cascade_lines: dict = {}  # id(original statement) -> the name of unknown layout it reads (a comment)
         self.ranks: dict = {}         # name in torch's layout -> its rank, where known (joins need it: flow.py)
         self.join_fix: dict = {}      # id(original branch body) -> [(name, permutation)] appended at its end (flow.py)
         self.doubted: set = set()     # id(node) flagged in the current statement (a consumer of it is not flagged again)
@@ -139,6 +143,8 @@ class NnLayoutTransform(LayoutOps, LayoutFlow, Transform):
         self.promoted: set = set()    # classes without channels-last layers that keep feature maps channels-last
         self._cl_memo: dict = {}      # class name -> whether it takes channels-last input
         self._checking: set = set()   # classes being checked (guards a class built from itself)
+        self._scopes: list = []       # the __init__ / layer factories whose module values are being read
+        self.assumed: dict = {}       # id(__init__) -> (parameter, its default) whose layer class value is assumed
 
     def applies_to(self, text: str) -> bool:
         return (any(k in text for k in SPATIAL) or any(k in text for k in KEEP)
@@ -170,7 +176,7 @@ class NnLayoutTransform(LayoutOps, LayoutFlow, Transform):
             if isinstance(stmt, cst.FunctionDef) and stmt.name.value == "__init__":
                 self._init_assignments(rw, stmt, stmt.body.body, layers, passed)
         layers = {attr: layout for attr, layout in layers.items() if layout is not _ABSENT}
-        spatial = any(v not in (None, "pp", "plain", _UNPROVEN) for v in layers.values())
+        spatial = any(v not in (None, "pp", "plain", _UNPROVEN, "nchw") for v in layers.values())
         if not spatial and node.name.value not in self.promoted:
             return None  # modules passed to __init__ matter only in a class that is channels-last already
         for attr, (init, param) in passed.items():
@@ -178,6 +184,13 @@ class NnLayoutTransform(LayoutOps, LayoutFlow, Transform):
         return layers
 
     def _init_assignments(self, rw, init: cst.FunctionDef, body, layers: dict, passed: dict) -> None:
+        self._scopes.append(init)
+        try:
+            self._init_lines(rw, init, body, layers, passed)
+        finally:
+            self._scopes.pop()
+
+    def _init_lines(self, rw, init: cst.FunctionDef, body, layers: dict, passed: dict) -> None:
         """`self.attr = <module>` in `__init__`, in order: a later assignment replaces an earlier one; the branches
         of an `if` are merged (`self.shortcut = nn.Sequential()` then, under `if stride != 1:`, a conv + BN: the
         shortcut keeps a channels-last input channels-last either way). `None` is no module: it is never called."""
@@ -200,6 +213,9 @@ class NnLayoutTransform(LayoutOps, LayoutFlow, Transform):
                         target = small.targets[0].target
                         if isinstance(target, cst.Attribute) and isinstance(target.value, cst.Name) and target.value.value == "self":
                             value = small.value
+                            local = self._local_value(value)
+                            if local is not None:  # `final_conv = nn.Conv2d(...)` ... `self.conv = final_conv`
+                                value = local
                             if isinstance(value, cst.Name) and value.value != "None":
                                 passed[target.attr.value] = (init, value.value)
                             else:
@@ -225,12 +241,14 @@ class NnLayoutTransform(LayoutOps, LayoutFlow, Transform):
         index = params.index(param)
         layouts = set()
         for call, scope, _ in self.constructions().get(cls.name.value, []):
-            if any(a.star for a in call.args):
+            if any(a.star == "*" for a in call.args):
                 return None
             value = next((a.value for a in call.args if a.keyword is not None and a.keyword.value == param), None)
-            plain = [a.value for a in call.args if a.keyword is None]
+            plain = [a.value for a in call.args if a.keyword is None and not a.star]
             if value is None and index < len(plain):
                 value = plain[index]
+            if value is None and any(a.star for a in call.args):
+                return None  # **kwargs may carry it (given explicitly, it cannot)
             if isinstance(value, cst.Name) and scope is not None:
                 if id(scope) not in self._scope_bindings:
                     self._scope_bindings[id(scope)] = _bindings(scope)
@@ -241,7 +259,7 @@ class NnLayoutTransform(LayoutOps, LayoutFlow, Transform):
                 continue
             layouts.add(self._module_layout(rw, value) if isinstance(value, cst.Call) else None)
         layout = layouts.pop() if len(layouts) == 1 else None
-        return layout if layout in ("cl2", "cl1", "cl3", "pp", "keep", "g") else None
+        return layout if layout in ("cl2", "cl1", "cl3", "pp", "keep", "g", "nchw") else None
 
     def _input_layout(self, rw, node: cst.ClassDef, layers: dict) -> str:
         """The layout a channels-last class takes: its first spatial layer's, else its layout-keeping layers'
@@ -276,15 +294,24 @@ class NnLayoutTransform(LayoutOps, LayoutFlow, Transform):
             return own
         if kind == "ModuleList" and len(value.args) == 1 and not value.args[0].keyword:
             return self._module_list(rw, value.args[0].value)
+        built = self._built_from_value(rw, value)
+        if built is not None:
+            return built
         factory = self._factory_layout(rw, value)
         if factory is not None:
             return factory
         if isinstance(value, cst.Call) and isinstance(value.func, cst.Name) and value.func.value in _project_builders(rw):
             return "flag"  # a class or factory of another project file that builds channels-last layers
+        if kind == "Sequential" and len(value.args) == 1 and value.args[0].star == "*" \
+                and isinstance(value.args[0].value, cst.Name):
+            return self._list_layout(rw, value.args[0].value.value)
         if kind == "Sequential" and all(not a.keyword and (not a.star or self._repeated(rw, a)) for a in value.args):
             layout = "pp"
-            for arg in value.args:
-                inner = self._repeated(rw, arg) if arg.star else self._module_layout(rw, arg.value)
+            inners = [self._repeated(rw, arg) if arg.star else self._module_layout(rw, self._local_value(arg.value) or arg.value)
+                      for arg in value.args]
+            if "nchw" in inners:  # torch-layout layers with channels-last ones: one of them gets the other layout
+                return "nchw" if set(inners) <= {"nchw", "pp"} else "flag"
+            for arg, inner in zip(value.args, inners):
                 if inner is None and not arg.star and self._channels_last_class(rw, arg.value):
                     return "flag"  # takes channels-last input, not known to keep it: what the container feeds it is not followed
                 if inner in SPATIAL.values():
@@ -295,6 +322,86 @@ class NnLayoutTransform(LayoutOps, LayoutFlow, Transform):
                     return "flag" if layout != "pp" else None
             return layout
         return None
+
+    def _built_from_value(self, rw, value) -> Optional[str]:
+        """`norm_layer(planes)` / `conv_block(cin, cout, kernel_size=1)` in __init__, for a parameter that defaults
+        to a layer class (or to None, then `norm_layer = nn.BatchNorm2d`): what every value it is given here
+        builds. A torch layer class value becomes a helper taking torch's (N, C, ...) data (nn-layer-values:
+        "nchw"), a per-position one "pp", a class of this file its layout. What other code passes for the
+        parameter is taken to build the same kind of layer (an `info` note on the class says so)."""
+        if not (isinstance(value, cst.Call) and isinstance(value.func, cst.Name)) or not self._scopes:
+            return None
+        scope, name = self._scopes[-1], value.func.value
+        bound = self._scope_bindings_of(scope).get(name, [])
+        param = next((p for p in [*scope.params.posonly_params, *scope.params.params, *scope.params.kwonly_params]
+                      if p.name.value == name), None)
+        if param is None or param.default is None:
+            return None
+        values = [param.default, *(v for v in bound if not (isinstance(v, tuple) and v[0] == "param"))]
+        kinds = {self._class_value_kind(rw, v) for v in values} - {_ABSENT}
+        kind = kinds.pop() if len(kinds) == 1 else None
+        if kind is None:
+            return None
+        default = next((v for v in values if self._class_value_kind(rw, v) is not _ABSENT), None)
+        self.assumed.setdefault(id(scope), {})[name] = cst.Module([]).code_for_node(default)
+        return kind
+
+    def _class_value_kind(self, rw, value) -> Optional[str]:
+        """What a layer class value builds: _ABSENT for None, "nchw" / "pp" for torch's classes (nn-layer-values
+        helpers), a layout for classes of this file; None when not known."""
+        if isinstance(value, cst.Name) and value.value == "None":
+            return _ABSENT
+        if isinstance(value, cst.Call) and rw.qualified_name(value.func) == "functools.partial" and value.args \
+                and not value.args[0].keyword and not value.args[0].star:
+            value = value.args[0].value
+        if not isinstance(value, (cst.Name, cst.Attribute)):
+            return None
+        qual = rw.qualified_name(value) or ""
+        if qual.startswith("torch.nn.") and not qual.startswith("torch.nn.functional"):
+            layer = qual.rsplit(".", 1)[-1]
+            helper = VALUES.get(layer, ("",))[0]
+            return "nchw" if helper.endswith("NCHW") else ("pp" if layer in PER_POSITION else None)
+        if isinstance(value, cst.Name) and qual == "":
+            built = cst.Call(func=value)
+            own = self._own_class(built)
+            return own if own is not None else (_UNPROVEN if self._channels_last_class(rw, built) else None)
+        return None
+
+    def _local_value(self, value) -> Optional[cst.Call]:
+        """A name bound once, to a call, in the function being read (`conv2d = nn.Conv2d(...)`): that call."""
+        if not self._scopes or not isinstance(value, cst.Name):
+            return None
+        bound = self._scope_bindings_of(self._scopes[-1]).get(value.value, [])
+        return bound[0] if len(bound) == 1 and isinstance(bound[0], cst.Call) else None
+
+    def _scope_bindings_of(self, scope: cst.FunctionDef) -> dict:
+        if id(scope) not in self._scope_bindings:
+            self._scope_bindings[id(scope)] = _bindings(scope)
+        return self._scope_bindings[id(scope)]
+
+    def _list_layout(self, rw, name: str) -> Optional[str]:
+        """`nn.Sequential(*layers)` of a list the function builds (`layers = []`, `layers.append(m)`, `layers +=
+        [a, b]`, `layers.extend([...])`, in loops and branches): the order is not known, so the layers must all
+        keep a layout (per position, or one channels-last layout); one that is not known next to a
+        channels-last one makes it "flag"."""
+        elements = _list_elements(self._scopes[-1], name) if self._scopes else None
+        if elements is None:
+            return None
+        kinds = set()
+        for el in elements:
+            el = self._local_value(el) or el
+            kind = self._module_layout(rw, el)
+            if kind is None and self._channels_last_class(rw, el):
+                kind = "flag"
+            kinds.add(kind)
+        if "nchw" in kinds:
+            return "nchw" if kinds <= {"nchw", "pp"} else "flag"
+        spatial = kinds - {"pp", "keep", None, "plain"}
+        if None in kinds or "plain" in kinds:
+            return "flag" if spatial or "keep" in kinds else None
+        if not spatial:
+            return "keep" if "keep" in kinds else "pp"
+        return spatial.pop() if len(spatial) == 1 and spatial <= set(_CHANNELS_LAST) else "flag"
 
     def _module_list(self, rw, items) -> Optional[str]:
         """`nn.ModuleList([Block(...) for ...])` of one channels-last kind: "list:<layout>" (loops over it are followed)."""
@@ -318,10 +425,12 @@ class NnLayoutTransform(LayoutOps, LayoutFlow, Transform):
         if function is None or len(self.module_names.get(name, [])) != 1 or name in self._checking:
             return None
         self._checking.add(name)
+        self._scopes.append(function)
         try:
             layouts = {self._module_layout(rw, r) if isinstance(r, cst.Call) else None for r in _returned(function)}
         finally:
             self._checking.discard(name)
+            self._scopes.pop()
         if len(layouts) == 1:
             return layouts.pop()
         return "flag" if layouts - {None, "pp", "plain"} else None
@@ -384,6 +493,10 @@ class NnLayoutTransform(LayoutOps, LayoutFlow, Transform):
         line = cst.EmptyLine(comment=cst.Comment(comment))
         if any(l.comment is not None and l.comment.value.startswith("# MLX layout:") for l in updated.leading_lines):
             return updated  # converted before: keep a second pass identical
+        init = next((s for s in original.body.body if isinstance(s, cst.FunctionDef) and s.name.value == "__init__"), None)
+        for param, default in sorted(self.assumed.get(id(init), {}).items()) if init is not None and layers else ():
+            rw.flag(original, RULE, "needs-review", f"`{param}(...)` layers are followed as what its default `{default}` "
+                    "builds: a value passed for it must take and give the same layout", "info")
         if inputs:  # the data fed to this model must change layout too: say so in the report
             rw.flag(original, "nn-layout", "needs-review",
                     f"{original.name.value} takes channels-last input ({', '.join(inputs)}): feed it NHWC/NLC data, "
@@ -398,7 +511,7 @@ class NnLayoutTransform(LayoutOps, LayoutFlow, Transform):
         if layers is not None and self.state is None and id(node) in self.method_plans:
             self.method_outputs, self.notes[-1][1] = self.notes[-1][1], set()  # its returns are not the class's
             self.state, self.scalars, self.layers = dict(self.method_plans[id(node)]), set(), layers
-            self.ranks = {}
+            self.ranks, self.mixed_reported = {}, set()
             self.cls_node = self.class_stack[-1][0]
             return
         if layers is not None and self.state is None and node.name.value not in ("forward", "__init__"):
@@ -408,7 +521,7 @@ class NnLayoutTransform(LayoutOps, LayoutFlow, Transform):
         self.cls_node = self.class_stack[-1][0]
         names = [p.name.value for p in node.params.params[1:] if p.default is None]
         first = self._input_layout(rw, self.class_stack[-1][0], layers)
-        self.scalars, self.ranks = set(), {}
+        self.scalars, self.ranks, self.mixed_reported = set(), {}, set()
         self.state = {n: first for n in names}
         self.notes[-1][0] = names
         self.layers = layers
@@ -422,7 +535,7 @@ class NnLayoutTransform(LayoutOps, LayoutFlow, Transform):
         for call in _calls_in(node.body):
             func = call.func
             if (isinstance(func, cst.Attribute) and isinstance(func.value, cst.Name) and func.value.value == "self"
-                    and layers.get(func.attr.value) not in (None, "pp")):
+                    and layers.get(func.attr.value) not in (None, "pp", "nchw")):
                 rw.flag(node.name, RULE, "needs-review", f"`{node.name.value}` is not followed by the layout analysis "
                         "(forward does not call it, or calls it on a value of unknown layout), and the channels-last "
                         "layers it calls take NHWC/NLC data in MLX")
@@ -441,10 +554,26 @@ class NnLayoutTransform(LayoutOps, LayoutFlow, Transform):
         if self.state is None:
             return
         before = len(rw.flags())
-        self.doubted = set()
+        self.doubted, self.cascaded = set(), False
         self._statement(rw, node)
-        if any(f.rule_id == RULE and f.severity != "info" for f in rw.flags(before)):
+        warned = any(f.rule_id == RULE and f.severity != "info" for f in rw.flags(before))
+        if self.cascaded or warned:
             self._forget_rewrites(node)  # a flagged statement keeps torch's meaning throughout
+        if self.cascaded and not warned and not isinstance(rw, _DryRun):
+            self.cascade_lines[id(node)] = self.cascaded
+
+    def leave_SimpleStatementLine(self, rw, original, updated):
+        """A line kept as written because it reads a value of unknown layout gets a comment (not a flag: the line
+        where the layout became unknown is flagged)."""
+        name = self.cascade_lines.pop(id(original), None)
+        if name is None or not hasattr(updated, "leading_lines"):
+            return updated
+        text = (f"# MLX layout: kept as written: `{name}` has an unknown layout here (the line where that began is "
+                "flagged)")
+        if any(line.comment is not None and line.comment.value.startswith("# MLX layout: kept as written")
+               for line in updated.leading_lines):
+            return updated  # converted before
+        return updated.with_changes(leading_lines=[*updated.leading_lines, cst.EmptyLine(comment=cst.Comment(text))])
 
     def _statement(self, rw, node: cst.SimpleStatementLine) -> None:
         for small in node.body:
@@ -470,14 +599,20 @@ class NnLayoutTransform(LayoutOps, LayoutFlow, Transform):
                         self.state[el.value.value] = layout
             elif isinstance(small, cst.AugAssign) and isinstance(small.target, cst.Name) and self._uses_cl(small):
                 left, right = self.state.get(small.target.value, "plain"), self._layout(rw, small.value)
-                self.state[small.target.value] = self._combine(rw, small, left, right, small.value if left != "plain" else small.target)
+                self.state[small.target.value] = self._combine(rw, small, left, right, small.value if left != "plain" else small.target,
+                                                               (small.target, small.value), augmented=True)
             elif isinstance(small, cst.Assert):
                 self._check_test(rw, small.test)
             elif isinstance(small, cst.Return) and small.value is not None:
                 values = [el.value for el in small.value.elements] if isinstance(small.value, cst.Tuple) else [small.value]
                 self.notes[-1][1].update(self._layout(rw, v) for v in values)
             elif self._uses_cl(small):
-                rw.flag(small, RULE, "needs-review", "a channels-last value is used in a statement the layout analysis does not follow")
+                known = [n for n in _names(small) if self.state.get(n.value, "plain") not in ("plain", UNKNOWN, "?")]
+                if not known and self._unknown_names(small):
+                    self._cascade(rw, small, self._unknown_names(small)[0])
+                else:
+                    rw.flag(small, RULE, "needs-review", "a channels-last value is used in a statement the layout "
+                            "analysis does not follow")
 
     def visit_If(self, rw, node) -> None:
         self.enter_if(rw, node)
@@ -541,14 +676,18 @@ class NnLayoutTransform(LayoutOps, LayoutFlow, Transform):
             return self._to_channels_first(e, list(e.args)) or self._plain_call(rw, e)  # NHWC -> NCHW: channels-last
         if isinstance(e, cst.Name):
             if self.state[e.value] == "?":
-                rw.flag(e, RULE, "needs-review", f"`{e.value}` is channels-last on some paths here and not on others "
-                        "(if/else or a loop): the analysis cannot follow it")
+                if e.value in self.mixed_reported:
+                    self._cascade(rw, e, e.value)
+                else:
+                    rw.flag(e, RULE, "needs-review", f"`{e.value}` is channels-last on some paths here and not on "
+                            "others (if/else or a loop): the analysis cannot follow it")
+                    self.mixed_reported.add(e.value)
                 self.doubted.add(id(e))
                 return UNKNOWN
             return self.state[e.value]
         if isinstance(e, cst.BinaryOperation):
             left, right = self._layout(rw, e.left), self._layout(rw, e.right)
-            return self._combine(rw, e, left, right, e.right if left != "plain" else e.left)
+            return self._combine(rw, e, left, right, e.right if left != "plain" else e.left, (e.left, e.right))
         if isinstance(e, cst.UnaryOperation):
             inner = self._layout(rw, e.expression)
             return "plain" if isinstance(e.operator, cst.Not) else inner
@@ -646,8 +785,10 @@ class NnLayoutTransform(LayoutOps, LayoutFlow, Transform):
         """A call whose tensor argument is in torch's layout: plain when the other arguments are too."""
         return "plain" if all(self._layout(rw, a.value) == "plain" for a in rest) else self._doubt(rw, e)
 
-    def _combine(self, rw, node, left: str, right: str, plain_side) -> str:
-        """`a + b`: one layout on both sides, or one side a number."""
+    def _combine(self, rw, node, left: str, right: str, plain_side, operands: tuple = (), augmented: bool = False) -> str:
+        """`a + b`: one layout on both sides, or one side a number. A channels-last name with a tensor in torch's
+        layout: the name is transposed back to torch's layout there (the result is in torch's layout); for
+        `x += t`, `t` is transposed to channels-last when its rank is known to be the layout's."""
         layouts = {x for x in (left, right) if x != "plain"}
         if not layouts:
             return "plain"
@@ -657,6 +798,19 @@ class NnLayoutTransform(LayoutOps, LayoutFlow, Transform):
             return layouts.pop()
         if layouts == {"g", "cl2"}:  # (N, 1, 1, C) broadcast over a (N, H, W, C) map, as (N, C, 1, 1) over torch's
             return "cl2"
+        if len(layouts) == 1 and "plain" in (left, right) and operands:
+            layout = layouts.pop()
+            full = "cl2" if layout == "g" else layout
+            cl_node, plain_node = operands if left != "plain" else operands[::-1]
+            if augmented and cl_node is operands[0]:  # `x += t`: t goes channels-last (a tensor of x's rank)
+                if isinstance(plain_node, cst.Name) and self._rank(rw, plain_node) == RANK[layout]:
+                    self.replace[id(plain_node)] = _transpose(plain_node, TO_CL[full])
+                    rw.need_import("mx")
+                    return layout
+            elif isinstance(cl_node, cst.Name):  # torch's value of the name, in torch's layout: exact at any rank
+                self.replace[id(cl_node)] = _transpose(cl_node, TO_TORCH[full])
+                rw.need_import("mx")
+                return "plain"
         return self._doubt(rw, node)
 
     def _is_scalar(self, node) -> bool:
@@ -671,15 +825,31 @@ class NnLayoutTransform(LayoutOps, LayoutFlow, Transform):
             return len(node.slice) == 1 and isinstance(node.slice[0].slice, cst.Index)
         return isinstance(node, cst.Name) and node.value in self.scalars
 
-    def _doubt(self, rw, e) -> str:
-        """Flag `e` (once: not again where it only passes on a doubt flagged inside it); its value is UNKNOWN."""
+    def _doubt(self, rw, e, cause: str = "") -> str:
+        """Flag `e` (once: not again where it only passes on a doubt flagged inside it); its value is UNKNOWN.
+        Where `e` reads a value whose layout is unknown already (flagged where it became so), the line is kept as
+        written with an `info` note naming that value: one cause, one warning (not one per later line)."""
         inside = {id(n) for n in _walk_nodes(e)}
         if not inside & self.doubted:
-            rw.flag(e, RULE, "needs-review", "cannot tell how this depends on the axis order of a channels-last value "
-                    "(MLX convolutions/pools/norms are NHWC, torch's NCHW)")
+            unknown = self._unknown_names(e)
+            if unknown:
+                self._cascade(rw, e, unknown[0])
+            else:
+                rw.flag(e, RULE, "needs-review", f"{cause}cannot tell how this depends on the axis order of a "
+                        "channels-last value (MLX convolutions/pools/norms are NHWC, torch's NCHW)")
         self.doubted.add(id(e))
         self._forget_rewrites(e)
         return UNKNOWN
+
+    def _unknown_names(self, e) -> list:
+        """Names read in `e` whose layout the analysis gave up on earlier (flagged there)."""
+        return [n.value for n in _names(e) if self.state.get(n.value) == UNKNOWN
+                or (self.state.get(n.value) == "?" and n.value in self.mixed_reported)]
+
+    def _cascade(self, rw, e, name: str) -> None:
+        rw.flag(e, RULE, "needs-review", f"left as written: `{name}` has an unknown layout here (channels-last or "
+                "not: the line where that began is flagged)", "info")
+        self.cascaded = self.cascaded or name
 
     def _forget_rewrites(self, e) -> None:
         """A flagged expression keeps torch's meaning: drop the layout rewrites planned inside it (a permute
@@ -750,22 +920,33 @@ class NnLayoutTransform(LayoutOps, LayoutFlow, Transform):
         inner = self._layout(rw, args[0].value)
         if kind == "pp":
             return inner
+        if kind == "nchw" and inner in RANK:
+            # a layer built from a torch layer class value takes torch's layout (nn-layer-values): transposed there
+            self.to_channels_last[id(e)] = TO_TORCH["cl2" if inner == "g" else inner]
+            return "plain"
+        if kind == "nchw" and inner == "plain":
+            return "plain"
         if inner == "plain" and kind in SPATIAL.values():
             # a value in torch's layout fed to a channels-last layer: transpose it there (exact)
             self.to_channels_last[id(e)] = TO_CL["cl2" if kind == "g" else kind]
             return kind
+        what = cst.Module([]).code_for_node(e.func)
+        if kind in (None, "flag", _UNPROVEN):
+            cause = f"`{what}` is a module whose layout the analysis does not know: "
+        else:
+            cause = f"`{what}`: "
         if inner == "plain":
-            return inner if kind is None else self._doubt(rw, e)  # _UNPROVEN included
+            return inner if kind is None else self._doubt(rw, e, cause)  # _UNPROVEN included
         if inner == UNKNOWN and kind in SPATIAL.values():  # its input may be either layout; its output is channels-last
-            self._doubt(rw, e)
+            self._doubt(rw, e, cause)
             return kind
         if inner == UNKNOWN and kind != "pp":
-            return self._doubt(rw, e)
+            return self._doubt(rw, e, cause)
         if kind == "keep":  # upsampling a (N, 1, 1, C) map gives a real feature map
             return "cl2" if inner == "g" else inner
         if kind in SPATIAL.values():
             return kind
-        return self._doubt(rw, e)
+        return self._doubt(rw, e, cause)
 
     def _method_call(self, rw, e: cst.Call, func: cst.Attribute, args: list) -> str:
         receiver = func.value
@@ -953,18 +1134,19 @@ class NnLayoutTransform(LayoutOps, LayoutFlow, Transform):
         returns, or None when anything in it is flagged (or it returns several)."""
         saved = (self.state, self.layers, self.notes, self.replace, self.unwrap, self.rebuild, self.reindex,
                  self.to_channels_last, self.frames, self.loop_modules, self.scalars, self.doubted, self.cls_node,
-                 self.join_fix, self.ranks)
+                 self.join_fix, self.ranks, self.mixed_reported)
         dry = _DryRun(rw)
         self.state, self.layers, self.notes, self.replace, self.unwrap = dict(state), layers, [[list(state), set(), 0]], {}, set()
         self.rebuild, self.reindex, self.to_channels_last, self.frames, self.loop_modules = {}, {}, {}, [], {}
         self.scalars, self.doubted, self.cls_node, self.join_fix, self.ranks = set(), set(), cls, {}, {}
+        self.mixed_reported = set()
         try:
             function.body.visit(_Statements(self, dry))
             outputs = self.notes[-1][1]
         finally:
             (self.state, self.layers, self.notes, self.replace, self.unwrap, self.rebuild, self.reindex,
              self.to_channels_last, self.frames, self.loop_modules, self.scalars, self.doubted, self.cls_node,
-             self.join_fix, self.ranks) = saved
+             self.join_fix, self.ranks, self.mixed_reported) = saved
         if dry.flagged or len(outputs) != 1:
             return None
         return next(iter(outputs))
@@ -1000,8 +1182,16 @@ class NnLayoutTransform(LayoutOps, LayoutFlow, Transform):
                 self._checking.discard(id(function))
         out = self._method_results[key]
         # the pass follows the method from these layouts (flagging in it what it cannot follow)
-        if self.method_plans.setdefault(id(function), state) != state or out is None:
-            return self._doubt(rw, e)  # called with other layouts elsewhere, or not followed throughout
+        if self.method_plans.setdefault(id(function), state) != state:
+            return self._doubt(rw, e, f"`{function.name.value}` is called with other layouts elsewhere: ")
+        if out is None:  # not followed throughout: flagged in the method, where the cause is
+            if not {id(n) for n in _walk_nodes(e)} & self.doubted:
+                rw.flag(e, RULE, "needs-review", f"left as written: what `{function.name.value}` returns has an unknown "
+                        "layout (flagged in it)", "info")
+                self.cascaded = self.cascaded or function.name.value
+            self.doubted.add(id(e))
+            self._forget_rewrites(e)
+            return UNKNOWN
         return out
 
     def _methods(self, cls: Optional[cst.ClassDef]) -> dict:
@@ -1093,6 +1283,63 @@ def _either(a, b):
 def _project_builders(rw) -> frozenset:
     """Names this file imports from other project files that build channels-last layers (directory runs)."""
     return rw.project_layout_builders or frozenset()
+
+
+def _list_elements(scope: cst.FunctionDef, name: str) -> Optional[list]:
+    """The modules put into list `name` in `scope`: by `name = [...]`, `name.append(m)`, `name += [...]`,
+    `name.extend([...])`; None when `name` is used in any other way than these and `nn.Sequential(*name)`."""
+    found: list = []
+    seen: list = []  # the Name nodes these forms account for
+    ok = [True]
+
+    def add(items) -> None:
+        if not isinstance(items, (cst.List, cst.Tuple)) or any(isinstance(el, cst.StarredElement) for el in items.elements):
+            ok[0] = False
+            return
+        found.extend(el.value for el in items.elements)
+
+    class _Uses(cst.CSTVisitor):
+        names: list = []
+
+        def visit_Name(self, node: cst.Name) -> None:
+            if node.value == name:
+                _Uses.names.append(node)
+
+        def visit_Assign(self, node: cst.Assign) -> None:
+            if any(isinstance(t.target, cst.Name) and t.target.value == name for t in node.targets):
+                seen.extend(t.target for t in node.targets if isinstance(t.target, cst.Name) and t.target.value == name)
+                add(node.value)
+
+        def visit_AnnAssign(self, node: cst.AnnAssign) -> None:
+            if isinstance(node.target, cst.Name) and node.target.value == name:
+                seen.append(node.target)
+                add(node.value)
+
+        def visit_AugAssign(self, node: cst.AugAssign) -> None:
+            if isinstance(node.target, cst.Name) and node.target.value == name and isinstance(node.operator, cst.AddAssign):
+                seen.append(node.target)
+                add(node.value)
+
+        def visit_Call(self, node: cst.Call) -> None:
+            func = node.func
+            if isinstance(func, cst.Attribute) and isinstance(func.value, cst.Name) and func.value.value == name \
+                    and func.attr.value in ("append", "extend") and len(node.args) == 1 and not node.args[0].keyword \
+                    and not node.args[0].star:
+                seen.append(func.value)
+                if func.attr.value == "append":
+                    found.append(node.args[0].value)
+                else:
+                    add(node.args[0].value)
+            callee = func.attr.value if isinstance(func, cst.Attribute) else getattr(func, "value", None)
+            if callee == "Sequential":
+                seen.extend(a.value for a in node.args if a.star == "*" and isinstance(a.value, cst.Name) and a.value.value == name)
+
+    uses = _Uses()
+    _Uses.names = []
+    scope.body.visit(uses)
+    if not ok[0] or {id(n) for n in _Uses.names} != {id(n) for n in seen}:
+        return None
+    return found
 
 
 def _returned(function: cst.FunctionDef) -> list:
