@@ -499,3 +499,29 @@ def test_a_probe_for_what_torch_lacks_stays_flagged():
         other = getattr(torch, 'nonexistent_thing', None)
     """)
     assert len(warnings) == 2 and "hasattr(torch, 'nonexistent_thing')" in result.code
+
+
+def test_a_moved_torch_import_goes_above_the_first_statement_that_uses_it():
+    # torchvision/extension.py's _check_cuda_version(), called at import: `if not _has_ops(): return -1` first
+    source = textwrap.dedent("""
+        import torch
+
+
+        def _has_ops():
+            return False
+
+
+        def _check_cuda_version():
+            '''Compare CUDA versions.'''
+            if not _has_ops():
+                return -1
+            # the version of the extension
+            _version = torch.ops.torchvision._cuda_version()
+            return _version
+
+
+        VERSION = _check_cuda_version()
+    """)
+    result = convert_source(source, "extension.py")
+    assert "        return -1\n    import torch\n    # the version of the extension\n" in result.code
+    assert _run(result.code, "mlx_side", blocked=True).VERSION == -1

@@ -4,7 +4,8 @@ A flag leaves the torch code it marks as written, and with it the torch import t
 At module level that import makes the whole converted module need torch: a model file whose only
 flag sits in a weight-init helper or a checkpoint loader could not even be imported where torch is
 not installed. When every use of the names a module-level torch import binds is inside the body of
-a function, the import moves to the top of each outermost function holding such a use: the module
+a function, the import moves into each outermost function holding such a use, above the first statement
+of its body that uses them (or into a `try` that catches ImportError, see `_import_place`): the module
 imports without torch, and so does every function but those. The exit code still says 1 (the flags
 stay where they are).
 
@@ -55,9 +56,7 @@ def localize_torch_imports(code: str) -> str:
             target[1].append(text)
             target[2].update(names)
     for function, texts, names in targets.values():
-        block = _import_guard(function, names, lines)
-        at = _body_insertion_line(block, lines)
-        indent = _indent(lines[block.body[0].lineno - 1])
+        at, indent = _import_place(function, names, lines)
         edits.append((at, 0, "".join(indent + t.lstrip(" \t") for t in texts)))
     for at, delete, insert in sorted(edits, key=lambda e: e[0], reverse=True):
         lines[at:at + delete] = [insert] if insert else []
@@ -130,26 +129,46 @@ def _stored_names(tree: ast.Module) -> set:
 _IMPORT_ERRORS = {"ImportError", "ModuleNotFoundError", "Exception", "BaseException"}
 
 
-def _import_guard(function: ast.stmt, names: set, lines: list) -> ast.stmt:
-    """Where in `function` the moved import goes: the top of its body, or the top of the body of a `try` whose
-    handler catches ImportError when that body holds every use of `names` (`try: torch.ops.load_library(p)
-    except (ImportError, OSError): return False`): with torch installed the import cannot fail, so its place
-    changes nothing; without torch the function's own handler for a missing dependency runs."""
-    users = [s for s in function.body
-             if any(type(n) is ast.Name and n.id in names for n in ast.walk(s))]
-    if len(users) != 1 or not isinstance(users[0], ast.Try) or not isinstance(users[0].body[0], ast.stmt):
-        return function
-    guard = users[0]
-    inside = any(type(n) is ast.Name and n.id in names for s in guard.body for n in ast.walk(s))
-    elsewhere = any(type(n) is ast.Name and n.id in names
-                    for part in (guard.handlers, guard.orelse, guard.finalbody) for s in part for n in ast.walk(s))
-    if not inside or elsewhere or _body_insertion_line(guard, lines) is None:
-        return function
-    for handler in guard.handlers:
+def _uses(stmt: ast.stmt, names: set) -> bool:
+    return any(type(n) is ast.Name and n.id in names for n in ast.walk(stmt))
+
+
+def _import_place(function: ast.stmt, names: set, lines: list) -> tuple:
+    """(line index, indent) where the moved import goes in `function`: above the first statement of its body that
+    uses `names` (after a docstring, above that statement's comments), so that code before it (`if not
+    _has_ops(): return -1`) runs without torch; with torch installed the import cannot fail, so its place
+    changes nothing. When that statement is the only user and a `try` whose handler catches ImportError holds
+    every use in its body (`try: torch.ops.load_library(p) except (ImportError, OSError): return False`), the
+    import goes to the top of that body: without torch the function's own handler for a missing dependency runs."""
+    users = [i for i, stmt in enumerate(function.body) if _uses(stmt, names)]
+    first = function.body[users[0]] if users else None
+    if first is not None and len(users) == 1 and _guards_imports(first, names, lines):
+        return _body_insertion_line(first, lines), _indent(lines[first.body[0].lineno - 1])
+    top = _body_insertion_line(function, lines), _indent(lines[function.body[0].lineno - 1])
+    if first is None or users[0] == 0:
+        return top
+    start = min([first.lineno, *(d.lineno for d in getattr(first, "decorator_list", []))])
+    if lines[start - 1][:first.col_offset].strip() or start - 1 < top[0]:
+        return top  # `a = 1; torch.f()`: the statement does not start its line
+    at = start - 1
+    while at - 1 >= top[0] and _blank_or_comment(lines[at - 1]):
+        at -= 1
+    return at, _indent(lines[start - 1])
+
+
+def _guards_imports(stmt: ast.stmt, names: set, lines: list) -> bool:
+    """A `try` whose body holds every use of `names` and one of whose handlers catches ImportError."""
+    if not isinstance(stmt, ast.Try) or _body_insertion_line(stmt, lines) is None:
+        return False
+    if not any(_uses(s, names) for s in stmt.body):
+        return False
+    if any(_uses(s, names) for part in (stmt.handlers, stmt.orelse, stmt.finalbody) for s in part):
+        return False
+    for handler in stmt.handlers:
         kinds = handler.type.elts if isinstance(handler.type, ast.Tuple) else [handler.type]
         if handler.type is None or any(isinstance(k, ast.Name) and k.id in _IMPORT_ERRORS for k in kinds):
-            return guard
-    return function
+            return True
+    return False
 
 
 def _body_insertion_line(function: ast.stmt, lines: list):
