@@ -5,17 +5,19 @@
 (keep with probability 1 - p, scale the kept values by 1 / (1 - p); `where` gives zeros, not nan,
 for p = 1 as torch does). `training=self.training` becomes a conditional expression around it and
 `training=False` the identity. The mask comes from MLX's random stream: the same distribution as
-torch's, not its numbers (as for `nn.Dropout`). `x` and `p` appear more than once, so they must be
-names, attributes or literals (else flagged: no double evaluation).
+torch's, not its numbers (as for `nn.Dropout`). `x` and `p` appear more than once: other expressions
+(`p=float(self.drop_rate)` in timm's ResNet head) are bound once, in torch's argument order, by an
+immediately called lambda, `(lambda p_: ...)(float(self.drop_rate))`: evaluated once whatever
+`training` is, before it, as torch evaluates its arguments.
 """
 from __future__ import annotations
 
 import libcst as cst
 import libcst.matchers as m
 
-from torch2mlx.binding import bind
+from torch2mlx.binding import Flag, bind, code_of
 from torch2mlx.handlers import register
-from torch2mlx.template import expand, normalize, template_roots
+from torch2mlx.template import expand, is_simple, normalize, template_roots
 
 _MASK = "mx.where(mx.random.bernoulli(1 - {p}, {input}.shape), {input} / (1 - {p}), 0)"
 
@@ -29,4 +31,20 @@ def functional_dropout(rule, original: cst.Call, call: cst.Call, receiver, rewri
         template = "{input}"
     else:
         template = "(" + _MASK + " if {training} else {input})"
+    lifted = [p for p in ("input", "p")
+              if bound.present(p) and template.count("{%s}" % p) > 1 and not is_simple(bound.get(p))]
+    if lifted:
+        template = _lifted(template, lifted, bound)
     return expand(template, rule, bound), template_roots(template)
+
+
+def _lifted(template: str, lifted: list, bound) -> str:
+    """`(lambda p_: <template reading p_>)({p})`: each lifted argument evaluated once."""
+    others = [bound.get(p) for p in ("input", "p", "training") if p not in lifted and bound.present(p)]
+    taken = {code_of(v).split(".")[0] for v in others}
+    if any(f"{p}_" in taken for p in lifted):
+        raise Flag("an argument's name is taken by the generated lambda's parameters; assign it to another name")
+    body = template
+    for p in lifted:
+        body = body.replace("{%s}" % p, f"{p}_")
+    return "(lambda %s: %s)(%s)" % (", ".join(f"{p}_" for p in lifted), body, ", ".join("{%s}" % p for p in lifted))

@@ -18,26 +18,26 @@ from torch2mlx.template import expand, int_literal_value, is_simple, normalize
 _PURE_CALLS = frozenset({"max", "min", "int", "abs", "round", "len"})
 
 
-def _pure(node: cst.BaseExpression) -> bool:
+def pure_expression(node: cst.BaseExpression) -> bool:
     """Evaluating `node` has no side effect: names, attributes, items, literals, arithmetic, comparisons,
     conditional expressions and calls of max/min/int/abs/round/len over such expressions."""
     if isinstance(node, (cst.Name, cst.Integer, cst.Float, cst.SimpleString)):
         return True
     if isinstance(node, cst.Attribute):
-        return _pure(node.value)
+        return pure_expression(node.value)
     if isinstance(node, cst.Subscript):
-        return _pure(node.value) and all(isinstance(e.slice, cst.Index) and _pure(e.slice.value) for e in node.slice)
+        return pure_expression(node.value) and all(isinstance(e.slice, cst.Index) and pure_expression(e.slice.value) for e in node.slice)
     if isinstance(node, cst.UnaryOperation):
-        return _pure(node.expression)
+        return pure_expression(node.expression)
     if isinstance(node, (cst.BinaryOperation, cst.BooleanOperation)):
-        return _pure(node.left) and _pure(node.right)
+        return pure_expression(node.left) and pure_expression(node.right)
     if isinstance(node, cst.Comparison):
-        return _pure(node.left) and all(_pure(c.comparator) for c in node.comparisons)
+        return pure_expression(node.left) and all(pure_expression(c.comparator) for c in node.comparisons)
     if isinstance(node, cst.IfExp):
-        return _pure(node.test) and _pure(node.body) and _pure(node.orelse)
+        return pure_expression(node.test) and pure_expression(node.body) and pure_expression(node.orelse)
     if isinstance(node, cst.Call):
         return (isinstance(node.func, cst.Name) and node.func.value in _PURE_CALLS
-                and all(a.keyword is None and not a.star and _pure(a.value) for a in node.args))
+                and all(a.keyword is None and not a.star and pure_expression(a.value) for a in node.args))
     return False
 
 
@@ -68,7 +68,7 @@ def nn_pad(rule, original: cst.Call, call: cst.Call, receiver, rewriter):
     values = [int_literal_value(e) for e in elements]
     if any(v is not None and v < 0 for v in values):
         raise Flag("negative padding (cropping) has no mx.pad equivalent; slice instead")
-    impure = [e for e, v in zip(elements, values) if v is None and not _pure(e)]
+    impure = [e for e, v in zip(elements, values) if v is None and not pure_expression(e)]
     if impure:
         raise Flag(f"the pad element {code_of(impure[0])} may have side effects and would be evaluated in another "
                    "order (mx.pad takes the pairs first axis first); assign it to a name first")
