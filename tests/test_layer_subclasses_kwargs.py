@@ -53,9 +53,11 @@ class Net(nn.Module):
 '''
 
 
-def _convert(source: str, name: str):
+def _convert(source: str, name: str, expected: tuple = ()):
+    """Convert; the warnings are exactly `expected` (messages containing these texts, in order)."""
     result = convert_source(source, f"{name}.py")
-    assert not warnings(result), "\n".join(d.format() for d in warnings(result)) + "\n" + result.code
+    found = warnings(result)
+    assert len(found) == len(expected) and all(e in d.message for e, d in zip(expected, found)), "\n".join(d.format() for d in warnings(result)) + "\n" + result.code
     assert convert_source(result.code).code == result.code, "converting the output again changed it"
     return result
 
@@ -116,3 +118,223 @@ def make(**kw):
     result = convert_source(source, "taken.py")
     flagged = [d for d in warnings(result) if d.rule_id == "torch.nn.Conv2d"]
     assert flagged and "Conv2dNHWC is already used" in flagged[0].message, [d.format() for d in result.diagnostics]
+
+
+_LAYOUT_UNFOLLOWED = "nn-layout does not follow the modules it holds"
+
+# classes deriving from torch layers, as torchvision (densenet.py:96 _DenseBlock) and timm (layers/linear.py:8
+# Linear, activations.py:124 PReLU, norm.py GroupNorm1 / LayerNorm, a Conv2d with its own defaults) write them
+SUBCLASSES = '''
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+class Linear(nn.Linear):
+    def forward(self, input: torch.Tensor) -> torch.Tensor:
+        return F.linear(input, self.weight, self.bias)
+
+
+class PReLU(nn.PReLU):
+    def __init__(self, num_parameters: int = 1, init: float = 0.25, inplace: bool = False) -> None:
+        super().__init__(num_parameters=num_parameters, init=init)
+
+
+class GroupNorm1(nn.GroupNorm):
+    def __init__(self, num_channels, **kwargs):
+        super().__init__(1, num_channels, **kwargs)
+
+
+class GroupNorm(nn.GroupNorm):
+    def __init__(self, num_channels, num_groups=2, eps=1e-5, affine=True):
+        super().__init__(num_groups, num_channels, eps=eps, affine=affine)
+
+
+class LayerNorm(nn.LayerNorm):
+    def __init__(self, num_channels, eps=1e-6, affine=True, **kwargs):
+        super().__init__(num_channels, eps=eps, elementwise_affine=affine, **kwargs)
+
+
+class ConvNoBias(nn.Conv2d):
+    def __init__(self, cin, cout, kernel_size, **kwargs):
+        super().__init__(cin, cout, kernel_size, bias=False, **kwargs)
+
+
+class ScaledConv(nn.Conv2d):
+    def __init__(self, cin, cout, kernel_size, gain=2.0, **kwargs):
+        super().__init__(cin, cout, kernel_size, **kwargs)
+        self.gain = gain
+
+    def forward(self, x):
+        return self._conv_forward(x, self.weight * self.gain, self.bias)
+
+
+class _DenseLayer(nn.Module):
+    def __init__(self, cin, growth):
+        super().__init__()
+        self.norm = GroupNorm1(cin)
+        self.act = PReLU(cin)
+        self.fc = Linear(cin, growth)
+
+    def forward(self, inputs):
+        x = torch.cat(inputs, 1)
+        x = self.act(self.norm(x))
+        return self.fc(x.transpose(1, 2)).transpose(1, 2)
+
+
+class _DenseBlock(nn.ModuleDict):
+    _version = 2
+
+    def __init__(self, num_layers, cin, growth):
+        super().__init__()
+        for i in range(num_layers):
+            layer = _DenseLayer(cin + i * growth, growth)
+            self.add_module("denselayer%d" % (i + 1), layer)
+
+    def forward(self, init_features):
+        features = [init_features]
+        for name, layer in self.items():
+            new_features = layer(features)
+            features.append(new_features)
+        return torch.cat(features, 1)
+
+
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.block = _DenseBlock(2, 6, 4)
+        self.tokens = LayerNorm(14)
+        self.plane = LayerNorm((14, 14), bias=False)
+        self.gn = GroupNorm(14, num_groups=7)
+        self.conv = ConvNoBias(3, 6, 3, padding="same", dilation=2, groups=3)
+        self.scaled = ScaledConv(6, 4, (1, 3), stride=(1, 2), padding=(0, 1))
+
+    def forward(self, x, maps):
+        y = self.block(x)
+        y = self.gn(y)
+        y = self.plane(self.tokens(y))
+        return y, self.scaled(self.conv(maps))
+'''
+
+
+def test_classes_deriving_from_torch_layers_match_torch():
+    import mlx.core as mx
+    import torch
+
+    result = _convert(SUBCLASSES, "subclasses", (_LAYOUT_UNFOLLOWED,))
+    code = result.code
+    for line in ("class Linear(TorchLinear):", "class PReLU(TorchPReLU):", "class GroupNorm1(TorchGroupNorm):",
+                 "class LayerNorm(TorchLayerNorm):", "class ConvNoBias(TorchConv2d):",
+                 "class _DenseBlock(TorchModuleDict):", "for name, layer in self.items():"):
+        assert line in code, line
+    torch_ns = exec_source(SUBCLASSES, "torch_subclasses")
+    mlx_ns = exec_source(code, "mlx_subclasses")
+    torch.manual_seed(0)
+    torch_model = torch_ns["Net"]()
+    with torch.no_grad():  # non-trivial norm and PReLU parameters (torch starts them at 1 / 0 / 0.25)
+        for name, p in torch_model.named_parameters():
+            if "norm" in name or "act" in name or "tokens" in name or "plane" in name or "gn" in name:
+                p.copy_(torch.randn_like(p))
+    torch_model.eval()
+    mlx_model = mlx_ns["Net"]()
+    report = load_torch_weights(mlx_model, torch_model.state_dict())
+    assert report.ok and len(report.loaded) == len(torch_model.state_dict()), report
+    assert "block.denselayer2.fc.weight" in report.loaded and "plane.bias" not in torch_model.state_dict()
+    rng = np.random.RandomState(0)
+    x = rng.standard_normal((2, 6, 14)).astype(np.float32)
+    maps = rng.standard_normal((2, 3, 9, 11)).astype(np.float32)
+    with torch.no_grad():
+        expected = torch_model(torch.from_numpy(x), torch.from_numpy(maps))
+    actual = mlx_model(mx.array(x), mx.array(maps))
+    assert_close(actual, expected, channels_last_output=False)
+    # torch's attributes, as the derived classes' own code reads them
+    conv, scaled = mlx_model.conv, mlx_model.scaled
+    assert (conv.kernel_size, conv.stride, conv.padding, conv.dilation, conv.groups, conv.bias) == ((3, 3), (1, 1), "same", (2, 2), 3, None)
+    assert (scaled.stride, scaled.padding, scaled.weight.shape) == ((1, 2), (0, 1), (4, 6, 1, 3))
+    assert mlx_model.plane.normalized_shape == (14, 14) and mlx_model.plane.bias is None
+    assert mlx_model.block.denselayer1.act.num_parameters == 6 and mlx_model.block.denselayer1.fc.in_features == 6
+    assert list(mlx_model.block.keys()) == ["denselayer1", "denselayer2"] and len(mlx_model.block) == 2
+
+
+def test_module_dict_base_keeps_plain_attributes_out_of_items():
+    source = '''
+import torch.nn as nn
+
+
+class Getter(nn.ModuleDict):
+    def __init__(self, layers, return_layers):
+        super().__init__(layers)
+        self.return_layers = dict(return_layers)
+
+    def forward(self, x):
+        out = {}
+        for name, module in self.items():
+            x = module(x)
+            if name in self.return_layers:
+                out[self.return_layers[name]] = x
+        return out
+'''
+    import mlx.core as mx
+    import torch
+
+    result = _convert(source, "getter", (_LAYOUT_UNFOLLOWED,))
+    torch_ns, mlx_ns = exec_source(source, "torch_getter"), exec_source(result.code, "mlx_getter")
+    torch.manual_seed(0)
+    layers = {"a": torch.nn.Linear(4, 5), "b": torch.nn.ReLU(), "c": torch.nn.Linear(5, 3)}
+    torch_model = torch_ns["Getter"](layers, {"a": "first", "c": "last"})
+    mlx_layers = {"a": mlx_ns["nn"].Linear(4, 5), "b": mlx_ns["nn"].ReLU(), "c": mlx_ns["nn"].Linear(5, 3)}
+    mlx_model = mlx_ns["Getter"](mlx_layers, {"a": "first", "c": "last"})
+    assert load_torch_weights(mlx_model, torch_model.state_dict()).ok
+    x = np.random.RandomState(0).standard_normal((2, 4)).astype(np.float32)
+    with torch.no_grad():
+        expected = torch_model(torch.from_numpy(x))
+    actual = mlx_model(mx.array(x))
+    assert sorted(actual) == sorted(expected) == ["first", "last"]
+    for key in expected:
+        assert_close(actual[key], expected[key], channels_last_output=False)
+    with pytest.raises(NotImplementedError):
+        mlx_model.scale = mx.ones(3)
+
+
+def test_base_helper_name_taken_stays_flagged():
+    source = '''
+import torch.nn as nn
+
+TorchLinear = None
+
+class Linear(nn.Linear):
+    pass
+'''
+    result = convert_source(source, "taken.py")
+    assert any("TorchLinear is already used" in d.message for d in warnings(result)), [d.format() for d in result.diagnostics]
+
+
+def test_other_layer_bases_stay_flagged():
+    """BatchNorm and pooling bases have no torch-exact helper yet: flagged, never a different layer."""
+    source = '''
+import torch.nn as nn
+
+class BatchNormAct2d(nn.BatchNorm2d):
+    pass
+
+class MaxPool2dSame(nn.MaxPool2d):
+    pass
+'''
+    result = convert_source(source, "bn.py")
+    flagged = sorted(d.rule_id for d in warnings(result))
+    assert flagged == ["torch.nn.BatchNormNd.class", "torch.nn.MaxPool2d.class"], [d.format() for d in result.diagnostics]
+    assert "(nn.BatchNorm2d)" in result.code and "(nn.MaxPool2d)" in result.code
+
+
+def test_module_dict_update_in_derived_class_is_flagged():
+    source = '''
+import torch.nn as nn
+
+class Blocks(nn.ModuleDict):
+    def __init__(self, layers):
+        super().__init__()
+        self.update(layers)
+'''
+    result = convert_source(source, "blocks.py")
+    assert "class Blocks(TorchModuleDict):" in result.code
+    assert sorted(d.rule_id for d in warnings(result)) == ["nn-layer-values", "torch.nn.ModuleDict.update"], [d.format() for d in result.diagnostics]

@@ -7,7 +7,8 @@ layout of the module that owns it:
 - `nn.Sequential` keeps its layers in `.layers`: MLX `seq.layers.0.weight` is torch `seq.0.weight`.
 - Lists and dicts of modules (from ModuleList / ModuleDict) and buffers keep torch's names.
 - `num_batches_tracked` (BatchNorm's step counter) has no MLX counterpart and is dropped.
-- Convolution kernels are channels-last in MLX: torch (O, I, *k) becomes (O, *k, I).
+- Convolution kernels are channels-last in MLX: torch (O, I, *k) becomes (O, *k, I), except in a class
+  saying `torch_weight_layout = True` (the torch-exact bases of derived layer classes, layer_bases.py).
 - `nn.Bilinear` keeps its weight as (out, in2, in1): torch's (out, in1, in2) is swapped.
 - Values are cast to the dtype of the MLX parameter they replace, as torch's load_state_dict does.
 - Tied weights: a torch model whose parameter is shared (`wte.weight = lm_head.weight`) lists it
@@ -98,6 +99,8 @@ def _layout(module: Any) -> Callable[[str, np.ndarray], np.ndarray]:
     import mlx.nn as nn
 
     kind = type(module).__name__
+    if getattr(type(module), "torch_weight_layout", False):  # a converted class keeping torch's kernel layout
+        return lambda name, a: a
     if kind.startswith("ConvTranspose") and isinstance(module, nn.Module):
         # torch (I, O/groups, *k) -> MLX (O, *k, I)
         return lambda name, a: np.moveaxis(np.swapaxes(a, 0, 1), 1, -1) if name == "weight" and a.ndim >= 3 else a

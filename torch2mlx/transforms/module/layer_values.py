@@ -52,7 +52,8 @@ Left flagged
     each file writes its own helper class, so identities across files would differ), used as a
     base class (except nn.Sequential for a class that defines no forward: torchvision's
     ConvNormActivation builds its layers and passes them to `super().__init__(*layers)`, which MLX's
-    Sequential takes alike) or in `issubclass`, classes without a helper here (Bilinear, Embedding,
+    Sequential takes alike; and Linear, PReLU, LayerNorm, GroupNorm, Conv2d, ModuleDict, which become
+    torch-exact helpers: layer_bases.py) or in `issubclass`, classes without a helper here (Bilinear, Embedding,
     ConvTranspose*, Upsample, PReLU, Softplus, recurrent layers), and a helper name already
     used in the file.
 """
@@ -63,12 +64,14 @@ import re
 from typing import Optional
 
 import libcst as cst
+import libcst.matchers as m
 
 from torch2mlx.binding import Flag
 from torch2mlx.handlers.local_helpers import add_helpers
 from torch2mlx.transforms import Transform
 from torch2mlx.transforms.codegen import mlx_expr
 from torch2mlx.transforms.init.classes import class_arguments
+from torch2mlx.transforms.module.layer_bases import BASE_CODE, BASE_DEPENDS, BASES
 
 RULE = "nn-layer-values"
 
@@ -291,6 +294,10 @@ VALUES, HELPER_CODE, DEPENDS = _helpers()
 # (BatchNorm1d: the table's nn.BatchNorm normalises the last axis, which for an (N, C, L) input is not torch's)
 STARRED = {name: helper.replace("NCHW", "NHWC") for name, (helper, _) in VALUES.items()
            if not helper.startswith("nn.") and name != "BatchNorm1d"}
+_ALL_CODE = {**HELPER_CODE, **BASE_CODE}
+_MODULE_DICT_LAYOUT = ("derives from nn.ModuleDict (now TorchModuleDict, torch's names and items()): nn-layout does not "
+                       "follow the modules it holds (add_module, self[name] = ...), so a channels-last MLX layer among "
+                       "them gets the data in the layout this class is handed: check the layouts by hand")
 _UNBOUND = "cannot bind a "  # the binding's message for a call with *args / **kwargs
 _INPLACE_ASSUMPTION = ("a layer built from it with inplace=True gets an input that no other reference reads "
                        "afterwards (MLX computes a new array; PyTorch would change that input)")
@@ -345,6 +352,7 @@ class LayerValues(Transform):
         self.checks: dict = {}          # id(class expr in isinstance) -> id(the isinstance call)
         self.check_classes: dict = {}   # id(isinstance call) -> its class expressions
         self.resets: set = set()        # ids of isinstance calls testing an if whose body resets BN defaults
+        self.bases: set = set()         # ids of base class expressions that become torch-exact helpers (layer_bases.py)
 
     def applies_to(self, text: str) -> bool:
         return "nn" in text
@@ -357,9 +365,19 @@ class LayerValues(Transform):
 
     # ----- where class expressions sit -----------------------------------------------------
     def visit_ClassDef(self, rw, node) -> None:
+        module_dict = None
         for base in node.bases:
-            if not (rw.qualified_name(base.value) == "torch.nn.Sequential" and not _defines_call(node)):
+            qual = rw.qualified_name(base.value)
+            if _torch_class(qual) in BASES and base.keyword is None:
+                self.bases.add(id(base.value))
+                module_dict = base.value if qual == "torch.nn.ModuleDict" else module_dict
+            elif not (qual == "torch.nn.Sequential" and not _defines_call(node)):
                 self.excluded.add(id(base.value))
+        # read here: the pass skips statements naming no torch API (`self.update(layers)`); flagged at the base
+        if module_dict is not None and m.findall(node.body, m.Call(func=m.Attribute(m.Name("self"), m.Name("update")))):
+            rw.flag(module_dict, "torch.nn.ModuleDict.update", "semantics-differ",
+                    "the class calls self.update(...): ModuleDict.update adds modules, MLX's Module.update sets "
+                    "parameters: assign self[name] = module")
 
     def visit_Comparison(self, rw, node) -> None:
         for expr in (node.left, *(c.comparator for c in node.comparisons)):
@@ -459,8 +477,13 @@ class LayerValues(Transform):
         if name is None or id(original) in self.excluded:
             return updated
         rule = rw.index.value(qual)
-        if rule is None or not any(f.node is original and f.rule_id == rule.id for f in rw.flags()):
+        rule_id = rule.id if rule is not None else qual  # nn.ModuleDict has no value rule: "no MLX rule for ..."
+        if not any(f.node is original and f.rule_id == rule_id for f in rw.flags()):
             return updated  # not flagged: an annotation, or another transform's business
+        if id(original) in self.bases:
+            return self._base(rw, original, updated, qual, rule_id, BASES[name])
+        if rule is None:
+            return updated
         if id(original) in self.checks:
             return self._batch_norm_check(rw, original, updated, qual, rule)
         if name not in VALUES:
@@ -478,6 +501,20 @@ class LayerValues(Transform):
             rw.flag(original, rule.id, "needs-review", f"converted assuming {_INPLACE_ASSUMPTION}", "info")
         rw.count_conversion()
         return mlx_expr(rw, helper) if helper.startswith("nn.") else cst.Name(helper)
+
+    def _base(self, rw, original, updated, qual, rule_id, helper):
+        """`class LayerNorm2d(nn.LayerNorm)`: derive from torch's layer written in MLX (layer_bases.py)."""
+        try:
+            add_helpers(rw, [*BASE_DEPENDS.get(helper, ()), helper], _ALL_CODE)
+        except Flag as flag:
+            rw.drop_flags(original, rule_id=rule_id)
+            rw.flag(original, rule_id, "no-equivalent", f"{qual} as a base class: {flag.reason}")
+            return updated
+        rw.drop_flags(original, rule_id=rule_id)
+        rw.count_conversion()
+        if helper == "TorchModuleDict":
+            rw.flag(original, RULE, "needs-review", _MODULE_DICT_LAYOUT)
+        return cst.Name(helper)
 
     def _batch_norm_check(self, rw, original, updated, qual, rule):
         if qual not in _BATCH_NORMS:

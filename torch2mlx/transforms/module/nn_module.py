@@ -41,11 +41,12 @@ from dataclasses import dataclass, field
 from typing import Optional
 
 import libcst as cst
+import libcst.matchers as m
 
-from torch2mlx.binding import code_of
 from torch2mlx.template import sentinel
 from torch2mlx.torch_facts import MODULE_BASES, TUPLE_RETURNING_LAYERS
 from torch2mlx.transforms import Transform
+from torch2mlx.transforms.module.layer_bases import BASES
 
 _MODULE_BASES = MODULE_BASES
 _TUPLE_RETURNING = TUPLE_RETURNING_LAYERS
@@ -70,7 +71,7 @@ class _Tie:
     """`self.<emb>.weight = self.<linear>.weight` (or the reverse) in `__init__`, translatable:
     the Linear's construction and the assignment are dropped, `self.<linear>(x)` becomes
     `self.<emb>.as_linear(x)` (MLX's `x @ weight.T`, what a bias-free Linear computes)."""
-    assignment: str   # code of the tie statement
+    assignment: cst.Assign  # the tie statement (as parsed)
     linear: str       # the Linear's attribute name (`lm_head`)
     embedding: str    # the Embedding's path as written in torch (`transformer.wte`)
 
@@ -165,14 +166,14 @@ class NnModuleTransform(Transform):
     def __init__(self) -> None:
         self.module_classes: set = set()
         self.classes: list = []
-        self.source = ""
+        self.module: Optional[cst.Module] = None
         self.freezes: dict = {}  # id of a translated `self.name = nn.Buffer(t)` assignment -> name to freeze
 
     def applies_to(self, text: str) -> bool:
         return "Module" in text
 
     def visit_Module(self, rw, node: cst.Module) -> None:
-        self.source = node.code  # a tie is translated only where nothing else in the file names the Linear
+        self.module = node  # a tie is translated only where nothing else in the file names the Linear
 
     # ----- classes ---------------------------------------------------------------------------
     def _in_module_class(self) -> Optional[_ClassInfo]:
@@ -181,8 +182,9 @@ class NnModuleTransform(Transform):
     def visit_ClassDef(self, rw, node: cst.ClassDef) -> None:
         is_module = False
         for base in node.bases:
-            if rw.qualified_name(base.value) in _MODULE_BASES:
-                is_module = True
+            qual = rw.qualified_name(base.value) or ""
+            if qual in _MODULE_BASES or (qual.count(".") == 2 and qual.startswith("torch.nn.") and qual[9:] in BASES):
+                is_module = True  # nn.Module, or a torch layer that becomes a torch-exact helper (layer_bases.py)
             elif isinstance(base.value, cst.Name) and (base.value.value in self.module_classes
                                                        or base.value.value in rw.project_module_classes):
                 is_module = True  # a module class of this file, or imported from another project file
@@ -190,7 +192,7 @@ class NnModuleTransform(Transform):
         if is_module:
             self.module_classes.add(node.name.value)
             self._scan_init(rw, node, info)
-            info.tie = _plan_tie(rw, node, self.source)
+            info.tie = _plan_tie(rw, node, self.module)
         self.classes.append(info)
 
     def _scan_init(self, rw, node: cst.ClassDef, info: _ClassInfo) -> None:
@@ -205,8 +207,9 @@ class NnModuleTransform(Transform):
                         hidden = _hidden_buffer_assignment(rw, small)
                         if hidden:
                             info.hidden_buffers.add(hidden)
-                        name = code_of(small.value.func)
-                        layer = (qual.startswith("torch.nn.") and not qual.startswith("torch.nn.functional")) or name in self.module_classes
+                        func = small.value.func
+                        own_class = isinstance(func, cst.Name) and func.value in self.module_classes
+                        layer = (qual.startswith("torch.nn.") and not qual.startswith("torch.nn.functional")) or own_class
                         kind = qual.rsplit(".", 1)[-1]
                         for target in small.targets:
                             attr = _self_attr(target.target)
@@ -219,7 +222,7 @@ class NnModuleTransform(Transform):
                     if isinstance(small, cst.Expr) and _is_register_buffer(small.value):
                         name_node, _, persistent = _buffer_args(small.value)
                         name = _string_value(name_node) if name_node is not None else None
-                        if name and persistent is not None and code_of(persistent) == "False":
+                        if name and _is_name(persistent, "False"):
                             info.hidden_buffers.add(name)
 
     def leave_ClassDef(self, rw, original: cst.ClassDef, updated: cst.ClassDef):
@@ -306,7 +309,7 @@ class NnModuleTransform(Transform):
         if isinstance(original.func, cst.Attribute) and _is_self(original.func.value):
             _drop_receiver_flags(rw, original)  # self.norm(x): a submodule named like a tensor method
         if method == "forward":
-            if isinstance(receiver, cst.Call) and code_of(receiver.func) == "super":
+            if isinstance(receiver, cst.Call) and _is_name(receiver.func, "super"):
                 return updated.with_changes(func=updated.func.with_changes(attr=cst.Name("__call__")))
             return updated.with_changes(func=receiver)
         if method == "register_buffer" and _is_register_buffer(original) and not _convertible_buffer(original):
@@ -344,7 +347,7 @@ class NnModuleTransform(Transform):
         if not (isinstance(value, cst.Attribute) and value.attr.value in ("weight", "bias") and _is_self_chain(value)):
             return
         info = self._in_module_class()
-        if info is not None and info.tie is not None and code_of(assign) == info.tie.assignment:
+        if info is not None and info.tie is not None and assign.deep_equals(info.tie.assignment):
             rw.flag(assign, "nn-module-weight-tying", "needs-review",
                     f"weight tying: one MLX parameter, self.{info.tie.embedding}.weight; "
                     f"self.{info.tie.linear}(x) becomes self.{info.tie.embedding}.as_linear(x)", "info")
@@ -372,7 +375,7 @@ class NnModuleTransform(Transform):
             return updated
         name_node, tensor, persistent = _buffer_args(call)
         name = _string_value(name_node)
-        hidden = persistent is not None and code_of(persistent) == "False"
+        hidden = _is_name(persistent, "False")
         attr = "_" + name if hidden else name
         assign = cst.parse_statement(f"self.{attr} = 0").with_changes(leading_lines=updated.leading_lines)
         assign = assign.with_changes(body=[assign.body[0].with_changes(value=tensor)],
@@ -381,6 +384,11 @@ class NnModuleTransform(Transform):
             return assign
         freeze = cst.parse_statement(f'self.freeze(keys=["{name}"], recurse=False)')
         return cst.FlattenSentinel([assign, freeze])
+
+
+def _is_name(node: Optional[cst.BaseExpression], *values: str) -> bool:
+    """`node` is the bare name `values[0]` (or another of `values`): `False`, `super`, `dict`."""
+    return isinstance(node, cst.Name) and node.value in values
 
 
 def _is_self(node: cst.BaseExpression) -> bool:
@@ -410,7 +418,7 @@ def _buffer_assignment_target(rw, assign: cst.Assign) -> Optional[str]:
     if len(assign.targets) != 1 or not isinstance(call, cst.Call) or rw.qualified_name(call.func) not in _BUFFER_CLASSES:
         return None
     data, persistent = _buffer_class_args(call)
-    if data is None or (persistent is not None and code_of(persistent) not in ("True", "False")):
+    if data is None or not (persistent is None or _is_name(persistent, "True", "False")):
         return None
     return _self_attr(assign.targets[0].target)
 
@@ -421,12 +429,12 @@ def _hidden_buffer_assignment(rw, assign: cst.Assign) -> Optional[str]:
     if name is None:
         return None
     _, persistent = _buffer_class_args(assign.value)
-    return name if persistent is not None and code_of(persistent) == "False" else None
+    return name if _is_name(persistent, "False") else None
 
 
 def _convertible_buffer(call: cst.Call) -> bool:
     name, tensor, persistent = _buffer_args(call)
-    literal = persistent is None or code_of(persistent) in ("True", "False")
+    literal = persistent is None or _is_name(persistent, "True", "False")
     return name is not None and _string_value(name) is not None and tensor is not None and literal
 
 
@@ -464,7 +472,7 @@ def _depth(rw) -> int:
 
 # ----- weight tying ------------------------------------------------------------------------------
 def _call_args(call: cst.Call, names: tuple) -> Optional[dict]:
-    """Parameter name -> code of the argument, for calls using only `names`; None otherwise."""
+    """Parameter name -> the argument, for calls using only `names`; None otherwise."""
     found: dict = {}
     for i, arg in enumerate(call.args):
         if arg.star:
@@ -472,8 +480,13 @@ def _call_args(call: cst.Call, names: tuple) -> Optional[dict]:
         key = arg.keyword.value if arg.keyword is not None else (names[i] if i < len(names) else None)
         if key not in names or key in found:
             return None
-        found[key] = code_of(arg.value)
+        found[key] = arg.value
     return found
+
+
+def _same(a: cst.BaseExpression, b: Optional[cst.BaseExpression]) -> bool:
+    """The same expression, as written (`config.vocab_size` twice)."""
+    return b is not None and a.deep_equals(b)
 
 
 def _self_path(node: cst.BaseExpression) -> Optional[str]:
@@ -501,7 +514,7 @@ def _layers_built(rw, init: cst.FunctionDef) -> dict:
         if qual.endswith(".ModuleDict") and len(assign.value.args) == 1:
             inner = assign.value.args[0].value
             entries = []
-            if isinstance(inner, cst.Call) and code_of(inner.func) == "dict":
+            if isinstance(inner, cst.Call) and _is_name(inner.func, "dict"):
                 entries = [(a.keyword.value, a.value) for a in inner.args if a.keyword is not None]
             elif isinstance(inner, cst.Dict):
                 entries = [(_string_value(e.key), e.value) for e in inner.elements if isinstance(e, cst.DictElement)]
@@ -544,7 +557,17 @@ class _SelfUses(cst.CSTVisitor):
         self._count_target(node.target)
 
 
-def _plan_tie(rw, node: cst.ClassDef, source: str) -> Optional[_Tie]:
+def _mentions(module: cst.Module, name: str) -> int:
+    """How often the file names `name`: identifiers (variables, attributes, keywords, definitions) and
+    words of string literals (`getattr(self, "lm_head")`, `_tied_weights_keys = ["lm_head.weight"]` reach
+    the attribute by name); comments do not count."""
+    word = re.compile(rf"\b{re.escape(name)}\b")
+    names = len(m.findall(module, m.Name(name)))
+    strings = m.findall(module, m.SimpleString() | m.FormattedStringText())
+    return names + sum(len(word.findall(s.value)) for s in strings)
+
+
+def _plan_tie(rw, node: cst.ClassDef, module: cst.Module) -> Optional[_Tie]:
     """The exact translation of an Embedding/bias-free Linear weight tie in `__init__`, if any."""
     init = next((s for s in node.body.body if isinstance(s, cst.FunctionDef) and s.name.value == "__init__"), None)
     if init is None:
@@ -567,17 +590,17 @@ def _plan_tie(rw, node: cst.ClassDef, source: str) -> Optional[_Tie]:
             return None
         emb_args = _call_args(kinds[embedding][1], ("num_embeddings", "embedding_dim"))
         lin_args = _call_args(kinds[linear][1], ("in_features", "out_features", "bias"))
-        if (emb_args is None or lin_args is None or lin_args.get("bias") != "False" or len(emb_args) != 2
-                or emb_args["num_embeddings"] != lin_args.get("out_features")
-                or emb_args["embedding_dim"] != lin_args.get("in_features")):
+        if (emb_args is None or lin_args is None or not _is_name(lin_args.get("bias"), "False") or len(emb_args) != 2
+                or not _same(emb_args["num_embeddings"], lin_args.get("out_features"))
+                or not _same(emb_args["embedding_dim"], lin_args.get("in_features"))):
             return None
         uses = _SelfUses(linear, (linear, embedding.split(".")[0]))
         node.visit(uses)
         # every `self.<linear>` is its construction, the tie or a call, and nothing else in the file names it
-        only_calls = uses.uses == uses.calls + 2 and len(re.findall(rf"\b{re.escape(linear)}\b", source)) == uses.uses
+        only_calls = uses.uses == uses.calls + 2 and _mentions(module, linear) == uses.uses
         if not only_calls or any(n != 1 for n in uses.assigned.values()):
             return None
-        return _Tie(code_of(assign), linear, embedding)
+        return _Tie(assign, linear, embedding)
     return None
 
 
@@ -591,7 +614,7 @@ class _Untie(cst.CSTTransformer):
     def leave_SimpleStatementLine(self, original, updated):
         if len(updated.body) == 1 and isinstance(updated.body[0], cst.Assign):
             assign = updated.body[0]
-            if code_of(assign) == self.tie.assignment or (
+            if assign.deep_equals(self.tie.assignment) or (
                     len(assign.targets) == 1 and _self_attr(assign.targets[0].target) == self.tie.linear):
                 return cst.RemoveFromParent()
         return updated
