@@ -106,7 +106,44 @@ class Pool(nn.Module):
 out = Pool()(torch.arange(6.0).reshape(2, 3))
 '''
 
-CASES = {"tuple_returns": TUPLE_RETURNS, "attributes": ATTRIBUTES, "returns": RETURNS, "params": PARAMS, "unpacking": UNPACKING}
+# glm4v / hunyuan_vl rotary embeddings: a helper rebinds its parameter before returning it, and its caller
+# feeds its own result back in (`sin = self.recompose(sin)`): only the order of the statements shows
+# that the returned name and the argument are tensors
+REACHING = '''
+class Rotary(nn.Module):
+    def __init__(self, dim: int):
+        super().__init__()
+        inv_freq = 1.0 / (10000 ** (torch.arange(0, dim, 2, dtype=torch.float) / dim))
+        self.register_buffer("inv_freq", inv_freq, persistent=False)
+        self.scaling = 0.5
+
+    def recompose(self, freq):
+        freq = torch.cat((freq, freq), dim=-1)
+        return freq
+
+    def pair(self, t, flag):
+        u = t
+        if flag:
+            u = u * 2
+        v = torch.flip(t, [0])
+        return v.reshape(-1), t
+
+    @torch.no_grad()
+    def forward(self, x, position_ids):
+        position_ids = position_ids.expand(3, -1, -1)
+        freqs = position_ids[..., None].float() * self.inv_freq.to(device=x.device, dtype=torch.float)
+        cos = freqs.cos() * self.scaling
+        sin = freqs.sin() * self.scaling
+        sin = self.recompose(sin)
+        cos = self.recompose(cos)
+        a, b = self.pair(cos, True)
+        return cos.to(dtype=x.dtype) + sin.to(dtype=x.dtype), a.view(-1) + b.view(-1)
+
+
+out = Rotary(4)(torch.randn(1, 5, 8), torch.arange(5)[None])
+'''
+
+CASES = {"reaching": REACHING, "tuple_returns": TUPLE_RETURNS, "attributes": ATTRIBUTES, "returns": RETURNS, "params": PARAMS, "unpacking": UNPACKING}
 
 
 @pytest.mark.parametrize("name", sorted(CASES))
@@ -115,6 +152,11 @@ def test_value_facts_convert_and_match_torch(name):
     result = convert_source(source)
     assert not warnings(result), result.diagnostics
     mlx_out, torch_out = exec_source(result.code, "mlx_side")["out"], exec_source(source, "torch_side")["out"]
+    if isinstance(torch_out, tuple):
+        assert isinstance(mlx_out, tuple) and len(mlx_out) == len(torch_out)
+        for m, t in zip(mlx_out, torch_out):
+            np.testing.assert_allclose(np.array(m), t.detach().numpy(), rtol=1e-6)
+        return
     np.testing.assert_allclose(np.array(mlx_out), torch_out.detach().numpy(), rtol=1e-6)
 
 
@@ -241,6 +283,55 @@ class B(nn.Linear, A):
     "parameter_with_no_call_site": '''
 def helper(t):
     return t.view(-1)
+''',
+    "rebound_in_a_branch_before_the_return": '''
+def helper(t):
+    t = torch.cat((t, t))
+    if len(t) > 4:
+        t = [1]
+    return t
+
+
+def run(x: torch.Tensor):
+    return helper(x).view(-1)
+''',
+    "rebound_in_the_returning_statement": '''
+def helper(t, flag):
+    t = torch.cat((t, t))
+    if flag:
+        t = [1]
+        return t
+    return t * 2
+
+
+def run(x: torch.Tensor):
+    return helper(x, True).view(-1)
+''',
+    "rebound_through_nonlocal": '''
+def helper(t):
+    t = torch.cat((t, t))
+
+    def clear():
+        nonlocal t
+        t = [1]
+
+    clear()
+    return t
+
+
+def run(x: torch.Tensor):
+    return helper(x).view(-1)
+''',
+    "argument_rebound_in_a_loop_before_the_call": '''
+class M(nn.Module):
+    def _f(self, t):
+        return t.view(-1)
+
+    def forward(self, x, items: list):
+        y = x * 2
+        for y in items:
+            pass
+        return self._f(y)
 ''',
     "local_loop_target": '''
 def run(x: torch.Tensor, items):

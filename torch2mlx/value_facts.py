@@ -22,8 +22,17 @@ file's functions and classes; the pass reads the results through `Scope` (`tenso
 
 Inside one function a name is a tensor when every binding of it is a tensor given the names known so
 far (greatest fixed point: sound by induction on execution, the first binding reads no earlier value
-of the name); any other binding (a loop target, `with ... as`, `global`, `del`, a walrus, ...) makes it
-unknown. Where two paths disagree the fact is unknown, never guessed.
+of the name); any other binding (a loop target, `with ... as`, `global`, `del`, a walrus, a `nonlocal`
+rebinding in a nested def, ...) makes it unknown. A name read in a top-level statement of a def's body
+(a returned value, a call's argument, a stored value) is also a tensor when the binding that reaches
+that statement is one: the last earlier top-level statement binding it is a plain assignment of a
+tensor (or none binds it and it is a tensor parameter), and the statement itself does not bind it.
+Top-level statements run in order, so `freq = torch.cat(...); return freq` returns a tensor whatever
+`freq` was passed. Where two paths disagree the fact is unknown, never guessed.
+
+A decorated method's first parameter is the instance when it is named `self` and no decorator names
+staticmethod / classmethod (the pass reads `self.x` that way in every method); decorated methods still
+get no parameter facts (a decorator may call the body with other arguments).
 """
 from __future__ import annotations
 
@@ -37,6 +46,7 @@ _OPAQUE = (ast.Lambda, ast.ListComp, ast.SetComp, ast.DictComp, ast.GeneratorExp
 _TENSOR_ATTRS = frozenset({"T", "mT", "data", "grad"})
 _TENSOR_CONSTRUCTORS = frozenset({"torch.nn.Parameter", "torch.nn.Buffer", "torch.nn.parameter.Parameter"})
 _MAX_ROUNDS = 8
+_PYTHON_BOOL_TESTS = (ast.Is, ast.IsNot, ast.In, ast.NotIn)
 _UNKNOWN = None  # a binding that is never a tensor fact
 
 
@@ -51,7 +61,7 @@ class _Fn:
         args = node.args
         self.positional = [a.arg for a in args.posonlyargs + args.args]
         self.kwonly = [a.arg for a in args.kwonlyargs]
-        self.self_name = self.positional[0] if cls is not None and self.positional and not node.decorator_list else None
+        self.self_name = self.positional[0] if cls is not None and self.positional and _keeps_self(node) else None
         self.bindings: dict = {}  # name -> list of ("value"/"assign", expr) | ("unpack", expr, i, n) | ("param", name) | None
         self.returns: list = []
         self.bare_return = False
@@ -72,6 +82,30 @@ class _Fn:
         self.has_default |= {a.arg for a, d in zip(args.kwonlyargs, args.kw_defaults) if d is not None}
         self.assumed = frozenset()  # forward of a module class: arguments without a default (nn-module transform)
         self.falls_through = not _terminates(node.body)
+        self.nonlocals: set = set()  # names this def rebinds in an enclosing def (`nonlocal`)
+        self.top = 0         # the index in the body of the top-level statement being collected
+        self.top_of: dict = {}  # id(return value, call, stored value) -> index of its top-level statement
+        self._bound_in: Optional[list] = None  # names bound in each top-level statement (on first use)
+        self._escaping: Optional[frozenset] = None  # names a `global` / `nonlocal` in the def may rebind elsewhere
+
+    def reaching(self, name: str, at: int):
+        """The binding of `name` that reaches top-level statement `at` of the body, when the code shows it:
+        the last earlier top-level statement that binds `name` is a plain assignment of it (then
+        (binding, index)), or none does and `name` is a parameter ((param binding, 0)); else None. The
+        statement `at` itself must not bind it. Top-level statements run in order, so this is the value
+        `name` has there, whatever the other bindings of `name` in the def are."""
+        if self._bound_in is None:
+            self._bound_in = [_bound_names(stmt) for stmt in self.node.body]
+            self._escaping = frozenset(n for node in ast.walk(self.node) if isinstance(node, (ast.Global, ast.Nonlocal))
+                                       for n in node.names)
+        if name in self._escaping or at >= len(self._bound_in) or name in self._bound_in[at]:
+            return None
+        for j in range(at - 1, -1, -1):
+            if name not in self._bound_in[j]:
+                continue
+            binding = _plain_binding(self.node.body[j], name)
+            return None if binding is None else (binding, j)
+        return (("param", name), 0) if name in self.positional or name in self.kwonly else None
 
     def _bind(self, name: str, binding) -> None:
         self.bindings.setdefault(name, []).append(binding)
@@ -105,6 +139,7 @@ class _Fn:
         kind = type(node)
         if kind is ast.Call:
             self.calls.append((node, opaque))
+            self.top_of[id(node)] = self.top
         elif kind is ast.Assign:
             for t in node.targets:
                 if isinstance(t, ast.Name):
@@ -117,17 +152,59 @@ class _Fn:
         elif kind in _BINDERS:  # (`x += y` keeps a tensor a tensor: no constraint on a name already one)
             for name in _unknown_bindings(node):
                 self._bind(name, _UNKNOWN)
+            if kind is ast.Nonlocal:
+                self.nonlocals.update(node.names)
         elif kind is ast.Return:
             if node.value is None:
                 self.bare_return = True
             elif not opaque:
                 self.returns.append(node.value)
+                self.top_of[id(node.value)] = self.top
         elif kind in (ast.Yield, ast.YieldFrom, ast.Await) and not opaque:
             self.generator = True
 
 
 def _names(target) -> list:
     return [n.id for n in ast.walk(target) if isinstance(n, ast.Name)]
+
+
+def _bound_names(stmt) -> frozenset:
+    """Every name a statement may bind, nested blocks included (a superset: comprehension targets count)."""
+    found = set()
+    todo = [stmt]
+    while todo:
+        node = todo.pop()
+        if isinstance(node, _FN):  # its body binds its own names (a `nonlocal` there: `_Fn.reaching`)
+            found.add(node.name)
+            todo.extend(node.decorator_list + node.args.defaults + [d for d in node.args.kw_defaults if d is not None])
+            continue
+        if isinstance(node, ast.Lambda):
+            todo.extend(node.args.defaults + [d for d in node.args.kw_defaults if d is not None])
+            continue
+        if isinstance(node, ast.Name) and not isinstance(node.ctx, ast.Load):
+            found.add(node.id)
+        else:
+            found.update(_unknown_bindings(node))
+        todo.extend(ast.iter_child_nodes(node))
+    return frozenset(found)
+
+
+def _plain_binding(stmt, name: str):
+    """The binding of `name` by a top-level `name = value` / `name: T = value` / `a, name = value`, as
+    `_Fn.collect` records it; None for any other statement (an `if`, a loop, `name += ...`, ...)."""
+    if isinstance(stmt, ast.AnnAssign) and isinstance(stmt.target, ast.Name) and stmt.value is not None:
+        return ("value", stmt.value)
+    if not isinstance(stmt, ast.Assign) or len(stmt.targets) != 1:
+        return None
+    target, value = stmt.targets[0], stmt.value
+    if isinstance(target, ast.Name):
+        return ("assign", value)
+    if (isinstance(target, (ast.Tuple, ast.List)) and not any(isinstance(e, ast.Starred) for e in target.elts)
+            and not isinstance(value, (ast.Tuple, ast.List))):
+        spots = [i for i, e in enumerate(target.elts) if isinstance(e, ast.Name) and e.id == name]
+        if len(spots) == 1 and all(isinstance(e, ast.Name) for e in target.elts):
+            return ("unpack", value, spots[0], len(target.elts))
+    return None
 
 
 _BINDERS = frozenset({ast.For, ast.AsyncFor, ast.NamedExpr, ast.With, ast.AsyncWith, ast.Delete, ast.Global, ast.Nonlocal,
@@ -167,6 +244,19 @@ class _Cls:
         self.family: list = []
 
 
+def _keeps_self(node) -> bool:
+    """Whether a method's first parameter is the instance: undecorated, or decorated (`@torch.no_grad()`,
+    `@can_return_tuple`, ...) with the parameter named `self` and no decorator that names
+    staticmethod / classmethod (the pass reads `self.x` in any method as the instance's, so a decorated
+    method with a `self` is read the same way here)."""
+    if not node.decorator_list:
+        return True
+    first = (node.args.posonlyargs + node.args.args)[0].arg
+    return first == "self" and not any(
+        isinstance(n, (ast.Name, ast.Attribute)) and (n.id if isinstance(n, ast.Name) else n.attr) in ("staticmethod", "classmethod")
+        for d in node.decorator_list for n in ast.walk(d))
+
+
 def _terminates(body: list) -> bool:
     if not body:
         return False
@@ -203,6 +293,7 @@ class _Analysis:
         self.module = module_scope
         self.scope_of = {id(s.node): s for s in scopes}
         self.fns: list = []
+        self.fn_of: dict = {}       # id(function scope) -> _Fn
         self.module_fns: dict = {}  # name -> _Fn (a module-level def bound once)
         self.classes: dict = {}     # name -> _Cls (a module-level class bound once)
         self.all_classes: list = []
@@ -255,8 +346,16 @@ class _Analysis:
             owner.methods[node.name] = fn
         if module_level and self.counts.get(node.name) == 1:
             self.module_fns[node.name] = fn
-        for stmt in node.body:
+        for i, stmt in enumerate(node.body):
+            fn.top = i
             self._walk(stmt, fn, False)
+        self.fn_of[id(scope)] = fn
+        outer = scope.parent
+        while fn.nonlocals and outer is not None and outer.kind == "function":  # `nonlocal t; t = ...` in a nested def
+            for name in fn.nonlocals:                                          # rebinds t of the enclosing def(s)
+                if id(outer) in self.fn_of:
+                    self.fn_of[id(outer)]._bind(name, _UNKNOWN)
+            outer = outer.parent
 
     def _walk(self, node, fn: Optional[_Fn], opaque: bool, module_level: bool = False) -> None:
         """Record what `node` and its children (not nested defs' bodies) bind, store, call and reference."""
@@ -341,6 +440,8 @@ class _Analysis:
             for n in ast.walk(t):
                 if isinstance(n, ast.Attribute) and isinstance(n.value, ast.Name) and n.value.id == fn.self_name:
                     fn.cls.stores.setdefault(n.attr, []).append((node.value if direct and n is t else None, fn))
+                    if direct and n is t:
+                        fn.top_of[id(node.value)] = fn.top
 
     def _store_call(self, node: ast.Call, fn: Optional[_Fn]) -> None:
         """`self.register_buffer("x", t)`, `setattr(self, "x", v)` (unknown), `setattr(obj, name, v)`, ..."""
@@ -369,6 +470,8 @@ class _Analysis:
         value = None
         if registers:
             value = args[1] if len(args) > 1 else next((k.value for k in node.keywords if k.arg in ("tensor", "param")), None)
+            if value is not None:
+                fn.top_of[id(value)] = fn.top
         fn.cls.stores.setdefault(args[0].value, []).append((value, fn))
 
     def _layers(self, cls: _Cls) -> frozenset:
@@ -412,9 +515,12 @@ class _Analysis:
         return up + [c for c in down if c not in up]
 
     # ----- evaluation ------------------------------------------------------------------------
-    def tensor(self, node, fn: _Fn, local: frozenset) -> bool:
+    def tensor(self, node, fn: _Fn, local: frozenset, at: Optional[int] = None) -> bool:
+        """Whether `node` is a tensor in `fn`, given the names `local` known to be. `at`: the index of the
+        top-level statement of fn's body `node` is in (then `local` is `fn.locals`): a name is then also
+        a tensor when the binding that reaches that statement is one (`_Fn.reaching`)."""
         if isinstance(node, ast.Name):
-            return node.id in local
+            return node.id in local or (at is not None and self._reaches_tensor(node.id, fn, at))
         if isinstance(node, ast.Call):
             func = node.func
             chain = attribute_chain(func)
@@ -436,25 +542,27 @@ class _Analysis:
                 if fn.self_name is not None and isinstance(func.value, ast.Name) and func.value.id == fn.self_name:
                     return func.attr in self.callables.get(id(fn.cls), ()) or func.attr in fn.cls.scope.submodules
                 rule = self.index.method(func.attr)
-                return rule is not None and rule.returns == "tensor" and self.tensor(func.value, fn, local)
+                return rule is not None and rule.returns == "tensor" and self.tensor(func.value, fn, local, at)
             return False
         if isinstance(node, ast.BinOp):
-            return self.tensor(node.left, fn, local) or self.tensor(node.right, fn, local)
+            return self.tensor(node.left, fn, local, at) or self.tensor(node.right, fn, local, at)
         if isinstance(node, ast.UnaryOp):
-            return not isinstance(node.op, ast.Not) and self.tensor(node.operand, fn, local)
+            return not isinstance(node.op, ast.Not) and self.tensor(node.operand, fn, local, at)
         if isinstance(node, ast.Compare):
-            return self.tensor(node.left, fn, local) or any(self.tensor(c, fn, local) for c in node.comparators)
+            if any(isinstance(op, _PYTHON_BOOL_TESTS) for op in node.ops):
+                return False  # `x is None`, `i in x`: a Python bool
+            return self.tensor(node.left, fn, local, at) or any(self.tensor(c, fn, local, at) for c in node.comparators)
         if isinstance(node, ast.Subscript):
-            return self.tensor(node.value, fn, local)
+            return self.tensor(node.value, fn, local, at)
         if isinstance(node, ast.IfExp):
-            return self.tensor(node.body, fn, local) and self.tensor(node.orelse, fn, local)
+            return self.tensor(node.body, fn, local, at) and self.tensor(node.orelse, fn, local, at)
         if isinstance(node, ast.Attribute):
             if fn.self_name is not None and isinstance(node.value, ast.Name) and node.value.id == fn.self_name:
                 return node.attr in self.attributes.get(id(fn.cls), ())
-            return node.attr in _TENSOR_ATTRS and self.tensor(node.value, fn, local)
+            return node.attr in _TENSOR_ATTRS and self.tensor(node.value, fn, local, at)
         return False
 
-    def _binding(self, binding, fn: _Fn, local: frozenset) -> bool:
+    def _binding(self, binding, fn: _Fn, local: frozenset, at: Optional[int] = None) -> bool:
         if binding is None:
             return False
         kind, what = binding[0], binding[1]
@@ -465,7 +573,17 @@ class _Analysis:
         if (kind == "assign" and fn.self_name is not None and isinstance(what, ast.Call) and isinstance(what.func, ast.Attribute)
                 and isinstance(what.func.value, ast.Name) and what.func.value.id == fn.self_name and what.func.attr in fn.cls.layers):
             return True
-        return self.tensor(what, fn, local)
+        return self.tensor(what, fn, local, at)
+
+    def _reaches_tensor(self, name: str, fn: _Fn, at: int) -> bool:
+        """The binding of `name` reaching top-level statement `at` of fn is a tensor (memoised per round:
+        the answer depends on this round's facts and `fn.locals` only)."""
+        key = (id(fn), name, at)
+        if key not in self._reach_memo:
+            self._reach_memo[key] = False  # a cycle cannot arise (the binding is earlier), but stay safe
+            found = fn.reaching(name, at)
+            self._reach_memo[key] = found is not None and self._binding(found[0], fn, fn.locals, found[1])
+        return self._reach_memo[key]
 
     def _element(self, value, i: int, count: int, fn: _Fn) -> bool:
         """Element `i` of `f(...)` / `self.m(...)` unpacked into `count` names, every return of which is a tuple
@@ -489,7 +607,8 @@ class _Analysis:
         count = len(fn.returns[0].elts)
         if any(len(r.elts) != count for r in fn.returns):
             return None
-        facts = tuple(all(self.tensor(r.elts[i], fn, fn.locals) for r in fn.returns) for i in range(count))
+        facts = tuple(all(self.tensor(r.elts[i], fn, fn.locals, fn.top_of.get(id(r))) for r in fn.returns)
+                      for i in range(count))
         return facts if any(facts) else None
 
     def _locals(self, fn: _Fn) -> frozenset:
@@ -501,11 +620,12 @@ class _Analysis:
             local = keep
 
     def _round(self) -> tuple:
+        self._reach_memo = {}
         for fn in self.fns:
             fn.locals = self._locals(fn)
         returning = {id(fn) for fn in self.fns if fn.returns and not fn.bare_return and not fn.falls_through
                      and not fn.generator and not isinstance(fn.node, ast.AsyncFunctionDef)
-                     and all(self.tensor(r, fn, fn.locals) for r in fn.returns)}
+                     and all(self.tensor(r, fn, fn.locals, fn.top_of.get(id(r))) for r in fn.returns)}
         params = self._param_facts()
         tuples = {}
         for fn in self.fns:
@@ -534,7 +654,8 @@ class _Analysis:
                 if name in self.other_stores:
                     continue
                 stores = [s for c in cls.family for s in c.stores.get(name, ())]
-                if stores and all(v is not None and f is not None and self.tensor(v, f, f.locals) for v, f in stores):
+                if stores and all(v is not None and f is not None and self.tensor(v, f, f.locals, f.top_of.get(id(v)))
+                                  for v, f in stores):
                     known.add(name)
             attributes[id(cls)] = frozenset(known)
         callables = {}
@@ -616,7 +737,7 @@ class _Analysis:
                 targets[id(fn)] = fn
         for cls in self.all_classes:
             for name, fn in cls.methods.items():
-                if (fn.self_name is not None and name != "forward" and not name.startswith("__")
+                if (fn.self_name is not None and not fn.node.decorator_list and name != "forward" and not name.startswith("__")
                         and not self.attr_refs.get(name) and not any(name in c.methods for c in cls.family if c is not cls)):
                     targets[id(fn)] = fn
         unresolved: set = set()
@@ -645,7 +766,8 @@ class _Analysis:
                 if passed is None:
                     known = set()
                     break
-                known = {p for p in known if p in passed and not opaque and self.tensor(passed[p], caller, caller.locals)}
+                at = caller.top_of.get(id(call))
+                known = {p for p in known if p in passed and not opaque and self.tensor(passed[p], caller, caller.locals, at)}
                 if not known:
                     break
             if known:
