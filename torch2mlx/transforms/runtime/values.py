@@ -248,6 +248,7 @@ class RuntimeValues(Transform):
     id = RULE_ID
     description = "@torch.fx.wrap decorators removed; torch.jit.Final -> typing.Final; torch.utils.data bases -> local classes"
     text_decides = True
+    order = 900  # last: other transforms' leave_Expr hooks expect the Expr this one may turn into an Assert
 
     def __init__(self) -> None:
         self.bases: set = set()  # ids of class-base expressions
