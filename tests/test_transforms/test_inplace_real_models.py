@@ -348,6 +348,9 @@ FUNCTIONS = [
     ("survival_rate = 1.0\nsize = [a.shape[0]] + [1] * (a.ndim - 1)\nnoise = torch.empty(size, dtype=a.dtype)\n"
      "noise = noise.bernoulli_(survival_rate)\nif survival_rate > 0.0:\n    noise.div_(survival_rate)\nreturn a * noise",
      "noise = mx.random.bernoulli("),
+    # timm's drop_path: `x.new_empty(shape).bernoulli_(keep_prob)` (keep_prob 1: deterministic)
+    ("keep_prob = 1.0\nshape = (a.shape[0],) + (1,) * (a.ndim - 1)\nrandom_tensor = a.new_empty(shape).bernoulli_(keep_prob)\n"
+     "random_tensor.div_(keep_prob)\nreturn a * random_tensor", "random_tensor = mx.random.bernoulli("),
     # vision_transformer.py: the update of a new tensor, its value used (std 0: deterministic)
     ("pos = torch.empty(1, 2, 6).normal_(mean=2.0, std=0.0)\nreturn a + pos", "mx.random.normal("),
     ("return torch.zeros(2, 6).uniform_(1.0, 1.0) * a", "mx.random.uniform("),
@@ -380,6 +383,8 @@ FUNCTIONS_FLAGGED = [
     "y = a * 1\ny[b > 0].zero_()\nreturn y",                                       # torch zeroes a copy
     "y = a * 1\nz = y\ny[0:1].zero_()\nreturn z + y",                              # another name holds y's tensor
     "return torch.empty(a.shape[0] + int(b.sum())).normal_()",                      # the receiver is not repeatable
+    "return a.new_empty(a.shape).bernoulli_(0.5) + a.view(-1).new_empty(a.shape[0]).bernoulli_(0.5)",  # nor here
+    "y = a[0:1].clone()\nreturn y.new_empty(y.shape).bernoulli_(0.5, generator=None)",  # generator=: not bound
     "features = a * 2\nout = F.relu(features, inplace=True)\nreturn out + features",  # read after the update
     "f = a * 2\nfor i in range(2):\n    out = F.relu(f, inplace=True)\nreturn out",   # read again by the next iteration
 ]
@@ -422,4 +427,49 @@ def test_attribute_assigned_in_the_file_keeps_the_bias_slice_flagged():
                 self.qkv.bias = shared
                 self.qkv.bias[0:2].data.zero_()
         ''')
+    assert _inplace_flags(convert_source(source))
+
+
+# convnext.py / edgenext.py _init_weights: `module.weight.data.mul_(head_init_scale)` on a layer's parameter
+HEAD_INIT = '''
+class Net(nn.Module):
+    def __init__(self, head_init_scale=0.5):
+        super().__init__()
+        self.stem = nn.Linear(4, 4)
+        self.head = nn.Linear(4, 3)
+        for name, m in self.named_modules():
+            _init_weights(m, name, head_init_scale)
+
+    def forward(self, x):
+        return self.head(self.stem(x))
+
+
+def _init_weights(module, name=None, head_init_scale=1.0):
+    if isinstance(module, nn.Linear):
+        if name and "head" in name:
+            module.weight.data.mul_(head_init_scale)
+            module.bias.data.mul_(head_init_scale)
+            module.weight.data.clamp_(max=0.1)
+'''
+
+
+def test_layer_parameter_updated_in_place_by_init_code():
+    source = HEADER + textwrap.dedent(HEAD_INIT)
+    result = convert_source(source)
+    assert not _inplace_flags(result), "\n".join(d.format() for d in result.diagnostics)
+    assert "module.weight[:] = mx.multiply(module.weight, head_init_scale)" in result.code
+    assert convert_source(result.code).code == result.code
+    torch_model = exec_source(source, "t")["Net"]()
+    mlx_model = exec_source(result.code, "m")["Net"]()
+    # the same initial values in both, then the init function applied again: it scales and clips the head
+    load_torch_weights(mlx_model, torch_model.state_dict())
+    torch_ns, mlx_ns = exec_source(source, "t2"), exec_source(result.code, "m2")
+    torch_ns["_init_weights"](torch_model.head, "head", 0.5)
+    mlx_ns["_init_weights"](mlx_model.head, "head", 0.5)
+    np.testing.assert_allclose(np.array(mlx_model.head.weight), torch_model.head.weight.detach().numpy(), rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(np.array(mlx_model.head.bias), torch_model.head.bias.detach().numpy(), rtol=1e-4, atol=1e-5)
+
+
+def test_layer_parameter_of_a_file_that_assigns_weights_stays_flagged():
+    source = HEADER + textwrap.dedent(HEAD_INIT) + "\n\ndef tie(a, b):\n    a.weight = b.weight\n"
     assert _inplace_flags(convert_source(source))

@@ -639,7 +639,8 @@ class InplaceActivations(Transform):
         """`F.relu(x, inplace=True)` as a statement: the update of `x` was the point."""
         call = original.value
         analysis = self.analysis
-        if analysis is None or id(call) not in analysis.discarded or analysis.decisions.get(id(call), "") is not None:
+        if (analysis is None or not isinstance(updated, cst.Expr) or id(call) not in analysis.discarded
+                or analysis.decisions.get(id(call), "") is not None):
             return updated
         _qual, rule = analysis.rule_of(call)
         bound = analysis.inplace_bound(rule, call)

@@ -30,7 +30,7 @@ from torch2mlx.torch_facts import BOOL_RESULT_OPS, VIEW_OPS
 from torch2mlx.transforms import Transform
 from torch2mlx.transforms.codegen import mlx_expr
 from torch2mlx.transforms.init.methods import METHODS as FILL_METHODS
-from torch2mlx.transforms.init.methods import bind_arguments
+from torch2mlx.transforms.init.methods import RANDOM_FILLS, bind_arguments
 from torch2mlx.transforms.inplace.activation import RULE_ID as ACTIVATION_ID
 from torch2mlx.transforms.inplace.activation import _Analysis
 from torch2mlx.transforms.inplace.flow import INPLACE_METHODS
@@ -41,6 +41,9 @@ SPECIAL = {"zero_", "fill_", "copy_"}
 # table; an `op_` with a rule of its own (requires_grad_) is translated by that rule before this runs
 # creation calls whose value is a new tensor and whose arguments may be evaluated twice (`torch.empty(n).normal_()`)
 _CREATIONS = frozenset({"torch.empty", "torch.zeros", "torch.ones"})
+_NEW_METHODS = frozenset({"new_empty", "new_zeros", "new_ones"})  # `x.new_empty(shape)` (timm's drop_path)
+# method -> (parameter names, defaults, MLX expression over the new tensor {t}): nn-init's, and bernoulli_
+_VALUE_FILLS = {**FILL_METHODS, "bernoulli_": (("p",), {"p": "0.5"}, "mx.random.bernoulli({p}, {t}.shape).astype({t}.dtype)")}
 
 # expressions whose value never shares storage with anything else
 _FRESH_METHODS = frozenset({
@@ -297,11 +300,11 @@ class InplaceOps(Transform):
         a new array (vision_transformer's pos_embedding); the creation call, free of calls, is written twice."""
         receiver = original.func.value
         method = original.func.attr.value
-        if (not isinstance(receiver, cst.Call) or rw.qualified_name(receiver.func) not in _CREATIONS or method not in FILL_METHODS
+        if (not isinstance(receiver, cst.Call) or method not in _VALUE_FILLS or not _creation(rw, receiver)
                 or any(isinstance(n, cst.Call) for a in receiver.args for n in _walk(a.value))
                 or not isinstance(updated, cst.Call) or not isinstance(updated.func, cst.Attribute)):
             return None
-        names, defaults, template = FILL_METHODS[method]
+        names, defaults, template = _VALUE_FILLS[method]
         args = bind_arguments(updated, names, defaults)
         if args is None:
             return None
@@ -325,7 +328,7 @@ class InplaceOps(Transform):
     def leave_Expr(self, rw, original, updated):
         self._drop_late_flags(rw)
         call = original.value
-        if not isinstance(call, cst.Call) or not isinstance(updated.value, cst.Call):
+        if not isinstance(call, cst.Call) or not isinstance(updated, cst.Expr) or not isinstance(updated.value, cst.Call):
             return updated
         if isinstance(call.func, cst.Attribute) and _left_to_this(rw, call.func.attr.value):
             if rw.qualified_name(call.func.value) is not None:
@@ -337,6 +340,8 @@ class InplaceOps(Transform):
         method = call.func.attr.value
         if method in ("zero_", "fill_") and isinstance(_strip_data_cst(call.func.value), cst.Subscript):
             return self._item_update(rw, updated, call)
+        if self._layer_parameter(call.func.value) and method not in FILL_METHODS and method not in RANDOM_FILLS:
+            return self._parameter_update(rw, updated, call, method)  # nn-init translates its own methods
         if not isinstance(call.func.value, cst.Name):
             self._refuse(rw, call, f"`{code_of(call.func.value)}` is part of another object, which would see the mutation")
             return updated
@@ -385,6 +390,29 @@ class InplaceOps(Transform):
         self._drop_findings(rw, call)
         rw.count_conversion()
         return cst.Assign([cst.AssignTarget(new_item)], value, semicolon=updated.semicolon)
+
+    def _layer_parameter(self, node) -> bool:
+        """`module.weight` / `self.fc.bias` (or its `.data`), an attribute this file never assigns: a layer's
+        parameter, which is never a view of another tensor."""
+        base = _strip_data_cst(node)
+        return (isinstance(base, cst.Attribute) and base.attr.value in ("weight", "bias")
+                and isinstance(base.value, (cst.Attribute, cst.Name)) and not {base.attr.value, "data", "*"} & self.assigned_attributes)
+
+    def _parameter_update(self, rw, updated, call, method):
+        """`module.weight.data.mul_(s)` -> `module.weight[:] = module.weight * s` (convnext's head init): MLX item
+        assignment changes the parameter's array object, which every reference to it sees, as torch's update;
+        `[:]` keeps its dtype (MLX's `x[...] = v` would take v's)."""
+        member = _strip_data_cst(updated.value.func.value)
+        new_call = updated.value.with_changes(func=updated.value.func.with_changes(value=member))
+        value = self._out_of_place(rw, call, new_call, method, code_of(member))
+        if value is None:
+            if not rw.flags():
+                self._refuse(rw, call, f"no out-of-place rule for `.{method}()`")
+            return updated
+        self._drop_findings(rw, call)
+        rw.count_conversion()
+        target = cst.Subscript(member, [cst.SubscriptElement(cst.Slice(lower=None, upper=None))])
+        return cst.Assign([cst.AssignTarget(target)], value, semicolon=updated.semicolon)
 
     def _out_of_place(self, rw, call, new_call, method, name):
         args = new_call.args
@@ -526,13 +554,14 @@ def _strip_data_cst(node: cst.BaseExpression) -> cst.BaseExpression:
 
 
 def _basic_index(index) -> bool:
-    """A slice, an int literal, `...` or None: an index whose item is a view in torch (a tensor index copies)."""
+    """A slice or an int literal: an index whose item is a view in torch (a tensor index copies). Not `...` or
+    None: MLX's `x[...] = v` replaces the whole array, v's dtype included (x keeps its dtype in torch)."""
     if isinstance(index, cst.Slice):
         return True
     value = index.value if isinstance(index, cst.Index) and index.star is None else None
     if isinstance(value, cst.UnaryOperation) and isinstance(value.operator, cst.Minus):
         value = value.expression
-    return isinstance(value, (cst.Integer, cst.Ellipsis)) or (isinstance(value, cst.Name) and value.value == "None")
+    return isinstance(value, cst.Integer)
 
 
 def _walk(node: cst.CSTNode):
@@ -541,3 +570,11 @@ def _walk(node: cst.CSTNode):
         n = stack.pop()
         yield n
         stack.extend(n.children)
+
+
+def _creation(rw, call: cst.Call) -> bool:
+    """A call making a new tensor: `torch.empty(...)`, `torch.zeros(...)`, `x.new_empty(...)`."""
+    func = call.func
+    if isinstance(func, cst.Attribute) and func.attr.value in _NEW_METHODS and isinstance(func.value, cst.Name):
+        return rw.qualified_name(func.value) is None
+    return rw.qualified_name(func) in _CREATIONS
