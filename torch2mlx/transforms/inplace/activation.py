@@ -18,12 +18,27 @@ Exact when
       called, and every call gets a fresh tensor: `self.relu(self.bn1(out))`,
       `self.relu(out + identity)`, or `out = self.relu(out)` / `return self.relu(out)` where
       `out` holds a tensor made in this function and never shared;
-    - `F.<act>(arg, inplace=True)` with such an argument.
+    - `F.<act>(arg, inplace=True)` with such an argument, or with a name read nowhere after the
+      call (densenet: `out = F.relu(features, inplace=True)`, `features` not read again);
+    - layers in a list unpacked into a Sequential (`layers = [...]`, `layers += [...]`,
+      `.append`, `.extend`, then `nn.Sequential(*layers)`: vgg, mnasnet), when the list is only
+      built, measured and unpacked into nn.Sequential: an in-place layer after a new-tensor layer
+      of the same literal; a name bound once to a layer (`final_conv`) counts as that layer;
+    - a Sequential returned or passed on (no holder): its in-place layers after a new-tensor layer
+      (calling one of its layers alone by index, outside this file, is not followed);
+    - a name assigned several modules (squeezenet's `self.features` per version): each is analysed
+      and a call meets any of them; `self.features.add_module(name, layer)` under a name none of
+      its layers has (densenet) appends: the Sequential's output is then the last layer's;
+    - a subclass whose base classes are this file's classes that never use the attribute (swin);
+    - a module built by a function of this file returning a torch layer (resnet's `conv3x3`), or
+      by a parameter whose default is a torch layer class (`norm_layer`, nn.BatchNorm2d unless
+      given): taken to return a new tensor or its input, with an info note on that assumption.
 Left flagged (the table's `inplace` flag, with the reason) when
     the argument is a parameter of the function, or may be shared (`identity = x`, a view, a
     container, an unknown call), or is still read after the call; the holder is indexed,
-    iterated, passed on, reassigned, or its attribute is used outside the class; the module
-    follows a layer the analysis does not know in a Sequential.
+    iterated or passed on, or its attribute is used outside the class; the module
+    follows a layer the analysis does not know in a Sequential; an nn.Sequential subclass with
+    attribute layers (its MLX class would call only the layers given to its constructor).
 """
 from __future__ import annotations
 

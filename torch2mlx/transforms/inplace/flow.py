@@ -7,7 +7,11 @@ function in order and tracks, for each local name, whether the tensor it holds i
 made by an operator or a call that returns a new tensor in this function, and not copied to
 another name, container or unknown call since. At each in-place call it records a decision:
 None (exact) or why not. Branches meet (fresh only if fresh on every path), loops run to a
-fixed point, `try`/`match` forget everything; anything unknown counts as shared.
+fixed point, `try`/`match` forget everything; anything unknown counts as shared. A name whose
+tensor is updated may still be read later; the update is exact without rebinding it when nothing
+reads it after the call (its last occurrence in the function, outside loops). In-place Tensor
+methods (`x.add_(y)`, `x[a:b].zero_()`) get a decision too: whether the receiver's tensor is
+unshared (the `inplace-op` transform rewrites them).
 """
 from __future__ import annotations
 

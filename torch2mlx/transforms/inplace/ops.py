@@ -16,6 +16,17 @@ Left in place (flagged) when
     to a call / stored anywhere in the function; also when the in-place call's value is used.
 `x[idx] += v` and `x[idx] = v` with non-mask indices are kept: MLX supports item assignment
 (repeated indices: the last write wins in both).
+
+Also translated (real models):
+    - `noise = noise.bernoulli_(p)`: the statement form, its value bound back to its own name;
+    - the value of a fill of a new tensor: `torch.empty(1, n, d).normal_(std=0.02)`,
+      `x.new_empty(shape).bernoulli_(p)` (the creation call, free of calls, is written twice);
+    - `x[a:b].zero_()` / `x[i].fill_(v)` -> `x[a:b] = 0` / `x[i] = v` (slices and int literals only:
+      a tensor index makes torch update a copy), where the flow analysis of `nn-inplace-activation`
+      shows no other reference to x's tensor, or x is a layer's weight/bias the file never assigns;
+    - `module.weight.data.mul_(s)` -> `module.weight[:] = mx.multiply(module.weight, s)` on a layer's
+      weight/bias the file never assigns (nn-init translates its own fills). MLX item assignment
+      changes the array object, which every reference sees, as torch's update does.
 """
 from __future__ import annotations
 
@@ -216,8 +227,10 @@ class InplaceOps(Transform):
             elif (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr in ("zero_", "fill_")
                   and isinstance(_strip_data(node.func.value), ast.Subscript)):
                 self.item_updates = True
-            elif isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "setattr":
-                attributes.add("*")
+            elif isinstance(node, ast.Call) and (
+                    (isinstance(node.func, ast.Name) and node.func.id == "setattr")
+                    or (isinstance(node.func, ast.Attribute) and node.func.attr in ("register_parameter", "register_buffer"))):
+                attributes.add("*")  # any attribute may be set
         self.assigned_attributes = frozenset(attributes)
 
     # ----- scopes -----------------------------------------------------------------------------
