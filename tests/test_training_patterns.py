@@ -127,6 +127,41 @@ def test_ema_loops_left_flagged(loop, why):
     assert any(why in d.message or d.rule_id == why for d in result.diagnostics if d.severity.value == "warning"), result.code
 
 
+AVERAGED = HEAD + '''
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+
+
+def train(model, batches, kind="ema"):
+    if kind == "ema":
+        avg_model = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(0.8))
+    elif kind == "swa":
+        avg_model = torch.optim.swa_utils.AveragedModel(model)
+    else:
+        avg_model = AveragedModel(model, avg_fn=lambda a, c, n: 0.6 * a + 0.4 * c, use_buffers=True)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    losses = []
+    for x, y in batches:
+        optimizer.zero_grad()
+        loss = F.cross_entropy(model(x), y)
+        loss.backward()
+        optimizer.step()
+        avg_model.update_parameters(model)
+        avg_model.eval()
+        losses.append(F.cross_entropy(avg_model(x), y).item())
+        avg_model.train()
+    return losses
+'''
+
+
+@pytest.mark.parametrize("kind", ["ema", "swa", "own_avg_fn_with_buffers"])
+def test_averaged_model_matches_torch(kind):
+    """swa_utils.AveragedModel: an EMA (get_ema_multi_avg_fn), SWA's running mean, the file's avg_fn averaging
+    the BatchNorm statistics too (use_buffers=True); without it the statistics follow the model's."""
+    t, m, result = run_both(AVERAGED, kind=kind)
+    assert "avg_model = AveragedModule(model, lambda averaged, current, n, decay=0.8: decay * averaged" in result.code, result.code
+    assert_same_losses(t, m)
+
+
 # ----- torch.autograd.grad -------------------------------------------------------------------------------
 GRADS = '''import torch
 

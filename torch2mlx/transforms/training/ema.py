@@ -443,3 +443,125 @@ def _statements(node) -> list:
 
     node.visit(V())
     return found
+
+
+# ----- torch.optim.swa_utils.AveragedModel ---------------------------------------------------------------
+AVERAGED_ID = "averaged-model"
+AVERAGED = "torch.optim.swa_utils.AveragedModel"
+EMA_FNS = frozenset({"torch.optim.swa_utils.get_ema_multi_avg_fn", "torch.optim.swa_utils.get_ema_avg_fn"})
+AVERAGED_HELPER = '''
+class AveragedModule(nn.Module):
+    """AveragedModel of swa_utils: a copy of `model` whose parameters update_parameters(model) averages
+    with avg(averaged, current, number averaged so far), the first call copying them; without use_buffers the
+    buffers (frozen arrays: BatchNorm statistics) follow the model's."""
+
+    def __init__(self, model, avg, use_buffers=False):
+        import copy
+
+        super().__init__()
+        self.module = copy.deepcopy(model)
+        self.avg = avg
+        self.use_buffers = use_buffers
+        self.n_averaged = 0
+
+    def __call__(self, *args, **kwargs):
+        return self.module(*args, **kwargs)
+
+    def update_parameters(self, model):
+        from mlx.utils import tree_flatten, tree_unflatten
+
+        averaged = dict(tree_flatten(self.module.parameters()))
+        trainable = {k for k, _ in tree_flatten(self.module.trainable_parameters())}
+        new = []
+        for k, v in tree_flatten(model.parameters()):
+            v = mx.stop_gradient(v)
+            if self.n_averaged > 0 and (self.use_buffers or k in trainable):
+                v = self.avg(averaged[k], v, self.n_averaged)
+            new.append((k, v))
+        self.module.update(tree_unflatten(new))
+        self.n_averaged += 1
+'''
+
+
+class AveragedModelTransform(Transform):
+    """`AveragedModel(model)` (SWA's running mean), `AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(d))` /
+    `avg_fn=get_ema_avg_fn(d)` (an EMA) or with an `avg_fn(averaged, current, n)` of the file -> a generated
+    AveragedModule class with torch's update_parameters (the first update copies; buffers follow the model unless
+    use_buffers=True). `device=` is dropped. Flagged: another multi_avg_fn, a non-literal use_buffers, a file that
+    freezes parameters (the class tells parameters from buffers by MLX's frozen arrays)."""
+
+    id = AVERAGED_ID
+    description = "torch.optim.swa_utils.AveragedModel -> a generated AveragedModule class (SWA mean or EMA)"
+    hot_attributes = frozenset({"update_parameters"})
+    order = 85
+
+    def __init__(self) -> None:
+        self.freezes = False
+
+    def applies_to(self, text: str) -> bool:
+        return "AveragedModel" in text
+
+    def prepare(self, tree: ast.Module, module_scope) -> None:
+        self.freezes = _freezes(tree)
+
+    def leave_Call(self, rw, original, updated):
+        qual = rw.qualified_name(original.func)
+        if qual in EMA_FNS:  # decided with the AveragedModel call around it
+            rw.drop_flags(original)
+            return updated
+        if qual != AVERAGED:
+            return updated
+        new = self._translate(rw, original, updated)
+        if isinstance(new, str):
+            rw.drop_flags(original)
+            rw.flag(original, AVERAGED_ID, "needs-review", f"{new}; keep a copy.deepcopy of the model and average it with "
+                    "copy.update(map_parameters(avg, copy.trainable_parameters(), model.trainable_parameters()))")
+            return updated
+        rw.drop_flags(original)
+        rw.drop_flags(predicate=lambda f: any(isinstance(a.value, cst.Call) and f.node is a.value for a in original.args))
+        rw.count_conversion()
+        return new
+
+    def _translate(self, rw, original, updated):
+        names = ("model", "device", "avg_fn", "multi_avg_fn", "use_buffers")
+        args: dict = {}
+        for i, (a, b) in enumerate(zip(original.args, updated.args)):
+            if a.star:
+                return "starred arguments"
+            key = a.keyword.value if a.keyword is not None else names[i] if i < len(names) else None
+            if key is None:
+                return "too many arguments"
+            args[key] = (a.value, b.value)
+        if "model" not in args:
+            return "no model"
+        if self.freezes:
+            return "this file freezes parameters (the generated class tells parameters from buffers by MLX's frozen arrays)"
+        use_buffers = code_of(args["use_buffers"][0]) if "use_buffers" in args else "False"
+        if use_buffers not in ("True", "False"):
+            return "use_buffers is not a literal"
+        avg = None
+        for key in ("multi_avg_fn", "avg_fn"):
+            if key not in args or code_of(args[key][0]) == "None":
+                continue
+            if avg is not None:
+                return "both avg_fn and multi_avg_fn"
+            value = args[key][0]
+            if isinstance(value, cst.Call) and rw.qualified_name(value.func) in EMA_FNS:
+                if len(value.args) > 1 or any(a.star or (a.keyword is not None and a.keyword.value != "decay") for a in value.args):
+                    return "get_ema_*_avg_fn arguments not recognised"
+                decay = code_of(value.args[0].value) if value.args else "0.999"
+                avg = f"lambda averaged, current, n, decay={decay}: decay * averaged + (1 - decay) * current"
+            elif key == "avg_fn":
+                avg = args[key][1]  # the file's own avg_fn(averaged, current, num_averaged), translated
+            else:
+                return "a multi_avg_fn other than get_ema_multi_avg_fn (it updates lists of tensors in place)"
+        if avg is None:  # SWA: the running mean
+            avg = "lambda averaged, current, n: averaged + (current - averaged) / (n + 1)"
+        if rw.name_taken("AveragedModule") and not rw.has_helper("AveragedModule"):
+            return "the name AveragedModule is already used in this file"
+        if not rw.has_helper("AveragedModule"):
+            rw.add_helper("AveragedModule", lambda: mlx_statements(rw, AVERAGED_HELPER))
+        call = mlx_expr(rw, f"AveragedModule(MODEL, AVG, use_buffers={use_buffers})")
+        avg_node = mlx_expr(rw, avg) if isinstance(avg, str) else avg
+        return call.with_changes(args=[call.args[0].with_changes(value=args["model"][1]), call.args[1].with_changes(value=avg_node),
+                                       call.args[2]])
