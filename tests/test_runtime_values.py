@@ -432,6 +432,11 @@ def test_torch_assert_statement_is_an_assert():
             torch._assert(x.dim() == 3, f"Expected (batch_size, seq_length, hidden_dim) got {x.ndim}")
             y = x.clone()
             y.mul_(2)  # the in-place transforms hook every expression statement too
+            torch._assert(
+                y.dim() == 3,
+                "All bounding boxes should have positive height and width."
+                f" Found invalid box {y.ndim}.",
+            )
             return y
     """)
     assert not warnings, [d.format() for d in warnings]

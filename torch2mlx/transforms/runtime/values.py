@@ -387,7 +387,8 @@ class RuntimeValues(Transform):
             return updated
         rw.drop_flags(call)
         rw.count_conversion()
-        return cst.Assert(test=args[0].value, msg=args[1].value, semicolon=updated.semicolon)
+        test, msg = (_one_line(a.value) for a in args)
+        return cst.Assert(test=test, msg=msg, semicolon=updated.semicolon)
 
     # ----- @torch.fx.wrap ----------------------------------------------------------------------
     def leave_Decorator(self, rw, original: cst.Decorator, updated):
@@ -417,3 +418,11 @@ def _subtree_ids(node: cst.CSTNode) -> set:
         found.add(id(current))
         stack.extend(current.children)
     return found
+
+
+def _one_line(node: cst.BaseExpression) -> cst.BaseExpression:
+    """`node` parenthesized when its code spans lines (an argument written over lines, out of the call's
+    parentheses, would break the statement)."""
+    if "\n" in cst.Module([]).code_for_node(node) and not getattr(node, "lpar", None):
+        return node.with_changes(lpar=[cst.LeftParen()], rpar=[cst.RightParen()])
+    return node
