@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tests.model_support import exec_source, warnings
+from tests.model_support import exec_source, torch_names, warnings
 from torch2mlx import convert_source
 
 HEADER = "import torch\nimport torch.nn as nn\n\n\n"
@@ -31,7 +31,21 @@ class Embeddings(nn.Module):
 out = Embeddings(8)(torch.arange(12).reshape(2, 6))
 '''
 
-CASES = {"position_ids_buffer": POSITION_IDS_BUFFER}
+# DETR's mask head, ERNIE's router and M-RoPE positions: -1 sizes on receivers that are calls or subscripts
+EXPAND_RECEIVERS = '''
+def heads(features: torch.Tensor, num_queries: int, ids: torch.Tensor, hidden_dim: int):
+    tiled = features.unsqueeze(1).expand(-1, num_queries, -1, -1).flatten(0, 1)
+    router = ids.reshape(-1)[:, None].expand(-1, hidden_dim)
+    states = ids[..., None].expand(-1, hidden_dim)
+    positions = ids.view(1, 1, -1).expand(3, features.shape[0], -1)
+    batch = torch.arange(4).expand(features.shape[0], -1)
+    return tiled.sum() + router.float().sum() + states.float().mean() + positions.float().sum() + batch.sum()
+
+
+out = heads(torch.arange(24.0).reshape(2, 3, 4), 5, torch.arange(6), 3)
+'''
+
+CASES = {"position_ids_buffer": POSITION_IDS_BUFFER, "expand_receivers": EXPAND_RECEIVERS}
 
 
 def _values(value):
@@ -43,7 +57,7 @@ def test_real_idiom_converts_and_matches_torch(name):
     source = HEADER + CASES[name]
     result = convert_source(source)
     assert not warnings(result), "\n".join(d.format() for d in result.diagnostics)
-    assert "torch" not in result.code, result.code
+    assert not torch_names(result.code), result.code
     assert convert_source(result.code).code == result.code  # idempotent
     mlx_out, torch_out = exec_source(result.code, "mlx_side")["out"], exec_source(source, "torch_side")["out"]
     expected = _values(torch_out)
@@ -53,13 +67,18 @@ def test_real_idiom_converts_and_matches_torch(name):
 
 
 NEGATIVE = {
-    # a 1-D receiver expanded to a leading size other than 1 needs its length twice
-    "arange_expanded_to_a_batch": ("torch.Tensor.expand", '''
-def f(n: int, b: int):
-    return torch.arange(n).expand(b, -1)
+    # `x is None` on a tensor is a Python bool, not a bool tensor
+    "identity_test_is_a_python_bool": ("torch.sum", '''
+def f(x: torch.Tensor):
+    missing = x is None
+    return missing.sum()
 '''),
-    # the rank of a call other than the 1-D creators is not read
-    "expand_of_another_call": ("torch.Tensor.expand", '''
+    # the local helper's name is the user's
+    "expand_helper_name_taken": ("torch.Tensor.expand", '''
+def broadcast_expand(x):
+    return x
+
+
 def f(x: torch.Tensor):
     return (x + 1).expand(1, -1)
 '''),
