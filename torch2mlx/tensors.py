@@ -42,6 +42,11 @@ def attribute_chain(node) -> Optional[list]:
     return parts
 
 
+def _python_bool_test(node: cst.Comparison) -> bool:
+    """`x is None`, `x is not y`, `i in x`, `i not in x`: a Python bool even on tensors."""
+    return any(isinstance(c.operator, (cst.Is, cst.IsNot, cst.In, cst.NotIn)) for c in node.comparisons)
+
+
 def _is_ast_self_attribute(node) -> bool:
     return isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == "self"
 
@@ -142,6 +147,8 @@ class TensorFacts:
         if isinstance(node, ast.UnaryOp):
             return self._ast_tensor(node.operand)
         if isinstance(node, ast.Compare):
+            if any(isinstance(op, (ast.Is, ast.IsNot, ast.In, ast.NotIn)) for op in node.ops):
+                return False  # `x is None`, `i in x`: a Python bool
             return self._ast_tensor(node.left) or any(self._ast_tensor(c) for c in node.comparators)
         if isinstance(node, ast.Subscript):
             return self._ast_tensor(node.value)
@@ -162,6 +169,8 @@ class TensorFacts:
         if isinstance(node, cst.Name):
             return node.value in self.bools[-1]
         if isinstance(node, cst.Comparison):
+            if _python_bool_test(node):
+                return False
             return self.is_tensor(node.left) or any(self.is_tensor(c.comparator) for c in node.comparisons)
         if isinstance(node, cst.Call) and isinstance(node.func, cst.Attribute) and node.func.attr.value == "bool":
             return self.is_tensor(node.func.value)
@@ -219,6 +228,8 @@ class TensorFacts:
         if isinstance(node, cst.BinaryOperation):
             return self.is_tensor(node.left) or self.is_tensor(node.right)
         if isinstance(node, cst.Comparison):
+            if _python_bool_test(node):
+                return False
             return self.is_tensor(node.left) or any(self.is_tensor(c.comparator) for c in node.comparisons)
         if isinstance(node, cst.UnaryOperation):
             return self.is_tensor(node.expression)
