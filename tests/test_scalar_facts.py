@@ -10,7 +10,7 @@ import pytest
 
 from tests.model_support import warnings
 from torch2mlx import convert_source
-from torch2mlx.scalar_facts import int_names
+from torch2mlx.scalar_facts import int_names, tuple_names
 
 FUNCTION = '''
 def f(h: int, w, x, n: int = 3):
@@ -116,3 +116,67 @@ def test_float_constants_make_a_literal_float(expr):
     mlx_out, torch_out = _out_of_both("import math\n\nimport torch\n\nout = " + expr + "\n")
     assert mlx_out.dtype == mx.float32 and torch_out.dtype == torch.float32
     np.testing.assert_array_equal(np.array(mlx_out), torch_out.numpy())
+
+
+TUPLES = '''
+def f(x, n: int, k):
+    shape = (x.shape[0],) + (1,) * (x.ndim - 1)
+    a = x.shape[1:]
+    b = a + (n,)
+    c = (1,) * n if k else x.size()
+    d = (1,)
+    d = d + (2,)
+    e = (1,)
+    e = k
+    g = (1,) * k
+    h = (1, 2)
+    h += (3,)
+    for t in [(1,)]:
+        pass
+'''
+
+
+def test_tuple_names_of_a_function():
+    # e: once any value; g: a tuple times a value of unknown type; h: augmented; t: a loop target
+    assert sorted(tuple_names(ast.parse(TUPLES).body[0])) == ["a", "b", "c", "d", "shape"]
+
+
+def test_a_tuple_builtin_bound_to_something_else_is_not_trusted():
+    tree = ast.parse("def tuple(v):\n    return 3\n\ndef f(x):\n    s = tuple(x)\n")
+    _, shadowed = int_names(tree)
+    assert tuple_names(tree.body[1], shadowed) == frozenset()
+    assert tuple_names(tree.body[1]) == {"s"}
+
+
+def test_a_tuple_name_is_a_shape_for_random_functions():
+    """transformers' and timm's drop_path: `shape` is a tuple at every binding, so torch.rand(shape) is a shape
+    (it was flagged: one int or a shape?). Random draws differ between the frameworks: shapes and the values
+    drop_path can give (0 or x / keep_prob per sample) are compared."""
+    source = HEADER + textwrap.dedent('''
+        def drop_path(input: torch.Tensor, drop_prob: float = 0.0, training: bool = False) -> torch.Tensor:
+            if drop_prob == 0.0 or not training:
+                return input
+            keep_prob = 1 - drop_prob
+            shape = (input.shape[0],) + (1,) * (input.ndim - 1)
+            random_tensor = keep_prob + torch.rand(shape, dtype=input.dtype, device=input.device)
+            random_tensor.floor_()
+            return input.div(keep_prob) * random_tensor
+
+
+        x = torch.arange(1.0, 25.0).reshape(4, 3, 2)
+        out = drop_path(x, 0.5, True)
+        ''')
+    mlx_out, torch_out = _out_of_both(source)
+    assert mlx_out.shape == tuple(torch_out.shape) == (4, 3, 2)
+    x = np.arange(1.0, 25.0, dtype=np.float32).reshape(4, 3, 2)
+    for sample, given in zip(x, np.array(mlx_out)):
+        assert np.array_equal(given, 0 * sample) or np.allclose(given, sample / 0.5)
+
+
+@pytest.mark.parametrize("body", [
+    "def f(x, c):\n    s = (2,)\n    if c:\n        s = c\n    return torch.rand(s)\n",   # one binding of any type
+    "def f(x):\n    s = x.shape[0]\n    return torch.rand(s)\n",                          # one size: an int
+])
+def test_a_name_not_always_a_tuple_stays_flagged(body):
+    result = convert_source(HEADER + textwrap.dedent(body))
+    assert any(d.rule_id == "torch.rand" for d in warnings(result)), result.code

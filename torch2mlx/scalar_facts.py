@@ -9,6 +9,9 @@ annotated `int`, an int literal, `len(...)`, `int(...)`, `round(x)`, `math.floor
 of such values. Any other binding (a parameter without that annotation, `global`, `del`, a
 `with ... as`, an import, a name read from an enclosing function) makes the name unknown, never
 guessed. Names bound in nested functions, classes, lambdas and comprehensions belong to those.
+
+`tuple_names` reads the names that always hold a tuple the same way (`torch.rand(shape)` with
+`shape = (n,) + (1,) * k` is a shape, never one int).
 """
 from __future__ import annotations
 
@@ -25,7 +28,7 @@ _OWN_SCOPE = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda,
 Scope = Union[ast.Module, ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef]
 
 
-SHADOWABLE = frozenset({"len", "int", "round", "math"})  # what `is_int` trusts to be the builtin / the module
+SHADOWABLE = frozenset({"len", "int", "round", "math", "tuple"})  # what `is_int` trusts to be the builtin / the module
 
 
 def int_names(scope: Scope, shadowed_outside: frozenset = frozenset()) -> tuple[frozenset, frozenset]:
@@ -207,4 +210,61 @@ def is_int(node: ast.AST, names: Optional[set] = None, shadowed: frozenset = fro
                 return is_int(node.args[0], names, shadowed)
             return (func.attr in _INT_MATH and isinstance(func.value, ast.Name) and func.value.id == "math"
                     and "math" not in shadowed and len(node.args) == 1)
+    return False
+
+
+def tuple_names(scope: Scope, shadowed_outside: frozenset = frozenset(), ints: Optional[frozenset] = None) -> frozenset:
+    """The names of `scope` every binding of which is a tuple (a tuple display, `x.shape`, `x.size()`,
+    `tuple(...)`, a slice of one, `+` of two, `*` by an int, `a if c else b` of two), whatever the
+    order the code runs in: `shape = (x.shape[0],) + (1,) * (x.ndim - 1)` (the drop_path of timm and
+    transformers) is a shape, never one int. Bindings are read as by `int_names`."""
+    bindings: dict = {}
+    if isinstance(scope, (ast.FunctionDef, ast.AsyncFunctionDef)):
+        args = scope.args
+        for a in [*args.posonlyargs, *args.args, *args.kwonlyargs, args.vararg, args.kwarg]:
+            if a is not None:
+                bindings.setdefault(a.arg, []).append(None)
+    shadowed: set = set(shadowed_outside)
+    for stmt in scope.body:
+        _collect(stmt, bindings, shadowed)
+    if ints is None:
+        ints = int_names(scope, shadowed_outside)[0]
+    known: set = set()
+    changed = True
+    while changed:  # least fixed point, as int_names (`s = s + (1,)` once grounded elsewhere)
+        changed = False
+        for name, found in bindings.items():
+            if name in known or name in shadowed:
+                continue
+            trial = known | {name}
+            plain = [b for b in found if not isinstance(b, (tuple, str)) and b is not None]
+            if len(plain) != len(found):
+                continue  # an augmented assignment, a loop target, an int from a shape, unknown
+            if any(is_tuple(b, known, ints, shadowed) for b in plain) and all(is_tuple(b, trial, ints, shadowed) for b in plain):
+                known.add(name)
+                changed = True
+    return frozenset(known)
+
+
+def is_tuple(node: ast.AST, names: set, ints: frozenset = frozenset(), shadowed=frozenset()) -> bool:
+    """Whether the value of expression `node` is a tuple, given the names known to hold tuples and ints."""
+    if isinstance(node, ast.Tuple):
+        return True
+    if isinstance(node, ast.Name):
+        return node.id in names
+    if _is_shape(node):
+        return True
+    if isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
+        return node.func.id == "tuple" and "tuple" not in shadowed and len(node.args) <= 1 and not node.keywords
+    if isinstance(node, ast.Subscript) and isinstance(node.slice, ast.Slice):
+        return is_tuple(node.value, names, ints, shadowed)
+    if isinstance(node, ast.IfExp):
+        return is_tuple(node.body, names, ints, shadowed) and is_tuple(node.orelse, names, ints, shadowed)
+    if isinstance(node, ast.BinOp):
+        left, right = node.left, node.right
+        if isinstance(node.op, ast.Add):
+            return is_tuple(left, names, ints, shadowed) and is_tuple(right, names, ints, shadowed)
+        if isinstance(node.op, ast.Mult):
+            return ((is_tuple(left, names, ints, shadowed) and is_int(right, set(ints), shadowed))
+                    or (is_int(left, set(ints), shadowed) and is_tuple(right, names, ints, shadowed)))
     return False

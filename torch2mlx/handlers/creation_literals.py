@@ -120,7 +120,7 @@ def _infer_dtype(rule, bound: Bound, names: tuple, ints: frozenset = frozenset()
     return bound
 
 
-def _fix_size(bound: Bound) -> Bound:
+def _fix_size(bound: Bound, tuples: frozenset = frozenset()) -> Bound:
     size = bound.get("size")
     if size is None or not isinstance(size, list):
         return bound
@@ -129,6 +129,8 @@ def _fix_size(bound: Bound) -> Bound:
     only = size[0]
     if isinstance(only, (cst.Tuple, cst.List)) or _is_shape(only):
         return bound
+    if isinstance(only, cst.Name) and only.value in tuples:
+        return bound  # every binding of the name is a tuple (scalar_facts.tuple_names)
     if isinstance(only, cst.Integer):
         values = dict(bound.values)
         values["size"] = [cst.Tuple([cst.Element(only, comma=cst.Comma())])]
@@ -204,7 +206,19 @@ def random_shape(rule, original, call, receiver, rewriter):
     if dtype is not None and _is_complex_dtype(dtype):
         raise Flag(f"MLX random functions draw real numbers only (dtype={code_of(dtype)}): for a complex tensor draw "
                    "the real and imaginary parts and combine them (a + 1j * b; torch's draw differs in scale for randn)")
-    return _finish(rule, _fix_size(bound))
+    return _finish(rule, _fix_size(bound, _scope_tuples(rewriter)))
+
+
+def _scope_tuples(context) -> frozenset:
+    """The names of the innermost scope being converted that always hold tuples."""
+    from torch2mlx.scalar_facts import tuple_names
+
+    scopes = context.scopes
+    if not scopes or scopes[-1].node is None:
+        return frozenset()
+    scope = scopes[-1]
+    # the builtins shadowed around this scope (a user's own `tuple`, `len`), as int_names reads them
+    return tuple_names(scope.node, scope._scalar_facts()[1], scope.int_names())
 
 
 def _is_complex_dtype(dtype: cst.BaseExpression) -> bool:
