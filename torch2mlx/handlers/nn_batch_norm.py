@@ -1,59 +1,60 @@
-"""`F.batch_norm` with batch statistics and no running statistics: a pure function, translated exactly.
+"""`F.batch_norm` on channels-first data, translated to a local function with torch's signature.
 
-**What it does**: `F.batch_norm(w, None, None, weight=g, training=True, momentum=0., eps=e)` (timm's
-StdConv2d / ScaledStdConv2d standardise their kernels this way) becomes `batch_norm_batch_stats(w, g,
-eps=e)`, a local function added after the imports once per file: each channel (axis 1) normalised over
-every other axis with the biased variance, as torch normalises in training mode, then scaled and shifted.
+**What it does**: `F.batch_norm(x, running_mean, running_var, weight, bias, training, momentum, eps)` becomes
+`batch_norm_channels_first(...)` with the same arguments, a local function added after the imports once per
+file. It normalises each channel (axis 1, as torch: (N, C, ...) data) with the running statistics in eval
+mode (`training` false: timm's BatchNormAct2d in eval), or with the batch statistics (biased variance) when
+training without running statistics (timm's StdConv2d / ScaledStdConv2d standardise their kernels with
+`F.batch_norm(w.reshape(1, out_channels, -1), None, None, training=True, momentum=0.)`); then scales and
+shifts by weight and bias.
 
-**Exactness**: with `running_mean` and `running_var` both `None`, torch's batch norm updates nothing and
-returns the normalised input (momentum is unused). The channel axis is axis 1 as in torch: where the
-input is a channels-last feature map in MLX, the nn-layout analysis flags the call (a function it does
-not know, on a channels-last value). timm's kernels, `self.weight.reshape(1, out_channels, -1)`, hold the
-same elements per output channel in both layouts (MLX's (O, kh, kw, I) rows are a permutation of torch's
-(O, I, kh, kw) rows), and the statistics of a row do not depend on its order.
+**Exactness**: torch's formulas (aten/src/ATen/native/Normalization.cpp): (x - mean) / sqrt(var + eps) *
+weight + bias, momentum unused when nothing is updated. Training mode WITH running statistics updates them
+in place in torch, which MLX arrays cannot: the function raises NotImplementedError then (never silently
+different). The channel axis is torch's: applied to a value the nn-layout analysis knows to be a
+channels-last feature map, the call is flagged by that analysis (a function it does not follow), as every
+functional form written for NCHW data is. timm's kernels, `self.weight.reshape(1, out_channels, -1)`, hold
+the same elements per output channel in both layouts (MLX's (O, kh, kw, I) rows are a permutation of
+torch's (O, I, kh, kw) rows), and a row's statistics do not depend on its order.
 
-**Left flagged**: running statistics (eval mode reads them along torch's channel axis, whose place in MLX
-depends on the data's layout, and training mode updates them in place), `training` other than the
-literal True.
+**Left flagged**: when the helper's name is already used in the file.
 """
 from __future__ import annotations
 
-import libcst.matchers as m
-
-from torch2mlx.binding import Flag, bind
+from torch2mlx.binding import bind
 from torch2mlx.handlers import register
 from torch2mlx.handlers.local_helpers import add_helpers
 from torch2mlx.template import expand, normalize, template_roots
 
-_HELPER = {"batch_norm_batch_stats": '''
-def batch_norm_batch_stats(input, weight=None, bias=None, eps=1e-05):
-    """PyTorch's F.batch_norm with batch statistics and no running statistics (training=True, running_mean
-    and running_var None): each channel (axis 1) normalised over every other axis, biased variance."""
-    axes = (0, *range(2, input.ndim))
-    mean = mx.mean(input, axis=axes, keepdims=True)
-    var = mx.var(input, axis=axes, keepdims=True)
-    out = (input - mean) * mx.rsqrt(var + eps)
+_HELPER = {"batch_norm_channels_first": '''
+def batch_norm_channels_first(input, running_mean, running_var, weight=None, bias=None, training=False, momentum=0.1, eps=1e-05):
+    """PyTorch's F.batch_norm of channels-first (N, C, ...) input: each channel (axis 1) normalised with the
+    running statistics (eval mode) or the batch statistics (training, biased variance), then scaled and shifted.
+    Training with running statistics would update them in place (PyTorch): MLX arrays cannot, so it raises."""
     shape = (1, -1) + (1,) * (input.ndim - 2)
+    if training:
+        if running_mean is not None or running_var is not None:
+            raise NotImplementedError("F.batch_norm in training mode updates running_mean/running_var in place; "
+                                      "MLX arrays are immutable (use nn.BatchNorm, channels-last)")
+        axes = (0, *range(2, input.ndim))
+        mean = mx.mean(input, axis=axes, keepdims=True)
+        var = mx.var(input, axis=axes, keepdims=True)
+    else:
+        mean, var = running_mean.reshape(shape), running_var.reshape(shape)
+    out = (input - mean) * mx.rsqrt(var + eps)
     if weight is not None:
         out = out * weight.reshape(shape)
     if bias is not None:
         out = out + bias.reshape(shape)
     return out
 '''}
-_TEMPLATE = "batch_norm_batch_stats({input}, weight={weight}, bias={bias}, eps={eps})"
-_NONE = m.Name("None")
+_TEMPLATE = ("batch_norm_channels_first({input}, {running_mean}, {running_var}, weight={weight}, bias={bias}, "
+             "training={training}, momentum={momentum}, eps={eps})")
 
 
 @register("nnf_batch_norm")
 def functional_batch_norm(rule, original, call, receiver, rewriter):
     bound = normalize(rule, bind(call.args, rule.signature, receiver))
-    if not (m.matches(bound.get("running_mean"), _NONE) and m.matches(bound.get("running_var"), _NONE)):
-        raise Flag("running statistics: eval mode reads them along torch's channel axis (axis 1 of NCHW data; "
-                   "MLX feature maps are channels-last) and training mode updates them in place; use MLX "
-                   "nn.BatchNorm (channels-last) by hand")
-    if not (bound.present("training") and m.matches(bound.get("training"), m.Name("True"))):
-        raise Flag("training= must be the literal True when there are no running statistics (torch raises in "
-                   "eval mode without them)")
     result = expand(_TEMPLATE, rule, bound)
-    add_helpers(rewriter, ["batch_norm_batch_stats"], _HELPER)
+    add_helpers(rewriter, ["batch_norm_channels_first"], _HELPER)
     return result, template_roots(_TEMPLATE) | frozenset({"mx"})
