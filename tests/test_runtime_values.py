@@ -532,3 +532,55 @@ def test_a_moved_torch_import_goes_above_the_first_statement_that_uses_it():
     result = convert_source(source, "extension.py")
     assert "        return -1\n    import torch\n    # the version of the extension\n" in result.code
     assert _run(result.code, "mlx_side", blocked=True).VERSION == -1
+
+
+def test_reexported_torch_import_choice_becomes_a_function_that_imports_torch_when_called(tmp_path):
+    # torchvision/_internally_replaced_utils.py re-exports load_state_dict_from_url to models/_api.py: the emitter
+    # dropped the unused imports, and _api.py failed at import with no flag anywhere
+    import subprocess
+
+    src = tmp_path / "src" / "pkg"
+    (src / "models").mkdir(parents=True)
+    (src / "__init__.py").write_text("")
+    (src / "models" / "__init__.py").write_text("")
+    (src / "_utils.py").write_text(textwrap.dedent("""
+        import os
+
+        try:
+            from torch.hub import load_state_dict_from_url  # noqa: 401
+        except ImportError:
+            from torch.utils.model_zoo import load_url as load_state_dict_from_url  # noqa: 401
+    """))
+    (src / "models" / "_api.py").write_text(textwrap.dedent("""
+        from .._utils import load_state_dict_from_url
+
+
+        def get_state_dict(url):
+            return load_state_dict_from_url(url)
+    """))
+    out = tmp_path / "out" / "pkg"
+    done = subprocess.run([sys.executable, "-m", "torch2mlx", "convert", str(src), "-o", str(out)],
+                          capture_output=True, text=True)
+    assert done.returncode == 1, done.stdout + done.stderr  # flagged: a call needs torch
+    code = (out / "_utils.py").read_text()
+    assert "def load_state_dict_from_url(*args, **kwargs):\n    from torch.hub import load_state_dict_from_url\n" in code
+    assert "# torch2mlx: torch.hub.load_state_dict_from_url:" in code
+    probe = ("import sys; sys.modules['torch'] = None; sys.path.insert(0, sys.argv[1]); import pkg.models._api as a\n"
+             "try:\n    a.get_state_dict('u')\nexcept ImportError:\n    print('needs torch')\n")
+    ran = subprocess.run([sys.executable, "-c", probe, str(out.parent)], capture_output=True, text=True)
+    assert ran.stdout.strip() == "needs torch", ran.stderr
+    assert convert_source(code, "_utils.py").code == code
+
+
+def test_a_torch_import_choice_used_in_its_file_is_left_to_the_usual_flags():
+    _, result, _ = convert("""
+        try:
+            from torch.hub import load_state_dict_from_url
+        except ImportError:
+            from torch.utils.model_zoo import load_url as load_state_dict_from_url
+
+
+        def get(url):
+            return load_state_dict_from_url(url)
+    """)
+    assert "def load_state_dict_from_url" not in result.code

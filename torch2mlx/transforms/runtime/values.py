@@ -255,7 +255,7 @@ class RuntimeValues(Transform):
         self.annotations = 0     # depth of annotations being visited
 
     def applies_to(self, text: str) -> bool:
-        return ("wrap" in text or "_assert" in text or "hasattr" in text or "getattr" in text or "Final" in text or "Dataset" in text or "Sampler" in text
+        return ("wrap" in text or "_assert" in text or "hasattr" in text or "getattr" in text or "ImportError" in text or "Final" in text or "Dataset" in text or "Sampler" in text
                 or "functional" in text or " F." in text or "(F." in text or "=F." in text)
 
     # ----- where a value sits ------------------------------------------------------------------
@@ -390,6 +390,36 @@ class RuntimeValues(Transform):
         test, msg = (_one_line(a.value) for a in args)
         return cst.Assert(test=test, msg=msg, semicolon=updated.semicolon)
 
+    # ----- try: from torch.hub import f / except ImportError: from torch.utils.model_zoo import g as f -----
+    def leave_Try(self, rw, original: cst.Try, updated):
+        """A module-level choice between torch imports whose names this file never uses (it re-exports them:
+        torchvision's `load_state_dict_from_url`) -> one function per name that imports it from torch when called.
+        The emitter would otherwise drop the unused imports, and the files importing the names from this one
+        would fail at import; now they import, and a call needs torch (a warning says so)."""
+        if len(rw.scopes) != 1 or not isinstance(updated, cst.Try):
+            return updated
+        first = _torch_import_names(rw, original.body.body)
+        if (not first or len(original.handlers) != 1 or original.orelse is not None or original.finalbody is not None
+                or not _catches_import_error(original.handlers[0])):
+            return updated
+        other = _torch_import_names(rw, original.handlers[0].body.body)
+        if not other or set(other) != set(first) or _loaded_anywhere(rw.scopes[0].node, set(first)):
+            return updated
+        defs = []
+        for name, (module, imported) in first.items():
+            alias = "" if imported == name else f" as {name}"
+            message = ("no MLX counterpart; this file re-exports it (a try/except of torch imports): "
+                       f"`{name}` is now a function that imports it from torch when called")
+            text = (f"def {name}(*args, **kwargs):\n"
+                    f"    from {module} import {imported}{alias}\n\n"
+                    f"    # torch2mlx: {module}.{imported}: {message}\n"
+                    f"    return {name}(*args, **kwargs)\n")
+            rw.report(original, f"{module}.{imported}", "no-equivalent", message)  # at the `try` line
+            stmt = cst.parse_statement(text)
+            defs.append(stmt.with_changes(leading_lines=updated.leading_lines if not defs else [cst.EmptyLine()]))
+        rw.count_conversion()
+        return cst.FlattenSentinel(defs)
+
     # ----- @torch.fx.wrap ----------------------------------------------------------------------
     def leave_Decorator(self, rw, original: cst.Decorator, updated):
         expr = original.decorator
@@ -426,3 +456,35 @@ def _one_line(node: cst.BaseExpression) -> cst.BaseExpression:
     if "\n" in cst.Module([]).code_for_node(node) and not getattr(node, "lpar", None):
         return node.with_changes(lpar=[cst.LeftParen()], rpar=[cst.RightParen()])
     return node
+
+
+def _torch_import_names(rw, body) -> dict:
+    """Statements that are all `from torch.x import a [as b]` (absolute, no star): local name -> (module, name)."""
+    found: dict = {}
+    for stmt in body:
+        if not (isinstance(stmt, cst.SimpleStatementLine) and len(stmt.body) == 1 and isinstance(stmt.body[0], cst.ImportFrom)):
+            return {}
+        imp = stmt.body[0]
+        if imp.relative or imp.module is None or isinstance(imp.names, cst.ImportStar):
+            return {}
+        module = cst.Module([]).code_for_node(imp.module)
+        if module != "torch" and not module.startswith("torch."):
+            return {}
+        for alias in imp.names:
+            if not isinstance(alias.name, cst.Name):
+                return {}
+            local = alias.asname.name.value if alias.asname is not None else alias.name.value
+            found[local] = (module, alias.name.value)
+    return found
+
+
+def _catches_import_error(handler: cst.ExceptHandler) -> bool:
+    return (handler.name is None and isinstance(handler.type, cst.Name)
+            and handler.type.value in ("ImportError", "ModuleNotFoundError"))
+
+
+def _loaded_anywhere(module, names: set) -> bool:
+    import ast
+
+    return not isinstance(module, ast.Module) or any(
+        isinstance(n, ast.Name) and n.id in names for n in ast.walk(module))
