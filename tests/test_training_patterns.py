@@ -258,6 +258,47 @@ def test_autograd_grad_left_flagged_says_what_to_write(body, why):
     assert notes and why in notes[0] and "mx.grad(f, argnums=...)" in notes[0], notes
 
 
+INLINE_PENALTY = '''import torch
+import torch.nn as nn
+
+
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc1 = nn.Linear(6, 16)
+        self.fc2 = nn.Linear(16, 1)
+
+    def forward(self, x):
+        return self.fc2(torch.tanh(self.fc1(x)))
+
+
+def train(model, batches, lambda_gp=10.0):
+    optimizer = torch.optim.Adam(model.parameters(), lr=0.01)
+    losses = []
+    for x, y in batches:
+        optimizer.zero_grad()
+        fake = x.flip(0)
+        alpha = torch.full((x.shape[0], 1), 0.3)
+        interp = (alpha * x + (1 - alpha) * fake).requires_grad_(True)
+        d_interp = model(interp)
+        grads = torch.autograd.grad(outputs=d_interp, inputs=interp, grad_outputs=torch.ones_like(d_interp),
+                                    create_graph=True)[0]
+        penalty = ((grads.norm(2, dim=1) - 1) ** 2).mean()
+        loss = torch.mean(model(fake)) - torch.mean(model(x)) + lambda_gp * penalty
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    return losses
+'''
+
+
+def test_gradient_penalty_written_inline_in_the_training_step():
+    """autograd.grad inside the loss computation itself: its function goes into the generated loss_fn."""
+    t, m, result = run_both(INLINE_PENALTY)
+    assert "        def loss_fn():" in result.code and "            def grad_fn(interp):" in result.code, result.code
+    assert_same_losses(t, m)
+
+
 # ----- several optimizers in one block ------------------------------------------------------------------
 TWO_STEPS = HEAD + '''
 

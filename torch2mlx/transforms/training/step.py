@@ -362,17 +362,17 @@ class TrainStep(Transform):
         between = [i for i in range(b + 1, s) if i not in clip_idx]
         if any("grad" in _names(body[i]) for i in between):
             return "gradients are read between backward() and step(); MLX has them only as the grads tree"
-        loss = self._loss_region(body, b, zero[0], model)
+        loss = self._loss_region(body, b, zero[0], model, rw)
         if isinstance(loss, str):
             return loss
         if any(not b < i < s for i in clip_idx):
             return "clip_grad_norm_ is not between backward() and step()"
         return self._build(rw, body, loss, b, zero[0], clip_idx, model, optimizer, None)
 
-    def _loss_region(self, body: list, b: int, zero: int, model: str):
+    def _loss_region(self, body: list, b: int, zero: int, model: str, rw=None):
         """(region indices, loss name, assigned names), or why the loss computation is not recognised."""
         loss = _method(body[b], "backward")
-        region = self._region(body, b, zero)
+        region = self._region(body, b, zero, rw)
         if not region:
             return "the loss is not computed by plain assignments right before backward()"
         region_stmts = [body[i] for i in region]
@@ -416,7 +416,7 @@ class TrainStep(Transform):
             return "clip_grad_norm_ is not between backward() and step()"
         if any("grad" in _names(st) for i, st in enumerate(inner) if i not in inner_clips and i not in (s, zero[0])):
             return "gradients are read in the conditional step block; MLX has them only as the grads tree"
-        loss = self._loss_region(body, b, -1, model)
+        loss = self._loss_region(body, b, -1, model, rw)
         if isinstance(loss, str):
             return loss
         return self._build(rw, body, loss, b, -1, [], model, optimizer, (c, inner, s, zero[0], inner_clips))
@@ -460,11 +460,16 @@ class TrainStep(Transform):
         parsed = ast.parse(textwrap.dedent(_EMPTY.code_for_node(fn))).body[0]
         return parsed if isinstance(parsed, (ast.FunctionDef, ast.AsyncFunctionDef)) else None
 
-    @staticmethod
-    def _region(body: list, backward: int, zero: int) -> list:
+    def _gradient_function(self, rw, stmt) -> bool:
+        """A `def grad_fn(...)` the autograd-grad transform wrote for a torch.autograd.grad in this block (a WGAN-GP
+        penalty computed inline): part of the loss computation, with the assignment that calls it."""
+        autograd = rw.transform("autograd-grad") if rw is not None else None
+        return autograd is not None and isinstance(stmt, cst.FunctionDef) and id(stmt) in autograd.generated
+
+    def _region(self, body: list, backward: int, zero: int, rw=None) -> list:
         out: list = []
         i = backward - 1
-        while i >= 0 and (i == zero or _region_assignment(body[i])):
+        while i >= 0 and (i == zero or _region_assignment(body[i]) or self._gradient_function(rw, body[i])):
             if i != zero:
                 out.append(i)
             i -= 1
@@ -474,6 +479,8 @@ class TrainStep(Transform):
     def _assigned(stmts: list) -> list:
         names: list = []
         for st in stmts:
+            if isinstance(st, cst.FunctionDef):
+                continue
             small = st.body[0]
             targets = [t.target for t in small.targets] if isinstance(small, cst.Assign) else [small.target]
             for t in targets:
@@ -598,6 +605,9 @@ class TrainStep(Transform):
         seen: set = set()
         params: list = []
         for node in ast.parse(code).body:
+            if isinstance(node, ast.FunctionDef):  # a generated gradient function: its reads happen when called
+                seen.add(node.name)
+                continue
             value = node.value
             for n in ast.walk(value):
                 if isinstance(n, ast.Name) and n.id in assigned and n.id not in seen and n.id not in params:
