@@ -398,3 +398,15 @@ def test_learning_rate_read_from_param_groups():
     t, m, result = run_both(source)
     assert "losses.append(optimizer.learning_rate.item())" in result.code, result.code
     np.testing.assert_allclose(m, t, rtol=1e-6)
+
+
+def test_learning_rate_read_from_param_groups_under_a_per_step_schedule_is_flagged():
+    """The scheduler became the optimizer's MLX schedule: its learning_rate is the last update's rate, not the next."""
+    source = (FROZEN.replace("{freeze}", "pass").replace("{params}", "model.parameters()")
+              .replace("    losses = []\n", "    sched = torch.optim.lr_scheduler.StepLR(optimizer, 2)\n    losses = []\n")
+              .replace("        for g in optimizer.param_groups:\n            g[\"lr\"] = lr\n", "")
+              .replace("        optimizer.step()\n", "        optimizer.step()\n        sched.step()\n")
+              .replace("        losses.append(loss.item())\n", '        losses.append(optimizer.param_groups[0]["lr"])\n'))
+    result = convert_source(source)
+    assert "learning_rate=optim.step_decay(" in result.code, result.code
+    assert any(d.rule_id == "param-groups-lr" and "schedule" in d.message for d in result.diagnostics), result.code

@@ -76,6 +76,14 @@ class ParamGroupsLR(Transform):
                 targets += [t.target for t in getattr(small, "targets", ())] + ([small.target] if isinstance(small, (cst.AugAssign, cst.AnnAssign)) else [])
         if optimizer not in self.optimizers or any(original.deep_equals(t) for t in targets):
             return updated
+        sched = rw.transform("lr-schedule")
+        if sched is not None and any(not isinstance(plan.build, str) and plan.optimizer == optimizer for plan in sched.plans.values()):
+            # a per-step scheduler became the optimizer's schedule: MLX's learning_rate is then the rate of the last
+            # update, torch's lr after scheduler.step() the next one's
+            rw.flag(original, RULE_ID, "needs-review", "the learning rate is an MLX schedule here: optimizer.learning_rate "
+                    "holds the rate of the last update, torch's param_groups[0]['lr'] after scheduler.step() the next one's; "
+                    "read the schedule at optimizer.step instead")
+            return updated
         rw.count_conversion()
         owner = f"{optimizer}.group_optimizers[0]" if optimizer in self.grouped else optimizer
         return mlx_expr(rw, f"{owner}.learning_rate.item()")
