@@ -310,20 +310,20 @@ class Linear(nn.Linear):
 
 
 def test_other_layer_bases_stay_flagged():
-    """BatchNorm and pooling bases have no torch-exact helper yet: flagged, never a different layer."""
+    """1-d batch norm and pooling bases have no torch-exact helper yet: flagged, never a different layer."""
     source = '''
 import torch.nn as nn
 
-class BatchNormAct2d(nn.BatchNorm2d):
+class BatchNormAct1d(nn.BatchNorm1d):
     pass
 
-class MaxPool2dSame(nn.MaxPool2d):
+class MaxPool1dSame(nn.MaxPool1d):
     pass
 '''
     result = convert_source(source, "bn.py")
     flagged = sorted(d.rule_id for d in warnings(result))
-    assert flagged == ["torch.nn.BatchNormNd.class", "torch.nn.MaxPool2d.class"], [d.format() for d in result.diagnostics]
-    assert "(nn.BatchNorm2d)" in result.code and "(nn.MaxPool2d)" in result.code
+    assert flagged == ["torch.nn.BatchNormNd.class", "torch.nn.MaxPool1d.class"], [d.format() for d in result.diagnostics]
+    assert "(nn.BatchNorm1d)" in result.code and "(nn.MaxPool1d)" in result.code
 
 
 def test_module_dict_update_in_derived_class_is_flagged():
@@ -338,3 +338,71 @@ class Blocks(nn.ModuleDict):
     result = convert_source(source, "blocks.py")
     assert "class Blocks(TorchModuleDict):" in result.code
     assert sorted(d.rule_id for d in warnings(result)) == ["nn-layer-values", "torch.nn.ModuleDict.update"], [d.format() for d in result.diagnostics]
+
+
+# timm layers/norm_act.py BatchNormAct2d (a BatchNorm2d with an activation after it) and pool2d_same.py's
+# MaxPool2dSame / AvgPool2dSame (pooling after torch's own padding), reduced to what runs without their helpers
+NORM_ACT_POOL = '''
+import torch
+import torch.nn as nn
+
+
+class BatchNormAct2d(nn.BatchNorm2d):
+    def __init__(self, num_features, eps=1e-5, momentum=0.1, affine=True, track_running_stats=True, apply_act=True):
+        super().__init__(num_features, eps=eps, momentum=momentum, affine=affine, track_running_stats=track_running_stats)
+        self.act = nn.ReLU() if apply_act else nn.Identity()
+
+    def forward(self, x):
+        x = super().forward(x)
+        return self.act(x)
+
+
+class MaxPool2dSame(nn.MaxPool2d):
+    def __init__(self, kernel_size, stride=None, padding=0):
+        super().__init__(kernel_size, stride, padding)
+
+
+class AvgPool2dSame(nn.AvgPool2d):
+    def __init__(self, kernel_size, stride=None, padding=0):
+        super().__init__(kernel_size, stride, padding)
+
+
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.bn = BatchNormAct2d(4, momentum=None)
+        self.plain = BatchNormAct2d(4, affine=False, track_running_stats=False, apply_act=False)
+        self.maxpool = MaxPool2dSame(3, 2, 1)
+        self.avgpool = AvgPool2dSame((2, 3), padding=(1, 1))
+
+    def forward(self, x):
+        return self.avgpool(self.maxpool(self.plain(self.bn(x))))
+'''
+
+
+@pytest.mark.parametrize("training", [False, True])
+def test_batch_norm_and_pool_bases_match_torch(training):
+    import mlx.core as mx
+    import torch
+
+    result = _convert(NORM_ACT_POOL, "norm_act")
+    for line in ("class BatchNormAct2d(TorchBatchNorm2d):", "class MaxPool2dSame(TorchMaxPool2d):",
+                 "class AvgPool2dSame(TorchAvgPool2d):", "x = super().__call__(x)"):
+        assert line in result.code, line
+    torch_ns, mlx_ns = exec_source(NORM_ACT_POOL, "torch_norm_act"), exec_source(result.code, "mlx_norm_act")
+    torch.manual_seed(0)
+    torch_model = torch_ns["Net"]()
+    randomize_batch_norm(torch_model.bn)
+    mlx_model = mlx_ns["Net"]()
+    report = load_torch_weights(mlx_model, torch_model.state_dict())
+    assert report.ok and "bn.running_var" in report.loaded, report
+    torch_model.train(training)
+    mlx_model.train(training)
+    for step in range(2):  # in training, the running statistics move (a cumulative average: momentum=None)
+        x = np.random.RandomState(step).standard_normal((2, 4, 9, 8)).astype(np.float32)
+        with torch.no_grad():
+            expected = torch_model(torch.from_numpy(x))
+        assert_close(mlx_model(mx.array(x)), expected, channels_last_output=False)
+    np.testing.assert_allclose(np.array(mlx_model.bn.running_var), torch_model.bn.running_var.numpy(), rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(np.array(mlx_model.bn.running_mean), torch_model.bn.running_mean.numpy(), rtol=1e-4, atol=1e-5)
+    assert mlx_model.maxpool.stride == 2 and mlx_model.avgpool.stride == (2, 3) and mlx_model.plain.running_mean is None

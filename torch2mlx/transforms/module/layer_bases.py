@@ -13,6 +13,8 @@ What it does
     classes are not MLX's channels-last layers; nn-layout treats the derived class as any class of the file).
     - `TorchLinear`, `TorchPReLU` (weight broadcast along axis 1 as torch's), `TorchLayerNorm` (any number
       of normalised trailing axes), `TorchGroupNorm` (N, C, ...);
+    - `TorchBatchNorm2d` (running statistics as frozen members, updated in training as PyTorch does),
+      `TorchMaxPool2d`, `TorchAvgPool2d` (what MLX's pooling lacks, ceil_mode and the like, raises when called);
     - `TorchConv2d`: the kernel stays in torch's (O, I/groups, kh, kw) layout (`load_torch_weights` keeps
       it: the class says `torch_weight_layout = True`), `_conv_forward(input, weight, bias)` as torch's;
     - `TorchModuleDict`: the modules are the MLX module's own members, so state_dict keys are torch's
@@ -26,8 +28,8 @@ What it does
     What MLX cannot do raises NotImplementedError when the layer is built (a dtype, a padding_mode other
     than 'zeros', an odd total 'same' padding).
 Left flagged
-    other torch layer classes as bases (BatchNorm, pooling, Conv1d/3d, Sequential with a forward: see
-    layer_values.py), and a helper name already used in the file.
+    other torch layer classes as bases (BatchNorm1d/3d, other pools, Conv1d/3d, Sequential with a forward:
+    see layer_values.py), and a helper name already used in the file.
 """
 from __future__ import annotations
 
@@ -152,6 +154,79 @@ class TorchConv2d(nn.Module):
         return self._conv_forward(input, self.weight, self.bias)
 '''
 
+_BATCH_NORM2D = '''
+class TorchBatchNorm2d(nn.Module):
+    """PyTorch's nn.BatchNorm2d for classes deriving from it: num_features, eps, momentum, affine,
+    track_running_stats, weight and bias (or None), running_mean and running_var (frozen members, loaded from
+    PyTorch's state_dict; None without track_running_stats), num_batches_tracked (a count, not loaded);
+    normalises the channels of (N, C, H, W) arrays as PyTorch (batch statistics in training, updating the
+    running ones with momentum, or a cumulative average for momentum=None)."""
+
+    def __init__(self, num_features, eps=1e-05, momentum=0.1, affine=True, track_running_stats=True,
+                 device=None, dtype=None):
+        if dtype is not None:
+            raise NotImplementedError("BatchNorm2d: MLX layers take no dtype")
+        super().__init__()
+        self.num_features, self.eps, self.momentum = num_features, eps, momentum
+        self.affine, self.track_running_stats = affine, track_running_stats
+        self.weight = mx.ones((num_features,)) if affine else None
+        self.bias = mx.zeros((num_features,)) if affine else None
+        self.running_mean = mx.zeros((num_features,)) if track_running_stats else None
+        self.running_var = mx.ones((num_features,)) if track_running_stats else None
+        if track_running_stats:
+            self.freeze(keys=["running_mean", "running_var"], recurse=False)
+        self.num_batches_tracked = 0
+
+    def __call__(self, input):
+        if input.ndim != 4:
+            raise ValueError(f"expected 4D input (got {input.ndim}D input)")
+        if self.training or not self.track_running_stats:
+            mean, var = input.mean(axis=(0, 2, 3)), input.var(axis=(0, 2, 3))
+            if self.training and self.track_running_stats:
+                self.num_batches_tracked += 1
+                factor = 1.0 / self.num_batches_tracked if self.momentum is None else self.momentum
+                count = input.size // input.shape[1]
+                self.running_mean = (1 - factor) * self.running_mean + factor * mean
+                self.running_var = (1 - factor) * self.running_var + factor * var * count / max(count - 1, 1)
+        else:
+            mean, var = self.running_mean, self.running_var
+        shape = (1, -1, 1, 1)
+        out = (input - mean.reshape(shape)) * mx.rsqrt(var.reshape(shape) + self.eps)
+        if self.weight is not None:
+            out = out * self.weight.reshape(shape) + self.bias.reshape(shape)
+        return out
+'''
+
+_POOL2D = '''
+class Torch{kind}Pool2d(nn.Module):
+    """PyTorch's nn.{kind}Pool2d for classes deriving from it: its arguments as PyTorch keeps them (stride None
+    becomes kernel_size); pools (N, C, H, W) or (C, H, W) arrays. {why}"""
+
+    def __init__(self, kernel_size, stride=None, padding=0, {params}):
+        super().__init__()
+        self.kernel_size, self.stride, self.padding = kernel_size, stride if stride is not None else kernel_size, padding
+        {store}
+
+    def __call__(self, input):
+        if {unsupported}:
+            raise NotImplementedError("{kind}Pool2d: {unsupported_why}")
+        unbatched = input.ndim == 3
+        x = mx.moveaxis(input[None] if unbatched else input, 1, -1)
+        y = mx.moveaxis(nn.{kind}Pool2d(self.kernel_size, self.stride, self.padding)(x), -1, 1)
+        return y[0] if unbatched else y
+'''
+_MAX_POOL2D = _POOL2D.format(
+    kind="Max", why="Padding counts as -inf, as in PyTorch.", params="dilation=1, return_indices=False, ceil_mode=False",
+    store="self.dilation, self.return_indices, self.ceil_mode = dilation, return_indices, ceil_mode",
+    unsupported="self.dilation not in (1, (1, 1), [1, 1]) or self.return_indices or self.ceil_mode",
+    unsupported_why="MLX's pooling has no dilation, return_indices or ceil_mode")
+_AVG_POOL2D = _POOL2D.format(
+    kind="Avg", why="Padding counts in the mean, as in PyTorch by default.",
+    params="ceil_mode=False, count_include_pad=True, divisor_override=None",
+    store="self.ceil_mode, self.count_include_pad, self.divisor_override = ceil_mode, count_include_pad, divisor_override",
+    unsupported="self.ceil_mode or not self.count_include_pad or self.divisor_override is not None",
+    unsupported_why="MLX's pooling has no ceil_mode, count_include_pad=False or divisor_override")
+
 _MODULE_DICT = '''
 class TorchModuleDict(nn.Module):
     """PyTorch's nn.ModuleDict for classes deriving from it: the modules are this MLX module's members (their
@@ -179,7 +254,9 @@ class TorchModuleDict(nn.Module):
 # torch class -> the helper a class deriving from it derives from; helper code; the helpers each calls
 # (conv_padding: layer_values.py)
 BASES = {"Linear": "TorchLinear", "PReLU": "TorchPReLU", "LayerNorm": "TorchLayerNorm", "GroupNorm": "TorchGroupNorm",
-         "Conv2d": "TorchConv2d", "ModuleDict": "TorchModuleDict"}
+         "Conv2d": "TorchConv2d", "BatchNorm2d": "TorchBatchNorm2d", "MaxPool2d": "TorchMaxPool2d",
+         "AvgPool2d": "TorchAvgPool2d", "ModuleDict": "TorchModuleDict"}
 BASE_CODE = {"TorchLinear": _LINEAR, "TorchPReLU": _PRELU, "TorchLayerNorm": _LAYER_NORM,
-             "TorchGroupNorm": _GROUP_NORM, "TorchConv2d": _CONV2D, "TorchModuleDict": _MODULE_DICT}
+             "TorchGroupNorm": _GROUP_NORM, "TorchConv2d": _CONV2D, "TorchBatchNorm2d": _BATCH_NORM2D,
+             "TorchMaxPool2d": _MAX_POOL2D, "TorchAvgPool2d": _AVG_POOL2D, "TorchModuleDict": _MODULE_DICT}
 BASE_DEPENDS = {"TorchConv2d": ("conv_padding",)}
