@@ -30,8 +30,9 @@ from __future__ import annotations
 import re
 
 import libcst as cst
+import libcst.matchers as m
 
-from torch2mlx.binding import Flag, code_of
+from torch2mlx.binding import Flag
 from torch2mlx.handlers import register
 from torch2mlx.template import sentinel
 
@@ -282,7 +283,7 @@ def _local(name: str, call: cst.Call, rewriter, positional_limit: int):
             continue
         if key == "dtype":
             raise Flag(f"the local {name} has no dtype argument; call .set_dtype() on the module")
-        if key in _UNSUPPORTED and code_of(arg.value) != _UNSUPPORTED[key]:
+        if key in _UNSUPPORTED and not m.matches(arg.value, m.Name(_UNSUPPORTED[key])):
             raise Flag(f"{key}= is not implemented by the local {name}", "no-equivalent")
         if key in _UNSUPPORTED:
             continue

@@ -23,8 +23,9 @@ from __future__ import annotations
 import re
 
 import libcst as cst
+import libcst.matchers as m
 
-from torch2mlx.binding import Flag, code_of
+from torch2mlx.binding import Flag
 from torch2mlx.handlers import register
 from torch2mlx.template import sentinel
 
@@ -185,7 +186,7 @@ def _local_rnn(mode: str, original: cst.Call, call: cst.Call, rewriter, kind: st
             continue
         if key == "dtype":
             raise Flag(f"the local {class_name} has no dtype argument; call .set_dtype() on the module")
-        if key == "proj_size" and code_of(arg.value) != "0":
+        if key == "proj_size" and not m.matches(arg.value, m.Integer("0")):
             raise Flag("LSTM projections (proj_size) are not implemented by the local recurrent layer", "no-equivalent")
         if key == "nonlinearity" and mode != "RNN":
             raise Flag(f"unknown argument 'nonlinearity' for nn.{mode}")
@@ -196,7 +197,7 @@ def _local_rnn(mode: str, original: cst.Call, call: cst.Call, rewriter, kind: st
         raise Flag(f"nn.RNN{'Cell' if kind == 'cell' else ''}'s argument after the first {rnn_positionals} "
                    "positional ones is nonlinearity: pass it and the later ones by keyword")
     if not rewriter.has_helper(class_name):
-        if re.search(rf"\b{class_name}\b", code_of(original)) or class_name in rewriter.scopes[0].other:
+        if m.findall(original, m.Name(class_name)) or class_name in rewriter.scopes[0].other:
             raise Flag(f"the name {class_name} is already used in this file", "no-equivalent")
         rewriter.add_helper(class_name, lambda: _prelude(code))
     mode_arg = cst.Arg(cst.SimpleString(f'"{mode}"'))
