@@ -406,3 +406,31 @@ def test_batch_norm_and_pool_bases_match_torch(training):
     np.testing.assert_allclose(np.array(mlx_model.bn.running_var), torch_model.bn.running_var.numpy(), rtol=1e-4, atol=1e-5)
     np.testing.assert_allclose(np.array(mlx_model.bn.running_mean), torch_model.bn.running_mean.numpy(), rtol=1e-4, atol=1e-5)
     assert mlx_model.maxpool.stride == 2 and mlx_model.avgpool.stride == (2, 3) and mlx_model.plain.running_mean is None
+
+
+# nn-module weight tying (issue 11 cleanup): whether the file names the Linear elsewhere is read from its
+# identifiers and string literals, not its text: a comment does not count, a string does
+TIE = '''
+import torch
+import torch.nn as nn
+
+
+class LM(nn.Module):
+    _tied_weights_keys = {keys}
+
+    def __init__(self, vocab, dim):
+        super().__init__()
+        self.emb = nn.Embedding(vocab, dim)
+        self.head = nn.Linear(dim, vocab, bias=False)  # head shares the embedding's weight
+        self.emb.weight = self.head.weight
+
+    def forward(self, idx):
+        return self.head(self.emb(idx))
+'''
+
+
+@pytest.mark.parametrize("keys, tied", [("[]", True), ('["head.weight"]', False), ('[f"{0}.head.weight"]', False)])
+def test_tie_counts_names_in_strings_not_comments(keys, tied):
+    result = convert_source(TIE.format(keys=keys), "tie.py")
+    flagged = any(d.rule_id == "nn-module-weight-tying" for d in warnings(result))
+    assert ("self.emb.as_linear(" in result.code) is tied and flagged is not tied, result.code
