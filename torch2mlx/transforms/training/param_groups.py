@@ -76,8 +76,7 @@ class ParamGroupsLR(Transform):
                 targets += [t.target for t in getattr(small, "targets", ())] + ([small.target] if isinstance(small, (cst.AugAssign, cst.AnnAssign)) else [])
         if optimizer not in self.optimizers or any(original.deep_equals(t) for t in targets):
             return updated
-        sched = rw.transform("lr-schedule")
-        if sched is not None and any(not isinstance(plan.build, str) and plan.optimizer == optimizer for plan in sched.plans.values()):
+        if self._scheduled(rw, optimizer):
             # a per-step scheduler became the optimizer's schedule: MLX's learning_rate is then the rate of the last
             # update, torch's lr after scheduler.step() the next one's
             rw.flag(original, RULE_ID, "needs-review", "the learning rate is an MLX schedule here: optimizer.learning_rate "
@@ -87,6 +86,12 @@ class ParamGroupsLR(Transform):
         rw.count_conversion()
         owner = f"{optimizer}.group_optimizers[0]" if optimizer in self.grouped else optimizer
         return mlx_expr(rw, f"{owner}.learning_rate.item()")
+
+    @staticmethod
+    def _scheduled(rw, optimizer: str) -> bool:
+        """Did the lr-schedule transform pass a per-step scheduler of `optimizer` to it as its learning_rate?"""
+        sched = rw.transform("lr-schedule")
+        return sched is not None and any(not isinstance(plan.build, str) and plan.optimizer == optimizer for plan in sched.plans.values())
 
     def _flag(self, rw, original, updated, why: str):
         message = (f"{why}: MLX optimizers have no param_groups; set optimizer.learning_rate (for parameter groups, "
@@ -103,6 +108,9 @@ class ParamGroupsLR(Transform):
         group = original.target.value
         if optimizer not in self.optimizers:
             return updated
+        if self._scheduled(rw, optimizer):
+            return self._flag(rw, original, updated, "a scheduler of this optimizer became its MLX schedule, which would "
+                              "overwrite a rate set by hand at every update")
         result = self._translate(rw, original, updated, optimizer, group)
         if result is None:
             return self._flag(rw, original, updated, "a loop over param_groups that does more than set every group's lr to one value")
