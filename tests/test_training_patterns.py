@@ -410,3 +410,47 @@ def test_learning_rate_read_from_param_groups_under_a_per_step_schedule_is_flagg
     result = convert_source(source)
     assert "learning_rate=optim.step_decay(" in result.code, result.code
     assert any(d.rule_id == "param-groups-lr" and "schedule" in d.message for d in result.diagnostics), result.code
+
+
+ALIAS = '''import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(6, 3)
+
+    def forward(self, x):
+        return self.fc(x)
+
+
+def fit(net, opt, batches):
+    losses = []
+    for x, y in batches:
+        opt.zero_grad()
+        loss = F.cross_entropy(net(x), y)
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    return losses
+
+
+def train(model, batches):
+    optimizer_ft = torch.optim.SGD(model.parameters(), lr=0.5)
+    return fit(model, optimizer_ft, batches)
+'''
+
+
+def test_optimizer_and_model_passed_under_other_names():
+    """`fit(model, optimizer_ft, ...)` into `def fit(net, opt, ...)`: opt updates net."""
+    t, m, result = run_both(ALIAS)
+    assert "loss, grads = nn.value_and_grad(net, loss_fn)()\n        opt.update(net, grads)" in result.code, result.code
+    assert_same_losses(t, m)
+
+
+def test_optimizer_passed_for_another_model_at_some_call_stays_flagged():
+    source = ALIAS + "\n\ndef other(model, batches):\n    head = Net()\n    o = torch.optim.SGD(head.parameters(), lr=0.1)\n    return fit(model, o, batches)\n"
+    result = convert_source(source)
+    assert "opt.step()" in result.code and any(d.rule_id == "train-step" for d in result.diagnostics), result.code

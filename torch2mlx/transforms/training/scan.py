@@ -255,8 +255,8 @@ def model_for(optimizer: str, found: dict, tree: ast.Module, function: Optional[
         params = params[1:]
     for site in sites:
         for root in passed_in:
-            if root == optimizer.split(".")[0] and isinstance(found.get(root), PassedOptimizer):
-                continue  # an optimizer passed under another name, each call checked by _passed_as_parameters
+            if isinstance(found.get(optimizer.split(".")[0]), PassedOptimizer):
+                continue  # an optimizer passed under another name: each call's optimizer and model checked by _passed_as_parameters
             if _passed(site, params, root) != root:
                 return None, f"a call of `{function.name}` passes something other than `{root}` for `{root}`"
     return model, None
