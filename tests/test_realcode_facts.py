@@ -45,7 +45,26 @@ def heads(features: torch.Tensor, num_queries: int, ids: torch.Tensor, hidden_di
 out = heads(torch.arange(24.0).reshape(2, 3, 4), 5, torch.arange(6), 3)
 '''
 
-CASES = {"position_ids_buffer": POSITION_IDS_BUFFER, "expand_receivers": EXPAND_RECEIVERS}
+# Swin/ConvNeXt stochastic depth rates and a fused qkv projection: split sizes whose kind the source hides;
+# a chunk of a computed value (MoE experts)
+SPLIT_SIZES = '''
+class Attention(nn.Module):
+    def __init__(self, qkv_dim, depths):
+        super().__init__()
+        self.qkv_dim = qkv_dim
+        self.rates = [x.tolist() for x in torch.linspace(0, 0.5, sum(depths)).split(depths)]
+
+    def forward(self, qkv):
+        q, k, v = qkv.split([self.qkv_dim] * 3, dim=-1)
+        halves = (q * 2).split(self.qkv_dim // 2, -1)
+        gate, up = (q @ k.T).chunk(2, dim=-1)  # MoE experts' fused gate/up projection
+        return q + k * v + halves[0].sum() + sum(sum(r) for r in self.rates) + (gate * up).sum()
+
+
+out = Attention(4, [2, 3, 1])(torch.arange(24.0).reshape(2, 12))
+'''
+
+CASES = {"position_ids_buffer": POSITION_IDS_BUFFER, "expand_receivers": EXPAND_RECEIVERS, "split_sizes": SPLIT_SIZES}
 
 
 def _values(value):
@@ -72,6 +91,21 @@ NEGATIVE = {
 def f(x: torch.Tensor):
     missing = x is None
     return missing.sum()
+'''),
+    "split_helper_name_taken": ("torch.split", '''
+split_by_sizes = None
+
+
+def f(x: torch.Tensor, sizes):
+    return torch.split(x, sizes)
+'''),
+    "chunk_helper_name_taken": ("torch.chunk", '''
+def chunk_by_count():
+    return None
+
+
+def f(x: torch.Tensor):
+    return (x + 1).chunk(2)
 '''),
     # the local helper's name is the user's
     "expand_helper_name_taken": ("torch.Tensor.expand", '''
