@@ -46,10 +46,7 @@ def _noted_lines(result) -> set:
 
 # ----- silent-wrong cases: a value the analysis gave up on is never taken for torch's layout ---------------------
 
-def test_no_transpose_into_a_conv_after_an_unfollowed_pooling_path():
-    # a helper the analysis does not follow: its line is flagged; its result is NHWC in MLX all the same, so no
-    # transpose to NHWC before conv2 (one was inserted, as for torch-layout data)
-    source = HEADER + """def pool(t):
+POOL_HELPER = """def pool(t):
     return F.avg_pool2d(t, 2)
 
 
@@ -64,11 +61,24 @@ class Bottleneck(nn.Module):
         y = pool(y)
         return self.conv2(y)
 """
+
+
+def test_no_transpose_into_a_conv_after_an_unfollowed_pooling_path():
+    # an imported helper the analysis does not follow: its line is flagged; its result may be NHWC in MLX, so no
+    # transpose to NHWC before conv2 (one was inserted, as for torch-layout data), and conv2's line is kept as written
+    source = HEADER + "from helpers import pool\n\n\n" + POOL_HELPER[POOL_HELPER.index("class Bottleneck"):]
     result = convert_source(source, "model.py")
     assert "transpose(y" not in result.code, result.code
     # one cause, one warning: the line reading the unknown value is kept as written, with a note and a comment
-    assert _flagged_lines(result) == {13} and _noted_lines(result) == {14}
+    assert _flagged_lines(result) == {12} and _noted_lines(result) == {13}
     assert "# MLX layout: kept as written: `y` has an unknown layout here" in result.code
+
+
+def test_a_function_of_the_file_gets_torch_layout_data():
+    # the same helper defined in the file computes in torch's layout: the feature map is transposed into it and its
+    # torch-layout result into the next convolution
+    result = _matches_torch(POOL_HELPER, lambda ns: ns["Bottleneck"](3), (2, 3, 6, 6))
+    assert "pool(mx.transpose(y, (0, 3, 1, 2)))" in result.code
 
 
 def test_sizes_and_cat_after_a_computed_pad_are_flagged():
@@ -578,3 +588,38 @@ def test_conv_block_defaulting_to_a_channels_last_class_of_the_file():
     result = convert_source(HEADER + GOOGLENET_BLOCKS, "model.py")
     # the branches are followed (conv_block builds BasicConv2d, channels-last); the list of outputs is not
     assert 24 not in _flagged_lines(result) and 25 not in _flagged_lines(result), result.code
+
+
+SHUFFLE = """def channel_shuffle(x: torch.Tensor, groups: int) -> torch.Tensor:
+    batchsize, num_channels, height, width = x.size()
+    channels_per_group = num_channels // groups
+    x = x.view(batchsize, groups, channels_per_group, height, width)
+    x = torch.transpose(x, 1, 2).contiguous()
+    x = x.view(batchsize, num_channels, height, width)
+    return x
+
+
+class InvertedResidual(nn.Module):
+    def __init__(self, c, stride=1):
+        super().__init__()
+        self.stride = stride
+        self.branch1 = nn.Sequential(nn.Conv2d(c, c, 3, stride, 1, groups=c), nn.BatchNorm2d(c))
+        self.branch2 = nn.Sequential(nn.Conv2d(c if stride > 1 else c // 2, c if stride > 1 else c // 2, 1, stride), nn.ReLU(inplace=True))
+
+    def forward(self, x):
+        if self.stride == 1:
+            x1, x2 = x.chunk(2, dim=1)
+            out = torch.cat((x1, self.branch2(x2)), dim=1)
+        else:
+            out = torch.cat((self.branch1(x), self.branch2(x)), dim=1)
+        out = channel_shuffle(out, 2)
+        return out
+"""
+
+
+@pytest.mark.parametrize("stride", [1, 2])
+def test_shufflenet_channel_shuffle_function_gets_torch_layout(stride):
+    # a function of this file applied to a feature map computes in torch's layout: the map is transposed into it
+    result = _matches_torch(SHUFFLE, lambda ns: ns["InvertedResidual"](4, stride), (2, 4, 6, 6),
+                            channels_last_output=False)
+    assert "channel_shuffle(mx.transpose(out, (0, 3, 1, 2)), 2)" in result.code

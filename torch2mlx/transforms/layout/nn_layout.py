@@ -120,6 +120,7 @@ class NnLayoutTransform(LayoutOps, LayoutFlow, Transform):
         self.rebuild: dict = {}       # id(original call) -> MLX template over its receiver {x} (x.flatten(2), ...)
         self.reindex: dict = {}       # id(original subscript) -> layout whose axes its index is spread over
         self.to_channels_last: dict = {}  # id(original call of a layer) -> permutation for its plain argument
+        self.arg_transposes: dict = {}  # id(original call of a plain function) -> [(argument index, permutation)]
         self.frames: list = []        # open if / loop statements of the forward (flow.py)
         self.mixed_reported: set = set()  # "?" names flagged once in this function (later reads: info notes)
         self.cascaded = False         # the current statement reads a value of unknown layout (its name): kept as written
@@ -854,10 +855,10 @@ class NnLayoutTransform(LayoutOps, LayoutFlow, Transform):
     def _forget_rewrites(self, e) -> None:
         """A flagged expression keeps torch's meaning: drop the layout rewrites planned inside it (a permute
         made an identity, remapped axes), which are right only if the whole expression is followed."""
-        if not (self.rebuild or self.replace or self.reindex or self.to_channels_last or self.unwrap):
+        if not (self.rebuild or self.replace or self.reindex or self.to_channels_last or self.unwrap or self.arg_transposes):
             return
         inside = {id(n) for n in _walk_nodes(e)}
-        for planned in (self.rebuild, self.replace, self.reindex, self.to_channels_last):
+        for planned in (self.rebuild, self.replace, self.reindex, self.to_channels_last, self.arg_transposes):
             for key in inside.intersection(planned):
                 del planned[key]
         self.unwrap -= inside
@@ -899,7 +900,30 @@ class NnLayoutTransform(LayoutOps, LayoutFlow, Transform):
             return found if found is not None else self._doubt(rw, e)
         if isinstance(func, cst.Attribute):
             return self._method_call(rw, e, func, args)
+        if isinstance(func, cst.Name) and qual is None and self._plain_function(func.value):
+            return self._torch_layout_call(rw, e)
         return self._doubt(rw, e)
+
+    def _plain_function(self, name: str) -> bool:
+        """A module-level function of this file (bound once, not shadowed here): it computes in torch's layout
+        (nn-script-layers transposes around the channels-last layers it calls)."""
+        return (name in self.functions and len(self.module_names.get(name, [])) == 1 and name not in self.state
+                and name not in self.loop_modules)
+
+    def _torch_layout_call(self, rw, e: cst.Call) -> str:
+        """`channel_shuffle(x, 2)` of a channels-last `x`: the function gets torch's layout (a transpose of each
+        channels-last argument) and gives a value in torch's layout."""
+        moves = []
+        for i, arg in enumerate(e.args):
+            layout = self._layout(rw, arg.value)
+            if layout in ("?", UNKNOWN) or (layout != "plain" and (arg.star or layout not in RANK)):
+                return self._doubt(rw, e, f"`{cst.Module([]).code_for_node(e.func)}`: ")
+            if layout != "plain":
+                moves.append((i, TO_TORCH["cl2" if layout == "g" else layout]))
+        if moves:
+            self.arg_transposes[id(e)] = moves
+            rw.need_import("mx")
+        return "plain"
 
     def _to_channels_first(self, e: cst.Call, args: list) -> Optional[str]:
         """`y.permute(0, 3, 1, 2)` of a plain NHWC value: torch's NCHW result is `y` itself as a channels-last value."""
@@ -1134,19 +1158,19 @@ class NnLayoutTransform(LayoutOps, LayoutFlow, Transform):
         returns, or None when anything in it is flagged (or it returns several)."""
         saved = (self.state, self.layers, self.notes, self.replace, self.unwrap, self.rebuild, self.reindex,
                  self.to_channels_last, self.frames, self.loop_modules, self.scalars, self.doubted, self.cls_node,
-                 self.join_fix, self.ranks, self.mixed_reported)
+                 self.join_fix, self.ranks, self.mixed_reported, self.arg_transposes)
         dry = _DryRun(rw)
         self.state, self.layers, self.notes, self.replace, self.unwrap = dict(state), layers, [[list(state), set(), 0]], {}, set()
         self.rebuild, self.reindex, self.to_channels_last, self.frames, self.loop_modules = {}, {}, {}, [], {}
         self.scalars, self.doubted, self.cls_node, self.join_fix, self.ranks = set(), set(), cls, {}, {}
-        self.mixed_reported = set()
+        self.mixed_reported, self.arg_transposes = set(), {}
         try:
             function.body.visit(_Statements(self, dry))
             outputs = self.notes[-1][1]
         finally:
             (self.state, self.layers, self.notes, self.replace, self.unwrap, self.rebuild, self.reindex,
              self.to_channels_last, self.frames, self.loop_modules, self.scalars, self.doubted, self.cls_node,
-             self.join_fix, self.ranks, self.mixed_reported) = saved
+             self.join_fix, self.ranks, self.mixed_reported, self.arg_transposes) = saved
         if dry.flagged or len(outputs) != 1:
             return None
         return next(iter(outputs))
@@ -1216,6 +1240,11 @@ class NnLayoutTransform(LayoutOps, LayoutFlow, Transform):
     def leave_Call(self, rw, original: cst.Call, updated):
         if id(original) in self.rebuild:
             return self._rebuilt(rw, original, updated)
+        if id(original) in self.arg_transposes and isinstance(updated, cst.Call) and len(updated.args) == len(original.args):
+            args = list(updated.args)
+            for i, perm in self.arg_transposes.pop(id(original)):
+                args[i] = args[i].with_changes(value=_transpose(args[i].value, perm))
+            return updated.with_changes(args=args)
         if id(original) in self.to_channels_last and isinstance(updated, cst.Call) and updated.args:
             rw.need_import("mx")
             first = updated.args[0]
