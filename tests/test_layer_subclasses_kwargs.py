@@ -434,3 +434,40 @@ def test_tie_counts_names_in_strings_not_comments(keys, tied):
     result = convert_source(TIE.format(keys=keys), "tie.py")
     flagged = any(d.rule_id == "nn-module-weight-tying" for d in warnings(result))
     assert ("self.emb.as_linear(" in result.code) is tied and flagged is not tied, result.code
+
+
+# timm passes `device=device, dtype=dtype` (None unless asked) to every layer it builds (layers/classifier.py)
+DTYPE_VARIABLE = '''
+import torch
+import torch.nn as nn
+
+
+class Head(nn.Module):
+    def __init__(self, dim, n, device=None, dtype=None):
+        super().__init__()
+        self.fc = nn.Linear(dim, n, device=device, dtype=dtype)
+        self.norm = nn.LayerNorm(n, eps=1e-6, dtype=dtype)
+
+    def forward(self, x):
+        return self.norm(self.fc(x))
+'''
+
+
+def test_layer_with_a_dtype_variable_matches_torch_and_raises_for_a_dtype():
+    import mlx.core as mx
+    import torch
+
+    result = _convert(DTYPE_VARIABLE, "dtype_var")
+    assert "self.fc = Linear(dim, n, device=device, dtype=dtype)" in result.code
+    torch_ns, mlx_ns = exec_source(DTYPE_VARIABLE, "torch_dtype_var"), exec_source(result.code, "mlx_dtype_var")
+    torch.manual_seed(0)
+    torch_model, mlx_model = torch_ns["Head"](5, 3), mlx_ns["Head"](5, 3)
+    assert load_torch_weights(mlx_model, torch_model.state_dict()).ok
+    x = np.random.RandomState(0).standard_normal((4, 5)).astype(np.float32)
+    with torch.no_grad():
+        expected = torch_model(torch.from_numpy(x))
+    assert_close(mlx_model(mx.array(x)), expected, channels_last_output=False)
+    with pytest.raises(NotImplementedError):
+        mlx_ns["Head"](5, 3, dtype=mx.float16)
+    literal = convert_source(DTYPE_VARIABLE.replace("dtype=dtype)", "dtype=torch.float16)"), "literal.py")
+    assert {d.rule_id for d in warnings(literal)} == {"torch.nn.Linear", "torch.nn.LayerNorm"}

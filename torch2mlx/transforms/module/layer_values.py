@@ -30,7 +30,9 @@ Constructions with *args / **kwargs
     batch/group norms and pooling (`Conv2dNHWC`, `GroupNormNHWC`, ...: torch's constructor, MLX's
     `__call__`), since nn-layout reads the call's torch class and takes it for that layer. Not BatchNorm1d
     (MLX normalises the last axis, torch axis 1 of an (N, C, L) input), classes without a helper, a call
-    also flagged for another reason, a helper name taken in the file.
+    also flagged for another reason, a helper name taken in the file. A call whose only flag is a `dtype=`
+    given by a variable (timm's `dtype=dtype`, None unless the caller asks) builds the helper too: it raises
+    NotImplementedError for any dtype but None, as for the other arguments MLX cannot honour.
 Assumption (reported as `info`)
     The activation helpers accept `inplace=True` and compute a new array: exact unless another
     reference reads the layer's input after the call (torch would see it changed). Where the value
@@ -66,8 +68,9 @@ from typing import Optional
 import libcst as cst
 import libcst.matchers as m
 
-from torch2mlx.binding import Flag
+from torch2mlx.binding import Flag, code_of
 from torch2mlx.handlers.local_helpers import add_helpers
+from torch2mlx.handlers.nn_local_layers import LOCAL_LAYERS
 from torch2mlx.transforms import Transform
 from torch2mlx.transforms.codegen import mlx_expr
 from torch2mlx.transforms.init.classes import class_arguments
@@ -275,6 +278,9 @@ def _helpers() -> tuple:
         helper = f"{name}NCHW" if name == "GroupNorm" else name
         values[name] = (helper, name in ("LeakyReLU", "ELU", "Dropout"))
         code[helper] = text.format(doc=_SPATIAL_DOC) if name == "GroupNorm" else text
+    # MLX has no Hardsigmoid: the local class `nn.Hardsigmoid()` calls get (same name, same code, either adds it)
+    values["Hardsigmoid"] = ("Hardsigmoid", True)
+    code["Hardsigmoid"] = LOCAL_LAYERS["Hardsigmoid"]
     for d in (1, 2, 3):
         for kind, template in (("Conv", _CONV), ("BatchNorm", _BATCH_NORM), ("MaxPool", _MAX_POOL), ("AvgPool", _AVG_POOL)):
             helper = f"{kind}{d}dNCHW"
@@ -440,8 +446,11 @@ class LayerValues(Transform):
     # ----- constructions with *args / **kwargs ----------------------------------------------
     def leave_Call(self, rw, original, updated):
         """`nn.Conv2d(cin, cout, bias=False, **kwargs)`: the table cannot bind the arguments; a helper with
-        torch's constructor takes them all, as torch's class would (what MLX cannot honour raises there)."""
-        if not any(a.star for a in original.args) or not isinstance(updated, cst.Call):
+        torch's constructor takes them all, as torch's class would (what MLX cannot honour raises there).
+        Likewise `dtype=dtype` (timm passes its `dtype=None` argument on): the helper raises unless it is None."""
+        dtype = next((a.value for a in original.args if a.keyword is not None and a.keyword.value == "dtype"), None)
+        variable_dtype = dtype is not None and not (rw.qualified_name(dtype) or "").startswith("torch.")
+        if not (any(a.star for a in original.args) or variable_dtype) or not isinstance(updated, cst.Call):
             return updated
         qual = rw.qualified_name(original.func)
         name = _torch_class(qual)
@@ -449,14 +458,15 @@ class LayerValues(Transform):
         if rule is None:
             return updated
         found = [f for f in rw.flags() if f.node is original and f.rule_id == rule.id]
-        if not found or any(not f.message.startswith(_UNBOUND) for f in found):
+        accepted = (_UNBOUND,) + ((f"argument dtype={code_of(dtype)}:",) if variable_dtype else ())
+        if not found or any(not f.message.startswith(accepted) for f in found):
             return updated  # translated, or flagged for something else as well
         helper = STARRED[name]
         try:
             add_helpers(rw, [*DEPENDS.get(helper, ()), helper], HELPER_CODE)
         except Flag as flag:
             rw.drop_flags(original, rule_id=rule.id)
-            rw.flag(original, rule.id, "no-equivalent", f"{qual}(...) with {_starred(original)}: {flag.reason}")
+            rw.flag(original, rule.id, "no-equivalent", f"{qual}(...) with {_starred(original) or 'dtype=' + code_of(dtype)}: {flag.reason}")
             return updated
         rw.drop_flags(original, rule_id=rule.id)
         if VALUES[name][1]:
