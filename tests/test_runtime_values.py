@@ -584,3 +584,28 @@ def test_a_torch_import_choice_used_in_its_file_is_left_to_the_usual_flags():
             return load_state_dict_from_url(url)
     """)
     assert "def load_state_dict_from_url" not in result.code
+
+
+def test_register_fake_decorator_goes_at_module_level_only():
+    source, result, warnings = convert("""
+        import torch
+        import torch.library
+
+
+        @torch.library.register_fake("torchvision::nms")
+        def meta_nms(dets, scores, iou_threshold):
+            torch._check(dets.dim() == 2, lambda: "boxes should be a 2d tensor")
+            return dets
+
+
+        def outer():
+            @torch.library.register_fake("torchvision::qnms")
+            def inner(x):
+                return x
+            return inner
+    """)
+    assert '@torch.library.register_fake("torchvision::nms")' not in result.code
+    assert "def meta_nms(dets, scores, iou_threshold):" in result.code
+    assert '@torch.library.register_fake("torchvision::qnms")' in result.code
+    assert {d.rule_id for d in warnings} == {"torch.library.register_fake", "torch._check"}
+    assert any(d.rule_id == "torch.library.register_fake" and d.severity.value == "info" for d in result.diagnostics)

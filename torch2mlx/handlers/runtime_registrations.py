@@ -119,6 +119,26 @@ def torch_registration(rule, original, call, receiver, rw):
     return cst.Tuple([cst.Element(v) for v in kept]), frozenset()
 
 
+@register("fake_registration")
+def fake_registration(rule, original, call, receiver, rw):
+    """`torch.library.register_fake(op, func)` -> `func`, which torch returns after registering it as the operator's
+    fake (meta) kernel with its dispatcher. Without func it makes a decorator: flagged here; the runtime-values
+    transform removes it where it decorates a module-level function."""
+    bound = bind(call.args, rule.signature, receiver)
+    func = bound.get("func")
+    if func is None:
+        raise Flag("register_fake(op) makes a registering decorator: removed where it decorates a module-level "
+                   "function; translate other uses by hand", "no-equivalent")
+    if any(not _pure(arg.value) for arg in call.args if arg.value is not func):
+        raise Flag("an argument other than the function is a call (its effects would have to stay): translate by hand",
+                   "no-equivalent")
+    rw.flag(original, rule.id, "needs-review",
+            f"{rule.id} removed: it registers with torch's dispatcher, which an MLX program does not have "
+            "(calls of the torch.ops operators it serves stay flagged)", "info")
+    rw.mark_identity(func)
+    return func, frozenset()
+
+
 @register("runtime_helper")
 def runtime_helper(rule, original, call, receiver, rw):
     """The rule's template; the helper classes of HELPERS it calls are written into the file once."""

@@ -35,6 +35,8 @@ from torch2mlx.transforms import Transform
 RULE_ID = "runtime-values"
 FX_WRAP = ("torch.fx.wrap", "torch.fx._symbolic_trace.wrap")
 ASSERT = ("torch._assert",)
+# decorator factories that register the function with torch's dispatcher and return it unchanged
+FAKE_REGISTRATIONS = ("torch.library.register_fake", "torch.library.impl_abstract", "torch._custom_ops.impl_abstract")
 FINAL = ("torch.jit.Final", "torch._jit_internal.Final")
 _DATASETS = ("DatasetBase", "ConcatDatasetBase", "IterableDatasetBase", "ChainDatasetBase")  # they name each other
 DATA_BASES = {  # torch class -> (local helper, the helpers it needs, in order)
@@ -255,7 +257,7 @@ class RuntimeValues(Transform):
         self.annotations = 0     # depth of annotations being visited
 
     def applies_to(self, text: str) -> bool:
-        return ("wrap" in text or "_assert" in text or "hasattr" in text or "getattr" in text or "ImportError" in text or "Final" in text or "Dataset" in text or "Sampler" in text
+        return ("wrap" in text or "_assert" in text or "register_fake" in text or "impl_abstract" in text or "hasattr" in text or "getattr" in text or "ImportError" in text or "Final" in text or "Dataset" in text or "Sampler" in text
                 or "functional" in text or " F." in text or "(F." in text or "=F." in text)
 
     # ----- where a value sits ------------------------------------------------------------------
@@ -374,6 +376,22 @@ class RuntimeValues(Transform):
         rw.count_conversion()
         return cst.Name("True" if isinstance(target.operator, cst.In) else "False")
 
+    @staticmethod
+    def _fake_registration(rw, call: cst.Call, updated):
+        """`@torch.library.register_fake("ns::op")` on a module-level function: removed (it registers the function as
+        the operator's fake kernel with torch's dispatcher and returns it unchanged)."""
+        from torch2mlx.handlers.runtime_registrations import _pure
+
+        if (len(rw.scopes) != 2 or len(call.args) != 1 or call.args[0].keyword is not None or call.args[0].star
+                or not _pure(call.args[0].value)):
+            return updated  # flagged by the rule (a nested function, other arguments)
+        qual = rw.qualified_name(call.func)
+        rw.drop_flags(call)
+        rw.flag(call, qual, "needs-review", f"@{qual}(...) removed: it registers the function with torch's dispatcher, "
+                "which an MLX program does not have, and returns it unchanged", "info")
+        rw.count_conversion()
+        return cst.RemoveFromParent()
+
     # ----- torch._assert(cond, msg) -------------------------------------------------------------
     def leave_Expr(self, rw, original: cst.Expr, updated):
         """`torch._assert(cond, msg)` as a statement -> `assert cond, msg`: torch's _assert is that statement
@@ -423,6 +441,8 @@ class RuntimeValues(Transform):
     # ----- @torch.fx.wrap ----------------------------------------------------------------------
     def leave_Decorator(self, rw, original: cst.Decorator, updated):
         expr = original.decorator
+        if isinstance(expr, cst.Call) and rw.qualified_name(expr.func) in FAKE_REGISTRATIONS:
+            return self._fake_registration(rw, expr, updated)
         if rw.qualified_name(expr) not in FX_WRAP:
             return updated
         if len(rw.scopes) != 2:  # the decorated def/class and the module: a nested def or a method
