@@ -21,7 +21,10 @@ from torch2mlx.template import normalize, same_literal, sentinel
 LOCAL_LAYERS = {
     "Hardsigmoid": '''
 class Hardsigmoid(nn.Module):
-    """PyTorch's Hardsigmoid: relu6(x + 3) / 6."""
+    """PyTorch's Hardsigmoid: relu6(x + 3) / 6 (`inplace` accepted and ignored: MLX arrays are immutable)."""
+
+    def __init__(self, inplace=False):
+        super().__init__()
 
     def __call__(self, x):
         return nn.relu6(x + 3) / 6
