@@ -319,10 +319,12 @@ def mlx_side(name: str, workdir: Path) -> dict:
 
 
 def _scopes(path: Path) -> list:
-    """(start, end, is_class) for every function and class of a file; start is the first decorator's line, as
-    a code object's co_firstlineno."""
+    """(start, end, is_class, body_start) for every function and class of a file; start is the first
+    decorator's line, as a code object's co_firstlineno; body_start the first line of the body (decorators,
+    default values and annotations of a def run where the def runs, not when it is called)."""
     tree = ast.parse(path.read_bytes())
-    return [(min([n.lineno, *(d.lineno for d in n.decorator_list)]), n.end_lineno, isinstance(n, ast.ClassDef))
+    return [(min([n.lineno, *(d.lineno for d in n.decorator_list)]), n.end_lineno, isinstance(n, ast.ClassDef),
+             n.body[0].lineno)
             for n in ast.walk(tree) if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))]
 
 
@@ -332,10 +334,10 @@ def _model_ran_it(line: int, scopes: list, ran: set) -> bool:
     enclosing = [s for s in scopes if s[0] <= line <= s[1]]
     if not enclosing:
         return False
-    start, end, is_class = max(enclosing)
+    start, end, is_class, _ = max(enclosing)
     if not is_class:
         return start in ran
-    return any(s_ in ran for s_, e_, c_ in scopes if not c_ and start <= s_ <= end)
+    return any(s_ in ran for s_, e_, c_, _ in scopes if not c_ and start <= s_ <= end)
 
 
 def model_flags(meta: dict, report: dict, workdir: Path, scopes_cache: dict) -> tuple:
@@ -357,7 +359,7 @@ def model_flags(meta: dict, report: dict, workdir: Path, scopes_cache: dict) -> 
             flag = (d["rule_id"], d["message"], f"{path}:{d['line']}")
             if _model_ran_it(d["line"], scopes, ran):
                 found.append(flag)
-            elif not any(not c and s <= d["line"] <= e for s, e, c in scopes):  # runs at import
+            elif not any(not c and body <= d["line"] <= e for s, e, c, body in scopes):  # runs at import
                 at_import.append(flag)
     return found, at_import
 

@@ -46,12 +46,15 @@ def test_flags_count_where_the_model_ran(tmp_path):
         class Unused(torch.nn.ModuleDict): # 5: class line, no method ran: at import
             def forward(self, x):          # 6
                 return x                   # 7: a function that did not run: ignored
+        @torch.library.register_fake("x") # 8: a decorator runs at import, though its function never ran
+        def meta(x=torch.float32):         # 9: so do default values
+            return x                       # 10: ignored
         """)
     (tmp_path / "src" / "pkg").mkdir(parents=True)
     (tmp_path / "src" / "pkg" / "m.py").write_text(source)
-    diags = [{"rule_id": f"r{line}", "message": "m", "line": line, "severity": "warning"} for line in (1, 2, 4, 5, 7)]
+    diags = [{"rule_id": f"r{line}", "message": "m", "line": line, "severity": "warning"} for line in (1, 2, 4, 5, 7, 8, 9, 10)]
     report = {"files": [{"path": "src/pkg/m.py", "diagnostics": diags}]}
     meta = {"ran": {"pkg/m.py": [3]}, "imported": ["pkg/m.py"]}
     found, at_import = realworld.model_flags(meta, report, tmp_path, {})
     assert [f[0] for f in found] == ["r2", "r4"]
-    assert [f[0] for f in at_import] == ["r1", "r5"]
+    assert [f[0] for f in at_import] == ["r1", "r5", "r8", "r9"]
