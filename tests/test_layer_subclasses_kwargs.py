@@ -254,6 +254,9 @@ def test_classes_deriving_from_torch_layers_match_torch():
     assert mlx_model.plane.normalized_shape == (14, 14) and mlx_model.plane.bias is None
     assert mlx_model.block.denselayer1.act.num_parameters == 6 and mlx_model.block.denselayer1.fc.in_features == 6
     assert list(mlx_model.block.keys()) == ["denselayer1", "denselayer2"] and len(mlx_model.block) == 2
+    nn = mlx_ns["nn"]
+    assert isinstance(mlx_model.tokens, nn.LayerNorm) and isinstance(mlx_model.gn, nn.GroupNorm)
+    assert isinstance(mlx_model.block.denselayer1.act, nn.PReLU) and isinstance(mlx_model.block.denselayer1.fc, nn.Linear)
 
 
 def test_module_dict_base_keeps_plain_attributes_out_of_items():
@@ -406,6 +409,8 @@ def test_batch_norm_and_pool_bases_match_torch(training):
     np.testing.assert_allclose(np.array(mlx_model.bn.running_var), torch_model.bn.running_var.numpy(), rtol=1e-4, atol=1e-5)
     np.testing.assert_allclose(np.array(mlx_model.bn.running_mean), torch_model.bn.running_mean.numpy(), rtol=1e-4, atol=1e-5)
     assert mlx_model.maxpool.stride == 2 and mlx_model.avgpool.stride == (2, 3) and mlx_model.plain.running_mean is None
+    # torch's isinstance(m, nn.BatchNorm2d) holds for BatchNormAct2d; the translated check is isinstance(m, nn.BatchNorm)
+    assert isinstance(mlx_model.bn, mlx_ns["nn"].BatchNorm) and isinstance(torch_model.bn, torch.nn.BatchNorm2d)
 
 
 # nn-module weight tying (issue 11 cleanup): whether the file names the Linear elsewhere is read from its

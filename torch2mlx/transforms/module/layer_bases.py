@@ -11,6 +11,10 @@ What it does
     (so `load_torch_weights` fills them from torch's state_dict under torch's keys), `None` where torch holds
     None (`bias=False`), and a `__call__` computing torch's forward on torch's layout (channels first: these
     classes are not MLX's channels-last layers; nn-layout treats the derived class as any class of the file).
+    Where the parameters are laid out as in MLX's layer (Linear, PReLU, LayerNorm, GroupNorm, BatchNorm) the
+    helper derives from it, so `isinstance(m, nn.BatchNorm)` & co. (the translated checks) see the derived
+    classes as torch's isinstance does; a derived convolution or pool is no MLX nn.Conv2d / pool (MLX's kernel
+    layout and fans differ), so `isinstance(m, nn.Conv2d)` is False for it where torch's is True.
     - `TorchLinear`, `TorchPReLU` (weight broadcast along axis 1 as torch's), `TorchLayerNorm` (any number
       of normalised trailing axes), `TorchGroupNorm` (N, C, ...);
     - `TorchBatchNorm2d` (running statistics as frozen members, updated in training as PyTorch does),
@@ -47,16 +51,15 @@ class TorchLinear(nn.Linear):
 '''
 
 _PRELU = '''
-class TorchPReLU(nn.Module):
+class TorchPReLU(nn.PReLU):
     """PyTorch's nn.PReLU for classes deriving from it: num_parameters, weight (num_parameters,) broadcast
     along axis 1 (the channels of an (N, C, ...) input) as in PyTorch."""
 
     def __init__(self, num_parameters=1, init=0.25, device=None, dtype=None):
         if dtype is not None:
             raise NotImplementedError("PReLU: MLX layers take no dtype")
-        super().__init__()
+        super().__init__(num_parameters, init)
         self.num_parameters, self.init = num_parameters, init
-        self.weight = mx.full((num_parameters,), init)
 
     def __call__(self, input):
         weight = self.weight
@@ -66,15 +69,15 @@ class TorchPReLU(nn.Module):
 '''
 
 _LAYER_NORM = '''
-class TorchLayerNorm(nn.Module):
+class TorchLayerNorm(nn.LayerNorm):
     """PyTorch's nn.LayerNorm for classes deriving from it: normalized_shape (a tuple), eps, elementwise_affine,
     weight and bias of that shape (or None); normalises the trailing len(normalized_shape) axes."""
 
     def __init__(self, normalized_shape, eps=1e-05, elementwise_affine=True, bias=True, device=None, dtype=None):
         if dtype is not None:
             raise NotImplementedError("LayerNorm: MLX layers take no dtype")
-        super().__init__()
         shape = (normalized_shape,) if isinstance(normalized_shape, int) else tuple(normalized_shape)
+        super().__init__(shape[-1], eps=eps, affine=False, bias=False)
         self.normalized_shape, self.eps, self.elementwise_affine = shape, eps, elementwise_affine
         self.weight = mx.ones(shape) if elementwise_affine else None
         self.bias = mx.zeros(shape) if elementwise_affine and bias else None
@@ -88,7 +91,7 @@ class TorchLayerNorm(nn.Module):
 '''
 
 _GROUP_NORM = '''
-class TorchGroupNorm(nn.Module):
+class TorchGroupNorm(nn.GroupNorm):
     """PyTorch's nn.GroupNorm for classes deriving from it: num_groups, num_channels, eps, affine, weight and
     bias (num_channels,) or None; normalises groups of the channels of an (N, C, ...) input, as PyTorch."""
 
@@ -97,10 +100,10 @@ class TorchGroupNorm(nn.Module):
             raise ValueError("num_channels must be divisible by num_groups")
         if dtype is not None:
             raise NotImplementedError("GroupNorm: MLX layers take no dtype")
-        super().__init__()
-        self.num_groups, self.num_channels, self.eps, self.affine = num_groups, num_channels, eps, affine
-        self.weight = mx.ones((num_channels,)) if affine else None
-        self.bias = mx.zeros((num_channels,)) if affine else None
+        super().__init__(num_groups, num_channels, eps=eps, affine=affine, pytorch_compatible=True)
+        self.num_channels, self.affine = num_channels, affine
+        if not affine:
+            self.weight = self.bias = None
 
     def __call__(self, input):
         shape = input.shape
@@ -155,7 +158,7 @@ class TorchConv2d(nn.Module):
 '''
 
 _BATCH_NORM2D = '''
-class TorchBatchNorm2d(nn.Module):
+class TorchBatchNorm2d(nn.BatchNorm):
     """PyTorch's nn.BatchNorm2d for classes deriving from it: num_features, eps, momentum, affine,
     track_running_stats, weight and bias (or None), running_mean and running_var (frozen members, loaded from
     PyTorch's state_dict; None without track_running_stats), num_batches_tracked (a count, not loaded);
@@ -166,16 +169,13 @@ class TorchBatchNorm2d(nn.Module):
                  device=None, dtype=None):
         if dtype is not None:
             raise NotImplementedError("BatchNorm2d: MLX layers take no dtype")
-        super().__init__()
-        self.num_features, self.eps, self.momentum = num_features, eps, momentum
-        self.affine, self.track_running_stats = affine, track_running_stats
-        self.weight = mx.ones((num_features,)) if affine else None
-        self.bias = mx.zeros((num_features,)) if affine else None
-        self.running_mean = mx.zeros((num_features,)) if track_running_stats else None
-        self.running_var = mx.ones((num_features,)) if track_running_stats else None
-        if track_running_stats:
-            self.freeze(keys=["running_mean", "running_var"], recurse=False)
-        self.num_batches_tracked = 0
+        super().__init__(num_features, eps=eps, momentum=momentum, affine=affine,
+                         track_running_stats=track_running_stats)  # running statistics frozen there
+        self.affine, self.num_batches_tracked = affine, 0
+        if not affine:
+            self.weight = self.bias = None
+        if not track_running_stats:
+            self.running_mean = self.running_var = None
 
     def __call__(self, input):
         if input.ndim != 4:
