@@ -390,6 +390,12 @@ FUNCTIONS_FLAGGED = [
 ]
 
 
+def test_module_level_name_not_read_later_in_the_file_stays_flagged():
+    """Another module may import `features` and read it after the update."""
+    source = HEADER + "features = torch.ones(3) * 2\nout = F.relu(features, inplace=True)\n"
+    assert any("still refers" in d.message for d in _inplace_flags(convert_source(source)))
+
+
 @pytest.mark.parametrize("body", FUNCTIONS_FLAGGED)
 def test_function_idioms_stay_flagged(body):
     result = convert_source(_function(body))

@@ -158,7 +158,8 @@ class _Analysis:
         self.attr_owner = _self_attribute_owners(everything, self.nodes)
         classes = {id(c): self._class_holders(c, module) for c in everything if isinstance(c, cst.ClassDef)}
         local = {id(f): self._local_holders(f) for f, _ in functions}
-        self._flow(module.body, set(), _deferred_names(module, self.nodes), None, {}, {}, {}, self.scope_of(module))
+        self._flow(module.body, set(), _deferred_names(module, self.nodes), None, {}, {}, {}, self.scope_of(module),
+                   module_level=True)
         for func, cls in functions:
             holders, kinds = classes[id(cls)] if cls is not None else ({}, {})
             self_name = _first_param(func) if cls is not None else None
@@ -524,7 +525,8 @@ class _Analysis:
                     self.decisions.setdefault(key, why)
 
     # ----- the flow over one body ----------------------------------------------------------
-    def _flow(self, body, params, pinned, self_name, holders, kinds, local, scope, assumed_kinds=None) -> None:
+    def _flow(self, body, params, pinned, self_name, holders, kinds, local, scope, assumed_kinds=None,
+              module_level: bool = False) -> None:
         used: set = set()  # the assumed layer factories the flow relied on
 
         def holder_of(func) -> Optional[Holder]:
@@ -572,7 +574,8 @@ class _Analysis:
                 return Callee("fresh")
             return Callee("unknown")
 
-        flow = FunctionFlow(classify, params, pinned, body)
+        # liveness within a function only: another module may import a module-level name and read it later
+        flow = FunctionFlow(classify, params, pinned, () if module_level else body)
         flow.block(body)
         holder_ids = {id(h) for group in (holders, local, self.inline) for h in group.values() if h is not None}
         for key, whys in flow.decisions.items():

@@ -370,7 +370,7 @@ class FunctionFlow:
         statement (`x + F.relu(x, inplace=True)` reads the updated x), and the last one in the function."""
         if not isinstance(arg, cst.Name) or self.loop_depth or self._statement is None or arg.value in self.pinned:
             return False
-        if self._last.get(arg.value) != self._position.get(id(arg)):
+        if id(arg) not in self._position or self._last.get(arg.value) != self._position[id(arg)]:
             return False
         count = 0
         stack = [self._statement]
