@@ -336,7 +336,7 @@ def test_a_torch_import_moved_into_a_try_that_catches_import_errors():
             return _load_library("_C")
     """)
     result = convert_source(source, "extension.py")
-    assert "try:\n        import torch\n        lib_path" in result.code
+    assert "try:\n        lib_path = _get_extension_path(lib_name)\n        import torch\n" in result.code
     assert _run(result.code, "mlx_side", blocked=True).run() is _run(source, "torch_side", blocked=False).run() is False
 
 
@@ -609,3 +609,35 @@ def test_register_fake_decorator_goes_at_module_level_only():
     assert '@torch.library.register_fake("torchvision::qnms")' in result.code
     assert {d.rule_id for d in warnings} == {"torch.library.register_fake", "torch._check"}
     assert any(d.rule_id == "torch.library.register_fake" and d.severity.value == "info" for d in result.diagnostics)
+
+
+def test_a_torch_import_goes_into_the_branch_of_a_nested_def_that_alone_uses_it():
+    # torchvision/_meta_registrations.py: decorators made by register_meta run at import; its wrapper touches
+    # torch only `if torchvision.extension._has_ops()`
+    source = textwrap.dedent("""
+        import torch
+
+
+        def _has_ops():
+            return False
+
+
+        def register_meta(op_name, overload_name="default"):
+            \"\"\"A decorator.\"\"\"
+            def wrapper(fn):
+                if _has_ops():
+                    # register it
+                    torch.library.Library("torchvision", "IMPL").impl(getattr(torch.ops.torchvision, op_name), fn)
+                return fn
+
+            return wrapper
+
+
+        @register_meta("roi_align")
+        def meta_roi_align(x):
+            return torch.empty(0)
+    """)
+    result = convert_source(source, "_meta_registrations.py")
+    assert "        if _has_ops():\n            import torch\n            # register it\n" in result.code
+    module = _run(result.code, "mlx_side", blocked=True)
+    assert module.meta_roi_align.__name__ == "meta_roi_align"

@@ -4,8 +4,9 @@ A flag leaves the torch code it marks as written, and with it the torch import t
 At module level that import makes the whole converted module need torch: a model file whose only
 flag sits in a weight-init helper or a checkpoint loader could not even be imported where torch is
 not installed. When every use of the names a module-level torch import binds is inside the body of
-a function, the import moves into each outermost function holding such a use, above the first statement
-of its body that uses them (or into a `try` that catches ImportError, see `_import_place`): the module
+a function, the import moves into each outermost function holding such a use, right above the statement
+that first uses them, inside the branch, loop, `with` or nested def that alone holds the uses (see
+`_import_place`): the module
 imports without torch, and so does every function but those. The exit code still says 1 (the flags
 stay where they are).
 
@@ -134,24 +135,65 @@ def _uses(stmt: ast.stmt, names: set) -> bool:
 
 
 def _import_place(function: ast.stmt, names: set, lines: list) -> tuple:
-    """(line index, indent) where the moved import goes in `function`: above the first statement of its body that
-    uses `names` (after a docstring, above that statement's comments), so that code before it (`if not
-    _has_ops(): return -1`) runs without torch; with torch installed the import cannot fail, so its place
-    changes nothing. When that statement is the only user and a `try` whose handler catches ImportError holds
-    every use in its body (`try: torch.ops.load_library(p) except (ImportError, OSError): return False`), the
-    import goes to the top of that body: without torch the function's own handler for a missing dependency runs."""
-    users = [i for i, stmt in enumerate(function.body) if _uses(stmt, names)]
-    first = function.body[users[0]] if users else None
-    if first is not None and len(users) == 1 and _guards_imports(first, names, lines):
-        return _body_insertion_line(first, lines), _indent(lines[first.body[0].lineno - 1])
-    top = _body_insertion_line(function, lines), _indent(lines[function.body[0].lineno - 1])
-    if first is None or users[0] == 0:
-        return top
-    start = min([first.lineno, *(d.lineno for d in getattr(first, "decorator_list", []))])
-    if lines[start - 1][:first.col_offset].strip() or start - 1 < top[0]:
-        return top  # `a = 1; torch.f()`: the statement does not start its line
+    """(line index, indent) where the moved import goes in `function`: right above the statement that first uses
+    `names` (above its comments; after a docstring), so that code before it (`if not _has_ops(): return -1`) runs
+    without torch. When that statement is the only user and holds every use in one block it runs after its
+    header (an `if` branch whose test does not use them, a loop body, a `with` body, a nested def's body: the
+    decorators of torchvision's _meta_registrations run `register_meta`, whose `wrapper` imports nothing unless
+    `_has_ops()`), the import goes into that block, recursively. With torch installed the import cannot fail, so
+    its place changes nothing. A `try` whose handler catches ImportError and whose body holds every use gets
+    the import at the top of that body: without torch the function's own handler for a missing dependency runs."""
+    return _place_in_block(function.body, names, lines, function) or (
+        _body_insertion_line(function, lines), _indent(lines[function.body[0].lineno - 1]))
+
+
+def _place_in_block(body: list, names: set, lines: list, owner=None):
+    users = [i for i, stmt in enumerate(body) if _uses(stmt, names)]
+    if not users:
+        return None
+    first = body[users[0]]
+    if len(users) == 1:
+        if _guards_imports(first, names, lines):
+            return _place_in_block(first.body, names, lines) or _before(first.body[0], lines)
+        for block in _inner_blocks(first, names):
+            place = _place_in_block(block, names, lines, first if block is getattr(first, "body", None) else None)
+            if place is not None:
+                return place
+    if users[0] == 0 and isinstance(owner, _FUNCTIONS):
+        at = _body_insertion_line(owner, lines)
+        return None if at is None else (at, _indent(lines[body[0].lineno - 1]))
+    return _before(first, lines)
+
+
+def _inner_blocks(stmt: ast.stmt, names: set) -> list:
+    """The one block of `stmt` holding every use of `names` when its header does not use them, else []."""
+    if isinstance(stmt, _FUNCTIONS):
+        header = [*stmt.decorator_list, stmt.args, *([stmt.returns] if stmt.returns else [])]
+        blocks = [stmt.body]
+    elif isinstance(stmt, ast.If):
+        header, blocks = [stmt.test], [stmt.body, stmt.orelse]
+    elif isinstance(stmt, (ast.For, ast.AsyncFor)):
+        header, blocks = [stmt.target, stmt.iter], [stmt.body, stmt.orelse]
+    elif isinstance(stmt, ast.While):
+        header, blocks = [stmt.test], [stmt.body, stmt.orelse]
+    elif isinstance(stmt, (ast.With, ast.AsyncWith)):
+        header, blocks = list(stmt.items), [stmt.body]
+    else:
+        return []
+    if any(type(n) is ast.Name and n.id in names for h in header for n in ast.walk(h)):
+        return []
+    holding = [b for b in blocks if b and any(_uses(s, names) for s in b)]
+    return holding if len(holding) == 1 else []
+
+
+def _before(stmt: ast.stmt, lines: list):
+    """(line index, indent) right above `stmt` and the comment lines above it; None when it does not start its line
+    (`a = 1; torch.f()`, `if x: torch.f()`)."""
+    start = min([stmt.lineno, *(d.lineno for d in getattr(stmt, "decorator_list", []))])
+    if lines[start - 1][:stmt.col_offset].strip():
+        return None
     at = start - 1
-    while at - 1 >= top[0] and _blank_or_comment(lines[at - 1]):
+    while at - 1 >= 0 and _blank_or_comment(lines[at - 1]):
         at -= 1
     return at, _indent(lines[start - 1])
 
