@@ -7,6 +7,17 @@ from training_support import assert_same_losses, batches, run_both
 
 from torch2mlx import convert_source, load_torch_weights
 
+@pytest.fixture(scope="module", autouse=True)
+def _one_torch_thread():
+    """Tiny models: torch's thread pool only costs time (much of it on a loaded machine)."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 HEAD = '''import copy
 
 import torch
