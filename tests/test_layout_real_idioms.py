@@ -623,3 +623,126 @@ def test_shufflenet_channel_shuffle_function_gets_torch_layout(stride):
     result = _matches_torch(SHUFFLE, lambda ns: ns["InvertedResidual"](4, stride), (2, 4, 6, 6),
                             channels_last_output=False)
     assert "channel_shuffle(mx.transpose(out, (0, 3, 1, 2)), 2)" in result.code
+
+
+def test_inception_outputs_list_concatenated_and_tuple_returning_forward():
+    # torchvision Inception: `_forward` returns a list of branch outputs, forward concatenates it over channels;
+    # InceptionNet's `x, aux = self._forward(x)` unpacks a method's tuple of torch-layout values
+    source = GOOGLENET_BLOCKS + """
+
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.stem = BasicConv2d(3, 4, kernel_size=3, padding=1)
+        self.mix = Inception(4, 2, 3, 2)
+        self.fc = nn.Linear(7, 5)
+
+    def _forward(self, x):
+        x = self.mix(self.stem(x))
+        x = F.adaptive_avg_pool2d(x, 1)
+        x = torch.flatten(x, 1)
+        aux = None
+        return self.fc(x), aux
+
+    def forward(self, x):
+        x, aux = self._forward(x)
+        return x
+"""
+    result = _matches_torch(source, lambda ns: ns["Net"](), (2, 3, 6, 6), channels_last_output=False)
+    assert "mx.concatenate(outputs, axis=3)" in result.code
+
+
+def test_a_tuple_of_feature_maps_is_not_taken_for_torch_layout():
+    source = HEADER + """class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 3, 1)
+
+    def forward(self, x):
+        y = self.conv(x)
+        pair = (y, y)
+        return torch.stack(pair, 1)
+"""
+    assert 9 in _flagged_lines(convert_source(source, "model.py"))
+
+
+def test_googlenet_blocks_list_aux_head_and_transform_input():
+    # torchvision GoogLeNet: `blocks = [BasicConv2d, Inception, InceptionAux]` when None, `conv_block = blocks[0]`;
+    # an aux head (channels-last in, torch's layout out) under `if self.training`; `x, aux = self._forward(x)`
+    source = GOOGLENET_BLOCKS + """
+
+class InceptionAux(nn.Module):
+    def __init__(self, in_channels, num_classes, conv_block=None):
+        super().__init__()
+        if conv_block is None:
+            conv_block = BasicConv2d
+        self.conv = conv_block(in_channels, 4, kernel_size=1)
+        self.fc = nn.Linear(4, num_classes)
+
+    def forward(self, x):
+        x = F.adaptive_avg_pool2d(x, (2, 2))
+        x = self.conv(x)
+        x = torch.flatten(x, 1)
+        return self.fc(x.reshape(x.shape[0], 4, 4).mean(-1))
+
+
+class Net(nn.Module):
+    def __init__(self, aux_logits=True, transform_input=True, blocks=None):
+        super().__init__()
+        if blocks is None:
+            blocks = [BasicConv2d, Inception, InceptionAux]
+        conv_block = blocks[0]
+        inception_block = blocks[1]
+        inception_aux_block = blocks[2]
+        self.transform_input = transform_input
+        self.conv1 = conv_block(3, 4, kernel_size=3, padding=1)
+        self.maxpool = nn.MaxPool2d(2, stride=2)
+        self.inception3a = inception_block(4, 2, 3, 2)
+        self.aux1 = None
+        if aux_logits:
+            self.aux1 = inception_aux_block(7, 5)
+        self.avgpool = nn.AdaptiveAvgPool2d((1, 1))
+        self.fc = nn.Linear(7, 5)
+
+    def _transform_input(self, x):
+        if self.transform_input:
+            x_ch0 = torch.unsqueeze(x[:, 0], 1) * (0.229 / 0.5) + (0.485 - 0.5) / 0.5
+            x_ch1 = torch.unsqueeze(x[:, 1], 1) * (0.224 / 0.5) + (0.456 - 0.5) / 0.5
+            x_ch2 = torch.unsqueeze(x[:, 2], 1) * (0.225 / 0.5) + (0.406 - 0.5) / 0.5
+            x = torch.cat((x_ch0, x_ch1, x_ch2), 1)
+        return x
+
+    def _forward(self, x):
+        x = self.conv1(x)
+        x = self.maxpool(x)
+        x = self.inception3a(x)
+        aux1 = None
+        if self.aux1 is not None:
+            if self.training:
+                aux1 = self.aux1(x)
+        x = self.avgpool(x)
+        x = torch.flatten(x, 1)
+        x = self.fc(x)
+        return x, aux1
+
+    def forward(self, x):
+        x = self._transform_input(x)
+        x, aux1 = self._forward(x)
+        if self.training:
+            return x, aux1
+        return x
+"""
+    result = _matches_torch(source, lambda ns: ns["Net"](), (2, 3, 8, 8), channels_last_output=False)
+    assert "conv_block(...)" in " ".join(d.message for d in result.diagnostics if d.severity.value == "info")
+    # the aux head runs in training mode (batch statistics in both frameworks)
+    torch.manual_seed(0)
+    torch_model = exec_source(HEADER + source, "torch_model")["Net"]()
+    randomize_parameters(torch_model)
+    mlx_model = exec_source(result.code, "mlx_model")["Net"]()
+    assert load_torch_weights(mlx_model, torch_model.state_dict()).ok
+    torch_model.train()
+    mlx_model.train()
+    x = np.random.RandomState(1).standard_normal((2, 3, 8, 8)).astype(np.float32)
+    expected = torch_model(torch.from_numpy(x))
+    actual = mlx_model(mx.array(channels_last(x)))
+    assert_close(actual, tuple(t.detach() for t in expected), channels_last_output=False)

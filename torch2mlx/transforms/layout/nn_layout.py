@@ -177,7 +177,10 @@ class NnLayoutTransform(LayoutOps, LayoutFlow, Transform):
             if isinstance(stmt, cst.FunctionDef) and stmt.name.value == "__init__":
                 self._init_assignments(rw, stmt, stmt.body.body, layers, passed)
         layers = {attr: layout for attr, layout in layers.items() if layout is not _ABSENT}
-        spatial = any(v not in (None, "pp", "plain", _UNPROVEN, "nchw") for v in layers.values())
+        # a head taking channels-last data and giving torch's layout does not make its owner channels-last (the
+        # owner stays in torch's layout; its call of the head is transposed as any call of a channels-last class)
+        spatial = any(v not in (None, "pp", "plain", _UNPROVEN, "nchw") and not str(v).startswith(_TO_PLAIN)
+                      for v in layers.values())
         if not spatial and node.name.value not in self.promoted:
             return None  # modules passed to __init__ matter only in a class that is channels-last already
         for attr, (init, param) in passed.items():
@@ -333,12 +336,9 @@ class NnLayoutTransform(LayoutOps, LayoutFlow, Transform):
         if not (isinstance(value, cst.Call) and isinstance(value.func, cst.Name)) or not self._scopes:
             return None
         scope, name = self._scopes[-1], value.func.value
-        bound = self._scope_bindings_of(scope).get(name, [])
-        param = next((p for p in [*scope.params.posonly_params, *scope.params.params, *scope.params.kwonly_params]
-                      if p.name.value == name), None)
-        if param is None or param.default is None:
+        values = self._values_of(scope, name)
+        if not values:
             return None
-        values = [param.default, *(v for v in bound if not (isinstance(v, tuple) and v[0] == "param"))]
         kinds = {self._class_value_kind(rw, v) for v in values} - {_ABSENT}
         kind = kinds.pop() if len(kinds) == 1 else None
         if kind is None:
@@ -346,6 +346,41 @@ class NnLayoutTransform(LayoutOps, LayoutFlow, Transform):
         default = next((v for v in values if self._class_value_kind(rw, v) is not _ABSENT), None)
         self.assumed.setdefault(id(scope), {})[name] = cst.Module([]).code_for_node(default)
         return kind
+
+    def _values_of(self, scope: cst.FunctionDef, name: str, nested: bool = False) -> Optional[list]:
+        """Every value `name` may hold in `scope`: a parameter's default (a parameter without one: None) and what
+        it is assigned; `blocks[0]` of a parameter `blocks` (None, then `blocks = [BasicConv2d, InceptionA]`):
+        element 0 of each list it may hold (googlenet / inception)."""
+        bound = self._scope_bindings_of(scope).get(name, [])
+        param = next((p for p in [*scope.params.posonly_params, *scope.params.params, *scope.params.kwonly_params]
+                      if p.name.value == name), None)
+        if param is not None and param.default is None:
+            return None
+        values = [param.default] if param is not None else []
+        for v in bound:
+            if isinstance(v, tuple) and v[0] == "param":
+                continue
+            if not isinstance(v, cst.BaseExpression):
+                return None
+            values.append(v)
+        found = []
+        for v in values:
+            index = _int(v.slice[0].slice.value) if (isinstance(v, cst.Subscript) and len(v.slice) == 1 and isinstance(
+                v.slice[0].slice, cst.Index)) else None
+            if index is None or not isinstance(v.value, cst.Name):
+                found.append(v)
+                continue
+            lists = None if nested else self._values_of(scope, v.value.value, True)
+            if lists is None:
+                return None
+            for seq in lists:
+                if isinstance(seq, cst.Name) and seq.value == "None":
+                    continue
+                if not isinstance(seq, (cst.List, cst.Tuple)) or not 0 <= index < len(seq.elements) \
+                        or any(isinstance(el, cst.StarredElement) for el in seq.elements):
+                    return None
+                found.append(seq.elements[index].value)
+        return found
 
     def _class_value_kind(self, rw, value) -> Optional[str]:
         """What a layer class value builds: _ABSENT for None, "nchw" / "pp" for torch's classes (nn-layer-values
@@ -702,10 +737,16 @@ class NnLayoutTransform(LayoutOps, LayoutFlow, Transform):
         if isinstance(e, cst.Attribute) and e.attr.value in ("dtype", "ndim", "device", "is_cuda") \
                 and self._layout(rw, e.value) not in ("?", UNKNOWN):
             return "plain"
-        if isinstance(e, cst.Tuple):
-            for el in e.elements:
-                self._layout(rw, el.value)
-            return "plain"
+        if isinstance(e, (cst.Tuple, cst.List)):
+            # a sequence of values: plain when all are; of one channels-last layout: "seq:<layout>" (torch.cat of it
+            # is remapped, anything else that reads it is flagged)
+            if any(isinstance(el, cst.StarredElement) for el in e.elements):
+                return self._doubt(rw, e)
+            layouts = {self._layout(rw, el.value) for el in e.elements}
+            if layouts <= {"plain"}:
+                return "plain"
+            layout = layouts.pop() if len(layouts) == 1 else None
+            return _SEQ + layout if layout in RANK else self._doubt(rw, e)
         if isinstance(e, cst.Subscript):
             return self._subscript(rw, e)
         if isinstance(e, cst.Call):
@@ -799,7 +840,7 @@ class NnLayoutTransform(LayoutOps, LayoutFlow, Transform):
             return layouts.pop()
         if layouts == {"g", "cl2"}:  # (N, 1, 1, C) broadcast over a (N, H, W, C) map, as (N, C, 1, 1) over torch's
             return "cl2"
-        if len(layouts) == 1 and "plain" in (left, right) and operands:
+        if len(layouts) == 1 and "plain" in (left, right) and operands and next(iter(layouts)) in RANK:
             layout = layouts.pop()
             full = "cl2" if layout == "g" else layout
             cl_node, plain_node = operands if left != "plain" else operands[::-1]
@@ -882,8 +923,12 @@ class NnLayoutTransform(LayoutOps, LayoutFlow, Transform):
             if self._layout(rw, args[0].value) == "plain":
                 return self._plain_args(rw, e, args[1:])
             return self._flatten(rw, e, args[0].value, args[1:])
-        if qual == "torch.cat" and args and isinstance(args[0].value, (cst.List, cst.Tuple)):
-            layouts = {self._layout(rw, el.value) for el in args[0].value.elements}
+        if qual == "torch.cat" and args and not args[0].keyword and not args[0].star:
+            if isinstance(args[0].value, (cst.List, cst.Tuple)):
+                layouts = {self._layout(rw, el.value) for el in args[0].value.elements}
+            else:  # `outputs = [branch1, branch2]` ... `torch.cat(outputs, 1)`
+                seq = self._layout(rw, args[0].value)
+                layouts = {seq[len(_SEQ):] if seq.startswith(_SEQ) else (seq if seq == "plain" else UNKNOWN)}
             dim = args[1] if len(args) > 1 else None
             if layouts <= {"plain"}:  # torch's values in, torch's value out
                 return self._plain_args(rw, e, args[1:])
@@ -896,7 +941,7 @@ class NnLayoutTransform(LayoutOps, LayoutFlow, Transform):
             layout = self._layout(rw, args[0].value)
             if layout == "plain":  # a torch function of values in torch's layout gives one in torch's layout
                 return self._plain_args(rw, e, args[1:])
-            found = self._function(rw, qual, e, layout) if layout not in ("?", UNKNOWN) else None
+            found = self._function(rw, qual, e, layout) if layout in RANK else None
             return found if found is not None else self._doubt(rw, e)
         if isinstance(func, cst.Attribute):
             return self._method_call(rw, e, func, args)
@@ -950,6 +995,13 @@ class NnLayoutTransform(LayoutOps, LayoutFlow, Transform):
             return "plain"
         if kind == "nchw" and inner == "plain":
             return "plain"
+        if isinstance(kind, str) and kind.startswith(_TO_PLAIN):  # a class of this file: channels-last in, torch's out
+            need = kind[len(_TO_PLAIN):]
+            if inner == "plain":
+                self.to_channels_last[id(e)] = TO_CL[need]
+                return "plain"
+            if inner == need or (need, inner) == ("cl2", "g"):
+                return "plain"
         if inner == "plain" and kind in SPATIAL.values():
             # a value in torch's layout fed to a channels-last layer: transpose it there (exact)
             self.to_channels_last[id(e)] = TO_CL["cl2" if kind == "g" else kind]
@@ -979,7 +1031,7 @@ class NnLayoutTransform(LayoutOps, LayoutFlow, Transform):
             if func.attr.value == "permute" and (back := self._to_channels_first(e, args)) is not None:
                 return back
             return "plain" if all(self._layout(rw, a.value) == "plain" for a in args) else self._doubt(rw, e)
-        if layout in ("?", UNKNOWN):
+        if layout in ("?", UNKNOWN) or layout not in RANK:
             return self._doubt(rw, e)
         method = func.attr.value
         if isinstance(receiver, cst.Name):
@@ -1151,6 +1203,8 @@ class NnLayoutTransform(LayoutOps, LayoutFlow, Transform):
             return None
         first = self._input_layout(rw, node, layers)
         out = self._analyse(rw, node, forward, {inputs[0]: first}, layers)
+        if out == "plain" and first in _CHANNELS_LAST:  # a head (InceptionAux): channels-last in, torch's layout out
+            return _TO_PLAIN + first
         return out if (first, out) in (("cl2", "cl2"), ("cl2", "g"), ("cl1", "cl1"), ("cl3", "cl3")) else None
 
     def _analyse(self, rw, cls: cst.ClassDef, function: cst.FunctionDef, state: dict, layers: dict) -> Optional[str]:
@@ -1280,6 +1334,8 @@ class NnLayoutTransform(LayoutOps, LayoutFlow, Transform):
 
 
 
+_TO_PLAIN = "to_plain:"  # a class of this file that takes this channels-last layout and returns torch's layout
+_SEQ = "seq:"  # prefix of the layout of a list/tuple of values of one channels-last layout
 _ABSENT = "absent"  # an attribute set to None (or not at all) on some path of __init__: not a module there
 _CHANNELS_LAST = ("cl1", "cl2", "cl3")
 # `self.block = Block(...)` for a class of this file that takes channels-last input but is not proven to keep it

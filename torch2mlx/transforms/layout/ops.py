@@ -217,8 +217,17 @@ class LayoutOps:
             self.replace[id(target)] = target.with_changes(elements=[
                 el.with_changes(value=names[torch_axis_at[j]].value) for j, el in enumerate(names)])
             return ["plain"] * len(names)
+        if isinstance(value, cst.Name) and self.state.get(value.value, "").startswith("seq:"):
+            return [self.state[value.value][4:]] * len(names)  # a list of maps of one layout, unpacked
         if isinstance(value, cst.Tuple) and len(value.elements) == len(names):
             return [self._layout(rw, el.value) for el in value.elements]
+        if isinstance(value, cst.Call) and isinstance(value.func, cst.Attribute) \
+                and isinstance(value.func.value, cst.Name) and value.func.value.value == "self":
+            # `x, aux = self._forward(x)`: a method of the class, followed; every value it returns has one layout
+            layout = self._layout(rw, value)
+            if layout == "plain" or layout.startswith("seq:"):
+                return [layout[4:] if layout != "plain" else layout] * len(names)
+            return None
         if isinstance(value, cst.Call):
             return self._split(rw, value, len(names))
         return None
