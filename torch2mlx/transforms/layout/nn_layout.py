@@ -37,7 +37,15 @@ layouts of their arguments and rewritten for them.
 **Left in place (flagged) when** a channels-last value is used in any other way (`view`/`reshape`
 to other shapes, tensor indices, unknown functions or submodules, try/with over it, a branch or
 loop that leaves it channels-last on one path only, ...). What such a flagged expression computes is
-UNKNOWN from there on: read for its axis order later it is flagged again, never taken for torch's layout.
+UNKNOWN from there on, never taken for torch's layout: a later line that reads it is kept as written with an
+`info` note and a `# MLX layout: kept as written` comment (one cause, one warning).
+
+Also followed: layers built from a layer class value (`norm_layer(planes)` with `norm_layer` defaulting to
+`nn.BatchNorm2d`: nn-layer-values writes an NCHW helper for it, so a channels-last map is transposed into it;
+`conv_block = blocks[0]`; an `info` note states the assumption about values passed by other code); a
+channels-last name combined with a torch-layout tensor (transposed back there); a function of this file applied
+to a channels-last value (fed torch's layout); lists of maps of one layout (`torch.cat(outputs, 1)`);
+`nn.Sequential(*layers)` of a list the function builds.
 """
 from __future__ import annotations
 
