@@ -94,6 +94,10 @@ DATASETS = """
         pass
 
 
+    def repeat(d, n: int) -> torch.utils.data.ConcatDataset:
+        return torch.utils.data.ConcatDataset([d] * n)
+
+
     def run():
         both = Squares(3) + Squares(4)
         chained = Stream([1, 2]) + Stream([3])
@@ -102,7 +106,9 @@ DATASETS = """
             raised = None
         except NotImplementedError as e:
             raised = str(e)
-        return (len(both), [both[i] for i in range(len(both))], both[-1], both.cumulative_sizes,
+        twice = repeat(Squares(2), 2)
+        return (len(twice), [twice[i] for i in range(len(twice))],
+                len(both), [both[i] for i in range(len(both))], both[-1], both.cumulative_sizes,
                 list(chained), len(chained), list(Evens(5)), raised, type(both).__name__.endswith("ConcatDataset")
                 or type(both).__name__ == "ConcatDatasetBase")
 """

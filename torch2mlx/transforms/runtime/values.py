@@ -44,6 +44,10 @@ DATA_BASES = {  # torch class -> (local helper, the helpers it needs, in order)
     "torch.utils.data.dataset.Dataset": ("DatasetBase", _DATASETS),
     "torch.utils.data.IterableDataset": ("IterableDatasetBase", _DATASETS),
     "torch.utils.data.dataset.IterableDataset": ("IterableDatasetBase", _DATASETS),
+    "torch.utils.data.ConcatDataset": ("ConcatDatasetBase", _DATASETS),
+    "torch.utils.data.dataset.ConcatDataset": ("ConcatDatasetBase", _DATASETS),
+    "torch.utils.data.ChainDataset": ("ChainDatasetBase", _DATASETS),
+    "torch.utils.data.dataset.ChainDataset": ("ChainDatasetBase", _DATASETS),
     "torch.utils.data.Sampler": ("SamplerBase", ("SamplerBase",)),
     "torch.utils.data.sampler.Sampler": ("SamplerBase", ("SamplerBase",)),
 }
@@ -287,12 +291,7 @@ class RuntimeValues(Transform):
             elif qual in FUNCTION_VALUES:
                 result = self._function_value(rw, qual)
             elif qual in DATA_BASES and (id(original) in self.bases or self.annotations):
-                name, needed = DATA_BASES[qual]
-                wanted = [n for n in needed if not rw.has_helper(n)]
-                if "ConcatDatasetBase" in wanted:
-                    ensure_stdlib_import(rw, "bisect")
-                add_helpers(rw, wanted, HELPERS)
-                result = cst.Name(name)
+                result = self._data_class(rw, qual)
             else:
                 return updated
         except Flag as flag:
@@ -305,6 +304,15 @@ class RuntimeValues(Transform):
 
     leave_Attribute = _value
     leave_Name = _value
+
+    @staticmethod
+    def _data_class(rw, qual: str) -> cst.Name:
+        name, needed = DATA_BASES[qual]
+        wanted = [n for n in needed if not rw.has_helper(n)]
+        if "ConcatDatasetBase" in wanted:
+            ensure_stdlib_import(rw, "bisect")
+        add_helpers(rw, wanted, HELPERS)
+        return cst.Name(name)
 
     @staticmethod
     def _function_value(rw, qual: str) -> cst.Name:
@@ -334,6 +342,17 @@ class RuntimeValues(Transform):
 
     def leave_Call(self, rw, original: cst.Call, updated):
         func = original.func
+        if isinstance(updated, cst.Call) and isinstance(func, (cst.Name, cst.Attribute)):
+            last = func.attr.value if isinstance(func, cst.Attribute) else func.value
+            if last in ("ConcatDataset", "ChainDataset") and rw.qualified_name(func) in DATA_BASES:
+                # constructing torch's ConcatDataset / ChainDataset: the local class computes the same
+                try:
+                    name = self._data_class(rw, rw.qualified_name(func))
+                except Flag:
+                    return updated
+                rw.drop_flags(original, rule_id=rw.qualified_name(func))
+                rw.count_conversion()
+                return updated.with_changes(func=name)
         if not isinstance(func, cst.Name) or func.value not in ("hasattr", "getattr") or not isinstance(updated, cst.Call):
             return updated
         if func.value == "hasattr":
