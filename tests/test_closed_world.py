@@ -233,3 +233,58 @@ def test_star_import_of_an_own_module_is_flagged_in_a_single_file_run(tmp_path):
     result = _convert(net.read_text())
     assert any(d.rule_id == "star-import" and d.line == 1 for d in _warnings(result)), result.code
     assert not _warnings(_convert("import torch\nfrom math import *\nx = torch.zeros(2)\n"))
+
+
+_MODULE_PRELUDE = """\
+import torch
+import torch.nn as nn
+
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.backbone = nn.Linear(4, 4)
+
+    def forward(self, x):
+        return self.backbone(x)
+
+def main(model, sd):
+    model = Net()
+"""
+
+
+@pytest.mark.parametrize("line,rule", [
+    ("model.backbone.load_state_dict(sd)", "load_state_dict"),   # a sub-module's, with no checkpoint read
+    ("weights = model.state_dict()", "state_dict"),
+    ("n = sum(p.size for p in model.parameters())", "parameters"),  # MLX: iterates the dict's keys
+    ("layers = list(model.children())", "children"),
+    ("handle = model.register_forward_hook(print)", "register_forward_hook"),
+    ("model.zero_grad()", "zero_grad"),
+])
+def test_a_torch_module_member_left_in_the_output_is_flagged(line, rule):
+    # Found on third-party training code: these ran into AttributeError (or walked dict keys) after an exit 0.
+    result = _convert(_MODULE_PRELUDE + f"    {line}\n    return model\n")
+    flags = [d for d in _warnings(result) if d.rule_id == "torch-module-member"]
+    assert flags and rule in flags[0].message, result.code
+    lines = result.code.splitlines()
+    assert lines[lines.index(f"    {line}") - 1].startswith("    # torch2mlx: torch-module-member: "), result.code
+    assert flags[0].line == _MODULE_PRELUDE.count("\n") + 1
+
+
+def test_module_members_mlx_has_or_the_file_defines_are_left_alone():
+    body = """\
+    from mlx.utils import tree_flatten
+    n = sum(v.size for _, v in tree_flatten(model.parameters()))
+    flat = model.parameters()
+    kids = model.children()
+    for m in model.modules():
+        pass
+    saver = Saver()
+    saver.state_dict()
+    return n, flat, kids
+
+class Saver:
+    def state_dict(self):
+        return {}
+"""
+    result = _convert(_MODULE_PRELUDE + body)
+    assert not [d for d in result.diagnostics if d.rule_id == "torch-module-member"], result.code

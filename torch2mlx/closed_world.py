@@ -11,6 +11,12 @@ means what a user reads it to mean: the file no longer needs torch.
 
 An import of a module built on torch (torchvision, timm, `einops.layers.torch`, ...) is
 flagged the same way (rule id `torch-dependency`): what it provides still runs on torch.
+
+A torch nn.Module (or optimizer) method that no MLX object has — `model.state_dict()`,
+`m.load_state_dict(sd)`, `model.named_buffers()`, `register_forward_hook` — left in the output by
+no rule or transform would raise AttributeError when the code runs, and iterating
+`X.parameters()` / `X.children()` would walk an MLX dict's keys where torch yields tensors and
+modules: both get a flag (rule id `torch-module-member`) unless the file defines that name itself.
 """
 from __future__ import annotations
 
@@ -39,6 +45,48 @@ TORCH_BUILT_MODULES = frozenset({
 _STAR_IMPORT_LINE = re.compile(r"^[ \t]*from[ \t]+\S+[ \t]+import[ \t]+\*", re.MULTILINE)
 # star imports whose names are known without reading the module
 _KNOWN_STAR_SOURCES = frozenset(sys.stdlib_module_names) | {"numpy", "mlx", "torch", "math"}
+MODULE_MEMBER_RULE_ID = "torch-module-member"
+# Members of torch.nn.Module (and of torch optimizers / schedulers: state_dict, load_state_dict, zero_grad)
+# that mlx.nn.Module and MLX optimizers lack, with what to write instead.
+_TORCH_ONLY_MODULE_MEMBERS = {
+    "state_dict": "MLX modules have no state_dict(): `dict(tree_flatten(model.parameters()))` (mlx.utils), "
+                  "or model.save_weights(path); an MLX optimizer's state is `optimizer.state`",
+    "load_state_dict": "MLX modules have no load_state_dict(): `model.load_weights(list(weights.items()))`, or "
+                       "torch2mlx.load_torch_weights for a torch checkpoint; an MLX optimizer's is `optimizer.state = ...`",
+    "named_parameters": "MLX modules have no named_parameters(): `tree_flatten(model.parameters())` (mlx.utils) gives "
+                        "(path, array) pairs",
+    "named_buffers": "MLX modules have no buffers: frozen arrays are in `tree_flatten(model.parameters())`",
+    "buffers": "MLX modules have no buffers: frozen arrays are in `tree_flatten(model.parameters())`",
+    "named_children": "MLX modules have no named_children(): `model.children()` is a dict of the direct children",
+    "register_buffer": "MLX modules have no register_buffer(): assign the array as an attribute and freeze it "
+                       "(`self.freeze(keys=[name], recurse=False)`)",
+    "register_parameter": "MLX modules have no register_parameter(): assign the array as an attribute",
+    "register_module": "MLX modules have no register_module(): assign the module as an attribute (setattr)",
+    "add_module": "MLX modules have no add_module(): assign the module as an attribute (setattr)",
+    "get_submodule": "MLX modules have no get_submodule(): follow the attributes (or `dict(model.named_modules())`)",
+    "get_parameter": "MLX modules have no get_parameter(): `dict(tree_flatten(model.parameters()))[name]`",
+    "get_buffer": "MLX modules have no buffers: `dict(tree_flatten(model.parameters()))[name]`",
+    "set_submodule": "MLX modules have no set_submodule(): assign the attribute",
+    "register_forward_hook": "MLX modules have no hooks: call what the hook does after the module by hand",
+    "register_forward_pre_hook": "MLX modules have no hooks: call what the hook does before the module by hand",
+    "register_full_backward_hook": "MLX has no backward hooks: transform the gradients returned by mx.grad",
+    "register_full_backward_pre_hook": "MLX has no backward hooks: transform the gradients returned by mx.grad",
+    "register_backward_hook": "MLX has no backward hooks: transform the gradients returned by mx.grad",
+    "requires_grad_": "MLX modules have no requires_grad_(): model.freeze() / model.unfreeze()",
+    "zero_grad": "MLX has no accumulated gradients to clear: mx.grad returns fresh gradients each call; remove it",
+    "share_memory": "MLX arrays need no share_memory(): remove it",
+    "to_empty": "MLX modules have no to_empty()",
+}
+# Iterating these walks an MLX dict's keys (strings) where torch yields tensors / modules.
+_DICT_IN_MLX = {
+    "parameters": "`.parameters()` of an MLX module is a nested dict: iterating it yields its keys, where torch yields "
+                  "the tensors; iterate `tree_flatten(X.parameters())` (mlx.utils: (path, array) pairs)",
+    "children": "`.children()` of an MLX module is a dict of the direct children (a list of modules for a container): "
+                "iterating it yields names, where torch yields the modules",
+}
+_ITERATING_CALLS = frozenset({"list", "tuple", "set", "sorted", "enumerate", "zip", "filter", "map", "iter", "next",
+                              "sum", "any", "all", "reversed", "frozenset"})
+_MODULE_MEMBER_USE = re.compile(r"\.(?:" + "|".join(sorted(_TORCH_ONLY_MODULE_MEMBERS) + sorted(_DICT_IN_MLX)) + r")\b")
 _TORCH_IMPORT_LINE = re.compile(
     r"^[ \t]*(?:import|from)[ \t]+(?:torch\b|" + "|".join(sorted({m.split(".")[0] for m in TORCH_BUILT_MODULES})) + r")\b",
     re.MULTILINE)
@@ -72,8 +120,9 @@ def audit(code: str, original: str, own_packages: frozenset = frozenset(),
     imports `timm.layers`: that is the project, converted alongside, not a dependency).
     `single_file`: not a directory run, so a star import from the user's own modules is not followed."""
     stars = single_file and _STAR_IMPORT_LINE.search(code) is not None
-    if not stars and not _TORCH_IMPORT_LINE.search(code):
-        return code, []  # no torch import left: no name can refer to torch (the common case, decided by one regex)
+    members = _MODULE_MEMBER_USE.search(code) is not None
+    if not stars and not members and not _TORCH_IMPORT_LINE.search(code):
+        return code, []  # no torch import left: no name can refer to torch (the common case, decided by regexes)
     try:
         tree = ast.parse(code)
     except SyntaxError:
@@ -82,6 +131,9 @@ def audit(code: str, original: str, own_packages: frozenset = frozenset(),
     imports, loads = _scan(tree)
     bound = _torch_bindings(imports)
     places: dict = {}  # first output line of a statement -> (statement, rule id, why, column)
+    for stmt, node, why in _torch_module_members(tree) if members else ():
+        if not _flags_above(lines, _first_line(stmt)) - {MODULE_MEMBER_RULE_ID} and not _suppressed(lines[stmt.lineno - 1]):
+            places.setdefault(_first_line(stmt), (stmt, MODULE_MEMBER_RULE_ID, why, node.col_offset))
     for stmt in _unfollowed_star_imports(imports) if stars else ():
         if not _flags_above(lines, stmt.lineno) - {STAR_RULE_ID}:
             source = "." * stmt.level + (stmt.module or "")
@@ -144,6 +196,39 @@ def _scan(tree: ast.Module) -> tuple[list, dict]:
             elif not isinstance(child, (ast.Constant, ast.expr_context, ast.operator, ast.cmpop, ast.unaryop, ast.boolop)):
                 stack.append((child, child if isinstance(child, ast.stmt) else stmt))
     return imports, loads
+
+
+def _torch_module_members(tree: ast.Module):
+    """(innermost statement, node, why) for each use of a torch-only module member, and each iteration of
+    `.parameters()` / `.children()`, in code that does not define a function or attribute of that name."""
+    defined = {n.name for n in ast.walk(tree) if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))}
+    defined |= {n.attr for n in ast.walk(tree) if isinstance(n, ast.Attribute) and isinstance(n.ctx, ast.Store)}
+    stack = [(tree, None)]
+    while stack:
+        node, stmt = stack.pop()
+        for child in ast.iter_child_nodes(node):
+            inner = child if isinstance(child, ast.stmt) else stmt
+            if isinstance(child, ast.Attribute) and child.attr in _TORCH_ONLY_MODULE_MEMBERS \
+                    and child.attr not in defined and inner is not None:
+                yield inner, child, f"`.{child.attr}` is a torch module member: {_TORCH_ONLY_MODULE_MEMBERS[child.attr]}"
+            for iterated in _iterated(child):
+                call = iterated.func if isinstance(iterated, ast.Call) else None
+                if isinstance(call, ast.Attribute) and call.attr in _DICT_IN_MLX and call.attr not in defined \
+                        and not iterated.args and not iterated.keywords and inner is not None:
+                    yield inner, iterated, _DICT_IN_MLX[call.attr]
+            stack.append((child, inner))
+
+
+def _iterated(node: ast.AST) -> list:
+    """The expressions `node` iterates over directly: a for loop's or comprehension's iterable, the first
+    argument of list(...), zip(...) (all of them), enumerate(...), ..."""
+    if isinstance(node, (ast.For, ast.AsyncFor, ast.comprehension)):
+        return [node.iter]
+    if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in _ITERATING_CALLS:
+        if node.func.id in ("zip", "map", "filter"):
+            return list(node.args) if node.func.id == "zip" else list(node.args[1:])
+        return list(node.args[:1])
+    return []
 
 
 def _torch_bindings(imports: list) -> dict:
