@@ -15,9 +15,9 @@ What happens, per package (bench/realworld_corpus.py lists the models):
    parameters randomised as in the parity tests), runs it in eval mode on a seeded random input, and
    saves the state_dict, the input and the outputs; it also records which functions of the package ran
    (a profile hook during build and forward).
-3. A model is FLAGGED when a warning of the conversion report sits in code the model ran: inside a
-   function that ran, or at module level of a file one of those functions is in. The flag kinds are
-   the warnings' rule ids.
+3. A model is FLAGGED when a warning of the conversion report sits in code the model ran: a statement
+   that ran (line tracing during build and forward), the body of a class one of whose functions ran, or
+   module level of a file its import loaded. The flag kinds are the warnings' rule ids.
 4. Every model (flagged or not) is then run by a fresh MLX process in which torch (and any
    torchvision / timm not converted) cannot be imported (`sys.modules[name] = None`: imports fail and
    `importlib.util.find_spec` says the package is not installed, as on a machine without torch); modules of
@@ -126,18 +126,29 @@ def _call(model, entry: Entry, arrays: list, wrap):
 
 
 class _Tracer:
-    """Which functions of the package ran: {src-relative path: {first line of the code object}}."""
+    """Which functions of the package ran ({path: {first line of the code object}}) and which of their lines
+    ({path: {line}}): a flag in a branch the model never took (a builder's `if weights is not None:
+    model.load_state_dict(...)`) is not in code the model needs."""
 
     def __init__(self, roots: list):
-        self.roots = [str(r) + os.sep for r in roots]
+        self.roots = tuple(str(r) + os.sep for r in roots)
         self.ran: dict = {}
+        self.lines: dict = {}
 
-    def __call__(self, frame, event, arg):
-        if event == "call":
-            code = frame.f_code
-            name = code.co_filename
-            if name.startswith(tuple(self.roots)):
-                self.ran.setdefault(name, set()).add(code.co_firstlineno)
+    def __call__(self, frame, event, arg):  # the global trace function (sys.settrace): one call per new frame
+        code = frame.f_code
+        name = code.co_filename
+        if not name.startswith(self.roots):
+            return None  # no line events for torch's own frames
+        self.ran.setdefault(name, set()).add(code.co_firstlineno)
+        lines = self.lines.setdefault(name, set())
+
+        def local(frame, event, arg):
+            if event == "line":
+                lines.add(frame.f_lineno)
+            return local
+
+        return local
 
 
 def torch_side(pkg: str, names: list, workdir: Path, timeout: int) -> None:
@@ -170,7 +181,7 @@ def torch_side(pkg: str, names: list, workdir: Path, timeout: int) -> None:
         try:
             module = importlib.import_module(entry.module)
             torch.manual_seed(0)
-            sys.setprofile(tracer)
+            sys.settrace(tracer)
             try:
                 model = _build(entry, module)
                 randomize_batch_norm(model)
@@ -179,7 +190,7 @@ def torch_side(pkg: str, names: list, workdir: Path, timeout: int) -> None:
                 with torch.no_grad():
                     out = _call(model, entry, arrays, torch.from_numpy)
             finally:
-                sys.setprofile(None)
+                sys.settrace(None)
             leaves = _leaves(out)
             state = model.state_dict()
             first_key: dict = {}
@@ -198,6 +209,8 @@ def torch_side(pkg: str, names: list, workdir: Path, timeout: int) -> None:
                         params=int(sum(p.numel() for p in model.parameters())),
                         ran={str(Path(f).relative_to(sp)): sorted(lines) for f, lines in tracer.ran.items()
                              if (src / Path(f).relative_to(sp)).is_file()},
+                        lines={str(Path(f).relative_to(sp)): sorted(lines) for f, lines in tracer.lines.items()
+                               if (src / Path(f).relative_to(sp)).is_file()},
                         imported=_imported(sp, src))
         except BaseException as exc:  # noqa: BLE001 - recorded; the next model still runs
             if isinstance(exc, KeyboardInterrupt):
@@ -328,6 +341,28 @@ def _scopes(path: Path) -> list:
             for n in ast.walk(tree) if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))]
 
 
+def _statements(path: Path) -> list:
+    """(first line, last line of the part that runs as one step) of every statement: a compound statement's
+    header (up to its body), a simple statement whole."""
+    tree = ast.parse(path.read_bytes())
+    spans = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.stmt):
+            body = getattr(node, "body", None)
+            end = body[0].lineno - 1 if isinstance(body, list) and body and isinstance(body[0], ast.stmt) else node.end_lineno
+            spans.append((node.lineno, max(node.lineno, end)))
+    return sorted(spans)
+
+
+def _statement_ran(line: int, statements: list, executed: set) -> bool:
+    """Whether the innermost statement holding `line` ran (a line event on any line of its span)."""
+    holding = [(start, end) for start, end in statements if start <= line <= end]
+    if not holding:
+        return True  # not inside a statement's running part (a compound statement's body line): do not discount
+    start, end = max(holding)
+    return any(n in executed for n in range(start, end + 1))
+
+
 def _model_ran_it(line: int, scopes: list, ran: set) -> bool:
     """Whether the model's own code reached this line: inside a function that ran, or in the body of a class
     one of whose functions ran. False for module-level statements (those run at import, for every model)."""
@@ -341,9 +376,10 @@ def _model_ran_it(line: int, scopes: list, ran: set) -> bool:
 
 
 def model_flags(meta: dict, report: dict, workdir: Path, scopes_cache: dict) -> tuple:
-    """The conversion warnings in code this model ran (functions that ran, bodies of classes it used), and
-    the other warnings at module or class level of the package files its import loaded (they run at import
-    time): two lists of (rule id, message, path:line)."""
+    """The conversion warnings in code this model ran (statements that ran in functions that ran, bodies of
+    classes it used), and the other warnings at module or class level of the package files its import loaded
+    (they run at import time, as do a def's decorators and default values): two lists of (rule id, message,
+    path:line). A warning in a branch of a function that the model never took is in neither."""
     by_path = {f["path"]: f["diagnostics"] for f in report["files"]}
     ran_files = meta.get("ran", {})
     found, at_import = [], []
@@ -353,12 +389,15 @@ def model_flags(meta: dict, report: dict, workdir: Path, scopes_cache: dict) -> 
         if not diags:
             continue
         if path not in scopes_cache:
-            scopes_cache[path] = _scopes(workdir / path)
-        scopes, ran = scopes_cache[path], set(ran_files.get(rel, ()))
+            scopes_cache[path] = (_scopes(workdir / path), _statements(workdir / path))
+        (scopes, statements), ran = scopes_cache[path], set(ran_files.get(rel, ()))
+        executed = set(meta.get("lines", {}).get(rel, ())) if "lines" in meta else None
         for d in diags:
             flag = (d["rule_id"], d["message"], f"{path}:{d['line']}")
             if _model_ran_it(d["line"], scopes, ran):
-                found.append(flag)
+                in_function = any(not c and body <= d["line"] <= e for s, e, c, body in scopes)
+                if executed is None or not in_function or _statement_ran(d["line"], statements, executed):
+                    found.append(flag)
             elif not any(not c and body <= d["line"] <= e for s, e, c, body in scopes):  # runs at import
                 at_import.append(flag)
     return found, at_import

@@ -42,19 +42,44 @@ def test_flags_count_where_the_model_ran(tmp_path):
         import torch                       # 1: module level: at import
         class Used(torch.nn.Module):       # 2: class line of a class whose method ran
             def __init__(self):            # 3
-                x = 1                      # 4: inside a function that ran
-        class Unused(torch.nn.ModuleDict): # 5: class line, no method ran: at import
-            def forward(self, x):          # 6
-                return x                   # 7: a function that did not run: ignored
-        @torch.library.register_fake("x") # 8: a decorator runs at import, though its function never ran
-        def meta(x=torch.float32):         # 9: so do default values
-            return x                       # 10: ignored
+                x = 1                      # 4: a statement that ran, in a function that ran
+                if x > 1:                  # 5: ran (the test)
+                    y = (x,                # 6: a branch the model never took: not counted
+                         x)                # 7
+        class Unused(torch.nn.ModuleDict): # 8: class line, no method ran: at import
+            def forward(self, x):          # 9
+                return x                   # 10: a function that did not run: ignored
+        @torch.library.register_fake("x") # 11: a decorator runs at import, though its function never ran
+        def meta(x=torch.float32):         # 12: so do default values
+            return x                       # 13: ignored
         """)
     (tmp_path / "src" / "pkg").mkdir(parents=True)
     (tmp_path / "src" / "pkg" / "m.py").write_text(source)
-    diags = [{"rule_id": f"r{line}", "message": "m", "line": line, "severity": "warning"} for line in (1, 2, 4, 5, 7, 8, 9, 10)]
+    diags = [{"rule_id": f"r{line}", "message": "m", "line": line, "severity": "warning"}
+             for line in (1, 2, 4, 5, 7, 8, 10, 11, 12, 13)]
     report = {"files": [{"path": "src/pkg/m.py", "diagnostics": diags}]}
-    meta = {"ran": {"pkg/m.py": [3]}, "imported": ["pkg/m.py"]}
+    meta = {"ran": {"pkg/m.py": [3]}, "lines": {"pkg/m.py": [4, 5]}, "imported": ["pkg/m.py"]}
     found, at_import = realworld.model_flags(meta, report, tmp_path, {})
-    assert [f[0] for f in found] == ["r2", "r4"]
-    assert [f[0] for f in at_import] == ["r1", "r5", "r8", "r9"]
+    assert [f[0] for f in found] == ["r2", "r4", "r5"]
+    assert [f[0] for f in at_import] == ["r1", "r8", "r11", "r12"]
+    meta["lines"]["pkg/m.py"].append(6)  # the branch taken: its second line counts with it
+    found, _ = realworld.model_flags(meta, report, tmp_path, {})
+    assert [f[0] for f in found] == ["r2", "r4", "r5", "r7"]
+
+
+def test_the_tracer_records_functions_and_lines(tmp_path):
+    module = tmp_path / "pkg_traced.py"
+    module.write_text("def f(x):\n    if x:\n        return 1\n    return 2\n")
+    sys.path.insert(0, str(tmp_path))
+    try:
+        import pkg_traced
+        tracer = realworld._Tracer([tmp_path])
+        sys.settrace(tracer)
+        try:
+            pkg_traced.f(False)
+        finally:
+            sys.settrace(None)
+    finally:
+        sys.path.remove(str(tmp_path))
+    assert tracer.ran == {str(module): {1}}
+    assert tracer.lines == {str(module): {2, 4}}
