@@ -647,3 +647,74 @@ def test_a_torch_import_goes_into_the_branch_of_a_nested_def_that_alone_uses_it(
     assert "        if _has_ops():\n            import torch\n            # register it\n" in result.code
     module = _run(result.code, "mlx_side", blocked=True)
     assert module.meta_roi_align.__name__ == "meta_roi_align"
+
+
+def test_a_def_inside_a_skipped_module_level_if_does_not_shift_later_scopes():
+    # torchvision/io/image.py: `if _load_library("image"): def _has_image_ops(): ...` mentions no torch, so the pass
+    # skips it; its def was not counted, and every later def got the scope of the one before (read_file's
+    # `-> torch.Tensor` and body were left unconverted, flagged torch-reference)
+    _, result, warnings = convert("""
+        import torch
+
+
+        def a():
+            return 1
+
+
+        if a():
+
+            def b():
+                return 2
+
+            class C:
+                pass
+
+
+        def c(x: torch.Tensor) -> torch.Tensor:
+            return torch.relu(x)
+    """)
+    assert not warnings, [d.format() for d in warnings]
+    assert "def c(x: mx.array) -> mx.array:\n    return nn.relu(x)" in result.code
+
+
+def test_a_nested_import_of_a_torch_submodule_does_not_keep_torch_at_module_level():
+    # torchvision/datasets/video_utils.py: `import torch.utils.data` inside a method binds `torch` to torch again
+    from torch2mlx.importable import localize_torch_imports
+
+    code = textwrap.dedent("""
+        import torch
+
+
+        def load(paths):
+            import torch.utils.data
+
+            return torch.utils.data.DataLoader(paths)
+
+
+        def clips(x):
+            return torch.as_tensor(x)
+    """)
+    moved = localize_torch_imports(code)
+    assert not moved.lstrip().startswith("import torch")
+    assert "def clips(x):\n    import torch\n    return torch.as_tensor(x)" in moved
+    _run(moved, "mlx_side", blocked=True)  # imports without torch
+    assert localize_torch_imports(code.replace("import torch.utils.data", "import torch.utils.data as torch")) != moved
+
+
+def test_an_import_of_another_files_torch_alias_moves_with_its_uses(tmp_path):
+    # torchvision/datasets/video_utils.py: `from .utils import tqdm`, utils.py having `from torch.utils.model_zoo
+    # import tqdm` (moved into utils' function that uses it): video_utils failed at import
+    import subprocess
+
+    src = tmp_path / "src" / "pkg"
+    src.mkdir(parents=True)
+    (src / "__init__.py").write_text("")
+    (src / "utils.py").write_text("from torch.utils.model_zoo import tqdm\n\n\ndef download(n):\n"
+                                  "    with tqdm(total=n) as bar:\n        bar.update(n)\n    return n\n")
+    (src / "video.py").write_text("from .utils import tqdm\n\n\ndef progress(n):\n    return tqdm(total=n)\n\n\nVALUE = 3\n")
+    out = tmp_path / "out" / "pkg"
+    subprocess.run([sys.executable, "-m", "torch2mlx", "convert", str(src), "-o", str(out)], capture_output=True)
+    assert (out / "video.py").read_text().startswith("def progress(n):\n    from .utils import tqdm\n")
+    probe = "import sys; sys.modules['torch'] = None; sys.path.insert(0, sys.argv[1]); import pkg.video as v; print(v.VALUE)"
+    ran = subprocess.run([sys.executable, "-c", probe, str(out.parent)], capture_output=True, text=True)
+    assert ran.stdout.strip() == "3", ran.stderr

@@ -176,7 +176,7 @@ def convert_source(text: str, path: str = "<string>", *, rule_files: Sequence[Pa
         raise InputError("expression nested too deeply to convert", path) from None
     own_packages = frozenset(m.split(".")[0] for m in project.modules.values()) if project is not None else frozenset()
     code, leftovers = closed_world.audit(code, text, own_packages, single_file=project is None)
-    code = importable.localize_torch_imports(code)
+    code = importable.localize_torch_imports(code, _project_torch_locals(tree, cross_file))
     diagnostics = _diagnostics(module, tree, text, rewriter, path)
     if leftovers:
         diagnostics = tuple(sorted(diagnostics + tuple(

@@ -24,16 +24,20 @@ _TORCH_IMPORT_AT_TOP = re.compile(r"^(?:import[ \t]+torch\b|from[ \t]+torch\b)",
 _FUNCTIONS = (ast.FunctionDef, ast.AsyncFunctionDef)
 
 
-def localize_torch_imports(code: str) -> str:
-    """`code` with each module-level torch import whose names only function bodies use moved into them."""
-    if not _TORCH_IMPORT_AT_TOP.search(code):
+def localize_torch_imports(code: str, project_torch: frozenset = frozenset()) -> str:
+    """`code` with each module-level torch import whose names only function bodies use moved into them.
+    `project_torch`: names this file imports from other project files that are torch aliases there
+    (`from .utils import tqdm`, where utils.py has `from torch.utils.model_zoo import tqdm`): such an import
+    moves too, since the name needs torch as much as a torch import does."""
+    if not _TORCH_IMPORT_AT_TOP.search(code) and not project_torch:
         return code  # the common case, decided by one regex
     try:
         tree = ast.parse(code)
     except SyntaxError:
         return code
     lines = code.splitlines(keepends=True)
-    movable = [stmt for stmt in tree.body if _is_torch_import(stmt) and _stands_alone(stmt, lines)]
+    movable = [stmt for stmt in tree.body if (_is_torch_import(stmt) or _is_project_torch_import(stmt, project_torch))
+               and _stands_alone(stmt, lines)]
     if not movable:
         return code
     users = _users(tree)  # name -> outermost functions using it, or None where module code reads it
@@ -71,6 +75,12 @@ def _is_torch_import(stmt: ast.stmt) -> bool:
     return (isinstance(stmt, ast.ImportFrom) and stmt.level == 0 and stmt.module is not None
             and (stmt.module == "torch" or stmt.module.startswith("torch."))
             and all(a.name != "*" for a in stmt.names))
+
+
+def _is_project_torch_import(stmt: ast.stmt, project_torch: frozenset) -> bool:
+    """`from .utils import tqdm` (or an absolute import of the project) binding only torch aliases of other files."""
+    return (bool(project_torch) and isinstance(stmt, ast.ImportFrom) and all(a.name != "*" for a in stmt.names)
+            and all((a.asname or a.name) in project_torch for a in stmt.names))
 
 
 def _bound_names(stmt: ast.stmt) -> set:
@@ -122,7 +132,11 @@ def _stored_names(tree: ast.Module) -> set:
             found.add(node.name)
         elif isinstance(node, (ast.Global, ast.Nonlocal)):
             found.update(node.names)
-        elif isinstance(node, (ast.Import, ast.ImportFrom)) and node not in tree.body:
+        elif isinstance(node, ast.Import) and node not in tree.body:
+            # `import torch.utils.data` in a function binds `torch` to the torch module again: no other binding
+            found.update(a.asname or a.name.split(".")[0] for a in node.names
+                         if a.asname is not None or a.name.split(".")[0] != "torch")
+        elif isinstance(node, ast.ImportFrom) and node not in tree.body:
             found.update(_bound_names(node) if not any(a.name == "*" for a in node.names) else ())
     return found
 

@@ -7,6 +7,7 @@ finding; the emitter turns findings into `# torch2mlx:` comments.
 """
 from __future__ import annotations
 
+import ast
 import re
 from typing import Optional, Union
 
@@ -69,6 +70,9 @@ def _any_kept(value: cst.CSTNode, kept: set) -> bool:
             return True
         stack.extend(node.children)
     return False
+
+
+_SCOPES = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)  # what names.py makes a Scope of
 
 
 class TableRewriter(cst.CSTTransformer):
@@ -263,6 +267,10 @@ class TableRewriter(cst.CSTTransformer):
         if cold is None:
             return True
         self.tensors.forget_assignments(cold)
+        if not isinstance(node, cst.SimpleStatementLine):
+            # the defs and classes inside a skipped compound statement (`if _load_library(...): def f(): ...`) are
+            # scopes of `scope_list` too: skip them, or every later def/class would get the scope before it
+            self.scope_counter += sum(isinstance(n, _SCOPES) for n in ast.walk(cold))
         return False
 
     def leave_SimpleStatementLine(self, original: cst.SimpleStatementLine, updated: cst.SimpleStatementLine):
