@@ -409,6 +409,7 @@ def test_swin_bias_slice_zeroed_in_init():
             def __init__(self, dim, qkv_bias=True):
                 super().__init__()
                 self.qkv = nn.Linear(dim, dim * 3, bias=qkv_bias)
+                self.register_buffer("relative_position_index", torch.zeros(3))
                 if qkv_bias:
                     length = self.qkv.bias.numel() // 3
                     self.qkv.bias[length : 2 * length].data.zero_()
@@ -476,6 +477,8 @@ def test_layer_parameter_updated_in_place_by_init_code():
     np.testing.assert_allclose(np.array(mlx_model.head.bias), torch_model.head.bias.detach().numpy(), rtol=1e-4, atol=1e-5)
 
 
-def test_layer_parameter_of_a_file_that_assigns_weights_stays_flagged():
-    source = HEADER + textwrap.dedent(HEAD_INIT) + "\n\ndef tie(a, b):\n    a.weight = b.weight\n"
-    assert _inplace_flags(convert_source(source))
+@pytest.mark.parametrize("other", ["def tie(a, b):\n    a.weight = b.weight\n",
+                                   "def tie(a, b):\n    a.register_parameter('weight', b.weight)\n",
+                                   "def tie(a, b, name):\n    setattr(a, name, b.weight)\n"])
+def test_layer_parameter_of_a_file_that_assigns_weights_stays_flagged(other):
+    assert _inplace_flags(convert_source(HEADER + textwrap.dedent(HEAD_INIT) + "\n\n" + other))

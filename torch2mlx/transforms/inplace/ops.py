@@ -230,7 +230,10 @@ class InplaceOps(Transform):
             elif isinstance(node, ast.Call) and (
                     (isinstance(node.func, ast.Name) and node.func.id == "setattr")
                     or (isinstance(node.func, ast.Attribute) and node.func.attr in ("register_parameter", "register_buffer"))):
-                attributes.add("*")  # any attribute may be set
+                # the attribute it sets: its literal name, else any
+                index = 1 if isinstance(node.func, ast.Name) else 0
+                name = node.args[index] if len(node.args) > index else None
+                attributes.add(name.value if isinstance(name, ast.Constant) and isinstance(name.value, str) else "*")
         self.assigned_attributes = frozenset(attributes)
 
     # ----- scopes -----------------------------------------------------------------------------
