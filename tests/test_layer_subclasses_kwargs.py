@@ -476,3 +476,21 @@ def test_layer_with_a_dtype_variable_matches_torch_and_raises_for_a_dtype():
         mlx_ns["Head"](5, 3, dtype=mx.float16)
     literal = convert_source(DTYPE_VARIABLE.replace("dtype=dtype)", "dtype=torch.float16)"), "literal.py")
     assert {d.rule_id for d in warnings(literal)} == {"torch.nn.Linear", "torch.nn.LayerNorm"}
+
+
+def test_conv_base_converted_again_is_unchanged():
+    """timm's StdConv2d reads `self.weight.reshape(...)`: the second conversion must not learn from the helper's
+    own code that `self.weight` is an array where the first did not know it (converting again changes nothing)."""
+    source = '''
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+class StdConv2d(nn.Conv2d):
+    def forward(self, x):
+        weight = self.weight.reshape(1, self.out_channels, -1).reshape_as(self.weight)
+        return self._conv_forward(x, weight, self.bias)
+'''
+    first = convert_source(source, "std_conv.py").code
+    assert "class StdConv2d(TorchConv2d):" in first
+    assert convert_source(first, "std_conv.py").code == first

@@ -139,7 +139,9 @@ class TorchConv2d(nn.Module):
         self.padding = padding if isinstance(padding, str) else pair(padding)
         conv_padding(self.padding, self.kernel_size, self.dilation, 2)  # an odd 'same' padding raises here, as in torch
         bound = (in_channels // groups * self.kernel_size[0] * self.kernel_size[1]) ** -0.5  # torch's default init
-        self.weight = mx.random.uniform(-bound, bound, (out_channels, in_channels // groups, *self.kernel_size))
+        # setattr: a converted file read again must not learn more about `self.weight` than the torch source
+        # told the first conversion (idempotence: the derived class's code would convert differently)
+        setattr(self, "weight", mx.random.uniform(-bound, bound, (out_channels, in_channels // groups, *self.kernel_size)))
         self.bias = mx.random.uniform(-bound, bound, (out_channels,)) if bias else None
 
     def _conv_forward(self, input, weight, bias):
