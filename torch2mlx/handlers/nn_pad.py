@@ -15,16 +15,40 @@ import libcst as cst
 from torch2mlx.binding import Flag, bind, code_of
 from torch2mlx.handlers import register
 from torch2mlx.handlers.local_helpers import add_helpers
-from torch2mlx.template import expand, int_literal_value, is_simple, normalize
+from torch2mlx.template import expand, int_literal_value, is_simple, normalize, same_literal
 
-# a pad that is not a display (`pad_values` bound earlier, timm's Swin): its length is read at run time
-_PAD_WIDTHS = {"pad_widths": '''
+# a pad that is not a display (`pad_values` bound earlier, timm's Swin): its length is read at run time;
+# modes mx.pad lacks or checks differently, or known at run time only (`mode=self.pad_mode`)
+_HELPERS = {"pad_widths": '''
 def pad_widths(pad, ndim):
     """mx.pad's (before, after) pair per axis from PyTorch's pad sequence, which runs from the last axis backwards."""
     if len(pad) % 2 or len(pad) // 2 > ndim:
         raise ValueError(f"padding length {len(pad)} must be even and at most twice the number of dimensions {ndim}")
     pairs = [(pad[i], pad[i + 1]) for i in range(0, len(pad), 2)]
     return [(0, 0)] * (ndim - len(pairs)) + pairs[::-1]
+''', "pad_modes": '''
+def pad_modes(x, widths, mode="constant", value=None):
+    """PyTorch's F.pad modes on mx.pad widths (a (before, after) pair per axis): 'constant' (value None is 0),
+    'replicate', 'reflect' (widths below the axis size, as PyTorch requires) and 'circular' (at most the size)."""
+    if mode == "constant":
+        return mx.pad(x, widths, constant_values=0 if value is None else value)
+    if mode == "replicate":
+        return mx.pad(x, widths, mode="edge")
+    if mode not in ("reflect", "circular"):
+        raise NotImplementedError(f"padding mode {mode!r}")
+    for axis, (before, after) in enumerate(widths):
+        if before < 0 or after < 0:
+            raise NotImplementedError("negative padding (cropping)")
+        limit = x.shape[axis] if mode == "circular" else x.shape[axis] - 1
+        if max(before, after) > limit:
+            raise ValueError(f"{mode} padding ({before}, {after}) of an axis of size {x.shape[axis]}: too large")
+    if mode == "reflect":
+        return mx.pad(x, widths, mode="reflect")
+    for axis, (before, after) in enumerate(widths):
+        if before or after:
+            size, index = x.shape[axis], (slice(None),) * axis
+            x = mx.concatenate([x[index + (slice(size - before, size),)], x, x[index + (slice(0, after),)]], axis=axis)
+    return x
 '''}
 
 # builtins whose calls have no side effects (on numbers)
@@ -74,25 +98,32 @@ def nn_pad(rule, original: cst.Call, call: cst.Call, receiver, rewriter):
     x = bound.get("input")
     if not is_simple(x):
         raise Flag(f"the padded tensor is read twice (for its ndim); assign it to a name first: {code_of(x)}")
+    helpers = []
+    elements = values = None
     display = isinstance(pad, (cst.Tuple, cst.List)) and not any(isinstance(e, cst.StarredElement) for e in pad.elements)
     if not display or not all(int_literal_value(e.value) is not None or pure_expression(e.value) for e in pad.elements):
-        template = "mx.pad({input}, pad_widths({pad}, {input}.ndim)"
-        template += ", mode='edge')" if bound.present("mode") else ", constant_values={value})"
-        result = expand(template, rule, bound)
-        add_helpers(rewriter, ["pad_widths"], _PAD_WIDTHS)
-        return result, frozenset({"mx"})
-    elements = [e.value for e in pad.elements]
-    if not elements or len(elements) % 2:
-        raise Flag("pad must have an even number of elements: (before, after) per axis")
-    values = [int_literal_value(e) for e in elements]
-    if any(v is not None and v < 0 for v in values):
-        raise Flag("negative padding (cropping) has no mx.pad equivalent; slice instead")
-    texts = [str(v) if v is not None else f"_t2m_padwidth{i}__" for i, v in enumerate(values)]
-    pairs = [f"({texts[i]}, {texts[i + 1]})" for i in range(0, len(texts), 2)]
-    widths = "[" + ", ".join(reversed(pairs)) + "]"
-    template = "mx.pad({input}, [(0, 0)] * ({input}.ndim - %d) + %s" % (len(pairs), widths)
-    template += ", mode='edge')" if bound.present("mode") else ", constant_values={value})"
+        widths = "pad_widths({pad}, {input}.ndim)"
+        helpers.append("pad_widths")
+    else:
+        elements = [e.value for e in pad.elements]
+        if not elements or len(elements) % 2:
+            raise Flag("pad must have an even number of elements: (before, after) per axis")
+        values = [int_literal_value(e) for e in elements]
+        if any(v is not None and v < 0 for v in values):
+            raise Flag("negative padding (cropping) has no mx.pad equivalent; slice instead")
+        texts = [str(v) if v is not None else f"_t2m_padwidth{i}__" for i, v in enumerate(values)]
+        pairs = [f"({texts[i]}, {texts[i + 1]})" for i in range(0, len(texts), 2)]
+        widths = "[(0, 0)] * ({input}.ndim - %d) + [%s]" % (len(pairs), ", ".join(reversed(pairs)))
+    mode = code_of(bound.get("mode")) if bound.present("mode") else None
+    if mode is None:
+        template = "mx.pad({input}, %s, constant_values={value})" % widths
+    elif same_literal(mode, "'replicate'"):
+        template = "mx.pad({input}, %s, mode='edge')" % widths
+    else:  # 'reflect', 'circular' or a mode known at run time only
+        template = "pad_modes({input}, %s, {mode}, {value})" % widths
+        helpers.append("pad_modes")
     result = expand(template, rule, bound)
-    if all(v is not None for v in values):
+    add_helpers(rewriter, helpers, _HELPERS)
+    if values is None or all(v is not None for v in values):
         return result, frozenset({"mx"})
     return result.visit(_Fill(elements)), frozenset({"mx"})
