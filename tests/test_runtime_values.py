@@ -718,3 +718,49 @@ def test_an_import_of_another_files_torch_alias_moves_with_its_uses(tmp_path):
     probe = "import sys; sys.modules['torch'] = None; sys.path.insert(0, sys.argv[1]); import pkg.video as v; print(v.VALUE)"
     ran = subprocess.run([sys.executable, "-c", probe, str(out.parent)], capture_output=True, text=True)
     assert ran.stdout.strip() == "3", ran.stderr
+
+
+def test_script_if_tracing_decorator_goes():
+    # torchvision/ops/boxes.py: @torch.jit._script_if_tracing on module-level helpers
+    source, result, warnings = convert("""
+        import torch
+
+
+        @torch.jit._script_if_tracing
+        def _batched(x, k: int):
+            return x * k
+
+
+        def run(x):
+            return _batched(x, 3)
+    """)
+    assert not warnings, [d.format() for d in warnings]
+    assert "script_if_tracing" not in result.code
+    assert _run(result.code, "mlx_side", blocked=True).run(2) == _run(source, "torch_side", blocked=False).run(2) == 6
+
+
+def test_overload_method_stubs_lose_their_decorator():
+    # torchvision/models/densenet.py: @torch.jit._overload_method stubs before the real forward
+    source, result, warnings = convert("""
+        import torch
+
+
+        class Layer:
+            @torch.jit._overload_method  # noqa: F811
+            def forward(self, input: list) -> int:
+                pass
+
+            @torch.jit._overload_method  # noqa: F811
+            def forward(self, input: int) -> int:
+                pass
+
+            def forward(self, input):  # noqa: F811
+                return input if isinstance(input, int) else len(input)
+
+
+        def run():
+            return Layer().forward([1, 2]), Layer().forward(5)
+    """)
+    assert not warnings, [d.format() for d in warnings]
+    assert "_overload_method" not in result.code
+    assert _run(result.code, "mlx_side", blocked=True).run() == _run(source, "torch_side", blocked=False).run() == (2, 5)

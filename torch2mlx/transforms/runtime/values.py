@@ -4,7 +4,11 @@ What it does
     - `@torch.fx.wrap` on a function or class at the top level of a module: removed. fx.wrap returns its
       argument; it only marks the function as a leaf for torch.fx symbolic tracing, which MLX code never meets
       (the call form `torch.fx.wrap("name")` is the rule `torch.fx.wrap`).
+    - `@torch.jit._script_if_tracing`: removed (its wrapper calls the function unless torch.jit traces it);
+      `@torch.jit._overload_method` / `_overload`: removed (they record the stub for TorchScript and return it).
     - `torch._assert(cond, msg)` as a statement -> `assert cond, msg` (what torch's function does).
+    - `BroadcastingList2[int]` (torch.jit.annotations) in an annotation -> `typing.Sequence[int]` (eager torch
+      evaluates it to None; only TorchScript reads it).
     - `torch.jit.Final` (also imported as `Final`) -> `typing.Final`: torch.jit.Final *is* typing.Final
       (torch/_jit_internal.py); `import typing` is added when the file does not bind the name.
     - `torch.utils.data.Dataset` / `IterableDataset` / `Sampler` as a base class or in an annotation -> small
@@ -35,6 +39,12 @@ from torch2mlx.transforms import Transform
 RULE_ID = "runtime-values"
 FX_WRAP = ("torch.fx.wrap", "torch.fx._symbolic_trace.wrap")
 ASSERT = ("torch._assert",)
+BROADCASTING_LISTS = tuple(f"torch.{m}.BroadcastingList{n}" for m in ("jit.annotations", "_jit_internal") for n in range(1, 7))
+# torch.jit._script_if_tracing (the private twin of script_if_tracing, which jit-markers removes): calls fn unless tracing
+# and the TorchScript overload declarations, which record the stub for TorchScript and return it (the real def of the
+# same name follows and replaces it)
+SCRIPT_IF_TRACING = ("torch.jit._script_if_tracing", "torch.jit._script._script_if_tracing", "torch.jit._overload",
+                     "torch.jit._overload_method", "torch._jit_internal._overload", "torch._jit_internal._overload_method")
 # decorator factories that register the function with torch's dispatcher and return it unchanged
 FAKE_REGISTRATIONS = ("torch.library.register_fake", "torch.library.impl_abstract", "torch._custom_ops.impl_abstract")
 FINAL = ("torch.jit.Final", "torch._jit_internal.Final")
@@ -235,7 +245,7 @@ def compiler_disable(fn=None, recursive=True, *, reason=None):
         return lambda f: f
     return fn
 '''
-LAST_NAMES |= {q.rsplit(".", 1)[1] for q in FUNCTION_VALUES}
+LAST_NAMES |= {q.rsplit(".", 1)[1] for q in (*FUNCTION_VALUES, *BROADCASTING_LISTS)}
 # torch modules a feature probe may ask about (`hasattr(torch, 'compiler')`): all exist in torch 2.x
 TORCH_MODULES = frozenset({
     "torch", "torch.nn", "torch.nn.functional", "torch.nn.init", "torch.nn.utils", "torch.compiler", "torch.jit",
@@ -261,7 +271,7 @@ class RuntimeValues(Transform):
         self.annotations = 0     # depth of annotations being visited
 
     def applies_to(self, text: str) -> bool:
-        return ("wrap" in text or "_assert" in text or "register_fake" in text or "impl_abstract" in text or "hasattr" in text or "getattr" in text or "ImportError" in text or "Final" in text or "Dataset" in text or "Sampler" in text
+        return ("wrap" in text or "_assert" in text or "script_if_tracing" in text or "_overload" in text or "BroadcastingList" in text or "register_fake" in text or "impl_abstract" in text or "hasattr" in text or "getattr" in text or "ImportError" in text or "Final" in text or "Dataset" in text or "Sampler" in text
                 or "functional" in text or " F." in text or "(F." in text or "=F." in text)
 
     # ----- where a value sits ------------------------------------------------------------------
@@ -288,6 +298,11 @@ class RuntimeValues(Transform):
             if qual in FINAL:
                 ensure_stdlib_import(rw, "typing")
                 result = cst.Attribute(cst.Name("typing"), cst.Name("Final"))
+            elif qual in BROADCASTING_LISTS and self.annotations:
+                # `output_size: BroadcastingList2[int]`: TorchScript's "a T or a list of n Ts"; eager torch's value
+                # of it is None, read by nothing but TorchScript; typing.Sequence keeps the annotation readable
+                ensure_stdlib_import(rw, "typing")
+                result = cst.Attribute(cst.Name("typing"), cst.Name("Sequence"))
             elif qual in FUNCTION_VALUES:
                 result = self._function_value(rw, qual)
             elif qual in DATA_BASES and (id(original) in self.bases or self.annotations):
@@ -462,6 +477,10 @@ class RuntimeValues(Transform):
         expr = original.decorator
         if isinstance(expr, cst.Call) and rw.qualified_name(expr.func) in FAKE_REGISTRATIONS:
             return self._fake_registration(rw, expr, updated)
+        if rw.qualified_name(expr) in SCRIPT_IF_TRACING:
+            rw.drop_flags(expr)  # eager code is never traced: the wrapper calls fn as written
+            rw.count_conversion()
+            return cst.RemoveFromParent()
         if rw.qualified_name(expr) not in FX_WRAP:
             return updated
         if len(rw.scopes) != 2:  # the decorated def/class and the module: a nested def or a method
