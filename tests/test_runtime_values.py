@@ -764,3 +764,36 @@ def test_overload_method_stubs_lose_their_decorator():
     assert not warnings, [d.format() for d in warnings]
     assert "_overload_method" not in result.code
     assert _run(result.code, "mlx_side", blocked=True).run() == _run(source, "torch_side", blocked=False).run() == (2, 5)
+
+
+def test_module_list_annotation_is_list():
+    # torchvision/models/detection/ssd.py: `def __init__(self, module_list: nn.ModuleList, ...)` runs at import
+    _, result, warnings = convert("""
+        from torch import nn
+
+
+        def count(module_list: nn.ModuleList, columns: int) -> int:
+            return len(module_list) * columns
+    """)
+    assert not warnings, [d.format() for d in warnings]
+    assert "def count(module_list: list, columns: int) -> int:" in result.code and not torch_left(result.code)
+
+
+def test_a_moved_import_never_goes_above_an_elif():
+    # torchvision/models/optical_flow/raft.py: the only torch use is in an `elif` test
+    from torch2mlx.importable import localize_torch_imports
+
+    code = textwrap.dedent("""
+        import torch
+
+
+        def init(m):
+            if isinstance(m, int):
+                m = 0
+            elif isinstance(m, (torch.nn.BatchNorm2d, torch.nn.InstanceNorm2d)):
+                m = 1
+            return m
+    """)
+    moved = localize_torch_imports(code)
+    ast.parse(moved)
+    assert "def init(m):\n    import torch\n    if isinstance(m, int):" in moved

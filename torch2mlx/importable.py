@@ -66,6 +66,10 @@ def localize_torch_imports(code: str, project_torch: frozenset = frozenset()) ->
     for at, delete, insert in sorted(edits, key=lambda e: e[0], reverse=True):
         lines[at:at + delete] = [insert] if insert else []
     moved = "".join(lines)
+    try:
+        ast.parse(moved)
+    except SyntaxError:  # a placement this module got wrong must not cost the file: keep the imports where they were
+        return code
     return moved.lstrip("\r\n") if code[:1] not in ("\n", "\r") else moved  # the import was the first line
 
 
@@ -204,8 +208,8 @@ def _before(stmt: ast.stmt, lines: list):
     """(line index, indent) right above `stmt` and the comment lines above it; None when it does not start its line
     (`a = 1; torch.f()`, `if x: torch.f()`)."""
     start = min([stmt.lineno, *(d.lineno for d in getattr(stmt, "decorator_list", []))])
-    if lines[start - 1][:stmt.col_offset].strip():
-        return None
+    if lines[start - 1][:stmt.col_offset].strip() or lines[start - 1].lstrip().startswith(("elif ", "elif(")):
+        return None  # an `elif` is the `if` in its `else` block: nothing can go above it
     at = start - 1
     while at - 1 >= 0 and _blank_or_comment(lines[at - 1]):
         at -= 1

@@ -7,6 +7,7 @@ What it does
     - `@torch.jit._script_if_tracing`: removed (its wrapper calls the function unless torch.jit traces it);
       `@torch.jit._overload_method` / `_overload`: removed (they record the stub for TorchScript and return it).
     - `torch._assert(cond, msg)` as a statement -> `assert cond, msg` (what torch's function does).
+    - `nn.ModuleList` in an annotation -> `list` (what nn.ModuleList(...) becomes).
     - `BroadcastingList2[int]` (torch.jit.annotations) in an annotation -> `typing.Sequence[int]` (eager torch
       evaluates it to None; only TorchScript reads it).
     - `torch.jit.Final` (also imported as `Final`) -> `typing.Final`: torch.jit.Final *is* typing.Final
@@ -39,6 +40,8 @@ from torch2mlx.transforms import Transform
 RULE_ID = "runtime-values"
 FX_WRAP = ("torch.fx.wrap", "torch.fx._symbolic_trace.wrap")
 ASSERT = ("torch._assert",)
+# `module_list: nn.ModuleList` in a signature (evaluated at import): the plain list nn.ModuleList(...) becomes
+CONTAINER_ANNOTATIONS = {"torch.nn.ModuleList": "list", "torch.nn.modules.container.ModuleList": "list"}
 BROADCASTING_LISTS = tuple(f"torch.{m}.BroadcastingList{n}" for m in ("jit.annotations", "_jit_internal") for n in range(1, 7))
 # torch.jit._script_if_tracing (the private twin of script_if_tracing, which jit-markers removes): calls fn unless tracing
 # and the TorchScript overload declarations, which record the stub for TorchScript and return it (the real def of the
@@ -245,7 +248,7 @@ def compiler_disable(fn=None, recursive=True, *, reason=None):
         return lambda f: f
     return fn
 '''
-LAST_NAMES |= {q.rsplit(".", 1)[1] for q in (*FUNCTION_VALUES, *BROADCASTING_LISTS)}
+LAST_NAMES |= {q.rsplit(".", 1)[1] for q in (*FUNCTION_VALUES, *BROADCASTING_LISTS, *CONTAINER_ANNOTATIONS)}
 # torch modules a feature probe may ask about (`hasattr(torch, 'compiler')`): all exist in torch 2.x
 TORCH_MODULES = frozenset({
     "torch", "torch.nn", "torch.nn.functional", "torch.nn.init", "torch.nn.utils", "torch.compiler", "torch.jit",
@@ -271,7 +274,7 @@ class RuntimeValues(Transform):
         self.annotations = 0     # depth of annotations being visited
 
     def applies_to(self, text: str) -> bool:
-        return ("wrap" in text or "_assert" in text or "script_if_tracing" in text or "_overload" in text or "BroadcastingList" in text or "register_fake" in text or "impl_abstract" in text or "hasattr" in text or "getattr" in text or "ImportError" in text or "Final" in text or "Dataset" in text or "Sampler" in text
+        return ("wrap" in text or "_assert" in text or "script_if_tracing" in text or "_overload" in text or "BroadcastingList" in text or "ModuleList" in text or "register_fake" in text or "impl_abstract" in text or "hasattr" in text or "getattr" in text or "ImportError" in text or "Final" in text or "Dataset" in text or "Sampler" in text
                 or "functional" in text or " F." in text or "(F." in text or "=F." in text)
 
     # ----- where a value sits ------------------------------------------------------------------
@@ -298,6 +301,8 @@ class RuntimeValues(Transform):
             if qual in FINAL:
                 ensure_stdlib_import(rw, "typing")
                 result = cst.Attribute(cst.Name("typing"), cst.Name("Final"))
+            elif qual in CONTAINER_ANNOTATIONS and self.annotations:
+                result = cst.Name(CONTAINER_ANNOTATIONS[qual])  # what nn.ModuleList(...) becomes (rules/nn_layers.yaml)
             elif qual in BROADCASTING_LISTS and self.annotations:
                 # `output_size: BroadcastingList2[int]`: TorchScript's "a T or a list of n Ts"; eager torch's value
                 # of it is None, read by nothing but TorchScript; typing.Sequence keeps the annotation readable
