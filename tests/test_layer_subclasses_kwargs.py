@@ -494,3 +494,59 @@ class StdConv2d(nn.Conv2d):
     first = convert_source(source, "std_conv.py").code
     assert "class StdConv2d(TorchConv2d):" in first
     assert convert_source(first, "std_conv.py").code == first
+
+
+# timm hrnet.py / selecsls.py SequentialList, pit.py SequentialTuple, torchvision deeplabv3 ASPPPooling: a
+# Sequential with a forward of its own, iterating its modules
+SEQUENTIALS = '''
+from collections import OrderedDict
+from typing import List, Tuple
+
+import torch
+import torch.nn as nn
+
+
+class SequentialList(nn.Sequential):
+    def __init__(self, *args):
+        super(SequentialList, self).__init__(*args)
+
+    def forward(self, x) -> List[torch.Tensor]:
+        for module in self:
+            x = module(x)
+        return x
+
+
+class SequentialTuple(nn.Sequential):
+    def forward(self, x: Tuple[torch.Tensor, torch.Tensor]) -> Tuple[torch.Tensor, torch.Tensor]:
+        for i in range(len(self)):
+            x = (self[i](x[0]), x[1] * 2)
+        return x
+
+
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.stages = SequentialList(nn.Linear(4, 6), nn.Tanh(), nn.Linear(6, 3))
+        self.named = SequentialTuple(OrderedDict([("fc", nn.Linear(3, 3)), ("act", nn.ReLU())]))
+
+    def forward(self, x):
+        return self.named((self.stages(x), x))
+'''
+
+
+def test_sequential_with_its_own_forward_matches_torch():
+    import mlx.core as mx
+    import torch
+
+    result = _convert(SEQUENTIALS, "sequentials", (_LAYOUT_UNFOLLOWED, _LAYOUT_UNFOLLOWED))
+    assert "class SequentialList(TorchSequential):" in result.code and "class SequentialTuple(TorchSequential):" in result.code
+    torch_ns, mlx_ns = exec_source(SEQUENTIALS, "torch_sequentials"), exec_source(result.code, "mlx_sequentials")
+    torch.manual_seed(0)
+    torch_model, mlx_model = torch_ns["Net"](), mlx_ns["Net"]()
+    report = load_torch_weights(mlx_model, torch_model.state_dict())
+    assert report.ok and {"stages.2.weight", "named.fc.bias"} <= set(report.loaded), report
+    x = np.random.RandomState(0).standard_normal((2, 4)).astype(np.float32)
+    with torch.no_grad():
+        expected = torch_model(torch.from_numpy(x))
+    assert_close(mlx_model(mx.array(x)), expected, channels_last_output=False)
+    assert len(mlx_model.stages) == 3 and isinstance(mlx_model.stages[1], mlx_ns["nn"].Tanh)

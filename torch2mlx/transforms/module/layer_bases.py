@@ -29,6 +29,11 @@ What it does
       `self.update(...)` in the derived class is flagged: MLX's Module.update sets parameters. The class
       stays flagged (needs-review) all the same: nn-layout does not follow the modules such a class holds
       (a channels-last MLX conv in it would get the data in the layout the class is handed).
+    - `TorchSequential`, for a class deriving from nn.Sequential that defines its own forward (timm's
+      SequentialList / SequentialTuple, torchvision's ASPPPooling: `for module in self: x = module(x)`):
+      modules named "0", "1", ... as PyTorch's, iteration / len / self[i] / append over them; flagged
+      needs-review as the ModuleDict one. (A class defining no forward becomes MLX's nn.Sequential, whose
+      layers nn-layout follows: layer_values.py.)
     What MLX cannot do raises NotImplementedError when the layer is built (a dtype, a padding_mode other
     than 'zeros', an odd total 'same' padding).
 Left flagged
@@ -253,12 +258,57 @@ class TorchModuleDict(nn.Module):
         self[name] = module
 '''
 
+_SEQUENTIAL = '''
+class TorchSequential(nn.Module):
+    """PyTorch's nn.Sequential for classes deriving from it with a forward of their own: the modules are this
+    MLX module's members named "0", "1", ... (or an OrderedDict's keys), PyTorch's state_dict names;
+    iteration, len(), self[i] and append() see them in order, calling it runs them in order. Lists, tuples and
+    dicts assigned to it stay plain attributes (PyTorch registers no module in those either)."""
+
+    def __init__(self, *args):
+        super().__init__()
+        items = args[0].items() if len(args) == 1 and hasattr(args[0], "items") else enumerate(args)
+        for key, module in items:
+            self[str(key)] = module
+
+    def __setattr__(self, key, value):
+        if isinstance(value, mx.array):
+            raise NotImplementedError(f"{type(self).__name__}.{key}: an array member of a Sequential would be iterated")
+        if isinstance(value, nn.Module):
+            self[key] = value
+        else:
+            object.__setattr__(self, key, value)
+
+    def __getitem__(self, key):
+        if isinstance(key, slice):
+            raise NotImplementedError("slicing a Sequential: index its modules one by one")
+        if isinstance(key, int):
+            return list(self.values())[key]
+        return super().__getitem__(key)
+
+    def __iter__(self):
+        return iter(list(self.values()))
+
+    def append(self, module):
+        self[str(len(self))] = module
+        return self
+
+    def add_module(self, name, module):
+        self[name] = module
+
+    def __call__(self, input):
+        for module in self:
+            input = module(input)
+        return input
+'''
+
 # torch class -> the helper a class deriving from it derives from; helper code; the helpers each calls
 # (conv_padding: layer_values.py)
 BASES = {"Linear": "TorchLinear", "PReLU": "TorchPReLU", "LayerNorm": "TorchLayerNorm", "GroupNorm": "TorchGroupNorm",
          "Conv2d": "TorchConv2d", "BatchNorm2d": "TorchBatchNorm2d", "MaxPool2d": "TorchMaxPool2d",
-         "AvgPool2d": "TorchAvgPool2d", "ModuleDict": "TorchModuleDict"}
+         "AvgPool2d": "TorchAvgPool2d", "ModuleDict": "TorchModuleDict", "Sequential": "TorchSequential"}
 BASE_CODE = {"TorchLinear": _LINEAR, "TorchPReLU": _PRELU, "TorchLayerNorm": _LAYER_NORM,
              "TorchGroupNorm": _GROUP_NORM, "TorchConv2d": _CONV2D, "TorchBatchNorm2d": _BATCH_NORM2D,
-             "TorchMaxPool2d": _MAX_POOL2D, "TorchAvgPool2d": _AVG_POOL2D, "TorchModuleDict": _MODULE_DICT}
+             "TorchMaxPool2d": _MAX_POOL2D, "TorchAvgPool2d": _AVG_POOL2D, "TorchModuleDict": _MODULE_DICT,
+             "TorchSequential": _SEQUENTIAL}
 BASE_DEPENDS = {"TorchConv2d": ("conv_padding",)}

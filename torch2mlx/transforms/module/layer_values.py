@@ -54,8 +54,8 @@ Left flagged
     each file writes its own helper class, so identities across files would differ), used as a
     base class (except nn.Sequential for a class that defines no forward: torchvision's
     ConvNormActivation builds its layers and passes them to `super().__init__(*layers)`, which MLX's
-    Sequential takes alike; and Linear, PReLU, LayerNorm, GroupNorm, Conv2d, ModuleDict, which become
-    torch-exact helpers: layer_bases.py) or in `issubclass`, classes without a helper here (Bilinear, Embedding,
+    Sequential takes alike; and Linear, PReLU, LayerNorm, GroupNorm, Conv2d, BatchNorm2d, Max/AvgPool2d,
+    ModuleDict, Sequential with a forward, which become torch-exact helpers: layer_bases.py) or in `issubclass`, classes without a helper here (Bilinear, Embedding,
     ConvTranspose*, Upsample, PReLU, Softplus, recurrent layers), and a helper name already
     used in the file.
 """
@@ -301,9 +301,9 @@ VALUES, HELPER_CODE, DEPENDS = _helpers()
 STARRED = {name: helper.replace("NCHW", "NHWC") for name, (helper, _) in VALUES.items()
            if not helper.startswith("nn.") and name != "BatchNorm1d"}
 _ALL_CODE = {**HELPER_CODE, **BASE_CODE}
-_MODULE_DICT_LAYOUT = ("derives from nn.ModuleDict (now TorchModuleDict, torch's names and items()): nn-layout does not "
-                       "follow the modules it holds (add_module, self[name] = ...), so a channels-last MLX layer among "
-                       "them gets the data in the layout this class is handed: check the layouts by hand")
+_CONTAINER_LAYOUT = ("derives from {qual} (now {helper}: torch's names, items and iteration): nn-layout does not "
+                     "follow the modules it holds (add_module, self[name] = ...), so a channels-last MLX layer among "
+                     "them gets the data in the layout this class is handed: check the layouts by hand")
 _UNBOUND = "cannot bind a "  # the binding's message for a call with *args / **kwargs
 _INPLACE_ASSUMPTION = ("a layer built from it with inplace=True gets an input that no other reference reads "
                        "afterwards (MLX computes a new array; PyTorch would change that input)")
@@ -374,10 +374,11 @@ class LayerValues(Transform):
         module_dict = None
         for base in node.bases:
             qual = rw.qualified_name(base.value)
-            if _torch_class(qual) in BASES and base.keyword is None:
+            sequential = qual == "torch.nn.Sequential"
+            if _torch_class(qual) in BASES and base.keyword is None and not (sequential and not _defines_call(node)):
                 self.bases.add(id(base.value))
                 module_dict = base.value if qual == "torch.nn.ModuleDict" else module_dict
-            elif not (qual == "torch.nn.Sequential" and not _defines_call(node)):
+            elif not (sequential and not _defines_call(node)):
                 self.excluded.add(id(base.value))
         # read here: the pass skips statements naming no torch API (`self.update(layers)`); flagged at the base
         if module_dict is not None and m.findall(node.body, m.Call(func=m.Attribute(m.Name("self"), m.Name("update")))):
@@ -522,8 +523,8 @@ class LayerValues(Transform):
             return updated
         rw.drop_flags(original, rule_id=rule_id)
         rw.count_conversion()
-        if helper == "TorchModuleDict":
-            rw.flag(original, RULE, "needs-review", _MODULE_DICT_LAYOUT)
+        if helper in ("TorchModuleDict", "TorchSequential"):
+            rw.flag(original, RULE, "needs-review", _CONTAINER_LAYOUT.format(qual=qual, helper=helper))
         return cst.Name(helper)
 
     def _batch_norm_check(self, rw, original, updated, qual, rule):

@@ -183,7 +183,8 @@ class NnModuleTransform(Transform):
         is_module = False
         for base in node.bases:
             qual = rw.qualified_name(base.value) or ""
-            if qual in _MODULE_BASES or (qual.count(".") == 2 and qual.startswith("torch.nn.") and qual[9:] in BASES):
+            layer = qual[9:] if qual.count(".") == 2 and qual.startswith("torch.nn.") else None
+            if qual in _MODULE_BASES or (layer in BASES and (layer != "Sequential" or _defines_forward(node))):
                 is_module = True  # nn.Module, or a torch layer that becomes a torch-exact helper (layer_bases.py)
             elif isinstance(base.value, cst.Name) and (base.value.value in self.module_classes
                                                        or base.value.value in rw.project_module_classes):
@@ -384,6 +385,12 @@ class NnModuleTransform(Transform):
             return assign
         freeze = cst.parse_statement(f'self.freeze(keys=["{name}"], recurse=False)')
         return cst.FlattenSentinel([assign, freeze])
+
+
+def _defines_forward(node: cst.ClassDef) -> bool:
+    """A Sequential-derived class with no forward stays MLX's nn.Sequential (layer_values.py), not a module class here."""
+    body = node.body.body if isinstance(node.body, cst.IndentedBlock) else ()
+    return any(isinstance(s, cst.FunctionDef) and s.name.value in ("forward", "__call__") for s in body)
 
 
 def _is_name(node: Optional[cst.BaseExpression], *values: str) -> bool:
