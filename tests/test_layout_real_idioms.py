@@ -746,3 +746,23 @@ class Net(nn.Module):
     expected = torch_model(torch.from_numpy(x))
     actual = mlx_model(mx.array(channels_last(x)))
     assert_close(actual, tuple(t.detach() for t in expected), channels_last_output=False)
+
+
+def test_mobilenet_v2_list_mixing_a_conv_and_norm_layer_values_is_flagged():
+    # torchvision mobilenetv2's InvertedResidual: `layers.extend([..., nn.Conv2d(...), norm_layer(oup)])`, then
+    # `nn.Sequential(*layers)`: MLX's conv gives NHWC to the NCHW helper norm_layer builds. Was not flagged (the list
+    # was not followed, the class stayed in torch's layout and its MLX conv got NCHW data)
+    source = HEADER + """class InvertedResidual(nn.Module):
+    def __init__(self, inp, oup, norm_layer=None):
+        super().__init__()
+        if norm_layer is None:
+            norm_layer = nn.BatchNorm2d
+        layers = []
+        layers.extend([nn.Conv2d(inp, oup, 1, 1, 0, bias=False), norm_layer(oup)])
+        self.conv = nn.Sequential(*layers)
+
+    def forward(self, x):
+        return x + self.conv(x)
+"""
+    result = convert_source(source, "model.py")
+    assert 11 in _flagged_lines(result), result.code

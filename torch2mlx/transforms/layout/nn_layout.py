@@ -1015,7 +1015,10 @@ class NnLayoutTransform(LayoutOps, LayoutFlow, Transform):
             self.to_channels_last[id(e)] = TO_CL["cl2" if kind == "g" else kind]
             return kind
         what = cst.Module([]).code_for_node(e.func)
-        if kind in (None, "flag", _UNPROVEN):
+        if kind == "flag":
+            cause = (f"`{what}` holds channels-last layers next to modules the analysis cannot follow or that take "
+                     "torch's layout (layers built from class values): ")
+        elif kind in (None, _UNPROVEN):
             cause = f"`{what}` is a module whose layout the analysis does not know: "
         else:
             cause = f"`{what}`: "
