@@ -766,3 +766,25 @@ def test_mobilenet_v2_list_mixing_a_conv_and_norm_layer_values_is_flagged():
 """
     result = convert_source(source, "model.py")
     assert 11 in _flagged_lines(result), result.code
+
+
+def test_a_list_of_feature_maps_returned_is_said_to_be_channels_last():
+    source = """class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 3, 1)
+
+    def forward(self, x):
+        y = self.conv(x)
+        return [y, y * 2]
+"""
+    result = convert_source(HEADER + source, "model.py")
+    assert not warnings(result), result.code
+    assert "outputs: lists of channels-last (N, H, W, C) maps" in result.code
+    torch_model = exec_source(HEADER + source, "torch_model")["Net"]()
+    mlx_model = exec_source(result.code, "mlx_model")["Net"]()
+    assert load_torch_weights(mlx_model, torch_model.state_dict()).ok
+    x = np.random.RandomState(0).standard_normal((2, 3, 4, 4)).astype(np.float32)
+    with torch.no_grad():
+        expected = torch_model(torch.from_numpy(x))
+    assert_close(mlx_model(mx.array(channels_last(x))), expected)  # each map channels-last, as the comment says

@@ -532,6 +532,7 @@ class NnLayoutTransform(LayoutOps, LayoutFlow, Transform):
             return updated
         words = {"cl2": "channels-last (N, H, W, C)", "g": "channels-last (N, 1, 1, C)", "cl1": "channels-last (N, L, C)",
                  "cl3": "channels-last (N, D, H, W, C)"}
+        words.update({_SEQ + k: f"lists of {v} maps" for k, v in list(words.items())})  # `return [a, b]`
         out = ", ".join(sorted(words.get(o, "unchanged") for o in outputs)) or "unchanged"
         comment = f"# MLX layout: inputs {', '.join(inputs) or '-'} are channels-last (NHWC / NLC); outputs: {out}"
         line = cst.EmptyLine(comment=cst.Comment(comment))
