@@ -12,6 +12,9 @@ TRAPS = [
     # (id, torch expression, inputs, naive rename that would be wrong)
     ("split-sizes-int", "torch.split(x, 2)", {"x": "randn(5, 3)"}, "mx.split(x, 2)"),
     ("split-sizes-list", "torch.split(x, [1, 3, 1], dim=0)", {"x": "randn(5, 3)"}, "mx.split(x, [1, 3, 1]"),
+    # a size of unknown kind (int or list) goes through a helper that decides at run time
+    ("split-unknown-size-int", "torch.split(x, n)", {"x": "randn(5)", "n": 2}, "mx.split(x, n"),
+    ("split-unknown-size-list", "torch.split(x, n)", {"x": "randn(5)", "n": [1, 4]}, "mx.split(x, n"),
     ("var-unbiased-default", "torch.var(x)", {"x": "randn(4, 3)"}, "mx.var(x)"),
     ("std-unbiased-default", "x.std(dim=1)", {"x": "randn(4, 3)"}, "mx.std(x, axis=1)"),
     ("max-dim-values-indices", "torch.max(x, 1)", {"x": "randn(3, 4)"}, "mx.max(x, 1)"),
@@ -47,7 +50,6 @@ FLAGGED = [
     ("bool-mask-indexing", "x[x > 0]", {"x": "randn(5)"}),
     ("complex128", "torch.zeros(2, dtype=torch.complex128)", {}),
     ("nonzero", "torch.nonzero(x)", {"x": "randn(3)"}),
-    ("split-unknown-size", "torch.split(x, n)", {"x": "randn(4)", "n": 2}),
 ]
 
 

@@ -113,6 +113,7 @@ class AutogradGrad(Transform):
         self.origin: dict = {}
         self.functions: list = []
         self.generated: set = set()  # ids of the generated grad functions (train-step keeps them in a loss region)
+        self.inputs: dict = {}  # function name -> names passed as inputs (set by prepare, which a run may skip)
 
     def applies_to(self, text: str) -> bool:
         return "grad(" in text and "autograd" in text
