@@ -797,3 +797,21 @@ def test_a_moved_import_never_goes_above_an_elif():
     moved = localize_torch_imports(code)
     ast.parse(moved)
     assert "def init(m):\n    import torch\n    if isinstance(m, int):" in moved
+
+
+def test_jit_annotations_typing_names():
+    # timm/models/densenet.py: `from torch.jit.annotations import List`, used in signatures run at import
+    source, result, warnings = convert("""
+        from torch.jit.annotations import List, Optional
+
+
+        def concat(xs: List[int], extra: Optional[int] = None) -> List[int]:
+            return xs + ([extra] if extra is not None else [])
+
+
+        def run():
+            return concat([1, 2], 3), concat.__annotations__["xs"] == List[int]
+    """)
+    assert not warnings, [d.format() for d in warnings]
+    assert "def concat(xs: typing.List[int], extra: typing.Optional[int] = None) -> typing.List[int]:" in result.code
+    assert _run(result.code, "mlx_side", blocked=True).run() == _run(source, "torch_side", blocked=False).run()

@@ -10,6 +10,7 @@ What it does
     - `nn.ModuleList` in an annotation -> `list` (what nn.ModuleList(...) becomes).
     - `BroadcastingList2[int]` (torch.jit.annotations) in an annotation -> `typing.Sequence[int]` (eager torch
       evaluates it to None; only TorchScript reads it).
+    - `torch.jit.annotations.List` / Tuple / Dict / Optional / Any / Union -> `typing.List` ... (the same objects).
     - `torch.jit.Final` (also imported as `Final`) -> `typing.Final`: torch.jit.Final *is* typing.Final
       (torch/_jit_internal.py); `import typing` is added when the file does not bind the name.
     - `torch.utils.data.Dataset` / `IterableDataset` / `Sampler` as a base class or in an annotation -> small
@@ -51,6 +52,8 @@ SCRIPT_IF_TRACING = ("torch.jit._script_if_tracing", "torch.jit._script._script_
 # decorator factories that register the function with torch's dispatcher and return it unchanged
 FAKE_REGISTRATIONS = ("torch.library.register_fake", "torch.library.impl_abstract", "torch._custom_ops.impl_abstract")
 FINAL = ("torch.jit.Final", "torch._jit_internal.Final")
+# torch.jit.annotations re-exports typing's own objects (`from torch.jit.annotations import List`)
+TYPING_ALIASES = tuple(f"torch.jit.annotations.{n}" for n in ("List", "Tuple", "Dict", "Optional", "Any", "Union"))
 _DATASETS = ("DatasetBase", "ConcatDatasetBase", "IterableDatasetBase", "ChainDatasetBase")  # they name each other
 DATA_BASES = {  # torch class -> (local helper, the helpers it needs, in order)
     "torch.utils.data.Dataset": ("DatasetBase", _DATASETS),
@@ -64,7 +67,7 @@ DATA_BASES = {  # torch class -> (local helper, the helpers it needs, in order)
     "torch.utils.data.Sampler": ("SamplerBase", ("SamplerBase",)),
     "torch.utils.data.sampler.Sampler": ("SamplerBase", ("SamplerBase",)),
 }
-LAST_NAMES = {q.rsplit(".", 1)[1] for q in (*FINAL, *DATA_BASES)}  # FUNCTION_VALUES' are added below
+LAST_NAMES = {q.rsplit(".", 1)[1] for q in (*FINAL, *TYPING_ALIASES, *DATA_BASES)}  # FUNCTION_VALUES' are added below
 
 # torch/utils/data/dataset.py and sampler.py, without torch: the same methods, messages and checks
 HELPERS = {
@@ -274,7 +277,7 @@ class RuntimeValues(Transform):
         self.annotations = 0     # depth of annotations being visited
 
     def applies_to(self, text: str) -> bool:
-        return ("wrap" in text or "_assert" in text or "script_if_tracing" in text or "_overload" in text or "BroadcastingList" in text or "ModuleList" in text or "register_fake" in text or "impl_abstract" in text or "hasattr" in text or "getattr" in text or "ImportError" in text or "Final" in text or "Dataset" in text or "Sampler" in text
+        return ("wrap" in text or "annotations" in text or "_assert" in text or "script_if_tracing" in text or "_overload" in text or "BroadcastingList" in text or "ModuleList" in text or "register_fake" in text or "impl_abstract" in text or "hasattr" in text or "getattr" in text or "ImportError" in text or "Final" in text or "Dataset" in text or "Sampler" in text
                 or "functional" in text or " F." in text or "(F." in text or "=F." in text)
 
     # ----- where a value sits ------------------------------------------------------------------
@@ -298,9 +301,9 @@ class RuntimeValues(Transform):
         if qual is None or not any(f.node is original and f.rule_id == qual for f in rw.flags()):
             return updated  # only what the table flagged as a value (not a keyword, a parameter, ...)
         try:
-            if qual in FINAL:
+            if qual in FINAL or qual in TYPING_ALIASES:
                 ensure_stdlib_import(rw, "typing")
-                result = cst.Attribute(cst.Name("typing"), cst.Name("Final"))
+                result = cst.Attribute(cst.Name("typing"), cst.Name(qual.rsplit(".", 1)[1]))
             elif qual in CONTAINER_ANNOTATIONS and self.annotations:
                 result = cst.Name(CONTAINER_ANNOTATIONS[qual])  # what nn.ModuleList(...) becomes (rules/nn_layers.yaml)
             elif qual in BROADCASTING_LISTS and self.annotations:
