@@ -458,7 +458,8 @@ def test_input_from_a_model_not_transposed_back_is_flagged(use):
 
 
 def test_layer_left_as_torch_by_its_rule_gets_no_transpose():
-    result = _convert("pool = nn.MaxPool2d(2, ceil_mode=True)\ny = pool(torch.randn(1, 3, 5, 5))\n")
+    # dilation has no MLX pooling counterpart (ceil_mode, once the example here, now translates exactly)
+    result = _convert("pool = nn.MaxPool2d(2, dilation=2)\ny = pool(torch.randn(1, 3, 5, 5))\n")
     assert warnings(result) and "moveaxis" not in result.code, result.code
 
 
@@ -476,12 +477,13 @@ def test_functional_forms_on_nchw_script_data():
         e = F.interpolate(x, size=(8, 4))
         f = F.max_pool2d(x, 2)
         g = F.avg_pool2d(x, (2, 1), stride=1)
-        return a, b, c, d, e, f, g
+        h = F.max_pool2d(x, (3, 2), stride=2, ceil_mode=True)
+        return a, b, c, d, e, f, g, h
     """)
     x = _data((2, 3, 4, 2))
     for got, want in zip(m["run"](mx.array(x)), t["run"](torch.from_numpy(x)), strict=True):
         _assert_same(got, want)
-    for call in ("F.conv2d(x, w)", "F.max_pool2d(x, 2, ceil_mode=True)", "F.avg_pool1d(x, 2)", "F.group_norm(x, 1)"):
+    for call in ("F.conv2d(x, w)", "F.max_pool2d(x, 2, dilation=2)", "F.avg_pool1d(x, 2)", "F.group_norm(x, 1)"):
         flagged = _convert(f"def run(x, w):\n    return {call}\n")
         assert warnings(flagged), call
 

@@ -326,6 +326,8 @@ class NnLayoutTransform(LayoutOps, LayoutFlow, Transform):
             for arg, inner in zip(value.args, inners):
                 if inner is None and not arg.star and self._channels_last_class(rw, arg.value):
                     return "flag"  # takes channels-last input, not known to keep it: what the container feeds it is not followed
+                if isinstance(inner, str) and inner.startswith(_TO_PLAIN):
+                    return "flag"  # channels-last in, torch's layout (of any rank) out: the next element's input is not followed
                 if inner in SPATIAL.values():
                     layout = inner
                 elif inner == "keep":
