@@ -550,3 +550,25 @@ def test_sequential_with_its_own_forward_matches_torch():
         expected = torch_model(torch.from_numpy(x))
     assert_close(mlx_model(mx.array(x)), expected, channels_last_output=False)
     assert len(mlx_model.stages) == 3 and isinstance(mlx_model.stages[1], mlx_ns["nn"].Tanh)
+
+
+def test_a_sequential_subclass_setting_its_modules_on_self_is_flagged():
+    # torchvision densenet's _Transition: torch's Sequential runs the modules set as attributes; MLX's runs only the
+    # layers given to its constructor, so the converted class would return its input unchanged
+    from torch2mlx import convert_source
+
+    source = (
+        "import torch.nn as nn\n\n"
+        "class Transition(nn.Sequential):\n"
+        "    def __init__(self, c):\n"
+        "        super().__init__()\n"
+        "        self.norm = nn.BatchNorm2d(c)\n"
+        "        self.conv = nn.Conv2d(c, c, 1)\n\n"
+        "class Given(nn.Sequential):\n"
+        "    def __init__(self, c):\n"
+        "        super().__init__(nn.Conv2d(c, c, 1), nn.ReLU())\n"
+    )
+    result = convert_source(source)
+    flagged = [d for d in result.diagnostics if d.severity.value == "warning"]
+    assert [(d.rule_id, d.line) for d in flagged] == [("nn-layer-values", 3)], result.code
+    assert "class Given(nn.Sequential):" in result.code

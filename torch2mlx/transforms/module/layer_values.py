@@ -347,6 +347,22 @@ def _defines_call(node: cst.ClassDef) -> bool:
     return any(isinstance(s, cst.FunctionDef) and s.name.value in ("forward", "__call__") for s in body)
 
 
+def _registers_own_modules(rw, node: cst.ClassDef) -> bool:
+    """The class body calls self.add_module, or sets an attribute of self to a torch.nn class's instance or to one
+    of a class of this file (torchvision densenet's _Transition); plain values (`self.out_channels = c`) do not count."""
+    if m.findall(node.body, m.Call(func=m.Attribute(m.Name("self"), m.Name("add_module")))):
+        return True
+    local = {n.name for n in ast.walk(rw.scopes[0].node) if isinstance(n, ast.ClassDef)} \
+        if isinstance(rw.scopes[0].node, ast.Module) else set()
+    for assign in m.findall(node.body, m.Assign(targets=[m.AssignTarget(target=m.Attribute(value=m.Name("self")))],
+                                                value=m.Call())):
+        func = assign.value.func
+        qual = rw.qualified_name(func) or ""
+        if qual.startswith("torch.nn.") or (isinstance(func, cst.Name) and func.value in local):
+            return True
+    return False
+
+
 class LayerValues(Transform):
     id = RULE
     description = "torch layer classes used as values (act_layer=nn.ReLU, norm_layer=nn.BatchNorm2d) -> MLX classes with torch's constructor; isinstance over BatchNorm"
@@ -380,6 +396,11 @@ class LayerValues(Transform):
                 module_dict = base.value if qual == "torch.nn.ModuleDict" else module_dict
             elif not (sequential and not _defines_call(node)):
                 self.excluded.add(id(base.value))
+            if sequential and not _defines_call(node) and _registers_own_modules(rw, node):
+                rw.flag(base.value, RULE, "semantics-differ",
+                        "the class sets modules on self (attributes or add_module): torch's Sequential runs them in "
+                        "the order they were set, MLX's runs only the layers passed to its constructor (this class "
+                        "would skip them): pass the layers to super().__init__(...) instead")
         # read here: the pass skips statements naming no torch API (`self.update(layers)`); flagged at the base
         if module_dict is not None and m.findall(node.body, m.Call(func=m.Attribute(m.Name("self"), m.Name("update")))):
             rw.flag(module_dict, "torch.nn.ModuleDict.update", "semantics-differ",
