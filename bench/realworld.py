@@ -90,7 +90,9 @@ def convert_package(pkg: str, workdir: Path, entries: list, jobs: int, reuse: bo
     cmd = [sys.executable, "-m", "torch2mlx", "convert", f"src/{pkg}", "-o", f"out/{pkg}", "--report-json", report.name,
            "--no-cache", "--isolated", "--exit-zero", "-q", "--force", "-j", str(jobs)]
     t0 = time.perf_counter()
-    done = subprocess.run(cmd, cwd=workdir, capture_output=True, text=True)
+    # the torch2mlx of this bench's tree, not whichever one is installed (a worktree measuring older code)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
+    done = subprocess.run(cmd, cwd=workdir, capture_output=True, text=True, env=env)
     if done.returncode != 0 or not report.is_file():
         raise SystemExit(f"conversion of {pkg} failed ({done.returncode}): {done.stderr[-2000:]}")
     data = json.loads(report.read_text())
