@@ -53,18 +53,19 @@ WRITE = ("write the computation from the inputs to the output as a function f(in
          "(mx.value_and_grad when its values are needed too; grad_outputs=v: differentiate (y * v).sum())")
 
 
-def _names(node) -> list:
+def names_in(node: cst.CSTNode) -> list:
+    """Every Name in `node`, in order."""
     found: list = []
 
     class V(cst.CSTVisitor):
-        def visit_Name(self, n):
+        def visit_Name(self, n: cst.Name) -> None:
             found.append(n.value)
 
     node.visit(V())
     return found
 
 
-def _plain_assignment(stmt) -> Optional[list]:
+def plain_assignment(stmt) -> Optional[list]:
     """The names a plain `a = ...` / `a, b = ...` assigns (no .item() / print in it), else None."""
     if not isinstance(stmt, cst.SimpleStatementLine) or len(stmt.body) != 1:
         return None
@@ -82,7 +83,7 @@ def _plain_assignment(stmt) -> Optional[list]:
             return None
         names.extend(e.value for e in elements)
     value = small.value
-    if any(n in ("item", "tolist", "numpy", "print") for n in _names(value)):
+    if any(n in ("item", "tolist", "numpy", "print") for n in names_in(value)):
         return None
     return names
 
@@ -287,15 +288,15 @@ class AutogradGrad(Transform):
         # the region: plain assignments right before, after the last binding of an input
         region: list = []
         k = i - 1
-        while k >= 0 and _plain_assignment(body[k]) is not None and not _binds(body[k], set(inputs)):
+        while k >= 0 and plain_assignment(body[k]) is not None and not _binds(body[k], set(inputs)):
             region.insert(0, k)
             k -= 1
         assigned: list = []
         for k in region:
-            for n in _plain_assignment(body[k]):
+            for n in plain_assignment(body[k]):
                 if n not in assigned:
                     assigned.append(n)
-        out_names = set(_names(outputs))
+        out_names = set(names_in(outputs))
         if not out_names & set(assigned) and not out_names & set(inputs):
             return "the output is not computed by the plain assignments right before the call"
         # only what the output needs: statements after the last one it depends on stay where they are
@@ -304,15 +305,15 @@ class AutogradGrad(Transform):
             return "the output is not computed by the plain assignments right before the call"
         region = [k for k in region if k >= needed[0]]
         region_stmts = [body[k] for k in region]
-        read = set(_names(outputs)) | set(_names(grad_outputs) if grad_outputs is not None else ())
+        read = set(names_in(outputs)) | set(names_in(grad_outputs) if grad_outputs is not None else ())
         for st in region_stmts:
-            read |= set(_names(st.body[0].value))
+            read |= set(names_in(st.body[0].value))
         unused = [x for x in inputs if x not in read]
         if unused:
             return f"{', '.join(unused)} is not used in computing the output (torch raises unless allow_unused=True)"
-        assigned = [n for k in region for n in _plain_assignment(body[k])]
+        assigned = [n for k in region for n in plain_assignment(body[k])]
         aux = self._aux(assigned, region_stmts, body[i])
-        scope_names = set(_names(self.functions[-1])) if self.functions else set()
+        scope_names = set(names_in(self.functions[-1])) if self.functions else set()
         fn_name = next(n for n in ("grad_fn", "grad_fn_", "autograd_fn") if n not in scope_names)
         scalar = outputs
         if grad_outputs is not None:
@@ -371,19 +372,19 @@ class AutogradGrad(Transform):
     @staticmethod
     def _needed(body: list, region: list, outputs, grad_outputs) -> list:
         """The region statements the output (and grad_outputs) depend on, transitively."""
-        want = set(_names(outputs)) | (set(_names(grad_outputs)) if grad_outputs is not None else set())
+        want = set(names_in(outputs)) | (set(names_in(grad_outputs)) if grad_outputs is not None else set())
         needed: list = []
         for k in reversed(region):
-            names = _plain_assignment(body[k])
+            names = plain_assignment(body[k])
             if set(names) & want:
                 needed.insert(0, k)
-                want |= set(_names(body[k].body[0].value))
+                want |= set(names_in(body[k].body[0].value))
         return needed
 
     def _aux(self, assigned: list, region_stmts: list, grad_stmt) -> list:
         scope = self.functions[-1] if self.functions else None
-        everywhere = _names(scope) if scope is not None else []
-        inside: list = _names(self.origin.get(id(grad_stmt), grad_stmt))
+        everywhere = names_in(scope) if scope is not None else []
+        inside: list = names_in(self.origin.get(id(grad_stmt), grad_stmt))
         for st in region_stmts:
-            inside.extend(_names(self.origin.get(id(st), st)))
+            inside.extend(names_in(self.origin.get(id(st), st)))
         return [n for n in assigned if everywhere.count(n) > inside.count(n)]

@@ -49,6 +49,7 @@ import libcst as cst
 from torch2mlx.binding import code_of
 from torch2mlx.transforms import Transform
 from torch2mlx.transforms.codegen import mlx_statements
+from torch2mlx.transforms.training.autograd_grad import names_in, plain_assignment
 from torch2mlx.transforms.training.scan import model_for, optimizer_models
 
 RULE_ID = "train-step"
@@ -90,33 +91,9 @@ def _method(stmt, name: str) -> Optional[str]:
     return None
 
 
-def _names(node: cst.CSTNode) -> list:
-    found: list = []
-
-    class V(cst.CSTVisitor):
-        def visit_Name(self, n: cst.Name) -> None:
-            found.append(n.value)
-
-    node.visit(V())
-    return found
-
-
 def _region_assignment(stmt) -> bool:
     """A plain `a = ...` / `a, b = ...` with no host-side reads (.item(), print) in it."""
-    if not isinstance(stmt, cst.SimpleStatementLine) or len(stmt.body) != 1:
-        return False
-    small = stmt.body[0]
-    if isinstance(small, cst.Assign):
-        targets = [t.target for t in small.targets]
-    elif isinstance(small, cst.AnnAssign) and small.value is not None:
-        targets = [small.target]
-    else:
-        return False
-    for t in targets:
-        elements = [e.value for e in t.elements] if isinstance(t, (cst.Tuple, cst.List)) else [t]
-        if not all(isinstance(e, cst.Name) for e in elements):
-            return False
-    return not any(n in ("item", "tolist", "numpy", "print") for n in _names(small.value))
+    return plain_assignment(stmt) is not None
 
 
 class TrainStep(Transform):
@@ -360,7 +337,7 @@ class TrainStep(Transform):
             return "optimizer.step() comes before loss.backward()"
         clip_idx = sorted(found["clip"] + found["clip_if"])
         between = [i for i in range(b + 1, s) if i not in clip_idx]
-        if any("grad" in _names(body[i]) for i in between):
+        if any("grad" in names_in(body[i]) for i in between):
             return "gradients are read between backward() and step(); MLX has them only as the grads tree"
         loss = self._loss_region(body, b, zero[0], model, rw)
         if isinstance(loss, str):
@@ -377,10 +354,10 @@ class TrainStep(Transform):
             return "the loss is not computed by plain assignments right before backward()"
         region_stmts = [body[i] for i in region]
         assigned = self._assigned(region_stmts)
-        if loss not in assigned or not any(model.split(".")[0] in _names(st) for st in region_stmts):
+        if loss not in assigned or not any(model.split(".")[0] in names_in(st) for st in region_stmts):
             return f"`{loss}` and the call of `{model}` are not in the plain assignments right before backward()"
         before = [body[i] for i in range(0, b) if i not in region and i != zero]
-        if any(model.split(".")[0] in _names(st) and f"{model}(" in _EMPTY.code_for_node(st) for st in before):
+        if any(model.split(".")[0] in names_in(st) and f"{model}(" in _EMPTY.code_for_node(st) for st in before):
             return f"`{model}` is called before the loss computation that feeds backward()"
         return region, loss, assigned
 
@@ -408,13 +385,13 @@ class TrainStep(Transform):
                     "torch would keep accumulating")
         if any(i in found["clip"] + found["clip_if"] for i in range(b + 1, c)):
             return "clip_grad_norm_ runs every micro-batch, outside the conditional step"
-        if any("grad" in _names(body[i]) for i in range(b + 1, c)):
+        if any("grad" in names_in(body[i]) for i in range(b + 1, c)):
             return "gradients are read between backward() and step(); MLX has them only as the grads tree"
         inner_clips = [i for i, st in enumerate(inner) if self._is_clip(rw, st) or (
             self._if_body(st) and all(self._is_clip(rw, x) for x in self._if_body(st)))]
         if any(i > s for i in inner_clips):
             return "clip_grad_norm_ is not between backward() and step()"
-        if any("grad" in _names(st) for i, st in enumerate(inner) if i not in inner_clips and i not in (s, zero[0])):
+        if any("grad" in names_in(st) for i, st in enumerate(inner) if i not in inner_clips and i not in (s, zero[0])):
             return "gradients are read in the conditional step block; MLX has them only as the grads tree"
         loss = self._loss_region(body, b, -1, model, rw)
         if isinstance(loss, str):
@@ -520,17 +497,17 @@ class TrainStep(Transform):
 
     def _aux(self, assigned: list, loss: str, region_stmts: list) -> list:
         scope = self.functions[-1]
-        everywhere = _names(scope)
+        everywhere = names_in(scope)
         inside: list = []
         for st in region_stmts:
-            inside.extend(_names(self.origin.get(id(st), st)))
+            inside.extend(names_in(self.origin.get(id(st), st)))
         return [n for n in assigned if n != loss and everywhere.count(n) > inside.count(n)]
 
     def _build(self, rw, body, loss_region, b, zero, clip_idx, model, optimizer, accumulation):
         region, loss, assigned = loss_region
         region_stmts = [body[i] for i in region]
         aux = self._aux(assigned, loss, region_stmts)
-        used = set(_names(self.functions[-1]))
+        used = set(names_in(self.functions[-1]))
         fn_name = next(n for n in ("loss_fn", "loss_fn_", "compute_loss_fn") if n not in used)
         grads = next(n for n in ("grads", "grads_", "mlx_grads") if n not in used)
         params = self._read_before_assigned(region_stmts, assigned)
