@@ -288,3 +288,17 @@ class Saver:
 """
     result = _convert(_MODULE_PRELUDE + body)
     assert not [d for d in result.diagnostics if d.rule_id == "torch-module-member"], result.code
+
+
+def test_the_torch_only_module_members_are_what_the_libraries_say():
+    # the list is written by hand (with what to write instead); the libraries are the truth
+    from torch2mlx.closed_world import _DICT_IN_MLX, _TORCH_ONLY_MODULE_MEMBERS
+
+    torch_members = set(dir(torch.nn.Module)) | set(dir(torch.optim.Optimizer))
+    mlx_members = set(dir(mnn.Module)) | set(dir(mx.array))
+    for name in _TORCH_ONLY_MODULE_MEMBERS:
+        assert name in torch_members, name
+        assert name not in set(dir(mnn.Module)), name
+    for name in _DICT_IN_MLX:  # both have it; MLX's returns a dict
+        assert name in torch_members and name in mlx_members, name
+        assert isinstance(getattr(mnn.Linear(2, 2), name)(), dict), name
