@@ -174,7 +174,7 @@ def run(model: torch.nn.Module, x: torch.Tensor):
 '''
 
 
-def test_autocast_block_is_unwrapped_with_a_warning_and_compile_keeps_the_model():
+def test_autocast_block_is_unwrapped_with_an_info_note_and_compile_keeps_the_model():
     import mlx.core as mx
     import mlx.nn as nn
     import torch
@@ -182,8 +182,8 @@ def test_autocast_block_is_unwrapped_with_a_warning_and_compile_keeps_the_model(
     result = convert_source(MISC)
     code = "\n".join(line for line in result.code.splitlines() if not line.strip().startswith("#"))
     assert "torch" not in code and "with " not in code, result.code
-    assert "    # torch2mlx: autocast:" in result.code and "torch.compile" not in result.code and "    y = model(x)\n    z = mx.tanh(y)\n" in result.code
-    assert [(d.rule_id, d.severity.value) for d in result.diagnostics] == [("autocast", "warning")]
+    assert "torch.compile" not in result.code and "    y = model(x)\n    z = mx.tanh(y)\n" in result.code
+    assert [(d.rule_id, d.severity.value) for d in result.diagnostics] == [("autocast", "info")]
     ns: dict = {}
     exec(compile(result.code, "mlx", "exec"), ns)  # noqa: S102
     t_model, m_model = torch.nn.Linear(3, 2), nn.Linear(3, 2)
@@ -237,7 +237,7 @@ def test_grad_scaler_is_removed_and_training_matches_torch():
     import torch
 
     result = convert_source(SCALER)
-    assert [(d.rule_id, d.severity.value) for d in result.diagnostics] == [("grad-scaler", "warning")], result.code
+    assert [(d.rule_id, d.severity.value) for d in result.diagnostics] == [("grad-scaler", "info")], result.code
     code_lines = [line for line in result.code.splitlines() if not line.strip().startswith("#")]
     assert not [line for line in code_lines if "scaler" in line], result.code
     assert "optimizer.update(model, grads)" in result.code and "torch" not in result.code.replace("torch2mlx", "")

@@ -218,3 +218,36 @@ def test_gradient_accumulation_with_a_per_update_warm_up():
     t, m, result = _run_both(ACCUMULATION_WITH_SCHEDULE)
     assert "sched" not in result.code and "optim.AdamW(learning_rate=lambda step" in result.code, result.code
     _assert_same(t, m)
+
+
+# ----- losses as training scripts build them ---------------------------------------------------------
+CROSS_ENTROPY = HEAD + '''
+
+def train(model, batches, epochs=2):
+    class_weights = torch.tensor([1.0, 2.0, 0.5])
+    criterion = LOSS
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    losses = []
+    for epoch in range(epochs):
+        model.train()
+        for x, y in batches:
+            optimizer.zero_grad()
+            loss = criterion(model(x), y)
+            loss.backward()
+            optimizer.step()
+            losses.append(loss.item())
+    return losses
+'''
+
+
+@pytest.mark.parametrize("loss", [
+    "nn.CrossEntropyLoss(weight=class_weights, ignore_index=1, label_smoothing=0.1)",
+    "nn.CrossEntropyLoss(ignore_index=2)",
+    "nn.CrossEntropyLoss(label_smoothing=0.2)",
+    "lambda out, y: F.cross_entropy(out, y, weight=class_weights, ignore_index=0)",
+])
+def test_cross_entropy_with_weight_ignore_index_and_label_smoothing(loss):
+    """The batches hold every class, so ignore_index leaves rows out and weight changes the mean's divisor."""
+    t, m, result = _run_both(CROSS_ENTROPY.replace("LOSS", loss))
+    assert "nn.value_and_grad(model, loss_fn)" in result.code, result.code
+    _assert_same(t, m)
