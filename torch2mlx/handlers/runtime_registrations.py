@@ -8,6 +8,13 @@
   as a value, `None`, which is what torch returns). It registers a backward formula for a torch custom
   operator (`torch.ops.<ns>.<op>`) with torch's dispatcher; an MLX program has no dispatcher, and every call
   of such an operator stays flagged where it is made. An info diagnostic says the registration went.
+- `torch_registration` also removes `torch.onnx.register_custom_op_symbolic(name, fn, opset)`: it registers an
+  ONNX export symbolic in torch.onnx's registry, read by nothing but torch.onnx.export.
+- `onnx_parse_args`: `@parse_args("v", "i")` (torch.onnx.symbolic_helper, on ONNX symbolic functions that
+  torchvision defines at import) -> the local decorator factory `onnx_parse_args("v", "i")`. PyTorch's wrapper
+  converts torch._C.Value arguments (ONNX graph values) to Python values and passes all others unchanged; an
+  MLX program holds no torch._C.Value, so the local one checks the arguments as PyTorch's does, sets
+  `fn._arg_descriptors`, and passes them on.
 - `runtime_helper`: the rule's template, plus the local helper classes it names (`TorchLibrary`: a
   `torch.library.Library` whose `define`/`impl`/`fallback` register nothing and return what torch's do).
 - `stdlib_template`: the rule's template, which reads standard-library modules (`os`): they are imported
@@ -57,6 +64,37 @@ class TorchLibrary:
     def fallback(self, fn, dispatch_key="", *, with_keyset=False):
         return None
 ''',
+    "onnx_parse_args": '''
+def onnx_parse_args(*arg_descriptors):
+    """PyTorch's torch.onnx.symbolic_helper.parse_args without torch.onnx: the decorated ONNX symbolic function
+    keeps its descriptors (`fn._arg_descriptors`), its name and PyTorch's argument checks. PyTorch's wrapper
+    converts only torch._C.Value arguments (graph values during torch.onnx.export), which an MLX program never
+    holds; every other argument reaches the function unchanged, as here."""
+    import functools
+    import inspect
+
+    def decorator(fn):
+        fn._arg_descriptors = arg_descriptors
+
+        @functools.wraps(fn)
+        def wrapper(g, *args, **kwargs):
+            if len(arg_descriptors) < len(args):
+                raise AssertionError(
+                    f"A mismatch between the number of arguments ({len(args)}) and their descriptors "
+                    f"({len(arg_descriptors)}) was found at symbolic function '{fn.__name__}'.")
+            try:
+                named = len(list(inspect.signature(fn).parameters)[1:])
+            except Exception:
+                named = len(args)
+            args = args[:min(len(args), len(arg_descriptors), named)]  # PyTorch zips them with the descriptors
+            if len(kwargs) > 1 or (kwargs and "_outputs" not in kwargs):
+                raise AssertionError(f"Symbolic function {fn.__name__}'s '**kwargs' can only contain '_outputs' key.")
+            return fn(g, *args, **kwargs)
+
+        return wrapper
+
+    return decorator
+''',
 }
 
 # standard-library modules a template may read (`os.getenv(...)`), imported when the file leaves the name free
@@ -94,6 +132,14 @@ def fx_wrap(rule, original, call, receiver, rw):
     return value, frozenset()
 
 
+def _removed_note(rule_id: str) -> str:
+    if rule_id.startswith("torch.onnx."):
+        return (f"{rule_id} removed: it registers an ONNX export symbolic with torch.onnx, which only "
+                "torch.onnx.export reads (an MLX program exports nothing through it)")
+    return (f"{rule_id} removed: it registers with torch's dispatcher, which an MLX program does not have "
+            "(calls of the torch.ops operators it serves stay flagged)")
+
+
 @register("torch_registration")
 def torch_registration(rule, original, call, receiver, rw):
     """A registration with torch's dispatcher -> removed (its effectful arguments kept, in order)."""
@@ -107,9 +153,7 @@ def torch_registration(rule, original, call, receiver, rw):
         raise Flag("an argument is a call (its effects must stay) and the registration's value is used: "
                    "translate by hand", "no-equivalent")
     del bound  # bound only to flag calls torch itself would reject (unknown keywords, too many arguments)
-    rw.flag(original, rule.id, "needs-review",
-            f"{rule.id} removed: it registers with torch's dispatcher, which an MLX program does not have "
-            "(calls of the torch.ops operators it serves stay flagged)", "info")
+    rw.flag(original, rule.id, "needs-review", _removed_note(rule.id), "info")
     if not kept:
         result = cst.Name("None")
         rw.mark_identity(result)  # a bare `None` statement left is dropped
@@ -137,6 +181,15 @@ def fake_registration(rule, original, call, receiver, rw):
             "(calls of the torch.ops operators it serves stay flagged)", "info")
     rw.mark_identity(func)
     return func, frozenset()
+
+
+@register("onnx_parse_args")
+def onnx_parse_args(rule, original, call, receiver, rw):
+    """`parse_args("v", "f")` (a decorator factory of torch.onnx.symbolic_helper) -> `onnx_parse_args("v", "f")`,
+    the local helper of HELPERS: the same decorator for every argument an MLX program can pass."""
+    bind(call.args, rule.signature, receiver)  # starred arguments and keywords are flagged there
+    emit(rw, "onnx_parse_args()", HELPERS)
+    return call.with_changes(func=cst.Name("onnx_parse_args")), frozenset()
 
 
 @register("runtime_helper")

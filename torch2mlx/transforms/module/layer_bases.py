@@ -122,39 +122,37 @@ class TorchGroupNorm(nn.GroupNorm):
         return out
 '''
 
-_CONV2D = '''
-class TorchConv2d(nn.Module):
-    """PyTorch's nn.Conv2d for classes deriving from it: in_channels, out_channels, kernel_size, stride, padding,
-    dilation (tuples, or the padding string), groups, padding_mode, weight in PyTorch's (O, I/groups, kh, kw)
-    layout and bias or None; takes and returns (N, C, H, W) arrays."""
+_CONV = """
+class TorchConv{d}d(nn.Module):
+    \"\"\"PyTorch's nn.Conv{d}d for classes deriving from it: in_channels, out_channels, kernel_size, stride, padding,
+    dilation (tuples, or the padding string), groups, padding_mode, weight in PyTorch's (O, I/groups, {kernel})
+    layout and bias or None; takes and returns {shape} arrays.\"\"\"
 
     torch_weight_layout = True  # load_torch_weights keeps the kernel as PyTorch lays it out
 
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, dilation=1, groups=1,
                  bias=True, padding_mode="zeros", device=None, dtype=None):
         if padding_mode != "zeros" or dtype is not None:
-            raise NotImplementedError("Conv2d: MLX convolutions pad with zeros, take no dtype")
+            raise NotImplementedError("Conv{d}d: MLX convolutions pad with zeros, take no dtype")
         if in_channels % groups or out_channels % groups:
-            raise ValueError("in_channels and out_channels must be divisible by groups")
+            raise ValueError("in_channels and out_channels must be divisible by groups"){groups_check}
         super().__init__()
-        pair = lambda v: tuple(v) if isinstance(v, (tuple, list)) else (v, v)
+        {tup} = lambda v: tuple(v) if isinstance(v, (tuple, list)) else {repeat}
         self.in_channels, self.out_channels, self.groups, self.padding_mode = in_channels, out_channels, groups, padding_mode
-        self.transposed, self.output_padding = False, (0, 0)
-        self.kernel_size, self.stride, self.dilation = pair(kernel_size), pair(stride), pair(dilation)
-        self.padding = padding if isinstance(padding, str) else pair(padding)
-        conv_padding(self.padding, self.kernel_size, self.dilation, 2)  # an odd 'same' padding raises here, as in torch
-        bound = (in_channels // groups * self.kernel_size[0] * self.kernel_size[1]) ** -0.5  # torch's default init
+        self.transposed, self.output_padding = False, {zeros}
+        self.kernel_size, self.stride, self.dilation = {tup}(kernel_size), {tup}(stride), {tup}(dilation)
+        self.padding = padding if isinstance(padding, str) else {tup}(padding)
+        conv_padding(self.padding, self.kernel_size, self.dilation, {d})  # an odd 'same' padding raises here, as in torch
+        bound = (in_channels // groups * {fan}) ** -0.5  # torch's default init
         # setattr: a converted file read again must not learn more about `self.weight` than the torch source
         # told the first conversion (idempotence: the derived class's code would convert differently)
         setattr(self, "weight", mx.random.uniform(-bound, bound, (out_channels, in_channels // groups, *self.kernel_size)))
         self.bias = mx.random.uniform(-bound, bound, (out_channels,)) if bias else None
 
     def _conv_forward(self, input, weight, bias):
-        unbatched = input.ndim == 3
+        unbatched = input.ndim == {unbatched}
         x = mx.moveaxis(input[None] if unbatched else input, 1, -1)
-        y = mx.conv2d(x, mx.moveaxis(weight, 1, -1), stride=self.stride,
-                      padding=conv_padding(self.padding, self.kernel_size, self.dilation, 2),
-                      dilation=self.dilation, groups=self.groups)
+        {call}
         if bias is not None:
             y = y + bias
         y = mx.moveaxis(y, -1, 1)
@@ -162,7 +160,28 @@ class TorchConv2d(nn.Module):
 
     def __call__(self, input):
         return self._conv_forward(input, self.weight, self.bias)
-'''
+"""
+# mx.conv2d takes tuples; mx.conv1d only ints and mx.conv3d no groups, so those go through mx.conv_general (lists)
+_CONV2D = _CONV.format(
+    d=2, kernel="kh, kw", shape="(N, C, H, W)", groups_check="", tup="pair", repeat="(v, v)", zeros="(0, 0)",
+    fan="self.kernel_size[0] * self.kernel_size[1]", unbatched=3,
+    call="""y = mx.conv2d(x, mx.moveaxis(weight, 1, -1), stride=self.stride,
+                      padding=conv_padding(self.padding, self.kernel_size, self.dilation, 2),
+                      dilation=self.dilation, groups=self.groups)""")
+_GENERAL_CALL = """padding = conv_padding(self.padding, self.kernel_size, self.dilation, {d})  # 'valid' gives 0
+        y = mx.conv_general(x, mx.moveaxis(weight, 1, -1), stride=list(self.stride),
+                            padding=[padding] * {d} if isinstance(padding, int) else list(padding),
+                            kernel_dilation=list(self.dilation), groups=self.groups)"""
+_CONV1D = _CONV.format(
+    d=1, kernel="k", shape="(N, C, L) or (C, L)", groups_check="", tup="single", repeat="(v,)", zeros="(0,)",
+    fan="self.kernel_size[0]", unbatched=2, call=_GENERAL_CALL.format(d=1))
+_CONV3D = _CONV.format(
+    d=3, kernel="kd, kh, kw", shape="(N, C, D, H, W) or (C, D, H, W)",
+    groups_check="""
+        if groups != 1:
+            raise NotImplementedError("Conv3d: MLX's 3-D convolution takes groups=1 only")""",
+    tup="triple", repeat="(v, v, v)", zeros="(0, 0, 0)",
+    fan="self.kernel_size[0] * self.kernel_size[1] * self.kernel_size[2]", unbatched=4, call=_GENERAL_CALL.format(d=3))
 
 _BATCH_NORM2D = '''
 class TorchBatchNorm2d(nn.BatchNorm):
@@ -305,10 +324,10 @@ class TorchSequential(nn.Module):
 # torch class -> the helper a class deriving from it derives from; helper code; the helpers each calls
 # (conv_padding: layer_values.py)
 BASES = {"Linear": "TorchLinear", "PReLU": "TorchPReLU", "LayerNorm": "TorchLayerNorm", "GroupNorm": "TorchGroupNorm",
-         "Conv2d": "TorchConv2d", "BatchNorm2d": "TorchBatchNorm2d", "MaxPool2d": "TorchMaxPool2d",
+         "Conv1d": "TorchConv1d", "Conv2d": "TorchConv2d", "Conv3d": "TorchConv3d", "BatchNorm2d": "TorchBatchNorm2d", "MaxPool2d": "TorchMaxPool2d",
          "AvgPool2d": "TorchAvgPool2d", "ModuleDict": "TorchModuleDict", "Sequential": "TorchSequential"}
 BASE_CODE = {"TorchLinear": _LINEAR, "TorchPReLU": _PRELU, "TorchLayerNorm": _LAYER_NORM,
-             "TorchGroupNorm": _GROUP_NORM, "TorchConv2d": _CONV2D, "TorchBatchNorm2d": _BATCH_NORM2D,
+             "TorchGroupNorm": _GROUP_NORM, "TorchConv1d": _CONV1D, "TorchConv2d": _CONV2D, "TorchConv3d": _CONV3D, "TorchBatchNorm2d": _BATCH_NORM2D,
              "TorchMaxPool2d": _MAX_POOL2D, "TorchAvgPool2d": _AVG_POOL2D, "TorchModuleDict": _MODULE_DICT,
              "TorchSequential": _SEQUENTIAL}
-BASE_DEPENDS = {"TorchConv2d": ("conv_padding",)}
+BASE_DEPENDS = {"TorchConv1d": ("conv_padding",), "TorchConv2d": ("conv_padding",), "TorchConv3d": ("conv_padding",)}
