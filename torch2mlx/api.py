@@ -11,6 +11,7 @@ from typing import Optional, Sequence
 import libcst as cst
 
 from torch2mlx import closed_world, emitter, importable, positions
+from torch2mlx import hub as hubs
 from torch2mlx.array_facts import TORCH_ONLY_MEMBERS
 from torch2mlx.diagnostics import Diagnostic, InputError, Kind, Severity
 from torch2mlx.fileio import decode_source  # noqa: F401  (public: torch2mlx.decode_source)
@@ -130,20 +131,22 @@ def _check_tail_round_trip(module: cst.Module, text: str, path: str) -> None:
 
 
 def convert_source(text: str, path: str = "<string>", *, rule_files: Sequence[Path] = (), index: Optional[RuleIndex] = None,
-                   project=None, module_name: Optional[str] = None) -> ConversionResult:
+                   project=None, module_name: Optional[str] = None, hub: Sequence[str] = ()) -> ConversionResult:
     """Translate one PyTorch source text to MLX.
 
     Raises InputError for input that is not valid Python; anything else untranslatable
     is reported in `diagnostics` and marked in the code with a `# torch2mlx:` comment.
     `project` (a `torch2mlx.project.ProjectIndex`) and `module_name` give cross-file facts
-    in a directory run: torch aliases and nn.Module classes imported from other files.
+    in a directory run: torch aliases and nn.Module classes imported from other files. `hub` names model
+    hubs whose machinery is imported from MLX stand-ins (`("transformers",)`: torch2mlx/hub, docs/transformers.md).
     """
     if "torch" not in text and not _imports_torch_from_project(project, module_name):
         # nothing to translate; still report invalid Python, as for any file
         _check_syntax(text.lstrip("\ufeff"), path)
         return ConversionResult(text, text)
     if text.startswith("\ufeff"):  # a UTF-8 BOM (kept by decode_source): convert the rest, keep the mark
-        rest = convert_source(text[1:], path, rule_files=rule_files, index=index, project=project, module_name=module_name)
+        rest = convert_source(text[1:], path, rule_files=rule_files, index=index, project=project, module_name=module_name,
+                              hub=hub)
         return ConversionResult("\ufeff" + rest.code, text, rest.diagnostics, rest.converted)
     index = index or build_index(rule_files)
     tree, module = _parse(text, path)
@@ -152,6 +155,9 @@ def convert_source(text: str, path: str = "<string>", *, rule_files: Sequence[Pa
     if project is not None and module_name is not None:
         cross_file = (project, module_name, Path(path).name == "__init__.py")
     module_scope, scopes = analyze(tree, hot_attrs, cross_file)
+    hub_plan = hubs.plan(hub, tree, path, module_name, Path(path).name == "__init__.py") if hub else None
+    if hub_plan is not None:  # the stand-ins' module classes count as nn.Module classes of another project file
+        module_scope.project_classes.update(hub_plan.module_classes)
     layout_builders = _project_layout_locals(tree, cross_file)
     transforms = [cls() for cls in _transform_classes()  # layer builders of other files matter to nn-layout only
                   if cls().applies_to(text) or (module_scope.project_classes and not cls.text_decides)
@@ -174,10 +180,15 @@ def convert_source(text: str, path: str = "<string>", *, rule_files: Sequence[Pa
                               project_torch=project_torch)
     except RecursionError:
         raise InputError("expression nested too deeply to convert", path) from None
+    hub_diagnostics: tuple = ()
+    if hub_plan is not None:
+        code, hub_diagnostics = hub_plan.rewrite(code, path)
     own_packages = frozenset(m.split(".")[0] for m in project.modules.values()) if project is not None else frozenset()
     code, leftovers = closed_world.audit(code, text, own_packages, single_file=project is None)
     code = importable.localize_torch_imports(code, _project_torch_locals(tree, cross_file))
     diagnostics = _diagnostics(module, tree, text, rewriter, path)
+    if hub_diagnostics:
+        diagnostics = tuple(sorted(diagnostics + hub_diagnostics, key=lambda d: (d.line, d.column)))
     if leftovers:
         diagnostics = tuple(sorted(diagnostics + tuple(
             Diagnostic(left.rule_id, Kind.UNKNOWN_API, Severity.WARNING, left.message, path, left.line, left.column)

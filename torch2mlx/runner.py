@@ -70,6 +70,7 @@ class ConvertOptions:
     selection: Optional[object] = None     # torch2mlx.config.Selection: which diagnostics are reported
     config_file: Optional[Path] = None     # the configuration file read (None: none)
     config_excludes: tuple = ()            # its `exclude` globs, relative to its directory
+    hub: tuple = ()                        # `--hub`: model hubs whose machinery comes from MLX stand-ins (torch2mlx/hub)
 
     def __post_init__(self):
         if self.mode not in MODES:
@@ -90,13 +91,16 @@ class Options:
     output_root: Optional[Path] = None  # output mode: every write lands inside it
     project: Optional[object] = None  # torch2mlx.project.ProjectIndex: cross-file facts
     selection: Optional[object] = None  # torch2mlx.config.Selection, applied after the cache
+    hub: tuple = ()  # `--hub` (part of the cache salt: it changes the conversion)
 
     @classmethod
     def derive(cls, options: ConvertOptions, cache_salt: str = "", output_root: Optional[Path] = None,
                project: Optional[object] = None) -> "Options":
         selection = options.selection if options.selection is not None and options.selection.active else None
-        return cls(options.mode, tuple(options.rule_files), options.cache_dir, cache_salt, options.copy_other,
-                   output_root, project, selection)
+        hub = tuple(options.hub)
+        salt = f"{cache_salt}:hub={','.join(hub)}" if hub else cache_salt
+        return cls(options.mode, tuple(options.rule_files), options.cache_dir, salt, options.copy_other,
+                   output_root, project, selection, hub)
 
 
 @dataclass(frozen=True)
@@ -314,7 +318,7 @@ def _convert(data: bytes, job: Job, options: Options) -> tuple[dict, bool]:
         else:
             project = options.project
             module = project.module_of(job.source) if project is not None else None
-            result = convert_source(text, job.display, index=index, project=project, module_name=module)
+            result = convert_source(text, job.display, index=index, project=project, module_name=module, hub=options.hub)
     except InputError as exc:
         entry = {"error": exc.message, "line": exc.line, "column": exc.column}
     else:
