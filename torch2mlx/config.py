@@ -6,7 +6,8 @@ directory `.torch2mlx.toml`, then `torch2mlx.toml`, then `pyproject.toml` (only 
 `[tool.torch2mlx]` table) are tried. Paths and globs in the file are relative to its directory.
 
 Keys (all optional): `select`, `ignore` (rule ids or prefixes), `per-file-ignores` (glob ->
-rule ids), `exclude` (globs), `rules`, `extend-rules` (YAML rule files), `jobs`, `cache-dir`.
+rule ids), `exclude` (globs), `rules`, `extend-rules` (YAML rule files), `jobs`, `cache-dir`,
+`hub` (model hubs whose machinery maps to MLX stand-ins: `["transformers"]`, docs/transformers.md).
 An unknown key, a wrong type or bad TOML is a `ConfigError` naming `path:line:col`.
 
 `Selection` is what a run applies to each file's diagnostics (after the cache: the cached
@@ -22,9 +23,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional, Sequence
 
+from torch2mlx.hub import HUBS
+
 CONFIG_NAMES = (".torch2mlx.toml", "torch2mlx.toml", "pyproject.toml")
 SECTION = ("tool", "torch2mlx")
-LIST_KEYS = ("select", "ignore", "exclude", "rules", "extend-rules")
+LIST_KEYS = ("select", "ignore", "exclude", "rules", "extend-rules", "hub")
 KEYS = (*LIST_KEYS, "per-file-ignores", "jobs", "cache-dir")
 
 
@@ -114,6 +117,7 @@ class Config:
     extend_rules: tuple = ()
     jobs: Optional[int] = None
     cache_dir: Optional[Path] = None
+    hub: tuple = ()               # `--hub`: docs/transformers.md
 
     @property
     def root(self) -> Path:
@@ -223,6 +227,8 @@ def load(path: Path) -> Config:
             raise fail(f"unknown key {key!r} (known: {', '.join(KEYS)})")
         if key in LIST_KEYS:
             values[key] = _strings(value, key, fail)
+            if key == "hub" and set(values[key]) - set(HUBS):
+                raise fail(f"unknown hub {sorted(set(values[key]) - set(HUBS))[0]!r} (known: {', '.join(HUBS)})")
         elif key == "per-file-ignores":
             if not isinstance(value, dict):
                 raise fail("per-file-ignores must be a table of glob = [rule ids]")
@@ -259,6 +265,7 @@ def load(path: Path) -> Config:
         extend_rules=files("extend-rules") or (),
         jobs=values.get("jobs"),
         cache_dir=root / Path(os.path.expanduser(values["cache-dir"])) if "cache-dir" in values else None,
+        hub=values.get("hub", ()),
     )
 
 
