@@ -18,6 +18,7 @@ from rich.text import Text
 from torch2mlx.cli_rules import rules_group
 from torch2mlx.diagnostics import InputError
 from torch2mlx.fileio import read_source
+from torch2mlx.hub import HUBS
 
 EXIT_OK, EXIT_FLAGGED, EXIT_BAD_INPUT, EXIT_INTERNAL = 0, 1, 2, 3
 
@@ -81,6 +82,7 @@ _common = [
     click.option("--ignore", "ignore", multiple=True, metavar="IDS", help="Do not report these rule ids or prefixes (comma-separated, repeatable; replaces the configuration's). The flag comments stay in the code."),
     click.option("--config", "config_file", type=click.Path(path_type=Path, dir_okay=False), help="Read this configuration file (pyproject.toml, torch2mlx.toml) instead of looking for one."),
     click.option("--isolated", is_flag=True, help="Ignore every configuration file."),
+    click.option("--hub", "hub", multiple=True, type=click.Choice(list(HUBS)), help="Take this model hub's machinery from torch2mlx's MLX stand-ins: with 'transformers', a modeling file's PreTrainedModel, ACT2FN, caches, masks and output classes (docs/transformers.md). Repeatable."),
 ]
 
 
@@ -117,10 +119,12 @@ def _options(err: Console, sources, mode: str, *, no_cache: bool, cache_dir, no_
         ignore = ignore if ignore is not None else config.ignore
         rule_files = (rule_files or config.rules or ()) + config.extend_rules
         flags["jobs"] = flags["jobs"] or config.jobs
+        flags["hub"] = flags["hub"] or config.hub
         cache_dir = cache_dir or config.cache_dir
         extra = {"config_file": config.path, "config_excludes": config.exclude}
     selection = Selection(select, ignore or (), config.per_file_ignores if config else (), config.root if config else None)
     selection = selection if selection.active else None
+    flags["hub"] = tuple(flags["hub"])
     return ConvertOptions(mode=mode, copy_other=not no_copy, cache_dir=None if no_cache else (cache_dir or default_cache_dir()),
                           rule_files=rule_files, excludes=excludes, selection=selection, **extra, **flags)
 
