@@ -79,8 +79,10 @@ def _copy_package(pkg: str, src: Path, entries: list) -> None:
     shutil.copytree(installed, src / pkg, ignore=shutil.ignore_patterns("__pycache__", "*.so", "*.so.*", "*.pyd", "*.dylib"))
 
 
-def convert_package(pkg: str, workdir: Path, entries: list, jobs: int, reuse: bool) -> dict:
-    """Copy and convert one package; the CLI's JSON report (cached as <workdir>/<pkg>.report.json)."""
+def convert_package(pkg: str, workdir: Path, entries: list, jobs: int, reuse: bool, hub: bool = True) -> dict:
+    """Copy and convert one package; the CLI's JSON report (cached as <workdir>/<pkg>.report.json). transformers'
+    modeling files are converted with `--hub transformers` (its PreTrainedModel, ACT2FN, caches, masks and output
+    classes from torch2mlx's MLX stand-ins, as the issue allows) unless `hub` is False."""
     report = workdir / f"{pkg}.report.json"
     if reuse and report.is_file():
         return json.loads(report.read_text())
@@ -89,6 +91,8 @@ def convert_package(pkg: str, workdir: Path, entries: list, jobs: int, reuse: bo
     _copy_package(pkg, workdir / "src", entries)
     cmd = [sys.executable, "-m", "torch2mlx", "convert", f"src/{pkg}", "-o", f"out/{pkg}", "--report-json", report.name,
            "--no-cache", "--isolated", "--exit-zero", "-q", "--force", "-j", str(jobs)]
+    if pkg == "transformers" and hub:
+        cmd += ["--hub", "transformers"]
     t0 = time.perf_counter()
     # the torch2mlx of this bench's tree, not whichever one is installed (a worktree measuring older code)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
@@ -435,7 +439,8 @@ def run(args) -> list:
             continue
         if pkg == "timm":  # timm imports torchvision.ops.misc: the user converts torchvision too
             convert_package("torchvision", workdir, [], args.jobs, reuse=True)
-        report = convert_package(pkg, workdir, [e for e in CORPUS if e.package == pkg], args.jobs, args.reuse)
+        report = convert_package(pkg, workdir, [e for e in CORPUS if e.package == pkg], args.jobs, args.reuse,
+                                 hub=not args.no_hub)
         subprocess.run([sys.executable, __file__, "--torch-side", pkg, "--models", ",".join(e.name for e in entries),
                         "--workdir", str(workdir), "--timeout", str(args.timeout)], check=False)
         scopes_cache: dict = {}
@@ -543,6 +548,8 @@ def main() -> None:
     ap.add_argument("--workdir", default=os.path.join(os.environ.get("TMPDIR", "/tmp"), "torch2mlx-realworld"),
                     help="sources, converted tree, saved weights (kept; nothing of it is committed)")
     ap.add_argument("--reuse", action="store_true", help="reuse the conversion already in --workdir")
+    ap.add_argument("--no-hub", action="store_true",
+                    help="convert transformers without `--hub transformers` (its machinery then needs torch)")
     ap.add_argument("--jobs", type=int, default=2, help="conversion worker processes")
     ap.add_argument("--timeout", type=int, default=300, help="seconds per model and side")
     ap.add_argument("--torch-side", help=argparse.SUPPRESS)
