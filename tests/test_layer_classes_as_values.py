@@ -269,10 +269,10 @@ def test_spatial_layer_values_take_channels_first_data():
         assert f"class {helper}(" in result.code
 
 
-def test_value_built_layer_in_a_channels_last_class_gets_torch_layout_data():
+def test_value_built_layer_in_a_channels_last_class_is_built_channels_last():
     """A class the layout analysis makes channels-last (it builds nn.Conv2d directly) that calls a layer built
-    from a value defaulting to a torch layer class: the helper takes torch's layout, so the channels-last map is
-    transposed into it (nn-layout); what other values passed for it do is stated as an assumption (info)."""
+    from a value defaulting to a torch layer class: the layer is built channels-last from it (nn-layout:
+    `channels_last_layer`, which raises for another class value), so the map stays channels-last."""
     import torch
 
     source = """
@@ -291,8 +291,8 @@ class Net(nn.Module):
     result = convert_source(source, "m.py")
     assert not warnings(result), result.code
     assert "norm_layer=BatchNorm2dNCHW" in result.code
-    assert any(d.rule_id == "nn-layout" and d.severity.value == "info" and "norm_layer(...)" in d.message
-               for d in result.diagnostics)
+    assert "self.bn = channels_last_layer(norm_layer, BatchNorm2dNCHW, BatchNorm2dNHWC)(4)" in result.code
+    assert "transpose" not in result.code.split("class Net")[1], result.code
     torch_net = exec_source(source, "torch_net")["Net"]()
     randomize_batch_norm(torch_net)
     torch_net.eval()
@@ -303,8 +303,8 @@ class Net(nn.Module):
     with torch.no_grad():
         expected = torch_net(torch.from_numpy(x))
     import mlx.core as mx
-    actual = mlx_net(mx.array(x.transpose(0, 2, 3, 1)))  # the class takes NHWC; the norm gives torch's layout
-    assert_close(actual, expected, channels_last_output=False)
+    actual = mlx_net(mx.array(x.transpose(0, 2, 3, 1)))  # the class takes and gives NHWC
+    assert_close(actual, expected, channels_last_output=True)
 
 
 def _helpers_namespace():

@@ -526,15 +526,28 @@ def down_block():
 """
 
 
-def test_norm_layer_class_value_builds_torch_layout_layers():
-    # `norm_layer = nn.BatchNorm2d` becomes a helper taking torch's (N, C, H, W) data: a channels-last map is
-    # transposed into it, and back into the next convolution; the assumption about other values is an info note
+def test_norm_layer_class_value_builds_channels_last_layers():
+    # `norm_layer = nn.BatchNorm2d` (the NCHW helper BatchNorm2dNCHW as a value) is built channels-last in a class the
+    # analysis follows: no transposes around it; the block keeps feature maps channels-last
     for builder in ("plain_block", "down_block"):
-        result = _matches_torch(RESNET_BLOCKS, lambda ns, b=builder: ns[b](), (2, 3, 6, 6), channels_last_output=False)
-    assert "self.bn1(mx.transpose(out, (0, 3, 1, 2)))" in result.code
-    assert "out += mx.transpose(identity, (0, 3, 1, 2))" in result.code  # the sum is in torch's layout
-    assert any(d.severity.value == "info" and "`norm_layer(...)` layers are followed as what its default" in d.message
-               for d in result.diagnostics)
+        result = _matches_torch(RESNET_BLOCKS, lambda ns, b=builder: ns[b](), (2, 3, 6, 6))
+    assert "self.bn1 = channels_last_layer(norm_layer, BatchNorm2dNCHW, BatchNorm2dNHWC)(planes)" in result.code
+    assert "transpose" not in result.code.split("class BasicBlock")[1], result.code
+    # the runtime check replaces the assumption about values passed by other code: no info note about it
+    assert not any("`norm_layer(...)` layers are followed as what its default" in d.message for d in result.diagnostics)
+
+
+def test_a_norm_layer_value_passed_by_other_code_is_checked_at_run_time():
+    # the class is built channels-last from its default; a class value other code passes that is not known to take
+    # channels-last data raises at construction, nn.Identity and a partial of the default are taken
+    result = convert_source(HEADER + RESNET_BLOCKS, "model.py")
+    ns = exec_source(result.code, "mlx_model")
+    from functools import partial
+    block = ns["BasicBlock"](3, 3, norm_layer=partial(ns["BatchNorm2dNCHW"], eps=1e-3))
+    assert type(block.bn1).__name__ == "BatchNorm2dNHWC" and block.bn1.eps == 1e-3
+    assert isinstance(ns["BasicBlock"](3, 3, norm_layer=ns["nn"].Identity).bn1, ns["nn"].Identity)
+    with pytest.raises(NotImplementedError, match="not known to take channels-last data"):
+        ns["BasicBlock"](3, 3, norm_layer=ns["nn"].LayerNorm)
 
 
 def test_a_sequential_of_a_conv_and_a_norm_layer_value_is_flagged():
@@ -748,11 +761,11 @@ class Net(nn.Module):
     assert_close(actual, tuple(t.detach() for t in expected), channels_last_output=False)
 
 
-def test_mobilenet_v2_list_mixing_a_conv_and_norm_layer_values_is_flagged():
+def test_mobilenet_v2_list_of_a_conv_and_norm_layer_values_runs_channels_last():
     # torchvision mobilenetv2's InvertedResidual: `layers.extend([..., nn.Conv2d(...), norm_layer(oup)])`, then
-    # `nn.Sequential(*layers)`: MLX's conv gives NHWC to the NCHW helper norm_layer builds. Was not flagged (the list
-    # was not followed, the class stayed in torch's layout and its MLX conv got NCHW data)
-    source = HEADER + """class InvertedResidual(nn.Module):
+    # `nn.Sequential(*layers)`. Was flagged (MLX's conv next to the NCHW helper norm_layer built); the norm layer is
+    # now built channels-last, so the container is channels-last throughout
+    source = """class InvertedResidual(nn.Module):
     def __init__(self, inp, oup, norm_layer=None):
         super().__init__()
         if norm_layer is None:
@@ -764,8 +777,8 @@ def test_mobilenet_v2_list_mixing_a_conv_and_norm_layer_values_is_flagged():
     def forward(self, x):
         return x + self.conv(x)
 """
-    result = convert_source(source, "model.py")
-    assert 11 in _flagged_lines(result), result.code
+    result = _matches_torch(source, lambda ns: ns["InvertedResidual"](3, 3), (2, 3, 5, 5))
+    assert "transpose" not in result.code.split("class InvertedResidual")[1], result.code
 
 
 def test_a_list_of_feature_maps_returned_is_said_to_be_channels_last():

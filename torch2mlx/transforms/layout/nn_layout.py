@@ -41,8 +41,12 @@ UNKNOWN from there on, never taken for torch's layout: a later line that reads i
 `info` note and a `# MLX layout: kept as written` comment (one cause, one warning).
 
 Also followed: layers built from a layer class value (`norm_layer(planes)` with `norm_layer` defaulting to
-`nn.BatchNorm2d`: nn-layer-values writes an NCHW helper for it, so a channels-last map is transposed into it;
-`conv_block = blocks[0]`; an `info` note states the assumption about values passed by other code); a
+`nn.BatchNorm2d`, which nn-layer-values turns into the NCHW helper `BatchNorm2dNCHW`): in a class that is
+channels-last through its other layers, the layer is built channels-last,
+`channels_last_layer(norm_layer, BatchNorm2dNCHW, BatchNorm2dNHWC)(planes)` (a class value other code passes that is
+not that helper, a partial of it or nn.Identity raises there), so no transposes surround it; elsewhere the NCHW
+helper takes torch's layout and a channels-last map is transposed into it. `conv_block = blocks[0]` (a class of
+this file; an `info` note states the assumption about values passed by other code); a
 channels-last name combined with a torch-layout tensor (transposed back there); a function of this file applied
 to a channels-last value (fed torch's layout); lists of maps of one layout (`torch.cat(outputs, 1)`);
 `nn.Sequential(*layers)` of a list the function builds.
@@ -58,11 +62,14 @@ from torch2mlx.transforms import Transform
 from torch2mlx.transforms.layout.flow import LayoutFlow, with_join_fixes
 from torch2mlx.transforms.layout.ops import RANK, LayoutOps, shape_source
 from torch2mlx.transforms.layout.ops import int_value as _int
-from torch2mlx.transforms.module.layer_values import VALUES
+from torch2mlx.transforms.module.layer_values import CHANNELS_LAST_LAYER, DEPENDS, HELPER_CODE, VALUES
+from torch2mlx.binding import Flag
+from torch2mlx.handlers.local_helpers import add_helpers
 from torch2mlx.transforms.layout.tables import (  # what each layer does to a layout
     AXES, TO_CL, TO_TORCH, ADAPTIVE, FUNCTIONS, KEEP, LAYOUT_FUNCTIONS, PER_POSITION, SPATIAL)
 
 RULE = "nn-layout"
+_COMMA = cst.Comma(whitespace_after=cst.SimpleWhitespace(" "))
 # a value whose layout the analysis gave up on (flagged where that happened): in MLX it may be either layout,
 # so what reads its axis order is flagged too, and it is never transposed into a channels-last layer
 UNKNOWN = "unknown"
@@ -73,6 +80,13 @@ def _layer_kind(rw, call: cst.BaseExpression) -> Optional[str]:
         qual = rw.qualified_name(call.func) or ""
         if qual.startswith("torch.nn.") and not qual.startswith("torch.nn.functional"):
             return qual.rsplit(".", 1)[-1]
+    return None
+
+
+def _torch_layer_name(qual: Optional[str]) -> Optional[str]:
+    """`BatchNorm2d` for "torch.nn.BatchNorm2d" (a torch layer class, not a function), else None."""
+    if qual and qual.startswith("torch.nn.") and not qual.startswith("torch.nn.functional"):
+        return qual.rsplit(".", 1)[-1]
     return None
 
 
@@ -154,6 +168,10 @@ class NnLayoutTransform(LayoutOps, LayoutFlow, Transform):
         self._checking: set = set()   # classes being checked (guards a class built from itself)
         self._scopes: list = []       # the __init__ / layer factories whose module values are being read
         self.assumed: dict = {}       # id(__init__) -> (parameter, its default) whose layer class value is assumed
+        self.value_builds: dict = {}  # id(`norm_layer(c)` call) -> (id(__init__), NCHW helper, NHWC helper)
+        self.rebuild_cl: dict = {}    # the value_builds of the channels-last classes being visited: rewritten
+        self._value_builds_cl = False  # whether the class being read builds its class-value layers channels-last
+        self._value_build_seen = False  # whether it has such layers
 
     def applies_to(self, text: str) -> bool:
         return (any(k in text for k in SPATIAL) or any(k in text for k in KEEP)
@@ -162,6 +180,9 @@ class NnLayoutTransform(LayoutOps, LayoutFlow, Transform):
     # ----- classes ---------------------------------------------------------------------------
     def visit_ClassDef(self, rw, node: cst.ClassDef) -> None:
         layers = self._class_layers(rw, node)
+        if layers is not None:  # its `norm_layer(c)` layers followed as channels-last are built so (leave_Call)
+            inits = {id(s) for s in node.body.body if isinstance(s, cst.FunctionDef) and s.name.value == "__init__"}
+            self.rebuild_cl.update({call: build for call, build in self.value_builds.items() if build[0] in inits})
         self.classes.append(layers)
         self.notes.append([[], set(), 0])  # inputs, output layouts, statements of forward analysed
         self._plan_methods(rw, node, layers)
@@ -178,7 +199,21 @@ class NnLayoutTransform(LayoutOps, LayoutFlow, Transform):
         self._analyse(rw, node, forward, {p.name.value: first for p in forward.params.params[1:] if p.default is None}, layers)
 
     def _class_layers(self, rw, node: cst.ClassDef) -> Optional[dict]:
-        """{attr: layout kind of the submodule} when `__init__` builds a channels-last layer, else None."""
+        """{attr: layout kind of the submodule} when `__init__` builds a channels-last layer, else None. Layers built
+        from torch layer class values (`norm_layer(c)`) are channels-last in a class that is channels-last without
+        them (a second reading), else helpers in torch's layout (the class stays as torch wrote it: exact)."""
+        saved = self._value_builds_cl, self._value_build_seen
+        self._value_builds_cl, self._value_build_seen = False, False
+        try:
+            layers = self._class_layers_once(rw, node)
+            if layers is not None and self._value_build_seen:
+                self._value_builds_cl = True
+                layers = self._class_layers_once(rw, node)
+        finally:
+            self._value_builds_cl, self._value_build_seen = saved
+        return layers
+
+    def _class_layers_once(self, rw, node: cst.ClassDef) -> Optional[dict]:
         layers: dict = {}
         passed: dict = {}  # attr -> (__init__, parameter) for `self.attr = parameter`
         for stmt in node.body.body:
@@ -353,9 +388,44 @@ class NnLayoutTransform(LayoutOps, LayoutFlow, Transform):
         kind = kinds.pop() if len(kinds) == 1 else None
         if kind is None:
             return None
+        if kind == "nchw" and scope.name.value == "__init__":
+            self._value_build_seen = True
+            channels_last = self._channels_last_build(rw, scope, value, values) if self._value_builds_cl else None
+            if channels_last is not None:
+                self.assumed.get(id(scope), {}).pop(name, None)
+                return channels_last
         default = next((v for v in values if self._class_value_kind(rw, v) is not _ABSENT), None)
         self.assumed.setdefault(id(scope), {})[name] = cst.Module([]).code_for_node(default)
         return kind
+
+    def _channels_last_build(self, rw, scope: cst.FunctionDef, call: cst.Call, values: list) -> Optional[str]:
+        """`norm_layer(planes)` in a class's `__init__`, `norm_layer` one torch layer class that is channels-last in
+        MLX (nn.BatchNorm2d, `partial(nn.BatchNorm2d, eps=1e-3)`, None then nn.BatchNorm2d): built channels-last
+        (`channels_last_layer(norm_layer, BatchNorm2dNCHW, BatchNorm2dNHWC)(planes)`, which raises for a class
+        value other code passes that is not that helper or nn.Identity), so the class follows it as that layer.
+        Only in `__init__`: the class is channels-last exactly when it is rewritten (leave_Call)."""
+        if scope.name.value != "__init__" or not any(c is call for c in _calls_in(scope.body)):
+            return None
+        layers = {self._torch_class_value(rw, v) for v in values} - {_ABSENT}
+        layer = layers.pop() if len(layers) == 1 else None
+        nchw = VALUES.get(layer, ("",))[0] if layer is not None else ""
+        nhwc = nchw.replace("NCHW", "NHWC")
+        if not nchw.endswith("NCHW") or nhwc not in HELPER_CODE or layer in ADAPTIVE:
+            return None
+        kind = SPATIAL.get(layer) or ("keep" if layer in KEEP else None)
+        if kind is not None:
+            self.value_builds[id(call)] = (id(scope), nchw, nhwc)
+        return kind
+
+    def _torch_class_value(self, rw, value):
+        """The torch.nn class a layer class value names (through functools.partial), _ABSENT for None, else None."""
+        if isinstance(value, cst.Name) and value.value == "None":
+            return _ABSENT
+        if isinstance(value, cst.Call) and rw.qualified_name(value.func) == "functools.partial" and value.args \
+                and not value.args[0].keyword and not value.args[0].star:
+            value = value.args[0].value
+        qual = rw.qualified_name(value) if isinstance(value, (cst.Name, cst.Attribute)) else None
+        return _torch_layer_name(qual)
 
     def _values_of(self, scope: cst.FunctionDef, name: str, nested: bool = False) -> Optional[list]:
         """Every value `name` may hold in `scope`: a parameter's default (a parameter without one: None) and what
@@ -527,6 +597,12 @@ class NnLayoutTransform(LayoutOps, LayoutFlow, Transform):
 
     def leave_ClassDef(self, rw, original: cst.ClassDef, updated):
         layers = self.classes.pop()
+        inits = {id(s) for s in original.body.body if isinstance(s, cst.FunctionDef) and s.name.value == "__init__"}
+        for call, build in list(self.rebuild_cl.items()):
+            if build[0] in inits:  # not reached by the pass (never expected): its layer would stay in torch's layout
+                del self.rebuild_cl[call]
+                rw.flag(original, RULE, "needs-review", f"a layer built from a class value ({build[1]}) is followed as "
+                        "channels-last but was not rewritten to be built so")
         inputs, outputs, _ = self.notes.pop()
         self.class_stack.pop()
         self.outputs[original.name.value] = outputs
@@ -549,6 +625,22 @@ class NnLayoutTransform(LayoutOps, LayoutFlow, Transform):
                     f"{original.name.value} takes channels-last input ({', '.join(inputs)}): feed it NHWC/NLC data, "
                     "e.g. mx.transpose(x, (0, 2, 3, 1)) for an NCHW batch", "info")
         return updated.with_changes(leading_lines=[*updated.leading_lines, line])
+
+    def _channels_last_call(self, rw, original: cst.Call, updated):
+        """`norm_layer(c)` followed as a channels-last layer: `channels_last_layer(norm_layer, <NCHW>, <NHWC>)(c)`."""
+        build = self.rebuild_cl.pop(id(original), None)
+        if build is None or not isinstance(updated, cst.Call):
+            return updated
+        _, nchw, nhwc = build
+        wanted = [*DEPENDS.get(nchw, ()), nchw, nhwc, "channels_last_layer"]
+        try:
+            add_helpers(rw, list(dict.fromkeys(wanted)), {**HELPER_CODE, "channels_last_layer": CHANNELS_LAST_LAYER})
+        except Flag as flag:
+            rw.flag(original, RULE, "no-equivalent", f"the layer is followed as channels-last: {flag.reason}")
+            return updated
+        func = cst.Call(func=cst.Name("channels_last_layer"),
+                        args=[cst.Arg(updated.func, comma=_COMMA), cst.Arg(cst.Name(nchw), comma=_COMMA), cst.Arg(cst.Name(nhwc))])
+        return updated.with_changes(func=func)
 
     # ----- forward ---------------------------------------------------------------------------
     def visit_FunctionDef(self, rw, node: cst.FunctionDef) -> None:
@@ -1306,6 +1398,8 @@ class NnLayoutTransform(LayoutOps, LayoutFlow, Transform):
         return expr.visit(_Substitute(receiver))
 
     def leave_Call(self, rw, original: cst.Call, updated):
+        if id(original) in self.rebuild_cl:
+            return self._channels_last_call(rw, original, updated)
         if id(original) in self.rebuild:
             return self._rebuilt(rw, original, updated)
         if id(original) in self.arg_transposes and isinstance(updated, cst.Call) and len(updated.args) == len(original.args):

@@ -15,9 +15,10 @@ What it does
     - for layers whose MLX counterpart is channels-last (convolutions, batch/group norms, pooling),
       a subclass that also takes and returns torch's channels-first data (`Conv2dNCHW`,
       `BatchNorm2dNCHW`, `GroupNormNCHW`, `MaxPool2dNCHW`, ...: the channels move last around
-      MLX's layer). Exact wherever the built layer is called: the nn-layout analysis does not know
-      what a value builds, so it treats such a submodule as an unknown torch-layout module (it
-      flags a channels-last value reaching it, and hands it plain (N, C, H, W) data otherwise).
+      MLX's layer). Exact wherever the built layer is called. In a class nn-layout makes channels-last
+      through its other layers, `norm_layer(c)` is built as the channels-last sibling instead
+      (`channels_last_layer(norm_layer, BatchNorm2dNCHW, BatchNorm2dNHWC)(c)`, `CHANNELS_LAST_LAYER`:
+      another class value raises there); elsewhere nn-layout hands it plain (N, C, H, W) data.
       load_torch_weights lays the kernels out as for MLX's own layers (same class family).
     A torch argument MLX cannot honour raises at construction time (NotImplementedError, naming
     it): `padding_mode='reflect'`, `momentum=None`, `ceil_mode=True`, a dtype, a LeakyReLU slope
@@ -294,6 +295,23 @@ def _helpers() -> tuple:
 
 
 VALUES, HELPER_CODE, DEPENDS = _helpers()
+# nn-layout: `norm_layer(c)` in a channels-last class, `norm_layer` defaulting to nn.BatchNorm2d (BatchNorm2dNCHW
+# here), becomes `channels_last_layer(norm_layer, BatchNorm2dNCHW, BatchNorm2dNHWC)(c)`: the same constructor,
+# MLX's channels-last layout; any other class value (one passed by other code) raises rather than run in a layout
+# the analysis did not follow. nn.Identity takes any layout.
+CHANNELS_LAST_LAYER = '''
+def channels_last_layer(layer, nchw, nhwc):
+    """The channels-last (N, ..., C) form `nhwc` of the layer class value `layer` (the helper `nchw` taking
+    PyTorch's channels-first data, or a functools.partial of it); other classes raise (their layout is not known)."""
+    from functools import partial
+
+    if isinstance(layer, partial):
+        return partial(channels_last_layer(layer.func, nchw, nhwc), *layer.args, **layer.keywords)
+    if layer is nchw or layer is nhwc or layer is nn.Identity:
+        return nhwc if layer is nchw else layer
+    raise NotImplementedError(f"{layer!r}: the converted model builds this layer channels-last from {nchw.__name__}; "
+                              "another class value is not known to take channels-last data")
+'''
 # torch class -> the helper a construction with *args / **kwargs becomes: the class built has the layout the
 # table's own translation of the call has (channels-last for convolutions, norms and pools: nn-layout reads
 # the torch class of the call and takes it for MLX's channels-last layer)
