@@ -22,6 +22,13 @@ from torch2mlx import InputError, convert_source
 PROJECT = Path(__file__).resolve().parents[1]
 
 
+def _key(path: Path) -> str:
+    """The project's files by their path in the project, so that a snapshot saved in one checkout (or
+    worktree) is checked in another; other files by their absolute path."""
+    path = path.resolve()
+    return path.relative_to(PROJECT).as_posix() if path.is_relative_to(PROJECT) else str(path)
+
+
 def outputs(roots: list[Path]) -> dict:
     found: dict = {}
     for root in roots:
@@ -32,7 +39,7 @@ def outputs(roots: list[Path]) -> dict:
                 record = {"code": result.code, "diagnostics": [d.format() for d in result.diagnostics]}
             except InputError as exc:
                 record = {"error": str(exc)}
-            found[str(path.resolve())] = record
+            found[_key(path)] = record
     return found
 
 

@@ -22,7 +22,7 @@ from torch2mlx.diagnostics import Finding  # defined there; importable from here
 from torch2mlx.names import Scope
 from torch2mlx.table.index import RuleIndex
 from torch2mlx.table.model import Rule
-from torch2mlx.template import (choose_template, expand, is_atomic, normalize, parenthesize, sentinel, template_placeholders,
+from torch2mlx.template import (choose_template, expand, is_atomic, keep_line_breaks, normalize, parenthesize, sentinel, template_placeholders,
                                 template_roots)
 from torch2mlx.tensors import TORCH_KEYWORDS, TensorFacts, attribute_chain
 
@@ -605,6 +605,8 @@ class TableRewriter(cst.CSTTransformer):
         self.roots_used |= roots
         if rule.namedtuple:
             self.namedtuple_calls[id(original)] = rule
+        if isinstance(result, cst.Call) and result is not receiver and all(result is not a.value for a in updated.args):
+            result = keep_line_breaks(updated, result)  # a call written over several lines stays so
         if original.lpar and not getattr(result, "lpar", None):
             result = result.with_changes(lpar=original.lpar, rpar=original.rpar)
         elif not is_atomic(result):

@@ -286,3 +286,76 @@ def expand(template: str, rule: Rule, bound: Bound) -> cst.BaseExpression:
         if sig is not None and sig.get(leftover) is None:
             raise Flag(f"template placeholder {{{leftover}}} is not a parameter", "internal-error")
     return result  # type: ignore[return-value]
+
+
+# ----- the layout of a translated call -----------------------------------------------------------------
+def _breaks_line(ws) -> bool:
+    return isinstance(ws, cst.ParenthesizedWhitespace)
+
+
+def _after(arg: cst.Arg):
+    """What follows an argument up to the next one (or the closing parenthesis): the comma's whitespace,
+    or the argument's own trailing whitespace when it has no comma."""
+    return arg.comma.whitespace_after if isinstance(arg.comma, cst.Comma) else arg.whitespace_after_arg
+
+
+def _without_comment(ws):
+    """The same line break and indent, without the comment of the argument it followed."""
+    if not _breaks_line(ws):
+        return ws
+    return ws.with_changes(first_line=cst.TrailingWhitespace(), empty_lines=[])
+
+
+_SENTINEL_NAME = re.compile(r"__t2m_mod_(\w+?)__")
+
+
+def _shifted(ws, shift: int):
+    """A line break whose next line starts `shift` columns further right (left when negative)."""
+    if not shift or not _breaks_line(ws) or not ws.indent:
+        return ws
+    width = max(len(ws.last_line.value) + shift, 0)
+    return ws.with_changes(last_line=cst.SimpleWhitespace(" " * width))
+
+
+def is_multiline_call(call: cst.Call) -> bool:
+    return _breaks_line(call.whitespace_before_args) or any(_breaks_line(_after(a)) for a in call.args)
+
+
+def keep_line_breaks(original: cst.Call, result: cst.Call) -> cst.Call:
+    """The translation of a call written over several lines, laid out as the call was: an argument the
+    translation keeps (the same value, its keyword possibly renamed) is followed by its line break and
+    comment; an argument the translation adds gets the call's usual line break. A call on one line, or a
+    translation that keeps none of the call's arguments (a different expression), is returned as it is."""
+    if not is_multiline_call(original) or not result.args or not original.args:
+        return result
+    found: list = []
+    for arg in result.args:
+        match = next((j for j, o in enumerate(original.args)
+                      if j not in found and (o.value is arg.value or o.value.deep_equals(arg.value))), None)
+        found.append(match)
+    if all(j is None for j in found):
+        return result
+    last = len(original.args) - 1
+    between = _after(original.args[last - 1]) if last else original.whitespace_before_args
+    between = _without_comment(between)
+    closing = _after(original.args[last])
+    trailing_comma = isinstance(original.args[last].comma, cst.Comma)
+    if not _breaks_line(original.whitespace_before_args):
+        # arguments aligned with the opening parenthesis stay aligned with it (`torch.where(` -> `mx.where(`)
+        shift = len(_SENTINEL_NAME.sub(r"\1", code_of(result.func))) - len(code_of(original.func))
+        between, closing = _shifted(between, shift), _shifted(closing, shift)
+    else:
+        shift = 0
+    args = []
+    for i, (arg, j) in enumerate(zip(result.args, found)):
+        if i < len(result.args) - 1:
+            ws = _shifted(_after(original.args[j]), shift) if j is not None and j < last else between
+            arg = arg.with_changes(comma=cst.Comma(whitespace_after=ws), whitespace_after_arg=cst.SimpleWhitespace(""))
+        else:
+            ws = closing if j == last else _without_comment(closing)
+            if trailing_comma:
+                arg = arg.with_changes(comma=cst.Comma(whitespace_after=ws), whitespace_after_arg=cst.SimpleWhitespace(""))
+            else:
+                arg = arg.with_changes(comma=cst.MaybeSentinel.DEFAULT, whitespace_after_arg=ws)
+        args.append(arg)
+    return result.with_changes(args=args, whitespace_before_args=original.whitespace_before_args)
