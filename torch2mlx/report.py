@@ -6,6 +6,7 @@ markup: a path such as `model:100:[b].py` shows as written (no markup, no emoji 
 from __future__ import annotations
 
 import os
+import re
 from collections import Counter
 from pathlib import Path
 from typing import Iterable
@@ -75,6 +76,28 @@ def _print(console: Console, *parts) -> None:
     console.print(Text.assemble(*parts), soft_wrap=True, highlight=False)
 
 
+_NAMED = re.compile(r"\([^()]*\)|`[^`]*`")
+
+
+def _listed(diagnostics: list) -> list:
+    """The diagnostics of one file as listed: each warning on its own line (each asks for an action); an info
+    note (an assumption made) once per rule and wording, with the lines where it was made again (a class's
+    `forward` arguments taken to be tensors, in every class of the file), as (diagnostic, [more lines])."""
+    listed: list = []
+    first: dict = {}
+    for d in diagnostics:
+        if d["severity"] != "info":
+            listed.append((d, []))
+            continue
+        key = (d["rule_id"], _NAMED.sub("()", d["message"]))
+        if key in first:
+            first[key].append(d["line"])
+        else:
+            first[key] = []
+            listed.append((d, first[key]))
+    return listed
+
+
 def print_run_diagnostics(report: dict, console: Console, *, listing: bool = True, errors_only: bool = False) -> None:
     """One line per problem: files that could not be converted always; with `listing`, also skipped
     files and every diagnostic; in check mode, each file that would be rewritten. `errors_only`
@@ -93,10 +116,12 @@ def print_run_diagnostics(report: dict, console: Console, *, listing: bool = Tru
             _print(console, "  ", f"{f['path']}:{f['changed_lines'][0] if f['changed_lines'] else 1}", ": ",
                    ("would be rewritten", "yellow"), f" ({f['converted']} torch API use(s) translatable; lines {lines})")
         if listing:
-            for d in f["diagnostics"]:
+            for d, more in _listed(f["diagnostics"]):
                 colour = "dim" if d["severity"] == "info" else "yellow"
+                also = f" (the same note at {len(more)} more place(s) of this file: line {', '.join(map(str, more[:8]))}" \
+                       f"{', ...' if len(more) > 8 else ''})" if more else ""
                 _print(console, "  ", _where(d["path"], d["line"], d["column"]), ": ",
-                       (f"{d['severity']}: {d['rule_id']}", colour), ": ", d["message"])
+                       (f"{d['severity']}: {d['rule_id']}", colour), ": ", d["message"], also)
     if crashed:
         _print(console, ("internal error", "red"), f" in {crashed} file(s): a bug in torch2mlx; please report it "
                                                    "with the file (the other files were converted)")
