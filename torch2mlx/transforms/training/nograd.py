@@ -2,7 +2,8 @@
 
 What it does
     Unwraps `with torch.no_grad():` / `torch.inference_mode()` / `torch.enable_grad()` blocks
-    (the body is kept, one level up) and drops those decorators.
+    (the body is kept, one level up) and drops those decorators. `with torch.set_grad_enabled(mode):`
+    outside a model's forward is unwrapped too, whatever `mode` is.
 Why
     MLX computes gradients only inside `mx.grad` / `nn.value_and_grad` transforms, so code
     outside them never records anything: the context has nothing to switch off.
@@ -19,6 +20,7 @@ Left in place when
 from __future__ import annotations
 
 import libcst as cst
+import libcst.matchers as m
 
 from torch2mlx.binding import code_of
 from torch2mlx.tensors import attribute_chain
@@ -30,6 +32,7 @@ from torch2mlx.transforms.codegen import mlx_expr
 GRAD_CONTEXTS = frozenset({"torch.no_grad", "torch.inference_mode", "torch.enable_grad", "torch.autograd.no_grad",
                            "torch.autograd.grad_mode.no_grad", "torch.autograd.grad_mode.inference_mode"})
 _ENABLE = frozenset({"torch.enable_grad", "torch.autograd.grad_mode.enable_grad"})
+SET_GRAD_ENABLED = frozenset({"torch.set_grad_enabled", "torch.autograd.set_grad_enabled", "torch.autograd.grad_mode.set_grad_enabled"})
 
 
 class NoGrad(Transform):
@@ -45,11 +48,20 @@ class NoGrad(Transform):
         self.scopes: list = []  # "module-class", "class", "forward", "function"
 
     def applies_to(self, text: str) -> bool:
-        return "no_grad" in text or "inference_mode" in text or "enable_grad" in text
+        return "no_grad" in text or "inference_mode" in text or "enable_grad" in text or "set_grad_enabled" in text
 
     def _is_grad_context(self, rw, expr) -> bool:
         func = expr.func if isinstance(expr, cst.Call) and not expr.args else expr
         return rw.qualified_name(func) in GRAD_CONTEXTS
+
+    def _is_set_grad_enabled(self, rw, expr) -> bool:
+        """`torch.set_grad_enabled(phase == "train")` (the fine-tuning tutorial): outside a model's forward, whatever
+        the mode, there is nothing to switch: MLX differentiates only what nn.value_and_grad calls (the train-step
+        transform translates the backward() it guards, or flags it)."""
+        return (isinstance(expr, cst.Call) and len(expr.args) == 1 and not expr.args[0].star
+                and (expr.args[0].keyword is None or expr.args[0].keyword.value == "mode")
+                and not m.findall(expr.args[0].value, m.Call())  # the mode goes: it must not call anything
+                and rw.qualified_name(expr.func) in SET_GRAD_ENABLED and not self._in_forward())
 
     def visit_ClassDef(self, rw, node) -> None:
         is_module = any(self._is_module_base(rw, b.value) for b in node.bases)
@@ -73,7 +85,10 @@ class NoGrad(Transform):
         return "forward" in self.scopes
 
     def visit_With(self, rw, node) -> None:
-        if node.items and all(i.asname is None and self._is_grad_context(rw, i.item) for i in node.items):
+        if node.items and all(i.asname is None and self._is_set_grad_enabled(rw, i.item) for i in node.items):
+            self.withs.add(id(node))
+            self.dropped.update(id(i.item) for i in node.items)
+        elif node.items and all(i.asname is None and self._is_grad_context(rw, i.item) for i in node.items):
             self.withs.add(id(node))
             self.dropped.update(id(i.item) for i in node.items)
             if self._in_forward() and not all(self._is_enable(rw, i.item) for i in node.items):

@@ -57,6 +57,11 @@ CLIP = "torch.nn.utils.clip_grad_norm_"
 CLIPS = frozenset({CLIP, "torch.nn.utils.clip_grad_value_"})
 NOT_TOGETHER = ("backward() and optimizer.step() are not together once in this block (or with step() alone in an "
                 "`if` after backward(), gradient accumulation): translate with nn.value_and_grad and optimizer.update by hand")
+SEVERAL_BACKWARDS = ("several backward() calls before one step() add up their gradients (DCGAN's errD_real.backward(); "
+                     "errD_fake.backward(); optimizerD.step()): write one loss_fn returning the sum of those losses for "
+                     "nn.value_and_grad (the gradient of the sum is the sum of the gradients) and optimizer.update; an output a "
+                     "later step reuses (DCGAN's `fake = netG(noise)` in the generator's loss) must be computed inside that "
+                     "step's own loss_fn")
 ACCUMULATE_HELPER = '''
 def accumulate_grads(total, grads):
     """Gradients summed over micro-batches, as .grad accumulates them (total is None after zero_grad)."""
@@ -111,6 +116,7 @@ class TrainStep(Transform):
         self.deferred: dict = {}  # id(flagged statement in an if) -> (the statement unflagged, the node of its report)
         self.pending: dict = {}  # id(generated `acc = accumulate_grads(...)`) -> (acc, optimizer, model)
         self.loop_bodies: set = set()  # ids of the original bodies of for / while loops
+        self.if_bodies: set = set()  # ids of the original bodies of `if`s without else
         self.in_loop = False
 
     def applies_to(self, text: str) -> bool:
@@ -203,9 +209,10 @@ class TrainStep(Transform):
             body.append(clean)
         return stmt.with_changes(body=stmt.body.with_changes(body=body))
 
-    def _flag_all(self, rw, body: list, found: dict, why: str) -> list:
+    def _flag_all(self, rw, body: list, found: dict, why: str, if_body: bool = False) -> list:
         marked = {i for key in ("backward", "step", "clip") for i in found[key]}
-        defer = not found["backward"]
+        # a step or clip alone in an `if`, or a backward and step in one (the enclosing block may hold the forward pass)
+        defer = not found["backward"] or if_body
         return [self._flag(rw, s, why, defer) if i in marked else s for i, s in enumerate(body)]
 
     def leave_For(self, rw, original, updated):
@@ -217,18 +224,26 @@ class TrainStep(Transform):
     def visit_For(self, rw, node) -> None:
         self.loop_bodies.add(id(node.body))
 
+    def visit_If(self, rw, node) -> None:
+        if node.orelse is None:
+            self.if_bodies.add(id(node.body))
+
     visit_While = visit_For
 
     def leave_IndentedBlock(self, rw, original, updated):
         body = self._place_accumulators(rw, list(updated.body))
         found = self._training_calls(rw, body)
+        self.in_loop = id(original) in self.loop_bodies
         if not (found["backward"] or found["step"] or found["clip"]):
+            if len(found["step_if"]) == 1:  # the forward pass here, backward() and step() in an `if`
+                result = self._rewrite_conditional(rw, body, found)
+                if not isinstance(result, str):
+                    return updated.with_changes(body=result)
             body = self._drop_zero_grads(rw, body, found)
             return updated.with_changes(body=body) if body != list(updated.body) else updated
-        self.in_loop = id(original) in self.loop_bodies
         result = self._rewrite(rw, body, found)
         if isinstance(result, str):
-            return updated.with_changes(body=self._flag_all(rw, body, found, result))
+            return updated.with_changes(body=self._flag_all(rw, body, found, result, id(original) in self.if_bodies))
         return updated.with_changes(body=result)
 
     def leave_Module(self, rw, original, updated):
@@ -318,11 +333,13 @@ class TrainStep(Transform):
             return f"{NOT_TOGETHER}; a zero_grad() after the last step() of a block with several optimizers"
         return out + rest
 
-    def _rewrite(self, rw, body: list, found: dict):
+    def _rewrite(self, rw, body: list, found: dict, conditional=None):
         if len(found["backward"]) == len(found["step"]) >= 2 and not found["step_if"]:
             return self._rewrite_segments(rw, body, found)
         if len(found["backward"]) == 1 and not found["step"] and len(found["step_if"]) == 1:
             return self._rewrite_accumulation(rw, body, found)
+        if len(found["backward"]) > len(found["step"]) >= 1 and not found["step_if"]:
+            return SEVERAL_BACKWARDS
         if len(found["backward"]) != 1 or len(found["step"]) != 1:
             return NOT_TOGETHER
         b, s = found["backward"][0], found["step"][0]
@@ -344,7 +361,7 @@ class TrainStep(Transform):
             return loss
         if any(not b < i < s for i in clip_idx):
             return "clip_grad_norm_ is not between backward() and step()"
-        return self._build(rw, body, loss, b, zero[0], clip_idx, model, optimizer, None)
+        return self._build(rw, body, loss, b, zero[0], clip_idx, model, optimizer, None, conditional)
 
     def _loss_region(self, body: list, b: int, zero: int, model: str, rw=None):
         """(region indices, loss name, assigned names), or why the loss computation is not recognised."""
@@ -360,6 +377,24 @@ class TrainStep(Transform):
         if any(model.split(".")[0] in names_in(st) and f"{model}(" in _EMPTY.code_for_node(st) for st in before):
             return f"`{model}` is called before the loss computation that feeds backward()"
         return region, loss, assigned
+
+    def _rewrite_conditional(self, rw, body: list, found: dict):
+        """`zero_grad(); <forward>; if cond: loss.backward(); [clip]; opt.step()` (the fine-tuning tutorial's train and
+        val phases): the loss function is built from the forward pass before the `if`; under `cond` it goes through
+        nn.value_and_grad and the update, else it is called alone (its values are the same, no gradient is taken)."""
+        c = found["step_if"][0]
+        inner = self._if_body(body[c])
+        inner_found = self._training_calls(rw, inner)
+        if len(inner_found["backward"]) != 1 or len(inner_found["step"]) != 1 or inner_found["step_if"]:
+            return NOT_TOGETHER
+        kb = inner_found["backward"][0]
+        if any(i not in inner_found["zero_grad"] for i in range(kb)):
+            return "statements other than zero_grad() come before backward() in the `if` that holds the step"
+        flat = [*body[:c], *inner, *body[c + 1:]]
+        flat_found = self._training_calls(rw, flat)
+        if len(flat_found["backward"]) != 1 or len(flat_found["step"]) != 1:
+            return NOT_TOGETHER
+        return self._rewrite(rw, flat, flat_found, conditional=(c, c + len(inner), body[c]))
 
     def _rewrite_accumulation(self, rw, body: list, found: dict):
         """`loss.backward()` every micro-batch, `if ...: opt.step(); opt.zero_grad()`: gradients summed until the step."""
@@ -503,7 +538,7 @@ class TrainStep(Transform):
             inside.extend(names_in(self.origin.get(id(st), st)))
         return [n for n in assigned if n != loss and everywhere.count(n) > inside.count(n)]
 
-    def _build(self, rw, body, loss_region, b, zero, clip_idx, model, optimizer, accumulation):
+    def _build(self, rw, body, loss_region, b, zero, clip_idx, model, optimizer, accumulation, conditional=None):
         region, loss, assigned = loss_region
         region_stmts = [body[i] for i in region]
         aux = self._aux(assigned, loss, region_stmts)
@@ -530,6 +565,22 @@ class TrainStep(Transform):
             summed = mlx_statements(rw, f"{acc} = accumulate_grads({acc}, {grads})\n")[0]
             call.append(summed)
         out: list = []
+        if conditional is not None:  # statements from the `if`'s body (start..end of `body`) go back into it
+            start, end, if_stmt = conditional
+            if region[-1] >= start:
+                return "the loss is not computed before the `if` that holds backward() and step()"
+            plain = mlx_statements(rw, f"{returned} = {fn_name}({', '.join(params)})\n")
+            produced = self._build_statements(rw, body, region, zero, b, clip_idx, model, optimizer, grads, fn, [])
+            if isinstance(produced, str):
+                return produced
+            before = [st for i, st in produced if i < start]
+            inside = [st for i, st in produced if start <= i < end]
+            after = [st for i, st in produced if i >= end]
+            if_stmt = self._undefer(rw, if_stmt)  # its flags (deferred) are moot now
+            branch = if_stmt.with_changes(body=if_stmt.body.with_changes(body=[*call, *inside]),
+                                          orelse=cst.Else(body=cst.IndentedBlock(body=plain)))
+            rw.count_conversion()
+            return [*before, branch, *after]
         for i, stmt in enumerate(body):
             if i == region[0]:
                 out.extend([fn, *call])
@@ -552,6 +603,25 @@ class TrainStep(Transform):
         if accumulation is not None:
             self.pending[id(summed)] = (acc, optimizer, model)
         rw.count_conversion()
+        return out
+
+    def _build_statements(self, rw, body, region, zero, b, clip_idx, model, optimizer, grads, fn, call):
+        """[(index in `body` it comes from, statement)] of a plain step's translation, or why not."""
+        out: list = []
+        for i, stmt in enumerate(body):
+            if i == region[0]:
+                out.extend((i, st) for st in [fn, *call])
+            elif i in region or i == zero or i == b:
+                continue
+            elif i in clip_idx:
+                new = self._clip_statements(rw, stmt, model, grads)
+                if isinstance(new, str):
+                    return new
+                out.extend((i, st) for st in new)
+            elif _method(stmt, "step") == optimizer:
+                out.extend((i, st) for st in self._update(rw, stmt, model, optimizer, grads))
+            else:
+                out.append((i, stmt))
         return out
 
     def _update(self, rw, stmt, model: str, optimizer: str, grads: str) -> list:
