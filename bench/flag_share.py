@@ -1,7 +1,7 @@
 """Share of torch API uses left flagged over transformers' `modeling_*.py` files.
 
 Usage:
-    python bench/flag_share.py [ROOT] [--pattern 'modeling_*.py'] [--every N] [--top 25] [--json out.json]
+    python bench/flag_share.py [ROOT] [--pattern 'modeling_*.py'] [--every N] [--top 25] [--json out.json] [--hub transformers]
 
 ROOT defaults to the installed `transformers/models` folder. Every file is converted with
 `torch2mlx.convert_source` (one process, no cache). Counted as in docs/performance.md (and
@@ -10,7 +10,7 @@ ROOT defaults to the installed `transformers/models` folder. Every file is conve
 flagged / (translated + flagged). `--every N` takes every N-th file of the sorted list (a sample
 for iterating; report N with the figure). Prints the top flag kinds by rule id, and by rule id
 with the message's shape (backquoted code and numbers blanked), each with a typical message and
-place.
+place. `--hub transformers` converts as `torch2mlx convert --hub transformers` does (docs/transformers.md).
 """
 from __future__ import annotations
 
@@ -50,6 +50,8 @@ def main() -> None:
     ap.add_argument("--every", type=int, default=1, help="take every N-th file (a sample)")
     ap.add_argument("--top", type=int, default=25)
     ap.add_argument("--json", type=Path, help="write the counts and every flag here")
+    ap.add_argument("--hub", action="append", default=[], choices=["transformers"],
+                    help="convert with `--hub transformers` (the hub machinery from torch2mlx's MLX stand-ins)")
     args = ap.parse_args()
     root = args.root or default_root()
     files = sorted(root.rglob(args.pattern))[:: max(1, args.every)]
@@ -64,7 +66,7 @@ def main() -> None:
     rule_example: dict = defaultdict(str)
     for f in files:
         try:
-            r = convert_source(f.read_text(encoding="utf-8"), str(f))
+            r = convert_source(f.read_text(encoding="utf-8"), str(f), hub=tuple(args.hub))
         except InputError:
             failed += 1
             continue
@@ -84,7 +86,8 @@ def main() -> None:
 
     total = translated + flagged
     share = flagged / total if total else 0.0
-    print(f"files {len(files)} (every {args.every}) of {root}, failed {failed}, {cpu:.0f} CPU s")
+    hub = f", --hub {','.join(args.hub)}" if args.hub else ""
+    print(f"files {len(files)} (every {args.every}) of {root}{hub}, failed {failed}, {cpu:.0f} CPU s")
     print(f"API uses translated {translated}, flagged {flagged}: {100 * share:.1f}% left flagged")
     print(f"\ntop {args.top} rule ids:")
     for rule, n in by_rule.most_common(args.top):

@@ -156,8 +156,8 @@ def convert_source(text: str, path: str = "<string>", *, rule_files: Sequence[Pa
         cross_file = (project, module_name, Path(path).name == "__init__.py")
     module_scope, scopes = analyze(tree, hot_attrs, cross_file)
     hub_plan = hubs.plan(hub, tree, path, module_name, Path(path).name == "__init__.py") if hub else None
-    if hub_plan is not None:  # the stand-ins' module classes count as nn.Module classes of another project file
-        module_scope.project_classes.update(hub_plan.module_classes)
+    if hub_plan is not None:  # module classes and torch aliases of the stand-ins, known before the pass
+        hub_plan.apply(module_scope)
     layout_builders = _project_layout_locals(tree, cross_file)
     transforms = [cls() for cls in _transform_classes()  # layer builders of other files matter to nn-layout only
                   if cls().applies_to(text) or (module_scope.project_classes and not cls.text_decides)
@@ -184,6 +184,8 @@ def convert_source(text: str, path: str = "<string>", *, rule_files: Sequence[Pa
     if hub_plan is not None:
         code, hub_diagnostics = hub_plan.rewrite(code, path)
     own_packages = frozenset(m.split(".")[0] for m in project.modules.values()) if project is not None else frozenset()
+    if hub_plan is not None:  # every transformers import is the plan's: stand-in, kept (runs without torch) or flagged
+        own_packages |= {"transformers"}
     code, leftovers = closed_world.audit(code, text, own_packages, single_file=project is None)
     code = importable.localize_torch_imports(code, _project_torch_locals(tree, cross_file))
     diagnostics = _diagnostics(module, tree, text, rewriter, path)

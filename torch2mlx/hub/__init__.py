@@ -6,9 +6,10 @@ transformers that import torch. Converting the file alone leaves those imports, 
 without torch. With the option (a user's explicit choice, as a user porting one model would make), the names
 that `torch2mlx.hub.transformers` provides are imported from there instead, and its module classes
 (`PreTrainedModel`, `GradientCheckpointingLayer`) count as nn.Module bases for the conversion (forward ->
-__call__, buffers, ...), as an nn.Module class imported from another file of the project does. A name imported
-from one of transformers' torch modules that has no stand-in is flagged (`hub-transformers`) and its import
-left as written. Names from transformers' pure-Python modules (configuration classes, `utils`) are kept.
+__call__, buffers, ...), as an nn.Module class imported from another file of the project does. Names of
+transformers' pure-Python modules known to run without torch (`KEPT`: logging, typing, config decorators) and
+the architecture's own modules (`.configuration_<arch>`) are kept; any other name imported from transformers is
+flagged (`hub-transformers`) and its import left as written.
 
 This module is the converter's side (no MLX, no transformers import); docs/transformers.md is the user's.
 """
@@ -25,14 +26,9 @@ HUBS = ("transformers",)
 RULE_ID = "hub-transformers"
 STAND_INS = "torch2mlx.hub.transformers"
 
-# transformers modules (relative to the package) that import torch: each name imported from them needs a stand-in
-TORCH_MODULES = frozenset({
-    "activations", "cache_utils", "masking_utils", "modeling_layers", "modeling_outputs", "modeling_utils",
-    "pytorch_utils", "initialization", "modeling_attn_mask_utils", "modeling_flash_attention_utils", "integrations",
-    "generation", "integrations.deepspeed", "modeling_rope_utils.torch", "loss", "loss.loss_utils",
-})
-# what torch2mlx.hub.transformers provides, by the transformers module it stands in for ("": the package itself);
-# also names of pure-Python modules whose transformers version needs torch when called (hooks, autocast)
+# what torch2mlx.hub.transformers provides, by the transformers module it stands in for ("": the package itself):
+# names of modules that import torch, and names of pure-Python modules that need torch when called (hooks,
+# autocast, torch._check, rope updates) or whose job depends on the method's name (auto_docstring reads `forward`)
 PROVIDED = {
     "activations": frozenset({"ACT2FN", "ACT2CLS", "get_activation"}),
     "cache_utils": frozenset({"Cache", "DynamicCache", "EncoderDecoderCache"}),
@@ -44,11 +40,32 @@ PROVIDED = {
     "integrations": frozenset({"use_kernel_forward_from_hub", "use_kernel_func_from_hub", "use_kernelized_func"}),
     "generation": frozenset({"GenerationMixin"}),
     "modeling_flash_attention_utils": frozenset({"FlashAttentionKwargs"}),
-    "utils.output_capturing": frozenset({"capture_outputs"}),
+    "modeling_rope_utils": frozenset({"dynamic_rope_update", "ROPE_INIT_FUNCTIONS"}),
+    "utils.output_capturing": frozenset({"capture_outputs", "OutputRecorder"}),
     "utils.generic": frozenset({"maybe_autocast"}),
-    "utils": frozenset({"auto_docstring"}),
+    "utils": frozenset({"auto_docstring", "torch_compilable_check"}),
+    "utils.import_utils": frozenset({"torch_compilable_check"}),
     "utils.auto_docstring": frozenset({"auto_docstring"}),
     "": frozenset({"initialization"}),
+}
+# names of transformers' pure-Python modules kept as imported: they import and run without torch, and do the same
+# for MLX arrays (configuration, logging, typing, availability probes, config-default and return_dict decorators)
+KEPT = {
+    "utils": frozenset({
+        "TransformersKwargs", "can_return_tuple", "logging", "ModelOutput", "torch_int", "is_torchdynamo_compiling",
+        "is_torchdynamo_exporting", "DUMMY_INPUTS", "DUMMY_MASK", "requires_backends", "add_start_docstrings",
+        "add_start_docstrings_to_model_forward", "replace_return_docstrings", "OptionalDependencyNotAvailable",
+        *(f"is_{lib}_available" for lib in ("accelerate", "peft", "torch", "scipy", "kernels", "ninja", "torch_cuda",
+                                             "torchvision", "timm", "bitsandbytes", "vision", "natten", "xlstm")),
+    }),
+    "utils.generic": frozenset({"merge_with_config_defaults", "can_return_tuple", "TransformersKwargs", "ModelOutput"}),
+    "utils.import_utils": frozenset({"is_torchdynamo_compiling", "is_torchdynamo_exporting"}),
+    "utils.deprecation": frozenset({"deprecate_kwarg"}),
+    "file_utils": frozenset({"ModelOutput"}),
+    "processing_utils": frozenset({"Unpack"}),
+    "configuration_utils": frozenset({"PreTrainedConfig", "PretrainedConfig"}),
+    "generation": frozenset({"GenerationConfig"}),
+    "integrations.deepspeed": frozenset({"is_deepspeed_zero3_enabled"}),  # False: MLX runs no DeepSpeed
 }
 MODULE_CLASSES = frozenset({"PreTrainedModel", "GradientCheckpointingLayer", "Conv1D"})
 
@@ -87,6 +104,7 @@ class _Import:
     module: str                      # as written (`modeling_utils`, `utils.generic`, '' for `from ... import x`)
     line: int
     column: int
+    target: str = ""                 # the module resolved (`transformers.modeling_utils`)
     mapped: list = field(default_factory=list)   # (name, asname) from the stand-ins
     flagged: list = field(default_factory=list)  # (name, asname) from a torch module, no stand-in
 
@@ -97,6 +115,19 @@ class Plan:
 
     imports: list
     module_classes: frozenset
+    torch_aliases: dict = field(default_factory=dict)  # local name -> torch module it behaves as
+
+    def apply(self, module_scope) -> None:
+        """Before the pass: the stand-ins' module classes count as nn.Module classes imported from another project
+        file; `from transformers import initialization as init` is torch.nn.init for the conversion (transformers'
+        functions call torch.nn.init's on a tensor not loaded from a checkpoint: a model built from a config)."""
+        module_scope.project_classes.update(self.module_classes)
+        for name, qual in self.torch_aliases.items():
+            module_scope.imports[name] = qual
+            module_scope.other.discard(name)
+            module_scope.modules.discard(name)
+        if self.torch_aliases:
+            module_scope.hot_names = frozenset(module_scope.hot_names) | frozenset(self.torch_aliases)
 
     def rewrite(self, code: str, path: str) -> tuple:
         """The converted code with the hub imports taken from the stand-ins; the `hub-transformers` diagnostics."""
@@ -112,7 +143,7 @@ def plan(hubs, tree: ast.Module, path: str, module_name: Optional[str] = None, i
     from torch2mlx.imports import absolute_import
 
     module = module_name if module_name and module_name.startswith("transformers.") else _file_module(path)
-    found, classes = [], set()
+    found, classes, seen, aliases = [], set(), False, {}
     for node in tree.body:
         if not isinstance(node, ast.ImportFrom) or any(a.name == "*" for a in node.names):
             continue
@@ -122,16 +153,18 @@ def plan(hubs, tree: ast.Module, path: str, module_name: Optional[str] = None, i
         inner = target[len("transformers."):] if target != "transformers" else ""
         if inner.startswith("models."):
             continue  # another architecture's modeling file: converted itself, or the user's choice
-        entry = _Import(node.level, node.module or "", node.lineno, node.col_offset + 1)
-        torch_module = inner in TORCH_MODULES or inner.split(".")[0] in TORCH_MODULES
+        seen = True
+        entry = _Import(node.level, node.module or "", node.lineno, node.col_offset + 1, target)
         for a in node.names:
             pair = (a.name, a.asname)
             if a.name in provided(inner):
                 entry.mapped.append(pair)
                 if a.name in MODULE_CLASSES:
                     classes.add(a.asname or a.name)
-            elif torch_module or (inner == "" and a.name in TORCH_MODULES):
-                entry.flagged.append(pair)
+                if inner == "" and a.name == "initialization":
+                    aliases[a.asname or a.name] = "torch.nn.init"
+            elif a.name not in KEPT.get(inner, ()):
+                entry.flagged.append(pair)  # built on torch, or not known to run without it
         if entry.mapped or entry.flagged:
             found.append(entry)
-    return Plan(found, frozenset(classes)) if found else None
+    return Plan(found, frozenset(classes), aliases) if seen else None

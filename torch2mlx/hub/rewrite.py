@@ -13,9 +13,8 @@ def _names(pairs) -> str:
 
 
 def _message(entry) -> str:
-    where = "transformers" + (f".{entry.module}" if entry.module else "")
-    return (f"{_names(entry.flagged)} from {where} (built on torch): the transformers hub option has no MLX "
-            "stand-in for it; port it or avoid it")
+    return (f"{_names(entry.flagged)} from {entry.target}: needs torch (or is not known to run without it) and the "
+            "transformers hub option has no MLX stand-in for it; port it or avoid it")
 
 
 def rewrite_imports(code: str, path: str, imports: list, rule_id: str, stand_ins: str) -> tuple:

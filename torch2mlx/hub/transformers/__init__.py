@@ -28,7 +28,8 @@ from torch2mlx.hub.transformers import initialization  # noqa: F401  (`from ... 
 
 __all__ = [
     "ACT2CLS", "ACT2FN", "ALL_ATTENTION_FUNCTIONS", "Cache", "Conv1D", "FlashAttentionKwargs",
-    "GenericForQuestionAnswering", "GenericForSequenceClassification", "GenericForTokenClassification", "DynamicCache", "EncoderDecoderCache", "GenerationMixin",
+    "GenericForQuestionAnswering", "GenericForSequenceClassification", "GenericForTokenClassification",
+    "OutputRecorder", "ROPE_INIT_FUNCTIONS", "dynamic_rope_update", "torch_compilable_check", "DynamicCache", "EncoderDecoderCache", "GenerationMixin",
     "GradientCheckpointingLayer", "ModelOutput", "PreTrainedModel", "apply_chunking_to_forward", "auto_docstring", "capture_outputs",
     "create_bidirectional_mask", "create_causal_mask", "create_sliding_window_causal_mask", "get_activation",
     "initialization", "maybe_autocast", "slice_logits_to_keep", "use_kernel_forward_from_hub",
@@ -354,6 +355,55 @@ class Conv1D(nn.Module):
 
 class FlashAttentionKwargs(dict):
     """transformers' TypedDict of flash-attention keyword arguments: annotations only (`Unpack[...]`)."""
+
+
+class OutputRecorder:
+    """transformers.utils.output_capturing.OutputRecorder: what `_can_record_outputs` would record with torch hooks
+    (kept as data; capture_outputs here refuses to record)."""
+
+    def __init__(self, target_class=None, index=0, layer_name=None, class_name=None):
+        self.target_class, self.index, self.layer_name, self.class_name = target_class, index, layer_name, class_name
+
+
+def torch_compilable_check(cond, msg, error_type=ValueError):
+    """transformers' torch._check wrapper: raise `error_type(msg)` unless `cond` (every element of an array) holds."""
+    import os
+
+    if os.getenv("TRANSFORMERS_DISABLE_TORCH_CHECK", "0") == "1":
+        return
+    if callable(cond):
+        cond = cond()
+    holds = bool(mx.all(cond).item()) if isinstance(cond, mx.array) else bool(cond)
+    if not holds:
+        raise error_type(msg() if callable(msg) else msg)
+
+
+def dynamic_rope_update(rope_forward):
+    """transformers.modeling_rope_utils.dynamic_rope_update: nothing to update for the static rope types; the
+    dynamic and longrope frequency updates raise."""
+
+    @wraps(rope_forward)
+    def wrapper(self, x, position_ids, layer_type=None):
+        rope_type = self.rope_type if layer_type is None else self.rope_type[layer_type]
+        if "dynamic" in rope_type or rope_type == "longrope":
+            raise HubNotSupported(f"rope type {rope_type!r} (frequencies updated with the sequence length)")
+        kwargs = {"layer_type": layer_type} if layer_type is not None else {}
+        return rope_forward(self, x, position_ids, **kwargs)
+
+    return wrapper
+
+
+class _RopeInitFunctions(dict):
+    """ROPE_INIT_FUNCTIONS: the scaled rope types (linear, dynamic, yarn, longrope, llama3) are torch code: they raise."""
+
+    def __getitem__(self, key):
+        raise HubNotSupported(f"rope type {key!r}: only the modeling file's default rope")
+
+    def __contains__(self, key):
+        return False
+
+
+ROPE_INIT_FUNCTIONS = _RopeInitFunctions()
 
 
 # ---------------------------------------------------------------- decorators
