@@ -88,6 +88,35 @@ DECORATED_FORWARD = CUDA_AMP_ACCUMULATION.replace("    def forward(self, x):\n",
     .replace("            with torch.cuda.amp.autocast():\n                loss = ", "            loss = ") \
     .replace("            losses.append(loss.item())\n", "            losses.append(loss.item())\n        losses.append(evaluate(model, *batches[0]))\n")
 
+# `if use_amp:` the AMP step, `else:` the float32 one: the same once the scaler and autocast are gone
+AMP_OR_NOT = HEAD + '''
+
+def train(model, batches, epochs=2, use_amp=True):
+    optimizer = torch.optim.RMSprop(model.parameters(), lr=0.01)
+    scaler = torch.cuda.amp.GradScaler(enabled=use_amp)
+    losses = []
+    for epoch in range(epochs):
+        for x, y in batches:
+            optimizer.zero_grad()
+            if use_amp:
+                with torch.cuda.amp.autocast():
+                    output = model(x)
+                    loss = F.cross_entropy(output, y)
+                scaler.scale(loss).backward()
+                scaler.unscale_(optimizer)
+                torch.nn.utils.clip_grad_norm_(model.parameters(), 0.5)
+                scaler.step(optimizer)
+                scaler.update()
+            else:
+                output = model(x)
+                loss = F.cross_entropy(output, y)
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(model.parameters(), 0.5)
+                optimizer.step()
+            losses.append(loss.item())
+    return losses
+'''
+
 
 def _run(source):
     with warnings.catch_warnings():  # torch: "CUDA is not available, disabling autocast / GradScaler"
@@ -100,9 +129,9 @@ def _notes(result):
 
 
 @pytest.mark.parametrize("source", [TORCH_AMP.replace("SCALER_DEVICE", '"cuda"'), TORCH_AMP.replace("SCALER_DEVICE", '"cpu"'),
-                                    CUDA_AMP_ENABLED_FLAG, CUDA_AMP_ACCUMULATION, DECORATED_FORWARD],
+                                    CUDA_AMP_ENABLED_FLAG, CUDA_AMP_ACCUMULATION, DECORATED_FORWARD, AMP_OR_NOT],
                          ids=["torch.autocast-cuda-scaler", "torch.autocast-enabled-cpu-scaler", "cuda.amp-enabled-flag",
-                              "cuda.amp-accumulation", "autocast-decorators"])
+                              "cuda.amp-accumulation", "autocast-decorators", "if-use_amp-else"])
 def test_amp_loop_is_the_float32_step_with_info_notes(source):
     t, m, result = _run(source)
     assert _notes(result) == [("autocast", "info"), ("grad-scaler", "info")], result.code
@@ -193,3 +222,12 @@ def test_amp_forms_that_read_the_scaler_stay_flagged(change, why):
     result = convert_source(source)
     assert any(d.rule_id == "torch.amp.GradScaler" and d.severity.value == "warning" for d in result.diagnostics), result.code
     assert "scaler.step(optimizer)" in result.code and "scaler.scale(loss).backward()" in result.code, result.code
+
+
+def test_amp_and_float32_branches_that_differ_stay_flagged():
+    """The float32 branch clips, the AMP branch does not: the two steps differ, the `if` stays and is flagged."""
+    source = AMP_OR_NOT.replace("                scaler.unscale_(optimizer)\n                torch.nn.utils.clip_grad_norm_(model.parameters(), 0.5)\n", "")
+    assert source != AMP_OR_NOT
+    result = convert_source(source)
+    assert "            if use_amp:\n" in result.code and "            else:\n" in result.code, result.code
+    assert any(d.rule_id == "train-step" and d.severity.value == "warning" for d in result.diagnostics), result.code

@@ -88,6 +88,26 @@ def _expr_call(stmt) -> Optional[cst.Call]:
     return None
 
 
+def _reads_only(expr) -> bool:
+    """Names, attributes of them, literals, and comparisons / `and` / `or` / `not` of those: nothing it calls."""
+    if isinstance(expr, (cst.Name, cst.Integer, cst.Float, cst.SimpleString)):
+        return True
+    if isinstance(expr, cst.Attribute):
+        return _reads_only(expr.value)
+    if isinstance(expr, cst.Comparison):
+        return _reads_only(expr.left) and all(_reads_only(c.comparator) for c in expr.comparisons)
+    if isinstance(expr, cst.BooleanOperation):
+        return _reads_only(expr.left) and _reads_only(expr.right)
+    if isinstance(expr, cst.UnaryOperation):
+        return _reads_only(expr.expression)
+    return False
+
+
+def _bare(stmt) -> str:
+    """A statement's code without the comments and blank lines above it."""
+    return _EMPTY.code_for_node(stmt.with_changes(leading_lines=[])) if hasattr(stmt, "leading_lines") else _EMPTY.code_for_node(stmt)
+
+
 def _method(stmt, name: str) -> Optional[str]:
     """Receiver source of `recv.name(...)` as an expression statement, else None."""
     call = _expr_call(stmt)
@@ -227,11 +247,13 @@ class TrainStep(Transform):
     def visit_If(self, rw, node) -> None:
         if node.orelse is None:
             self.if_bodies.add(id(node.body))
+        elif isinstance(node.orelse, cst.Else):  # `if use_amp: ... else: ...`: the branches may turn out the same
+            self.if_bodies.update((id(node.body), id(node.orelse.body)))
 
     visit_While = visit_For
 
     def leave_IndentedBlock(self, rw, original, updated):
-        body = self._place_accumulators(rw, list(updated.body))
+        body = self._place_accumulators(rw, self._same_branches(rw, list(updated.body)))
         found = self._training_calls(rw, body)
         self.in_loop = id(original) in self.loop_bodies
         if not (found["backward"] or found["step"] or found["clip"]):
@@ -254,6 +276,31 @@ class TrainStep(Transform):
             return updated.with_changes(body=self._flag_all(rw, body, found, why))
         body = self._drop_zero_grads(rw, body, found)
         return updated.with_changes(body=body) if body != list(updated.body) else updated
+
+    def _same_branches(self, rw, body: list) -> list:
+        """`if use_amp: <AMP step> else: <float32 step>` whose two branches are the same statements once the
+        GradScaler and autocast are gone (grad-scaler, autocast), and hold a step this transform flagged there
+        (the forward pass or zero_grad() stands outside): the `if` becomes its branch, which the block then
+        translates. Only for a test that reads names and attributes (dropping it changes nothing else)."""
+        out: list = []
+        for stmt in body:
+            if not (isinstance(stmt, cst.If) and isinstance(stmt.orelse, cst.Else) and _reads_only(stmt.test)
+                    and isinstance(stmt.body, cst.IndentedBlock) and isinstance(stmt.orelse.body, cst.IndentedBlock)):
+                out.append(stmt)
+                continue
+            both = [*stmt.body.body, *stmt.orelse.body.body]
+            first = [self.deferred.get(id(st), (st,))[0] for st in stmt.body.body]
+            second = [self.deferred.get(id(st), (st,))[0] for st in stmt.orelse.body.body]
+            if not any(id(st) in self.deferred for st in both) or [_bare(st) for st in first] != [_bare(st) for st in second]:
+                out.append(stmt)
+                continue
+            for st in both:
+                _, node = self.deferred.pop(id(st), (st, None))
+                if node is not None:
+                    rw.drop_reports(lambda f, node=node: f.rule_id == RULE_ID and f.node is node)
+            first[0] = first[0].with_changes(leading_lines=[*stmt.leading_lines, *first[0].leading_lines])
+            out.extend(first)
+        return out
 
     def _drop_zero_grads(self, rw, body: list, found: dict) -> list:
         """`optimizer.zero_grad()` away from any step (before a loop, at the top of an epoch): MLX gradients
