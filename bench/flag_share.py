@@ -59,6 +59,7 @@ def main() -> None:
 
     t0 = time.process_time()
     translated = flagged = failed = 0
+    crashed: list = []
     by_rule: Counter = Counter()
     by_shape: Counter = Counter()
     example: dict = {}
@@ -69,6 +70,9 @@ def main() -> None:
             r = convert_source(f.read_text(encoding="utf-8"), str(f), hub=tuple(args.hub))
         except InputError:
             failed += 1
+            continue
+        except Exception as exc:  # noqa: BLE001 - an internal error of the converter: counted and named, not hidden
+            crashed.append(f"{f.relative_to(root)}: {type(exc).__name__}: {str(exc).splitlines()[0][:160]}")
             continue
         translated += r.converted
         flagged += r.flagged
@@ -89,6 +93,8 @@ def main() -> None:
     hub = f", --hub {','.join(args.hub)}" if args.hub else ""
     print(f"files {len(files)} (every {args.every}) of {root}{hub}, failed {failed}, {cpu:.0f} CPU s")
     print(f"API uses translated {translated}, flagged {flagged}: {100 * share:.1f}% left flagged")
+    for line in crashed:
+        print(f"  INTERNAL ERROR (file not counted): {line}")
     print(f"\ntop {args.top} rule ids:")
     for rule, n in by_rule.most_common(args.top):
         print(f"  {n:6d}  {rule}: {rule_example[rule][:150]}")
@@ -98,7 +104,7 @@ def main() -> None:
         print(f"  {n:6d}  {shape[0]}: {msg[:150]}  [{where}]")
     if args.json:
         args.json.write_text(json.dumps({
-            "files": len(files), "every": args.every, "failed": failed,
+            "files": len(files), "every": args.every, "failed": failed, "crashed": crashed,
             "translated": translated, "flagged": flagged, "share": share,
             "by_rule": dict(by_rule.most_common()), "flags": flags,
         }, indent=1))

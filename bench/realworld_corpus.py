@@ -106,6 +106,9 @@ TIMM = [
 
 
 def _hf(family: str, name: str, arch: str, cls: str, config_cls: str, config: dict, inputs: tuple) -> Entry:
+    # eager attention on both sides: the MLX stand-ins (--hub transformers) run the modeling file's eager function,
+    # so torch runs it too, and the line tracing sees (and counts the flags of) the code the MLX model runs
+    config = {**config, "attn_implementation": "eager"}
     return Entry("transformers", family, name, f"transformers.models.{arch}.modeling_{arch}", cls, (), {},
                  inputs, (f"transformers.models.{arch}.configuration_{arch}", config_cls, config), True)
 

@@ -30,7 +30,8 @@ STAND_INS = "torch2mlx.hub.transformers"
 # names of modules that import torch, and names of pure-Python modules that need torch when called (hooks,
 # autocast, torch._check, rope updates) or whose job depends on the method's name (auto_docstring reads `forward`)
 PROVIDED = {
-    "activations": frozenset({"ACT2FN", "ACT2CLS", "get_activation"}),
+    "activations": frozenset({"ACT2FN", "ACT2CLS", "get_activation", "gelu", "gelu_new", "gelu_fast", "gelu_python",
+                              "gelu_pytorch_tanh", "quick_gelu", "silu"}),
     "cache_utils": frozenset({"Cache", "DynamicCache", "EncoderDecoderCache"}),
     "masking_utils": frozenset({"create_causal_mask", "create_sliding_window_causal_mask", "create_bidirectional_mask"}),
     "modeling_layers": frozenset({"GradientCheckpointingLayer", "GenericForSequenceClassification",

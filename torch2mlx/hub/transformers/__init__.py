@@ -31,7 +31,8 @@ __all__ = [
     "GenericForQuestionAnswering", "GenericForSequenceClassification", "GenericForTokenClassification",
     "OutputRecorder", "ROPE_INIT_FUNCTIONS", "dynamic_rope_update", "torch_compilable_check", "DynamicCache", "EncoderDecoderCache", "GenerationMixin",
     "GradientCheckpointingLayer", "ModelOutput", "PreTrainedModel", "apply_chunking_to_forward", "auto_docstring", "capture_outputs",
-    "create_bidirectional_mask", "create_causal_mask", "create_sliding_window_causal_mask", "get_activation",
+    "create_bidirectional_mask", "create_causal_mask", "create_sliding_window_causal_mask", "gelu", "gelu_fast",
+    "gelu_new", "gelu_python", "gelu_pytorch_tanh", "get_activation", "quick_gelu", "silu",
     "initialization", "maybe_autocast", "slice_logits_to_keep", "use_kernel_forward_from_hub",
     "use_kernel_func_from_hub", "use_kernelized_func",
 ]
@@ -101,6 +102,11 @@ def get_activation(activation_string):
     return ACT2FN[activation_string]
 
 
+# transformers.activations' module-level instances (`from ..activations import gelu`)
+gelu, gelu_new, gelu_fast, gelu_python, gelu_pytorch_tanh, quick_gelu, silu = (
+    ACT2FN[n] for n in ("gelu", "gelu_new", "gelu_fast", "gelu_python", "gelu_pytorch_tanh", "quick_gelu", "silu"))
+
+
 # ---------------------------------------------------------------- modules (modeling_utils, modeling_layers, generation)
 
 _ATTENTION = ("eager", "sdpa")  # sdpa computes what eager computes; both run the modeling file's eager function
@@ -140,6 +146,17 @@ class PreTrainedModel(nn.Module):
             if mx.issubdtype(value.dtype, mx.floating):
                 return value.dtype
         return mx.float32
+
+    def warn_if_padding_and_no_attention_mask(self, input_ids, attention_mask):
+        """transformers warns once when the first or last input id is the pad token and no mask is given."""
+        pad = getattr(self.config, "pad_token_id", None)
+        if attention_mask is not None or pad is None or input_ids is None:
+            return
+        if bool(mx.any(input_ids[:, mx.array([-1, 0])] == pad).item()):
+            import warnings
+
+            warnings.warn("We strongly recommend passing in an `attention_mask` since your input_ids may be padded.",
+                          stacklevel=2)
 
     def get_input_embeddings(self):
         base = getattr(self, self.base_model_prefix, self) if self.base_model_prefix else self
