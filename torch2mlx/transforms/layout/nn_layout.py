@@ -46,7 +46,14 @@ channels-last through its other layers, the layer is built channels-last,
 `channels_last_layer(norm_layer, BatchNorm2dNCHW, BatchNorm2dNHWC)(planes)` (a class value other code passes that is
 not that helper, a partial of it or nn.Identity raises there), so no transposes surround it; elsewhere the NCHW
 helper takes torch's layout and a channels-last map is transposed into it. `conv_block = blocks[0]` (a class of
-this file; an `info` note states the assumption about values passed by other code); a
+this file; an `info` note states the assumption about values passed by other code). torchvision ResNet's
+construction: `self.layer1 = self._make_layer(block, 64, n)` (a method of the class as a layer factory, also a
+`@staticmethod` like shufflenet's `depthwise_conv`), `norm_layer = self._norm_layer` (the values `self._norm_layer`
+is set to), `block` a parameter without a default (what this file's calls pass, followed back through callers:
+`_resnet(BasicBlock, ...)` -> `ResNet(block, ...)` -> `self._make_layer(block, ...)`; only where those calls are
+all its uses; `block(...)` becomes `followed_class(block, BasicBlock, Bottleneck)(...)`, which raises for a class
+other code passes), and a module passed to a class through such a name (`block(..., downsample)` with
+`downsample` None or conv + norm: each value counts); a
 channels-last name combined with a torch-layout tensor (transposed back there); a function of this file applied
 to a channels-last value (fed torch's layout); lists of maps of one layout (`torch.cat(outputs, 1)`);
 `nn.Sequential(*layers)` of a list the function builds.
@@ -56,13 +63,14 @@ from __future__ import annotations
 from typing import Optional
 
 import libcst as cst
+import libcst.matchers as m
 
 from torch2mlx.template import sentinel
 from torch2mlx.transforms import Transform
 from torch2mlx.transforms.layout.flow import LayoutFlow, with_join_fixes
 from torch2mlx.transforms.layout.ops import RANK, LayoutOps, shape_source
 from torch2mlx.transforms.layout.ops import int_value as _int
-from torch2mlx.transforms.module.layer_values import CHANNELS_LAST_LAYER, DEPENDS, HELPER_CODE, VALUES
+from torch2mlx.transforms.module.layer_values import CHANNELS_LAST_LAYER, DEPENDS, FOLLOWED_CLASS, HELPER_CODE, VALUES
 from torch2mlx.binding import Flag
 from torch2mlx.handlers.local_helpers import add_helpers
 from torch2mlx.transforms.layout.tables import (  # what each layer does to a layout
@@ -170,8 +178,13 @@ class NnLayoutTransform(LayoutOps, LayoutFlow, Transform):
         self.assumed: dict = {}       # id(__init__) -> (parameter, its default) whose layer class value is assumed
         self.value_builds: dict = {}  # id(`norm_layer(c)` call) -> (id(__init__), NCHW helper, NHWC helper)
         self.rebuild_cl: dict = {}    # the value_builds of the channels-last classes being visited: rewritten
-        self._value_builds_cl = False  # whether the class being read builds its class-value layers channels-last
-        self._value_build_seen = False  # whether it has such layers
+        self.rebuilt: set = set()     # the value_builds rewritten
+        self._value_builds_cl = True  # False while reading whether a class is channels-last without such layers
+        self._spatial_memo: dict = {}  # (class name, own classes, promoted) -> _owner_is_spatial
+        self._owners: dict = {}       # id(call or FunctionDef) -> the module-level ClassDef around it
+        self.class_checks: dict = {}  # id(`block(...)` call) -> the classes of this file `block` is followed as
+        self._via_call_sites = False  # the values just read came from this file's calls of a function
+        self._scope_calls: dict = {}  # id(FunctionDef) -> the calls in it
 
     def applies_to(self, text: str) -> bool:
         return (any(k in text for k in SPATIAL) or any(k in text for k in KEEP)
@@ -180,9 +193,8 @@ class NnLayoutTransform(LayoutOps, LayoutFlow, Transform):
     # ----- classes ---------------------------------------------------------------------------
     def visit_ClassDef(self, rw, node: cst.ClassDef) -> None:
         layers = self._class_layers(rw, node)
-        if layers is not None:  # its `norm_layer(c)` layers followed as channels-last are built so (leave_Call)
-            inits = {id(s) for s in node.body.body if isinstance(s, cst.FunctionDef) and s.name.value == "__init__"}
-            self.rebuild_cl.update({call: build for call, build in self.value_builds.items() if build[0] in inits})
+        if layers is not None and self._owner_is_spatial(rw, node):  # its `norm_layer(c)` layers are built
+            self.rebuild_cl.update({call: build for call, build in self.value_builds.items() if build[0] == id(node)})
         self.classes.append(layers)
         self.notes.append([[], set(), 0])  # inputs, output layouts, statements of forward analysed
         self._plan_methods(rw, node, layers)
@@ -198,22 +210,10 @@ class NnLayoutTransform(LayoutOps, LayoutFlow, Transform):
         first = self._input_layout(rw, node, layers)
         self._analyse(rw, node, forward, {p.name.value: first for p in forward.params.params[1:] if p.default is None}, layers)
 
-    def _class_layers(self, rw, node: cst.ClassDef) -> Optional[dict]:
+    def _class_layers(self, rw, node: cst.ClassDef, promoted: bool = True) -> Optional[dict]:
         """{attr: layout kind of the submodule} when `__init__` builds a channels-last layer, else None. Layers built
         from torch layer class values (`norm_layer(c)`) are channels-last in a class that is channels-last without
-        them (a second reading), else helpers in torch's layout (the class stays as torch wrote it: exact)."""
-        saved = self._value_builds_cl, self._value_build_seen
-        self._value_builds_cl, self._value_build_seen = False, False
-        try:
-            layers = self._class_layers_once(rw, node)
-            if layers is not None and self._value_build_seen:
-                self._value_builds_cl = True
-                layers = self._class_layers_once(rw, node)
-        finally:
-            self._value_builds_cl, self._value_build_seen = saved
-        return layers
-
-    def _class_layers_once(self, rw, node: cst.ClassDef) -> Optional[dict]:
+        them (`_owner_is_spatial`), else helpers in torch's layout (the class stays as torch wrote it: exact)."""
         layers: dict = {}
         passed: dict = {}  # attr -> (__init__, parameter) for `self.attr = parameter`
         for stmt in node.body.body:
@@ -224,7 +224,7 @@ class NnLayoutTransform(LayoutOps, LayoutFlow, Transform):
         # owner stays in torch's layout; its call of the head is transposed as any call of a channels-last class)
         spatial = any(v not in (None, "pp", "plain", _UNPROVEN, "nchw") and not str(v).startswith(_TO_PLAIN)
                       for v in layers.values())
-        if not spatial and node.name.value not in self.promoted:
+        if not spatial and (not promoted or node.name.value not in self.promoted):
             return None  # modules passed to __init__ matter only in a class that is channels-last already
         for attr, (init, param) in passed.items():
             layers.setdefault(attr, self._passed_module_layout(rw, node, init, param))
@@ -281,13 +281,18 @@ class NnLayoutTransform(LayoutOps, LayoutFlow, Transform):
 
     def _passed_module_layout(self, rw, cls: cst.ClassDef, init: cst.FunctionDef, param: str) -> Optional[str]:
         """`self.downsample = downsample` (an __init__ parameter): the one layout of every module this file passes
-        for it (`Block(..., downsample=nn.Sequential(conv, bn))`; None passed or defaulted does not count)."""
+        for it (`Block(..., downsample=nn.Sequential(conv, bn))`, also through a name holding the class:
+        `block(..., downsample)` in torchvision's `_make_layer`; None passed or defaulted does not count). A local
+        name bound on several paths (`downsample = None`, then a Sequential under an `if`) counts each value."""
         params = [p.name.value for p in init.params.params[1:]]
         if param not in params or len(self.module_names.get(cls.name.value, [])) != 1:
             return None
         index = params.index(param)
+        indirect = self._indirect_constructions(cls.name.value)
+        if indirect is None:
+            return None
         layouts = set()
-        for call, scope, _ in self.constructions().get(cls.name.value, []):
+        for call, scope in [(call, scope) for call, scope, _ in self.constructions().get(cls.name.value, [])] + indirect:
             if any(a.star == "*" for a in call.args):
                 return None
             value = next((a.value for a in call.args if a.keyword is not None and a.keyword.value == param), None)
@@ -296,15 +301,22 @@ class NnLayoutTransform(LayoutOps, LayoutFlow, Transform):
                 value = plain[index]
             if value is None and any(a.star for a in call.args):
                 return None  # **kwargs may carry it (given explicitly, it cannot)
+            values = [value]
             if isinstance(value, cst.Name) and scope is not None:
-                if id(scope) not in self._scope_bindings:
-                    self._scope_bindings[id(scope)] = _bindings(scope)
-                bound = [v for v in self._scope_bindings[id(scope)].get(value.value, [])
-                         if not (isinstance(v, tuple) and v[0] == "param")]
-                value = bound[0] if len(bound) == 1 and isinstance(bound[0], cst.Call) else value
-            if value is None or (isinstance(value, cst.Name) and value.value == "None"):
-                continue
-            layouts.add(self._module_layout(rw, value) if isinstance(value, cst.Call) else None)
+                bound = self._scope_bindings_of(scope).get(value.value, [])
+                if bound and all(isinstance(v, cst.Call) or m.matches(v, m.Name("None")) for v in bound):
+                    values = bound
+            for value in values:
+                if value is None or (isinstance(value, cst.Name) and value.value == "None"):
+                    continue
+                if not isinstance(value, cst.Call):
+                    layouts.add(None)
+                    continue
+                self._scopes.append(scope) if scope is not None else None
+                try:
+                    layouts.add(self._module_layout(rw, value))
+                finally:
+                    self._scopes.pop() if scope is not None else None
         layout = layouts.pop() if len(layouts) == 1 else None
         return layout if layout in ("cl2", "cl1", "cl3", "pp", "keep", "g", "nchw") else None
 
@@ -381,6 +393,9 @@ class NnLayoutTransform(LayoutOps, LayoutFlow, Transform):
         if not (isinstance(value, cst.Call) and isinstance(value.func, cst.Name)) or not self._scopes:
             return None
         scope, name = self._scopes[-1], value.func.value
+        if not any(c is value for c in self._calls_of(scope)):
+            return None  # read from another function than the one around it
+        self._via_call_sites = False
         values = self._values_of(scope, name)
         if not values:
             return None
@@ -388,23 +403,30 @@ class NnLayoutTransform(LayoutOps, LayoutFlow, Transform):
         kind = kinds.pop() if len(kinds) == 1 else None
         if kind is None:
             return None
-        if kind == "nchw" and scope.name.value == "__init__":
-            self._value_build_seen = True
-            channels_last = self._channels_last_build(rw, scope, value, values) if self._value_builds_cl else None
+        if kind == "nchw" and self._value_builds_cl:
+            channels_last = self._channels_last_build(rw, scope, value, values)
             if channels_last is not None:
                 self.assumed.get(id(scope), {}).pop(name, None)
                 return channels_last
+        if self._via_call_sites:  # what other code passes is not known: checked where built, at run time
+            classes = [v.value for v in values if isinstance(v, cst.Name) and v.value in self.class_defs]
+            if len(classes) == len(values) and kind not in (None, _UNPROVEN, "flag"):
+                self.class_checks[id(value)] = tuple(dict.fromkeys(classes))
+                return kind
+            return None
         default = next((v for v in values if self._class_value_kind(rw, v) is not _ABSENT), None)
         self.assumed.setdefault(id(scope), {})[name] = cst.Module([]).code_for_node(default)
         return kind
 
     def _channels_last_build(self, rw, scope: cst.FunctionDef, call: cst.Call, values: list) -> Optional[str]:
-        """`norm_layer(planes)` in a class's `__init__`, `norm_layer` one torch layer class that is channels-last in
-        MLX (nn.BatchNorm2d, `partial(nn.BatchNorm2d, eps=1e-3)`, None then nn.BatchNorm2d): built channels-last
-        (`channels_last_layer(norm_layer, BatchNorm2dNCHW, BatchNorm2dNHWC)(planes)`, which raises for a class
-        value other code passes that is not that helper or nn.Identity), so the class follows it as that layer.
-        Only in `__init__`: the class is channels-last exactly when it is rewritten (leave_Call)."""
-        if scope.name.value != "__init__" or not any(c is call for c in _calls_in(scope.body)):
+        """`norm_layer(planes)` in a method of a class that is channels-last through its other layers, `norm_layer`
+        one torch layer class that is channels-last in MLX (nn.BatchNorm2d, `partial(nn.BatchNorm2d, eps=1e-3)`,
+        None then nn.BatchNorm2d): built channels-last (`channels_last_layer(norm_layer, BatchNorm2dNCHW,
+        BatchNorm2dNHWC)(planes)`, which raises for a class value other code passes that is not that helper or
+        nn.Identity), so every reader follows it as that layer. Whether it is so depends on that class alone (the
+        same answer for every class reading it); the class rewrites it when visited (leave_Call)."""
+        owner = self._owners.get(id(call))
+        if owner is None or self._owners.get(id(scope)) is not owner or not self._owner_is_spatial(rw, owner):
             return None
         layers = {self._torch_class_value(rw, v) for v in values} - {_ABSENT}
         layer = layers.pop() if len(layers) == 1 else None
@@ -414,8 +436,21 @@ class NnLayoutTransform(LayoutOps, LayoutFlow, Transform):
             return None
         kind = SPATIAL.get(layer) or ("keep" if layer in KEEP else None)
         if kind is not None:
-            self.value_builds[id(call)] = (id(scope), nchw, nhwc)
+            self.value_builds[id(call)] = (id(owner), nchw, nhwc)
         return kind
+
+    def _owner_is_spatial(self, rw, owner: cst.ClassDef) -> bool:
+        """Whether the class is channels-last through layers other than those built from torch class values."""
+        key = (owner.name.value, tuple(sorted(self.own.items())), tuple(sorted(self.promoted)))
+        if key not in self._spatial_memo:
+            self._spatial_memo[key] = False  # a class reading itself: not known yet
+            saved = self._value_builds_cl
+            self._value_builds_cl = False
+            try:
+                self._spatial_memo[key] = self._class_layers(rw, owner, promoted=False) is not None
+            finally:
+                self._value_builds_cl = saved
+        return self._spatial_memo[key]
 
     def _torch_class_value(self, rw, value):
         """The torch.nn class a layer class value names (through functools.partial), _ABSENT for None, else None."""
@@ -427,7 +462,7 @@ class NnLayoutTransform(LayoutOps, LayoutFlow, Transform):
         qual = rw.qualified_name(value) if isinstance(value, (cst.Name, cst.Attribute)) else None
         return _torch_layer_name(qual)
 
-    def _values_of(self, scope: cst.FunctionDef, name: str, nested: bool = False) -> Optional[list]:
+    def _values_of(self, scope: cst.FunctionDef, name: str, nested: bool = False, depth: int = 0) -> Optional[list]:
         """Every value `name` may hold in `scope`: a parameter's default (a parameter without one: None) and what
         it is assigned; `blocks[0]` of a parameter `blocks` (None, then `blocks = [BasicConv2d, InceptionA]`):
         element 0 of each list it may hold (googlenet / inception)."""
@@ -435,13 +470,22 @@ class NnLayoutTransform(LayoutOps, LayoutFlow, Transform):
         param = next((p for p in [*scope.params.posonly_params, *scope.params.params, *scope.params.kwonly_params]
                       if p.name.value == name), None)
         if param is not None and param.default is None:
-            return None
+            values = self._param_values(scope, name, depth)
+            if values is None or any(not (isinstance(v, tuple) and v[0] == "param") for v in bound):
+                return None
+            return values
         values = [param.default] if param is not None else []
         for v in bound:
             if isinstance(v, tuple) and v[0] == "param":
                 continue
             if not isinstance(v, cst.BaseExpression):
                 return None
+            if m.matches(v, m.Attribute(value=m.Name("self"))):  # `norm_layer = self._norm_layer`
+                more = self._attribute_values(scope, v.attr.value, depth)
+                if more is None:
+                    return None
+                values.extend(more)
+                continue
             values.append(v)
         found = []
         for v in values:
@@ -490,6 +534,11 @@ class NnLayoutTransform(LayoutOps, LayoutFlow, Transform):
         bound = self._scope_bindings_of(self._scopes[-1]).get(value.value, [])
         return bound[0] if len(bound) == 1 and isinstance(bound[0], cst.Call) else None
 
+    def _calls_of(self, scope: cst.FunctionDef) -> list:
+        if id(scope) not in self._scope_calls:
+            self._scope_calls[id(scope)] = _calls_in(scope.body)
+        return self._scope_calls[id(scope)]
+
     def _scope_bindings_of(self, scope: cst.FunctionDef) -> dict:
         if id(scope) not in self._scope_bindings:
             self._scope_bindings[id(scope)] = _bindings(scope)
@@ -534,11 +583,15 @@ class NnLayoutTransform(LayoutOps, LayoutFlow, Transform):
     def _factory_layout(self, rw, value) -> Optional[str]:
         """`conv3x3(a, b)` for a module-level `def conv3x3(...): return nn.Conv2d(...)`: the layout of what it
         returns; "flag" when its returns differ and one of them is channels-last."""
-        if not (isinstance(value, cst.Call) and isinstance(value.func, cst.Name)):
-            return None
-        name = value.func.value
-        function = self.functions.get(name)
-        if function is None or len(self.module_names.get(name, [])) != 1 or name in self._checking:
+        function, name = self._self_method_factory(value), None
+        if function is not None:
+            name = f"{self._owners[id(function)].name.value}.{function.name.value}"
+        elif isinstance(value, cst.Call) and isinstance(value.func, cst.Name):
+            name = value.func.value
+            function = self.functions.get(name)
+            if function is not None and len(self.module_names.get(name, [])) != 1:
+                function = None
+        if function is None or name in self._checking:
             return None
         self._checking.add(name)
         self._scopes.append(function)
@@ -550,6 +603,110 @@ class NnLayoutTransform(LayoutOps, LayoutFlow, Transform):
         if len(layouts) == 1:
             return layouts.pop()
         return "flag" if layouts - {None, "pp", "plain"} else None
+
+    def _self_method_factory(self, value) -> Optional[cst.FunctionDef]:
+        """`self._make_layer(...)` / `self.depthwise_conv(...)` read in a method of a class: that class's method, when
+        no other class of the file defines a method of that name (a subclass could override it)."""
+        if not (isinstance(value, cst.Call) and isinstance(value.func, cst.Attribute) and self._scopes
+                and m.matches(value.func.value, m.Name("self"))):
+            return None
+        owner, name = self._owners.get(id(self._scopes[-1])), value.func.attr.value
+        if owner is None:
+            return None
+        methods = [s for cls in self.class_defs.values() for s in cls.body.body
+                   if isinstance(s, cst.FunctionDef) and s.name.value == name]
+        return methods[0] if len(methods) == 1 and self._owners.get(id(methods[0])) is owner else None
+
+    def _param_values(self, scope: cst.FunctionDef, name: str, depth: int) -> Optional[list]:
+        """What this file's calls of `scope` pass for its parameter `name` (which has no default), followed back
+        through the callers' own parameters and names (`_resnet(BasicBlock, ...)` -> `ResNet(block, ...)` ->
+        `self._make_layer(block, ...)`); None when a call site is not known or passes *args / **kwargs for it."""
+        sites = self._call_sites(scope) if depth < 6 else None
+        if not sites:
+            return None
+        self._via_call_sites = True
+        offset = 1 if self._owners.get(id(scope)) is not None else 0  # self
+        positional = [p.name.value for p in [*scope.params.posonly_params, *scope.params.params]][offset:]
+        found: list = []
+        for call, caller in sites:
+            arg = _argument(call, name, positional)
+            if arg is None:
+                return None
+            if arg is _MISSING:
+                continue  # Python raises there: nothing flows
+            if isinstance(arg, cst.Name) and caller is not None and arg.value in self._scope_bindings_of(caller):
+                more = self._values_of(caller, arg.value, depth=depth + 1)
+                if more is None:
+                    return None
+                found.extend(more)
+            else:
+                found.append(arg)
+        return found
+
+    def _call_sites(self, scope: cst.FunctionDef) -> Optional[list]:
+        """[(call, enclosing FunctionDef)] of every call of `scope` in this file, when those are all its uses: a
+        module-level function called by name, a method called as `self.m(...)` (no other `.m` in the file),
+        a class's `__init__` through `Cls(...)` (the class never used as a value outside annotations)."""
+        if scope.decorators:
+            return None
+        walk, name, owner = self._module_calls(), scope.name.value, self._owners.get(id(scope))
+        if owner is None:
+            calls = walk.function_calls.get(name, [])
+            if self.functions.get(name) is not scope or len(self.module_names.get(name, [])) != 1 \
+                    or walk.name_refs.get(name, 0) != len(calls) + 1:  # + the def's own name
+                return None
+            return [(call, fns[-1] if fns else None) for call, fns in calls]
+        if not any(s is scope for s in owner.body.body):
+            return None
+        if name == "__init__":
+            cls = owner.name.value
+            if len(self.module_names.get(cls, [])) != 1 or walk.value_refs.get(cls, 0):
+                return None
+            return [(call, fn) for call, fn, _ in self.constructions().get(cls, [])]
+        calls = walk.method_calls.get((owner.name.value, name), [])
+        return calls if walk.attr_refs.get(name, 0) == len(calls) else None
+
+    def _attribute_values(self, scope: cst.FunctionDef, attr: str, depth: int) -> Optional[list]:
+        """`self.<attr>` read in a method: the values every `self.<attr> = value` of its class gives it."""
+        owner = self._owners.get(id(scope))
+        if owner is None or depth >= 6:
+            return None
+        found: list = []
+        for method in owner.body.body:
+            if not isinstance(method, cst.FunctionDef):
+                continue
+            for assign in m.findall(method.body, m.Assign(targets=[m.AssignTarget(
+                    target=m.Attribute(value=m.Name("self"), attr=m.Name(attr)))])):
+                value = assign.value
+                if isinstance(value, cst.Name) and value.value in self._scope_bindings_of(method):
+                    more = self._values_of(method, value.value, depth=depth + 1)
+                    if more is None:
+                        return None
+                    found.extend(more)
+                else:
+                    found.append(value)
+        if self._module_calls().attr_stores.get(attr, 0) != sum(
+                len(m.findall(f.body, m.AssignTarget(target=m.Attribute(value=m.Name("self"), attr=m.Name(attr)))))
+                for f in owner.body.body if isinstance(f, cst.FunctionDef)):
+            return None  # stored elsewhere too (another receiver, an augmented or tuple assignment)
+        return found or None
+
+    def _indirect_constructions(self, cls: str) -> Optional[list]:
+        """[(call, enclosing FunctionDef)] of `block(...)` calls whose name may hold the class `cls` (`_resnet(BasicBlock,
+        ...)` passes it on); None when the class is used as a value and a call of a local name is not followed."""
+        walk = self._module_calls()
+        if not walk.value_refs.get(cls, 0):
+            return []
+        found = []
+        for call, fn in walk.local_calls:
+            if call.func.value not in self._scope_bindings_of(fn):
+                continue
+            values = self._values_of(fn, call.func.value)
+            if values is None:
+                return None
+            if any(isinstance(v, cst.Name) and v.value == cls for v in values):
+                found.append((call, fn))
+        return found
 
     def constructions(self) -> dict:
         """Every `Cls(...)` of this file's classes, found by one walk of the module when first needed."""
@@ -597,10 +754,9 @@ class NnLayoutTransform(LayoutOps, LayoutFlow, Transform):
 
     def leave_ClassDef(self, rw, original: cst.ClassDef, updated):
         layers = self.classes.pop()
-        inits = {id(s) for s in original.body.body if isinstance(s, cst.FunctionDef) and s.name.value == "__init__"}
-        for call, build in list(self.rebuild_cl.items()):
-            if build[0] in inits:  # not reached by the pass (never expected): its layer would stay in torch's layout
-                del self.rebuild_cl[call]
+        for call, build in list(self.value_builds.items()):
+            if build[0] == id(original) and call not in self.rebuilt:  # never expected: a reader took it channels-last
+                del self.value_builds[call]
                 rw.flag(original, RULE, "needs-review", f"a layer built from a class value ({build[1]}) is followed as "
                         "channels-last but was not rewritten to be built so")
         inputs, outputs, _ = self.notes.pop()
@@ -640,7 +796,23 @@ class NnLayoutTransform(LayoutOps, LayoutFlow, Transform):
             return updated
         func = cst.Call(func=cst.Name("channels_last_layer"),
                         args=[cst.Arg(updated.func, comma=_COMMA), cst.Arg(cst.Name(nchw), comma=_COMMA), cst.Arg(cst.Name(nhwc))])
+        self.rebuilt.add(id(original))
         return updated.with_changes(func=func)
+
+    def _checked_class_call(self, rw, original: cst.Call, updated):
+        """`block(...)`, `block` a parameter followed as the classes of this file its callers pass:
+        `followed_class(block, BasicBlock, Bottleneck)(...)`, which raises for another class (other code's)."""
+        classes = self.class_checks.pop(id(original))
+        if not isinstance(updated, cst.Call):
+            return updated
+        try:
+            add_helpers(rw, ["followed_class"], {"followed_class": FOLLOWED_CLASS})
+        except Flag as flag:
+            rw.flag(original, RULE, "no-equivalent", f"the class built here is followed as {', '.join(classes)}: {flag.reason}")
+            return updated
+        args = [cst.Arg(updated.func, comma=_COMMA), *(cst.Arg(cst.Name(c), comma=_COMMA) for c in classes)]
+        args[-1] = args[-1].with_changes(comma=cst.MaybeSentinel.DEFAULT)
+        return updated.with_changes(func=cst.Call(func=cst.Name("followed_class"), args=args))
 
     # ----- forward ---------------------------------------------------------------------------
     def visit_FunctionDef(self, rw, node: cst.FunctionDef) -> None:
@@ -1238,6 +1410,10 @@ class NnLayoutTransform(LayoutOps, LayoutFlow, Transform):
         self._constructions, self._scope_bindings, self._module_node = None, {}, node
         self._calls_walk = None
         self._cl_memo, self._checking = {}, set()
+        self._owners, self._scope_calls, self._spatial_memo = {}, {}, {}
+        for cls in self.class_defs.values():
+            for inner in m.findall(cls.body, m.Call() | m.FunctionDef()):
+                self._owners[id(inner)] = cls
         self._find_own_classes(rw, node)
         classes = {}
         for stmt in node.body:
@@ -1400,6 +1576,8 @@ class NnLayoutTransform(LayoutOps, LayoutFlow, Transform):
     def leave_Call(self, rw, original: cst.Call, updated):
         if id(original) in self.rebuild_cl:
             return self._channels_last_call(rw, original, updated)
+        if id(original) in self.class_checks:
+            return self._checked_class_call(rw, original, updated)
         if id(original) in self.rebuild:
             return self._rebuilt(rw, original, updated)
         if id(original) in self.arg_transposes and isinstance(updated, cst.Call) and len(updated.args) == len(original.args):
@@ -1565,6 +1743,27 @@ def _walk_nodes(node: cst.CSTNode) -> list:
     return found
 
 
+_MISSING = object()  # an argument a call leaves out
+
+
+def _argument(call: cst.Call, name: str, positional: list):
+    """The expression `call` passes for the parameter `name` (`positional`: the positional parameters in order),
+    _MISSING when it passes none, None when *args / **kwargs may carry it."""
+    for arg in call.args:
+        if arg.keyword is not None and arg.keyword.value == name:
+            return arg.value
+    index = positional.index(name) if name in positional else None
+    plain = [a for a in call.args if a.keyword is None and a.star != "**"]
+    for i, arg in enumerate(plain):
+        if arg.star == "*":
+            if index is not None:
+                return None  # at or before the parameter's position
+            continue
+        if i == index:
+            return arg.value
+    return None if any(a.star == "**" for a in call.args) else _MISSING
+
+
 def _calls_in(node) -> list:
     found: list = []
 
@@ -1581,16 +1780,49 @@ class _ModuleCalls(cst.CSTVisitor):
 
     `constructions`: class name -> [(call, enclosing FunctionDef or None, name of the enclosing class or None)]
     for every `Cls(...)` of a module-level class; `function_calls`: module-level function name -> [(call,
-    FunctionDefs around it)]; `bound`: (name, class name) for each `name = Cls(...)` / `name: T = Cls(...)`."""
+    FunctionDefs around it)]; `bound`: (name, class name) for each `name = Cls(...)` / `name: T = Cls(...)`;
+    `method_calls`: (module-level class, method) -> [(`self.method(...)` call, FunctionDef around it)];
+    `local_calls`: [(call, FunctionDef around it)] of the other calls of a bare name inside functions;
+    `name_refs` / `attr_refs` / `attr_stores`: how often a name, an attribute `.x` and a store to `.x` occur;
+    `value_refs`: class name -> its uses other than a call or in an annotation."""
 
     def __init__(self, module: cst.Module, classes: set, functions: set) -> None:
         self.classes, self.function_names = classes, functions
         self.constructions: dict = {}
         self.function_calls: dict = {}
+        self.method_calls: dict = {}
+        self.local_calls: list = []
+        self.name_refs: dict = {}
+        self.attr_refs: dict = {}
+        self.attr_stores: dict = {}
+        self.value_refs: dict = {}
         self.bound: list = []
         self.functions: list = []
         self.class_names: list = []
+        self._called: set = set()  # id(Name) of call functions
+        self._annotations = 0
         module.visit(self)
+
+    def visit_Annotation(self, node) -> None:
+        self._annotations += 1
+
+    def leave_Annotation(self, node) -> None:
+        self._annotations -= 1
+
+    def visit_Name(self, node) -> None:
+        self.name_refs[node.value] = self.name_refs.get(node.value, 0) + 1
+        if node.value in self.classes and id(node) not in self._called and not self._annotations:
+            self.value_refs[node.value] = self.value_refs.get(node.value, 0) + 1
+
+    def visit_Attribute(self, node) -> None:
+        self.attr_refs[node.attr.value] = self.attr_refs.get(node.attr.value, 0) + 1
+
+    def visit_AssignTarget(self, node) -> None:
+        for target in m.findall(node.target, m.Attribute()):
+            self.attr_stores[target.attr.value] = self.attr_stores.get(target.attr.value, 0) + 1
+
+    def visit_AugAssign(self, node) -> None:
+        self.visit_AssignTarget(node)
 
     def visit_FunctionDef(self, node) -> None:
         self.functions.append(node)
@@ -1600,14 +1832,21 @@ class _ModuleCalls(cst.CSTVisitor):
 
     def visit_ClassDef(self, node) -> None:
         self.class_names.append(node.name.value)
+        self._called.add(id(node.name))  # the class's own name: not a use as a value
 
     def leave_ClassDef(self, node) -> None:
         self.class_names.pop()
 
     def visit_Call(self, node) -> None:
-        if not isinstance(node.func, cst.Name):
+        func = node.func
+        if m.matches(func, m.Attribute(value=m.Name("self"))) and self.class_names and self.functions:
+            self.method_calls.setdefault((self.class_names[0], func.attr.value), []).append((node, self.functions[-1]))
+        if not isinstance(func, cst.Name):
             return
+        self._called.add(id(func))
         name = node.func.value
+        if name not in self.classes and name not in self.function_names and self.functions:
+            self.local_calls.append((node, self.functions[-1]))
         if name in self.classes:
             self.constructions.setdefault(name, []).append(
                 (node, self.functions[-1] if self.functions else None, self.class_names[-1] if self.class_names else None))

@@ -312,6 +312,17 @@ def channels_last_layer(layer, nchw, nhwc):
     raise NotImplementedError(f"{layer!r}: the converted model builds this layer channels-last from {nchw.__name__}; "
                               "another class value is not known to take channels-last data")
 '''
+# nn-layout: `block(...)`, `block` a parameter the file's callers give BasicBlock or Bottleneck, followed as those
+# classes' layouts: `followed_class(block, BasicBlock, Bottleneck)(...)` raises for a class other code passes
+FOLLOWED_CLASS = '''
+def followed_class(value, *classes):
+    """`value` when it is one of `classes` (the classes the converted model's layouts were followed for); another
+    class raises (its layout in MLX is not known)."""
+    if value in classes:
+        return value
+    raise NotImplementedError(f"{value!r}: the converted model was followed for {', '.join(c.__name__ for c in classes)} "
+                              "here; another class is not known to take and give the same layout")
+'''
 # torch class -> the helper a construction with *args / **kwargs becomes: the class built has the layout the
 # table's own translation of the call has (channels-last for convolutions, norms and pools: nn-layout reads
 # the torch class of the call and takes it for MLX's channels-last layer)
