@@ -302,6 +302,20 @@ def test_train_and_val_phases_with_set_grad_enabled_and_the_step_in_an_if(source
     _assert_same(t, m)
 
 
+
+@pytest.mark.parametrize("test,why", [("torch.isfinite(loss)", "reads loss, computed by the forward pass"),
+                                      ("should_step(epoch)", "calls a function in its test")])
+def test_a_step_under_a_test_that_must_run_after_the_forward_pass_is_flagged(test, why):
+    """The translated test would run before the forward pass (inside the branches): kept, flagged with what to write."""
+    source = PHASES.replace('                    if phase == "train":\n                        loss.backward()',
+                            f"                    if {test}:\n                        loss.backward()")
+    assert source != PHASES
+    result = convert_source(source)
+    messages = {d.message for d in result.diagnostics if d.rule_id == "train-step"}
+    assert messages and all(why in m for m in messages), result.code
+    assert "loss.backward()" in result.code and "optimizer.step()" in result.code
+
+
 # ----- seen in real scripts, left flagged with what to write --------------------------------------
 DCGAN_STEP = '''import torch
 import torch.nn as nn

@@ -45,6 +45,7 @@ import textwrap
 from typing import Optional
 
 import libcst as cst
+import libcst.matchers as m
 
 from torch2mlx.binding import code_of
 from torch2mlx.transforms import Transform
@@ -60,8 +61,9 @@ NOT_TOGETHER = ("backward() and optimizer.step() are not together once in this b
 SEVERAL_BACKWARDS = ("several backward() calls before one step() add up their gradients (DCGAN's errD_real.backward(); "
                      "errD_fake.backward(); optimizerD.step()): write one loss_fn returning the sum of those losses for "
                      "nn.value_and_grad (the gradient of the sum is the sum of the gradients) and optimizer.update; an output a "
-                     "later step reuses (DCGAN's `fake = netG(noise)` in the generator's loss) must be computed inside that "
-                     "step's own loss_fn")
+                     "later step reuses (DCGAN's `fake = netG(noise)` in the generator's loss) must be computed again inside "
+                     "that step's own loss_fn, from the same inputs (a BatchNorm in train mode would then update its running "
+                     "statistics twice: keep them from before that second pass and put them back after it)")
 ACCUMULATE_HELPER = '''
 def accumulate_grads(total, grads):
     """Gradients summed over micro-batches, as .grad accumulates them (total is None after zero_grad)."""
@@ -137,6 +139,7 @@ class TrainStep(Transform):
         self.pending: dict = {}  # id(generated `acc = accumulate_grads(...)`) -> (acc, optimizer, model)
         self.loop_bodies: set = set()  # ids of the original bodies of for / while loops
         self.if_bodies: set = set()  # ids of the original bodies of `if`s without else
+        self.conditional_reason = None
         self.in_loop = False
 
     def applies_to(self, text: str) -> bool:
@@ -261,6 +264,8 @@ class TrainStep(Transform):
                 result = self._rewrite_conditional(rw, body, found)
                 if not isinstance(result, str):
                     return updated.with_changes(body=result)
+                if self.conditional_reason is not None:  # the shape matched: say why it was not translated
+                    body = self._reflag_if(rw, body, found["step_if"][0], self.conditional_reason)
             body = self._drop_zero_grads(rw, body, found)
             return updated.with_changes(body=body) if body != list(updated.body) else updated
         result = self._rewrite(rw, body, found)
@@ -428,7 +433,9 @@ class TrainStep(Transform):
     def _rewrite_conditional(self, rw, body: list, found: dict):
         """`zero_grad(); <forward>; if cond: loss.backward(); [clip]; opt.step()` (the fine-tuning tutorial's train and
         val phases): the loss function is built from the forward pass before the `if`; under `cond` it goes through
-        nn.value_and_grad and the update, else it is called alone (its values are the same, no gradient is taken)."""
+        nn.value_and_grad and the update, else it is called alone (its values are the same, no gradient is taken).
+        Why not, once the shape matched, in `self.conditional_reason`."""
+        self.conditional_reason = None
         c = found["step_if"][0]
         inner = self._if_body(body[c])
         inner_found = self._training_calls(rw, inner)
@@ -441,7 +448,17 @@ class TrainStep(Transform):
         flat_found = self._training_calls(rw, flat)
         if len(flat_found["backward"]) != 1 or len(flat_found["step"]) != 1:
             return NOT_TOGETHER
-        return self._rewrite(rw, flat, flat_found, conditional=(c, c + len(inner), body[c]))
+        result = self._rewrite(rw, flat, flat_found, conditional=(c, c + len(inner), body[c]))
+        self.conditional_reason = result if isinstance(result, str) else None
+        return result
+
+    def _reflag_if(self, rw, body: list, c: int, why: str) -> list:
+        """The `if` holding backward() and step(), its statements flagged with `why` (no longer deferred)."""
+        stmt = self._undefer(rw, body[c])
+        inner = list(stmt.body.body)
+        # deferred again: an enclosing block (the loop body around a `with`) may still translate the step
+        flagged = self._flag_all(rw, inner, self._training_calls(rw, inner), why, if_body=True)
+        return [*body[:c], stmt.with_changes(body=stmt.body.with_changes(body=flagged)), *body[c + 1:]]
 
     def _rewrite_accumulation(self, rw, body: list, found: dict):
         """`loss.backward()` every micro-batch, `if ...: opt.step(); opt.zero_grad()`: gradients summed until the step."""
@@ -616,6 +633,13 @@ class TrainStep(Transform):
             start, end, if_stmt = conditional
             if region[-1] >= start:
                 return "the loss is not computed before the `if` that holds backward() and step()"
+            # the test now runs before the forward pass (inside the branches): it must not read what that computes
+            read = set(names_in(if_stmt.test)) & set(assigned)
+            if read or m.findall(if_stmt.test, m.Call()):
+                return (f"the `if` around backward() and step() reads {', '.join(sorted(read))}, computed by the forward pass"
+                        if read else "the `if` around backward() and step() calls a function in its test") + (
+                        ": take nn.value_and_grad of a loss_fn holding the forward pass before the `if`, and call "
+                        "optimizer.update(model, grads) under it")
             plain = mlx_statements(rw, f"{returned} = {fn_name}({', '.join(params)})\n")
             produced = self._build_statements(rw, body, region, zero, b, clip_idx, model, optimizer, grads, fn, [])
             if isinstance(produced, str):
