@@ -10,9 +10,9 @@ from __future__ import annotations
 import libcst as cst
 import libcst.matchers as m
 
-from torch2mlx.binding import Flag, bind
+from torch2mlx.binding import Bound, Flag, bind, code_of
 from torch2mlx.handlers import register
-from torch2mlx.template import choose_template, expand, normalize, template_roots
+from torch2mlx.template import choose_template, expand, int_literal_value, normalize, template_roots
 
 
 @register("tuple_result")
@@ -27,3 +27,60 @@ def tuple_result(rule, original: cst.Call, call: cst.Call, receiver, rewriter):
     bound = normalize(rule, bind(call.args, rule.signature, receiver))
     template = choose_template(rule, bound)
     return expand(template, rule, bound), template_roots(template)
+
+
+
+def _filled(rule, text: str, values: dict):
+    """`text` with placeholders {t0}, {t1}, ... filled through the template engine (which adds the MLX import and
+    flags an argument that would be evaluated twice unless it is a name or literal)."""
+    return expand(text, rule, Bound(values)), template_roots(text)
+
+
+@register("block_diag")
+def block_diag(rule, original: cst.Call, call: cst.Call, receiver, rewriter):
+    """torch.block_diag(a, b, ...): each tensor (0-D, 1-D as one row, 2-D) padded with zero columns to the left
+    (the widths of the tensors before it) and right (those after), then the rows stacked."""
+    tensors = list(bind(call.args, rule.signature, receiver).get("tensors") or [])
+    if not tensors:
+        raise Flag("block_diag of no tensors")
+    if len(tensors) == 1:
+        return _filled(rule, "mx.atleast_2d({t0})", {"t0": tensors[0]})
+    widths = [f"mx.atleast_2d({{t{i}}}).shape[1]" for i in range(len(tensors))]
+    blocks = []
+    for i in range(len(tensors)):
+        left = " + ".join(widths[:i]) or "0"
+        right = " + ".join(widths[i + 1:]) or "0"
+        blocks.append(f"mx.pad(mx.atleast_2d({{t{i}}}), [(0, 0), ({left}, {right})])")
+    return _filled(rule, f"mx.concatenate([{', '.join(blocks)}], axis=0)", {f"t{i}": t for i, t in enumerate(tensors)})
+
+
+@register("cartesian_prod")
+def cartesian_prod(rule, original: cst.Call, call: cst.Call, receiver, rewriter):
+    """torch.cartesian_prod(a, b, ...): the 'ij' meshgrid flattened into columns; one tensor is returned as it is."""
+    tensors = list(bind(call.args, rule.signature, receiver).get("tensors") or [])
+    if not tensors:
+        raise Flag("cartesian_prod of no tensors")
+    if len(tensors) == 1:
+        return tensors[0], frozenset()
+    args = ", ".join(f"{{t{i}}}" for i in range(len(tensors)))
+    return _filled(rule, f"mx.stack([g.reshape(-1) for g in mx.meshgrid({args}, indexing='ij')], axis=-1)",
+                   {f"t{i}": t for i, t in enumerate(tensors)})
+
+
+@register("matrix_power")
+def matrix_power(rule, original: cst.Call, call: cst.Call, receiver, rewriter):
+    """torch.linalg.matrix_power(A, n) for an integer literal n: n products of A (the identity for 0, the inverse
+    for -1)."""
+    bound = normalize(rule, bind(call.args, rule.signature, receiver))
+    n = int_literal_value(bound.get("n"))
+    if n is None:
+        raise Flag(f"matrix_power: the exponent must be an integer literal: {code_of(bound.get('n'))}")
+    if n < -1:
+        raise Flag("matrix_power with an exponent below -1: assign mx.linalg.inv(A) to a name, then take its power")
+    if n == 0:
+        text = "mx.broadcast_to(mx.eye({t0}.shape[-1], dtype={t0}.dtype), {t0}.shape)"
+    elif n == -1:
+        text = "mx.linalg.inv({t0}, stream=mx.cpu)"
+    else:
+        text = " @ ".join(["{t0}"] * n)
+    return _filled(rule, text, {"t0": bound.get("A")})
