@@ -8,6 +8,8 @@ finding; the emitter turns findings into `# torch2mlx:` comments.
 from __future__ import annotations
 
 import ast
+import builtins
+import keyword
 import re
 from typing import Optional, Union
 
@@ -22,7 +24,7 @@ from torch2mlx.diagnostics import Finding  # defined there; importable from here
 from torch2mlx.names import Scope
 from torch2mlx.table.index import RuleIndex
 from torch2mlx.table.model import Rule
-from torch2mlx.template import (choose_template, expand, is_atomic, keep_line_breaks, normalize, parenthesize, sentinel, template_placeholders,
+from torch2mlx.template import (EvaluatedTwice, choose_template, expand, is_atomic, keep_line_breaks, normalize, parenthesize, sentinel, template_placeholders,
                                 template_roots)
 from torch2mlx.tensors import TORCH_KEYWORDS, TensorFacts, attribute_chain
 
@@ -116,6 +118,9 @@ class TableRewriter(cst.CSTTransformer):
         self.arg_stack: list[int] = []
         self.bool_names: list[set] = [set()]
         self.store_targets: set[int] = set()  # ids of assignment / del targets
+        self.once_names: dict = {}  # id(statement) -> [(fresh name, value)]: values evaluated once before it
+        self._file_names: Optional[set] = None  # every name the file uses, read when a fresh one is needed
+        self._module: Optional[cst.Module] = None
 
     @property
     def project_layout_builders(self) -> Optional[frozenset]:
@@ -154,6 +159,8 @@ class TableRewriter(cst.CSTTransformer):
             if not isinstance(result, cst.CSTNode):
                 break
             result = hook(self.context, original_node, result)
+        if self.once_names and id(original_node) in self.once_names:
+            result = self._with_once_names(original_node, result)
         return result
 
     def on_visit_attribute(self, node: cst.CSTNode, attribute: str) -> None:
@@ -209,6 +216,7 @@ class TableRewriter(cst.CSTTransformer):
         return updated.with_changes(leading_lines=lines)
 
     def visit_Module(self, node: cst.Module) -> None:
+        self._module = node
         self.first_statement = node.body[0] if node.body else None
         self.header_comments = {line.comment.value for line in node.header if line.comment is not None}
 
@@ -577,6 +585,19 @@ class TableRewriter(cst.CSTTransformer):
         if dropped:
             self.statement_findings[-1] = [f for f in findings if not dropped.intersection(f.inside_args)]
 
+    def _translate(self, rule: Rule, original: cst.Call, updated: cst.Call, receiver):
+        """(translation, MLX roots used) by the rule's handler or template; raises Flag."""
+        if rule.handler is not None:
+            result, roots = handlers.run(rule, original, updated, receiver, self.context)
+            self._forget_findings_in_args_not_kept(original, updated, result)
+            return result, roots
+        assert rule.signature is not None
+        bound = normalize(rule, bind(updated.args, rule.signature, receiver))
+        template = choose_template(rule, bound)
+        result = expand(template, rule, bound)
+        self._forget_findings_in_dropped_args(rule, original, bound, template)
+        return result, template_roots(template)
+
     def apply_rule(self, rule: Rule, original: cst.Call, updated: cst.Call, receiver=None) -> cst.BaseExpression:
         """Translate one call with one rule (for transforms); flags and returns `updated` if it can't."""
         return self._apply(rule, original, updated, receiver)
@@ -586,16 +607,14 @@ class TableRewriter(cst.CSTTransformer):
             self.flag(original, rule.id, "no-equivalent", rule.why or "no exact MLX equivalent")
             return updated
         try:
-            if rule.handler is not None:
-                result, roots = handlers.run(rule, original, updated, receiver, self.context)
-                self._forget_findings_in_args_not_kept(original, updated, result)
-            else:
-                assert rule.signature is not None
-                bound = normalize(rule, bind(updated.args, rule.signature, receiver))
-                template = choose_template(rule, bound)
-                result = expand(template, rule, bound)
-                roots = template_roots(template)
-                self._forget_findings_in_dropped_args(rule, original, bound, template)
+            try:
+                result, roots = self._translate(rule, original, updated, receiver)
+            except EvaluatedTwice as twice:
+                # `self.qkv(x).topk(2)`: evaluated once into a fresh name where that is exact, else flagged
+                name = self._once_name(rule, original, receiver, twice)
+                fresh = cst.Name(name)
+                result, roots = self._translate(rule, original, updated.with_changes(func=updated.func.with_changes(value=fresh)), fresh)
+                self.once_names.setdefault(id(self.statement_stack[-1]), []).append((name, receiver))
         except Flag as flag:
             self.flag(original, rule.id, flag.kind, flag.reason)
             return updated
@@ -614,3 +633,156 @@ class TableRewriter(cst.CSTTransformer):
         if (receiver is not None and result is receiver) or any(result is a.value for a in updated.args):
             self.identity_calls.add(id(result))  # `model.cpu()`, `torch._C._log_api_usage_once(self)`: nothing
         return result
+
+    # ----- a receiver evaluated once, through a fresh local name ------------------------------------------
+    def _once_name(self, rule: Rule, original: cst.Call, receiver, twice: EvaluatedTwice) -> str:
+        """`self.qkv(x).topk(2, dim=-1)`: the translation reads the receiver twice. Where evaluating it once, on a
+        line before the statement, is exact (`qkv = self.qkv(x)`), a fresh local name for it; else `twice` is raised.
+        Only a receiver that is a call's result or an item (`x[..., 0]`): another value evaluated twice stays flagged."""
+        stmt = self.statement_stack[-1] if self.statement_stack else None
+        receiver_call = original.func.value if isinstance(original.func, cst.Attribute) else None
+        if (receiver is None or twice.value is not receiver or not isinstance(receiver_call, (cst.Call, cst.Subscript))
+                or not isinstance(stmt, cst.SimpleStatementLine) or len(stmt.body) != 1
+                or self.scopes[-1].kind != "function" or not _ONCE_TRANSFORMS.issuperset(t.id for t in self.transforms)
+                or not evaluated_first(stmt.body[0], receiver_call)
+                or any(_inside(f.node, receiver_call) for f in self.statement_findings[-1])
+                or _marked(stmt, rule.id)):
+            raise twice
+        return self._fresh_name(receiver_call)
+
+    def _fresh_name(self, value) -> str:
+        if self._file_names is None:
+            self._file_names = set(_names_in(self._module)) if self._module is not None else set()
+        func = value.func if isinstance(value, cst.Call) else None
+        if isinstance(value, cst.Subscript):
+            base = f"{value.value.value}_part" if isinstance(value.value, cst.Name) else "part"  # `x_part = x[..., 0]`
+        elif isinstance(func, cst.Attribute) and isinstance(func.value, cst.Name) and func.value.value == "self":
+            base = func.attr.value  # a submodule's output: `qkv = self.qkv(x)`
+        elif isinstance(func, cst.Attribute) and self.qualified_name(func) is not None:
+            base = func.attr.value  # a torch function's result: `matmul = torch.matmul(a, b)`
+        elif isinstance(func, cst.Attribute) and isinstance(func.value, cst.Name):
+            base = f"{func.value.value}_{func.attr.value}"  # `scores_view = scores.view(...)`
+        elif isinstance(func, cst.Name):
+            base = f"{func.value}_out"
+        else:
+            base = "value"
+        base = base.lstrip("_") or "value"
+        name, n = base, 1
+        while name in self._file_names or name in _RESERVED or self.context.has_helper(name):
+            n += 1
+            name = f"{base}_{n}"
+        self._file_names.add(name)
+        return name
+
+    def _with_once_names(self, original: cst.SimpleStatementLine, result):
+        """The statement, after the lines that evaluate its receivers once (they take its comments above it)."""
+        pending = self.once_names.pop(id(original))
+        if isinstance(result, cst.RemovalSentinel):
+            return result
+        statements = list(result.nodes) if isinstance(result, cst.FlattenSentinel) else [result]
+        first = statements[0]
+        kept = len(original.leading_lines)  # the user's lines above it; lines after these are flags just added
+        lines = [cst.SimpleStatementLine([cst.Assign([cst.AssignTarget(cst.Name(name))], value)]) for name, value in pending]
+        if isinstance(first, cst.SimpleStatementLine):
+            lines[0] = lines[0].with_changes(leading_lines=first.leading_lines[:kept])
+            statements[0] = first.with_changes(leading_lines=first.leading_lines[kept:])
+        return cst.FlattenSentinel([*lines, *statements])
+
+
+# transforms that rewrite expressions in place, never moving statements: with any other transform on the file
+# (training steps move statements into `def loss_fn`), a receiver is not evaluated through a new line
+_ONCE_TRANSFORMS = frozenset({"nn-module", "nn-layer-values", "jit-markers", "nn-init", "nn-layout", "nn-script-layers",
+                              "nn-conv-checks", "inplace-op", "nn-inplace-activation", "runtime-values"})
+_RESERVED = frozenset(dir(builtins)) | frozenset(keyword.kwlist) | frozenset({"self", "cls"})
+
+
+def _marked(stmt: cst.SimpleStatementLine, rule_id: str) -> bool:
+    """An earlier conversion flagged the statement for this rule: a second one keeps it as it is (the first may
+    have run transforms this one does not, which kept the receiver where it was)."""
+    mark = f"# torch2mlx: {rule_id}:"
+    return any(line.comment is not None and line.comment.value.startswith(mark) for line in stmt.leading_lines)
+
+
+def _inside(node, root: cst.CSTNode) -> bool:
+    if node is root:
+        return True
+    return any(_inside(node, child) for child in root.children)
+
+
+def _names_in(module: cst.Module):
+    """Every name the file reads or binds (not attribute names, `x.qkv`, nor keywords, `f(qkv=1)`)."""
+    stack = [module]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, cst.Name):
+            yield node.value
+        elif isinstance(node, cst.Attribute):
+            stack.append(node.value)
+        elif isinstance(node, cst.Arg):
+            stack.append(node.value)
+        else:
+            stack.extend(node.children)
+
+
+_PURE_OPERATIONS = (cst.BinaryOperation, cst.UnaryOperation)
+
+
+def evaluated_first(small: cst.BaseSmallStatement, target: cst.BaseExpression) -> bool:
+    """`target` is evaluated once, unconditionally, by `small`, and nothing with an effect is evaluated before
+    it (names, attributes, literals and arithmetic of them may be: evaluating `target` earlier changes none of
+    them), so that evaluating it on a line before the statement changes nothing."""
+    if isinstance(small, (cst.Assign, cst.Return, cst.Expr)) or (isinstance(small, cst.AnnAssign) and small.value is not None):
+        return small.value is not None and _evaluation(small.value, target) == _FOUND
+    return False
+
+
+_FOUND, _CLEAN, _DIRTY = "found", "clean", "dirty"
+
+
+def _evaluation(node, target) -> str:
+    """_FOUND: `target` reached in Python's evaluation order with only effect-free evaluations before it;
+    _CLEAN: `node` evaluated entirely, without `target` and without effects; _DIRTY otherwise."""
+    if node is target:
+        return _FOUND
+    if isinstance(node, (cst.Name, cst.Integer, cst.Float, cst.Imaginary, cst.SimpleString, cst.Ellipsis)):
+        return _CLEAN
+    if isinstance(node, cst.Attribute):
+        return _evaluation(node.value, target)
+    parts: list
+    if isinstance(node, cst.Subscript):
+        parts = [node.value]
+        for element in node.slice:
+            index = element.slice
+            parts += [index.value] if isinstance(index, cst.Index) else [p for p in (index.lower, index.upper, index.step) if p]
+    elif isinstance(node, cst.Call):
+        parts = [node.func, *(a.value for a in node.args)]
+        outcome = _sequence(parts, target)
+        return _DIRTY if outcome == _CLEAN else outcome  # the call itself may have effects
+    elif isinstance(node, _PURE_OPERATIONS):
+        parts = [node.left, node.right] if isinstance(node, cst.BinaryOperation) else [node.expression]
+    elif isinstance(node, (cst.Tuple, cst.List, cst.Set)):
+        parts = [e.value for e in node.elements]
+    elif isinstance(node, cst.Comparison):
+        # a chained comparison evaluates its later operands only when the earlier ones held
+        first = _sequence([node.left, node.comparisons[0].comparator], target)
+        if first != _CLEAN or len(node.comparisons) == 1:
+            return first
+        return _DIRTY if any(_inside(target, c.comparator) for c in node.comparisons[1:]) else _CLEAN
+    elif isinstance(node, cst.BooleanOperation):
+        # the right operand is evaluated only on some values of the left
+        left = _evaluation(node.left, target)
+        return left if left != _CLEAN else (_DIRTY if _inside(target, node.right) else _CLEAN)
+    elif isinstance(node, cst.IfExp):
+        test = _evaluation(node.test, target)
+        return test if test != _CLEAN else (_DIRTY if _inside(target, node.body) or _inside(target, node.orelse) else _CLEAN)
+    else:
+        return _DIRTY  # lambdas, comprehensions, f-strings, walrus, await ...: not followed
+    return _sequence(parts, target)
+
+
+def _sequence(parts: list, target) -> str:
+    for part in parts:
+        outcome = _evaluation(part, target)
+        if outcome != _CLEAN:
+            return outcome
+    return _CLEAN

@@ -260,6 +260,16 @@ def normalize(rule: Rule, bound: Bound) -> Bound:
     return Bound(out)
 
 
+class EvaluatedTwice(Flag):
+    """The template uses argument `name` twice and its value is not safe to evaluate twice (the rewriter may
+    evaluate it once into a fresh local name instead)."""
+
+    def __init__(self, name: str, value: cst.BaseExpression):
+        super().__init__(f"argument {name} ({code_of(value)}) would be evaluated twice; assign it to a name first")
+        self.name = name
+        self.value = value
+
+
 def expand(template: str, rule: Rule, bound: Bound) -> cst.BaseExpression:
     sig = rule.signature
     names = template_placeholders(template)
@@ -271,7 +281,7 @@ def expand(template: str, rule: Rule, bound: Bound) -> cst.BaseExpression:
             if isinstance(value, list):
                 value = _varargs_value(value)
             if names.count(name) > 1 and not is_simple(value):
-                raise Flag(f"argument {name} ({code_of(value)}) would be evaluated twice; assign it to a name first")
+                raise EvaluatedTwice(name, value)
             values[name] = value
             continue
         absent.add(name)
