@@ -177,9 +177,21 @@ HEAVY = {"nn/functional.py", "nn/modules/module.py", "optim/lr_scheduler.py"}
 TORCH_SAMPLE = sorted(p for p in [*(TORCH_ROOT / "nn" / "modules").glob("*.py"), TORCH_ROOT / "nn" / "init.py",
                                   *(TORCH_ROOT / "optim").glob("*.py")]
                       if p.relative_to(TORCH_ROOT).as_posix() not in HEAVY)
-# the slow sample (`pytest -m slow tests/test_idempotence_real.py`): every file of torch.nn, torch.optim,
-# torch.distributions and torch.utils.data (about 240 files, a minute of CPU)
-TORCH_TREE = sorted(p for folder in ("nn", "optim", "distributions", "utils/data") for p in (TORCH_ROOT / folder).rglob("*.py"))
+# the slow runs (`pytest -m slow tests/test_idempotence_real.py -n auto`): every file of torch itself (the
+# documented sample of >= 2,000 real files that CI has: torch is a dependency), and every file of the real-code
+# corpora where they are installed (../shared/realcode/README.md: torchvision, timm, transformers' models).
+# Each is split into shards so that pytest-xdist spreads them over the cores.
+TORCH_ALL = sorted(TORCH_ROOT.rglob("*.py"))
+SHARDS = 16
+
+
+def _corpus(package: str, sub: str = "") -> list:
+    import importlib.util
+
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        return []
+    return sorted((Path(list(spec.submodule_search_locations)[0]) / sub).rglob("*.py"))
 
 
 def _changed(paths: list) -> list:
@@ -187,12 +199,12 @@ def _changed(paths: list) -> list:
     changed = []
     for path in paths:
         try:
-            first, second = _twice(path.read_text(encoding="utf-8"), str(path), index)
+            first, second = _twice(path.read_text(encoding="utf-8", errors="surrogateescape"), str(path), index)
         except InputError:
             continue
         if first != second:
             diff = difflib.unified_diff(first.splitlines(), second.splitlines(), lineterm="", n=1)
-            changed.append(f"{path.relative_to(TORCH_ROOT)}:\n" + "\n".join(list(diff)[:12]))
+            changed.append(f"{path}:\n" + "\n".join(list(diff)[:12]))
     return changed
 
 
@@ -203,7 +215,42 @@ def test_torch_sources_convert_to_themselves():
 
 
 @pytest.mark.slow
-def test_torch_tree_converts_to_itself():
-    assert len(TORCH_TREE) >= 200
-    changed = _changed(TORCH_TREE)
+@pytest.mark.parametrize("shard", range(SHARDS))
+def test_every_file_of_torch_converts_to_itself(shard):
+    assert len(TORCH_ALL) >= 2000
+    changed = _changed(TORCH_ALL[shard::SHARDS])
     assert not changed, "\n".join(changed)
+
+
+CORPORA = {"torchvision": ("torchvision", ""), "timm": ("timm", ""), "transformers": ("transformers", "models")}
+# files known to change on a second pass, with the cause (each is a bug to fix, not an exception: the test fails
+# when one of them stops changing, so that it leaves this list)
+KNOWN_TO_CHANGE = {
+    # the first pass does not know that `manual_var(...)` / `window_partition(...)` return arrays: their returns
+    # are tensors only once translated (`x.mean(dim=..., keepdim=True)` on an unannotated `x` becomes mx.mean),
+    # and the file's function-return facts are read from the source before the pass (value_facts.py)
+    "timm/layers/evo_norm.py": "a function's return known to be an array only once translated",
+    "timm/models/gcvit.py": "a function's return known to be an array only once translated",
+    # `x.norm(p, dim=..., keepdim=True)` proves `x` a tensor to the pass (a torch keyword), not to the parameter
+    # facts read before it; once translated, `mx.linalg.norm(x, ...)` does, and the other branch's `x.norm(p)` follows
+    "timm/utils/agc.py": "a parameter known to be an array only once translated",
+}
+
+
+def _known(path: Path) -> bool:
+    return any(path.as_posix().endswith("/" + known) for known in KNOWN_TO_CHANGE)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("shard", range(SHARDS))
+@pytest.mark.parametrize("name", sorted(CORPORA))
+def test_every_file_of_the_real_code_corpora_converts_to_itself(name, shard):
+    files = _corpus(*CORPORA[name])
+    if not files:
+        pytest.skip(f"{name} is not installed (../shared/realcode/README.md)")
+    shard_files = files[shard::SHARDS]
+    changed = _changed(shard_files)
+    unexpected = [c for c in changed if not _known(Path(c.split(":\n", 1)[0]))]
+    assert not unexpected, "\n".join(unexpected)
+    fixed = {p for p in shard_files if _known(p)} - {Path(c.split(":\n", 1)[0]) for c in changed}
+    assert not fixed, f"no longer changed on a second pass: take them out of KNOWN_TO_CHANGE: {sorted(map(str, fixed))}"
