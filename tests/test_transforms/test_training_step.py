@@ -83,12 +83,21 @@ def test_names_read_before_assigned_in_the_loss_become_parameters():
     ("optimizer.zero_grad()\nloss = F.mse_loss(model(data), target)\nloss.backward()\ntorch.nn.utils.clip_grad_norm_(model.parameters(), 1.0, norm_type=1)\noptimizer.step()", "norm other than 2"),
     ("optimizer.zero_grad()\nout = model(data)\nprint(out)\nloss = F.mse_loss(out, target)\nloss.backward()\noptimizer.step()", "the call of `model`"),
     ("optimizer.zero_grad()\nloss = F.mse_loss(model(data), target)\nloss.backward()\noptimizer.zero_grad()\noptimizer.step()", "zero_grad"),
-], ids=["accumulation-no-zero", "accumulation-zero-every-step", "two-steps", "no-zero-grad", "grad-read", "clip-norm-type", "forward-outside", "zero-between-backward-step"])
+    # a second backward() inside the accumulation's `if`, its own forward pass not translatable: both stay flagged
+    ("optimizer.zero_grad()\nloss = F.mse_loss(model(data), target)\nloss.backward()\nif step % 2 == 1:\n"
+     "    loss2 = F.mse_loss(model(data), target)\n    print(loss2)\n    loss2.backward()\n    optimizer.step()\n"
+     "    optimizer.zero_grad()", "not together"),
+], ids=["accumulation-no-zero", "accumulation-zero-every-step", "two-steps", "no-zero-grad", "grad-read", "clip-norm-type",
+        "forward-outside", "zero-between-backward-step", "backward-in-the-accumulation-if"])
 def test_unmatched_steps_are_flagged(body, why):
     result = _convert(body)
     flags = [d for d in result.diagnostics if d.rule_id == "train-step"]
     assert flags and why in flags[0].message, result.code
     assert "loss.backward()" in result.code and "# torch2mlx: train-step:" in result.code
+    # every backward() left in the code carries its flag
+    left = [i for i, line in enumerate(result.code.splitlines()) if line.strip().endswith(".backward()")]
+    flagged_above = [i for i in left if "# torch2mlx: train-step:" in result.code.splitlines()[i - 1]]
+    assert left == flagged_above, result.code
 
 
 def test_optimizer_on_parameter_groups_is_translated_or_flagged():

@@ -474,7 +474,7 @@ class TrainStep(Transform):
                     "keep a running sum of the grads trees from nn.value_and_grad and call optimizer.update with it")
         if c < b:
             return "the conditional optimizer.step() comes before loss.backward()"
-        if [_method(st, "step") for st in inner].count(optimizer) != 1:
+        if [_method(st, "step") for st in inner].count(optimizer) != 1 or any(_method(st, "backward") for st in inner):
             return NOT_TOGETHER
         if any(_method(body[i], "zero_grad") in (optimizer, model) for i in found["zero_grad"]):
             return f"{optimizer}.zero_grad() runs every micro-batch while {optimizer}.step() runs under a condition"
