@@ -153,7 +153,8 @@ def torch_registration(rule, original, call, receiver, rw):
         raise Flag("an argument is a call (its effects must stay) and the registration's value is used: "
                    "translate by hand", "no-equivalent")
     del bound  # bound only to flag calls torch itself would reject (unknown keywords, too many arguments)
-    rw.flag(original, rule.id, "needs-review", _removed_note(rule.id), "info")
+    # reported, not flagged: a statement left empty is dropped with the flags it holds (an info flag writes no comment)
+    rw.report(original, rule.id, "needs-review", _removed_note(rule.id), "info", statement=rw.statement)
     if not kept:
         result = cst.Name("None")
         rw.mark_identity(result)  # a bare `None` statement left is dropped
