@@ -207,10 +207,13 @@ def test_transformers_initialization_converts_as_torch_nn_init():
             def _init_weights(self, module):
                 if isinstance(module, nn.Linear):
                     init.zeros_(module.bias)
+                    init.normal_(module.weight, mean=0.0, std=0.02)
         """)
     result = convert_source(src, "pkg/modeling_net.py", hub=("transformers",))
     assert [d for d in result.diagnostics if d.severity.value != "info"] == []
     assert "module.bias = mx.zeros_like(module.bias)" in result.code
+    again = convert_source(result.code, "pkg/modeling_net.py", hub=("transformers",))
+    assert again.code == result.code and not again.diagnostics  # the stand-ins' import gives the same facts
 
 
 def test_cli_and_configuration(tmp_path):

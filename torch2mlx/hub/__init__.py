@@ -149,6 +149,14 @@ def plan(hubs, tree: ast.Module, path: str, module_name: Optional[str] = None, i
         if not isinstance(node, ast.ImportFrom) or any(a.name == "*" for a in node.names):
             continue
         target = absolute_import(module, node, is_package)
+        if target == STAND_INS:  # converted code converted again: the same facts, nothing to rewrite
+            seen = True
+            for a in node.names:
+                if a.name in MODULE_CLASSES:
+                    classes.add(a.asname or a.name)
+                if a.name == "initialization":
+                    aliases[a.asname or a.name] = "torch.nn.init"
+            continue
         if target != "transformers" and not target.startswith("transformers."):
             continue
         inner = target[len("transformers."):] if target != "transformers" else ""
