@@ -84,3 +84,43 @@ def matrix_power(rule, original: cst.Call, call: cst.Call, receiver, rewriter):
     else:
         text = " @ ".join(["{t0}"] * n)
     return _filled(rule, text, {"t0": bound.get("A")})
+
+
+@register("rot90")
+def rot90(rule, original: cst.Call, call: cst.Call, receiver, rewriter):
+    """torch.rot90(x, k, dims) for literal k and dims: flips and a transpose, as ATen composes them (k = 1:
+    flip dims[1] then swap; k = 2: flip both; k = 3: flip dims[0] then swap)."""
+    bound = normalize(rule, bind(call.args, rule.signature, receiver))
+    k = int_literal_value(bound.get("k")) if bound.present("k") else 1
+    dims = bound.get("dims")
+    if dims is None:
+        d0, d1 = 0, 1
+    else:
+        items = [e.value for e in dims.elements] if isinstance(dims, (cst.List, cst.Tuple)) else []
+        values = [int_literal_value(v) for v in items]
+        if len(values) != 2 or None in values:
+            raise Flag(f"rot90: dims must be a literal pair of integers: {code_of(dims)}")
+        d0, d1 = values
+    if k is None:
+        raise Flag(f"rot90: k must be an integer literal: {code_of(bound.get('k'))}")
+    text = {0: "{t0}", 1: f"mx.swapaxes(mx.flip({{t0}}, axis={d1}), {d0}, {d1})",
+            2: f"mx.flip(mx.flip({{t0}}, axis={d0}), axis={d1})",
+            3: f"mx.swapaxes(mx.flip({{t0}}, axis={d0}), {d0}, {d1})"}[k % 4]
+    return _filled(rule, text, {"t0": bound.get("input")})
+
+
+@register("tensor_split")
+def tensor_split(rule, original: cst.Call, call: cst.Call, receiver, rewriter):
+    """torch.tensor_split(x, n, dim): n parts, the first len % n one element longer; with a literal list of
+    indices, mx.split at those indices (numpy's array_split rule, which torch follows)."""
+    bound = normalize(rule, bind(call.args, rule.signature, receiver))
+    dim = bound.get("dim") if bound.present("dim") else cst.Integer("0")
+    sections = bound.get("indices_or_sections")
+    values = {"t0": bound.get("input"), "d": dim, "s": sections}
+    if isinstance(sections, (cst.List, cst.Tuple)):
+        return _filled(rule, "mx.split({t0}, {s}, axis={d})", values)
+    n = int_literal_value(sections)
+    if n is None:
+        raise Flag(f"tensor_split: sections must be an integer literal or a literal list of indices: {code_of(sections)}")
+    return _filled(rule, "mx.split({t0}, [i * ({t0}.shape[{d}] // {s}) + min(i, {t0}.shape[{d}] % {s}) "
+                         "for i in range(1, {s})], axis={d})", values)
