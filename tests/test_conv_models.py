@@ -99,6 +99,7 @@ REMAPPED = [  # forward body after `h = self.conv(x)`, what must appear in the M
     ("return h[:, 1:3, :2]", "h[:, :2, :, 1:3]"),
     ("return h.flatten(2)", "mx.flatten(h, 1, 2)"),
     ("return h.flatten(2).transpose(1, 2)", "return mx.flatten(h, 1, 2)\n"),
+    ("return h.reshape(2, 4, -1)", "reshape_channels_last(h, 2, 4, -1)"),  # (N, C, H*W), checked at run time
     ("return h.mean([-2, -1])", "axis=[1, 2]"),
     ("return h.sum(dim=1, keepdim=True)", "axis=3"),
     ("return h.amax(2)", "mx.max(h, 1)"),
@@ -139,7 +140,7 @@ FLAGGED = [
     "if h.sum() > 0:\n    h = h.flatten(1)\nreturn h",
     "for _ in range(2):\n    h = h.mean(1)\nreturn h",
     "return h[:, self.index]",
-    "return h.reshape(2, 4, -1)",
+    "return h.reshape(2, 2, 2, -1)",
     "N, C = h.shape[:2]\nreturn C",
     "try:\n    h = h * 2\nexcept ValueError:\n    pass\nreturn h",
 ]

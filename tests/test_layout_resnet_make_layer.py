@@ -243,3 +243,58 @@ def test_a_layer_factory_method_of_the_class_is_followed():
     with torch.no_grad():
         expected = torch_model(torch.from_numpy(x))
     assert_close(mlx_model(mx.array(channels_last(x))), expected)
+
+
+VIT_PATCHES = '''class Patches(nn.Module):
+    def __init__(self, patch_size=4, hidden_dim=6, split=None):
+        super().__init__()
+        self.patch_size = patch_size
+        self.hidden_dim = hidden_dim
+        self.split = split
+        self.conv_proj = nn.Conv2d(3, hidden_dim, kernel_size=patch_size, stride=patch_size)
+        self.class_token = nn.Parameter(torch.zeros(1, 1, hidden_dim))
+        self.head = nn.Linear(hidden_dim, 5)
+
+    def _process_input(self, x):
+        n, c, h, w = x.shape
+        p = self.patch_size
+        n_h = h // p
+        n_w = w // p
+        x = self.conv_proj(x)
+        if self.split is not None:
+            x = x.reshape(n, self.split, -1)
+        else:
+            x = x.reshape(n, self.hidden_dim, n_h * n_w)
+        x = x.permute(0, 2, 1)
+        return x
+
+    def forward(self, x):
+        x = self._process_input(x)
+        n = x.shape[0]
+        batch_class_token = self.class_token.expand(n, -1, -1)
+        x = torch.cat([batch_class_token, x], dim=1)
+        return self.head(x)
+'''
+
+
+def test_vit_patch_reshape_of_a_channels_last_map():
+    # torchvision ViT's _process_input: `x.reshape(n, hidden_dim, n_h * n_w)` of the patch convolution's map, then
+    # permute(0, 2, 1): torch's (N, C, H*W) is MLX's (N, H*W, C), checked at run time to be that reshape
+    source = HEADER + VIT_PATCHES
+    result = convert_source(source, "model.py")
+    assert not warnings(result), "\n".join(d.format() for d in warnings(result)) + "\n" + result.code
+    assert "x = reshape_channels_last(x, n, self.hidden_dim, n_h * n_w)" in result.code
+    torch.manual_seed(0)
+    torch_model = exec_source(source, "torch_model")["Patches"]()
+    with torch.no_grad():
+        torch_model.class_token.normal_()
+    mlx_model = exec_source(result.code, "mlx_model")["Patches"]()
+    assert load_torch_weights(mlx_model, torch_model.state_dict()).ok
+    x = np.random.RandomState(0).standard_normal((2, 3, 8, 12)).astype(np.float32)
+    with torch.no_grad():
+        expected = torch_model(torch.from_numpy(x))
+    assert_close(mlx_model(mx.array(channels_last(x))), expected, channels_last_output=False)
+    # another reshape (channels mixed with positions in torch's layout) raises instead of computing something else
+    other = exec_source(result.code, "mlx_model")["Patches"](split=3)
+    with pytest.raises(NotImplementedError, match=r"only \(N, C, H\*W\) is translated"):
+        other(mx.array(channels_last(x)))

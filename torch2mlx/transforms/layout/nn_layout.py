@@ -8,6 +8,9 @@ depends on the axis order:
 - `x.view(x.size(0), -1)`, `x.reshape(x.shape[0], -1)`, `x.flatten(1)`, `torch.flatten(x, 1)` of
   a feature map: `x` is first transposed back to channels-first, so torch's Linear weights stay
   valid (not after `AdaptiveAvgPool2d(1)`: a 1x1 map flattens the same either way);
+- `x.reshape(n, c, length)` / `x.view(...)` of a (N, H, W, C) map (ViT's patch embedding): torch's (N, C, H*W) is
+  MLX's (N, H*W, C), a (N, L, C) value; `reshape_channels_last` checks at run time that (n, c, length) is
+  (N, C, H*W) (any other reshape mixes channels and positions differently in the two layouts: it raises);
 - `torch.cat([a, b], dim=1)` -> the last axis; `x.shape[i]` / `x.size(i)` -> the matching
   channels-last axis; `N, C, H, W = x.shape` binds the names in MLX's order;
 - permutes, transposes, `flatten(2)`, reductions, channel indexing, `chunk`/`split` are remapped
@@ -1317,6 +1320,12 @@ class NnLayoutTransform(LayoutOps, LayoutFlow, Transform):
                 return self._flatten(rw, e, receiver, [])
             if method == "flatten" and len(args) == 1 and _int(args[0].value) == 1:
                 return self._flatten(rw, e, receiver, [])
+        if method in ("view", "reshape") and layout == "cl2" and len(args) == 3 \
+                and all(not a.keyword and not a.star and self._layout(rw, a.value) == "plain" for a in args):
+            # ViT's `x.reshape(n, hidden_dim, n_h * n_w)` after the patch convolution: torch's (N, C, H*W) is MLX's
+            # (N, H*W, C) when the sizes are (N, C, H*W); reshape_channels_last checks that at run time
+            self.rebuild[id(e)] = _RESHAPE
+            return "cl1"
         elif method == "flatten" and len(args) == 1 and _int(args[0].value) == 1 and not args[0].keyword:
             if layout != "g":  # a 1x1 map flattens alike in both layouts; a feature map goes back to torch's order
                 self.rebuild[id(e)] = "mx.flatten(mx.transpose({x}, %s), 1)" % TO_TORCH[layout]
@@ -1569,6 +1578,20 @@ class NnLayoutTransform(LayoutOps, LayoutFlow, Transform):
         if template == "{x}":
             rw.mark_identity(receiver)  # `x = x` left by it is dropped
             return receiver.with_changes(lpar=original.lpar, rpar=original.rpar) if original.lpar else receiver
+        if template == _RESHAPE:
+            try:
+                add_helpers(rw, ["reshape_channels_last"], {"reshape_channels_last": RESHAPE_CHANNELS_LAST})
+            except Flag as flag:
+                rw.flag(original, RULE, "no-equivalent", f"a reshape of a channels-last map: {flag.reason}")
+                return updated
+            sizes = [a.value for a in updated.args[1:]] if _is_mx_call(updated) else [a.value for a in updated.args]
+            if len(sizes) == 1 and isinstance(sizes[0], (cst.Tuple, cst.List)):  # mx.reshape(x, (n, c, length))
+                sizes = [el.value for el in sizes[0].elements]
+            if len(sizes) != 3 or any(isinstance(v, cst.StarredElement) for v in sizes):
+                rw.flag(original, RULE, "needs-review", "the layout analysis could not rewrite this call for channels-last data")
+                return updated
+            args = [cst.Arg(receiver, comma=_COMMA), *(cst.Arg(v, comma=_COMMA) for v in sizes[:2]), cst.Arg(sizes[2])]
+            return cst.Call(func=cst.Name("reshape_channels_last"), args=args, lpar=original.lpar, rpar=original.rpar)
         rw.need_import("mx")
         expr = cst.parse_expression(template.replace("mx.", sentinel("mx") + ".").replace("{x}", "__t2m_receiver__"))
         return expr.visit(_Substitute(receiver))
@@ -1744,6 +1767,18 @@ def _walk_nodes(node: cst.CSTNode) -> list:
 
 
 _MISSING = object()  # an argument a call leaves out
+_RESHAPE = "reshape_channels_last"  # the `rebuild` entry of `x.reshape(n, c, length)` of a (N, H, W, C) map
+RESHAPE_CHANNELS_LAST = '''
+def reshape_channels_last(x, n, c, length):
+    """PyTorch's reshape of an (N, C, H, W) map to (n, c, length), on its channels-last form x (N, H, W, C): the
+    channels-last (N, H*W, C) when (n, c, length) is (N, C, H*W) (-1 allowed once); other shapes mix channels
+    with positions differently in the two layouts, and raise."""
+    shape = (x.shape[0], x.shape[-1], x.size // (x.shape[0] * x.shape[-1]))
+    given = (n, c, length)
+    if given.count(-1) > 1 or any(g not in (-1, s) for g, s in zip(given, shape)):
+        raise NotImplementedError(f"reshape of a channels-last {tuple(x.shape)} map to {given}: only (N, C, H*W) is translated")
+    return x.reshape(shape[0], shape[2], shape[1])
+'''
 
 
 def _argument(call: cst.Call, name: str, positional: list):
@@ -1863,6 +1898,10 @@ class _ModuleCalls(cst.CSTVisitor):
         if isinstance(value, cst.Call) and isinstance(value.func, cst.Name) and value.func.value in self.classes \
                 and isinstance(node.target, cst.Name):
             self.bound.append((node.target.value, value.func.value))
+
+
+def _is_mx_call(call: cst.Call) -> bool:
+    return m.matches(call.func, m.Attribute(value=m.Name(sentinel("mx"))))
 
 
 def _receiver(original: cst.Call, updated: cst.Call) -> Optional[cst.BaseExpression]:
