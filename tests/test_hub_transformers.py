@@ -295,3 +295,29 @@ def test_transformers_style_model_matches_torch_with_torch_blocked(tmp_path):
     for name, shape in shapes.items():
         assert tuple(report[name][0]) == tuple(shape), name
         assert report[name][1] <= 1e-4, (name, report[name][1])
+
+
+@pytest.mark.parametrize("filled", [0, 4])
+def test_causal_mask_after_a_cache_matches_transformers(filled):
+    from transformers import masking_utils
+    from transformers.cache_utils import DynamicCache
+
+    hub = _hub()
+    cfg = _config()
+    theirs, ours = DynamicCache(config=cfg), hub.DynamicCache(config=cfg)
+    if filled:
+        kv = np.random.default_rng(0).normal(size=(1, 2, filled, 8)).astype(np.float32)
+        for layer in range(cfg.num_hidden_layers):
+            theirs.update(torch.from_numpy(kv), torch.from_numpy(kv), layer)
+            ours.update(mx.array(kv), mx.array(kv), layer)
+    assert ours.get_seq_length() == theirs.get_seq_length() == filled
+    embeds = np.zeros((1, 2, 16), np.float32)
+    expected = masking_utils.create_causal_mask(config=cfg, inputs_embeds=torch.from_numpy(embeds),
+                                                attention_mask=None, past_key_values=theirs)
+    actual = hub.create_causal_mask(config=cfg, inputs_embeds=mx.array(embeds), attention_mask=None,
+                                    past_key_values=ours)
+    np.testing.assert_array_equal(np.array(actual), expected.numpy())
+    new = np.ones((1, 2, 2, 8), np.float32)
+    keys, _ = ours.update(mx.array(new), mx.array(new), 0)
+    their_keys, _ = theirs.update(torch.from_numpy(new), torch.from_numpy(new), 0)
+    np.testing.assert_array_equal(np.array(keys), their_keys.numpy())

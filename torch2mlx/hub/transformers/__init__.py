@@ -553,10 +553,10 @@ class EncoderDecoderCache(Cache):
 
 # ---------------------------------------------------------------- masks (masking_utils), eager attention's additive masks
 
-def _positions(inputs_embeds, past_key_values, position_ids):
+def _positions(inputs_embeds, attention_mask, past_key_values, position_ids):
     q_len = inputs_embeds.shape[1]
     past = past_key_values.get_seq_length() if past_key_values is not None else 0
-    if position_ids is not None:
+    if position_ids is not None and attention_mask is None and past_key_values is None:  # transformers' packing test
         expected = mx.arange(past, past + q_len)
         ids = position_ids.reshape(-1, position_ids.shape[-1])
         if ids.shape[-1] != q_len or not bool(mx.all(ids == expected[None]).item()):
@@ -582,7 +582,7 @@ def _causal(config, inputs_embeds, attention_mask, past_key_values, position_ids
             and_mask_function, block_sequence_ids):
     if or_mask_function is not None or and_mask_function is not None or block_sequence_ids is not None:
         raise HubNotSupported("custom or block mask functions")
-    past, q_len = _positions(inputs_embeds, past_key_values, position_ids)
+    past, q_len = _positions(inputs_embeds, attention_mask, past_key_values, position_ids)
     kv_len = past + q_len
     q_idx = mx.arange(past, kv_len)[:, None]
     kv_idx = mx.arange(kv_len)[None, :]
