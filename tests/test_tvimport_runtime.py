@@ -1,5 +1,6 @@
 """Module-level idioms of timm that kept the converted package from importing without torch (runtime-values):
-a torch module written as a parameter's annotation (layers/adaptive_avgmax_pool.py `input_fmt: F = 'NCHW'`), and a
+a torch module or an untranslated torch class written as a parameter's annotation (layers/adaptive_avgmax_pool.py
+`input_fmt: F = 'NCHW'`, utils/model_ema.py `generator: Optional[torch.Generator] = None`), and a
 try/except choosing torch's function or the file's own (layers/trace_utils.py `_assert`). Run under torch and MLX."""
 from __future__ import annotations
 
@@ -28,7 +29,7 @@ class FastAdaptiveAvgPool(torch.nn.Module):
         self.dim = get_spatial_dim(input_fmt)
 
 
-def described(x, how: torch.nn.functional = None) -> torch.nn:
+def described(x, how: torch.nn.functional = None, generator: Optional[torch.Generator] = None) -> torch.nn:
     return x
 '''
 
@@ -37,7 +38,8 @@ def test_torch_module_as_whole_annotation_becomes_its_text(monkeypatch):
     result = convert_source(ANNOTATED, "adaptive_avgmax_pool.py")
     assert not warnings(result), [d.format() for d in result.diagnostics]
     code = result.code
-    assert "input_fmt: 'F' = 'NCHW'" in code and "how: 'torch.nn.functional' = None) -> 'torch.nn':" in code
+    assert "input_fmt: 'F' = 'NCHW'" in code and "how: 'torch.nn.functional' = None" in code
+    assert "generator: Optional['torch.Generator'] = None) -> 'torch.nn':" in code
     torch_ns = exec_source(ANNOTATED, "torch_annotated")
     monkeypatch.setitem(sys.modules, "torch", None)
     mlx_ns = exec_source(code, "mlx_annotated")
@@ -50,7 +52,7 @@ def test_torch_module_as_whole_annotation_becomes_its_text(monkeypatch):
 
 
 def test_torch_module_inside_an_annotation_stays_flagged():
-    """`Optional[F]` / `F | None`: only a whole annotation becomes a string (`'F' | None` would raise)."""
+    """`F | None`: an operand of `|` does not become a string (`'F' | None` would raise)."""
     source = '''
 import torch.nn.functional as F
 

@@ -21,6 +21,10 @@ What it does
       `TorchMaxPool2d`, `TorchAvgPool2d` (what MLX's pooling lacks, ceil_mode and the like, raises when called);
     - `TorchConv2d`: the kernel stays in torch's (O, I/groups, kh, kw) layout (`load_torch_weights` keeps
       it: the class says `torch_weight_layout = True`), `_conv_forward(input, weight, bias)` as torch's;
+      `TorchConv1d` / `TorchConv3d` the same for (N, C, L) / (N, C, D, H, W) data (torchvision's video
+      Conv3DSimple); a grouped 3-D convolution raises when built (MLX's has groups=1 only);
+    - `TorchSyncBatchNorm` (timm's SyncBatchNormAct): in one process PyTorch's SyncBatchNorm is batch norm over
+      axis 1 of any rank; its `forward` is there for a derived forward's `super().forward(x)`;
     - `TorchModuleDict`: the modules are the MLX module's own members, so state_dict keys are torch's
       (`denselayer1.conv.weight`) and `self.items()`, `self.keys()`, `self.values()`, `for name in self`,
       `len(self)`, `self[name]` see the modules only, as torch's ModuleDict; `add_module` as torch's.
@@ -37,8 +41,8 @@ What it does
     What MLX cannot do raises NotImplementedError when the layer is built (a dtype, a padding_mode other
     than 'zeros', an odd total 'same' padding).
 Left flagged
-    other torch layer classes as bases (BatchNorm1d/3d, other pools, Conv1d/3d, Sequential with a forward:
-    see layer_values.py), and a helper name already used in the file.
+    other torch layer classes as bases (BatchNorm1d/3d, other pools, transposed convolutions), and a helper name
+    already used in the file.
 """
 from __future__ import annotations
 
@@ -223,6 +227,52 @@ class TorchBatchNorm2d(nn.BatchNorm):
         return out
 '''
 
+_SYNC_BATCH_NORM = '''
+class TorchSyncBatchNorm(nn.BatchNorm):
+    """PyTorch's nn.SyncBatchNorm for classes deriving from it, in one process: PyTorch's own then computes plain
+    batch norm (it synchronises only inside an initialised torch.distributed group, which an MLX program has not).
+    num_features, eps, momentum, affine, track_running_stats, process_group (kept, unused as by PyTorch here),
+    weight and bias (or None), running_mean and running_var (frozen members, loaded from PyTorch's state_dict),
+    num_batches_tracked (a count, not loaded); normalises axis 1 of (N, C, ...) arrays as PyTorch (batch statistics
+    in training, updating the running ones with momentum, or a cumulative average for momentum=None).
+    `forward` is PyTorch's (a derived class's forward calls super().forward(x))."""
+
+    def __init__(self, num_features, eps=1e-05, momentum=0.1, affine=True, track_running_stats=True,
+                 process_group=None, device=None, dtype=None):
+        if dtype is not None:
+            raise NotImplementedError("SyncBatchNorm: MLX layers take no dtype")
+        super().__init__(num_features, eps=eps, momentum=momentum, affine=affine,
+                         track_running_stats=track_running_stats)  # running statistics frozen there
+        self.affine, self.num_batches_tracked, self.process_group = affine, 0, process_group
+        if not affine:
+            self.weight = self.bias = None
+        if not track_running_stats:
+            self.running_mean = self.running_var = None
+
+    def forward(self, input):
+        if input.ndim < 2:
+            raise ValueError(f"expected at least 2D input (got {input.ndim}D input)")
+        axes = (0, *range(2, input.ndim))
+        if self.training or not self.track_running_stats:
+            mean, var = input.mean(axis=axes), input.var(axis=axes)
+            if self.training and self.track_running_stats:
+                self.num_batches_tracked += 1
+                factor = 1.0 / self.num_batches_tracked if self.momentum is None else self.momentum
+                count = input.size // input.shape[1]
+                self.running_mean = (1 - factor) * self.running_mean + factor * mean
+                self.running_var = (1 - factor) * self.running_var + factor * var * count / max(count - 1, 1)
+        else:
+            mean, var = self.running_mean, self.running_var
+        shape = (1, -1) + (1,) * (input.ndim - 2)
+        out = (input - mean.reshape(shape)) * mx.rsqrt(var.reshape(shape) + self.eps)
+        if self.weight is not None:
+            out = out * self.weight.reshape(shape) + self.bias.reshape(shape)
+        return out
+
+    def __call__(self, input):
+        return TorchSyncBatchNorm.forward(self, input)
+'''
+
 _POOL2D = '''
 class Torch{kind}Pool2d(nn.Module):
     """PyTorch's nn.{kind}Pool2d for classes deriving from it: its arguments as PyTorch keeps them (stride None
@@ -324,10 +374,12 @@ class TorchSequential(nn.Module):
 # torch class -> the helper a class deriving from it derives from; helper code; the helpers each calls
 # (conv_padding: layer_values.py)
 BASES = {"Linear": "TorchLinear", "PReLU": "TorchPReLU", "LayerNorm": "TorchLayerNorm", "GroupNorm": "TorchGroupNorm",
-         "Conv1d": "TorchConv1d", "Conv2d": "TorchConv2d", "Conv3d": "TorchConv3d", "BatchNorm2d": "TorchBatchNorm2d", "MaxPool2d": "TorchMaxPool2d",
+         "Conv1d": "TorchConv1d", "Conv2d": "TorchConv2d", "Conv3d": "TorchConv3d", "BatchNorm2d": "TorchBatchNorm2d",
+         "SyncBatchNorm": "TorchSyncBatchNorm", "MaxPool2d": "TorchMaxPool2d",
          "AvgPool2d": "TorchAvgPool2d", "ModuleDict": "TorchModuleDict", "Sequential": "TorchSequential"}
 BASE_CODE = {"TorchLinear": _LINEAR, "TorchPReLU": _PRELU, "TorchLayerNorm": _LAYER_NORM,
              "TorchGroupNorm": _GROUP_NORM, "TorchConv1d": _CONV1D, "TorchConv2d": _CONV2D, "TorchConv3d": _CONV3D, "TorchBatchNorm2d": _BATCH_NORM2D,
+             "TorchSyncBatchNorm": _SYNC_BATCH_NORM,
              "TorchMaxPool2d": _MAX_POOL2D, "TorchAvgPool2d": _AVG_POOL2D, "TorchModuleDict": _MODULE_DICT,
              "TorchSequential": _SEQUENTIAL}
 BASE_DEPENDS = {"TorchConv1d": ("conv_padding",), "TorchConv2d": ("conv_padding",), "TorchConv3d": ("conv_padding",)}

@@ -12,8 +12,9 @@ What it does
     - `nn.ModuleList` in an annotation -> `list` (what nn.ModuleList(...) becomes).
     - `BroadcastingList2[int]` (torch.jit.annotations) in an annotation -> `typing.Sequence[int]` (eager torch
       evaluates it to None; only TorchScript reads it).
-    - a torch module as a whole annotation (`input_fmt: F = 'NCHW'`, timm's slip for `str`) -> its text as a string
-      (`'F'`), what `from __future__ import annotations` makes of every annotation: only introspection reads it.
+    - a torch module (`input_fmt: F = 'NCHW'`, timm's slip for `str`) or a torch name with no rule
+      (`Optional[torch.Generator]`) as a whole annotation or a generic's argument -> its text as a string (`'F'`),
+      what `from __future__ import annotations` makes of every annotation: only introspection reads it.
     - `torch.jit.annotations.List` / Tuple / Dict / Optional / Any / Union -> `typing.List` ... (the same objects).
     - `torch.jit.Final` (also imported as `Final`) -> `typing.Final`: torch.jit.Final *is* typing.Final
       (torch/_jit_internal.py); `import typing` is added when the file does not bind the name.
@@ -360,7 +361,7 @@ class RuntimeValues(Transform):
     def __init__(self) -> None:
         self.bases: set = set()  # ids of class-base expressions
         self.annotations = 0     # depth of annotations being visited
-        self.whole_annotations: set = set()  # ids of expressions that are a whole annotation
+        self.string_safe: set = set()  # ids of annotation parts a string may replace (the whole, a generic's argument)
 
     def applies_to(self, text: str) -> bool:
         return ("wrap" in text or "annotations" in text or "_assert" in text or "script_if_tracing" in text or "_overload" in text or "BroadcastingList" in text or "ModuleList" in text or "register_fake" in text or "impl_abstract" in text or "hasattr" in text or "getattr" in text or "ImportError" in text or "Final" in text or "Dataset" in text or "Sampler" in text or "Function" in text
@@ -373,7 +374,7 @@ class RuntimeValues(Transform):
 
     def visit_Annotation(self, rw, node) -> None:
         self.annotations += 1
-        self.whole_annotations.add(id(node.annotation))
+        self.string_safe.update(_string_safe(node.annotation))
 
     def leave_Annotation(self, rw, original, updated):
         self.annotations -= 1
@@ -402,10 +403,11 @@ class RuntimeValues(Transform):
                 result = self._function_value(rw, qual)
             elif qual in DATA_BASES and (id(original) in self.bases or self.annotations):
                 result = self._data_class(rw, qual)
-            elif qual in TORCH_MODULES and id(original) in self.whole_annotations:
-                # `input_fmt: F = 'NCHW'` (timm adaptive_avgmax_pool.py: a module as a type, evaluated at import):
-                # the annotation's own text as a string, what `from __future__ import annotations` makes of every
-                # annotation; nothing but introspection reads it. Only a whole annotation: `'F' | None` would raise
+            elif id(original) in self.string_safe and (qual in TORCH_MODULES or _untranslated(rw, qual)):
+                # `input_fmt: F = 'NCHW'` (timm adaptive_avgmax_pool.py: a module as a type), `generator:
+                # Optional[torch.Generator] = None` (timm model_ema.py), evaluated at import: the annotation's own text
+                # as a string, what `from __future__ import annotations` makes of every annotation (typing takes it
+                # as a forward reference); nothing but introspection reads it. Not an operand of `|` (would raise)
                 result = cst.SimpleString(repr(cst.Module([]).code_for_node(original)))
             else:
                 return updated
@@ -620,6 +622,28 @@ class RuntimeValues(Transform):
         rw.drop_flags(expr)
         rw.count_conversion()
         return cst.RemoveFromParent()
+
+
+def _string_safe(annotation: cst.BaseExpression) -> set:
+    """Ids of the parts of an annotation that a string (a forward reference) may replace at run time: the whole
+    annotation, and the arguments of a subscripted generic (`Optional[X]`, `Dict[str, X]`, `Callable[[X], Y]`),
+    recursively; not an operand of `|`, nor anything under an attribute or a call."""
+    found, stack = set(), [annotation]
+    while stack:
+        node = stack.pop()
+        found.add(id(node))
+        if isinstance(node, cst.Subscript):
+            for element in node.slice:
+                if isinstance(element.slice, cst.Index):
+                    stack.append(element.slice.value)
+        elif isinstance(node, cst.List):
+            stack.extend(e.value for e in node.elements if isinstance(e, cst.Element))
+    return found
+
+
+def _untranslated(rw, qual: str) -> bool:
+    """A torch name (`_value` is reached only for what the table flagged: left as written)."""
+    return qual.startswith("torch.")
 
 
 def _torch_has(rw, qual: str) -> bool:
