@@ -255,6 +255,70 @@ def test_cross_entropy_with_weight_ignore_index_and_label_smoothing(loss):
     _assert_same(t, m)
 
 
+# ----- nanoGPT's accumulation: a loop of micro-steps with backward(), the step after it -------------------
+MICRO_STEPS = HEAD + '''
+
+def train(model, batches, iters=4, gradient_accumulation_steps=2, grad_clip=0.5):
+    optimizer = torch.optim.AdamW(model.parameters(), lr=0.02, weight_decay=0.1)
+    scaler = torch.cuda.amp.GradScaler(enabled=True)
+    losses = []
+    for iter_num in range(iters):
+        for micro_step in range(gradient_accumulation_steps):
+            X, Y = batches[iter_num * gradient_accumulation_steps + micro_step]
+            with torch.autocast(device_type="cuda", dtype=torch.bfloat16):
+                logits = model(X)
+                loss = F.cross_entropy(logits, Y)
+                loss = loss / gradient_accumulation_steps
+            scaler.scale(loss).backward()
+            losses.append(loss.item())
+        if grad_clip != 0.0:
+            scaler.unscale_(optimizer)
+            torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+        scaler.step(optimizer)
+        scaler.update()
+        optimizer.zero_grad(set_to_none=True)
+        losses.append(evaluate(model, *batches[0]))
+        model.train()
+    return losses
+'''
+MICRO_STEPS_ZERO_FIRST = MICRO_STEPS.replace("        optimizer.zero_grad(set_to_none=True)\n", "").replace(
+    "    for iter_num in range(iters):\n", "    for iter_num in range(iters):\n        optimizer.zero_grad()\n")
+
+
+@pytest.mark.parametrize("source", [MICRO_STEPS, MICRO_STEPS_ZERO_FIRST], ids=["zero_grad-after-step", "zero_grad-first"])
+def test_micro_step_loop_then_one_step(source):
+    """Gradients summed over the micro-steps (one update per iteration, clipped), with autocast and a GradScaler:
+    the micro-batch losses and the evaluation after every update follow torch's float32 run."""
+    import warnings
+
+    assert source.count("zero_grad") == 1
+    with warnings.catch_warnings():  # CUDA autocast / GradScaler disable themselves on a CPU-only torch
+        warnings.simplefilter("ignore")
+        t, m, result = _run_both(source)
+    assert "            accum_grads = accumulate_grads(accum_grads, grads)\n" in result.code, result.code
+    assert "        optimizer.update(model, accum_grads)\n" in result.code, result.code
+    notes = [d.message for d in result.diagnostics if d.rule_id == "train-step"]
+    assert len(notes) == (1 if "zero_grad(set_to_none" in source else 0), notes
+    _assert_same(t, m)
+
+
+@pytest.mark.parametrize("change,why", [
+    ("        optimizer.zero_grad(set_to_none=True)\n", "no single optimizer.zero_grad()"),  # torch adds across steps
+    ("            losses.append(loss.item())\n", "gradients are read"),
+])
+def test_micro_step_loops_that_differ_are_flagged(change, why):
+    source = MICRO_STEPS.replace(change, "" if "zero_grad" in change else change + "            print(model.fc1.weight.grad)\n")
+    assert source != MICRO_STEPS
+    result = convert_source(source)
+    messages = [d.message for d in result.diagnostics if d.rule_id == "train-step" and d.severity.value == "warning"]
+    assert any(why in msg for msg in messages), result.code
+    lines = result.code.splitlines()
+    for i, line in enumerate(lines):  # backward() and step() left in the code each carry a flag
+        if line.strip() in ("loss.backward()", "optimizer.step()"):
+            assert lines[i - 1].strip().startswith("# torch2mlx: train-step:"), result.code
+    assert "loss.backward()" in result.code and "optimizer.step()" in result.code
+
+
 # ----- the vision library's fine-tuning tutorial: train and val phases, set_grad_enabled, the step in an `if` --
 PHASES = HEAD + '''
 

@@ -137,6 +137,7 @@ class TrainStep(Transform):
         self.module = None
         self.deferred: dict = {}  # id(flagged statement in an if) -> (the statement unflagged, the node of its report)
         self.pending: dict = {}  # id(generated `acc = accumulate_grads(...)`) -> (acc, optimizer, model)
+        self.pending_notes: dict = {}  # the same ids -> the info note to give where `acc = None` is inserted
         self.loop_bodies: set = set()  # ids of the original bodies of for / while loops
         self.if_bodies: set = set()  # ids of the original bodies of `if`s without else
         self.conditional_reason = None
@@ -198,7 +199,7 @@ class TrainStep(Transform):
         return call is not None and rw.qualified_name(call.func) in CLIPS
 
     def _training_calls(self, rw, body) -> dict:
-        found: dict = {"backward": [], "step": [], "zero_grad": [], "clip": [], "clip_if": [], "step_if": []}
+        found: dict = {"backward": [], "step": [], "zero_grad": [], "clip": [], "clip_if": [], "step_if": [], "loop_backward": []}
         for i, stmt in enumerate(body):
             if _method(stmt, "backward") is not None:
                 found["backward"].append(i)
@@ -214,7 +215,19 @@ class TrainStep(Transform):
                     found["clip_if"].append(i)
                 elif inner and any(_method(st, "step") in self.optimizers for st in inner):
                     found["step_if"].append(i)
+                elif self._loop_backward(stmt) is not None:
+                    found["loop_backward"].append(i)
         return found
+
+    def _loop_backward(self, stmt) -> Optional[list]:
+        """The statements of a `for` / `while` (no else) whose body calls backward() and no step() (nanoGPT's micro-steps),
+        as the table pass left them, before any flag of this transform; else None."""
+        if not isinstance(stmt, (cst.For, cst.While)) or stmt.orelse is not None or not isinstance(stmt.body, cst.IndentedBlock):
+            return None
+        inner = [self.deferred.get(id(st), (st,))[0] for st in stmt.body.body]
+        if any(_method(st, "backward") is not None for st in inner) and not any(_method(st, "step") in self.optimizers for st in inner):
+            return inner
+        return None
 
     def _if_body(self, stmt) -> Optional[list]:
         """The statements of `if cond:` (no else) as the table pass left them, before any flag of this transform."""
@@ -270,7 +283,9 @@ class TrainStep(Transform):
             return updated.with_changes(body=body) if body != list(updated.body) else updated
         result = self._rewrite(rw, body, found)
         if isinstance(result, str):
-            return updated.with_changes(body=self._flag_all(rw, body, found, result, id(original) in self.if_bodies))
+            # deferred in an `if`, and in a loop body with backward() and no step() (the step may follow the loop)
+            defer = id(original) in self.if_bodies or (self.in_loop and not found["step"] and not found["step_if"])
+            return updated.with_changes(body=self._flag_all(rw, body, found, result, defer))
         return updated.with_changes(body=result)
 
     def leave_Module(self, rw, original, updated):
@@ -333,7 +348,8 @@ class TrainStep(Transform):
         out: list = []
         for stmt in body:
             inner = stmt.body.body if isinstance(stmt, (cst.For, cst.While)) and isinstance(stmt.body, cst.IndentedBlock) else ()
-            pending = next((self.pending.pop(id(st)) for st in inner if id(st) in self.pending), None)
+            key = next((id(st) for st in inner if id(st) in self.pending), None)
+            pending = self.pending.pop(key) if key is not None else None
             if pending is None:
                 out.append(stmt)
                 continue
@@ -344,10 +360,11 @@ class TrainStep(Transform):
                 out[zero] = init.with_changes(leading_lines=out[zero].leading_lines)
             else:
                 original = self.origin.get(id(stmt), stmt)
-                rw.report(original, RULE_ID, "semantics-differ",
-                          f"gradients of an accumulation left unfinished when the loop ends are dropped (`{acc} = None` "
-                          f"before the loop); torch keeps them in .grad for the next {optimizer}.step() unless "
-                          f"{optimizer}.zero_grad() runs before the loop", "info", original)
+                note = self.pending_notes.pop(key, None) or (
+                    f"gradients of an accumulation left unfinished when the loop ends are dropped (`{acc} = None` "
+                    f"before the loop); torch keeps them in .grad for the next {optimizer}.step() unless "
+                    f"{optimizer}.zero_grad() runs before the loop")
+                rw.report(original, RULE_ID, "semantics-differ", note, "info", original)
                 out.append(init.with_changes(leading_lines=stmt.leading_lines))
                 stmt = stmt.with_changes(leading_lines=[])
             out.append(stmt)
@@ -386,6 +403,8 @@ class TrainStep(Transform):
         return out + rest
 
     def _rewrite(self, rw, body: list, found: dict, conditional=None):
+        if not found["backward"] and len(found["step"]) == 1 and len(found["loop_backward"]) == 1 and not found["step_if"]:
+            return self._rewrite_micro_steps(rw, body, found)
         if len(found["backward"]) == len(found["step"]) >= 2 and not found["step_if"]:
             return self._rewrite_segments(rw, body, found)
         if len(found["backward"]) == 1 and not found["step"] and len(found["step_if"]) == 1:
@@ -459,6 +478,65 @@ class TrainStep(Transform):
         # deferred again: an enclosing block (the loop body around a `with`) may still translate the step
         flagged = self._flag_all(rw, inner, self._training_calls(rw, inner), why, if_body=True)
         return [*body[:c], stmt.with_changes(body=stmt.body.with_changes(body=flagged)), *body[c + 1:]]
+
+    def _rewrite_micro_steps(self, rw, body: list, found: dict):
+        """nanoGPT's accumulation: `for micro_step in range(n): <forward>; loss.backward()`, then (clipping and)
+        `opt.step()` after the loop, `opt.zero_grad()` after the step or before the loop. The loop sums the grads
+        trees (`accumulate_grads`) from `acc = None` right before it; the step updates with the sum."""
+        lp, s = found["loop_backward"][0], found["step"][0]
+        optimizer = _method(body[s], "step")
+        model, why = model_for(optimizer, self.optimizers, self.tree, self._function_ast())
+        if model is None:
+            return why
+        if s < lp:
+            return "optimizer.step() comes before the loop of backward() calls"
+        inner = self._loop_backward(body[lp])
+        inner_found = self._training_calls(rw, inner)
+        if (len(inner_found["backward"]) != 1 or inner_found["zero_grad"] or inner_found["clip"] or inner_found["clip_if"]
+                or inner_found["loop_backward"] or inner_found["step_if"]):
+            return NOT_TOGETHER
+        zeros = [i for i in found["zero_grad"] if _method(body[i], "zero_grad") in (optimizer, model)]
+        if len(zeros) != 1 or lp < zeros[0] < s:
+            return (f"no single {optimizer}.zero_grad() before the loop of backward() calls or after {optimizer}.step(): "
+                    "torch would add gradients across steps")
+        clip_idx = sorted(found["clip"] + found["clip_if"])
+        if any(not lp < i < s for i in clip_idx):
+            return "clip_grad_norm_ is not between the loop of backward() calls and step()"
+        b = inner_found["backward"][0]
+        if any("grad" in names_in(body[i]) for i in range(lp + 1, s) if i not in clip_idx) or any(
+                "grad" in names_in(st) for st in inner[b + 1:]):
+            return "gradients are read between backward() and step(); MLX has them only as the grads tree"
+        loss = self._loss_region(inner, b, -1, model, rw)
+        if isinstance(loss, str):
+            return loss
+        new_inner = self._build(rw, inner, loss, b, -1, [], model, optimizer, (-1, None, None, None, None))
+        if isinstance(new_inner, str):
+            return new_inner
+        summed = next(st for st in new_inner if id(st) in self.pending)
+        acc = self.pending[id(summed)][0]
+        if zeros[0] > s:  # reset after each step only: say what the first step assumes
+            self.pending_notes[id(summed)] = (
+                f"`{acc} = None` before the loop of backward() calls: gradients present before the first {optimizer}.step() "
+                f"(a backward() before this loop with no zero_grad() since) are not added to it, as torch would")
+        loop = self._undefer(rw, body[lp])
+        out: list = []
+        for i, stmt in enumerate(body):
+            if i == lp:
+                new_loop = loop.with_changes(body=loop.body.with_changes(body=new_inner))
+                self.origin[id(new_loop)] = self.origin.get(id(body[lp]), body[lp])  # where a note on it points
+                out.append(new_loop)
+            elif i in clip_idx:
+                new = self._clip_statements(rw, stmt, model, acc)
+                if isinstance(new, str):
+                    return new
+                out.extend(new)
+            elif i == s:
+                out.extend(self._update(rw, stmt, model, optimizer, acc))
+            elif i == zeros[0] and i > s:
+                continue
+            else:
+                out.append(stmt)
+        return self._place_accumulators(rw, out)
 
     def _rewrite_accumulation(self, rw, body: list, found: dict):
         """`loss.backward()` every micro-batch, `if ...: opt.step(); opt.zero_grad()`: gradients summed until the step."""
