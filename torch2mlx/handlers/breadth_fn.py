@@ -124,3 +124,30 @@ def tensor_split(rule, original: cst.Call, call: cst.Call, receiver, rewriter):
         raise Flag(f"tensor_split: sections must be an integer literal or a literal list of indices: {code_of(sections)}")
     return _filled(rule, "mx.split({t0}, [i * ({t0}.shape[{d}] // {s}) + min(i, {t0}.shape[{d}] % {s}) "
                          "for i in range(1, {s})], axis={d})", values)
+
+
+@register("constant_pad_nd")
+def constant_pad_nd(rule, original: cst.Call, call: cst.Call, receiver, rewriter):
+    """torch.constant_pad_nd(x, pad, value): pad is (before, after) pairs from the last axis backwards; mx.pad
+    takes one pair per axis from the first. A literal list of non-negative integers only (negative pads crop)."""
+    bound = normalize(rule, bind(call.args, rule.signature, receiver))
+    pad = bound.get("pad")
+    items = [e.value for e in pad.elements] if isinstance(pad, (cst.List, cst.Tuple)) else None
+    numbers = [int_literal_value(v) for v in items] if items is not None else None
+    if not numbers or len(numbers) % 2 or any(n is None or n < 0 for n in numbers):
+        raise Flag(f"constant_pad_nd: pad must be a literal list of (before, after) pairs of non-negative integers: "
+                   f"{code_of(pad)}")
+    pairs = [f"({numbers[i]}, {numbers[i + 1]})" for i in range(0, len(numbers), 2)][::-1]
+    k = len(pairs)
+    values = {"t0": bound.get("input"), "v": bound.get("value") if bound.present("value") else cst.Integer("0")}
+    return _filled(rule, f"mx.pad({{t0}}, [(0, 0)] * ({{t0}}.ndim - {k}) + [{', '.join(pairs)}], constant_values={{v}})",
+                   values)
+
+
+@register("split_copy")
+def split_copy(rule, original: cst.Call, call: cst.Call, receiver, rewriter):
+    """torch.split_copy(x, size, dim): parts of `size` along dim, the last one shorter."""
+    bound = normalize(rule, bind(call.args, rule.signature, receiver))
+    dim = bound.get("dim") if bound.present("dim") else cst.Integer("0")
+    return _filled(rule, "mx.split({t0}, list(range({s}, {t0}.shape[{d}], {s})), axis={d})",
+                   {"t0": bound.get("input"), "s": bound.get("split_size"), "d": dim})
