@@ -108,6 +108,7 @@ class _Import:
     target: str = ""                 # the module resolved (`transformers.modeling_utils`)
     mapped: list = field(default_factory=list)   # (name, asname) from the stand-ins
     flagged: list = field(default_factory=list)  # (name, asname) from a torch module, no stand-in
+    handled: set = field(default_factory=set)    # the names as imported, mapped or flagged (the rest is kept)
 
 
 @dataclass
@@ -160,13 +161,20 @@ def plan(hubs, tree: ast.Module, path: str, module_name: Optional[str] = None, i
         if target != "transformers" and not target.startswith("transformers."):
             continue
         inner = target[len("transformers."):] if target != "transformers" else ""
-        if inner.startswith("models."):
-            continue  # another architecture's modeling file: converted itself, or the user's choice
+        generation = inner.startswith("models.") and inner.rsplit(".", 1)[-1].startswith("generation_")
+        if inner.startswith("models.") and not generation:
+            continue  # an architecture's own files (configuration, other modeling files): converted or pure Python
         seen = True
         entry = _Import(node.level, node.module or "", node.lineno, node.col_offset + 1, target)
         for a in node.names:
             pair = (a.name, a.asname)
-            if a.name in provided(inner):
+            entry.handled.add(a.name)
+            if generation:  # `.generation_whisper`'s WhisperGenerationMixin: generation methods only, as the mixin
+                if a.name.endswith("GenerationMixin"):
+                    entry.mapped.append(("GenerationMixin", a.asname or a.name))
+                else:
+                    entry.flagged.append(pair)
+            elif a.name in provided(inner):
                 entry.mapped.append(pair)
                 if a.name in MODULE_CLASSES:
                     classes.add(a.asname or a.name)
@@ -174,6 +182,8 @@ def plan(hubs, tree: ast.Module, path: str, module_name: Optional[str] = None, i
                     aliases[a.asname or a.name] = "torch.nn.init"
             elif a.name not in KEPT.get(inner, ()):
                 entry.flagged.append(pair)  # built on torch, or not known to run without it
+            else:
+                entry.handled.discard(a.name)
         if entry.mapped or entry.flagged:
             found.append(entry)
     return Plan(found, frozenset(classes), aliases) if seen else None

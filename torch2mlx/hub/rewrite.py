@@ -9,7 +9,7 @@ _PREFIX = "# torch2mlx: "
 
 
 def _names(pairs) -> str:
-    return ", ".join(f"{n} as {a}" if a else n for n, a in pairs)
+    return ", ".join(f"{n} as {a}" if a and a != n else n for n, a in pairs)
 
 
 def _message(entry) -> str:
@@ -34,10 +34,8 @@ def rewrite_imports(code: str, path: str, imports: list, rule_id: str, stand_ins
             body.append(stmt)
             continue
         dots = "." * entry.level
-        mapped = {n for n, _ in entry.mapped}
-        flagged = {n for n, _ in entry.flagged}
         kept = [(cst.Module([]).code_for_node(a.name), a.asname.name.value if a.asname else None) for a in node.names
-                if cst.Module([]).code_for_node(a.name) not in mapped | flagged]
+                if cst.Module([]).code_for_node(a.name) not in entry.handled]
         new = []
         if entry.mapped:
             new.append(cst.parse_statement(f"from {stand_ins} import {_names(entry.mapped)}\n"))
