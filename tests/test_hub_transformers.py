@@ -172,9 +172,10 @@ def test_imports_are_mapped_kept_or_flagged():
         from transformers.utils import auto_docstring, logging
         from transformers.backbone_utils import BackboneMixin
         from transformers.modeling_utils import PreTrainedModel
+        from transformers.models.whisper.generation_whisper import WhisperGenerationMixin
 
 
-        class Net(PreTrainedModel):
+        class Net(PreTrainedModel, WhisperGenerationMixin):
             def forward(self, x: torch.Tensor):
                 return torch.relu(x)
         """)
@@ -183,6 +184,7 @@ def test_imports_are_mapped_kept_or_flagged():
     assert "from torch2mlx.hub.transformers import ACT2FN\n" in code
     assert "from torch2mlx.hub.transformers import auto_docstring\nfrom transformers.utils import logging\n" in code
     assert f"# torch2mlx: {RULE_ID}: BackboneMixin from transformers.backbone_utils" in code
+    assert "from torch2mlx.hub.transformers import GenerationMixin as WhisperGenerationMixin\n" in code
     assert "def __call__(self, x: mx.array)" in code  # PreTrainedModel is an nn.Module base for the conversion
     flagged = [d for d in result.diagnostics if d.severity.value != "info"]
     assert [(d.rule_id, d.line) for d in flagged] == [(RULE_ID, 4)]
