@@ -30,14 +30,14 @@ STAND_INS = "torch2mlx.hub.transformers"
 # names of modules that import torch, and names of pure-Python modules that need torch when called (hooks,
 # autocast, torch._check, rope updates) or whose job depends on the method's name (auto_docstring reads `forward`)
 PROVIDED = {
-    "activations": frozenset({"ACT2FN", "ACT2CLS", "get_activation", "gelu", "gelu_new", "gelu_fast", "gelu_python",
+    "activations": frozenset({"ACT2FN", "ACT2CLS", "get_activation", "QuickGELUActivation", "gelu", "gelu_new", "gelu_fast", "gelu_python",
                               "gelu_pytorch_tanh", "quick_gelu", "silu"}),
     "cache_utils": frozenset({"Cache", "DynamicCache", "EncoderDecoderCache"}),
     "masking_utils": frozenset({"create_causal_mask", "create_sliding_window_causal_mask", "create_bidirectional_mask"}),
     "modeling_layers": frozenset({"GradientCheckpointingLayer", "GenericForSequenceClassification",
                                   "GenericForQuestionAnswering", "GenericForTokenClassification"}),
     "modeling_utils": frozenset({"PreTrainedModel", "ALL_ATTENTION_FUNCTIONS", "slice_logits_to_keep"}),
-    "pytorch_utils": frozenset({"apply_chunking_to_forward", "Conv1D"}),
+    "pytorch_utils": frozenset({"apply_chunking_to_forward", "Conv1D", "compile_compatible_method_lru_cache"}),
     "integrations": frozenset({"use_kernel_forward_from_hub", "use_kernel_func_from_hub", "use_kernelized_func"}),
     "generation": frozenset({"GenerationMixin"}),
     "modeling_flash_attention_utils": frozenset({"FlashAttentionKwargs"}),
@@ -57,15 +57,17 @@ KEPT = {
         "is_torchdynamo_exporting", "DUMMY_INPUTS", "DUMMY_MASK", "requires_backends", "add_start_docstrings",
         "add_start_docstrings_to_model_forward", "replace_return_docstrings", "OptionalDependencyNotAvailable",
         *(f"is_{lib}_available" for lib in ("accelerate", "peft", "torch", "scipy", "kernels", "ninja", "torch_cuda",
-                                             "torchvision", "timm", "bitsandbytes", "vision", "natten", "xlstm")),
+                                             "torchvision", "timm", "bitsandbytes", "vision", "natten", "xlstm",
+                                             "torch_flex_attn")),
     }),
-    "utils.generic": frozenset({"merge_with_config_defaults", "can_return_tuple", "TransformersKwargs", "ModelOutput"}),
+    "utils.generic": frozenset({"merge_with_config_defaults", "can_return_tuple", "TransformersKwargs", "ModelOutput",
+                                "is_flash_attention_requested"}),
     "utils.import_utils": frozenset({"is_torchdynamo_compiling", "is_torchdynamo_exporting"}),
     "utils.deprecation": frozenset({"deprecate_kwarg"}),
-    "file_utils": frozenset({"ModelOutput"}),
+    "file_utils": frozenset({"ModelOutput", "is_scipy_available", "requires_backends"}),
     "processing_utils": frozenset({"Unpack"}),
     "configuration_utils": frozenset({"PreTrainedConfig", "PretrainedConfig"}),
-    "generation": frozenset({"GenerationConfig"}),
+    "generation": frozenset({"GenerationConfig", "GenerationMode", "CompileConfig"}),
     "integrations.deepspeed": frozenset({"is_deepspeed_zero3_enabled"}),  # False: MLX runs no DeepSpeed
 }
 MODULE_CLASSES = frozenset({"PreTrainedModel", "GradientCheckpointingLayer", "Conv1D"})
@@ -85,7 +87,7 @@ def output_classes() -> frozenset:
 
 
 def provided(module: str) -> frozenset:
-    return output_classes() if module == "modeling_outputs" else PROVIDED.get(module, frozenset())
+    return output_classes() | {"ModelOutput"} if module == "modeling_outputs" else PROVIDED.get(module, frozenset())
 
 
 def _file_module(path: str) -> str:

@@ -29,6 +29,7 @@ from torch2mlx.hub.transformers import initialization  # noqa: F401  (`from ... 
 __all__ = [
     "ACT2CLS", "ACT2FN", "ALL_ATTENTION_FUNCTIONS", "Cache", "Conv1D", "FlashAttentionKwargs",
     "GenericForQuestionAnswering", "GenericForSequenceClassification", "GenericForTokenClassification",
+    "QuickGELUActivation", "compile_compatible_method_lru_cache",
     "OutputRecorder", "ROPE_INIT_FUNCTIONS", "dynamic_rope_update", "torch_compilable_check", "DynamicCache", "EncoderDecoderCache", "GenerationMixin",
     "GradientCheckpointingLayer", "ModelOutput", "PreTrainedModel", "apply_chunking_to_forward", "auto_docstring", "capture_outputs",
     "create_bidirectional_mask", "create_causal_mask", "create_sliding_window_causal_mask", "gelu", "gelu_fast",
@@ -100,6 +101,13 @@ ACT2FN = _ClassInstantier(_ACTIVATIONS)
 
 def get_activation(activation_string):
     return ACT2FN[activation_string]
+
+
+class QuickGELUActivation(_Activation):
+    """transformers.activations.QuickGELUActivation: x * sigmoid(1.702 x)."""
+
+    def __init__(self):
+        super().__init__(_ACTIVATIONS["quick_gelu"], "quick_gelu")
 
 
 # transformers.activations' module-level instances (`from ..activations import gelu`)
@@ -421,6 +429,11 @@ class _RopeInitFunctions(dict):
 
 
 ROPE_INIT_FUNCTIONS = _RopeInitFunctions()
+
+
+def compile_compatible_method_lru_cache(*lru_args, **lru_kwargs):
+    """transformers.pytorch_utils.compile_compatible_method_lru_cache: functools.lru_cache (nothing compiles here)."""
+    return functools.lru_cache(*lru_args, **lru_kwargs)
 
 
 # ---------------------------------------------------------------- decorators
