@@ -61,7 +61,7 @@ KEPT = {
                                              "torch_flex_attn")),
     }),
     "utils.generic": frozenset({"merge_with_config_defaults", "can_return_tuple", "TransformersKwargs", "ModelOutput",
-                                "is_flash_attention_requested"}),
+                                "is_flash_attention_requested", "get_max_seqlen", "accepts_precomputed_kwargs"}),
     "utils.import_utils": frozenset({"is_torchdynamo_compiling", "is_torchdynamo_exporting"}),
     "utils.deprecation": frozenset({"deprecate_kwarg"}),
     "file_utils": frozenset({"ModelOutput", "is_scipy_available", "requires_backends"}),
