@@ -7,6 +7,8 @@
 """
 from __future__ import annotations
 
+from typing import Optional
+
 import libcst as cst
 import libcst.matchers as m
 
@@ -151,3 +153,60 @@ def split_copy(rule, original: cst.Call, call: cst.Call, receiver, rewriter):
     dim = bound.get("dim") if bound.present("dim") else cst.Integer("0")
     return _filled(rule, "mx.split({t0}, list(range({s}, {t0}.shape[{d}], {s})), axis={d})",
                    {"t0": bound.get("input"), "s": bound.get("split_size"), "d": dim})
+
+
+# math functions whose value is a Python float whatever their arguments (math.floor / ceil / trunc give ints)
+_MATH_FLOAT_FUNCS = frozenset({"log", "log2", "log10", "log1p", "exp", "expm1", "sqrt", "sin", "cos", "tan", "asin",
+                               "acos", "atan", "atan2", "sinh", "cosh", "tanh", "erf", "erfc", "gamma", "lgamma",
+                               "hypot", "pow", "fabs", "radians", "degrees"})
+
+
+def _number_kind(node: cst.BaseExpression) -> Optional[str]:
+    """'complex' or 'float' for literal data the creation handler cannot read: a complex literal (1 + 2j, 3j)
+    or a float-valued math call (math.log(2.)) anywhere in nested lists / tuples of numbers; None otherwise
+    (the creation handler decides)."""
+    from torch2mlx.handlers.creation_literals import literal_kind
+
+    def kind(n) -> Optional[str]:
+        if isinstance(n, cst.Imaginary):
+            return "complex"
+        if (isinstance(n, cst.Call) and isinstance(n.func, cst.Attribute) and isinstance(n.func.value, cst.Name)
+                and n.func.value.value == "math" and n.func.attr.value in _MATH_FLOAT_FUNCS):
+            return "float"
+        if isinstance(n, cst.UnaryOperation) and isinstance(n.operator, (cst.Minus, cst.Plus)):
+            return kind(n.expression)
+        if isinstance(n, cst.BinaryOperation) and isinstance(n.operator, (cst.Add, cst.Subtract, cst.Multiply)):
+            left, right = kind(n.left), kind(n.right)
+            if left is None or right is None:
+                return None
+            return max(left, right, key=_KIND_RANK.__getitem__)
+        if isinstance(n, (cst.List, cst.Tuple)):
+            if not n.elements or any(not isinstance(e, cst.Element) for e in n.elements):
+                return None
+            kinds = [kind(e.value) for e in n.elements]
+            return None if None in kinds else max(kinds, key=_KIND_RANK.__getitem__)
+        return literal_kind(n)
+
+    result = kind(node)
+    return result if result in ("complex", "float") else None
+
+
+_KIND_RANK = {"bool": 0, "int": 1, "float": 2, "complex": 3}
+
+
+@register("tensor_literal_kinds")
+def tensor_literal_kinds(rule, original: cst.Call, call: cst.Call, receiver, rewriter):
+    """torch.tensor: complex literal data is complex64 in torch (mx.array would infer it too, but the creation
+    handler cannot read the type and flags it); data with float-valued math calls is float32 in both. Anything
+    else goes to the creation handler (tensor_dtype: int64 for integer literals, flags unreadable data)."""
+    from torch2mlx.handlers.creation_literals import tensor_dtype
+
+    bound = bind(original.args, rule.signature, receiver)
+    data = bound.get("data")
+    if data is not None and not bound.present("dtype"):
+        kind = _number_kind(data)
+        if kind is not None:
+            converted = normalize(rule, bind(call.args, rule.signature, receiver))
+            template = "mx.array({data}, dtype=mx.complex64)" if kind == "complex" else "mx.array({data})"
+            return expand(template, rule, converted), template_roots(template)
+    return tensor_dtype(rule, original, call, receiver, rewriter)
