@@ -184,8 +184,7 @@ def _members(cls: cst.ClassDef) -> list:
 
 def _flagged(rw, call: cst.Call) -> bool:
     """Whether a warning of the current statement is about `call` or something in it (left as written)."""
-    stacks = getattr(rw, "statement_findings", None)
-    findings = [f for f in stacks[-1] if f.severity != "info"] if stacks else []
+    findings = [f for f in rw.flags() if f.severity != "info"]
     if not findings:
         return False
     inside = {id(n) for n in _walk_nodes(call)}
@@ -608,7 +607,7 @@ class NnScriptLayersTransform(Transform):
 
     # ----- scopes ---------------------------------------------------------------------------------
     def visit_Module(self, rw, node: cst.Module) -> None:
-        self.layout = next((t for t in getattr(rw, "transforms", ()) if getattr(t, "id", None) == "nn-layout"), None)
+        self.layout = rw.transform("nn-layout")
         self.module = node
         self.functions = {s.name.value: s for s in node.body if isinstance(s, cst.FunctionDef)}
         self.classes = {s.name.value: s for s in node.body if isinstance(s, cst.ClassDef)}
@@ -1172,7 +1171,7 @@ class NnScriptLayersTransform(Transform):
                 rw.flag(original, RULE, "needs-review", f"{what}: its first layer keeps torch's layout on this input "
                         "while later ones are channels-last in MLX")
             return updated  # BatchNorm1d on (N, C): MLX normalises the last axis, torch's channels
-        rw.roots_used.add("mx")
+        rw.need_import("mx")
         first = updated.args[0]
         moved = first.with_changes(value=_moveaxis(first.value, axis, -1), comma=cst.MaybeSentinel.DEFAULT)
         inner = updated.with_changes(args=[moved], lpar=[], rpar=[])
