@@ -3,6 +3,7 @@
 - `F.conv2d`, `F.conv3d`, `F.conv_transpose1d/2d/3d`: a string padding ('same' / 'valid') is flagged (MLX's
   convolutions take integers); for the 1-D transposed convolution a one-element tuple becomes its element
   (mx.conv_transpose1d takes ints only) and a longer one is flagged.
+- `torch.movedim` / `moveaxis` with tuples of axes (rules/shape.yaml): one mx.transpose.
 """
 from __future__ import annotations
 
@@ -10,7 +11,8 @@ import libcst as cst
 
 from torch2mlx.binding import Bound, Flag, bind, code_of
 from torch2mlx.handlers import register
-from torch2mlx.template import choose_template, expand, normalize, template_roots
+from torch2mlx.template import choose_template, expand, int_literal_value, is_simple, normalize, template_roots
+from torch2mlx.transforms.codegen import mlx_expr
 
 _STRINGS = (cst.SimpleString, cst.ConcatenatedString, cst.FormattedString)
 
@@ -42,3 +44,48 @@ def functional_conv_nd(rule, original: cst.Call, call: cst.Call, receiver, rewri
     bound = Bound(values)
     template = choose_template(rule, bound)
     return expand(template, rule, bound), template_roots(template) | frozenset({"mx"})
+
+
+def _int_tuple(value) -> "list[int] | None":
+    """`(1, 2)` / `[1, 2]` of integer literals -> [1, 2]; anything else None."""
+    if not isinstance(value, (cst.Tuple, cst.List)):
+        return None
+    out = []
+    for element in value.elements:
+        if not isinstance(element, cst.Element):
+            return None
+        number = int_literal_value(element.value)
+        if number is None:
+            return None
+        out.append(number)
+    return out
+
+
+@register("movedim_any")
+def movedim_any(rule, original: cst.Call, call: cst.Call, receiver, rewriter):
+    """`torch.movedim(x, (1, 2), (0, 1))`: mx.moveaxis takes single axes, so the tuple form becomes one
+    mx.transpose. Its permutation is numpy's moveaxis order (the other axes in order, each source inserted
+    at its destination, by increasing destination) on the axes up to the largest one named; the axes past
+    it keep their places (`*range(k, x.ndim)`), so the rank need not be known. Non-negative literals only."""
+    bound = normalize(rule, bind(call.args, rule.signature, receiver))
+    source, destination = bound.get("source"), bound.get("destination")
+    if not isinstance(source, (cst.Tuple, cst.List)) and not isinstance(destination, (cst.Tuple, cst.List)):
+        for name, value in (("source", source), ("destination", destination)):
+            if not is_simple(value):
+                raise Flag(f"argument {name} must be a plain name or literal for an exact translation")
+        template = choose_template(rule, bound)
+        return expand(template, rule, bound), template_roots(template) | frozenset({"mx"})
+    src, dst = _int_tuple(source), _int_tuple(destination)
+    if (src is None or dst is None or len(src) != len(dst) or not src or min(src + dst) < 0
+            or len(set(src)) != len(src) or len(set(dst)) != len(dst)):
+        raise Flag("movedim: a tuple source / destination is translated when both are literal tuples of one length "
+                   "of distinct non-negative integers")
+    tensor = bound.get("input")
+    if not isinstance(tensor, (cst.Name, cst.Attribute)):
+        raise Flag("movedim: the tensor is read twice (its rank): assign it to a name first")
+    k = max(src + dst) + 1
+    order = [axis for axis in range(k) if axis not in src]
+    for dest, axis in sorted(zip(dst, src)):
+        order.insert(dest, axis)
+    text = code_of(tensor)
+    return mlx_expr(rewriter, f"mx.transpose({text}, [{', '.join(map(str, order))}, *range({k}, {text}.ndim)])"), frozenset({"mx"})
