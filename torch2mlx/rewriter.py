@@ -533,10 +533,24 @@ class TableRewriter(cst.CSTTransformer):
                     return False
         return True
 
+    def _is_mlx_call(self, recv: cst.BaseExpression) -> bool:
+        """`mx.take(...).reshape(shape)`, `mx.flatten(x).at[i].add(v).reshape(...)` as written in the source: MLX code
+        (a translation's, converted again, or the user's own), a chain of mx.array members on an mx.* call's result,
+        whose next method is mx.array's and means what MLX says; never read as torch's."""
+        while isinstance(recv, (cst.Call, cst.Subscript, cst.Attribute)):
+            if isinstance(recv, cst.Call):
+                chain = attribute_chain(recv.func)
+                if chain is not None:
+                    return len(chain) >= 2 and self.tensors.is_mlx_core(chain[0])
+                recv = recv.func
+            else:
+                recv = recv.value
+        return False
+
     def _receiver_is_tensor(self, call: cst.Call, rule: Rule) -> bool:
         """True to rewrite; False to leave alone (flagging when it might be a tensor)."""
         recv = call.func.value  # type: ignore[attr-defined]
-        if not self._is_plain_receiver(recv):
+        if not self._is_plain_receiver(recv) or self._is_mlx_call(recv):
             return False
         if self.tensors.is_tensor(recv) or not rule.ambiguous_method:
             return True
