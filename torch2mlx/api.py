@@ -13,8 +13,10 @@ import libcst as cst
 from torch2mlx import closed_world, emitter, importable, positions
 from torch2mlx import hub as hubs
 from torch2mlx.array_facts import TORCH_ONLY_MEMBERS
+from torch2mlx.cache import load_index
 from torch2mlx.diagnostics import Diagnostic, InputError, Kind, Severity
 from torch2mlx.fileio import decode_source  # noqa: F401  (public: torch2mlx.decode_source)
+from torch2mlx.imports import absolute_import
 from torch2mlx.names import analyze, cold_statements, star_names
 from torch2mlx.rewriter import TableRewriter
 from torch2mlx.table import RuleIndex
@@ -46,8 +48,6 @@ def build_index(extra_rule_files: Sequence[Path] = ()) -> RuleIndex:
     cache (`torch2mlx.cache.load_index`, keyed by the rule files' contents and the code) when valid."""
     key = tuple(str(p) for p in extra_rule_files)
     if key not in _INDEX_CACHE:
-        from torch2mlx.cache import load_index  # late: cache -> fileio -> this module
-
         _INDEX_CACHE[key] = load_index(extra_rule_files)
     return _INDEX_CACHE[key]
 
@@ -56,8 +56,6 @@ def _project_imports(tree: ast.Module, cross_file, facts) -> frozenset:
     """Names imported at module level from other project files whose full name is in `facts`."""
     if not cross_file:
         return frozenset()
-    from torch2mlx.project import absolute_import
-
     project, module, is_package = cross_file
     found = set()
     for node in tree.body:
@@ -170,8 +168,7 @@ def convert_source(text: str, path: str = "<string>", *, rule_files: Sequence[Pa
             scope.interesting = True
     else:
         cold = positions.cold_statement_map(module, tree, cold_statements(tree, module_scope.hot_names, hot_attrs))
-    rewriter = TableRewriter(index, module_scope, scopes, transforms, cold)
-    rewriter.project_layout_builders = layout_builders
+    rewriter = TableRewriter(index, module_scope, scopes, transforms, cold, layout_builders)
     try:
         new_module = module.visit(rewriter)
         rewriter.findings.extend(rewriter.statement_findings[0])  # raised outside any statement

@@ -89,3 +89,13 @@ TORCH_TENSOR_MEMBERS = frozenset({
 
 # torch-only names: a statement using one of them as an attribute is never skipped by the pass
 TORCH_ONLY_MEMBERS = TORCH_TENSOR_MEMBERS - MLX_ARRAY_MEMBERS
+
+# converted code (a second pass): `mx.<...>.<name>(...)` is an array except for these functions of mlx.core
+# (by their last name: `mx.random.seed`, `mx.metal.is_available`)
+MX_NON_ARRAY_FUNCTIONS = frozenset({
+    "eval", "async_eval", "default_device", "set_default_device", "default_stream", "compile", "grad",
+    "value_and_grad", "vmap", "save", "save_safetensors", "load", "finfo", "iinfo", "issubdtype", "is_available",
+    "synchronize", "clear_cache", "seed"})
+# ... and `self.x = nn.<name>(...)` (mlx.nn) is a layer returning an array except for these (tuples, containers,
+# and layers whose result this converter does not follow)
+MLX_NN_NON_ARRAY_LAYERS = frozenset({"LSTM", "GRU", "RNN", "MultiHeadAttention", "Sequential"})

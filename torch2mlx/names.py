@@ -14,10 +14,11 @@ from dataclasses import dataclass, field
 from typing import Iterable, Optional
 
 from torch2mlx import scalar_facts
+from torch2mlx.array_facts import MLX_NN_NON_ARRAY_LAYERS
 from torch2mlx.imports import absolute_import
+from torch2mlx.torch_facts import NON_TENSOR_MODULES
 
 TORCH_ROOT = "torch"
-_SCOPE_NODES = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
 
 
 @dataclass
@@ -52,6 +53,13 @@ class Scope:
                 ints, shadowed = scalar_facts.int_names(self.node, outer)
                 self._scalars = (ints, outer | shadowed)
         return self._scalars
+
+    def tuple_names(self) -> frozenset:
+        """Names every binding of which in this scope is a tuple (`scalar_facts.tuple_names`), with the
+        builtins shadowed around the scope (a user's own `tuple`, `len`) as `int_names` reads them."""
+        if self.node is None:
+            return frozenset()
+        return scalar_facts.tuple_names(self.node, self._scalar_facts()[1], self.int_names())
 
     def resolve(self, name: str) -> Optional[str]:
         """Qualified torch name that `name` refers to here, or None."""
@@ -258,8 +266,6 @@ def _chain(scope):
 
 def _tensor_submodules(cls: ast.ClassDef, scope: Scope) -> frozenset:
     """`self.<name> = nn.<Layer>(...)` anywhere in the class's methods (tuple-returning layers excluded)."""
-    from torch2mlx.tensors import NON_TENSOR_MODULES
-
     found = set()
     for node in ast.walk(cls):
         if not (isinstance(node, ast.Assign) and isinstance(node.value, ast.Call)):
@@ -273,7 +279,7 @@ def _tensor_submodules(cls: ast.ClassDef, scope: Scope) -> frozenset:
         root = scope.resolve(func.id)
         if root is None:
             mlx_nn = any(func.id in s.mlx_nn for s in _chain(scope))
-            if mlx_nn and parts and parts[-1] not in ("LSTM", "GRU", "RNN", "MultiHeadAttention", "Sequential"):
+            if mlx_nn and parts and parts[-1] not in MLX_NN_NON_ARRAY_LAYERS:
                 found.update(t.attr for t in node.targets if isinstance(t, ast.Attribute)
                              and isinstance(t.value, ast.Name) and t.value.id == "self")
             continue

@@ -13,15 +13,11 @@ from typing import Callable, Optional
 
 import libcst as cst
 
+from torch2mlx.array_facts import MX_NON_ARRAY_FUNCTIONS
 from torch2mlx.table.index import RuleIndex
-from torch2mlx.torch_facts import CONTAINER_LAYERS, TUPLE_RETURNING_LAYERS
 
 TENSOR_TYPES = frozenset({"torch.Tensor"} | {f"torch.{t}Tensor" for t in (
     "Float", "Double", "Half", "BFloat16", "Long", "Int", "Short", "Char", "Byte", "Bool")})
-NON_TENSOR_MODULES = frozenset(f"torch.nn.{name}" for name in TUPLE_RETURNING_LAYERS | CONTAINER_LAYERS)
-_MX_NON_ARRAY = frozenset({"eval", "async_eval", "default_device", "set_default_device", "default_stream",
-                           "compile", "grad", "value_and_grad", "vmap", "save", "save_safetensors", "load",
-                           "finfo", "iinfo", "issubdtype", "is_available", "synchronize", "clear_cache", "seed"})
 TORCH_KEYWORDS = frozenset({"dim", "keepdim"})  # no builtin or numpy method takes these
 _TENSOR_ATTRS = frozenset({"T", "mT", "data", "grad"})
 
@@ -203,7 +199,7 @@ class TensorFacts:
         if isinstance(node, cst.Call):
             chain = attribute_chain(node.func)
             if chain is not None and len(chain) >= 2 and self.is_mlx_core(chain[0]):
-                return chain[-1] not in _MX_NON_ARRAY  # mx.* returns arrays (converted code, second pass)
+                return chain[-1] not in MX_NON_ARRAY_FUNCTIONS  # mx.* returns arrays (converted code, second pass)
             qual = self.resolve(node.func)
             if qual is not None:
                 rule = self.index.function(qual)

@@ -12,6 +12,8 @@ MODULE_BASES = frozenset({"torch.nn.Module", "torch.nn.modules.module.Module"})
 TUPLE_RETURNING_LAYERS = frozenset({"LSTM", "GRU", "RNN", "MultiheadAttention", "LSTMCell"})
 # torch.nn containers: calling one is not calling a layer on a tensor
 CONTAINER_LAYERS = frozenset({"ModuleList", "ModuleDict", "ParameterList", "ParameterDict"})
+# ... both by qualified name: `self.x = nn.<one of these>(...)` is no layer taking and giving a tensor
+NON_TENSOR_MODULES = frozenset(f"torch.nn.{name}" for name in TUPLE_RETURNING_LAYERS | CONTAINER_LAYERS)
 
 # functions / methods whose result may be a view of (share storage with) their tensor argument
 VIEW_OPS = frozenset({
@@ -26,6 +28,16 @@ PASS_THROUGH_OPS = VIEW_OPS - {"squeeze_"} | frozenset({
     "broadcast_tensors", "meshgrid", "positive", "dropout", "dropout1d", "dropout2d", "dropout3d",
     "alpha_dropout", "feature_alpha_dropout", "identity",
 })
+
+# Tensor methods whose result never shares storage with the receiver: a new tensor, or a Python value
+FRESH_METHODS = frozenset({
+    "clone", "add", "sub", "mul", "div", "matmul", "mm", "bmm", "exp", "log", "sqrt", "abs", "neg",
+    "sum", "mean", "pow", "softmax", "log_softmax", "argmax", "argmin", "sigmoid", "tanh", "relu",
+    "new_zeros", "new_ones", "new_full", "new_empty", "new_tensor", "size", "dim", "numel", "item",
+    "tolist", "stride", "is_contiguous", "max", "min", "std", "var", "norm", "amax", "amin",
+})
+# Tensor attributes that are plain values (reading one keeps no reference to the storage)
+VALUE_ATTRIBUTES = frozenset({"shape", "dtype", "device", "ndim", "is_cuda", "requires_grad"})
 
 # ops whose out-of-place result is bool: in place (`x.eq_(y)`) torch stores it in the receiver's dtype
 BOOL_RESULT_OPS = frozenset({"eq", "ne", "lt", "le", "gt", "ge", "greater", "greater_equal", "less", "less_equal",

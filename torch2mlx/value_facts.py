@@ -39,7 +39,10 @@ from __future__ import annotations
 import ast
 from typing import Optional
 
-from torch2mlx.tensors import _MX_NON_ARRAY, TENSOR_TYPES, attribute_chain
+from torch2mlx.array_facts import MX_NON_ARRAY_FUNCTIONS
+from torch2mlx.binding import bind_ast, signature_of
+from torch2mlx.tensors import TENSOR_TYPES, attribute_chain
+from torch2mlx.torch_facts import MODULE_BASES, NON_TENSOR_MODULES, TUPLE_RETURNING_LAYERS
 
 _FN = (ast.FunctionDef, ast.AsyncFunctionDef)
 _OPAQUE = (ast.Lambda, ast.ListComp, ast.SetComp, ast.DictComp, ast.GeneratorExp)
@@ -409,10 +412,10 @@ class _Analysis:
                 continue
             root = cls.scope.parent.resolve(chain[0]) if chain else None
             qual = ".".join([root, *chain[1:]]) if root is not None else None
-            cls.opaque_base = cls.opaque_base or qual not in ("torch.nn.Module", "torch.nn.modules.module.Module")
+            cls.opaque_base = cls.opaque_base or qual not in MODULE_BASES
             if qual is not None and qual.startswith("torch.nn."):
                 cls.module = True
-            if chain is not None and chain[0] in getattr(self.module, "project_classes", ()):
+            if chain is not None and chain[0] in self.module.project_classes:
                 cls.module = True
         cls.module = cls.module or any(self._is_module(b) for b in cls.bases)
         if cls.module and "forward" in cls.methods:
@@ -476,12 +479,10 @@ class _Analysis:
 
     def _layers(self, cls: _Cls) -> frozenset:
         """As the nn-module transform's submodules: `self.x = <torch.nn layer or module class defined above>(...)`."""
-        from torch2mlx.torch_facts import TUPLE_RETURNING_LAYERS
-
         if not self._is_module(cls):
             return frozenset()
         earlier = {c.node.name for c in self.all_classes if c.node.lineno < cls.node.lineno and self._is_module(c)}
-        earlier |= set(getattr(self.module, "project_classes", ()))
+        earlier |= self.module.project_classes
         found = set()
         for attr, stores in cls.stores.items():
             for value, fn in stores:
@@ -525,7 +526,7 @@ class _Analysis:
             func = node.func
             chain = attribute_chain(func)
             if chain is not None and len(chain) >= 2 and any(chain[0] in s.mlx_core for s in _scopes(fn.scope)):
-                return chain[-1] not in _MX_NON_ARRAY  # converted code (a second pass), as TensorFacts
+                return chain[-1] not in MX_NON_ARRAY_FUNCTIONS  # converted code (a second pass), as TensorFacts
             if chain is not None:
                 root = fn.scope.resolve(chain[0])
                 if root is not None:
@@ -672,8 +673,6 @@ class _Analysis:
 
     def _tensor_submodule_attrs(self, cls: _Cls, returning: set) -> set:
         """`self.sub = Cls(...)`, a class of this file whose forward returns a tensor, at every store."""
-        from torch2mlx.tensors import NON_TENSOR_MODULES
-
         found = set()
         names = {n for c in cls.family for n in c.stores}
         for name in names:
@@ -761,34 +760,21 @@ class _Analysis:
                 continue
             names = fn.positional[1:] if fn.cls is not None else fn.positional
             known = set(names) | set(fn.kwonly)
+            signature = signature_of(names, fn.kwonly, optional=True)
             for call, caller, opaque in calls:
-                passed = self._bind_call(call, names, fn.kwonly)
-                if passed is None:
+                # keywords the function does not name go to its **kwargs (or fail in Python): not a parameter fact
+                bound = bind_ast(call, signature, other_keywords=True)
+                if bound is None:
                     known = set()
                     break
                 at = caller.top_of.get(id(call))
+                passed = bound.values
                 known = {p for p in known if p in passed and not opaque and self.tensor(passed[p], caller, caller.locals, at)}
                 if not known:
                     break
             if known:
                 params[key] = frozenset(known)
         return params
-
-    @staticmethod
-    def _bind_call(call: ast.Call, positional: list, kwonly: list) -> Optional[dict]:
-        """param -> argument expression; params a starred argument may cover are left out."""
-        passed = {}
-        for i, arg in enumerate(call.args):
-            if isinstance(arg, ast.Starred):
-                return {}
-            if i >= len(positional):
-                return None  # *args of the function: not a parameter fact
-            passed[positional[i]] = arg
-        for kw in call.keywords:
-            if kw.arg is None:
-                return {}
-            passed[kw.arg] = kw.value
-        return passed
 
     def run(self) -> None:
         for _ in range(_MAX_ROUNDS):

@@ -48,3 +48,21 @@ def test_eval_is_the_identity_and_p_one_gives_zeros():
     np.testing.assert_array_equal(np.array(head(x)), np.array(x))
     all_dropped = _head(1.0)
     assert not np.isnan(np.array(all_dropped(x))).any() and (np.array(all_dropped(x)) == 0).all()
+
+
+@pytest.mark.parametrize("training", ["bool(p_)", "p_.flag", "not p_", "p_ > 0 and flag"])
+def test_a_name_the_lambda_would_shadow_is_flagged_anywhere_in_the_argument(training):
+    """`p=float(r)` is bound once by `(lambda p_: ...)(float(r))`: a `p_` of the user's inside `training=`
+    would read the lambda's parameter instead (it was translated so when `p_` was not the argument's first name)."""
+    source = f"import torch.nn.functional as F\ndef f(x, p_, r, flag):\n    return F.dropout(x, p=float(r), training={training})\n"
+    result = convert_source(source)
+    assert result.flagged == 1, result.code
+    assert "lambda p_" not in result.code
+    assert "name is taken by the generated lambda" in result.diagnostics[0].message
+
+
+def test_attribute_and_keyword_names_are_not_variables():
+    source = "import torch.nn.functional as F\ndef f(x, q, r):\n    return F.dropout(x, p=float(r), training=q.p_ or g(p_=1))\n"
+    result = convert_source(source)
+    assert not result.flagged, result.code
+    assert "(lambda p_: " in result.code and "if (q.p_ or g(p_=1)) else x))(float(r))" in result.code

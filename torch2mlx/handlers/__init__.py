@@ -8,6 +8,8 @@ nn.Sequential and the other containers, recurrent and attention layers, vision h
 """
 from __future__ import annotations
 
+import importlib
+import pkgutil
 from typing import Callable
 
 from torch2mlx.binding import Flag
@@ -48,9 +50,6 @@ def _discover() -> None:
     would run them against half-initialised core modules (tests/test_import_layers.py).
     """
     global _discovered
-    import importlib
-    import pkgutil
-
     for package in PACKAGES:
         for info in pkgutil.walk_packages(importlib.import_module(package).__path__, prefix=f"{package}."):
             importlib.import_module(info.name)

@@ -14,6 +14,7 @@ import libcst as cst
 
 from torch2mlx.binding import Bound, Flag, bind, code_of
 from torch2mlx.handlers import register
+from torch2mlx.handlers.local_helpers import emit
 from torch2mlx.template import choose_template, expand, int_literal_value, normalize, template_roots
 
 
@@ -103,8 +104,6 @@ def pad_sequence_mlx(sequences, batch_first=False, padding_value=0.0, padding_si
 def breadth_local_function(rule, original: cst.Call, call: cst.Call, receiver, rewriter):
     """Fill the rule's template, then add the local helpers of HELPERS it calls. They are named `<torch name>_mlx`:
     real code imports the torch name itself (`from torch.nn.utils.rnn import pad_sequence`)."""
-    from torch2mlx.handlers.local_helpers import emit
-
     bound = normalize(rule, bind(call.args, rule.signature, receiver))
     template = choose_template(rule, bound)
     result = expand(template, rule, bound)

@@ -211,14 +211,8 @@ def random_shape(rule, original, call, receiver, rewriter):
 
 def _scope_tuples(context) -> frozenset:
     """The names of the innermost scope being converted that always hold tuples."""
-    from torch2mlx.scalar_facts import tuple_names
-
     scopes = context.scopes
-    if not scopes or scopes[-1].node is None:
-        return frozenset()
-    scope = scopes[-1]
-    # the builtins shadowed around this scope (a user's own `tuple`, `len`), as int_names reads them
-    return tuple_names(scope.node, scope._scalar_facts()[1], scope.int_names())
+    return scopes[-1].tuple_names() if scopes else frozenset()
 
 
 def _is_complex_dtype(dtype: cst.BaseExpression) -> bool:

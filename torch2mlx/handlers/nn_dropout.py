@@ -13,10 +13,10 @@ immediately called lambda, `(lambda p_: ...)(float(self.drop_rate))`: evaluated 
 from __future__ import annotations
 
 import libcst as cst
-import libcst.matchers as m
 
-from torch2mlx.binding import Flag, bind, code_of
+from torch2mlx.binding import Flag, bind
 from torch2mlx.handlers import register
+from torch2mlx.patterns import is_name
 from torch2mlx.template import expand, is_simple, normalize, template_roots
 
 _MASK = "mx.where(mx.random.bernoulli(1 - {p}, {input}.shape), {input} / (1 - {p}), 0)"
@@ -27,7 +27,7 @@ def functional_dropout(rule, original: cst.Call, call: cst.Call, receiver, rewri
     bound = normalize(rule, bind(call.args, rule.signature, receiver))
     if not bound.present("training"):
         template = _MASK
-    elif m.matches(bound.get("training"), m.Name("False")):
+    elif is_name(bound.get("training"), "False"):
         template = "{input}"
     else:
         template = "(" + _MASK + " if {training} else {input})"
@@ -41,10 +41,35 @@ def functional_dropout(rule, original: cst.Call, call: cst.Call, receiver, rewri
 def _lifted(template: str, lifted: list, bound) -> str:
     """`(lambda p_: <template reading p_>)({p})`: each lifted argument evaluated once."""
     others = [bound.get(p) for p in ("input", "p", "training") if p not in lifted and bound.present(p)]
-    taken = {code_of(v).split(".")[0] for v in others}
+    taken = set().union(*(_names_read(v) for v in others))  # the lambda's parameters would shadow them
     if any(f"{p}_" in taken for p in lifted):
         raise Flag("an argument's name is taken by the generated lambda's parameters; assign it to another name")
     body = template
     for p in lifted:
         body = body.replace("{%s}" % p, f"{p}_")
     return "(lambda %s: %s)(%s)" % (", ".join(f"{p}_" for p in lifted), body, ", ".join("{%s}" % p for p in lifted))
+
+
+class _Names(cst.CSTVisitor):
+    """The variables an expression reads (not attribute names after a dot, nor keyword names)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.found: set = set()
+
+    def visit_Name(self, node: cst.Name) -> None:
+        self.found.add(node.value)
+
+    def visit_Attribute(self, node: cst.Attribute) -> bool:
+        node.value.visit(self)
+        return False
+
+    def visit_Arg(self, node: cst.Arg) -> bool:
+        node.value.visit(self)
+        return False
+
+
+def _names_read(node: cst.BaseExpression) -> set:
+    names = _Names()
+    node.visit(names)
+    return names.found

@@ -8,14 +8,13 @@ A file that already uses the class name keeps the torch call, flagged.
 """
 from __future__ import annotations
 
-import re
-
 import libcst as cst
-import libcst.matchers as m
 
 from torch2mlx.binding import Flag, bind, code_of
 from torch2mlx.handlers import register
+from torch2mlx.patterns import is_name
 from torch2mlx.template import normalize, same_literal, sentinel
+from torch2mlx.transforms.codegen import mlx_statements
 
 # class name -> its code; `nn.`/`mx.` are MLX's (rewritten to the file's aliases)
 LOCAL_LAYERS = {
@@ -100,18 +99,13 @@ class LogSoftmax(nn.Module):
 }
 
 
-def _parsed(code: str) -> list:
-    code = re.sub(r"\b(mx|nn)\.", lambda m: f"{sentinel(m.group(1))}.", code)
-    return list(cst.parse_module(code.lstrip("\n")).body)
-
-
 def local_layer_call(name: str, rule, call: cst.Call, rewriter) -> tuple:
     """`Name(<the present arguments, by keyword>)`, with the class added to the file once."""
     bound = normalize(rule, bind(call.args, rule.signature))
     if not rewriter.has_helper(name):
         if rewriter.name_taken(name, module_only=True):
             raise Flag(f"the name {name} is already used in this file", "no-equivalent")
-        rewriter.add_helper(name, lambda: _parsed(LOCAL_LAYERS[name]))
+        rewriter.add_helper(name, lambda: mlx_statements(rewriter, LOCAL_LAYERS[name].lstrip("\n")))
     args = [cst.Arg(bound.get(p.name), keyword=cst.Name(p.name), equal=cst.AssignEqual(
                 whitespace_before=cst.SimpleWhitespace(""), whitespace_after=cst.SimpleWhitespace("")))
             for p in rule.signature.params if bound.present(p.name)]
@@ -131,7 +125,7 @@ for _name in ("Hardsigmoid", "Tanhshrink", "Threshold", "RReLU"):
 def _softmax_family(name: str):
     def handler(rule, original, call, receiver, rewriter):
         bound = bind(call.args, rule.signature)
-        if not bound.present("dim") or m.matches(bound.get("dim"), m.Name("None")):
+        if not bound.present("dim") or is_name(bound.get("dim"), "None"):
             raise Flag(f"nn.{name} without dim uses torch's deprecated implicit axis; pass dim=")
         if same_literal(code_of(bound.get("dim")), "-1") and name != "LogSoftmax":
             return cst.parse_expression(f"{sentinel('nn')}.{name}()"), frozenset({"nn"})

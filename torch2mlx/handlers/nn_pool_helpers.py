@@ -24,12 +24,10 @@ from __future__ import annotations
 
 import re
 
-import libcst as cst
-
-from torch2mlx.binding import Flag, bind
+from torch2mlx.binding import bind
 from torch2mlx.handlers import register
+from torch2mlx.handlers.local_helpers import add_helpers
 from torch2mlx.template import choose_template, expand, normalize, template_roots
-from torch2mlx.transforms.codegen import mlx_statements
 
 _HELPERS = {
     "pool2d_padding": '''
@@ -123,13 +121,7 @@ def _needed(name: str) -> list:
 def emit_pool_helpers(rewriter, code: str) -> None:
     """Add the helpers `code` calls to the file (once each); Flag when a helper's name is taken there."""
     wanted = list(dict.fromkeys(n for name in _NAME.findall(code) for n in _needed(name)))
-    taken = [n for n in wanted if not rewriter.has_helper(n) and rewriter.name_taken(n)]
-    if taken:
-        raise Flag(f"the name {taken[0]} is already used in this file (the local helper would need it)", "no-equivalent")
-    for name in wanted:
-        rewriter.add_helper(name, lambda name=name: [  # two blank lines before each, PEP 8 style
-            stmt.with_changes(leading_lines=[cst.EmptyLine(), cst.EmptyLine(), *stmt.leading_lines])
-            for stmt in mlx_statements(rewriter, _source(name).lstrip("\n"))])
+    add_helpers(rewriter, wanted, {name: _source(name) for name in wanted})
 
 
 @register("pool_helper")

@@ -5,8 +5,6 @@ import ast
 from dataclasses import dataclass, field
 from typing import Optional
 
-_NO_DEFAULT = object()
-
 
 @dataclass(frozen=True)
 class Param:

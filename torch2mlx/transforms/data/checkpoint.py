@@ -13,6 +13,7 @@ Left in place (flagged) when
 """
 from __future__ import annotations
 
+import ast
 from typing import Optional
 
 import libcst as cst
@@ -56,10 +57,8 @@ class Checkpoints(Transform):
     def applies_to(self, text: str) -> bool:
         return "torch.save" in text or "torch.load" in text or "load_state_dict" in text or "save(" in text
 
-    def visit_Module(self, rw, node) -> None:
-        import ast
-
-        self.optimizers = set(optimizer_models(ast.parse(node.code)))
+    def prepare(self, tree: ast.Module, module_scope) -> None:
+        self.optimizers = set(optimizer_models(tree))
 
     def _is_model(self, owner) -> bool:
         """Not an optimizer, scheduler or scaler (their state is not a module's weights)."""

@@ -9,17 +9,18 @@ What it does
 Why
     torch.utils.data is torch; an in-memory loader is a few lines of indexing in MLX.
 Left in place (flagged) when
-    the dataset is not a TensorDataset built in this file (a name bound to one, or a subscript of a dict
-    literal of them), or the loader uses a sampler,
-    collate_fn, generator or other arguments. The shuffle order comes from mx.random, so
+    the file uses the name ArrayDataset or ArrayLoader itself (its own class would replace the
+    generated one), or the dataset is not a TensorDataset built in this file (a name bound to one, or
+    a subscript of a dict literal of them), or the loader uses a sampler, collate_fn, generator or
+    other arguments. The shuffle order comes from mx.random, so
     it differs from torch's even under the same seed (info diagnostic).
 """
 from __future__ import annotations
 
 import libcst as cst
-import libcst.matchers as m
 
 from torch2mlx.binding import code_of
+from torch2mlx.patterns import is_name
 from torch2mlx.transforms import Transform
 from torch2mlx.transforms.codegen import mlx_statements
 
@@ -29,6 +30,7 @@ LOADER = "torch.utils.data.DataLoader"
 _KEPT = ("batch_size", "shuffle", "drop_last")
 _DROPPED = ("num_workers", "pin_memory", "persistent_workers", "prefetch_factor", "pin_memory_device")
 
+_CLASSES = ("ArrayDataset", "ArrayLoader")
 HELPERS = '''
 class ArrayDataset:
     """In-memory arrays of one length, indexed together (a TensorDataset)."""
@@ -73,15 +75,20 @@ class DataLoaders(Transform):
         self.datasets: set = set()
         self.dataset_dicts: set = set()  # names of dicts whose values are all TensorDatasets of this file
         self.dataset_calls: set = set()
-        self.emitted = False
 
     def applies_to(self, text: str) -> bool:
         return "TensorDataset" in text
 
-    def _emit_helpers(self, rw) -> None:
-        if not self.emitted:
-            self.emitted = True
-            rw.add_prelude(mlx_statements(rw, HELPERS.lstrip()))
+    def _emit_helpers(self, rw, call) -> bool:
+        """The two classes, after the imports once per file; False (the call flagged) where the file uses one's name."""
+        taken = [name for name in _CLASSES if not rw.has_helper(name) and rw.name_taken(name)]
+        if taken:
+            self._drop(rw, call)  # one reason for the line: this one
+            rw.flag(call, RULE_ID, "no-equivalent", f"the name {taken[0]} is already used in this file (the local helper would need it)")
+            return False
+        if rw.add_helper(_CLASSES[0], lambda: mlx_statements(rw, HELPERS.lstrip())):
+            rw.add_helper(_CLASSES[1], [])  # written with the first
+        return True
 
     def _drop(self, rw, node) -> None:
         rw.drop_flags(node)
@@ -91,8 +98,9 @@ class DataLoaders(Transform):
         if qual == DATASET:
             if any(a.keyword is not None or a.star for a in updated.args):
                 return updated
+            if not self._emit_helpers(rw, original):
+                return updated
             self._drop(rw, original)
-            self._emit_helpers(rw)
             self.dataset_calls.add(id(original))
             rw.count_conversion()
             return updated.with_changes(func=cst.Name("ArrayDataset"))
@@ -132,7 +140,7 @@ class DataLoaders(Transform):
                 whitespace_before=cst.SimpleWhitespace(""), whitespace_after=cst.SimpleWhitespace(""))))
         kept[-1] = kept[-1].with_changes(comma=cst.MaybeSentinel.DEFAULT)
         self._drop(rw, original)
-        if any(a.keyword is not None and a.keyword.value == "shuffle" and not m.matches(a.value, m.Name("False")) for a in kept):
+        if any(a.keyword is not None and a.keyword.value == "shuffle" and not is_name(a.value, "False") for a in kept):
             rw.flag(original, RULE_ID, "needs-review", "shuffled with mx.random: the batch order differs from torch's", "info")
         rw.count_conversion()
         return updated.with_changes(func=cst.Name("ArrayLoader"), args=kept)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from typing import Callable, Optional
 
+from torch2mlx.binding import signature_of
 from torch2mlx.transforms.init.layers import PARAMETER
 from torch2mlx.transforms.init.literals import calculate_gain, literal_number, string_literal
 
@@ -112,7 +113,7 @@ def _dirac(args: dict, classes: Optional[frozenset]) -> Result:
 
 
 # initialiser -> (parameter names after the tensor, defaults, builder(args, layer classes))
-INITS: dict = {
+_TABLE: dict = {
     "zeros_": ((), {}, _fixed("mx.zeros_like({t})")),
     "ones_": ((), {}, _fixed("mx.ones_like({t})")),
     "constant_": (("val",), {}, _fixed("mx.full({t}.shape, {val}, dtype={t}.dtype)")),
@@ -132,6 +133,8 @@ INITS: dict = {
     "eye_": ((), {}, _eye),
     "dirac_": (("groups",), {"groups": "1"}, _dirac),
 }
+# initialiser -> (its signature, the tensor first as `t`, builder)
+INITS: dict = {name: (signature_of(("t", *params), defaults=defaults), build) for name, (params, defaults, build) in _TABLE.items()}
 # torch's deprecated names without the underscore call the same functions
 ALIASES = {name[:-1]: name for name in ("normal_", "uniform_", "constant_", "xavier_uniform_", "xavier_normal_",
                                         "kaiming_uniform_", "kaiming_normal_", "orthogonal_")}

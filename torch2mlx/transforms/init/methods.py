@@ -16,16 +16,17 @@ from typing import Optional
 
 import libcst as cst
 
-from torch2mlx.binding import code_of
+from torch2mlx.binding import argument_code, code_of, signature_of
 
-# method -> (parameter names, defaults, MLX expression over {t} and those names)
+# method -> (torch's signature after the tensor, MLX expression over {t} and its parameters)
 METHODS = {
-    "zero_": ((), {}, "mx.zeros_like({t})"),
-    "fill_": (("value",), {}, "mx.full({t}.shape, {value}, dtype={t}.dtype)"),
-    "normal_": (("mean", "std"), {"mean": "0.0", "std": "1.0"},
+    "zero_": (signature_of(), "mx.zeros_like({t})"),
+    "fill_": (signature_of(("value",)), "mx.full({t}.shape, {value}, dtype={t}.dtype)"),
+    "normal_": (signature_of(("mean", "std"), defaults={"mean": "0.0", "std": "1.0"}),
                 "mx.random.normal({t}.shape, dtype={t}.dtype, loc={mean}, scale={std})"),
-    "uniform_": (("from", "to"), {"from": "0.0", "to": "1.0"}, "mx.random.uniform({from}, {to}, {t}.shape, dtype={t}.dtype)"),
-    "copy_": (("src",), {}, "mx.broadcast_to({src}, {t}.shape).astype({t}.dtype)"),
+    "uniform_": (signature_of(("from", "to"), defaults={"from": "0.0", "to": "1.0"}),
+                 "mx.random.uniform({from}, {to}, {t}.shape, dtype={t}.dtype)"),
+    "copy_": (signature_of(("src",)), "mx.broadcast_to({src}, {t}.shape).astype({t}.dtype)"),
 }
 # in-place random fills with no translation here: flagged wherever they appear
 RANDOM_FILLS = frozenset({"normal_", "uniform_", "exponential_", "bernoulli_", "random_", "log_normal_",
@@ -39,26 +40,6 @@ def member_target(node: cst.BaseExpression) -> Optional[cst.Attribute]:
     return node if isinstance(node, cst.Attribute) and node.attr.value != "data" else None
 
 
-def bind_arguments(call: cst.Call, names: tuple, defaults: dict, first: tuple = ()) -> Optional[dict]:
-    """Code of each argument by name (`first` are leading positional slots), defaults filled in; None
-    for anything else (a star argument, an unknown keyword such as generator=, a missing one)."""
-    order = first + names
-    found: dict = {}
-    for i, arg in enumerate(call.args):
-        if arg.star:
-            return None
-        key = arg.keyword.value if arg.keyword is not None else (order[i] if i < len(order) else None)
-        if key not in order or key in found:
-            return None
-        found[key] = code_of(arg.value)
-    for name in order:
-        if name not in found:
-            if name not in defaults:
-                return None
-            found[name] = defaults[name]
-    return found
-
-
 def method_value(call: cst.Call) -> Optional[tuple]:
     """(target, MLX expression text) for a translatable method-initialiser call, else None."""
     if not isinstance(call.func, cst.Attribute) or call.func.attr.value not in METHODS:
@@ -66,8 +47,8 @@ def method_value(call: cst.Call) -> Optional[tuple]:
     target = member_target(call.func.value)
     if target is None:
         return None
-    names, defaults, template = METHODS[call.func.attr.value]
-    args = bind_arguments(call, names, defaults)
+    signature, template = METHODS[call.func.attr.value]
+    args = argument_code(call.args, signature)  # None for a star argument, generator=, a missing one
     if args is None:
         return None
     return target, template.format(t=code_of(target), **args)

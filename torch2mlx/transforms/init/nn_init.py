@@ -29,14 +29,14 @@ from __future__ import annotations
 
 import libcst as cst
 
-from torch2mlx.binding import code_of
+from torch2mlx.binding import argument_code, code_of
 from torch2mlx.transforms import Transform
 from torch2mlx.transforms.init.apply import APPLY_RULE, apply_loop, apply_loop_parts, loop_variable, names_used
 from torch2mlx.transforms.init.calls import ALIASES, INITS
 from torch2mlx.transforms.init.classes import (
     OPTIONAL_KEYS, class_arguments, class_value, key_check, optional_member_check, type_comparison_class)
 from torch2mlx.transforms.init.layers import PARAMETER, LayerFacts
-from torch2mlx.transforms.init.methods import RANDOM_FILLS, bind_arguments, member_target, method_value
+from torch2mlx.transforms.init.methods import RANDOM_FILLS, member_target, method_value
 from torch2mlx.transforms.codegen import mlx_expr
 
 _PREFIX = "torch.nn.init."
@@ -164,10 +164,10 @@ class NnInitTransform(Transform):
         name = ALIASES.get(name, name)
         if name not in INITS or not updated.value.args:
             return updated
-        params, defaults, build = INITS[name]
+        signature, build = INITS[name]
         first = updated.value.args[0]
         target = member_target(first.value) if first.keyword is None else None
-        args = bind_arguments(updated.value, params, defaults, first=("t",))
+        args = argument_code(updated.value.args, signature)
         if args is None or target is None:
             return updated
         args["t"] = code_of(target)

@@ -50,16 +50,15 @@ from typing import Optional
 import libcst as cst
 
 from torch2mlx.binding import Flag, bind
-from torch2mlx.torch_facts import MODULE_BASES
+from torch2mlx.torch_facts import FRESH_METHODS, MODULE_BASES, PASS_THROUGH_OPS
 from torch2mlx.transforms import Transform
 from torch2mlx.transforms.inplace.flow import (
-    FRESH_METHODS, INPLACE_METHODS, PASS_FUNCS, READING_BUILTINS, Callee, FunctionFlow,
+    INPLACE_METHODS, READING_BUILTINS, Callee, FunctionFlow,
 )
 
 RULE_ID = "nn-inplace-activation"
 _POSITIONAL_TRUE = re.compile(r"[(,]\s*True\s*\)")
 _SEQUENTIAL = frozenset({"torch.nn.Sequential", "torch.nn.modules.container.Sequential"})
-_MODULE_BASES = MODULE_BASES
 # torch layers whose output is always a new tensor (checked against torch: never the input's storage)
 _FRESH_LAYERS = frozenset({
     "Conv1d", "Conv2d", "Conv3d", "ConvTranspose1d", "ConvTranspose2d", "ConvTranspose3d", "Linear", "Bilinear",
@@ -417,7 +416,7 @@ class _Analysis:
         """None when every base class is nn.Module or a class of this file (its bases too) whose code never
         mentions the attributes `names`."""
         for base in cls.bases:
-            if self.rw.qualified_name(base.value) in _MODULE_BASES:
+            if self.rw.qualified_name(base.value) in MODULE_BASES:
                 continue
             other = self.module_classes.get(base.value.value) if isinstance(base.value, cst.Name) else None
             if other is None or other is cls or id(other) in seen:
@@ -561,13 +560,13 @@ class _Analysis:
                 bound = self.inplace_bound(rule, call)
                 if bound is not None and bound.get("input") is not None:
                     return Callee("act", bound.get("input"), False, id(call))
-                return Callee("pass" if qual.rsplit(".", 1)[-1] in PASS_FUNCS else "fresh" if qual.startswith("torch.") else "unknown")
+                return Callee("pass" if qual.rsplit(".", 1)[-1] in PASS_THROUGH_OPS else "fresh" if qual.startswith("torch.") else "unknown")
             if isinstance(func, cst.Attribute):
                 method = func.attr.value
                 if method in INPLACE_METHODS and method != "set_":  # `x.set_(y)`: x then shares y's storage
                     self._method_keys.add(id(call))
                     return Callee("act", func.value, False, id(call), method=True)
-                if method in PASS_FUNCS:
+                if method in PASS_THROUGH_OPS:
                     return Callee("pass", receiver=True)
                 return Callee("fresh" if method in FRESH_METHODS else "method")
             if isinstance(func, cst.Name) and func.value in READING_BUILTINS:

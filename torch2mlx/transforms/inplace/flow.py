@@ -22,18 +22,10 @@ import libcst as cst
 
 from torch2mlx.array_facts import TORCH_TENSOR_MEMBERS
 from torch2mlx.binding import code_of
-from torch2mlx.torch_facts import PASS_THROUGH_OPS
+from torch2mlx.torch_facts import VALUE_ATTRIBUTES
 
-# calls whose value may be (a view of) an argument: the argument is not consumed
-PASS_FUNCS = PASS_THROUGH_OPS
-# tensor methods that always return a new tensor (or a Python value)
-FRESH_METHODS = frozenset({
-    "clone", "add", "sub", "mul", "div", "matmul", "mm", "bmm", "exp", "log", "sqrt", "abs", "neg",
-    "sum", "mean", "pow", "softmax", "log_softmax", "argmax", "argmin", "sigmoid", "tanh", "relu",
-    "new_zeros", "new_ones", "new_full", "new_empty", "new_tensor", "size", "dim", "numel", "item",
-    "tolist", "stride", "is_contiguous", "max", "min", "std", "var", "norm", "amax", "amin",
-})
-SCALAR_ATTRS = frozenset({"shape", "dtype", "device", "ndim", "is_cuda", "requires_grad", "training"})
+SCALAR_ATTRS = VALUE_ATTRIBUTES | {"training"}  # ... and a module's mode
+# builtins that read their argument and keep no reference to it
 READING_BUILTINS = frozenset({"print", "len", "float", "int", "str", "repr", "bool", "round", "isinstance", "format", "range", "hasattr"})
 
 # every in-place Tensor method (`op_`); `set_` makes its receiver share its argument's storage

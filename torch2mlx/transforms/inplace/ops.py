@@ -36,15 +36,15 @@ from typing import Optional
 
 import libcst as cst
 
-from torch2mlx.binding import code_of
-from torch2mlx.torch_facts import BOOL_RESULT_OPS, VIEW_OPS
+from torch2mlx.binding import argument_code, code_of, signature_of
+from torch2mlx.torch_facts import BOOL_RESULT_OPS, FRESH_METHODS, VALUE_ATTRIBUTES, VIEW_OPS
 from torch2mlx.transforms import Transform
 from torch2mlx.transforms.codegen import mlx_expr
 from torch2mlx.transforms.init.methods import METHODS as FILL_METHODS
-from torch2mlx.transforms.init.methods import RANDOM_FILLS, bind_arguments
+from torch2mlx.transforms.init.methods import RANDOM_FILLS
 from torch2mlx.transforms.inplace.activation import RULE_ID as ACTIVATION_ID
 from torch2mlx.transforms.inplace.activation import _Analysis
-from torch2mlx.transforms.inplace.flow import INPLACE_METHODS
+from torch2mlx.transforms.inplace.flow import INPLACE_METHODS, READING_BUILTINS
 
 RULE_ID = "inplace-op"
 SPECIAL = {"zero_", "fill_", "copy_"}
@@ -53,20 +53,14 @@ SPECIAL = {"zero_", "fill_", "copy_"}
 # creation calls whose value is a new tensor and whose arguments may be evaluated twice (`torch.empty(n).normal_()`)
 _CREATIONS = frozenset({"torch.empty", "torch.zeros", "torch.ones"})
 _NEW_METHODS = frozenset({"new_empty", "new_zeros", "new_ones"})  # `x.new_empty(shape)` (timm's drop_path)
-# method -> (parameter names, defaults, MLX expression over the new tensor {t}): nn-init's, and bernoulli_
-_VALUE_FILLS = {**FILL_METHODS, "bernoulli_": (("p",), {"p": "0.5"}, "mx.random.bernoulli({p}, {t}.shape).astype({t}.dtype)")}
+# method -> (torch's signature after the tensor, MLX expression over the new tensor {t}): nn-init's, and bernoulli_
+_VALUE_FILLS = {**FILL_METHODS, "bernoulli_": (signature_of(("p",), defaults={"p": "0.5"}),
+                                               "mx.random.bernoulli({p}, {t}.shape).astype({t}.dtype)")}
 
-# expressions whose value never shares storage with anything else
-_FRESH_METHODS = frozenset({
-    "clone", "add", "sub", "mul", "div", "matmul", "mm", "bmm", "exp", "log", "sqrt", "abs", "neg",
-    "sum", "mean", "pow", "softmax", "log_softmax", "argmax", "argmin", "sigmoid", "tanh", "relu",
-    "new_zeros", "new_ones", "new_full", "new_empty", "new_tensor", "zeros_like", "ones_like",
-})
-_VIEW_FUNCS = VIEW_OPS
 _MODULE_ROOTS = frozenset({"torch", "F", "nn", "np", "numpy", "mx"})  # `torch.reshape(x, ...)`: a function, not a method of `torch`
-# uses that read a value without keeping a reference to the tensor
-_SCALAR_ATTRS = frozenset({"shape", "dtype", "device", "ndim", "size", "item", "tolist", "numel", "dim", "is_cuda"})
-_READING_BUILTINS = frozenset({"print", "len", "float", "int", "str", "repr", "bool", "round", "isinstance", "format"})
+# uses that read a value without keeping a reference to the tensor: its value attributes, and the methods
+# giving a Python value (a bound method, called or not, reads the shape or the data only)
+_SCALAR_ATTRS = VALUE_ATTRIBUTES | {"size", "item", "tolist", "numel", "dim"}
 
 
 def _is_fresh(value: ast.expr) -> bool:
@@ -76,9 +70,9 @@ def _is_fresh(value: ast.expr) -> bool:
         func = value.func
         if isinstance(func, ast.Attribute):
             if _module_root(func) is not None:
-                return func.attr not in _VIEW_FUNCS
+                return func.attr not in VIEW_OPS
             # a view of a value nothing else refers to is itself unshared
-            return func.attr in _FRESH_METHODS or _is_fresh(func.value)
+            return func.attr in FRESH_METHODS or _is_fresh(func.value)
     if isinstance(value, ast.Subscript):
         return _is_fresh(value.value)
     return False
@@ -146,9 +140,9 @@ class _ScopeFacts:
             if parent.attr in _SCALAR_ATTRS or parent.attr in INPLACE_METHODS:
                 return None
             if isinstance(call, ast.Call) and call.func is parent:
-                if parent.attr in _FRESH_METHODS:
+                if parent.attr in FRESH_METHODS:
                     return None
-                return self._use_problem(call, parents) if parent.attr in _VIEW_FUNCS else None
+                return self._use_problem(call, parents) if parent.attr in VIEW_OPS else None
             return self._use_problem(parent, parents)
         if isinstance(parent, ast.Subscript) and parent.value is node:
             if isinstance(parent.ctx, ast.Store):
@@ -157,9 +151,9 @@ class _ScopeFacts:
         if isinstance(parent, ast.Call) and node in parent.args:
             func = parent.func
             name = func.id if isinstance(func, ast.Name) else func.attr if isinstance(func, ast.Attribute) else ""
-            if isinstance(func, ast.Name) and name in _READING_BUILTINS:
+            if isinstance(func, ast.Name) and name in READING_BUILTINS:
                 return None
-            if isinstance(func, ast.Attribute) and isinstance(func.value, ast.Name) and func.value.id in ("torch", "F") and name not in _VIEW_FUNCS:
+            if isinstance(func, ast.Attribute) and isinstance(func.value, ast.Name) and func.value.id in ("torch", "F") and name not in VIEW_OPS:
                 return None
             return f"it is passed to `{ast.unparse(func)}(...)`, which may keep a reference"
         if isinstance(parent, ast.Subscript) and parent.slice is node:
@@ -180,7 +174,7 @@ class _ScopeFacts:
                 called = func.attr if isinstance(func, ast.Attribute) else func.id if isinstance(func, ast.Name) else ""
                 # `x = x.unsqueeze(0)`: a view of the old x, which nothing else refers to
                 of_itself = any(_root_name(n) == name for n in [getattr(func, "value", None), *(value.args[:1])])
-                if called in _VIEW_FUNCS and not of_itself:
+                if called in VIEW_OPS and not of_itself:
                     return ast.unparse(value)
         return None
 
@@ -240,8 +234,8 @@ class InplaceOps(Transform):
     def visit_Module(self, rw, node) -> None:
         self.scopes.append(node)
         if self.item_updates:
-            activation = rw.transform(ACTIVATION_ID)
-            found = getattr(activation, "analysis", None)
+            activation = rw.transform(ACTIVATION_ID)  # its flow analysis of this file, if it made one
+            found = activation.analysis if activation is not None else None
             self.analysis = found if found is not None else _Analysis(rw, node)
 
     def visit_FunctionDef(self, rw, node) -> None:
@@ -320,8 +314,8 @@ class InplaceOps(Transform):
                 or any(isinstance(n, cst.Call) for a in receiver.args for n in _walk(a.value))
                 or not isinstance(updated, cst.Call) or not isinstance(updated.func, cst.Attribute)):
             return None
-        names, defaults, template = _VALUE_FILLS[method]
-        args = bind_arguments(updated, names, defaults)
+        signature, template = _VALUE_FILLS[method]
+        args = argument_code(updated.args, signature)
         if args is None:
             return None
         rw.count_conversion()

@@ -27,14 +27,12 @@ or one of the class names is already used in the file.
 """
 from __future__ import annotations
 
-import re
-
 import libcst as cst
-import libcst.matchers as m
 
 from torch2mlx.binding import Flag
 from torch2mlx.handlers import register
-from torch2mlx.template import sentinel
+from torch2mlx.patterns import is_name
+from torch2mlx.transforms.codegen import mlx_statements
 
 LOCAL_ATTENTION = '''
 class MultiheadAttention(nn.Module):
@@ -258,11 +256,6 @@ _UNSUPPORTED = {
 _DROPPED = frozenset({"device"})
 
 
-def _parsed(code: str) -> list:
-    code = re.sub(r"\b(mx|nn)\.", lambda m: f"{sentinel(m.group(1))}.", code)
-    return list(cst.parse_module(code.lstrip("\n")).body)
-
-
 def _add_block(block: str, rewriter) -> None:
     if rewriter.has_helper(block):
         return
@@ -270,7 +263,7 @@ def _add_block(block: str, rewriter) -> None:
     taken = [c for c in classes if rewriter.name_taken(c, module_only=True)]
     if taken:
         raise Flag(f"the name {taken[0]} is already used in this file", "no-equivalent")
-    rewriter.add_helper(block, lambda: _parsed(code))
+    rewriter.add_helper(block, lambda: mlx_statements(rewriter, code.lstrip("\n")))
 
 
 def _local(name: str, call: cst.Call, rewriter, positional_limit: int):
@@ -283,7 +276,7 @@ def _local(name: str, call: cst.Call, rewriter, positional_limit: int):
             continue
         if key == "dtype":
             raise Flag(f"the local {name} has no dtype argument; call .set_dtype() on the module")
-        if key in _UNSUPPORTED and not m.matches(arg.value, m.Name(_UNSUPPORTED[key])):
+        if key in _UNSUPPORTED and not is_name(arg.value, _UNSUPPORTED[key]):
             raise Flag(f"{key}= is not implemented by the local {name}", "no-equivalent")
         if key in _UNSUPPORTED:
             continue

@@ -41,15 +41,14 @@ from dataclasses import dataclass, field
 from typing import Optional
 
 import libcst as cst
-import libcst.matchers as m
 
+from torch2mlx.binding import signature_of, try_bind
+from torch2mlx.patterns import find, is_name
 from torch2mlx.template import sentinel
 from torch2mlx.torch_facts import MODULE_BASES, TUPLE_RETURNING_LAYERS
 from torch2mlx.transforms import Transform
 from torch2mlx.transforms.module.layer_bases import BASES
 
-_MODULE_BASES = MODULE_BASES
-_TUPLE_RETURNING = TUPLE_RETURNING_LAYERS
 _DICT_METHODS = frozenset(dir(dict))
 _SEQUENCE_BUILTINS = frozenset({"len", "enumerate", "list", "tuple", "reversed", "iter", "zip"})
 _SPLITTERS = frozenset({"split", "chunk", "unbind", "tensor_split"})
@@ -89,35 +88,25 @@ def _string_value(node: cst.BaseExpression) -> Optional[str]:
     return None
 
 
+# torch's signatures of the calls read here (arguments are nodes; None where absent or unbindable)
+_REGISTER_BUFFER = signature_of(("name", "tensor", "persistent"), optional=True)
+_BUFFER = signature_of(("data",), ("persistent",), optional=True)  # nn.Buffer(data=None, *, persistent=True)
+
+
+def _slots(call: cst.Call, signature) -> tuple:
+    """The argument nodes of `call` for each parameter of `signature`, in order; all None if unbindable."""
+    bound = try_bind(call.args, signature)
+    return tuple(bound.get(name) if bound is not None else None for name in signature.names)
+
+
 def _buffer_args(call: cst.Call) -> tuple:
     """(name node, tensor node, persistent node) of a register_buffer call; None where absent."""
-    slots = {"name": None, "tensor": None, "persistent": None}
-    order = ["name", "tensor", "persistent"]
-    return _bind_slots(call, slots, order)
+    return _slots(call, _REGISTER_BUFFER)
 
 
 def _buffer_class_args(call: cst.Call) -> tuple:
     """(data node, persistent node) of `nn.Buffer(data=None, *, persistent=True)`; (None, None) if unbindable."""
-    data, persistent = _bind_slots(call, {"data": None, "persistent": None}, ["data"])
-    return data, persistent
-
-
-def _bind_slots(call: cst.Call, slots: dict, order: list) -> tuple:
-    """The argument nodes of `call` bound to `slots` (positional ones in `order`); all None if unbindable."""
-    positional = 0
-    for arg in call.args:
-        if arg.star:
-            return (None,) * len(slots)
-        if arg.keyword is None:
-            if positional >= len(order):
-                return (None,) * len(slots)
-            slots[order[positional]] = arg.value
-            positional += 1
-        elif arg.keyword.value in slots:
-            slots[arg.keyword.value] = arg.value
-        else:
-            return (None,) * len(slots)
-    return tuple(slots.values())
+    return _slots(call, _BUFFER)
 
 
 class _SelfAttrAccess(cst.CSTTransformer):
@@ -184,7 +173,7 @@ class NnModuleTransform(Transform):
         for base in node.bases:
             qual = rw.qualified_name(base.value) or ""
             layer = qual[9:] if qual.count(".") == 2 and qual.startswith("torch.nn.") else None
-            if qual in _MODULE_BASES or (layer in BASES and (layer != "Sequential" or _defines_forward(node))):
+            if qual in MODULE_BASES or (layer in BASES and (layer != "Sequential" or _defines_forward(node))):
                 is_module = True  # nn.Module, or a torch layer that becomes a torch-exact helper (layer_bases.py)
             elif isinstance(base.value, cst.Name) and (base.value.value in self.module_classes
                                                        or base.value.value in rw.project_module_classes):
@@ -214,7 +203,7 @@ class NnModuleTransform(Transform):
                         kind = qual.rsplit(".", 1)[-1]
                         for target in small.targets:
                             attr = _self_attr(target.target)
-                            if attr and layer and kind not in _TUPLE_RETURNING:
+                            if attr and layer and kind not in TUPLE_RETURNING_LAYERS:
                                 info.submodules.add(attr)
                             if attr and kind == "ModuleDict":
                                 info.dicts.add(attr)
@@ -223,7 +212,7 @@ class NnModuleTransform(Transform):
                     if isinstance(small, cst.Expr) and _is_register_buffer(small.value):
                         name_node, _, persistent = _buffer_args(small.value)
                         name = _string_value(name_node) if name_node is not None else None
-                        if name and _is_name(persistent, "False"):
+                        if name and is_name(persistent, "False"):
                             info.hidden_buffers.add(name)
 
     def leave_ClassDef(self, rw, original: cst.ClassDef, updated: cst.ClassDef):
@@ -247,7 +236,7 @@ class NnModuleTransform(Transform):
     @staticmethod
     def _mlx_base(rw, base: cst.Arg) -> cst.Arg:
         """A base the table did not visit (a class scope with no other torch use) is still torch's."""
-        if rw.qualified_name(base.value) in _MODULE_BASES:
+        if rw.qualified_name(base.value) in MODULE_BASES:
             rw.need_import("nn")
             rw.count_conversion()
             return base.with_changes(value=cst.Attribute(cst.Name(sentinel("nn")), cst.Name("Module")))
@@ -310,7 +299,7 @@ class NnModuleTransform(Transform):
         if isinstance(original.func, cst.Attribute) and _is_self(original.func.value):
             _drop_receiver_flags(rw, original)  # self.norm(x): a submodule named like a tensor method
         if method == "forward":
-            if isinstance(receiver, cst.Call) and _is_name(receiver.func, "super"):
+            if isinstance(receiver, cst.Call) and is_name(receiver.func, "super"):
                 return updated.with_changes(func=updated.func.with_changes(attr=cst.Name("__call__")))
             return updated.with_changes(func=receiver)
         if method == "register_buffer" and _is_register_buffer(original) and not _convertible_buffer(original):
@@ -376,7 +365,7 @@ class NnModuleTransform(Transform):
             return updated
         name_node, tensor, persistent = _buffer_args(call)
         name = _string_value(name_node)
-        hidden = _is_name(persistent, "False")
+        hidden = is_name(persistent, "False")
         attr = "_" + name if hidden else name
         assign = cst.parse_statement(f"self.{attr} = 0").with_changes(leading_lines=updated.leading_lines)
         assign = assign.with_changes(body=[assign.body[0].with_changes(value=tensor)],
@@ -391,11 +380,6 @@ def _defines_forward(node: cst.ClassDef) -> bool:
     """A Sequential-derived class with no forward stays MLX's nn.Sequential (layer_values.py), not a module class here."""
     body = node.body.body if isinstance(node.body, cst.IndentedBlock) else ()
     return any(isinstance(s, cst.FunctionDef) and s.name.value in ("forward", "__call__") for s in body)
-
-
-def _is_name(node: Optional[cst.BaseExpression], *values: str) -> bool:
-    """`node` is the bare name `values[0]` (or another of `values`): `False`, `super`, `dict`."""
-    return isinstance(node, cst.Name) and node.value in values
 
 
 def _is_self(node: cst.BaseExpression) -> bool:
@@ -425,7 +409,7 @@ def _buffer_assignment_target(rw, assign: cst.Assign) -> Optional[str]:
     if len(assign.targets) != 1 or not isinstance(call, cst.Call) or rw.qualified_name(call.func) not in _BUFFER_CLASSES:
         return None
     data, persistent = _buffer_class_args(call)
-    if data is None or not (persistent is None or _is_name(persistent, "True", "False")):
+    if data is None or not (persistent is None or is_name(persistent, "True", "False")):
         return None
     return _self_attr(assign.targets[0].target)
 
@@ -436,12 +420,12 @@ def _hidden_buffer_assignment(rw, assign: cst.Assign) -> Optional[str]:
     if name is None:
         return None
     _, persistent = _buffer_class_args(assign.value)
-    return name if _is_name(persistent, "False") else None
+    return name if is_name(persistent, "False") else None
 
 
 def _convertible_buffer(call: cst.Call) -> bool:
     name, tensor, persistent = _buffer_args(call)
-    literal = persistent is None or _is_name(persistent, "True", "False")
+    literal = persistent is None or is_name(persistent, "True", "False")
     return name is not None and _string_value(name) is not None and tensor is not None and literal
 
 
@@ -480,15 +464,8 @@ def _depth(rw) -> int:
 # ----- weight tying ------------------------------------------------------------------------------
 def _call_args(call: cst.Call, names: tuple) -> Optional[dict]:
     """Parameter name -> the argument, for calls using only `names`; None otherwise."""
-    found: dict = {}
-    for i, arg in enumerate(call.args):
-        if arg.star:
-            return None
-        key = arg.keyword.value if arg.keyword is not None else (names[i] if i < len(names) else None)
-        if key not in names or key in found:
-            return None
-        found[key] = arg.value
-    return found
+    bound = try_bind(call.args, signature_of(names, optional=True))
+    return bound.values if bound is not None else None
 
 
 def _same(a: cst.BaseExpression, b: Optional[cst.BaseExpression]) -> bool:
@@ -521,7 +498,7 @@ def _layers_built(rw, init: cst.FunctionDef) -> dict:
         if qual.endswith(".ModuleDict") and len(assign.value.args) == 1:
             inner = assign.value.args[0].value
             entries = []
-            if isinstance(inner, cst.Call) and _is_name(inner.func, "dict"):
+            if isinstance(inner, cst.Call) and is_name(inner.func, "dict"):
                 entries = [(a.keyword.value, a.value) for a in inner.args if a.keyword is not None]
             elif isinstance(inner, cst.Dict):
                 entries = [(_string_value(e.key), e.value) for e in inner.elements if isinstance(e, cst.DictElement)]
@@ -569,8 +546,8 @@ def _mentions(module: cst.Module, name: str) -> int:
     words of string literals (`getattr(self, "lm_head")`, `_tied_weights_keys = ["lm_head.weight"]` reach
     the attribute by name); comments do not count."""
     word = re.compile(rf"\b{re.escape(name)}\b")
-    names = len(m.findall(module, m.Name(name)))
-    strings = m.findall(module, m.SimpleString() | m.FormattedStringText())
+    names = len(find(module, cst.Name, lambda n: n.value == name))
+    strings = find(module, (cst.SimpleString, cst.FormattedStringText))
     return names + sum(len(word.findall(s.value)) for s in strings)
 
 
@@ -597,7 +574,7 @@ def _plan_tie(rw, node: cst.ClassDef, module: cst.Module) -> Optional[_Tie]:
             return None
         emb_args = _call_args(kinds[embedding][1], ("num_embeddings", "embedding_dim"))
         lin_args = _call_args(kinds[linear][1], ("in_features", "out_features", "bias"))
-        if (emb_args is None or lin_args is None or not _is_name(lin_args.get("bias"), "False") or len(emb_args) != 2
+        if (emb_args is None or lin_args is None or not is_name(lin_args.get("bias"), "False") or len(emb_args) != 2
                 or not _same(emb_args["num_embeddings"], lin_args.get("out_features"))
                 or not _same(emb_args["embedding_dim"], lin_args.get("in_features"))):
             return None

@@ -20,14 +20,12 @@ unbatched input accepted.
 """
 from __future__ import annotations
 
-import re
-
 import libcst as cst
-import libcst.matchers as m
 
 from torch2mlx.binding import Flag
 from torch2mlx.handlers import register
-from torch2mlx.template import sentinel
+from torch2mlx.patterns import find, is_integer
+from torch2mlx.transforms.codegen import mlx_statements
 
 CLASS_NAME = "MultiLayerRNN"
 
@@ -165,11 +163,6 @@ class RecurrentCell(nn.Module):
 _DROPPED = frozenset({"device"})
 
 
-def _prelude(code: str) -> list:
-    code = re.sub(r"\b(mx|nn)\.", lambda m: f"{sentinel(m.group(1))}.", code)
-    return list(cst.parse_module(code.lstrip("\n")).body)
-
-
 # the class each kind of call becomes, with its code and the most positional arguments torch's
 # signature lets through before `nonlinearity` (nn.RNN's and nn.RNNCell's next parameter)
 _LOCAL_CLASSES = {"layer": (CLASS_NAME, LOCAL_RNN, 3), "cell": (CELL_CLASS_NAME, LOCAL_CELL, 2)}
@@ -186,7 +179,7 @@ def _local_rnn(mode: str, original: cst.Call, call: cst.Call, rewriter, kind: st
             continue
         if key == "dtype":
             raise Flag(f"the local {class_name} has no dtype argument; call .set_dtype() on the module")
-        if key == "proj_size" and not m.matches(arg.value, m.Integer("0")):
+        if key == "proj_size" and not is_integer(arg.value, "0"):
             raise Flag("LSTM projections (proj_size) are not implemented by the local recurrent layer", "no-equivalent")
         if key == "nonlinearity" and mode != "RNN":
             raise Flag(f"unknown argument 'nonlinearity' for nn.{mode}")
@@ -197,9 +190,9 @@ def _local_rnn(mode: str, original: cst.Call, call: cst.Call, rewriter, kind: st
         raise Flag(f"nn.RNN{'Cell' if kind == 'cell' else ''}'s argument after the first {rnn_positionals} "
                    "positional ones is nonlinearity: pass it and the later ones by keyword")
     if not rewriter.has_helper(class_name):
-        if m.findall(original, m.Name(class_name)) or class_name in rewriter.scopes[0].other:
+        if find(original, cst.Name, lambda n: n.value == class_name) or class_name in rewriter.scopes[0].other:
             raise Flag(f"the name {class_name} is already used in this file", "no-equivalent")
-        rewriter.add_helper(class_name, lambda: _prelude(code))
+        rewriter.add_helper(class_name, lambda: mlx_statements(rewriter, code.lstrip("\n")))
     mode_arg = cst.Arg(cst.SimpleString(f'"{mode}"'))
     return cst.Call(func=cst.Name(class_name), args=[mode_arg, *args]), frozenset({"mx", "nn"})
 
