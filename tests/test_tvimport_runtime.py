@@ -109,3 +109,22 @@ def check(c):
 '''
     result = convert_source(source, "fallback_none.py")
     assert "try:" in result.code and "_assert = None" in result.code
+
+
+def test_generator_annotation_alone_becomes_its_text(monkeypatch):
+    """timm data/scheduled_sampler.py: `generator: torch.Generator` in a file with no other runtime idiom."""
+    source = '''
+from typing import Optional
+
+import torch
+
+
+class ScheduledBatchSampler:
+    def _sample_choice(self, generator: torch.Generator, weights: Optional[torch.Generator] = None) -> int:
+        return 3
+'''
+    result = convert_source(source, "scheduled_sampler.py")
+    assert not warnings(result), [d.format() for d in result.diagnostics]
+    assert "generator: 'torch.Generator', weights: Optional['torch.Generator'] = None" in result.code
+    monkeypatch.setitem(sys.modules, "torch", None)
+    assert exec_source(result.code, "mlx_sampler")["ScheduledBatchSampler"]()._sample_choice(None) == 3

@@ -365,6 +365,7 @@ class RuntimeValues(Transform):
 
     def applies_to(self, text: str) -> bool:
         return ("wrap" in text or "annotations" in text or "_assert" in text or "script_if_tracing" in text or "_overload" in text or "BroadcastingList" in text or "ModuleList" in text or "register_fake" in text or "impl_abstract" in text or "hasattr" in text or "getattr" in text or "ImportError" in text or "Final" in text or "Dataset" in text or "Sampler" in text or "Function" in text
+                or ": torch." in text or "[torch." in text or "-> torch." in text
                 or "functional" in text or " F." in text or "(F." in text or "=F." in text)
 
     # ----- where a value sits ------------------------------------------------------------------
