@@ -144,12 +144,3 @@ class PluginContext:
         if key not in self._state:
             self._state[key] = factory()
         return self._state[key]
-
-    # ----- transitional ----------------------------------------------------------------------
-    def __getattr__(self, name: str):
-        # migrating: transforms/layout/nn_script_layers.py (owned by another change) still reads rewriter fields
-        # (`statement_findings`, `transforms`, `scope_list`); only it may rely on this fallback
-        # (tests/test_plugin_context.py). Remove once it is migrated.
-        if name.startswith("__") or name == "_rw":
-            raise AttributeError(name)
-        return getattr(self._rw, name)
