@@ -63,6 +63,7 @@ to a channels-last value (fed torch's layout); lists of maps of one layout (`tor
 """
 from __future__ import annotations
 
+from dataclasses import dataclass, field, fields
 from typing import Optional
 
 import libcst as cst
@@ -71,13 +72,13 @@ import libcst.matchers as m
 from torch2mlx.template import sentinel
 from torch2mlx.transforms import Transform
 from torch2mlx.transforms.layout.flow import LayoutFlow, with_join_fixes
-from torch2mlx.transforms.layout.ops import RANK, LayoutOps, shape_source
+from torch2mlx.transforms.layout.ops import RANK, SAME, LayoutOps, mx_call, shape_source
 from torch2mlx.transforms.layout.ops import int_value as _int
 from torch2mlx.transforms.module.layer_values import CHANNELS_LAST_LAYER, DEPENDS, FOLLOWED_CLASS, HELPER_CODE, VALUES
 from torch2mlx.binding import Flag
 from torch2mlx.handlers.local_helpers import add_helpers
 from torch2mlx.transforms.layout.tables import (  # what each layer does to a layout
-    AXES, TO_CL, TO_TORCH, ADAPTIVE, FUNCTIONS, KEEP, LAYOUT_FUNCTIONS, PER_POSITION, SPATIAL)
+    AXES, TO_CL, TO_TORCH, TO_TORCH_AXES, ADAPTIVE, FUNCTIONS, KEEP, LAYOUT_FUNCTIONS, PER_POSITION, SPATIAL)
 
 RULE = "nn-layout"
 _COMMA = cst.Comma(whitespace_after=cst.SimpleWhitespace(" "))
@@ -132,6 +133,29 @@ def _names(node: cst.CSTNode) -> list:
     return found
 
 
+@dataclass
+class _Followed:
+    """What the analysis holds while it follows one function: forward in the pass, or a method followed ahead of the
+    pass from the layouts of its arguments (`_analyse`, which gives it a fresh one and puts the pass's back)."""
+    state: Optional[dict] = None  # name -> layout inside the forward being visited
+    layers: Optional[dict] = None
+    notes: list = field(default_factory=list)  # per class: [inputs, output layouts]
+    replace: dict = field(default_factory=dict)  # id(original node) -> replacement
+    unwrap: set = field(default_factory=set)  # id(original call) of F.interpolate & co. applied to a channels-last map
+    rebuild: dict = field(default_factory=dict)  # id(original call) -> its MLX form built from its receiver (x.flatten(2), ...)
+    reindex: dict = field(default_factory=dict)  # id(original subscript) -> layout whose axes its index is spread over
+    to_channels_last: dict = field(default_factory=dict)  # id(original call of a layer) -> permutation for its plain argument
+    frames: list = field(default_factory=list)  # open if / loop statements of the forward (flow.py)
+    loop_modules: dict = field(default_factory=dict)  # loop variable over an nn.ModuleList of channels-last blocks -> their layout
+    scalars: set = field(default_factory=set)  # names bound to sizes by `N, C, H, W = x.shape` in the forward
+    doubted: set = field(default_factory=set)  # id(node) flagged in the current statement (a consumer of it is not flagged again)
+    cls_node: Optional[cst.ClassDef] = None  # the channels-last class whose methods are being followed
+    join_fix: dict = field(default_factory=dict)  # id(original branch body) -> [(name, permutation)] appended at its end (flow.py)
+    ranks: dict = field(default_factory=dict)  # name in torch's layout -> its rank, where known (joins need it: flow.py)
+    mixed_reported: set = field(default_factory=set)  # "?" names flagged once in this function (later reads: info notes)
+    arg_transposes: dict = field(default_factory=dict)  # id(original call of a plain function) -> [(argument index, permutation)]
+
+
 class NnLayoutTransform(LayoutOps, LayoutFlow, Transform):
     id = "nn-layout"
     description = "channels-last activations around convolution, pooling and batch-norm layers"
@@ -140,34 +164,18 @@ class NnLayoutTransform(LayoutOps, LayoutFlow, Transform):
     hot_attributes = ("view", "flatten", "reshape", "cat", "mean", "size", "shape")
 
     def __init__(self) -> None:
+        self.fwd = _Followed()  # the function being followed (forward, or a method it calls)
         self.classes: list = []       # per class: {attr: layout kind of the submodule} or None
-        self.state: Optional[dict] = None  # name -> layout inside the forward being visited
-        self.replace: dict = {}       # id(original node) -> replacement
-        self.notes: list = []         # per class: [inputs, output layouts]
         self.class_stack: list = []   # (ClassDef, layers or None) of the classes being visited
         self.outputs: dict = {}       # channels-last class name -> output layouts of its forward
         self.calls = None             # call-site analysis (channels-last instances), set per module
         self.own: dict = {}           # class of this file that maps a channels-last input to channels-last -> its output layout
         self.module_names: dict = {}  # module-level name -> its bindings (a class name is used only when bound once)
-        self.unwrap: set = set()      # id(original call) of F.interpolate & co. applied to a channels-last map
-        self.rebuild: dict = {}       # id(original call) -> MLX template over its receiver {x} (x.flatten(2), ...)
-        self.reindex: dict = {}       # id(original subscript) -> layout whose axes its index is spread over
-        self.to_channels_last: dict = {}  # id(original call of a layer) -> permutation for its plain argument
-        self.arg_transposes: dict = {}  # id(original call of a plain function) -> [(argument index, permutation)]
-        self.frames: list = []        # open if / loop statements of the forward (flow.py)
-        self.mixed_reported: set = set()  # "?" names flagged once in this function (later reads: info notes)
         self.cascaded = False         # the current statement reads a value of unknown layout (its name): kept as written
         self.cascade_lines: dict = {}  # id(original statement) -> the name of unknown layout it reads (a comment)
-        self.ranks: dict = {}         # name in torch's layout -> its rank, where known (joins need it: flow.py)
-        self.join_fix: dict = {}      # id(original branch body) -> [(name, permutation)] appended at its end (flow.py)
-        self.doubted: set = set()     # id(node) flagged in the current statement (a consumer of it is not flagged again)
-        self.cls_node: Optional[cst.ClassDef] = None  # the channels-last class whose methods are being followed
         self.method_plans: dict = {}  # id(method FunctionDef) -> layouts of its parameters (from its calls in forward)
         self._method_results: dict = {}  # (id(method), parameter layouts) -> the layout it returns, or None
         self.method_outputs = None    # the class's output layouts, set aside while one of its methods is visited
-        self.scalars: set = set()     # names bound to sizes by `N, C, H, W = x.shape` in the forward
-        self.loop_modules: dict = {}  # loop variable over an nn.ModuleList of channels-last blocks -> their layout
-        self.layers: Optional[dict] = None
         self.functions: dict = {}     # module-level function -> its FunctionDef (layer factories like conv3x3)
         self.class_defs: dict = {}    # module-level class name -> its ClassDef
         self._constructions: Optional[dict] = None  # class name -> [(call, enclosing FunctionDef, class)], on demand
@@ -1255,7 +1263,7 @@ class NnLayoutTransform(LayoutOps, LayoutFlow, Transform):
             return None
         for layout, perm in TO_TORCH.items():
             if str(tuple(dims)) == perm:
-                self.rebuild[id(e)] = "{x}"
+                self.rebuild[id(e)] = SAME
                 return layout
         return None
 
@@ -1328,7 +1336,7 @@ class NnLayoutTransform(LayoutOps, LayoutFlow, Transform):
             return "cl1"
         elif method == "flatten" and len(args) == 1 and _int(args[0].value) == 1 and not args[0].keyword:
             if layout != "g":  # a 1x1 map flattens alike in both layouts; a feature map goes back to torch's order
-                self.rebuild[id(e)] = "mx.flatten(mx.transpose({x}, %s), 1)" % TO_TORCH[layout]
+                self.rebuild[id(e)] = lambda x, perm=TO_TORCH_AXES[layout]: mx_call("flatten", mx_call("transpose", x, perm), 1)
             return "plain"
         if method == "size" and len(args) == 1 and _axis(layout, _int(args[0].value)) is not None:
             self.replace[id(args[0].value)] = cst.Integer(str(AXES[layout][_int(args[0].value)]))
@@ -1501,21 +1509,13 @@ class NnLayoutTransform(LayoutOps, LayoutFlow, Transform):
     def _analyse(self, rw, cls: cst.ClassDef, function: cst.FunctionDef, state: dict, layers: dict) -> Optional[str]:
         """Follow a method of `cls` ahead of the pass from the layouts `state` of its parameters: the one layout it
         returns, or None when anything in it is flagged (or it returns several)."""
-        saved = (self.state, self.layers, self.notes, self.replace, self.unwrap, self.rebuild, self.reindex,
-                 self.to_channels_last, self.frames, self.loop_modules, self.scalars, self.doubted, self.cls_node,
-                 self.join_fix, self.ranks, self.mixed_reported, self.arg_transposes)
+        saved, self.fwd = self.fwd, _Followed(state=dict(state), layers=layers, notes=[[list(state), set(), 0]], cls_node=cls)
         dry = _DryRun(rw)
-        self.state, self.layers, self.notes, self.replace, self.unwrap = dict(state), layers, [[list(state), set(), 0]], {}, set()
-        self.rebuild, self.reindex, self.to_channels_last, self.frames, self.loop_modules = {}, {}, {}, [], {}
-        self.scalars, self.doubted, self.cls_node, self.join_fix, self.ranks = set(), set(), cls, {}, {}
-        self.mixed_reported, self.arg_transposes = set(), {}
         try:
             function.body.visit(_Statements(self, dry))
             outputs = self.notes[-1][1]
         finally:
-            (self.state, self.layers, self.notes, self.replace, self.unwrap, self.rebuild, self.reindex,
-             self.to_channels_last, self.frames, self.loop_modules, self.scalars, self.doubted, self.cls_node,
-             self.join_fix, self.ranks, self.mixed_reported, self.arg_transposes) = saved
+            self.fwd = saved
         if dry.flagged or len(outputs) != 1:
             return None
         return next(iter(outputs))
@@ -1570,15 +1570,15 @@ class NnLayoutTransform(LayoutOps, LayoutFlow, Transform):
                 if isinstance(s, cst.FunctionDef) and s.name.value not in ("forward", "__init__")}
 
     def _rebuilt(self, rw, original: cst.Call, updated):
-        template = self.rebuild.pop(id(original))
+        build = self.rebuild.pop(id(original))
         receiver = _receiver(original, updated) if isinstance(updated, cst.Call) else None
         if receiver is None:
             rw.flag(original, RULE, "needs-review", "the layout analysis could not rewrite this call for channels-last data")
             return updated
-        if template == "{x}":
+        if build is SAME:
             rw.mark_identity(receiver)  # `x = x` left by it is dropped
             return receiver.with_changes(lpar=original.lpar, rpar=original.rpar) if original.lpar else receiver
-        if template == _RESHAPE:
+        if build is _RESHAPE:
             try:
                 add_helpers(rw, ["reshape_channels_last"], {"reshape_channels_last": RESHAPE_CHANNELS_LAST})
             except Flag as flag:
@@ -1593,8 +1593,7 @@ class NnLayoutTransform(LayoutOps, LayoutFlow, Transform):
             args = [cst.Arg(receiver, comma=_COMMA), *(cst.Arg(v, comma=_COMMA) for v in sizes[:2]), cst.Arg(sizes[2])]
             return cst.Call(func=cst.Name("reshape_channels_last"), args=args, lpar=original.lpar, rpar=original.rpar)
         rw.need_import("mx")
-        expr = cst.parse_expression(template.replace("mx.", sentinel("mx") + ".").replace("{x}", "__t2m_receiver__"))
-        return expr.visit(_Substitute(receiver))
+        return build(receiver)
 
     def leave_Call(self, rw, original: cst.Call, updated):
         if id(original) in self.rebuild_cl:
@@ -1642,6 +1641,13 @@ class NnLayoutTransform(LayoutOps, LayoutFlow, Transform):
 
 
 
+
+
+
+# the transform and its mixins (ops.py, flow.py) read and set these as their own attributes
+for _name in (f.name for f in fields(_Followed)):
+    setattr(NnLayoutTransform, _name, property(lambda self, name=_name: getattr(self.fwd, name),
+                                               lambda self, value, name=_name: setattr(self.fwd, name, value)))
 
 _TO_PLAIN = "to_plain:"  # a class of this file that takes this channels-last layout and returns torch's layout
 _SEQ = "seq:"  # prefix of the layout of a list/tuple of values of one channels-last layout
@@ -1945,14 +1951,6 @@ def _without_transposes(call):
     first = inner.args[0]
     return inner.with_changes(args=[first.with_changes(value=first.value.args[0].value), *inner.args[1:]],
                               lpar=call.lpar, rpar=call.rpar)
-
-
-class _Substitute(cst.CSTTransformer):
-    def __init__(self, receiver: cst.BaseExpression) -> None:
-        self.receiver = receiver
-
-    def leave_Name(self, original, updated):
-        return self.receiver if updated.value == "__t2m_receiver__" else updated
 
 
 class _DryRun:

@@ -20,6 +20,7 @@ from typing import Optional
 
 import libcst as cst
 
+from torch2mlx.template import sentinel
 from torch2mlx.transforms.layout.tables import AXES
 
 RANK = {"cl1": 3, "cl2": 4, "g": 4, "cl3": 5}
@@ -28,6 +29,26 @@ _BY_SPATIAL_COUNT = {0: "plain", 1: "cl1", 2: "cl2", 3: "cl3"}
 _REDUCTIONS = {"mean": True, "sum": True, "amax": True, "amin": True, "logsumexp": True, "prod": True,
                "std": False, "var": False}
 _SPLITS = {"chunk", "split", "tensor_split"}
+_COMMA = cst.Comma(whitespace_after=cst.SimpleWhitespace(" "))
+# a `rebuild` entry: the call becomes its (converted) receiver itself (`x.permute(0, 2, 3, 1)` -> `x`)
+SAME = "same"
+
+
+def mx_call(name: str, *args) -> cst.Call:
+    """`mx.<name>(args)`, each argument a node, an int or a tuple of ints (`mx.transpose(x, (0, 3, 1, 2))`)."""
+    nodes = [_node(a) for a in args]
+    return cst.Call(func=cst.Attribute(value=cst.Name(sentinel("mx")), attr=cst.Name(name)),
+                    args=[cst.Arg(n, comma=_COMMA if i < len(nodes) - 1 else cst.MaybeSentinel.DEFAULT)
+                          for i, n in enumerate(nodes)])
+
+
+def _node(value) -> cst.BaseExpression:
+    if isinstance(value, int):
+        return cst.Integer(str(value))
+    if isinstance(value, tuple):
+        return cst.Tuple([cst.Element(cst.Integer(str(v)), comma=_COMMA if i < len(value) - 1 else cst.MaybeSentinel.DEFAULT)
+                          for i, v in enumerate(value)])
+    return value
 
 
 def int_value(node) -> Optional[int]:
@@ -117,7 +138,7 @@ class LayoutOps:
             return None
         order = [AXES[layout][d] for d in dims]  # torch's result, read off the channels-last array
         if order == sorted(order):
-            self.rebuild[id(e)] = "{x}"
+            self.rebuild[id(e)] = SAME
         else:
             for node, axis in zip(nodes, order):
                 self.replace[id(node)] = cst.Integer(str(axis))
@@ -135,12 +156,12 @@ class LayoutOps:
         order = [AXES[layout][d] for d in dims]
         moved = [i for i, axis in enumerate(order) if axis != i]
         if not moved:
-            self.rebuild[id(e)] = "{x}"
+            self.rebuild[id(e)] = SAME
         elif len(moved) == 2:
             for node, axis in zip(positional, moved):
                 self.replace[id(node)] = cst.Integer(str(axis))
         else:
-            self.rebuild[id(e)] = "mx.transpose({x}, (%s))" % ", ".join(map(str, order))
+            self.rebuild[id(e)] = lambda x, order=tuple(order): mx_call("transpose", x, order)
         return "plain"
 
     def _flatten_spatial(self, e, layout, args) -> Optional[str]:
@@ -150,7 +171,7 @@ class LayoutOps:
         end = positional[1] if len(positional) > 1 else _keyword(args, "end_dim")
         if layout not in ("cl2", "g", "cl3") or int_value(start) != 2 or (end is not None and int_value(end) != -1):
             return None
-        self.rebuild[id(e)] = "mx.flatten({x}, 1, %d)" % (RANK[layout] - 2)
+        self.rebuild[id(e)] = lambda x, end=RANK[layout] - 2: mx_call("flatten", x, 1, end)
         return "cl1"
 
     def _reduce(self, layout, args, keepdim_positional: bool) -> Optional[str]:

@@ -27,7 +27,8 @@ FUNCTIONS = frozenset({"torch.nn.functional.relu", "torch.relu", "torch.nn.funct
                         "torch.tanh", "torch.nn.functional.silu", "torch.nn.functional.relu6", "torch.nn.functional.dropout"})
 
 # torch axis -> channels-last axis, and the permutations between the two forms
-TO_TORCH = {"cl2": "(0, 3, 1, 2)", "cl1": "(0, 2, 1)", "cl3": "(0, 4, 1, 2, 3)"}  # channels-last -> torch's
+TO_TORCH_AXES = {"cl2": (0, 3, 1, 2), "cl1": (0, 2, 1), "cl3": (0, 4, 1, 2, 3)}  # channels-last -> torch's
+TO_TORCH = {layout: str(axes) for layout, axes in TO_TORCH_AXES.items()}  # the same, as written in code
 AXES = {"cl2": {0: 0, 1: 3, 2: 1, 3: 2, -1: 2, -2: 1, -3: 3, -4: 0}, "cl1": {0: 0, 1: 2, 2: 1, -1: 1, -2: 2, -3: 0},
          "cl3": {0: 0, 1: 4, 2: 1, 3: 2, 4: 3, -1: 3, -2: 2, -3: 1, -4: 4, -5: 0}}
 AXES["g"] = AXES["cl2"]
