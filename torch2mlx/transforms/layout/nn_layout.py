@@ -196,6 +196,8 @@ class NnLayoutTransform(LayoutOps, LayoutFlow, Transform):
         self.class_checks: dict = {}  # id(`block(...)` call) -> the classes of this file `block` is followed as
         self._via_call_sites = False  # the values just read came from this file's calls of a function
         self._scope_calls: dict = {}  # id(FunctionDef) -> the calls in it
+        self._self_stores: dict = {}  # id(ClassDef) -> its `self.x = value` stores (_SelfStores)
+        self._indirect: dict = {}     # class name -> _indirect_constructions
 
     def applies_to(self, text: str) -> bool:
         return (any(k in text for k in SPATIAL) or any(k in text for k in KEEP)
@@ -682,24 +684,22 @@ class NnLayoutTransform(LayoutOps, LayoutFlow, Transform):
         owner = self._owners.get(id(scope))
         if owner is None or depth >= 6:
             return None
-        found: list = []
-        for method in owner.body.body:
-            if not isinstance(method, cst.FunctionDef):
-                continue
-            for assign in m.findall(method.body, m.Assign(targets=[m.AssignTarget(
-                    target=m.Attribute(value=m.Name("self"), attr=m.Name(attr)))])):
-                value = assign.value
-                if isinstance(value, cst.Name) and value.value in self._scope_bindings_of(method):
-                    more = self._values_of(method, value.value, depth=depth + 1)
-                    if more is None:
-                        return None
-                    found.extend(more)
-                else:
-                    found.append(value)
-        if self._module_calls().attr_stores.get(attr, 0) != sum(
-                len(m.findall(f.body, m.AssignTarget(target=m.Attribute(value=m.Name("self"), attr=m.Name(attr)))))
-                for f in owner.body.body if isinstance(f, cst.FunctionDef)):
+        if id(owner) not in self._self_stores:
+            self._self_stores[id(owner)] = _SelfStores(owner)
+        stores = self._self_stores[id(owner)]
+        if self._module_calls().attr_stores.get(attr, 0) != stores.count.get(attr, 0):
             return None  # stored elsewhere too (another receiver, an augmented or tuple assignment)
+        found: list = []
+        for method, value in stores.values.get(attr, []):
+            if value is None:
+                return None  # `self.x = ... = v`, `self.x, y = ...`: not followed
+            if isinstance(value, cst.Name) and value.value in self._scope_bindings_of(method):
+                more = self._values_of(method, value.value, depth=depth + 1)
+                if more is None:
+                    return None
+                found.extend(more)
+            else:
+                found.append(value)
         return found or None
 
     def _indirect_constructions(self, cls: str) -> Optional[list]:
@@ -708,6 +708,9 @@ class NnLayoutTransform(LayoutOps, LayoutFlow, Transform):
         walk = self._module_calls()
         if not walk.value_refs.get(cls, 0):
             return []
+        if cls in self._indirect:
+            return self._indirect[cls]
+        self._indirect[cls] = None  # a class reached again while its own constructions are being read: not known
         found = []
         for call, fn in walk.local_calls:
             if call.func.value not in self._scope_bindings_of(fn):
@@ -717,6 +720,7 @@ class NnLayoutTransform(LayoutOps, LayoutFlow, Transform):
                 return None
             if any(isinstance(v, cst.Name) and v.value == cls for v in values):
                 found.append((call, fn))
+        self._indirect[cls] = found
         return found
 
     def constructions(self) -> dict:
@@ -1427,7 +1431,7 @@ class NnLayoutTransform(LayoutOps, LayoutFlow, Transform):
         self._constructions, self._scope_bindings, self._module_node = None, {}, node
         self._calls_walk = None
         self._cl_memo, self._checking = {}, set()
-        self._owners, self._scope_calls, self._spatial_memo = {}, {}, {}
+        self._owners, self._scope_calls, self._spatial_memo, self._self_stores, self._indirect = {}, {}, {}, {}, {}
         for cls in self.class_defs.values():
             for inner in m.findall(cls.body, m.Call() | m.FunctionDef()):
                 self._owners[id(inner)] = cls
@@ -1900,6 +1904,7 @@ class _ModuleCalls(cst.CSTVisitor):
             self.bound.extend((t.target.value, value.func.value) for t in node.targets if isinstance(t.target, cst.Name))
 
     def visit_AnnAssign(self, node) -> None:
+        self.visit_AssignTarget(node)  # `self.x: T = v` stores x too
         value = node.value
         if isinstance(value, cst.Call) and isinstance(value.func, cst.Name) and value.func.value in self.classes \
                 and isinstance(node.target, cst.Name):
@@ -2020,6 +2025,39 @@ def _transpose(value: cst.BaseExpression, perm: str) -> cst.Call:
     return cst.Call(func=cst.parse_expression(f"{sentinel('mx')}.transpose"),
                     args=[cst.Arg(value, comma=cst.Comma(whitespace_after=cst.SimpleWhitespace(" "))),
                           cst.Arg(cst.parse_expression(perm))])
+
+
+class _SelfStores(cst.CSTVisitor):
+    """The `self.<attr>` stores in a class's methods: `values` attr -> [(method, value, or None when it is not a
+    plain `self.attr = value`)], `count` attr -> how many."""
+
+    def __init__(self, cls: cst.ClassDef) -> None:
+        self.values: dict = {}
+        self.count: dict = {}
+        for method in cls.body.body:
+            if isinstance(method, cst.FunctionDef):
+                self.method = method
+                method.body.visit(self)
+
+    def visit_Assign(self, node) -> None:
+        single = len(node.targets) == 1
+        for t in node.targets:
+            for target in ([t.target] if isinstance(t.target, cst.Attribute) else
+                           [e.value for e in t.target.elements] if isinstance(t.target, (cst.Tuple, cst.List)) else []):
+                if m.matches(target, m.Attribute(value=m.Name("self"))):
+                    plain = single and target is t.target
+                    self.values.setdefault(target.attr.value, []).append((self.method, node.value if plain else None))
+
+    def visit_AssignTarget(self, node) -> None:
+        for target in ([node.target] if isinstance(node.target, cst.Attribute) else
+                       [e.value for e in node.target.elements] if isinstance(node.target, (cst.Tuple, cst.List)) else []):
+            if isinstance(target, cst.Attribute):
+                self.count[target.attr.value] = self.count.get(target.attr.value, 0) + 1
+
+    def visit_AnnAssign(self, node) -> None:  # `self.x: T = v`: counted, not followed
+        if m.matches(node.target, m.Attribute(value=m.Name("self"))):
+            self.count[node.target.attr.value] = self.count.get(node.target.attr.value, 0) + 1
+            self.values.setdefault(node.target.attr.value, []).append((self.method, None))
 
 
 class _Bindings(cst.CSTVisitor):
