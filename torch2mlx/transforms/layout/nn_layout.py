@@ -410,6 +410,7 @@ class NnLayoutTransform(LayoutOps, LayoutFlow, Transform):
             return None  # read from another function than the one around it
         self._via_call_sites = False
         values = self._values_of(scope, name)
+        via_call_sites = self._via_call_sites  # read now: what follows reads other classes, and resets it
         if not values:
             return None
         kinds = {self._class_value_kind(rw, v) for v in values} - {_ABSENT}
@@ -421,7 +422,7 @@ class NnLayoutTransform(LayoutOps, LayoutFlow, Transform):
             if channels_last is not None:
                 self.assumed.get(id(scope), {}).pop(name, None)
                 return channels_last
-        if self._via_call_sites:  # what other code passes is not known: checked where built, at run time
+        if via_call_sites:  # what other code passes is not known: checked where built, at run time
             classes = [v.value for v in values if isinstance(v, cst.Name) and v.value in self.class_defs]
             if len(classes) == len(values) and kind not in (None, _UNPROVEN, "flag"):
                 self.class_checks[id(value)] = tuple(dict.fromkeys(classes))
