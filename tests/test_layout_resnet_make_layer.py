@@ -298,3 +298,28 @@ def test_vit_patch_reshape_of_a_channels_last_map():
     other = exec_source(result.code, "mlx_model")["Patches"](split=3)
     with pytest.raises(NotImplementedError, match=r"only \(N, C, H\*W\) is translated"):
         other(mx.array(channels_last(x)))
+
+
+def test_a_loop_over_a_value_of_unknown_layout_is_one_cause_one_warning():
+    # torchvision detection/ssd.py: `x = self.features(x)` (not followed: flagged), then `for block in self.extra:
+    # x = block(x)`: the loop takes x from unknown to channels-last; that is a note, not a second warning (it sat
+    # on the def line, so every torchvision model counted it at import), and x stays unknown after the loop
+    source = HEADER + '''class Net(nn.Module):
+    def __init__(self, features):
+        super().__init__()
+        self.features = features
+        self.extra = nn.ModuleList([nn.Conv2d(4, 4, 1), nn.Conv2d(4, 4, 1)])
+
+    def forward(self, x):
+        x = self.features(x)
+        for block in self.extra:
+            x = block(x)
+        return x.mean(1)
+'''
+    result = convert_source(source, "model.py")
+    flagged = _layout_warnings(result)
+    assert [d.line for d in flagged] == [13], "\n".join(d.format() for d in flagged)
+    assert any(d.severity.value == "info" and "the loop takes `x` from unknown" in d.message for d in result.diagnostics)
+    # read after the loop: kept as written (torch's axis 1), not remapped for a layout
+    assert "# MLX layout: kept as written: `x` has an unknown layout here (the line where that began is flagged)\n" \
+           "        return x.mean(1)\n" in result.code, result.code

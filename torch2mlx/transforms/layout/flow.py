@@ -20,7 +20,7 @@ from typing import Optional
 import libcst as cst
 
 from torch2mlx.template import sentinel
-from torch2mlx.transforms.layout.ops import RANK
+from torch2mlx.transforms.layout.ops import RANK, UNKNOWN
 from torch2mlx.transforms.layout.tables import TO_CL, TO_TORCH
 
 RULE = "nn-layout"
@@ -153,7 +153,13 @@ class LayoutFlow:
         header = node.iter if isinstance(node, cst.For) else node.test
         for name, before in frame["before"].items():
             after = self.state.get(name, "plain")
-            if after != before:
+            if after != before and UNKNOWN in (before, after):
+                # the value's layout was given up on a flagged line (one cause, one warning): it stays unknown, and
+                # what reads it is kept as written
+                rw.flag(header, RULE, "needs-review", f"left as written: the loop takes `{name}` from {before} to "
+                        f"{after} (channels-last or not: the line where that began is flagged)", "info")
+                self.state[name] = UNKNOWN
+            elif after != before:
                 rw.flag(header, RULE, "needs-review", f"the loop changes the layout of `{name}` ({before} -> {after}): "
                         "its second pass would see another layout")
                 self.state[name] = "?"

@@ -72,7 +72,7 @@ import libcst.matchers as m
 from torch2mlx.template import sentinel
 from torch2mlx.transforms import Transform
 from torch2mlx.transforms.layout.flow import LayoutFlow, with_join_fixes
-from torch2mlx.transforms.layout.ops import RANK, SAME, LayoutOps, mx_call, shape_source
+from torch2mlx.transforms.layout.ops import RANK, SAME, UNKNOWN, LayoutOps, mx_call, shape_source
 from torch2mlx.transforms.layout.ops import int_value as _int
 from torch2mlx.transforms.module.layer_values import CHANNELS_LAST_LAYER, DEPENDS, FOLLOWED_CLASS, HELPER_CODE, VALUES
 from torch2mlx.binding import Flag
@@ -82,9 +82,6 @@ from torch2mlx.transforms.layout.tables import (  # what each layer does to a la
 
 RULE = "nn-layout"
 _COMMA = cst.Comma(whitespace_after=cst.SimpleWhitespace(" "))
-# a value whose layout the analysis gave up on (flagged where that happened): in MLX it may be either layout,
-# so what reads its axis order is flagged too, and it is never transposed into a channels-last layer
-UNKNOWN = "unknown"
 
 
 def _layer_kind(rw, call: cst.BaseExpression) -> Optional[str]:

@@ -30,6 +30,9 @@ _REDUCTIONS = {"mean": True, "sum": True, "amax": True, "amin": True, "logsumexp
                "std": False, "var": False}
 _SPLITS = {"chunk", "split", "tensor_split"}
 _COMMA = cst.Comma(whitespace_after=cst.SimpleWhitespace(" "))
+# a value whose layout the analysis gave up on (flagged where that happened): in MLX it may be either layout,
+# so what reads its axis order is kept as written (noted), and it is never transposed into a channels-last layer
+UNKNOWN = "unknown"
 # a `rebuild` entry: the call becomes its (converted) receiver itself (`x.permute(0, 2, 3, 1)` -> `x`)
 SAME = "same"
 
