@@ -59,6 +59,9 @@ SYNTHETIC = {
     "synthetic.inplace": "import torch\nx = torch.zeros(3)\nx.add_(2)\ny = x * 2\n",
     "synthetic.tolerance": "import torch\na = torch.tensor([1.0, 2.0])\ntorch.allclose(a, a + 1e-6, rtol=0, atol=0)\n",
     "synthetic.tolerance_wrong": "import torch\na = torch.tensor([1.0, 2.0])\ntorch.allclose(a, a + 1e-6, rtol=0, atol=0)\n",
+    # float32 rounds 1e8 + 1.5 to 1e8: torch's float32 result [0, 0] is off its float64 one [1.5, 3] by 3
+    "synthetic.rounding": "import torch\na = torch.tensor([1e8, 1e8])\nb = (a + torch.tensor([1.5, 3.0])) - a\n",
+    "synthetic.rounding_wrong": "import torch\na = torch.tensor([1e8, 1e8])\nb = (a + torch.tensor([1.5, 3.0])) - a\n",
 }
 CODE_FOR = {  # MLX programs used instead of converting: a wrong one, an aborting one, misaligned draws, int32
     "synthetic.wrong": "import mlx.core as mx\na = mx.array([1.0, 2.0, 3.0])\n_out0 = mx.add(a, 2)\n",
@@ -68,6 +71,9 @@ CODE_FOR = {  # MLX programs used instead of converting: a wrong one, an abortin
     # the tolerance check flips at rounding (values agree), and flips with a wrong value
     "synthetic.tolerance": "import mlx.core as mx\na = mx.array([1.0, 2.0])\n_out0 = mx.allclose(a, a).item()\n",
     "synthetic.tolerance_wrong": "import mlx.core as mx\na = mx.array([1.0, 3.0])\n_out0 = mx.allclose(a, a).item()\n",
+    # within twice torch float32's own error against its float64 result, and far outside it
+    "synthetic.rounding": "import mlx.core as mx\na = mx.array([1e8, 1e8])\nb = mx.array([1.5, 5.0])\n",
+    "synthetic.rounding_wrong": "import mlx.core as mx\na = mx.array([1e8, 1e8])\nb = mx.array([1.5, 30.0])\n",
 }
 
 
@@ -174,6 +180,14 @@ def test_comparison_rules():
     assert ds.compare_values(("seq", [i64]), ("seq", [i64, i64]))[0] == ds.DIFFER
     assert ds.compare_values(("num", 3, "i"), ("arr", np.array(3, np.int32), "int32"))[0] == ds.DTYPE_ONLY
     assert ds.compare_values(f32(1.0, -2.0), f32(-1.0, 2.0), up_to_sign=True)[0] == ds.EQUAL
+    # against torch's float64 result: within the tolerance, or no further off than twice torch float32
+    ref = ("arr", np.array([1.5, 3.0]), "float64")
+    assert ds.compare_values(f32(0.0, 0.0), f32(1.5, 3.0))[0] == ds.DIFFER
+    assert ds.compare_values(f32(0.0, 0.0), f32(1.5, 3.0), ref=ref)[0] == ds.EQUAL
+    assert ds.compare_values(f32(0.0, 0.0), f32(0.0, 6.0), ref=ref)[0] == ds.EQUAL
+    assert ds.compare_values(f32(0.0, 0.0), f32(0.0, 9.5), ref=ref)[0] == ds.DIFFER
+    assert ds.compare_values(f32(1.5, 3.0), f32(1.5, 3.1), ref=ref)[0] == ds.DIFFER  # torch exact: today's rule
+    assert ds.compare_values(("seq", [f32(0.0, 0.0)]), ("seq", [f32(1.5, 3.0)]), ref=("seq", [ref]))[0] == ds.EQUAL
     assert ds.group_key("AttributeError", "'array' object has no attribute 'masked_scatter'") == \
         "AttributeError: 'array' object has no attribute 'masked_scatter'"
     assert ds.group_key("ValueError", "[reshape] Cannot reshape array of size 6 into shape (4, 2).") == \
@@ -185,3 +199,10 @@ def test_a_tolerance_check_flipping_at_rounding_is_not_comparable(outcomes):
     assert o.cls == ds.NOT_COMPARABLE and "tolerance check" in o.reason, (o.cls, o.reason)
     o = outcomes["synthetic.tolerance_wrong"]
     assert o.cls == ds.WRONG, (o.cls, o.reason)
+
+
+def test_float32_rounding_is_judged_against_torch_in_float64(outcomes):
+    o = outcomes["synthetic.rounding"]
+    assert o.cls == ds.PASS, (o.cls, o.reason)
+    o = outcomes["synthetic.rounding_wrong"]
+    assert o.cls == ds.WRONG and "b" in o.reason, (o.cls, o.reason)
