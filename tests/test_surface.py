@@ -101,6 +101,41 @@ TRANSFORM_SNIPPETS = {
             ds = TensorDataset(x, y)
             return [b for b in DataLoader(ds, batch_size=2, shuffle=False)]
     """,
+    "torch.utils.data.ConcatDataset": """
+        import torch
+        from torch.utils.data import ChainDataset, ConcatDataset, Dataset, IterableDataset, Sampler
+
+        class D(Dataset):
+            def __len__(self):
+                return 2
+
+            def __getitem__(self, i):
+                return i
+
+        class I(IterableDataset):
+            def __iter__(self):
+                return iter([1])
+
+        class S(Sampler):
+            def __iter__(self):
+                return iter([0])
+
+        def f():
+            return ConcatDataset([D(), D()]), ChainDataset([I(), I()])
+    """,
+    "torch.nn.utils.clip_grad_value_": """
+        import torch
+        from torch import nn
+
+        def train(model: nn.Module, xs: list):
+            opt = torch.optim.SGD(model.parameters(), lr=0.1)
+            for x in xs:
+                opt.zero_grad()
+                loss = torch.sum(model(x))
+                loss.backward()
+                torch.nn.utils.clip_grad_value_(model.parameters(), 1.0)
+                opt.step()
+    """,
     "torch.save": """
         import torch
 

@@ -57,6 +57,11 @@ TRANSFORMS = {
                       "gradients only where asked)") for n in ("no_grad", "inference_mode", "enable_grad")},
     "torch.nn.utils.clip_grad_norm_": ("train-step", "conditional", "between backward() and step() of a "
                                        "recognised training step: optim.clip_grad_norm on the gradients"),
+    "torch.nn.utils.clip_grad_value_": ("train-step", "conditional", "between backward() and step() of a "
+                                        "recognised training step: every gradient clamped (a clip_grad_values helper)"),
+    **{f"torch.utils.data.{n}": ("runtime-values", "conditional", "as a base class (ConcatDataset / ChainDataset also called): a local helper class "
+                                 "with torch's methods and checks (`DatasetBase`, `ConcatDatasetBase`, ...)")
+       for n in ("Dataset", "IterableDataset", "ConcatDataset", "ChainDataset", "Sampler")},
     "torch.utils.data.TensorDataset": ("data-loader", "conditional", "in-memory tensors: a small ArrayDataset class"),
     "torch.utils.data.DataLoader": ("data-loader", "conditional", "over a TensorDataset built in the same file, "
                                     "batch_size / shuffle / drop_last only"),
