@@ -153,13 +153,16 @@ def convert_source(text: str, path: str = "<string>", *, rule_files: Sequence[Pa
     if project is not None and module_name is not None:
         cross_file = (project, module_name, Path(path).name == "__init__.py")
     module_scope, scopes = analyze(tree, hot_attrs, cross_file)
+    layout_builders = _project_layout_locals(tree, cross_file)
     hub_plan = hubs.plan(hub, tree, path, module_name, Path(path).name == "__init__.py") if hub else None
+    # the stand-ins' module classes and `init` alias: the transforms for nn.Module classes and nn.init run, as
+    # for those words in the text (not every transform, as for nn.Module classes of other project files)
+    chooser = text + hub_plan.hint if hub_plan is not None else text
+    transforms = [cls() for cls in _transform_classes()  # layer builders of other files matter to nn-layout only
+                  if cls().applies_to(chooser) or (module_scope.project_classes and not cls.text_decides)
+                  or (layout_builders and cls.id == "nn-layout")]
     if hub_plan is not None:  # module classes and torch aliases of the stand-ins, known before the pass
         hub_plan.apply(module_scope)
-    layout_builders = _project_layout_locals(tree, cross_file)
-    transforms = [cls() for cls in _transform_classes()  # layer builders of other files matter to nn-layout only
-                  if cls().applies_to(text) or (module_scope.project_classes and not cls.text_decides)
-                  or (layout_builders and cls.id == "nn-layout")]
     for t in transforms:
         t.prepare(tree, module_scope)
     if any(t.needs_every_statement for t in transforms):

@@ -121,6 +121,11 @@ class Plan:
     module_classes: frozenset
     torch_aliases: dict = field(default_factory=dict)  # local name -> torch module it behaves as
 
+    @property
+    def hint(self) -> str:
+        """What the plan adds to the file, in the words the transforms' text tests look for."""
+        return "\nnn.Module nn.init\n"
+
     def apply(self, module_scope) -> None:
         """Before the pass: the stand-ins' module classes count as nn.Module classes imported from another project
         file; `from transformers import initialization as init` is torch.nn.init for the conversion (transformers'
