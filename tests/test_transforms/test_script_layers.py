@@ -465,7 +465,8 @@ def test_layer_left_as_torch_by_its_rule_gets_no_transpose():
 
 def test_functional_forms_on_nchw_script_data():
     """F.interpolate, F.pixel_shuffle, F.adaptive_*_pool2d and F.pad on torch-layout data match torch
-    (their rules transpose around the channels-last MLX op), F.max_pool2d and F.avg_pool2d too; F.conv2d is flagged."""
+    (their rules transpose around the channels-last MLX op), F.max_pool2d and F.avg_pool2d too, and
+    F.conv2d / F.avg_pool1d (their rules transpose the input and the weight); dilated pooling stays flagged."""
     import mlx.core as mx
 
     _, t, m = _run_both("""
@@ -483,7 +484,15 @@ def test_functional_forms_on_nchw_script_data():
     x = _data((2, 3, 4, 2))
     for got, want in zip(m["run"](mx.array(x)), t["run"](torch.from_numpy(x)), strict=True):
         _assert_same(got, want)
-    for call in ("F.conv2d(x, w)", "F.max_pool2d(x, 2, dilation=2)", "F.avg_pool1d(x, 2)", "F.group_norm(x, 1)"):
+    _, t, m = _run_both("""
+    def run(x, w, s):
+        return F.conv2d(x, w), F.conv2d(x, w, stride=2, padding=1), F.avg_pool1d(s, 2)
+    """)
+    x, w, s = _data((2, 3, 6, 5)), _data((4, 3, 3, 2)), _data((2, 3, 7))
+    for got, want in zip(m["run"](mx.array(x), mx.array(w), mx.array(s)),
+                         t["run"](torch.from_numpy(x), torch.from_numpy(w), torch.from_numpy(s)), strict=True):
+        _assert_same(got, want)
+    for call in ("F.max_pool2d(x, 2, dilation=2)", "F.group_norm(x, 1)"):
         flagged = _convert(f"def run(x, w):\n    return {call}\n")
         assert warnings(flagged), call
 
