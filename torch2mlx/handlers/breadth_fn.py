@@ -77,15 +77,55 @@ def matrix_power(rule, original: cst.Call, call: cst.Call, receiver, rewriter):
     n = int_literal_value(bound.get("n"))
     if n is None:
         raise Flag(f"matrix_power: the exponent must be an integer literal: {code_of(bound.get('n'))}")
-    if n < -1:
-        raise Flag("matrix_power with an exponent below -1: assign mx.linalg.inv(A) to a name, then take its power")
-    if n == 0:
+    if n < -1:  # torch: the inverse, then its power (the inverse of a name computes the same each time)
+        text = " @ ".join(["mx.linalg.inv({t0}, stream=mx.cpu)"] * -n)
+    elif n == 0:
         text = "mx.broadcast_to(mx.eye({t0}.shape[-1], dtype={t0}.dtype), {t0}.shape)"
     elif n == -1:
         text = "mx.linalg.inv({t0}, stream=mx.cpu)"
     else:
         text = " @ ".join(["{t0}"] * n)
     return _filled(rule, text, {"t0": bound.get("A")})
+
+
+def _real_literal(node) -> Optional[float]:
+    """The value of a real number literal (2, 3.5, -1, float('inf'), -float('inf'), math.inf); None otherwise."""
+    if isinstance(node, (cst.Integer, cst.Float)):
+        return float(node.evaluated_value)
+    if isinstance(node, cst.UnaryOperation) and isinstance(node.operator, cst.Minus):
+        value = _real_literal(node.expression)
+        return None if value is None else -value
+    if m.matches(node, m.Call(func=m.Name("float"), args=[m.Arg(value=m.SimpleString(), keyword=None)])):
+        text = node.args[0].value.evaluated_value.strip().lower()
+        return {"inf": float("inf"), "+inf": float("inf"), "-inf": float("-inf")}.get(text)
+    if m.matches(node, m.Attribute(value=m.Name("math"), attr=m.Name("inf"))):
+        return float("inf")
+    return None
+
+
+@register("dist")
+def dist(rule, original: cst.Call, call: cst.Call, receiver, rewriter):
+    """torch.dist(input, other, p): the p-norm of the flattened difference, for a literal p: 0 counts the nonzero
+    differences (a NaN counts), inf / -inf take the largest / smallest magnitude, any other p
+    (sum |d|^p)^(1/p)."""
+    bound = normalize(rule, bind(call.args, rule.signature, receiver))
+    node = bound.get("p")
+    p = 2.0 if node is None else _real_literal(node)
+    if p is None:
+        raise Flag(f"torch.dist: the order p must be a number literal: {code_of(node)}")
+    values = {"t0": bound.get("input"), "t1": bound.get("other")}
+    if p == 2.0 and node is None:
+        text = "mx.sqrt(mx.sum(mx.square({t0} - {t1})))"
+    elif p == 0:
+        # 1 where the difference is nonzero (NaN included: NaN != 0), in the float dtype of the difference
+        text = "mx.sum(mx.where({t0} - {t1} == 0, 0, 1).astype(({t0} - {t1}).dtype))"
+    elif p == float("inf"):
+        text = "mx.max(mx.abs({t0} - {t1}))"
+    elif p == float("-inf"):
+        text = "mx.min(mx.abs({t0} - {t1}))"
+    else:
+        text = f"mx.sum(mx.abs({{t0}} - {{t1}}) ** {code_of(node)}) ** (1 / {code_of(node)})"
+    return _filled(rule, text, values)
 
 
 @register("rot90")
