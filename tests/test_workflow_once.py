@@ -150,17 +150,37 @@ def test_an_indexed_receiver_is_evaluated_once_too():
 
 
 def test_a_statement_flagged_by_a_first_conversion_stays_flagged_on_the_second():
-    # the first conversion runs the no-grad transform (a `@torch.no_grad()` in the file), with which a receiver
-    # is never moved to a line of its own; the second, on text without it, must not move it either
+    # the first conversion runs the autocast transform (a `with torch.autocast(...)` in the file), with which a
+    # receiver is never moved to a line of its own; the second, on text without it, must not move it either
     result = _convert("""
         import torch
 
-        @torch.no_grad()
         def g(x):
-            return x
+            with torch.autocast("cpu"):
+                return x
 
         def f(x: torch.Tensor, w: torch.Tensor):
             y = torch.matmul(x, w).max(dim=0)[0]
             return y
     """)
     assert result.code.count(TWICE) == 1 and "matmul = " not in result.code
+
+
+def test_in_a_file_with_no_grad_a_receiver_outside_a_with_block_is_evaluated_once():
+    # transformers' model files decorate `_init_weights` with @torch.no_grad(): the router's
+    # `scores.view(...).topk(2, dim=-1)` in another method is still translated; inside a `with` block it is not
+    result = _convert("""
+        import torch
+
+        @torch.no_grad()
+        def init(w):
+            return w
+
+        def route(scores: torch.Tensor, n: int):
+            group = scores.view(-1, 2, n).topk(2, dim=-1)[0]
+            with torch.no_grad():
+                kept = scores.view(-1, 2, n).topk(1, dim=-1)[0]
+            return group, kept
+    """)
+    assert "    scores_view = mx.reshape(scores, (-1, 2, n))\n    group = (mx.take(mx.sort(scores_view, axis=-1)" in result.code
+    assert result.code.count(TWICE) == 1 and "scores_view_2" not in result.code

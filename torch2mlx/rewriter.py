@@ -521,6 +521,9 @@ class TableRewriter(cst.CSTTransformer):
             return False
         if isinstance(recv, cst.Name) and recv.value in ("self", "cls"):
             return False  # `self.norm(x)` calls a submodule or method, not Tensor.norm
+        if isinstance(recv, cst.Call) and isinstance(recv.func, cst.Name) and recv.func.value in _BUILTIN_VALUES \
+                and not any(recv.func.value in s.other or recv.func.value in s.imports for s in self.scopes):
+            return False  # `slice(a, b).indices(n)`, `list(x).index(v)`: a Python builtin's value, never a tensor
         if isinstance(recv, cst.Subscript) and isinstance(recv.value, cst.Attribute) and recv.value.attr.value == "at":
             return False  # `x.at[i].add(v)`: already MLX
         chain = attribute_chain(recv)
@@ -658,6 +661,7 @@ class TableRewriter(cst.CSTTransformer):
         if (receiver is None or twice.value is not receiver or not isinstance(receiver_call, (cst.Call, cst.Subscript))
                 or not isinstance(stmt, cst.SimpleStatementLine) or len(stmt.body) != 1
                 or self.scopes[-1].kind != "function" or not _ONCE_TRANSFORMS.issuperset(t.id for t in self.transforms)
+                or any(isinstance(s, cst.With) for s in self.statement_stack)
                 or not evaluated_first(stmt.body[0], receiver_call)
                 or any(_inside(f.node, receiver_call) for f in self.statement_findings[-1])
                 or _marked(stmt, rule.id)):
@@ -704,9 +708,14 @@ class TableRewriter(cst.CSTTransformer):
 
 
 # transforms that rewrite expressions in place, never moving statements: with any other transform on the file
-# (training steps move statements into `def loss_fn`), a receiver is not evaluated through a new line
+# (training steps move statements into `def loss_fn`), a receiver is not evaluated through a new line; no-grad only
+# drops decorators and unwraps `with` blocks (a receiver inside a `with` stays: a no_grad block in a forward is
+# translated statement by statement)
 _ONCE_TRANSFORMS = frozenset({"nn-module", "nn-layer-values", "jit-markers", "nn-init", "nn-layout", "nn-script-layers",
-                              "nn-conv-checks", "inplace-op", "nn-inplace-activation", "runtime-values"})
+                              "nn-conv-checks", "inplace-op", "nn-inplace-activation", "runtime-values", "no-grad"})
+_BUILTIN_VALUES = frozenset({"slice", "range", "str", "int", "float", "bool", "complex", "list", "tuple", "dict", "set",
+                             "frozenset", "bytes", "len", "repr", "enumerate", "zip", "map", "filter", "reversed",
+                             "sorted", "iter"})
 _RESERVED = frozenset(dir(builtins)) | frozenset(keyword.kwlist) | frozenset({"self", "cls"})
 
 
