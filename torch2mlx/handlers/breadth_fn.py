@@ -128,6 +128,23 @@ def dist(rule, original: cst.Call, call: cst.Call, receiver, rewriter):
     return _filled(rule, text, values)
 
 
+@register("norm_dims")
+def norm_dims(rule, original: cst.Call, call: cst.Call, receiver, rewriter):
+    """torch.norm with a dim tuple: with the default p ('fro') over two dims it is the Frobenius norm, which
+    mx.linalg.norm computes for two axes; a number p over a dim tuple is a vector norm in torch but a matrix norm
+    in mx.linalg.norm, and torch rejects 'fro' over other than two dims: both flagged."""
+    bound = normalize(rule, bind(call.args, rule.signature, receiver))
+    dim = bound.get("dim")
+    if isinstance(dim, (cst.List, cst.Tuple)):
+        if bound.get("p") is not None:
+            raise Flag("torch.norm with p and a dim tuple is a vector norm over those dims (mx.linalg.norm would take a "
+                       "matrix norm): write mx.sum(mx.abs(x) ** p, axis=dims) ** (1 / p)")
+        if len(dim.elements) != 2:
+            raise Flag("torch.norm's Frobenius norm takes exactly two dims")
+    template = choose_template(rule, bound)
+    return expand(template, rule, bound), template_roots(template)
+
+
 @register("rot90")
 def rot90(rule, original: cst.Call, call: cst.Call, receiver, rewriter):
     """torch.rot90(x, k, dims) for literal k and dims: flips and a transpose, as ATen composes them (k = 1:
