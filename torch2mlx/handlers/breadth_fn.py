@@ -145,6 +145,33 @@ def norm_dims(rule, original: cst.Call, call: cst.Call, receiver, rewriter):
     return expand(template, rule, bound), template_roots(template)
 
 
+@register("diag_embed")
+def diag_embed(rule, original: cst.Call, call: cst.Call, receiver, rewriter):
+    """torch.diag_embed(input, offset, dim1, dim2) for integer literals: the last axis of the input (padded by
+    |offset| zeros before it for a positive offset, after it for a negative one) spread over an eye(n + |offset|, k)
+    mask in the last two axes, then those two axes moved to dim1 and dim2 (dim1 before dim2, both of one sign)."""
+    bound = normalize(rule, bind(call.args, rule.signature, receiver))
+    literals = {}
+    for name, default in (("offset", 0), ("dim1", -2), ("dim2", -1)):
+        node = bound.get(name)
+        literals[name] = default if node is None else int_literal_value(node)
+        if literals[name] is None:
+            raise Flag(f"diag_embed: {name} must be an integer literal: {code_of(node)}")
+    k, dim1, dim2 = literals["offset"], literals["dim1"], literals["dim2"]
+    if (dim1 < 0) != (dim2 < 0) or dim1 >= dim2:
+        raise Flag("diag_embed: dim1 and dim2 of one sign with dim1 before dim2 are translated (swap them and negate "
+                   "the offset, or write the axes from the same end)")
+    if k == 0:
+        text = "mx.where(mx.eye({t0}.shape[-1], dtype=mx.bool_), mx.expand_dims({t0}, -2), mx.array(0, dtype={t0}.dtype))"
+    else:
+        pad = f"({k}, 0)" if k > 0 else f"(0, {-k})"
+        text = (f"mx.where(mx.eye({{t0}}.shape[-1] + {abs(k)}, k={k}, dtype=mx.bool_), "
+                f"mx.expand_dims(mx.pad({{t0}}, [(0, 0)] * ({{t0}}.ndim - 1) + [{pad}]), -2), mx.array(0, dtype={{t0}}.dtype))")
+    if (dim1, dim2) != (-2, -1):
+        text = f"mx.moveaxis(mx.moveaxis({text}, -2, {dim1}), -1, {dim2})"
+    return _filled(rule, text, {"t0": bound.get("input")})
+
+
 @register("rot90")
 def rot90(rule, original: cst.Call, call: cst.Call, receiver, rewriter):
     """torch.rot90(x, k, dims) for literal k and dims: flips and a transpose, as ATen composes them (k = 1:
