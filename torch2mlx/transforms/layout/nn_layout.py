@@ -67,8 +67,8 @@ from dataclasses import dataclass, field, fields
 from typing import Optional
 
 import libcst as cst
-import libcst.matchers as m
 
+from torch2mlx.patterns import find, is_name, is_self_attribute
 from torch2mlx.template import sentinel
 from torch2mlx.transforms import Transform
 from torch2mlx.transforms.layout.flow import LayoutFlow, with_join_fixes
@@ -314,7 +314,7 @@ class NnLayoutTransform(LayoutOps, LayoutFlow, Transform):
             values = [value]
             if isinstance(value, cst.Name) and scope is not None:
                 bound = self._scope_bindings_of(scope).get(value.value, [])
-                if bound and all(isinstance(v, cst.Call) or m.matches(v, m.Name("None")) for v in bound):
+                if bound and all(isinstance(v, cst.Call) or is_name(v, "None") for v in bound):
                     values = bound
             for value in values:
                 if value is None or (isinstance(value, cst.Name) and value.value == "None"):
@@ -491,7 +491,7 @@ class NnLayoutTransform(LayoutOps, LayoutFlow, Transform):
                 continue
             if not isinstance(v, cst.BaseExpression):
                 return None
-            if m.matches(v, m.Attribute(value=m.Name("self"))):  # `norm_layer = self._norm_layer`
+            if is_self_attribute(v):  # `norm_layer = self._norm_layer`
                 more = self._attribute_values(scope, v.attr.value, depth)
                 if more is None:
                     return None
@@ -619,7 +619,7 @@ class NnLayoutTransform(LayoutOps, LayoutFlow, Transform):
         """`self._make_layer(...)` / `self.depthwise_conv(...)` read in a method of a class: that class's method, when
         no other class of the file defines a method of that name (a subclass could override it)."""
         if not (isinstance(value, cst.Call) and isinstance(value.func, cst.Attribute) and self._scopes
-                and m.matches(value.func.value, m.Name("self"))):
+                and is_name(value.func.value, "self")):
             return None
         owner, name = self._owners.get(id(self._scopes[-1])), value.func.attr.value
         if owner is None:
@@ -1431,7 +1431,7 @@ class NnLayoutTransform(LayoutOps, LayoutFlow, Transform):
         self._cl_memo, self._checking = {}, set()
         self._owners, self._scope_calls, self._spatial_memo, self._self_stores, self._indirect = {}, {}, {}, {}, {}
         for cls in self.class_defs.values():
-            for inner in m.findall(cls.body, m.Call() | m.FunctionDef()):
+            for inner in find(cls.body, (cst.Call, cst.FunctionDef)):
                 self._owners[id(inner)] = cls
         self._find_own_classes(rw, node)
         classes = {}
@@ -1861,7 +1861,7 @@ class _ModuleCalls(cst.CSTVisitor):
         self.attr_refs[node.attr.value] = self.attr_refs.get(node.attr.value, 0) + 1
 
     def visit_AssignTarget(self, node) -> None:
-        for target in m.findall(node.target, m.Attribute()):
+        for target in find(node.target, cst.Attribute):
             self.attr_stores[target.attr.value] = self.attr_stores.get(target.attr.value, 0) + 1
 
     def visit_AugAssign(self, node) -> None:
@@ -1882,7 +1882,7 @@ class _ModuleCalls(cst.CSTVisitor):
 
     def visit_Call(self, node) -> None:
         func = node.func
-        if m.matches(func, m.Attribute(value=m.Name("self"))) and self.class_names and self.functions:
+        if is_self_attribute(func) and self.class_names and self.functions:
             self.method_calls.setdefault((self.class_names[0], func.attr.value), []).append((node, self.functions[-1]))
         if not isinstance(func, cst.Name):
             return
@@ -1910,7 +1910,7 @@ class _ModuleCalls(cst.CSTVisitor):
 
 
 def _is_mx_call(call: cst.Call) -> bool:
-    return m.matches(call.func, m.Attribute(value=m.Name(sentinel("mx"))))
+    return isinstance(call.func, cst.Attribute) and is_name(call.func.value, sentinel("mx"))
 
 
 def _receiver(original: cst.Call, updated: cst.Call) -> Optional[cst.BaseExpression]:
@@ -2042,7 +2042,7 @@ class _SelfStores(cst.CSTVisitor):
         for t in node.targets:
             for target in ([t.target] if isinstance(t.target, cst.Attribute) else
                            [e.value for e in t.target.elements] if isinstance(t.target, (cst.Tuple, cst.List)) else []):
-                if m.matches(target, m.Attribute(value=m.Name("self"))):
+                if is_self_attribute(target):
                     plain = single and target is t.target
                     self.values.setdefault(target.attr.value, []).append((self.method, node.value if plain else None))
 
@@ -2053,7 +2053,7 @@ class _SelfStores(cst.CSTVisitor):
                 self.count[target.attr.value] = self.count.get(target.attr.value, 0) + 1
 
     def visit_AnnAssign(self, node) -> None:  # `self.x: T = v`: counted, not followed
-        if m.matches(node.target, m.Attribute(value=m.Name("self"))):
+        if is_self_attribute(node.target):
             self.count[node.target.attr.value] = self.count.get(node.target.attr.value, 0) + 1
             self.values.setdefault(node.target.attr.value, []).append((self.method, None))
 

@@ -67,8 +67,8 @@ import re
 from typing import Optional
 
 import libcst as cst
-import libcst.matchers as m
 
+from torch2mlx.patterns import find, is_self_attribute
 from torch2mlx.binding import Flag, code_of
 from torch2mlx.handlers.local_helpers import add_helpers
 from torch2mlx.handlers.nn_local_layers import LOCAL_LAYERS
@@ -379,12 +379,12 @@ def _defines_call(node: cst.ClassDef) -> bool:
 def _registers_own_modules(rw, node: cst.ClassDef) -> bool:
     """The class body calls self.add_module, or sets an attribute of self to a torch.nn class's instance or to one
     of a class of this file (torchvision densenet's _Transition); plain values (`self.out_channels = c`) do not count."""
-    if m.findall(node.body, m.Call(func=m.Attribute(m.Name("self"), m.Name("add_module")))):
+    if find(node.body, cst.Call, lambda call: is_self_attribute(call.func, "add_module")):
         return True
     local = {n.name for n in ast.walk(rw.scopes[0].node) if isinstance(n, ast.ClassDef)} \
         if isinstance(rw.scopes[0].node, ast.Module) else set()
-    for assign in m.findall(node.body, m.Assign(targets=[m.AssignTarget(target=m.Attribute(value=m.Name("self")))],
-                                                value=m.Call())):
+    for assign in find(node.body, cst.Assign, lambda a: len(a.targets) == 1 and is_self_attribute(a.targets[0].target)
+                       and isinstance(a.value, cst.Call)):
         func = assign.value.func
         qual = rw.qualified_name(func) or ""
         if qual.startswith("torch.nn.") or (isinstance(func, cst.Name) and func.value in local):
@@ -431,7 +431,7 @@ class LayerValues(Transform):
                         "the order they were set, MLX's runs only the layers passed to its constructor (this class "
                         "would skip them): pass the layers to super().__init__(...) instead")
         # read here: the pass skips statements naming no torch API (`self.update(layers)`); flagged at the base
-        if module_dict is not None and m.findall(node.body, m.Call(func=m.Attribute(m.Name("self"), m.Name("update")))):
+        if module_dict is not None and find(node.body, cst.Call, lambda call: is_self_attribute(call.func, "update")):
             rw.flag(module_dict, "torch.nn.ModuleDict.update", "semantics-differ",
                     "the class calls self.update(...): ModuleDict.update adds modules, MLX's Module.update sets "
                     "parameters: assign self[name] = module")

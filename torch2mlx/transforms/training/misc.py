@@ -33,8 +33,8 @@ import dataclasses
 from typing import Optional
 
 import libcst as cst
-import libcst.matchers as m
 
+from torch2mlx.patterns import is_name
 from torch2mlx.binding import code_of
 from torch2mlx.transforms import Transform
 from torch2mlx.transforms.training.scan import FunctionPath
@@ -229,9 +229,12 @@ class GradScalerRemoval(FunctionPath, Transform):
         names = self._here()
         if not names:
             return updated
-        state_dict = m.Call(func=m.Attribute(value=m.OneOf(*(m.Name(n) for n in names)), attr=m.Name("state_dict")), args=[])
+        def state_dict(node: cst.BaseExpression) -> bool:
+            return (isinstance(node, cst.Call) and not node.args and isinstance(node.func, cst.Attribute)
+                    and is_name(node.func.value, *names) and node.func.attr.value == "state_dict")
+
         elements = list(updated.elements)
-        kept = [e for e in elements if not (isinstance(e, cst.DictElement) and m.matches(e.value, state_dict))]
+        kept = [e for e in elements if not (isinstance(e, cst.DictElement) and state_dict(e.value))]
         if len(kept) == len(elements):
             return updated
         if kept and kept[-1] is not elements[-1]:  # the last entry went: the new last one takes its comma (or none)

@@ -20,8 +20,8 @@ Left in place when
 from __future__ import annotations
 
 import libcst as cst
-import libcst.matchers as m
 
+from torch2mlx.patterns import find
 from torch2mlx.binding import code_of
 from torch2mlx.tensors import attribute_chain
 
@@ -60,7 +60,7 @@ class NoGrad(Transform):
         transform translates the backward() it guards, or flags it)."""
         return (isinstance(expr, cst.Call) and len(expr.args) == 1 and not expr.args[0].star
                 and (expr.args[0].keyword is None or expr.args[0].keyword.value == "mode")
-                and not m.findall(expr.args[0].value, m.Call())  # the mode goes: it must not call anything
+                and not find(expr.args[0].value, cst.Call)  # the mode goes: it must not call anything
                 and rw.qualified_name(expr.func) in SET_GRAD_ENABLED and not self._in_forward())
 
     def visit_ClassDef(self, rw, node) -> None:

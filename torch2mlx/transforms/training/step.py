@@ -45,8 +45,8 @@ import textwrap
 from typing import Optional
 
 import libcst as cst
-import libcst.matchers as m
 
+from torch2mlx.patterns import find
 from torch2mlx.binding import code_of
 from torch2mlx.transforms import Transform
 from torch2mlx.transforms.codegen import mlx_statements
@@ -713,7 +713,7 @@ class TrainStep(Transform):
                 return "the loss is not computed before the `if` that holds backward() and step()"
             # the test now runs before the forward pass (inside the branches): it must not read what that computes
             read = set(names_in(if_stmt.test)) & set(assigned)
-            if read or m.findall(if_stmt.test, m.Call()):
+            if read or find(if_stmt.test, cst.Call):
                 return (f"the `if` around backward() and step() reads {', '.join(sorted(read))}, computed by the forward pass"
                         if read else "the `if` around backward() and step() calls a function in its test") + (
                         ": take nn.value_and_grad of a loss_fn holding the forward pass before the `if`, and call "
