@@ -134,4 +134,5 @@ class Twice(torch.autograd.Function):
 '''
     result = convert_source(source, "taken.py")
     assert [d.rule_id for d in warnings(result)] == ["torch.autograd.Function"], [d.format() for d in result.diagnostics]
-    assert "(torch.autograd.Function)" in result.code
+    # the class keeps torch's base (a stand-in that is torch's class when torch is installed: the module still imports)
+    assert 'Twice(torch_base("torch.autograd.Function"))' in result.code, result.code

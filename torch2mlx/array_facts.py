@@ -90,6 +90,13 @@ TORCH_TENSOR_MEMBERS = frozenset({
 # torch-only names: a statement using one of them as an attribute is never skipped by the pass
 TORCH_ONLY_MEMBERS = TORCH_TENSOR_MEMBERS - MLX_ARRAY_MEMBERS
 
+# methods Python's own containers, strings and slices have too (`d.values()`, `slice(...).indices(n)`): on a
+# receiver not known to be a tensor, a torch method of one of these names that has no MLX translation is far
+# more likely the builtin's, so it is left alone rather than flagged (a known tensor is still flagged)
+BUILTIN_TYPE_METHODS = frozenset(
+    name for kind in (dict, list, tuple, str, bytes, set, frozenset, slice, int, float, complex)
+    for name in dir(kind) if not name.startswith("_"))
+
 # converted code (a second pass): `mx.<...>.<name>(...)` is an array except for these functions of mlx.core
 # (by their last name: `mx.random.seed`, `mx.metal.is_available`)
 MX_NON_ARRAY_FUNCTIONS = frozenset({

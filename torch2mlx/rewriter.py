@@ -16,7 +16,7 @@ from typing import Optional, Union
 import libcst as cst
 
 from torch2mlx import handlers, value_facts
-from torch2mlx.array_facts import TORCH_ONLY_MEMBERS
+from torch2mlx.array_facts import BUILTIN_TYPE_METHODS, TORCH_ONLY_MEMBERS
 from torch2mlx.emitter import is_generated_mark
 from torch2mlx.binding import Bound, Flag, bind, code_of
 from torch2mlx.context import PluginContext
@@ -562,6 +562,8 @@ class TableRewriter(cst.CSTTransformer):
         method = call.func.attr.value  # type: ignore[attr-defined]
         if rule.mlx is not None and rule.mlx.startswith(f"{{input}}.{method}("):
             return False  # MLX arrays have the same method: leaving it is right for any receiver
+        if rule.status == "manual" and method in BUILTIN_TYPE_METHODS:
+            return False  # no translation either way; on an unknown receiver it is most likely dict.values() & co.
         name = f"Tensor.{method}"
         self.flag(call, rule.id, "unknown-receiver",
                   f"`.{call.func.attr.value}()` on a value not known to be a tensor; "  # type: ignore[attr-defined]
