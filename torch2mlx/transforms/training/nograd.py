@@ -163,8 +163,9 @@ class NoGrad(Transform):
 
     def _flag(self, rw, original, updated, why: str):
         """Flag the `with` itself (its own findings were collected before this hook ran)."""
-        message = (f"torch.no_grad() in a model's forward: MLX would differentiate through this block ({why}); "
-                   "wrap each value it computes in mx.stop_gradient(...) and remove the `with`")
+        # `why` may quote a call written over several lines: a flag is one comment line
+        message = (f"torch.no_grad() in a model's forward: MLX would differentiate through this block "
+                   f"({' '.join(why.split())}); wrap each value it computes in mx.stop_gradient(...) and remove the `with`")
         rw.report(original.items[0].item, self.id, "semantics-differ", message, "warning", original)
         rw.count_conversion(-sum(1 for item in original.items if id(item.item) in self.dropped))
         line = cst.EmptyLine(comment=cst.Comment(f"# torch2mlx: {self.id}: {message}"))
