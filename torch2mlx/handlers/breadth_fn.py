@@ -10,8 +10,8 @@ from __future__ import annotations
 from typing import Optional
 
 import libcst as cst
-import libcst.matchers as m
 
+from torch2mlx.patterns import find, is_name
 from torch2mlx.binding import Bound, Flag, bind, code_of
 from torch2mlx.handlers import register
 from torch2mlx.template import choose_template, expand, int_literal_value, normalize, template_roots
@@ -21,7 +21,7 @@ from torch2mlx.template import choose_template, expand, int_literal_value, norma
 def tuple_result(rule, original: cst.Call, call: cst.Call, receiver, rewriter):
     statement = rewriter.statement
     if statement is not None:
-        for node in m.findall(statement, m.Attribute(value=m.Call())):
+        for node in find(statement, cst.Attribute, lambda a: isinstance(a.value, cst.Call)):
             if node.value is original and node.attr.value in rule.namedtuple:
                 field = node.attr.value
                 raise Flag(f"`.{field}` of {rule.id}: the MLX result is a plain tuple; write "
@@ -95,10 +95,11 @@ def _real_literal(node) -> Optional[float]:
     if isinstance(node, cst.UnaryOperation) and isinstance(node.operator, cst.Minus):
         value = _real_literal(node.expression)
         return None if value is None else -value
-    if m.matches(node, m.Call(func=m.Name("float"), args=[m.Arg(value=m.SimpleString(), keyword=None)])):
+    if (isinstance(node, cst.Call) and is_name(node.func, "float") and len(node.args) == 1
+            and node.args[0].keyword is None and isinstance(node.args[0].value, cst.SimpleString)):
         text = node.args[0].value.evaluated_value.strip().lower()
         return {"inf": float("inf"), "+inf": float("inf"), "-inf": float("-inf")}.get(text)
-    if m.matches(node, m.Attribute(value=m.Name("math"), attr=m.Name("inf"))):
+    if isinstance(node, cst.Attribute) and is_name(node.value, "math") and node.attr.value == "inf":
         return float("inf")
     return None
 
