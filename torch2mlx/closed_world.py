@@ -28,6 +28,8 @@ import sys
 from dataclasses import dataclass
 from typing import Optional
 
+from torch2mlx import layer_attributes
+
 RULE_ID = "torch-reference"
 STAR_RULE_ID = "star-import"
 DEPENDENCY_RULE_ID = "torch-dependency"
@@ -119,9 +121,10 @@ def audit(code: str, original: str, own_packages: frozenset = frozenset(),
     `own_packages`: top-level packages of the tree being converted (a directory run of timm itself
     imports `timm.layers`: that is the project, converted alongside, not a dependency).
     `single_file`: not a directory run, so a star import from the user's own modules is not followed."""
+    code, layer_reads = layer_attributes.audit(code)  # torch layer attributes read off the MLX layers
     stars = single_file and _STAR_IMPORT_LINE.search(code) is not None
     members = _MODULE_MEMBER_USE.search(code) is not None
-    if not stars and not members and not _TORCH_IMPORT_LINE.search(code):
+    if not stars and not members and not layer_reads and not _TORCH_IMPORT_LINE.search(code):
         return code, []  # no torch import left: no name can refer to torch (the common case, decided by regexes)
     try:
         tree = ast.parse(code)
@@ -131,6 +134,9 @@ def audit(code: str, original: str, own_packages: frozenset = frozenset(),
     imports, loads = _scan(tree)
     bound = _torch_bindings(imports)
     places: dict = {}  # first output line of a statement -> (statement, rule id, why, column)
+    for stmt, col, why in layer_reads:
+        if not _flags_above(lines, _first_line(stmt)) - {layer_attributes.RULE_ID} and not _suppressed(lines[stmt.lineno - 1]):
+            places.setdefault(_first_line(stmt), (stmt, layer_attributes.RULE_ID, why, col))
     for stmt, node, why in _torch_module_members(tree) if members else ():
         if not _flags_above(lines, _first_line(stmt)) - {MODULE_MEMBER_RULE_ID} and not _suppressed(lines[stmt.lineno - 1]):
             places.setdefault(_first_line(stmt), (stmt, MODULE_MEMBER_RULE_ID, why, node.col_offset))

@@ -1,0 +1,152 @@
+"""torch layer attributes read off converted MLX layers (torch2mlx/layer_attributes.py): each table entry is
+checked by constructing the torch layer and the MLX layer it converts to; conversions of minimal
+reproductions of what transformers' Whisper and torchvision read."""
+from __future__ import annotations
+
+import mlx.core as mx
+import mlx.nn as mnn
+import pytest
+import torch.nn as tnn
+
+from torch2mlx import convert_source
+from torch2mlx.layer_attributes import LAYER_ATTRIBUTES, RAW_INT, RULE_ID, SPATIAL
+
+# MLX class -> (torch layer, MLX layer) built with the same arguments (non-default ones where they matter)
+_PAIRS = {
+    "Conv1d": lambda: (tnn.Conv1d(4, 8, 3, stride=2, padding=1, groups=2), mnn.Conv1d(4, 8, 3, stride=2, padding=1, groups=2)),
+    "Conv2d": lambda: (tnn.Conv2d(6, 9, (3, 5), stride=2, padding=1, groups=3),
+                       mnn.Conv2d(6, 9, (3, 5), stride=2, padding=1, groups=3)),
+    "Conv3d": lambda: (tnn.Conv3d(4, 8, (1, 3, 5)), mnn.Conv3d(4, 8, (1, 3, 5))),
+    "ConvTranspose1d": lambda: (tnn.ConvTranspose1d(4, 8, 3, stride=2), mnn.ConvTranspose1d(4, 8, 3, stride=2)),
+    "ConvTranspose2d": lambda: (tnn.ConvTranspose2d(4, 8, (3, 5)), mnn.ConvTranspose2d(4, 8, (3, 5))),
+    "ConvTranspose3d": lambda: (tnn.ConvTranspose3d(4, 8, (1, 3, 5)), mnn.ConvTranspose3d(4, 8, (1, 3, 5))),
+    "Linear": lambda: (tnn.Linear(8, 16), mnn.Linear(8, 16)),
+    "Embedding": lambda: (tnn.Embedding(10, 8), mnn.Embedding(10, 8)),
+    "BatchNorm": lambda: (tnn.BatchNorm2d(8), mnn.BatchNorm(8)),
+    "LayerNorm": lambda: (tnn.LayerNorm(8), mnn.LayerNorm(8)),
+    "GroupNorm": lambda: (tnn.GroupNorm(2, 8), mnn.GroupNorm(2, 8)),
+    "Dropout": lambda: (tnn.Dropout(0.2), mnn.Dropout(0.2)),
+    "MaxPool1d": lambda: (tnn.MaxPool1d(2, 2), mnn.MaxPool1d(2, 2)),
+    "MaxPool2d": lambda: (tnn.MaxPool2d(2, 2), mnn.MaxPool2d(2, 2)),
+    "MaxPool3d": lambda: (tnn.MaxPool3d(2, 2), mnn.MaxPool3d(2, 2)),
+    "AvgPool1d": lambda: (tnn.AvgPool1d(3, 1, 1), mnn.AvgPool1d(3, 1, 1)),
+    "AvgPool2d": lambda: (tnn.AvgPool2d(3, 1, 1), mnn.AvgPool2d(3, 1, 1)),
+    "AvgPool3d": lambda: (tnn.AvgPool3d(3, 1, 1), mnn.AvgPool3d(3, 1, 1)),
+    "MultiHeadAttention": lambda: (tnn.MultiheadAttention(8, 2), mnn.MultiHeadAttention(8, 2)),
+    "RNN": lambda: (tnn.RNN(4, 8), mnn.RNN(4, 8)),
+    "GRU": lambda: (tnn.GRU(4, 8), mnn.GRU(4, 8)),
+    "LSTM": lambda: (tnn.LSTM(4, 8), mnn.LSTM(4, 8)),
+}
+_ENTRIES = [(layer, attr) for layer, table in LAYER_ATTRIBUTES.items() for attr in table]
+
+
+def _value(v):
+    return tuple(v) if isinstance(v, (tuple, list)) else v
+
+
+@pytest.mark.parametrize("layer,attr", _ENTRIES)
+def test_entry_against_torch_and_mlx(layer, attr):
+    t, m = _PAIRS[layer]()
+    template, _why = LAYER_ATTRIBUTES[layer][attr]
+    if template is None:  # flagged: MLX really lacks it, or it differs
+        assert not hasattr(m, attr) or _value(getattr(m, attr)) != _value(getattr(t, attr, object()))
+        return
+    got = eval(template.format(x="m"), {"m": m})
+    want = getattr(t, attr)
+    assert type(_value(got)) is type(_value(want)) and _value(got) == _value(want), (layer, attr, got, want)
+
+
+@pytest.mark.parametrize("layer", sorted(RAW_INT))
+def test_raw_int_attributes(layer):
+    t, m = _PAIRS[layer]()
+    n = SPATIAL[layer]
+    for attr in RAW_INT[layer]:
+        assert isinstance(getattr(m, attr), int) and isinstance(getattr(t, attr), tuple)
+        assert (getattr(m, attr),) * n == getattr(t, attr)
+        assert getattr(m, attr) == getattr(t, attr)[0]
+
+
+@pytest.mark.parametrize("affine", [True, False])
+def test_affine_flags(affine):
+    for t, m, attr in ((tnn.BatchNorm2d(8, affine=affine), mnn.BatchNorm(8, affine=affine), "affine"),
+                       (tnn.GroupNorm(2, 8, affine=affine), mnn.GroupNorm(2, 8, affine=affine), "affine"),
+                       (tnn.LayerNorm(8, elementwise_affine=affine), mnn.LayerNorm(8, affine=affine),
+                        "elementwise_affine")):
+        layer = type(m).__name__
+        assert eval(LAYER_ATTRIBUTES[layer][attr][0].format(x="m"), {"m": m}) == getattr(t, attr)
+
+
+def test_conv_weight_layouts_differ():
+    # the reason `.weight.shape[i]` (i > 0) of a conv is flagged: OIHW against OHWI
+    t, m = _PAIRS["Conv2d"]()
+    assert tuple(t.weight.shape) == (9, 2, 3, 5) and tuple(m.weight.shape) == (9, 3, 5, 2)
+
+
+_WHISPER = '''
+import torch
+import torch.nn as nn
+
+
+class Encoder(nn.Module):
+    def __init__(self, mels, dim):
+        super().__init__()
+        self.conv1 = nn.Conv1d(mels, dim, kernel_size=3, padding=1)
+        self.conv2 = nn.Conv1d(dim, dim, kernel_size=3, stride=2, padding=1)
+        self.proj = nn.Linear(dim, 2 * dim)
+
+    def forward(self, x):
+        expected = 8 * self.conv1.stride[0] * self.conv2.stride[0]
+        return expected, self.proj.out_features, self.conv2.in_channels, self.conv2.kernel_size
+'''
+
+
+def _run(code: str, call: str):
+    scope: dict = {"mx": mx}  # the converted code imports mx only where it uses it
+    exec(compile(code, "<converted>", "exec"), scope)
+    return eval(call, scope)
+
+
+def test_whisper_stride_reads_are_translated():
+    result = convert_source(_WHISPER)
+    assert RULE_ID not in result.code
+    assert "self.conv1.stride[0]" not in result.code
+    want = _run(_WHISPER, "Encoder(4, 6)(torch.zeros(1, 4, 32))")
+    got = _run(result.code, "Encoder(4, 6)(mx.zeros((1, 32, 4)))")
+    assert got == want == (16, 12, 6, (3,))
+
+
+def test_conv_weight_shape_read_is_flagged():
+    source = _WHISPER.replace("self.proj.out_features", "self.conv2.weight.shape[1]")
+    result = convert_source(source)
+    assert any(d.rule_id == RULE_ID for d in result.diagnostics)
+    assert f"# torch2mlx: {RULE_ID}:" in result.code
+
+
+def test_out_channels_from_conv_weight_shape_zero_passes():
+    source = _WHISPER.replace("self.proj.out_features", "self.conv2.weight.shape[0]")
+    result = convert_source(source)
+    assert not any(d.rule_id == RULE_ID for d in result.diagnostics)
+    assert _run(result.code, "Encoder(4, 6)(mx.zeros((1, 32, 4)))")[1] == 6
+
+
+def test_stride_passed_as_a_name_is_flagged():
+    source = _WHISPER.replace("stride=2,", "stride=s,").replace("def __init__(self, mels, dim)",
+                                                                "def __init__(self, mels, dim, s=2)")
+    result = convert_source(source)
+    flagged = [d for d in result.diagnostics if d.rule_id == RULE_ID]
+    assert flagged and "self.conv2.stride[0]" in result.code
+
+
+def test_layer_stored_twice_differently_is_left_alone():
+    source = _WHISPER.replace("self.proj = nn.Linear(dim, 2 * dim)",
+                              "self.proj = nn.Linear(dim, 2 * dim)\n        self.proj = nn.Identity()")
+    result = convert_source(source)
+    assert "self.proj.out_features" in result.code
+
+
+def test_dropout_p_is_flagged():
+    source = _WHISPER.replace("self.proj = nn.Linear(dim, 2 * dim)",
+                              "self.proj = nn.Linear(dim, 2 * dim)\n        self.drop = nn.Dropout(0.1)").replace(
+        "self.proj.out_features", "self.drop.p")
+    result = convert_source(source)
+    assert any(d.rule_id == RULE_ID and "Dropout" in d.message for d in result.diagnostics)

@@ -1,0 +1,271 @@
+"""Attributes of torch layers that the MLX layer they became lacks or stores differently.
+
+Whisper reads `self.conv1.stride[0]`: torch's nn.Conv1d stores stride as a tuple `(s,)`, MLX's as the
+int it was given, so the read raises TypeError after conversion; `self.fc.in_features` raises
+AttributeError (MLX's Linear keeps only its weight); `conv.weight.shape[1]` is in_channels/groups in
+torch (OIHW) but the kernel height in MLX (OHWI): a silently different number. This module reads the
+converted output: where the receiver is `self.x` and every store of `.x` in the file constructs the
+same MLX layer, a read of an attribute in LAYER_ATTRIBUTES is rewritten where the table has an exact
+MLX expression (checked against both libraries by tests/test_layer_attributes.py), and flagged
+otherwise (rule id `torch-layer-attribute`, with what to write).
+"""
+from __future__ import annotations
+
+import ast
+import re
+from typing import Optional
+
+RULE_ID = "torch-layer-attribute"
+
+_CONV = ("Conv1d", "Conv2d", "Conv3d")
+_CONV_T = ("ConvTranspose1d", "ConvTranspose2d", "ConvTranspose3d")
+# spatial dimensions of each conv layer
+SPATIAL = {name: int(name[-2]) for name in _CONV + _CONV_T}
+# MLX constructor parameters in order (positional index of an argument), for the conv layers
+CONV_PARAMS = {
+    "Conv1d": ("in_channels", "out_channels", "kernel_size", "stride", "padding", "dilation", "groups", "bias"),
+    "Conv2d": ("in_channels", "out_channels", "kernel_size", "stride", "padding", "dilation", "groups", "bias"),
+    "Conv3d": ("in_channels", "out_channels", "kernel_size", "stride", "padding", "dilation", "bias"),
+    **{name: ("in_channels", "out_channels", "kernel_size", "stride", "padding", "dilation", "output_padding", "bias")
+       for name in _CONV_T},
+}
+# Conv attributes MLX stores exactly as given (torch stores a tuple of the spatial size): per layer.
+# The read is exact when the constructor passed an int literal or nothing (MLX's default is the int 1 / 0).
+RAW_INT = {
+    "Conv1d": ("stride", "padding", "dilation"),
+    "Conv2d": ("dilation",), "Conv3d": ("dilation",),
+    "ConvTranspose1d": ("stride", "padding", "dilation", "output_padding"),
+    "ConvTranspose2d": ("dilation",), "ConvTranspose3d": ("dilation",),
+}
+
+_LAYOUT = ("MLX conv weights are (out, *kernel, in/groups) where torch's are (out, in/groups, *kernel) "
+           "(transposed: (in, out/groups, *kernel)): index the MLX shape accordingly")
+
+# MLX class -> torch attribute -> (exact MLX expression with `{x}` for the layer, or None: flagged) and why.
+LAYER_ATTRIBUTES: dict = {}
+for _name in _CONV + _CONV_T:
+    _n = SPATIAL[_name]
+    LAYER_ATTRIBUTES[_name] = {
+        "out_channels": ("{x}.weight.shape[0]", "MLX conv layers keep no out_channels"),
+        "kernel_size": ("{x}.weight.shape[1:-1]", "MLX conv layers keep no kernel_size"),
+        "in_channels": (("{x}.weight.shape[-1] * {x}.groups" if _name in ("Conv1d", "Conv2d") else
+                         "{x}.weight.shape[-1]" if _name in _CONV_T else None),
+                        "MLX conv layers keep no in_channels" + (
+                            "" if _name != "Conv3d" else " (nor groups): `x.weight.shape[-1]` times the groups")),
+        "padding_mode": (None, "MLX conv layers keep no padding_mode (they pad with zeros)"),
+        "groups": (None if _name not in ("Conv1d", "Conv2d") else "{x}.groups",
+                   "this MLX conv layer has no groups"),
+    }
+    if _name in _CONV_T:
+        LAYER_ATTRIBUTES[_name]["in_channels"] = ("{x}.weight.shape[-1]", "MLX transposed convs keep no in_channels")
+        LAYER_ATTRIBUTES[_name]["groups"] = (None, "MLX transposed convs have no groups")
+    else:
+        LAYER_ATTRIBUTES[_name]["output_padding"] = (None, "MLX convs have no output_padding")
+LAYER_ATTRIBUTES["Linear"] = {
+    "in_features": ("{x}.weight.shape[1]", "MLX's Linear keeps no in_features"),
+    "out_features": ("{x}.weight.shape[0]", "MLX's Linear keeps no out_features"),
+}
+LAYER_ATTRIBUTES["Embedding"] = {
+    "num_embeddings": ("{x}.weight.shape[0]", "MLX's Embedding keeps no num_embeddings"),
+    "embedding_dim": ("{x}.weight.shape[1]", "MLX's Embedding keeps no embedding_dim"),
+    "padding_idx": (None, "MLX's Embedding has no padding_idx"),
+}
+LAYER_ATTRIBUTES["BatchNorm"] = {
+    "affine": ('("weight" in {x})', "MLX's BatchNorm keeps no affine flag (it has a weight when affine)"),
+}
+LAYER_ATTRIBUTES["LayerNorm"] = {
+    "normalized_shape": ("({x}.dims,)", "MLX's LayerNorm keeps the normalized size as `dims`"),
+    "elementwise_affine": ('("weight" in {x})', "MLX's LayerNorm keeps no elementwise_affine flag"),
+}
+LAYER_ATTRIBUTES["GroupNorm"] = {
+    "num_channels": ("{x}.dims", "MLX's GroupNorm keeps the channel count as `dims`"),
+    "affine": ('("weight" in {x})', "MLX's GroupNorm keeps no affine flag (it has a weight when affine)"),
+}
+LAYER_ATTRIBUTES["Dropout"] = {
+    "p": (None, "MLX's Dropout keeps no p (only a private 1 - p): keep the probability in an attribute of your own"),
+    "inplace": (None, "MLX's Dropout has no inplace"),
+}
+for _name in ("MaxPool1d", "MaxPool2d", "MaxPool3d", "AvgPool1d", "AvgPool2d", "AvgPool3d"):
+    LAYER_ATTRIBUTES[_name] = {
+        a: (None, f"MLX's {_name} keeps no public {a}: keep the value in an attribute of your own")
+        for a in ("kernel_size", "stride", "padding", "dilation", "ceil_mode", "count_include_pad", "return_indices")}
+LAYER_ATTRIBUTES["MultiHeadAttention"] = {
+    a: (None, f"MLX's MultiHeadAttention keeps no {a}: keep the value in an attribute of your own")
+    for a in ("embed_dim", "head_dim", "kdim", "vdim", "batch_first", "dropout")}
+for _name in ("RNN", "GRU", "LSTM"):
+    LAYER_ATTRIBUTES[_name] = {
+        a: (None, f"MLX's {_name} keeps no {a}: keep the value in an attribute of your own")
+        for a in ("input_size", "num_layers", "batch_first", "dropout", "bidirectional")}
+del _name, _n
+
+_ALL_ATTRS = frozenset(a for table in LAYER_ATTRIBUTES.values() for a in table) | {"weight"} | {
+    a for names in RAW_INT.values() for a in names}
+_QUICK = re.compile(r"\.(?:" + "|".join(sorted(_ALL_ATTRS)) + r")\b")
+
+
+def audit(code: str) -> tuple[str, list]:
+    """The output with exact reads rewritten, and (statement, column, why) for each read left to flag
+    (the statements of the output as parsed here: a rewrite changes no line)."""
+    if "mlx.nn" not in code and "from mlx import nn" not in code or not _QUICK.search(code):
+        return code, []
+    try:
+        tree = ast.parse(code)
+    except SyntaxError:
+        return code, []
+    nn_names = _mlx_nn_names(tree)
+    if not nn_names:
+        return code, []
+    layers = _known_layers(tree, nn_names)
+    if not layers:
+        return code, []
+    edits, flags = [], []
+    for cls in (n for n in ast.walk(tree) if isinstance(n, ast.ClassDef)):
+        for fn in (n for n in cls.body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))):
+            if not fn.args.args:
+                continue
+            self_name = fn.args.args[0].arg
+            parents = {}
+            for node in ast.walk(fn):
+                for child in ast.iter_child_nodes(node):
+                    parents[child] = node
+            for node in ast.walk(fn):
+                if not (isinstance(node, ast.Attribute) and isinstance(node.value, ast.Attribute)
+                        and isinstance(node.value.value, ast.Name) and node.value.value.id == self_name
+                        and isinstance(node.ctx, ast.Load) and node.value.attr in layers.get(cls.name, {})):
+                    continue
+                layer, calls = layers[cls.name][node.value.attr]
+                found = _read(node, parents, layer, calls, code)
+                if found is None:
+                    continue
+                target, replacement, why = found
+                if replacement is not None and target.lineno == target.end_lineno:
+                    edits.append((target.lineno, target.col_offset, target.end_col_offset, replacement))
+                else:  # no exact expression, or a read spread over lines (rewritten in place only on one)
+                    why = why or f"write `{replacement}` (the MLX layer keeps no such attribute)"
+                    stmt = target
+                    while not isinstance(stmt, ast.stmt):
+                        stmt = parents[stmt]
+                    flags.append((stmt, target.col_offset, why))
+    if edits:
+        lines = code.splitlines(keepends=True)
+        for line, start, end, text in sorted(edits, reverse=True):
+            raw = lines[line - 1].encode()
+            lines[line - 1] = (raw[:start] + text.encode() + raw[end:]).decode()
+        code = "".join(lines)
+    return code, flags
+
+
+def _read(node: ast.Attribute, parents: dict, layer: str, calls: list, code: str):
+    """(node to replace or flag, replacement text or None, why) for a read `self.x.<attr>`, or None."""
+    receiver = ast.get_source_segment(code, node.value)
+    attr = node.attr
+    parent = parents.get(node)
+    if attr == "weight" and layer in SPATIAL:
+        # `.weight.shape...`, `.weight.size(...)`, `.weight.data.shape...`
+        up = parent
+        if isinstance(up, ast.Attribute) and up.attr == "data":
+            up = parents.get(up)
+        if isinstance(up, ast.Attribute) and up.attr in ("shape", "size"):
+            outer = parents.get(up)
+            if up.attr == "shape" and isinstance(outer, ast.Subscript) and _int(outer.slice) == 0 \
+                    and layer in _CONV:
+                return None  # the out channels in both layouts
+            return up, None, f"`{receiver}.weight.{up.attr}` of an MLX {layer}: {_LAYOUT}"
+        return None
+    if attr in RAW_INT.get(layer, ()):
+        plain = all(_int_or_absent(call, layer, attr) for call in calls)
+        n = SPATIAL[layer]
+        if isinstance(parent, ast.Subscript) and parent.value is node:
+            k = _int(parent.slice)
+            if plain and k is not None and -n <= k < n:
+                return parent, f"{receiver}.{attr}", ""
+            return parent, None, (f"MLX's {layer} stores {attr} as it was given (an int here may be a tuple in "
+                                  f"torch): read `{receiver}.{attr}` knowing what the constructor passed")
+        if plain:
+            return node, f"({receiver}.{attr},)" + (f" * {n}" if n > 1 else ""), ""
+        return node, None, f"MLX's {layer} stores {attr} as it was given, where torch stores a tuple of {n}"
+    entry = LAYER_ATTRIBUTES.get(layer, {}).get(attr)
+    if entry is None:
+        return None
+    template, why = entry
+    if template is not None:
+        text = template.format(x=receiver)
+        if text == f"{receiver}.{attr}":
+            return None
+        return node, text, ""
+    return node, None, f"`.{attr}` of an MLX {layer}: {why}"
+
+
+def _int(node) -> Optional[int]:
+    if isinstance(node, ast.Constant) and type(node.value) is int:
+        return node.value
+    if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub) and isinstance(node.operand, ast.Constant) \
+            and type(node.operand.value) is int:
+        return -node.operand.value
+    return None
+
+
+def _int_or_absent(call: ast.Call, layer: str, attr: str) -> bool:
+    """The constructor passes `attr` as an int literal, or not at (MLX's default is an int)."""
+    params = CONV_PARAMS[layer]
+    if any(isinstance(a, ast.Starred) for a in call.args) or any(k.arg is None for k in call.keywords):
+        return False
+    value = next((k.value for k in call.keywords if k.arg == attr), None)
+    index = params.index(attr)
+    if value is None and len(call.args) > index:
+        value = call.args[index]
+    return value is None or _int(value) is not None
+
+
+def _mlx_nn_names(tree: ast.Module) -> frozenset:
+    names = set()
+    for node in tree.body:
+        if isinstance(node, ast.Import):
+            names.update(a.asname for a in node.names if a.name == "mlx.nn" and a.asname)
+        elif isinstance(node, ast.ImportFrom) and node.module == "mlx" and node.level == 0:
+            names.update(a.asname or a.name for a in node.names if a.name == "nn")
+    return frozenset(names)
+
+
+def _known_layers(tree: ast.Module, nn_names: frozenset) -> dict:
+    """class name -> attribute -> (MLX layer class, [constructor calls]) where every store of `.attr`
+    anywhere in the file is `<self>.attr = <mlx.nn>.<Layer>(...)` of that one layer, inside that class."""
+    stores: dict = {}  # attr -> list of (class name or None, layer or None, call)
+    for cls in (n for n in ast.walk(tree) if isinstance(n, ast.ClassDef)):
+        for fn in (n for n in cls.body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))):
+            for node in ast.walk(fn):
+                if isinstance(node, ast.Assign) and len(node.targets) == 1:
+                    target = node.targets[0]
+                    if isinstance(target, ast.Attribute) and isinstance(target.value, ast.Name) \
+                            and fn.args.args and target.value.id == fn.args.args[0].arg:
+                        stores.setdefault(target.attr, []).append((cls.name, _layer_call(node.value, nn_names),
+                                                                   node.value))
+                        node._layer_store = True
+    other = set()  # any other store of the attribute name makes it unknown
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.Assign, ast.AnnAssign, ast.AugAssign, ast.Delete, ast.For, ast.With)) \
+                and not getattr(node, "_layer_store", False):
+            for sub in ast.walk(node):
+                if isinstance(sub, ast.Attribute) and isinstance(sub.ctx, (ast.Store, ast.Del)):
+                    other.add(sub.attr)
+        elif isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in ("setattr", "delattr"):
+            if node.args and len(node.args) > 1 and isinstance(node.args[1], ast.Constant):
+                other.add(node.args[1].value)
+            else:
+                return {}
+    known: dict = {}
+    for attr, found in stores.items():
+        classes = {c for c, _, _ in found}
+        kinds = {layer for _, layer, _ in found}
+        if attr in other or len(classes) != 1 or len(kinds) != 1 or None in kinds:
+            continue
+        known.setdefault(classes.pop(), {})[attr] = (kinds.pop(), [call for _, _, call in found])
+    return known
+
+
+def _layer_call(value, nn_names: frozenset) -> Optional[str]:
+    if isinstance(value, ast.Call) and isinstance(value.func, ast.Attribute) \
+            and isinstance(value.func.value, ast.Name) and value.func.value.id in nn_names \
+            and value.func.attr in LAYER_ATTRIBUTES:
+        return value.func.attr
+    return None
