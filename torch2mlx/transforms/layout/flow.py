@@ -36,7 +36,7 @@ class LayoutFlow:
         the ranks of torch-layout names at the end of each path)."""
         merged = {}
         known = before if before is not None else {}
-        for name in first.keys() | second.keys():
+        for name in dict.fromkeys([*first, *second]):  # source order, not a set's (hash-seeded): join fixes are lines
             if before is not None and name not in known and (name not in first or name not in second):
                 merged[name] = first.get(name, second.get(name))  # bound on one path only
                 continue

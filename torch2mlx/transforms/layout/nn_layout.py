@@ -262,7 +262,8 @@ class NnLayoutTransform(LayoutOps, LayoutFlow, Transform):
                 elif orelse is not None:
                     self._init_assignments(rw, init, orelse.body.body, other, passed)
                 layers.clear()
-                for attr in branch.keys() | other.keys():
+                # source order (a set union's order follows the hash seed): `_input_layout` takes the first layer
+                for attr in dict.fromkeys([*branch, *other]):
                     layers[attr] = _either(branch.get(attr, _ABSENT), other.get(attr, _ABSENT))
             elif isinstance(line, cst.SimpleStatementLine):
                 for small in line.body:
