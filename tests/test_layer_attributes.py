@@ -150,3 +150,45 @@ def test_dropout_p_is_flagged():
         "self.proj.out_features", "self.drop.p")
     result = convert_source(source)
     assert any(d.rule_id == RULE_ID and "Dropout" in d.message for d in result.diagnostics)
+
+
+def test_whole_conv_weight_shape_is_left_alone():
+    # the MLX weight's own shape, as the translated initialisers use it: not a layout read
+    source = _WHISPER.replace("self.proj.out_features", "mx_shape(self.conv2.weight.shape)")
+    result = convert_source(source)
+    assert not any(d.rule_id == RULE_ID for d in result.diagnostics)
+
+
+def test_conv_weight_shape_unpacked_is_flagged():
+    source = _WHISPER.replace("expected = 8", "o, i, k = self.conv2.weight.shape\n        expected = 8")
+    result = convert_source(source)
+    assert any(d.rule_id == RULE_ID for d in result.diagnostics)
+
+
+_INIT_LOOP = '''
+import math
+import torch.nn as nn
+
+
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.body = nn.Sequential(nn.Conv2d(3, 8, (3, 5), groups=1), nn.Conv1d(8, 4, 3, stride=2))
+        self.fans = []
+        for m in self.body.layers if hasattr(self.body, "layers") else self.body:
+            if isinstance(m, nn.Conv2d):
+                self.fans.append(m.kernel_size[0] * m.kernel_size[1] * m.out_channels)
+            elif isinstance(m, nn.Conv1d):
+                self.fans.append(m.stride[0])
+'''
+
+
+def test_isinstance_narrowed_reads():
+    result = convert_source(_INIT_LOOP)
+    assert "m.weight.shape[1:-1][0] * m.weight.shape[1:-1][1] * m.weight.shape[0]" in result.code
+    # the constructor of `m` is not known here: `m.stride` may hold a tuple in MLX, so it stays flagged
+    flagged = [d for d in result.diagnostics if d.rule_id == RULE_ID]
+    assert len(flagged) == 1 and "stride" in flagged[0].message
+    scope: dict = {}
+    exec(compile(result.code.replace("self.fans.append(m.stride[0])", "pass"), "<converted>", "exec"), scope)
+    assert scope["Net"]().fans == [3 * 5 * 8]

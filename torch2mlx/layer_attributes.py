@@ -116,36 +116,34 @@ def audit(code: str) -> tuple[str, list]:
     if not nn_names:
         return code, []
     layers = _known_layers(tree, nn_names)
-    if not layers:
-        return code, []
-    edits, flags = [], []
-    for cls in (n for n in ast.walk(tree) if isinstance(n, ast.ClassDef)):
+    parents = {child: node for node in ast.walk(tree) for child in ast.iter_child_nodes(node)}
+    reads: dict = {}  # id(attribute node) -> (node, MLX layer, its constructor calls or None: not known)
+    for cls in (n for n in ast.walk(tree) if isinstance(n, ast.ClassDef) and n.name in layers):
         for fn in (n for n in cls.body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))):
             if not fn.args.args:
                 continue
             self_name = fn.args.args[0].arg
-            parents = {}
             for node in ast.walk(fn):
-                for child in ast.iter_child_nodes(node):
-                    parents[child] = node
-            for node in ast.walk(fn):
-                if not (isinstance(node, ast.Attribute) and isinstance(node.value, ast.Attribute)
-                        and isinstance(node.value.value, ast.Name) and node.value.value.id == self_name
-                        and isinstance(node.ctx, ast.Load) and node.value.attr in layers.get(cls.name, {})):
-                    continue
-                layer, calls = layers[cls.name][node.value.attr]
-                found = _read(node, parents, layer, calls, code)
-                if found is None:
-                    continue
-                target, replacement, why = found
-                if replacement is not None and target.lineno == target.end_lineno:
-                    edits.append((target.lineno, target.col_offset, target.end_col_offset, replacement))
-                else:  # no exact expression, or a read spread over lines (rewritten in place only on one)
-                    why = why or f"write `{replacement}` (the MLX layer keeps no such attribute)"
-                    stmt = target
-                    while not isinstance(stmt, ast.stmt):
-                        stmt = parents[stmt]
-                    flags.append((stmt, target.col_offset, why))
+                if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Attribute) \
+                        and isinstance(node.value.value, ast.Name) and node.value.value.id == self_name \
+                        and isinstance(node.ctx, ast.Load) and node.value.attr in layers[cls.name]:
+                    reads[id(node)] = (node, *layers[cls.name][node.value.attr])
+    for node, layer in _narrowed_reads(tree, nn_names):
+        reads.setdefault(id(node), (node, layer, None))
+    edits, flags = [], []
+    for node, layer, calls in reads.values():
+        found = _read(node, parents, layer, calls, code)
+        if found is None:
+            continue
+        target, replacement, why = found
+        if replacement is not None and target.lineno == target.end_lineno:
+            edits.append((target.lineno, target.col_offset, target.end_col_offset, replacement))
+        else:  # no exact expression, or a read spread over lines (rewritten in place only on one)
+            why = why or f"write `{replacement}` (the MLX layer keeps no such attribute)"
+            stmt = target
+            while not isinstance(stmt, ast.stmt):
+                stmt = parents[stmt]
+            flags.append((stmt, target.col_offset, why))
     if edits:
         lines = code.splitlines(keepends=True)
         for line, start, end, text in sorted(edits, reverse=True):
@@ -153,6 +151,34 @@ def audit(code: str) -> tuple[str, list]:
             lines[line - 1] = (raw[:start] + text.encode() + raw[end:]).decode()
         code = "".join(lines)
     return code, flags
+
+
+def _narrowed_reads(tree: ast.Module, nn_names: frozenset):
+    """(`R.attr` node, layer) for reads in the body of `if isinstance(R, <mlx.nn>.<Layer>):` (also one operand
+    of an `and`), R a name or an attribute chain that the body never assigns: torch code reads a layer's
+    attributes this way in its weight-initialisation loops (`for m in self.modules(): if isinstance(m, ...)`)."""
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.If):
+            continue
+        tests = node.test.values if isinstance(node.test, ast.BoolOp) and isinstance(node.test.op, ast.And) \
+            else [node.test]
+        for test in tests:
+            if not (isinstance(test, ast.Call) and isinstance(test.func, ast.Name) and test.func.id == "isinstance"
+                    and len(test.args) == 2 and not test.keywords):
+                continue
+            receiver, layer = test.args[0], _layer_call(ast.Call(test.args[1], [], []), nn_names)
+            if layer is None or not isinstance(receiver, (ast.Name, ast.Attribute)):
+                continue
+            key = ast.dump(receiver, annotate_fields=False).replace("Load()", "")
+            body = [sub for stmt in node.body for sub in ast.walk(stmt)]
+            if any(isinstance(sub, (ast.Name, ast.Attribute)) and not isinstance(sub.ctx, ast.Load)
+                   and ast.dump(sub, annotate_fields=False).replace("Store()", "").replace("Del()", "") == key
+                   for sub in body):
+                continue  # the body rebinds it
+            for sub in body:
+                if isinstance(sub, ast.Attribute) and isinstance(sub.ctx, ast.Load) and \
+                        ast.dump(sub.value, annotate_fields=False).replace("Load()", "") == key:
+                    yield sub, layer
 
 
 def _read(node: ast.Attribute, parents: dict, layer: str, calls: list, code: str):
@@ -165,15 +191,19 @@ def _read(node: ast.Attribute, parents: dict, layer: str, calls: list, code: str
         up = parent
         if isinstance(up, ast.Attribute) and up.attr == "data":
             up = parents.get(up)
-        if isinstance(up, ast.Attribute) and up.attr in ("shape", "size"):
-            outer = parents.get(up)
-            if up.attr == "shape" and isinstance(outer, ast.Subscript) and _int(outer.slice) == 0 \
-                    and layer in _CONV:
-                return None  # the out channels in both layouts
-            return up, None, f"`{receiver}.weight.{up.attr}` of an MLX {layer}: {_LAYOUT}"
-        return None
+        if not (isinstance(up, ast.Attribute) and up.attr in ("shape", "size")):
+            return None
+        outer = parents.get(up)
+        if up.attr == "shape":
+            if isinstance(outer, ast.Subscript) and outer.value is up:
+                if _int(outer.slice) == 0 and layer in _CONV:
+                    return None  # the out channels in both layouts
+            elif not (isinstance(outer, ast.Assign) and outer.value is up
+                      and any(isinstance(t, (ast.Tuple, ast.List)) for t in outer.targets)):
+                return None  # the whole shape (`mx.random.normal(conv.weight.shape)`) is the MLX weight's own
+        return up, None, f"`{receiver}.weight.{up.attr}` of an MLX {layer}: {_LAYOUT}"
     if attr in RAW_INT.get(layer, ()):
-        plain = all(_int_or_absent(call, layer, attr) for call in calls)
+        plain = calls is not None and all(_int_or_absent(call, layer, attr) for call in calls)
         n = SPATIAL[layer]
         if isinstance(parent, ast.Subscript) and parent.value is node:
             k = _int(parent.slice)
