@@ -8,7 +8,7 @@ import mlx.nn as mnn
 import pytest
 import torch.nn as tnn
 
-from torch2mlx import convert_source
+from torch2mlx import convert_source, layer_attributes
 from torch2mlx.layer_attributes import LAYER_ATTRIBUTES, RAW_INT, RULE_ID, SPATIAL
 
 # MLX class -> (torch layer, MLX layer) built with the same arguments (non-default ones where they matter)
@@ -192,3 +192,14 @@ def test_isinstance_narrowed_reads():
     scope: dict = {}
     exec(compile(result.code.replace("self.fans.append(m.stride[0])", "pass"), "<converted>", "exec"), scope)
     assert scope["Net"]().fans == [3 * 5 * 8]
+
+
+def test_layer_kept_on_torch_is_left_alone():
+    # a torch Conv2d the converter kept under a local `import torch.nn as nn` (the MLX import is then bound
+    # to another name, but the audit must not rely on it): its in_channels is not the MLX layout's expression
+    code = ("import mlx.nn as nn\n\n\nclass Net(nn.Module):\n    def __init__(self):\n        super().__init__()\n"
+            "        import torch.nn as nn\n        self.conv = nn.Conv2d(3, 8, 3, padding_mode='circular')\n\n"
+            "    def width(self):\n        return self.conv.in_channels\n")
+    assert layer_attributes.audit(code) == (code, [])
+    assert layer_attributes.audit(code.replace("        import torch.nn as nn\n", ""))[0].endswith(
+        "return self.conv.weight.shape[-1] * self.conv.groups\n")

@@ -254,7 +254,22 @@ def _mlx_nn_names(tree: ast.Module) -> frozenset:
             names.update(a.asname for a in node.names if a.name == "mlx.nn" and a.asname)
         elif isinstance(node, ast.ImportFrom) and node.module == "mlx" and node.level == 0:
             names.update(a.asname or a.name for a in node.names if a.name == "nn")
-    return frozenset(names)
+    # a name bound to anything else anywhere (a kept torch layer's `import torch.nn as nn` in a function
+    # that the converter writes, an assignment) may be torch's nn where it is read: not known
+    other = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            other.update(a.asname or a.name.split(".")[0] for a in node.names if a.name != "mlx.nn" or not a.asname)
+        elif isinstance(node, ast.ImportFrom):
+            other.update(a.asname or a.name for a in node.names
+                         if not (node.module == "mlx" and node.level == 0 and a.name == "nn"))
+        elif isinstance(node, ast.Name) and not isinstance(node.ctx, ast.Load):
+            other.add(node.id)
+        elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            other.add(node.name)
+            if not isinstance(node, ast.ClassDef):
+                other.update(a.arg for a in ast.walk(node.args) if isinstance(a, ast.arg))
+    return frozenset(names - other)
 
 
 def _known_layers(tree: ast.Module, nn_names: frozenset) -> dict:
