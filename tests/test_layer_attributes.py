@@ -203,3 +203,20 @@ def test_layer_kept_on_torch_is_left_alone():
     assert layer_attributes.audit(code) == (code, [])
     assert layer_attributes.audit(code.replace("        import torch.nn as nn\n", ""))[0].endswith(
         "return self.conv.weight.shape[-1] * self.conv.groups\n")
+
+
+@pytest.mark.parametrize("source", [_WHISPER, _INIT_LOOP, _WHISPER.replace("self.proj.out_features", "self.conv2.stride")])
+def test_converting_twice_changes_nothing(source):
+    # converted code means MLX's attributes: `(self.conv2.stride,)` must not become `((self.conv2.stride,),)`
+    keeps_torch = "\n\ndef _left_for_torch(flag):\n    torch._assert(flag, 'kept')\n"
+    first = convert_source(source + keeps_torch).code
+    assert "(self.conv2.stride,)" in first or "self.conv2.stride," not in first
+    assert convert_source(first).code == first
+
+
+def test_mlx_code_of_its_own_is_left_alone():
+    code = ("import mlx.nn as nn\n\n\nclass Net(nn.Module):\n    def __init__(self):\n        super().__init__()\n"
+            "        self.conv = nn.Conv2d(3, 8, 3)\n\n    def kernel_height(self):\n"
+            "        return self.conv.weight.shape[1]\n")
+    assert layer_attributes.audit(code, code) == (code, [])
+    assert layer_attributes.audit(code)[1]  # as the output of a torch file it is flagged

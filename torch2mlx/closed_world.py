@@ -17,6 +17,10 @@ A torch nn.Module (or optimizer) method that no MLX object has — `model.state_
 no rule or transform would raise AttributeError when the code runs, and iterating
 `X.parameters()` / `X.children()` would walk an MLX dict's keys where torch yields tensors and
 modules: both get a flag (rule id `torch-module-member`) unless the file defines that name itself.
+
+An attribute of a torch layer read off the MLX layer it became (`self.conv1.stride[0]`, `fc.in_features`,
+`conv.weight.shape[1]`) is translated where exact or flagged (rule id `torch-layer-attribute`): see
+layer_attributes.py.
 """
 from __future__ import annotations
 
@@ -121,7 +125,7 @@ def audit(code: str, original: str, own_packages: frozenset = frozenset(),
     `own_packages`: top-level packages of the tree being converted (a directory run of timm itself
     imports `timm.layers`: that is the project, converted alongside, not a dependency).
     `single_file`: not a directory run, so a star import from the user's own modules is not followed."""
-    code, layer_reads = layer_attributes.audit(code)  # torch layer attributes read off the MLX layers
+    code, layer_reads = layer_attributes.audit(code, original)  # torch layer attributes read off the MLX layers
     stars = single_file and _STAR_IMPORT_LINE.search(code) is not None
     members = _MODULE_MEMBER_USE.search(code) is not None
     if not stars and not members and not layer_reads and not _TORCH_IMPORT_LINE.search(code):

@@ -100,13 +100,17 @@ del _name, _n
 
 _ALL_ATTRS = frozenset(a for table in LAYER_ATTRIBUTES.values() for a in table) | {"weight"} | {
     a for names in RAW_INT.values() for a in names}
+_IMPORTS_MLX_NN = re.compile(r"^[ \t]*(?:import[ \t]+mlx\.nn\b|from[ \t]+mlx(?:\.nn)?[ \t]+import\b)", re.MULTILINE)
 _QUICK = re.compile(r"\.(?:" + "|".join(sorted(_ALL_ATTRS)) + r")\b")
 
 
-def audit(code: str) -> tuple[str, list]:
+def audit(code: str, original: str = "") -> tuple[str, list]:
     """The output with exact reads rewritten, and (statement, column, why) for each read left to flag
-    (the statements of the output as parsed here: a rewrite changes no line)."""
-    if "mlx.nn" not in code and "from mlx import nn" not in code or not _QUICK.search(code):
+    (the statements of the output as parsed here: a rewrite changes no line).
+
+    An input that already imports mlx.nn (converted code converted again, or MLX code of its own) is
+    left alone: there `conv.stride` and `conv.weight.shape[1]` are MLX's, meant as written."""
+    if _IMPORTS_MLX_NN.search(original) or "mlx.nn" not in code and "from mlx import nn" not in code or not _QUICK.search(code):
         return code, []
     try:
         tree = ast.parse(code)
