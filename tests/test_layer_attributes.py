@@ -220,3 +220,28 @@ def test_mlx_code_of_its_own_is_left_alone():
             "        return self.conv.weight.shape[1]\n")
     assert layer_attributes.audit(code, code) == (code, [])
     assert layer_attributes.audit(code)[1]  # as the output of a torch file it is flagged
+
+
+def test_narrowed_layer_norm_shape_is_flagged():
+    # a class deriving from nn.LayerNorm becomes a TorchLayerNorm, an MLX LayerNorm that keeps torch's
+    # normalized_shape: (4, 6) there, where `dims` is only 6
+    source = '''
+import torch.nn as nn
+
+
+class LN2d(nn.LayerNorm):
+    pass
+
+
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.norm = LN2d((4, 6))
+        self.shapes = [m.normalized_shape for m in [self.norm] if isinstance(m, nn.LayerNorm)]
+        for m in [self.norm]:
+            if isinstance(m, nn.LayerNorm):
+                self.shapes.append(m.normalized_shape)
+'''
+    result = convert_source(source)
+    assert not [line for line in result.code.splitlines() if "m.dims" in line and not line.strip().startswith("#")]
+    assert any(d.rule_id == RULE_ID and "normalized_shape" in d.message for d in result.diagnostics)

@@ -97,6 +97,10 @@ for _name in ("RNN", "GRU", "LSTM"):
         a: (None, f"MLX's {_name} keeps no {a}: keep the value in an attribute of your own")
         for a in ("input_size", "num_layers", "batch_first", "dropout", "bidirectional")}
 del _name, _n
+# Reads narrowed only by isinstance(m, <MLX layer>) may meet the converter's torch-compatible subclasses of
+# that layer (transforms/module/layer_bases.py: TorchLayerNorm keeps a normalized_shape of several axes
+# where `dims` is only the last): these entries are flagged there, rewritten only on a layer built in view.
+NARROWED_UNSAFE = frozenset({("LayerNorm", "normalized_shape")})
 
 _ALL_ATTRS = frozenset(a for table in LAYER_ATTRIBUTES.values() for a in table) | {"weight"} | {
     a for names in RAW_INT.values() for a in names}
@@ -222,6 +226,9 @@ def _read(node: ast.Attribute, parents: dict, layer: str, calls: list, code: str
     if entry is None:
         return None
     template, why = entry
+    if template is not None and calls is None and (layer, attr) in NARROWED_UNSAFE:
+        return node, None, (f"`.{attr}` of an MLX {layer} (or of a torch2mlx subclass keeping torch's "
+                            f"attribute): {why}; `{template.format(x=receiver)}` for a plain MLX {layer}")
     if template is not None:
         text = template.format(x=receiver)
         if text == f"{receiver}.{attr}":
