@@ -245,3 +245,22 @@ class Net(nn.Module):
     result = convert_source(source)
     assert not [line for line in result.code.splitlines() if "m.dims" in line and not line.strip().startswith("#")]
     assert any(d.rule_id == RULE_ID and "normalized_shape" in d.message for d in result.diagnostics)
+
+
+def test_layer_norm_shape_of_a_non_literal_is_flagged():
+    source = '''
+import torch.nn as nn
+
+
+class N(nn.Module):
+    def __init__(self, c):
+        super().__init__()
+        self.a = nn.LayerNorm(8)
+        self.b = nn.LayerNorm([c])
+
+    def forward(self, x):
+        return self.a.normalized_shape, self.b.normalized_shape
+'''
+    result = convert_source(source)
+    assert "return (self.a.dims,), self.b.normalized_shape" in result.code
+    assert [d.rule_id for d in result.diagnostics if d.rule_id == RULE_ID] == [RULE_ID]

@@ -101,6 +101,9 @@ del _name, _n
 # that layer (transforms/module/layer_bases.py: TorchLayerNorm keeps a normalized_shape of several axes
 # where `dims` is only the last): these entries are flagged there, rewritten only on a layer built in view.
 NARROWED_UNSAFE = frozenset({("LayerNorm", "normalized_shape")})
+# Entries exact only when the layer's constructor passed that argument (keyword, positional index) as an
+# int literal: the converter may leave `nn.LayerNorm((4, 6))` / `nn.LayerNorm([c])`, whose dims is no int.
+INT_ARGUMENT = {("LayerNorm", "normalized_shape"): ("dims", 0)}
 
 _ALL_ATTRS = frozenset(a for table in LAYER_ATTRIBUTES.values() for a in table) | {"weight"} | {
     a for names in RAW_INT.values() for a in names}
@@ -226,6 +229,9 @@ def _read(node: ast.Attribute, parents: dict, layer: str, calls: list, code: str
     if entry is None:
         return None
     template, why = entry
+    if template is not None and (layer, attr) in INT_ARGUMENT and calls is not None and not all(
+            _int(_argument(call, *INT_ARGUMENT[layer, attr])) is not None for call in calls):
+        return node, None, f"`.{attr}` of an MLX {layer} built from a value that may be no int: {why}"
     if template is not None and calls is None and (layer, attr) in NARROWED_UNSAFE:
         return node, None, (f"`.{attr}` of an MLX {layer} (or of a torch2mlx subclass keeping torch's "
                             f"attribute): {why}; `{template.format(x=receiver)}` for a plain MLX {layer}")
@@ -256,6 +262,14 @@ def _int_or_absent(call: ast.Call, layer: str, attr: str) -> bool:
     if value is None and len(call.args) > index:
         value = call.args[index]
     return value is None or _int(value) is not None
+
+
+def _argument(call: ast.Call, keyword: str, index: int):
+    """The constructor's argument `keyword` (or at `index`), None if absent or not knowable."""
+    if any(isinstance(a, ast.Starred) for a in call.args[:index + 1]) or any(k.arg is None for k in call.keywords):
+        return None
+    value = next((k.value for k in call.keywords if k.arg == keyword), None)
+    return value if value is not None else call.args[index] if len(call.args) > index else None
 
 
 def _mlx_nn_names(tree: ast.Module) -> frozenset:
