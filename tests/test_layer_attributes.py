@@ -264,3 +264,21 @@ class N(nn.Module):
     result = convert_source(source)
     assert "return (self.a.dims,), self.b.normalized_shape" in result.code
     assert [d.rule_id for d in result.diagnostics if d.rule_id == RULE_ID] == [RULE_ID]
+
+
+def test_conv_helper_weight_shape_is_flagged():
+    # timm's halo attention: `std = self.q.weight.shape[1] ** -0.5` (fan-in) on a conv built through **kwargs,
+    # which the converter writes as Conv2dNHWC, an MLX Conv2d (O, kH, kW, I): shape[1] is 1 there, not dim
+    source = '''
+import torch.nn as nn
+
+
+class Halo(nn.Module):
+    def __init__(self, dim, **dd):
+        super().__init__()
+        self.q = nn.Conv2d(dim, dim, 1, **dd)
+        self.std = self.q.weight.shape[1] ** -0.5
+'''
+    result = convert_source(source)
+    assert "Conv2dN" in result.code
+    assert any(d.rule_id == RULE_ID and "weight.shape" in d.message for d in result.diagnostics)

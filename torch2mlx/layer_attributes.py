@@ -126,6 +126,7 @@ def audit(code: str, original: str = "") -> tuple[str, list]:
     nn_names = _mlx_nn_names(tree)
     if not nn_names:
         return code, []
+    nn_names = _with_conv_helpers(tree, nn_names)
     layers = _known_layers(tree, nn_names)
     parents = {child: node for node in ast.walk(tree) for child in ast.iter_child_nodes(node)}
     reads: dict = {}  # id(attribute node) -> (node, MLX layer, its constructor calls or None: not known)
@@ -333,9 +334,30 @@ def _known_layers(tree: ast.Module, nn_names: frozenset) -> dict:
     return known
 
 
+_CONV_HELPER = re.compile(r"(Conv[123]d)N(?:CHW|HWC)")
+
+
+def _with_conv_helpers(tree: ast.Module, nn_names: frozenset) -> frozenset:
+    """nn_names plus `Conv2dNHWC=Conv2d` entries for the converter's conv helpers defined in the file
+    (transforms/module/layer_values.py: `class Conv2dNHWC(nn.Conv2d)`, torch's constructor, the MLX layer and
+    weight layout: timm's halo / lambda attention read `self.q.weight.shape[1]` off one)."""
+    helpers = set()
+    for node in tree.body:
+        match = _CONV_HELPER.fullmatch(node.name) if isinstance(node, ast.ClassDef) else None
+        if match and len(node.bases) == 1 and isinstance(node.bases[0], ast.Attribute) \
+                and node.bases[0].attr == match.group(1) and isinstance(node.bases[0].value, ast.Name) \
+                and node.bases[0].value.id in nn_names:
+            helpers.add(f"{node.name}={match.group(1)}")
+    return nn_names | helpers
+
+
 def _layer_call(value, nn_names: frozenset) -> Optional[str]:
     if isinstance(value, ast.Call) and isinstance(value.func, ast.Attribute) \
             and isinstance(value.func.value, ast.Name) and value.func.value.id in nn_names \
             and value.func.attr in LAYER_ATTRIBUTES:
         return value.func.attr
+    if isinstance(value, ast.Call) and isinstance(value.func, ast.Name):
+        match = _CONV_HELPER.fullmatch(value.func.id)
+        if match and f"{value.func.id}={match.group(1)}" in nn_names:
+            return match.group(1)
     return None
