@@ -34,30 +34,6 @@ def tensor_unfold(rule, original: cst.Call, call: cst.Call, receiver, rewriter):
     return _finish(rule, Bound({**bound.values, "size_axis": size_axis}))
 
 
-def _single(value):
-    """`(2,)` -> `2`; anything else unchanged."""
-    if isinstance(value, cst.Tuple) and len(value.elements) == 1 and isinstance(value.elements[0], cst.Element):
-        return value.elements[0].value
-    return value
-
-
-@register("functional_conv1d")
-def functional_conv1d(rule, original: cst.Call, call: cst.Call, receiver, rewriter):
-    bound = normalize(rule, bind(call.args, rule.signature, receiver))
-    values = dict(bound.values)
-    for name in ("stride", "padding", "dilation"):
-        if name not in values:
-            continue
-        value = _single(values[name])
-        if isinstance(value, (cst.SimpleString, cst.ConcatenatedString, cst.FormattedString)):
-            raise Flag(f"conv1d: padding={code_of(value)}: mx.conv1d takes integer padding (write the number: "
-                       "'same' is dilation * (kernel - 1) // 2 for odd kernels)")
-        if isinstance(value, (cst.Tuple, cst.List)):
-            raise Flag(f"conv1d: {name}={code_of(value)} is not one integer")
-        values[name] = value
-    return _finish(rule, Bound(values))
-
-
 # Local helpers written into the output file (as torch2mlx/handlers/local_helpers.py does for gather/scatter)
 HELPERS = {
     "assert_close_mlx": '''
