@@ -207,7 +207,7 @@ def torch_side(pkg: str, names: list, workdir: Path, timeout: int) -> None:
                     tied[key] = first_key[ident]
                 else:
                     first_key.setdefault(ident, key)
-            np.savez(data / f"{entry.name}.npz",
+            np.savez(data / f"{entry.key}.npz",
                      **{f"state:{k}": _torch_numpy(v) for k, v in state.items() if k not in tied},
                      **{f"input:{i}": a for i, a in enumerate(arrays)},
                      **{f"output:{i}": _torch_numpy(v) for i, (_, v) in enumerate(leaves)})
@@ -224,7 +224,7 @@ def torch_side(pkg: str, names: list, workdir: Path, timeout: int) -> None:
             meta["error"] = f"{type(exc).__name__}: {_first_line(exc)}"
         finally:
             signal.alarm(0)
-        (data / f"{entry.name}.json").write_text(json.dumps(meta))
+        (data / f"{entry.key}.json").write_text(json.dumps(meta))
         print(f"[torch] {entry.name}: {meta.get('error', 'ok')}", file=sys.stderr, flush=True)
 
 
@@ -279,7 +279,7 @@ def _where(tb, root: Path) -> str:
     return f"out/{Path(frames[-1].filename).relative_to(root)}:{frames[-1].lineno}" if frames else ""
 
 
-def mlx_side(name: str, workdir: Path) -> dict:
+def mlx_side(key: str, workdir: Path) -> dict:
     """Import, build, load, run and compare one model in this (fresh) process, torch blocked."""
     out_root = (workdir / "out").resolve()
     block_torch(out_root)
@@ -289,9 +289,9 @@ def mlx_side(name: str, workdir: Path) -> dict:
     from torch2mlx.verify_model import _compare, _leaves, channels_last_layout
     from torch2mlx.weights import load_torch_weights
 
-    entry = next(e for e in CORPUS if e.name == name)
-    meta = json.loads((workdir / "data" / f"{name}.json").read_text())
-    saved = np.load(workdir / "data" / f"{name}.npz")
+    entry = next(e for e in CORPUS if e.key == key)
+    meta = json.loads((workdir / "data" / f"{key}.json").read_text())
+    saved = np.load(workdir / "data" / f"{key}.npz")
     state = {k.split(":", 1)[1]: saved[k] for k in saved.files if k.startswith("state:")}
     for key, same in meta["tied"].items():
         state[key] = state[same]  # the very same array: load_torch_weights sees a tied duplicate
@@ -425,8 +425,8 @@ def model_flags(meta: dict, report: dict, workdir: Path, scopes_cache: dict) -> 
 # ---------------------------------------------------------------- the run
 
 
-def _run_mlx(name: str, workdir: Path, timeout: int) -> dict:
-    cmd = [sys.executable, __file__, "--mlx-side", name, "--workdir", str(workdir)]
+def _run_mlx(key: str, workdir: Path, timeout: int) -> dict:
+    cmd = [sys.executable, __file__, "--mlx-side", key, "--workdir", str(workdir)]
     try:
         done = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired:
@@ -467,7 +467,7 @@ def run(args) -> list:
 
 def _classify(entry: Entry, workdir: Path, report: dict, scopes_cache: dict, timeout: int) -> dict:
     row = {"package": entry.package, "family": entry.family, "model": entry.name, "flag_kinds": [], "flags": []}
-    meta_file = workdir / "data" / f"{entry.name}.json"
+    meta_file = workdir / "data" / f"{entry.key}.json"
     meta = json.loads(meta_file.read_text()) if meta_file.is_file() else {"error": "the torch side wrote nothing"}
     if "error" in meta:
         return {**row, "class": "SETUP", "error": f"torch side: {meta['error']}"}
@@ -475,7 +475,7 @@ def _classify(entry: Entry, workdir: Path, report: dict, scopes_cache: dict, tim
     row.update(flag_kinds=_kinds(flags), flags=[list(f) for f in flags], import_flag_kinds=_kinds(at_import),
                import_flags=[list(f) for f in at_import], params=meta.get("params"),
                files_ran=len(meta.get("ran", {})), files_imported=len(meta.get("imported", ())))
-    outcome = _run_mlx(entry.name, workdir, timeout)
+    outcome = _run_mlx(entry.key, workdir, timeout)
     row["run"] = outcome
     if flags or at_import:
         row["class"] = "FLAGGED"

@@ -18,7 +18,7 @@ from typing import Optional
 class Entry:
     package: str          # torchvision | timm | transformers
     family: str
-    name: str             # unique over the corpus
+    name: str             # unique within its package (timm and torchvision share resnet18, vgg11, ...)
     module: str           # where the constructor lives (imported from the converted tree on the MLX side)
     ctor: str
     args: tuple = ()
@@ -26,6 +26,11 @@ class Entry:
     inputs: tuple = ((None, "1,3,64,64"),)
     config: Optional[tuple] = None  # transformers: (config module, config class, kwargs)
     first_output: bool = False      # compare only output[0] (transformers' ModelOutput: logits / last_hidden_state)
+
+    @property
+    def key(self) -> str:
+        """The entry's name over the whole corpus (its saved data's file name): `timm.resnet18`."""
+        return f"{self.package}.{self.name}"
 
 
 def _tv(family: str, name: str, module: str, ctor: str = "", size: int = 64, **kwargs) -> Entry:

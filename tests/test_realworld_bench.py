@@ -83,3 +83,11 @@ def test_the_tracer_records_functions_and_lines(tmp_path):
         sys.path.remove(str(tmp_path))
     assert tracer.ran == {str(module): {1}}
     assert tracer.lines == {str(module): {2, 4}}
+
+
+def test_corpus_keys_are_unique_though_names_repeat_across_packages():
+    # timm and torchvision both have resnet18: the saved data of one was read for the other
+    from realworld_corpus import CORPUS
+    keys = [e.key for e in CORPUS]
+    assert len(set(keys)) == len(keys)
+    assert {"timm.resnet18", "torchvision.resnet18"} <= set(keys)
