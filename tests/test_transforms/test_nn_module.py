@@ -248,3 +248,26 @@ def test_nested_and_one_line_module_classes_get_the_mlx_base():
     """)
     assert "torch" not in code and code.count("(nn.Module)") == 3
     assert "class Inner(nn.Module):\n        def __call__(self, y):" in code
+
+
+def test_sequential_of_a_name_bound_to_an_ordered_dict_is_flagged():
+    """torchvision's ViT builds `heads_layers = OrderedDict()`, sets items, then `nn.Sequential(heads_layers)`:
+    MLX's Sequential would hold the dict as one layer (`self.heads.head` raised at build, unflagged)."""
+    from torch2mlx import convert_source
+
+    source = (
+        "from collections import OrderedDict\nfrom torch import nn\n\n"
+        "class Head(nn.Module):\n"
+        "    def __init__(self, n):\n"
+        "        super().__init__()\n"
+        "        layers: OrderedDict[str, nn.Module] = OrderedDict()\n"
+        "        layers['head'] = nn.Linear(n, n)\n"
+        "        self.heads = nn.Sequential(layers)\n"
+        "        block = nn.Linear(n, n)\n"
+        "        self.body = nn.Sequential(block, nn.ReLU())\n"
+    )
+    result = convert_source(source, "head.py")
+    flagged = [d for d in result.diagnostics if d.severity == "warning"]
+    assert [(d.rule_id, d.line) for d in flagged] == [("torch.nn.Sequential", 9)], result.code
+    assert "self.body = mlx_nn.Sequential(block, mlx_nn.ReLU())" in result.code or \
+        "self.body = nn.Sequential(block, nn.ReLU())" in result.code, result.code

@@ -20,6 +20,8 @@ package on its first run, which registers them.
 """
 from __future__ import annotations
 
+import ast
+
 import libcst as cst
 
 from torch2mlx.binding import Flag, code_of
@@ -46,10 +48,33 @@ def nn_sequential(rule, original: cst.Call, call: cst.Call, receiver, rewriter):
         func = orig.value.func if isinstance(orig.value, cst.Call) else None
         named = func is not None and (rewriter.qualified_name(func) or "").endswith("OrderedDict")
         named = named or (func is not None and code_of(func).endswith("OrderedDict"))
+        named = named or (isinstance(orig.value, cst.Name) and _bound_to_a_dict(rewriter, orig.value.value))
         if named or isinstance(orig.value, (cst.Dict, cst.DictComp)):
             raise Flag("nn.Sequential(OrderedDict(...)) names its layers; MLX's nn.Sequential numbers them "
                        "(layers.0, ...): pass the layers positionally or keep them as attributes", "no-equivalent")
     return _nn_call("Sequential", [a.with_changes(comma=cst.MaybeSentinel.DEFAULT, whitespace_after_arg=cst.SimpleWhitespace("")) for a in call.args]), _NN
+
+
+def _bound_to_a_dict(rewriter, name: str) -> bool:
+    """`name` is assigned a dict / OrderedDict in the innermost scope (torchvision's ViT: `heads_layers =
+    OrderedDict()`, items set, then `nn.Sequential(heads_layers)`): MLX's Sequential would hold the dict as one layer."""
+    scope = rewriter.scopes[-1].node if rewriter.scopes else None
+    if scope is None:
+        return False
+    for node in ast.walk(scope):
+        if isinstance(node, ast.Assign):
+            targets, value = node.targets, node.value
+        elif isinstance(node, ast.AnnAssign) and node.value is not None:
+            targets, value = [node.target], node.value
+        else:
+            continue
+        if not any(isinstance(t, ast.Name) and t.id == name for t in targets):
+            continue
+        func = value.func if isinstance(value, ast.Call) else None
+        called = func.id if isinstance(func, ast.Name) else func.attr if isinstance(func, ast.Attribute) else None
+        if isinstance(value, (ast.Dict, ast.DictComp)) or called in ("OrderedDict", "dict"):
+            return True
+    return False
 
 
 def _container(call: cst.Call, what: str, empty: cst.BaseExpression, literal_types: tuple, convert: str):
