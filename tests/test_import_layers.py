@@ -263,7 +263,10 @@ def test_every_handler_a_rule_names_registers_without_transforms_discover():
 
 
 def test_importing_the_core_loads_no_plugin():
-    core = sorted(m for m in MODULES if not _is_plugin(m) and m not in ("torch2mlx.__main__",))
+    # the transformers stand-ins are imported by converted code (`--hub transformers`), not by the converter, and
+    # need transformers installed (CI's environment does not have it)
+    core = sorted(m for m in MODULES if not _is_plugin(m) and m not in ("torch2mlx.__main__",)
+                  and not m.startswith("torch2mlx.hub.transformers"))
     code = (f"import importlib, sys\nfor m in {core!r}:\n    importlib.import_module(m)\n"
             f"print(sorted(m for m in sys.modules if m.startswith(('torch2mlx.transforms.', 'torch2mlx.handlers.'))))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
