@@ -639,20 +639,27 @@ class NnLayoutTransform(LayoutOps, LayoutFlow, Transform):
         self._via_call_sites = True
         offset = 1 if self._owners.get(id(scope)) is not None else 0  # self
         positional = [p.name.value for p in [*scope.params.posonly_params, *scope.params.params]][offset:]
-        found: list = []
+        passed: list = []
         for call, caller in sites:
             arg = _argument(call, name, positional)
             if arg is None:
                 return None
-            if arg is _MISSING:
-                continue  # Python raises there: nothing flows
-            if isinstance(arg, cst.Name) and caller is not None and arg.value in self._scope_bindings_of(caller):
-                more = self._values_of(caller, arg.value, depth=depth + 1)
+            if arg is not _MISSING:  # (a missing argument: Python raises there, nothing flows)
+                passed.append((arg, caller))
+        return self._followed(passed, depth)
+
+    def _followed(self, values: list, depth: int) -> Optional[list]:
+        """[(value, the FunctionDef it is written in)] -> the values, a name bound in that function replaced by what
+        it is bound to there (followed back further); None where one cannot be followed."""
+        found: list = []
+        for value, scope in values:
+            if isinstance(value, cst.Name) and scope is not None and value.value in self._scope_bindings_of(scope):
+                more = self._values_of(scope, value.value, depth=depth + 1)
                 if more is None:
                     return None
                 found.extend(more)
             else:
-                found.append(arg)
+                found.append(value)
         return found
 
     def _call_sites(self, scope: cst.FunctionDef) -> Optional[list]:
@@ -688,18 +695,10 @@ class NnLayoutTransform(LayoutOps, LayoutFlow, Transform):
         stores = self._self_stores[id(owner)]
         if self._module_calls().attr_stores.get(attr, 0) != stores.count.get(attr, 0):
             return None  # stored elsewhere too (another receiver, an augmented or tuple assignment)
-        found: list = []
-        for method, value in stores.values.get(attr, []):
-            if value is None:
-                return None  # `self.x = ... = v`, `self.x, y = ...`: not followed
-            if isinstance(value, cst.Name) and value.value in self._scope_bindings_of(method):
-                more = self._values_of(method, value.value, depth=depth + 1)
-                if more is None:
-                    return None
-                found.extend(more)
-            else:
-                found.append(value)
-        return found or None
+        stored = stores.values.get(attr, [])
+        if any(value is None for _, value in stored):
+            return None  # `self.x = ... = v`, `self.x, y = ...`: not followed
+        return self._followed([(value, method) for method, value in stored], depth) or None
 
     def _indirect_constructions(self, cls: str) -> Optional[list]:
         """[(call, enclosing FunctionDef)] of `block(...)` calls whose name may hold the class `cls` (`_resnet(BasicBlock,
