@@ -425,10 +425,13 @@ def test_left_flagged(source):
     assert any(severity == "warning" and rule.startswith("torch.nn.") for rule, severity in _flags(source)), source
 
 
-def test_helper_name_taken_is_flagged():
+def test_helper_name_taken_gets_a_fresh_name():
+    """The file's own ReLU keeps its name; the helper is ReLU_1 (tests/test_architecture_helpers.py runs such files)."""
     source = "import torch.nn as nn\n\n\ndef ReLU():\n    pass\n\n\nact = nn.ReLU\n"
     result = convert_source(source, "m.py")
-    assert any(d.rule_id == "torch.nn.ReLU.class" and "already used" in d.message for d in warnings(result))
+    assert not warnings(result)
+    assert "class ReLU_1(nn.ReLU):" in result.code and "act = ReLU_1\n" in result.code
+    assert "def ReLU():\n    pass" in result.code
 
 
 def test_annotations_and_plain_isinstance_unchanged():

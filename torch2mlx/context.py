@@ -10,7 +10,9 @@ file, and per-file plugin state. The rewriter's fields stay its own
 """
 from __future__ import annotations
 
-from typing import Any, Callable, Iterable, Optional, Sequence, Union
+import builtins
+import keyword
+from typing import Any, Callable, Iterable, Mapping, Optional, Sequence, Union
 
 import libcst as cst
 
@@ -23,7 +25,9 @@ class PluginContext:
     def __init__(self, rewriter, project_layout_builders: Optional[frozenset] = None) -> None:
         self._rw = rewriter
         self._state: dict = {}
-        self._helpers: set = set()
+        self._helpers: dict = {}  # helper's own name -> the name it has in this file (a fresh one where that was taken)
+        self._written: set = set()  # the names of the helpers written into the file
+        self._file_names: Optional[set] = None  # every name the file reads or binds, read when a helper needs a fresh one
         # project facts (directory runs): names imported from other files that build channels-last layers
         self.project_layout_builders: Optional[frozenset] = project_layout_builders
 
@@ -126,21 +130,99 @@ class PluginContext:
         """Statements to add after the imports, in order."""
         self._rw.module_prelude.extend(statements)
 
+    def helper(self, name: str, statements: Union[Sequence, Callable[[], Sequence]], *, uses: Iterable[str] = (),
+               module_only: bool = False) -> str:
+        """Add the definition of the helper `name` after the imports, once per file, and return the name it has
+        there: `name` where the file leaves it free (`name_taken(name, module_only=...)`), else a fresh one
+        (`name_1`, `name_2`, ...: a name the file uses nowhere), its definition renamed to it. `statements` may be
+        a function building them, called only the first time; `uses` are the helpers (added before) that the
+        definition calls by their own names: it calls them by the names they have in the file. Callers write the
+        returned name wherever they reference the helper. Asked again where a name bound in the scopes being
+        converted hides the helper's name, the helper is added again under a fresh name."""
+        actual = self._helpers.get(name)
+        if actual is not None and not self.name_taken(actual, module_only=module_only):
+            return actual
+        free = actual is None and not self.name_taken(name, module_only=module_only) and name not in self._written
+        actual = name if free else self._fresh(name)
+        self._helpers[name] = actual
+        self._written.add(actual)
+        built = list(statements() if callable(statements) else statements)
+        renames = {n: self._helpers[n] for n in (name, *uses) if n in self._helpers and self._helpers[n] != n}
+        if renames:
+            built = [s.visit(_Rename(renames)) for s in built]
+        self.add_prelude(built)
+        return actual
+
     def add_helper(self, name: str, statements: Union[Sequence, Callable[[], Sequence]]) -> bool:
-        """Add the definition of `name` after the imports, once per file (`statements` may be a function
-        building them, called only the first time). False when it was added already. Whether the name
-        is free in the file is the caller's check (`name_taken`), made before: it raises `Flag` if not."""
-        if name in self._helpers:
+        """`helper` for a caller that checked the name itself (`name_taken`, made before: it raises `Flag` if
+        taken) and writes `name`: never renamed. False when a helper of that name is in the file already."""
+        if name in self._written:
             return False
-        self._helpers.add(name)
+        self._helpers.setdefault(name, name)
+        self._written.add(name)
         self.add_prelude(statements() if callable(statements) else statements)
         return True
 
     def has_helper(self, name: str) -> bool:
-        return name in self._helpers
+        """A helper added to this file has the name `name` there."""
+        return name in self._written
+
+    def helper_name(self, name: str) -> Optional[str]:
+        """The name the helper `name` has in this file (None before it is added)."""
+        return self._helpers.get(name)
+
+    def _fresh(self, name: str) -> str:
+        """`name_1`, `name_2`, ...: the first that the file uses nowhere, no builtin or keyword, no helper's name and
+        no name the rewriter chose for a value evaluated once."""
+        if self._file_names is None:
+            module = self._rw._module  # the rewriter's own fields, read here only (the rewriter owns this context)
+            self._file_names = set(_names_in(module)) if module is not None else set()
+        n = 1
+        while True:
+            fresh = f"{name}_{n}"
+            if not (fresh in self._file_names or fresh in _RESERVED or fresh in self._written
+                    or fresh in (self._rw._file_names or ()) or self.name_taken(fresh)):
+                return fresh
+            n += 1
 
     def state(self, key: str, factory: Callable[[], Any]) -> Any:
         """Per-file plugin state: the value under `key`, made by `factory()` the first time."""
         if key not in self._state:
             self._state[key] = factory()
         return self._state[key]
+
+
+_RESERVED = frozenset(dir(builtins)) | frozenset(keyword.kwlist) | frozenset({"self", "cls"})
+
+
+def _names_in(module: "cst.Module"):
+    """Every name the file reads or binds (not attribute names, `x.qkv`, nor keywords, `f(qkv=1)`)."""
+    stack = [module]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, cst.Name):
+            yield node.value
+        elif isinstance(node, cst.Attribute):
+            stack.append(node.value)
+        elif isinstance(node, cst.Arg):
+            stack.append(node.value)
+        else:
+            stack.extend(node.children)
+
+
+class _Rename(cst.CSTTransformer):
+    """Names read or bound renamed (`LayerNorm` -> `LayerNorm_1`); attribute names (`nn.LayerNorm`) and keywords
+    (`f(LayerNorm=...)`) kept."""
+
+    def __init__(self, renames: Mapping[str, str]) -> None:
+        super().__init__()
+        self.renames = renames
+
+    def leave_Name(self, original: cst.Name, updated: cst.Name) -> cst.Name:
+        return updated.with_changes(value=self.renames[updated.value]) if updated.value in self.renames else updated
+
+    def leave_Attribute(self, original: cst.Attribute, updated: cst.Attribute) -> cst.Attribute:
+        return updated.with_changes(attr=original.attr)
+
+    def leave_Arg(self, original: cst.Arg, updated: cst.Arg) -> cst.Arg:
+        return updated.with_changes(keyword=original.keyword)

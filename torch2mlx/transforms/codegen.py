@@ -32,3 +32,19 @@ def mlx_statements(rw, text: str) -> list:
     module = cst.parse_module(text).visit(marker)
     rw.need_import(*marker.roots)
     return list(module.body)
+
+
+def helper_statements(rw, source: str) -> list:
+    """A helper's definition (`source`, a def or class) as statements, with two blank lines above each (PEP 8)."""
+    return [stmt.with_changes(leading_lines=[cst.EmptyLine(), cst.EmptyLine(), *stmt.leading_lines])
+            for stmt in mlx_statements(rw, source.lstrip("\n"))]
+
+
+def add_helpers(rw, wanted, sources: dict) -> dict:
+    """Add the helpers named in `wanted` (callees first; their code in `sources`) to the file, once each:
+    `rw.helper`, so a name the file uses already gets a fresh one. Returns each helper's name in the file;
+    a helper's code calls the helpers listed before it by the names they got."""
+    names: dict = {}
+    for name in wanted:
+        names[name] = rw.helper(name, lambda name=name: helper_statements(rw, sources[name]), uses=list(names))
+    return names

@@ -69,11 +69,10 @@ from typing import Optional
 import libcst as cst
 
 from torch2mlx.patterns import find, is_self_attribute
-from torch2mlx.binding import Flag, code_of
-from torch2mlx.handlers.local_helpers import add_helpers
+from torch2mlx.binding import code_of
 from torch2mlx.handlers.nn_local_layers import LOCAL_LAYERS
 from torch2mlx.transforms import Transform
-from torch2mlx.transforms.codegen import mlx_expr
+from torch2mlx.transforms.codegen import add_helpers, mlx_expr
 from torch2mlx.transforms.init.classes import class_arguments
 from torch2mlx.transforms.module.layer_bases import BASE_CODE, BASE_DEPENDS, BASES
 
@@ -513,12 +512,7 @@ class LayerValues(Transform):
         if not found or any(not f.message.startswith(accepted) for f in found):
             return updated  # translated, or flagged for something else as well
         helper = STARRED[name]
-        try:
-            add_helpers(rw, [*DEPENDS.get(helper, ()), helper], HELPER_CODE)
-        except Flag as flag:
-            rw.drop_flags(original, rule_id=rule.id)
-            rw.flag(original, rule.id, "no-equivalent", f"{qual}(...) with {_starred(original) or 'dtype=' + code_of(dtype)}: {flag.reason}")
-            return updated
+        helper = add_helpers(rw, [*DEPENDS.get(helper, ()), helper], HELPER_CODE)[helper]
         rw.drop_flags(original, rule_id=rule.id)
         if VALUES[name][1]:
             rw.flag(original, rule.id, "needs-review", f"converted assuming {_INPLACE_ASSUMPTION}", "info")
@@ -551,12 +545,7 @@ class LayerValues(Transform):
             return updated
         helper, inplace = VALUES[name]
         if not helper.startswith("nn."):
-            try:
-                add_helpers(rw, [*DEPENDS.get(helper, ()), helper], HELPER_CODE)
-            except Flag as flag:
-                rw.drop_flags(original, rule_id=rule.id)
-                rw.flag(original, rule.id, "no-equivalent", f"{qual} used as a value: {flag.reason}")
-                return updated
+            helper = add_helpers(rw, [*DEPENDS.get(helper, ()), helper], HELPER_CODE)[helper]
         rw.drop_flags(original, rule_id=rule.id)
         if inplace:
             rw.flag(original, rule.id, "needs-review", f"converted assuming {_INPLACE_ASSUMPTION}", "info")
@@ -565,15 +554,11 @@ class LayerValues(Transform):
 
     def _base(self, rw, original, updated, qual, rule_id, helper):
         """`class LayerNorm2d(nn.LayerNorm)`: derive from torch's layer written in MLX (layer_bases.py)."""
-        try:
-            add_helpers(rw, [*BASE_DEPENDS.get(helper, ()), helper], _ALL_CODE)
-        except Flag as flag:
-            rw.drop_flags(original, rule_id=rule_id)
-            rw.flag(original, rule_id, "no-equivalent", f"{qual} as a base class: {flag.reason}")
-            return updated
+        container = helper in ("TorchModuleDict", "TorchSequential")
+        helper = add_helpers(rw, [*BASE_DEPENDS.get(helper, ()), helper], _ALL_CODE)[helper]
         rw.drop_flags(original, rule_id=rule_id)
         rw.count_conversion()
-        if helper in ("TorchModuleDict", "TorchSequential"):
+        if container:
             rw.flag(original, RULE, "needs-review", _CONTAINER_LAYOUT.format(qual=qual, helper=helper))
         return cst.Name(helper)
 
