@@ -21,6 +21,7 @@ import libcst as cst
 
 from torch2mlx.template import sentinel
 from torch2mlx.transforms.layout.ops import RANK, UNKNOWN
+from torch2mlx.layout_facts import Layout, ModuleList
 from torch2mlx.transforms.layout.tables import TO_CL, TO_TORCH
 
 RULE = "nn-layout"
@@ -40,38 +41,38 @@ class LayoutFlow:
             if before is not None and name not in known and (name not in first or name not in second):
                 merged[name] = first.get(name, second.get(name))  # bound on one path only
                 continue
-            a, b = first.get(name, "plain"), second.get(name, "plain")
+            a, b = first.get(name, Layout.PLAIN), second.get(name, Layout.PLAIN)
             if a == b:
                 merged[name] = a
-            elif "unknown" in (a, b):
-                merged[name] = "unknown"  # flagged where it became unknown: later reads are notes, not new flags
-            elif {a, b} == {"g", "cl2"}:
-                merged[name] = "cl2"  # a (N, 1, 1, C) map is a feature map stored the same way
-            elif {a, b} & {"plain"} and {a, b} - {"plain"} <= set(TO_CL) | {"g"} \
-                    and ranks[0 if a == "plain" else 1].get(name) == RANK[a if a != "plain" else b]:
+            elif Layout.UNKNOWN in (a, b):
+                merged[name] = Layout.UNKNOWN  # flagged where it became unknown: later reads are notes, not new flags
+            elif {a, b} == {Layout.POOLED, Layout.CL2}:
+                merged[name] = Layout.CL2  # a (N, 1, 1, C) map is a feature map stored the same way
+            elif {a, b} & {Layout.PLAIN} and {a, b} - {Layout.PLAIN} <= set(TO_CL) | {Layout.POOLED} \
+                    and ranks[0 if a == Layout.PLAIN else 1].get(name) == RANK[a if a != Layout.PLAIN else b]:
                 merged[name] = self._reconcile(name, a, b, first_block, second_block)
             else:
-                merged[name] = "?"  # flagged where it is used next
+                merged[name] = Layout.MIXED  # flagged where it is used next
         return merged
 
     def _reconcile(self, name: str, a: str, b: str, first_block, second_block) -> str:
         """One path channels-last, the other in torch's layout: a transpose at the end of a branch body."""
-        layout = "cl2" if "g" in (a, b) else (a if a != "plain" else b)
-        if a == "plain" and first_block is not None:
+        layout = Layout.CL2 if Layout.POOLED in (a, b) else (a if a != Layout.PLAIN else b)
+        if a == Layout.PLAIN and first_block is not None:
             self.join_fix.setdefault(id(first_block), []).append((name, TO_CL[layout]))
             return layout
-        if b == "plain" and second_block is not None:
+        if b == Layout.PLAIN and second_block is not None:
             self.join_fix.setdefault(id(second_block), []).append((name, TO_CL[layout]))
             return layout
         # the plain path skips the body (an `if` without `else`): the body ends in torch's layout
         block = first_block if first_block is not None else second_block
         if block is None:
-            return "?"
+            return Layout.MIXED
         self.join_fix.setdefault(id(block), []).append((name, TO_TORCH[layout]))
-        return "plain"
+        return Layout.PLAIN
 
     def _check_test(self, rw, test) -> None:
-        if self._layout(rw, test) != "plain":
+        if self._layout(rw, test) != Layout.PLAIN:
             self._doubt(rw, test)
 
     # ----- if / elif / else --------------------------------------------------------------------
@@ -132,14 +133,14 @@ class LayoutFlow:
         kind = None
         if isinstance(it, cst.Attribute) and isinstance(it.value, cst.Name) and it.value.value == "self":
             kind = (self.layers or {}).get(it.attr.value)
-        if isinstance(kind, str) and kind.startswith("list:") and isinstance(target, cst.Name):
-            self.loop_modules[target.value] = kind[5:]
-            self.state[target.value] = "plain"
+        if isinstance(kind, ModuleList) and isinstance(target, cst.Name):
+            self.loop_modules[target.value] = kind.of
+            self.state[target.value] = Layout.PLAIN
             return
-        if self._layout(rw, it) != "plain":
+        if self._layout(rw, it) != Layout.PLAIN:
             self._doubt(rw, it)
         for name in _bound_names(target):
-            self.state[name] = "plain"
+            self.state[name] = Layout.PLAIN
 
     def exit_loop(self, rw, node) -> None:
         if self.state is None or not self.frames or self.frames[-1]["node"] is not node:
@@ -147,22 +148,28 @@ class LayoutFlow:
         frame = self.frames.pop()
         if isinstance(node, cst.For) and isinstance(node.target, cst.Name):
             self.loop_modules.pop(node.target.value, None)
-        if node.orelse is not None and any(v != "plain" for v in self.state.values()):
+        if node.orelse is not None and any(v != Layout.PLAIN for v in self.state.values()):
             rw.flag(node.iter if isinstance(node, cst.For) else node.test, RULE, "needs-review",
                     "a loop's else branch over channels-last values is not followed")
         header = node.iter if isinstance(node, cst.For) else node.test
         for name, before in frame["before"].items():
-            after = self.state.get(name, "plain")
+            after = self.state.get(name, Layout.PLAIN)
             if after != before and UNKNOWN in (before, after):
                 # the value's layout was given up on a flagged line (one cause, one warning): it stays unknown, and
                 # what reads it is kept as written
-                rw.flag(header, RULE, "needs-review", f"left as written: the loop takes `{name}` from {before} to "
-                        f"{after} (channels-last or not: the line where that began is flagged)", "info")
+                rw.flag(header, RULE, "needs-review", f"left as written: `{name}` may be channels-last or not after "
+                        "this loop; the line where that began is flagged: resolve that one", "info")
                 self.state[name] = UNKNOWN
             elif after != before:
-                rw.flag(header, RULE, "needs-review", f"the loop changes the layout of `{name}` ({before} -> {after}): "
-                        "its second pass would see another layout")
-                self.state[name] = "?"
+                rw.flag(header, RULE, "needs-review", f"the loop takes `{name}` from {_words(before)} to {_words(after)}, "
+                        "so its next pass would read it in the other layout: convert this loop by hand, keeping "
+                        f"`{name}` in one layout from pass to pass (e.g. transpose it back at the end of the body)")
+                self.state[name] = UNKNOWN  # flagged here (one cause, one warning): later reads are notes
+
+
+def _words(layout) -> str:
+    """A layout in a user's words (`Layout.words`)."""
+    return getattr(layout, "words", "an unknown layout")
 
 
 def _ends(block) -> bool:

@@ -64,7 +64,7 @@ to a channels-last value (fed torch's layout); lists of maps of one layout (`tor
 from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
-from typing import Optional
+from typing import Optional, Protocol, runtime_checkable
 
 import libcst as cst
 
@@ -78,7 +78,8 @@ from torch2mlx.transforms.module.layer_values import CHANNELS_LAST_LAYER, DEPEND
 from torch2mlx.binding import Flag
 from torch2mlx.handlers.local_helpers import add_helpers
 from torch2mlx.transforms.layout.tables import (  # what each layer does to a layout
-    AXES, TO_CL, TO_TORCH, TO_TORCH_AXES, ADAPTIVE, FUNCTIONS, KEEP, LAYOUT_FUNCTIONS, PER_POSITION, SPATIAL)
+    AXES, TO_CL, TO_TORCH, TO_TORCH_AXES, ADAPTIVE, FUNCTIONS, KEEP, LAYOUT_FUNCTIONS, PER_POSITION, SPATIAL, Resampled)
+from torch2mlx.layout_facts import CHANNELS_LAST, Layout, ModuleList, Seq, ToPlain
 
 RULE = "nn-layout"
 _COMMA = cst.Comma(whitespace_after=cst.SimpleWhitespace(" "))
@@ -128,6 +129,24 @@ def _names(node: cst.CSTNode) -> list:
 
     node.visit(_Collect())
     return found
+
+
+@runtime_checkable
+class LayoutHost(Protocol):
+    """What the layout analysis asks of the pass it runs in (every hook's `rw`): the plugin context
+    (`context.PluginContext`) in the pass, a `_Rehearsal` while a method is followed ahead of it."""
+
+    project_layout_builders: Optional[frozenset]  # names of other project files building channels-last layers
+
+    def qualified_name(self, node: cst.BaseExpression) -> Optional[str]: ...
+
+    def flag(self, node: cst.CSTNode, rule_id: str, kind: str, message: str, severity: str = "warning") -> None: ...
+
+    def flags(self, since: int = 0) -> tuple: ...
+
+    def need_import(self, *roots: str) -> None: ...
+
+    def mark_identity(self, node: cst.CSTNode) -> None: ...
 
 
 @dataclass
@@ -195,6 +214,7 @@ class NnLayoutTransform(LayoutOps, LayoutFlow, Transform):
         self._scope_calls: dict = {}  # id(FunctionDef) -> the calls in it
         self._self_stores: dict = {}  # id(ClassDef) -> its `self.x = value` stores (_SelfStores)
         self._indirect: dict = {}     # class name -> _indirect_constructions
+        self.rehearsing = 0           # > 0 while a method is followed ahead of the pass (`_analyse`)
 
     def applies_to(self, text: str) -> bool:
         return (any(k in text for k in SPATIAL) or any(k in text for k in KEEP)
@@ -232,7 +252,7 @@ class NnLayoutTransform(LayoutOps, LayoutFlow, Transform):
         layers = {attr: layout for attr, layout in layers.items() if layout is not _ABSENT}
         # a head taking channels-last data and giving torch's layout does not make its owner channels-last (the
         # owner stays in torch's layout; its call of the head is transposed as any call of a channels-last class)
-        spatial = any(v not in (None, "pp", "plain", _UNPROVEN, "nchw") and not str(v).startswith(_TO_PLAIN)
+        spatial = any(v not in (None, Layout.PER_POSITION, Layout.PLAIN, _UNPROVEN, Layout.NCHW) and not isinstance(v, ToPlain)
                       for v in layers.values())
         if not spatial and (not promoted or node.name.value not in self.promoted):
             return None  # modules passed to __init__ matter only in a class that is channels-last already
@@ -329,12 +349,12 @@ class NnLayoutTransform(LayoutOps, LayoutFlow, Transform):
                 finally:
                     self._scopes.pop() if scope is not None else None
         layout = layouts.pop() if len(layouts) == 1 else None
-        return layout if layout in ("cl2", "cl1", "cl3", "pp", "keep", "g", "nchw") else None
+        return layout if layout in (Layout.CL2, Layout.CL1, Layout.CL3, Layout.PER_POSITION, Layout.KEEP, Layout.POOLED, Layout.NCHW) else None
 
     def _input_layout(self, rw, node: cst.ClassDef, layers: dict) -> str:
         """The layout a channels-last class takes: its first spatial layer's, else its layout-keeping layers'
         dimension (a class with only `nn.ReflectionPad1d` takes (N, L, C)), else (N, H, W, C)."""
-        found = next((v for v in layers.values() if v in SPATIAL.values() and v != "g"), None)
+        found = next((v for v in layers.values() if v in SPATIAL.values() and v != Layout.POOLED), None)
         if found is not None:
             return found
         for stmt in node.body.body:
@@ -342,8 +362,8 @@ class NnLayoutTransform(LayoutOps, LayoutFlow, Transform):
                 for call in _calls_in(stmt):
                     kind = _layer_kind(rw, call)
                     if kind in KEEP and kind[-2:] in ("1d", "3d"):
-                        return "cl" + kind[-2]
-        return "cl2"
+                        return Layout("cl" + kind[-2])
+        return Layout.CL2
 
     def _module_layout(self, rw, value) -> Optional[str]:
         """What a submodule does to a channels-last input: a layout, 'pp' (per position), 'flag' or None."""
@@ -352,13 +372,13 @@ class NnLayoutTransform(LayoutOps, LayoutFlow, Transform):
             return None if found is _ABSENT else found
         kind = _layer_kind(rw, value)
         if kind in ADAPTIVE:
-            return "g" if _global_pool(value) else "cl2"
+            return Layout.POOLED if _global_pool(value) else Layout.CL2
         if kind in SPATIAL:
             return SPATIAL[kind]
         if kind in PER_POSITION:
-            return "pp"
+            return Layout.PER_POSITION
         if kind in KEEP:
-            return "keep"
+            return Layout.KEEP
         own = self._own_class(value)
         if own is not None:
             return own
@@ -371,27 +391,27 @@ class NnLayoutTransform(LayoutOps, LayoutFlow, Transform):
         if factory is not None:
             return factory
         if isinstance(value, cst.Call) and isinstance(value.func, cst.Name) and value.func.value in _project_builders(rw):
-            return "flag"  # a class or factory of another project file that builds channels-last layers
+            return Layout.UNFOLLOWED  # a class or factory of another project file that builds channels-last layers
         if kind == "Sequential" and len(value.args) == 1 and value.args[0].star == "*" \
                 and isinstance(value.args[0].value, cst.Name):
             return self._list_layout(rw, value.args[0].value.value)
         if kind == "Sequential" and all(not a.keyword and (not a.star or self._repeated(rw, a)) for a in value.args):
-            layout = "pp"
+            layout = Layout.PER_POSITION
             inners = [self._repeated(rw, arg) if arg.star else self._module_layout(rw, self._local_value(arg.value) or arg.value)
                       for arg in value.args]
-            if "nchw" in inners:  # torch-layout layers with channels-last ones: one of them gets the other layout
-                return "nchw" if set(inners) <= {"nchw", "pp"} else "flag"
+            if Layout.NCHW in inners:  # torch-layout layers with channels-last ones: one of them gets the other layout
+                return Layout.NCHW if set(inners) <= {Layout.NCHW, Layout.PER_POSITION} else Layout.UNFOLLOWED
             for arg, inner in zip(value.args, inners):
                 if inner is None and not arg.star and self._channels_last_class(rw, arg.value):
-                    return "flag"  # takes channels-last input, not known to keep it: what the container feeds it is not followed
-                if isinstance(inner, str) and inner.startswith(_TO_PLAIN):
-                    return "flag"  # channels-last in, torch's layout (of any rank) out: the next element's input is not followed
+                    return Layout.UNFOLLOWED  # takes channels-last input, not known to keep it: what the container feeds it is not followed
+                if isinstance(inner, ToPlain):
+                    return Layout.UNFOLLOWED  # channels-last in, torch's layout (of any rank) out: the next element's input is not followed
                 if inner in SPATIAL.values():
                     layout = inner
-                elif inner == "keep":
-                    layout = "cl2" if layout == "g" else ("keep" if layout == "pp" else layout)
-                elif inner != "pp":
-                    return "flag" if layout != "pp" else None
+                elif inner == Layout.KEEP:
+                    layout = Layout.CL2 if layout == Layout.POOLED else (Layout.KEEP if layout == Layout.PER_POSITION else layout)
+                elif inner != Layout.PER_POSITION:
+                    return Layout.UNFOLLOWED if layout != Layout.PER_POSITION else None
             return layout
         return None
 
@@ -415,14 +435,14 @@ class NnLayoutTransform(LayoutOps, LayoutFlow, Transform):
         kind = kinds.pop() if len(kinds) == 1 else None
         if kind is None:
             return None
-        if kind == "nchw" and self._value_builds_cl:
+        if kind == Layout.NCHW and self._value_builds_cl:
             channels_last = self._channels_last_build(rw, scope, value, values)
             if channels_last is not None:
                 self.assumed.get(id(scope), {}).pop(name, None)
                 return channels_last
         if via_call_sites:  # what other code passes is not known: checked where built, at run time
             classes = [v.value for v in values if isinstance(v, cst.Name) and v.value in self.class_defs]
-            if len(classes) == len(values) and kind not in (None, _UNPROVEN, "flag"):
+            if len(classes) == len(values) and kind not in (None, _UNPROVEN, Layout.UNFOLLOWED):
                 self.class_checks[id(value)] = tuple(dict.fromkeys(classes))
                 return kind
             return None
@@ -446,7 +466,7 @@ class NnLayoutTransform(LayoutOps, LayoutFlow, Transform):
         nhwc = nchw.replace("NCHW", "NHWC")
         if not nchw.endswith("NCHW") or nhwc not in HELPER_CODE or layer in ADAPTIVE:
             return None
-        kind = SPATIAL.get(layer) or ("keep" if layer in KEEP else None)
+        kind = SPATIAL.get(layer) or (Layout.KEEP if layer in KEEP else None)
         if kind is not None:
             self.value_builds[id(call)] = (id(owner), nchw, nhwc)
         return kind
@@ -532,7 +552,7 @@ class NnLayoutTransform(LayoutOps, LayoutFlow, Transform):
         if qual.startswith("torch.nn.") and not qual.startswith("torch.nn.functional"):
             layer = qual.rsplit(".", 1)[-1]
             helper = VALUES.get(layer, ("",))[0]
-            return "nchw" if helper.endswith("NCHW") else ("pp" if layer in PER_POSITION else None)
+            return Layout.NCHW if helper.endswith("NCHW") else (Layout.PER_POSITION if layer in PER_POSITION else None)
         if isinstance(value, cst.Name) and qual == "":
             built = cst.Call(func=value)
             own = self._own_class(built)
@@ -569,28 +589,28 @@ class NnLayoutTransform(LayoutOps, LayoutFlow, Transform):
             el = self._local_value(el) or el
             kind = self._module_layout(rw, el)
             if kind is None and self._channels_last_class(rw, el):
-                kind = "flag"
+                kind = Layout.UNFOLLOWED
             kinds.add(kind)
-        if "nchw" in kinds:
-            return "nchw" if kinds <= {"nchw", "pp"} else "flag"
-        spatial = kinds - {"pp", "keep", None, "plain"}
-        if None in kinds or "plain" in kinds:
-            return "flag" if spatial or "keep" in kinds else None
+        if Layout.NCHW in kinds:
+            return Layout.NCHW if kinds <= {Layout.NCHW, Layout.PER_POSITION} else Layout.UNFOLLOWED
+        spatial = kinds - {Layout.PER_POSITION, Layout.KEEP, None, Layout.PLAIN}
+        if None in kinds or Layout.PLAIN in kinds:
+            return Layout.UNFOLLOWED if spatial or Layout.KEEP in kinds else None
         if not spatial:
-            return "keep" if "keep" in kinds else "pp"
-        return spatial.pop() if len(spatial) == 1 and spatial <= set(_CHANNELS_LAST) else "flag"
+            return Layout.KEEP if Layout.KEEP in kinds else Layout.PER_POSITION
+        return spatial.pop() if len(spatial) == 1 and spatial <= set(_CHANNELS_LAST) else Layout.UNFOLLOWED
 
     def _module_list(self, rw, items) -> Optional[str]:
-        """`nn.ModuleList([Block(...) for ...])` of one channels-last kind: "list:<layout>" (loops over it are followed)."""
+        """`nn.ModuleList([Block(...) for ...])` of one channels-last kind: `ModuleList(<layout>)` (loops over it are followed)."""
         elements = [items.elt] if isinstance(items, cst.ListComp) else (
             [el.value for el in items.elements] if isinstance(items, (cst.List, cst.Tuple)) else None)
         if not elements or any(isinstance(el, cst.StarredElement) for el in elements):
             return None
         kinds = {self._module_layout(rw, el) for el in elements}
         if None in kinds and any(self._channels_last_class(rw, el) for el in elements):
-            return "flag"
+            return Layout.UNFOLLOWED
         kind = kinds.pop() if len(kinds) == 1 else None
-        return "list:" + kind if kind in ("cl2", "cl1", "cl3") else None
+        return ModuleList(kind) if kind in (Layout.CL2, Layout.CL1, Layout.CL3) else None
 
     def _factory_layout(self, rw, value) -> Optional[str]:
         """`conv3x3(a, b)` for a module-level `def conv3x3(...): return nn.Conv2d(...)`: the layout of what it
@@ -614,7 +634,7 @@ class NnLayoutTransform(LayoutOps, LayoutFlow, Transform):
             self._scopes.pop()
         if len(layouts) == 1:
             return layouts.pop()
-        return "flag" if layouts - {None, "pp", "plain"} else None
+        return Layout.UNFOLLOWED if layouts - {None, Layout.PER_POSITION, Layout.PLAIN} else None
 
     def _self_method_factory(self, value) -> Optional[cst.FunctionDef]:
         """`self._make_layer(...)` / `self.depthwise_conv(...)` read in a method of a class: that class's method, when
@@ -763,7 +783,7 @@ class NnLayoutTransform(LayoutOps, LayoutFlow, Transform):
         if arg.star != "*" or not isinstance(comp, cst.ListComp):
             return None
         inner = self._module_layout(rw, comp.elt)
-        return inner if inner in ("cl2", "cl1", "cl3", "pp") else None
+        return inner if inner in (Layout.CL2, Layout.CL1, Layout.CL3, Layout.PER_POSITION) else None
 
     def leave_ClassDef(self, rw, original: cst.ClassDef, updated):
         layers = self.classes.pop()
@@ -777,9 +797,9 @@ class NnLayoutTransform(LayoutOps, LayoutFlow, Transform):
         self.outputs[original.name.value] = outputs
         if layers is None or not isinstance(updated, cst.ClassDef):
             return updated
-        words = {"cl2": "channels-last (N, H, W, C)", "g": "channels-last (N, 1, 1, C)", "cl1": "channels-last (N, L, C)",
-                 "cl3": "channels-last (N, D, H, W, C)"}
-        words.update({_SEQ + k: f"lists of {v} maps" for k, v in list(words.items())})  # `return [a, b]`
+        words = {Layout.CL2: "channels-last (N, H, W, C)", Layout.POOLED: "channels-last (N, 1, 1, C)", Layout.CL1: "channels-last (N, L, C)",
+                 Layout.CL3: "channels-last (N, D, H, W, C)"}
+        words.update({Seq(k): f"lists of {v} maps" for k, v in list(words.items())})  # `return [a, b]`
         out = ", ".join(sorted(words.get(o, "unchanged") for o in outputs)) or "unchanged"
         comment = f"# MLX layout: inputs {', '.join(inputs) or '-'} are channels-last (NHWC / NLC); outputs: {out}"
         line = cst.EmptyLine(comment=cst.Comment(comment))
@@ -859,7 +879,7 @@ class NnLayoutTransform(LayoutOps, LayoutFlow, Transform):
         for call in _calls_in(node.body):
             func = call.func
             if (isinstance(func, cst.Attribute) and isinstance(func.value, cst.Name) and func.value.value == "self"
-                    and layers.get(func.attr.value) not in (None, "pp", "nchw")):
+                    and layers.get(func.attr.value) not in (None, Layout.PER_POSITION, Layout.NCHW)):
                 rw.flag(node.name, RULE, "needs-review", f"`{node.name.value}` is not followed by the layout analysis "
                         "(forward does not call it, or calls it on a value of unknown layout), and the channels-last "
                         "layers it calls take NHWC/NLC data in MLX")
@@ -883,7 +903,7 @@ class NnLayoutTransform(LayoutOps, LayoutFlow, Transform):
         warned = any(f.rule_id == RULE and f.severity != "info" for f in rw.flags(before))
         if self.cascaded or warned:
             self._forget_rewrites(node)  # a flagged statement keeps torch's meaning throughout
-        if self.cascaded and not warned and not isinstance(rw, _DryRun):
+        if self.cascaded and not warned and not self.rehearsing:
             self.cascade_lines[id(node)] = self.cascaded
 
     def leave_SimpleStatementLine(self, rw, original, updated):
@@ -909,7 +929,7 @@ class NnLayoutTransform(LayoutOps, LayoutFlow, Transform):
                 rank = self._rank(rw, small.value)  # read before the name is rebound (`x = torch.cat((x0, x), 1)`)
                 self.state[name] = self._layout(rw, small.value)
                 self.ranks.pop(name, None)
-                if self.state[name] == "plain" and rank is not None:
+                if self.state[name] == Layout.PLAIN and rank is not None:
                     self.ranks[name] = rank
             elif isinstance(small, cst.Assign) and len(small.targets) == 1 and isinstance(small.targets[0].target, cst.Tuple) \
                     and self._uses_cl(small.value):
@@ -922,8 +942,8 @@ class NnLayoutTransform(LayoutOps, LayoutFlow, Transform):
                     if isinstance(el.value, cst.Name):
                         self.state[el.value.value] = layout
             elif isinstance(small, cst.AugAssign) and isinstance(small.target, cst.Name) and self._uses_cl(small):
-                left, right = self.state.get(small.target.value, "plain"), self._layout(rw, small.value)
-                self.state[small.target.value] = self._combine(rw, small, left, right, small.value if left != "plain" else small.target,
+                left, right = self.state.get(small.target.value, Layout.PLAIN), self._layout(rw, small.value)
+                self.state[small.target.value] = self._combine(rw, small, left, right, small.value if left != Layout.PLAIN else small.target,
                                                                (small.target, small.value), augmented=True)
             elif isinstance(small, cst.Assert):
                 self._check_test(rw, small.test)
@@ -931,7 +951,7 @@ class NnLayoutTransform(LayoutOps, LayoutFlow, Transform):
                 values = [el.value for el in small.value.elements] if isinstance(small.value, cst.Tuple) else [small.value]
                 self.notes[-1][1].update(self._layout(rw, v) for v in values)
             elif self._uses_cl(small):
-                known = [n for n in _names(small) if self.state.get(n.value, "plain") not in ("plain", UNKNOWN, "?")]
+                known = [n for n in _names(small) if self.state.get(n.value, Layout.PLAIN) not in (Layout.PLAIN, UNKNOWN, Layout.MIXED)]
                 if not known and self._unknown_names(small):
                     self._cascade(rw, small, self._unknown_names(small)[0])
                 else:
@@ -964,7 +984,17 @@ class NnLayoutTransform(LayoutOps, LayoutFlow, Transform):
         self.enter_loop(rw, node)
 
     def leave_For(self, rw, original, updated):
-        self.exit_loop(rw, original)
+        self.exit_loop(rw, original)  # done already where the body ended, unless the loop has an `else`
+        return updated
+
+    def leave_IndentedBlock(self, rw, original, updated):
+        """A loop is checked where its body ends, while the pass is still in the loop's statement: what it flags
+        goes above the `for` / `while` line (by `leave_For` the pass has left it: above the enclosing `def`). A
+        loop with an `else` is checked after that branch, in `leave_For`."""
+        top = self.frames[-1] if self.state is not None and self.frames else None
+        if top is not None and isinstance(top["node"], (cst.For, cst.While)) and top["node"].body is original \
+                and top["node"].orelse is None:
+            self.exit_loop(rw, top["node"])
         return updated
 
     visit_While = visit_For
@@ -975,7 +1005,7 @@ class NnLayoutTransform(LayoutOps, LayoutFlow, Transform):
         if self.state is not None and self._uses_cl(node):
             rw.flag(node, RULE, "needs-review", "control flow over channels-last values: the layout analysis follows "
                     "straight-line code, if/else and loops only")
-            self.state = {k: "?" for k in self.state}
+            self.state = {k: Layout.MIXED for k in self.state}
 
     def visit_Try(self, rw, node) -> None:
         self._flag_compound(rw, node)
@@ -983,23 +1013,23 @@ class NnLayoutTransform(LayoutOps, LayoutFlow, Transform):
     visit_Match = visit_Try
 
     def _uses_cl(self, node) -> bool:
-        return any(self.state.get(n.value, "plain") != "plain" for n in _names(node))
+        return any(self.state.get(n.value, Layout.PLAIN) != Layout.PLAIN for n in _names(node))
 
     def _cl(self, node) -> Optional[str]:
         if isinstance(node, cst.Name):
-            layout = self.state.get(node.value, "plain")
-            return None if layout == "plain" else layout
+            layout = self.state.get(node.value, Layout.PLAIN)
+            return None if layout == Layout.PLAIN else layout
         return None
 
     def _layout(self, rw, e) -> str:
         """The layout of an expression; schedules rewrites and flags what it cannot follow."""
         if not self._uses_cl(e) and not self._feeds_layer(e):
-            return "plain"
+            return Layout.PLAIN
         if isinstance(e, cst.Call) and isinstance(e.func, cst.Attribute) and e.func.attr.value == "permute" \
                 and not self._uses_cl(e.func.value):
             return self._to_channels_first(e, list(e.args)) or self._plain_call(rw, e)  # NHWC -> NCHW: channels-last
         if isinstance(e, cst.Name):
-            if self.state[e.value] == "?":
+            if self.state[e.value] == Layout.MIXED:
                 if e.value in self.mixed_reported:
                     self._cascade(rw, e, e.value)
                 else:
@@ -1011,30 +1041,30 @@ class NnLayoutTransform(LayoutOps, LayoutFlow, Transform):
             return self.state[e.value]
         if isinstance(e, cst.BinaryOperation):
             left, right = self._layout(rw, e.left), self._layout(rw, e.right)
-            return self._combine(rw, e, left, right, e.right if left != "plain" else e.left, (e.left, e.right))
+            return self._combine(rw, e, left, right, e.right if left != Layout.PLAIN else e.left, (e.left, e.right))
         if isinstance(e, cst.UnaryOperation):
             inner = self._layout(rw, e.expression)
-            return "plain" if isinstance(e.operator, cst.Not) else inner
+            return Layout.PLAIN if isinstance(e.operator, cst.Not) else inner
         if isinstance(e, cst.Comparison):
             if all(isinstance(c.operator, (cst.Is, cst.IsNot)) for c in e.comparisons):
-                return "plain"  # identity, not values: `x is None`
+                return Layout.PLAIN  # identity, not values: `x is None`
             parts = [e.left, *(c.comparator for c in e.comparisons)]
-            return "plain" if all(self._layout(rw, p) == "plain" for p in parts) else self._doubt(rw, e)
+            return Layout.PLAIN if all(self._layout(rw, p) == Layout.PLAIN for p in parts) else self._doubt(rw, e)
         if isinstance(e, cst.BooleanOperation):
-            return "plain" if self._layout(rw, e.left) == "plain" and self._layout(rw, e.right) == "plain" else self._doubt(rw, e)
+            return Layout.PLAIN if self._layout(rw, e.left) == Layout.PLAIN and self._layout(rw, e.right) == Layout.PLAIN else self._doubt(rw, e)
         if isinstance(e, cst.Attribute) and e.attr.value in ("dtype", "ndim", "device", "is_cuda") \
-                and self._layout(rw, e.value) not in ("?", UNKNOWN):
-            return "plain"
+                and self._layout(rw, e.value) not in (Layout.MIXED, UNKNOWN):
+            return Layout.PLAIN
         if isinstance(e, (cst.Tuple, cst.List)):
-            # a sequence of values: plain when all are; of one channels-last layout: "seq:<layout>" (torch.cat of it
+            # a sequence of values: plain when all are; of one channels-last layout: `Seq(<layout>)` (torch.cat of it
             # is remapped, anything else that reads it is flagged)
             if any(isinstance(el, cst.StarredElement) for el in e.elements):
                 return self._doubt(rw, e)
             layouts = {self._layout(rw, el.value) for el in e.elements}
-            if layouts <= {"plain"}:
-                return "plain"
+            if layouts <= {Layout.PLAIN}:
+                return Layout.PLAIN
             layout = layouts.pop() if len(layouts) == 1 else None
-            return _SEQ + layout if layout in RANK else self._doubt(rw, e)
+            return Seq(layout) if layout in RANK else self._doubt(rw, e)
         if isinstance(e, cst.Subscript):
             return self._subscript(rw, e)
         if isinstance(e, cst.Call):
@@ -1053,7 +1083,7 @@ class NnLayoutTransform(LayoutOps, LayoutFlow, Transform):
                 if isinstance(func, cst.Attribute) and func.attr.value == "permute":
                     _Find.found = True
                 elif isinstance(func, cst.Attribute) and isinstance(func.value, cst.Name) and func.value.value == "self":
-                    _Find.found = _Find.found or layers.get(func.attr.value) not in (None, "pp")
+                    _Find.found = _Find.found or layers.get(func.attr.value) not in (None, Layout.PER_POSITION)
                 elif isinstance(func, cst.Name) and func.value in loops:
                     _Find.found = True
 
@@ -1065,13 +1095,13 @@ class NnLayoutTransform(LayoutOps, LayoutFlow, Transform):
         for arg in e.args:
             self._layout(rw, arg.value)
         self._layout(rw, e.func.value) if isinstance(e.func, cst.Attribute) else None
-        return "plain"
+        return Layout.PLAIN
 
     def _rank(self, rw, e) -> Optional[int]:
         """The rank of a tensor expression where this can tell (joins reconcile names of a known rank only)."""
         if isinstance(e, cst.Name):
-            layout = self.state.get(e.value, "plain")
-            return self.ranks.get(e.value) if layout == "plain" else RANK.get(layout)
+            layout = self.state.get(e.value, Layout.PLAIN)
+            return self.ranks.get(e.value) if layout == Layout.PLAIN else RANK.get(layout)
         if isinstance(e, cst.BinaryOperation):
             if self._is_scalar(e.left) or isinstance(e.left, cst.Float):
                 return self._rank(rw, e.right)
@@ -1099,7 +1129,7 @@ class NnLayoutTransform(LayoutOps, LayoutFlow, Transform):
                 return inner + 1 if inner is not None else None
             if isinstance(func, cst.Attribute) and isinstance(func.value, cst.Name) and func.value.value == "self":
                 self_qual = (self.layers or {}).get(func.attr.value)
-                return self._rank(rw, args[0]) if self_qual in ("pp", "nchw") and len(args) == 1 else None
+                return self._rank(rw, args[0]) if self_qual in (Layout.PER_POSITION, Layout.NCHW) and len(args) == 1 else None
             qual = rw.qualified_name(func)
             if qual == "torch.unsqueeze" and len(args) == 2:
                 inner = self._rank(rw, args[0])
@@ -1113,25 +1143,25 @@ class NnLayoutTransform(LayoutOps, LayoutFlow, Transform):
 
     def _plain_args(self, rw, e: cst.Call, rest: list) -> str:
         """A call whose tensor argument is in torch's layout: plain when the other arguments are too."""
-        return "plain" if all(self._layout(rw, a.value) == "plain" for a in rest) else self._doubt(rw, e)
+        return Layout.PLAIN if all(self._layout(rw, a.value) == Layout.PLAIN for a in rest) else self._doubt(rw, e)
 
     def _combine(self, rw, node, left: str, right: str, plain_side, operands: tuple = (), augmented: bool = False) -> str:
         """`a + b`: one layout on both sides, or one side a number. A channels-last name with a tensor in torch's
         layout: the name is transposed back to torch's layout there (the result is in torch's layout); for
         `x += t`, `t` is transposed to channels-last when its rank is known to be the layout's."""
-        layouts = {x for x in (left, right) if x != "plain"}
+        layouts = {x for x in (left, right) if x != Layout.PLAIN}
         if not layouts:
-            return "plain"
+            return Layout.PLAIN
         if UNKNOWN in layouts:  # the same unknown layout on both sides is not known either
-            return UNKNOWN if "plain" in (left, right) and self._is_scalar(plain_side) else self._doubt(rw, node)
+            return UNKNOWN if Layout.PLAIN in (left, right) and self._is_scalar(plain_side) else self._doubt(rw, node)
         if len(layouts) == 1 and (left == right or self._is_scalar(plain_side)):
             return layouts.pop()
-        if layouts == {"g", "cl2"}:  # (N, 1, 1, C) broadcast over a (N, H, W, C) map, as (N, C, 1, 1) over torch's
-            return "cl2"
-        if len(layouts) == 1 and "plain" in (left, right) and operands and next(iter(layouts)) in RANK:
+        if layouts == {Layout.POOLED, Layout.CL2}:  # (N, 1, 1, C) broadcast over a (N, H, W, C) map, as (N, C, 1, 1) over torch's
+            return Layout.CL2
+        if len(layouts) == 1 and Layout.PLAIN in (left, right) and operands and next(iter(layouts)) in RANK:
             layout = layouts.pop()
-            full = "cl2" if layout == "g" else layout
-            cl_node, plain_node = operands if left != "plain" else operands[::-1]
+            full = Layout.CL2 if layout == Layout.POOLED else layout
+            cl_node, plain_node = operands if left != Layout.PLAIN else operands[::-1]
             if augmented and cl_node is operands[0]:  # `x += t`: t goes channels-last (a tensor of x's rank)
                 if isinstance(plain_node, cst.Name) and self._rank(rw, plain_node) == RANK[layout]:
                     self.replace[id(plain_node)] = _transpose(plain_node, TO_CL[full])
@@ -1140,7 +1170,7 @@ class NnLayoutTransform(LayoutOps, LayoutFlow, Transform):
             elif isinstance(cl_node, cst.Name):  # torch's value of the name, in torch's layout: exact at any rank
                 self.replace[id(cl_node)] = _transpose(cl_node, TO_TORCH[full])
                 rw.need_import("mx")
-                return "plain"
+                return Layout.PLAIN
         return self._doubt(rw, node)
 
     def _is_scalar(self, node) -> bool:
@@ -1174,7 +1204,7 @@ class NnLayoutTransform(LayoutOps, LayoutFlow, Transform):
     def _unknown_names(self, e) -> list:
         """Names read in `e` whose layout the analysis gave up on earlier (flagged there)."""
         return [n.value for n in _names(e) if self.state.get(n.value) == UNKNOWN
-                or (self.state.get(n.value) == "?" and n.value in self.mixed_reported)]
+                or (self.state.get(n.value) == Layout.MIXED and n.value in self.mixed_reported)]
 
     def _cascade(self, rw, e, name: str) -> None:
         rw.flag(e, RULE, "needs-review", f"left as written: `{name}` has an unknown layout here (channels-last or "
@@ -1208,7 +1238,7 @@ class NnLayoutTransform(LayoutOps, LayoutFlow, Transform):
         if qual in FUNCTIONS and args and not args[0].keyword:
             return self._layout(rw, args[0].value)
         if qual in ("torch.flatten",) and args:
-            if self._layout(rw, args[0].value) == "plain":
+            if self._layout(rw, args[0].value) == Layout.PLAIN:
                 return self._plain_args(rw, e, args[1:])
             return self._flatten(rw, e, args[0].value, args[1:])
         if qual == "torch.cat" and args and not args[0].keyword and not args[0].star:
@@ -1216,9 +1246,9 @@ class NnLayoutTransform(LayoutOps, LayoutFlow, Transform):
                 layouts = {self._layout(rw, el.value) for el in args[0].value.elements}
             else:  # `outputs = [branch1, branch2]` ... `torch.cat(outputs, 1)`
                 seq = self._layout(rw, args[0].value)
-                layouts = {seq[len(_SEQ):] if seq.startswith(_SEQ) else (seq if seq == "plain" else UNKNOWN)}
+                layouts = {seq.of if isinstance(seq, Seq) else (seq if seq == Layout.PLAIN else UNKNOWN)}
             dim = args[1] if len(args) > 1 else None
-            if layouts <= {"plain"}:  # torch's values in, torch's value out
+            if layouts <= {Layout.PLAIN}:  # torch's values in, torch's value out
                 return self._plain_args(rw, e, args[1:])
             if len(layouts) == 1 and dim is not None and _axis(next(iter(layouts)), _int(dim.value)) is not None:
                 layout = layouts.pop()
@@ -1227,7 +1257,7 @@ class NnLayoutTransform(LayoutOps, LayoutFlow, Transform):
             return self._doubt(rw, e)
         if qual is not None and args and not args[0].keyword and not args[0].star:
             layout = self._layout(rw, args[0].value)
-            if layout == "plain":  # a torch function of values in torch's layout gives one in torch's layout
+            if layout == Layout.PLAIN:  # a torch function of values in torch's layout gives one in torch's layout
                 return self._plain_args(rw, e, args[1:])
             found = self._function(rw, qual, e, layout) if layout in RANK else None
             return found if found is not None else self._doubt(rw, e)
@@ -1249,14 +1279,14 @@ class NnLayoutTransform(LayoutOps, LayoutFlow, Transform):
         moves = []
         for i, arg in enumerate(e.args):
             layout = self._layout(rw, arg.value)
-            if layout in ("?", UNKNOWN) or (layout != "plain" and (arg.star or layout not in RANK)):
+            if layout in (Layout.MIXED, UNKNOWN) or (layout != Layout.PLAIN and (arg.star or layout not in RANK)):
                 return self._doubt(rw, e, f"`{cst.Module([]).code_for_node(e.func)}`: ")
-            if layout != "plain":
-                moves.append((i, TO_TORCH["cl2" if layout == "g" else layout]))
+            if layout != Layout.PLAIN:
+                moves.append((i, TO_TORCH[Layout.CL2 if layout == Layout.POOLED else layout]))
         if moves:
             self.arg_transposes[id(e)] = moves
             rw.need_import("mx")
-        return "plain"
+        return Layout.PLAIN
 
     def _to_channels_first(self, e: cst.Call, args: list) -> Optional[str]:
         """`y.permute(0, 3, 1, 2)` of a plain NHWC value: torch's NCHW result is `y` itself as a channels-last value."""
@@ -1275,54 +1305,54 @@ class NnLayoutTransform(LayoutOps, LayoutFlow, Transform):
         if len(args) != 1 or args[0].keyword or args[0].star:
             return self._doubt(rw, e)
         inner = self._layout(rw, args[0].value)
-        if kind == "pp":
+        if kind == Layout.PER_POSITION:
             return inner
-        if kind == "nchw" and inner in RANK:
+        if kind == Layout.NCHW and inner in RANK:
             # a layer built from a torch layer class value takes torch's layout (nn-layer-values): transposed there
-            self.to_channels_last[id(e)] = TO_TORCH["cl2" if inner == "g" else inner]
-            return "plain"
-        if kind == "nchw" and inner == "plain":
-            return "plain"
-        if isinstance(kind, str) and kind.startswith(_TO_PLAIN):  # a class of this file: channels-last in, torch's out
-            need = kind[len(_TO_PLAIN):]
-            if inner == "plain":
+            self.to_channels_last[id(e)] = TO_TORCH[Layout.CL2 if inner == Layout.POOLED else inner]
+            return Layout.PLAIN
+        if kind == Layout.NCHW and inner == Layout.PLAIN:
+            return Layout.PLAIN
+        if isinstance(kind, ToPlain):  # a class of this file: channels-last in, torch's out
+            need = kind.of
+            if inner == Layout.PLAIN:
                 self.to_channels_last[id(e)] = TO_CL[need]
-                return "plain"
-            if inner == need or (need, inner) == ("cl2", "g"):
-                return "plain"
-        if inner == "plain" and kind in SPATIAL.values():
+                return Layout.PLAIN
+            if inner == need or (need, inner) == (Layout.CL2, Layout.POOLED):
+                return Layout.PLAIN
+        if inner == Layout.PLAIN and kind in SPATIAL.values():
             # a value in torch's layout fed to a channels-last layer: transpose it there (exact)
-            self.to_channels_last[id(e)] = TO_CL["cl2" if kind == "g" else kind]
+            self.to_channels_last[id(e)] = TO_CL[Layout.CL2 if kind == Layout.POOLED else kind]
             return kind
         what = cst.Module([]).code_for_node(e.func)
-        if kind == "flag":
+        if kind == Layout.UNFOLLOWED:
             cause = (f"`{what}` holds channels-last layers next to modules the analysis cannot follow or that take "
                      "torch's layout (layers built from class values): ")
         elif kind in (None, _UNPROVEN):
             cause = f"`{what}` is a module whose layout the analysis does not know: "
         else:
             cause = f"`{what}`: "
-        if inner == "plain":
+        if inner == Layout.PLAIN:
             return inner if kind is None else self._doubt(rw, e, cause)  # _UNPROVEN included
         if inner == UNKNOWN and kind in SPATIAL.values():  # its input may be either layout; its output is channels-last
             self._doubt(rw, e, cause)
             return kind
-        if inner == UNKNOWN and kind != "pp":
+        if inner == UNKNOWN and kind != Layout.PER_POSITION:
             return self._doubt(rw, e, cause)
-        if kind == "keep":  # upsampling a (N, 1, 1, C) map gives a real feature map
-            return "cl2" if inner == "g" else inner
+        if kind == Layout.KEEP:  # upsampling a (N, 1, 1, C) map gives a real feature map
+            return Layout.CL2 if inner == Layout.POOLED else inner
         if kind in SPATIAL.values():
             return kind
         return self._doubt(rw, e, cause)
 
     def _method_call(self, rw, e: cst.Call, func: cst.Attribute, args: list) -> str:
         receiver = func.value
-        layout = (self._cl(receiver) or "plain") if isinstance(receiver, cst.Name) else self._layout(rw, receiver)
-        if layout == "plain":  # e.g. `y.view(x.size(0), -1)`: the arguments may still read a channels-last value
+        layout = (self._cl(receiver) or Layout.PLAIN) if isinstance(receiver, cst.Name) else self._layout(rw, receiver)
+        if layout == Layout.PLAIN:  # e.g. `y.view(x.size(0), -1)`: the arguments may still read a channels-last value
             if func.attr.value == "permute" and (back := self._to_channels_first(e, args)) is not None:
                 return back
-            return "plain" if all(self._layout(rw, a.value) == "plain" for a in args) else self._doubt(rw, e)
-        if layout in ("?", UNKNOWN) or layout not in RANK:
+            return Layout.PLAIN if all(self._layout(rw, a.value) == Layout.PLAIN for a in args) else self._doubt(rw, e)
+        if layout in (Layout.MIXED, UNKNOWN) or layout not in RANK:
             return self._doubt(rw, e)
         method = func.attr.value
         if isinstance(receiver, cst.Name):
@@ -1330,19 +1360,19 @@ class NnLayoutTransform(LayoutOps, LayoutFlow, Transform):
                 return self._flatten(rw, e, receiver, [])
             if method == "flatten" and len(args) == 1 and _int(args[0].value) == 1:
                 return self._flatten(rw, e, receiver, [])
-        if method in ("view", "reshape") and layout == "cl2" and len(args) == 3 \
-                and all(not a.keyword and not a.star and self._layout(rw, a.value) == "plain" for a in args):
+        if method in ("view", "reshape") and layout == Layout.CL2 and len(args) == 3 \
+                and all(not a.keyword and not a.star and self._layout(rw, a.value) == Layout.PLAIN for a in args):
             # ViT's `x.reshape(n, hidden_dim, n_h * n_w)` after the patch convolution: torch's (N, C, H*W) is MLX's
             # (N, H*W, C) when the sizes are (N, C, H*W); reshape_channels_last checks that at run time
             self.rebuild[id(e)] = _RESHAPE
-            return "cl1"
+            return Layout.CL1
         elif method == "flatten" and len(args) == 1 and _int(args[0].value) == 1 and not args[0].keyword:
-            if layout != "g":  # a 1x1 map flattens alike in both layouts; a feature map goes back to torch's order
+            if layout != Layout.POOLED:  # a 1x1 map flattens alike in both layouts; a feature map goes back to torch's order
                 self.rebuild[id(e)] = lambda x, perm=TO_TORCH_AXES[layout]: mx_call("flatten", mx_call("transpose", x, perm), 1)
-            return "plain"
+            return Layout.PLAIN
         if method == "size" and len(args) == 1 and _axis(layout, _int(args[0].value)) is not None:
             self.replace[id(args[0].value)] = cst.Integer(str(AXES[layout][_int(args[0].value)]))
-            return "plain"
+            return Layout.PLAIN
         found = self._method(rw, e, layout)
         return found if found is not None else self._doubt(rw, e)
 
@@ -1350,17 +1380,17 @@ class NnLayoutTransform(LayoutOps, LayoutFlow, Transform):
         """F.interpolate & co. of a feature map: run channels-last, without the transposes of the NCHW form."""
         inner = self._layout(rw, e.args[0].value)
         rest = e.args[1:]
-        if inner not in ("cl2", "g"):
+        if inner not in (Layout.CL2, Layout.POOLED):
             return self._doubt(rw, e)
-        if any(self._layout(rw, a.value) != "plain" for a in rest):  # e.g. size=skip.shape[2:] is remapped
+        if any(self._layout(rw, a.value) != Layout.PLAIN for a in rest):  # e.g. size=skip.shape[2:] is remapped
             return self._doubt(rw, e)
         self.unwrap.add(id(e))
-        if kind == "spatial":
-            return "cl2"
-        if kind == "pool":
+        if kind == Resampled.SPATIAL:
+            return Layout.CL2
+        if kind == Resampled.POOL:
             size = rest[0] if rest and (rest[0].keyword is None or rest[0].keyword.value == "output_size") else None
-            return "g" if size is not None and _is_one(size.value) else "cl2"
-        return "cl2" if inner == "g" else inner
+            return Layout.POOLED if size is not None and _is_one(size.value) else Layout.CL2
+        return Layout.CL2 if inner == Layout.POOLED else inner
 
     def _is_batch(self, node, tensor) -> bool:
         """`x.size(0)` / `x.shape[0]` of the same name: the batch axis is first in both layouts."""
@@ -1372,13 +1402,13 @@ class NnLayoutTransform(LayoutOps, LayoutFlow, Transform):
 
     def _flatten(self, rw, e, tensor, rest) -> str:
         layout = self._cl(tensor)
-        if layout not in ("g", *TO_TORCH) or (rest and _int(rest[0].value) != 1) or len(rest) > 1:
+        if layout not in (Layout.POOLED, *TO_TORCH) or (rest and _int(rest[0].value) != 1) or len(rest) > 1:
             return self._doubt(rw, e)
-        if layout != "g":
+        if layout != Layout.POOLED:
             mx = sentinel("mx")
             self.replace[id(tensor)] = cst.parse_expression(f"{mx}.transpose({tensor.value}, {TO_TORCH[layout]})")
             rw.need_import("mx")
-        return "plain"
+        return Layout.PLAIN
 
     def _subscript(self, rw, e: cst.Subscript) -> str:
         if shape_source(e.value) is not None and len(e.slice) == 1:  # x.shape[i], x.size()[i]
@@ -1386,19 +1416,19 @@ class NnLayoutTransform(LayoutOps, LayoutFlow, Transform):
             index = _int(getattr(e.slice[0].slice, "value", None))
             if _axis(layout, index) is not None:
                 self.replace[id(e.slice[0].slice.value)] = cst.Integer(str(AXES[layout][index]))
-                return "plain"
+                return Layout.PLAIN
             part = e.slice[0].slice
             rank = RANK.get(layout)
             if rank and isinstance(part, cst.Slice) and _int(part.lower) in (2, 2 - rank) and part.step is None \
                     and (part.upper is None or _int(part.upper) == rank):  # the spatial sizes (H, W)
                 self.replace[id(part)] = part.with_changes(lower=cst.Integer("1"), upper=cst.Integer(str(rank - 1)))
-                return "plain"
+                return Layout.PLAIN
             return self._doubt(rw, e)
         layout = self._layout(rw, e.value)
-        if layout == "plain":
-            ok = all(self._layout(rw, el.slice.value if isinstance(el.slice, cst.Index) else el.slice) == "plain"
+        if layout == Layout.PLAIN:
+            ok = all(self._layout(rw, el.slice.value if isinstance(el.slice, cst.Index) else el.slice) == Layout.PLAIN
                      for el in e.slice if not isinstance(el.slice, cst.Slice))
-            return "plain" if ok else self._doubt(rw, e)
+            return Layout.PLAIN if ok else self._doubt(rw, e)
         found = self._index(e, layout) if layout in RANK else None
         return found if found is not None else self._doubt(rw, e)
 
@@ -1479,7 +1509,7 @@ class NnLayoutTransform(LayoutOps, LayoutFlow, Transform):
                 continue
             self.promoted.add(name)
             layout = self._dry_run(rw, stmt)
-            if layout in ("cl2", "cl1", "cl3"):
+            if layout in (Layout.CL2, Layout.CL1, Layout.CL3):
                 own[name] = layout
                 changed = True
             else:
@@ -1504,20 +1534,22 @@ class NnLayoutTransform(LayoutOps, LayoutFlow, Transform):
             return None
         first = self._input_layout(rw, node, layers)
         out = self._analyse(rw, node, forward, {inputs[0]: first}, layers)
-        if out == "plain" and first in _CHANNELS_LAST:  # a head (InceptionAux): channels-last in, torch's layout out
-            return _TO_PLAIN + first
-        return out if (first, out) in (("cl2", "cl2"), ("cl2", "g"), ("cl1", "cl1"), ("cl3", "cl3")) else None
+        if out == Layout.PLAIN and first in _CHANNELS_LAST:  # a head (InceptionAux): channels-last in, torch's layout out
+            return ToPlain(first)
+        return out if (first, out) in ((Layout.CL2, Layout.CL2), (Layout.CL2, Layout.POOLED), (Layout.CL1, Layout.CL1), (Layout.CL3, Layout.CL3)) else None
 
     def _analyse(self, rw, cls: cst.ClassDef, function: cst.FunctionDef, state: dict, layers: dict) -> Optional[str]:
         """Follow a method of `cls` ahead of the pass from the layouts `state` of its parameters: the one layout it
         returns, or None when anything in it is flagged (or it returns several)."""
         saved, self.fwd = self.fwd, _Followed(state=dict(state), layers=layers, notes=[[list(state), set(), 0]], cls_node=cls)
-        dry = _DryRun(rw)
+        dry = _Rehearsal(rw)
+        self.rehearsing += 1
         try:
             function.body.visit(_Statements(self, dry))
             outputs = self.notes[-1][1]
         finally:
             self.fwd = saved
+            self.rehearsing -= 1
         if dry.flagged or len(outputs) != 1:
             return None
         return next(iter(outputs))
@@ -1532,7 +1564,7 @@ class NnLayoutTransform(LayoutOps, LayoutFlow, Transform):
         if (params.posonly_params or params.kwonly_params or params.star_arg is not cst.MaybeSentinel.DEFAULT
                 or params.star_kwarg is not None or any(a.star for a in e.args) or function.asynchronous is not None):
             return self._doubt(rw, e)
-        state = {name: "plain" for name in names}
+        state = {name: Layout.PLAIN for name in names}
         positional = [a for a in e.args if a.keyword is None]
         if len(positional) > len(names) or any(a.keyword is not None and a.keyword.value not in names for a in e.args):
             return self._doubt(rw, e)
@@ -1542,7 +1574,7 @@ class NnLayoutTransform(LayoutOps, LayoutFlow, Transform):
             if arg.keyword is not None:
                 state[arg.keyword.value] = self._layout(rw, arg.value)
         layouts = tuple(state[n] for n in names)
-        if any(v in ("?", UNKNOWN) for v in layouts) or id(function) in self._checking:
+        if any(v in (Layout.MIXED, UNKNOWN) for v in layouts) or id(function) in self._checking:
             return self._doubt(rw, e)
         key = (id(function), layouts)
         if key not in self._method_results:
@@ -1633,10 +1665,10 @@ class NnLayoutTransform(LayoutOps, LayoutFlow, Transform):
         rw.need_import("mx")
         call = updated.with_changes(args=[a.with_changes(value=_transpose(a.value, perm)) for a in args])
         outputs = self.outputs.get(cls)
-        if outputs is not None and outputs <= {"plain"} and outputs:
+        if outputs is not None and outputs <= {Layout.PLAIN} and outputs:
             return call
-        if outputs in ({"cl2"}, {"g"}, {"cl1"}, {"cl3"}):
-            return _transpose(call, TO_TORCH["cl2" if outputs == {"g"} else next(iter(outputs))])
+        if outputs in ({Layout.CL2}, {Layout.POOLED}, {Layout.CL1}, {Layout.CL3}):
+            return _transpose(call, TO_TORCH[Layout.CL2 if outputs == {Layout.POOLED} else next(iter(outputs))])
         rw.flag(original, RULE, "needs-review", f"{cls} may return channels-last feature maps in MLX (NHWC/NLC, "
                 "torch's are NCHW/NCL): check how the result is used")
         return call
@@ -1651,13 +1683,11 @@ for _name in (f.name for f in fields(_Followed)):
     setattr(NnLayoutTransform, _name, property(lambda self, name=_name: getattr(self.fwd, name),
                                                lambda self, value, name=_name: setattr(self.fwd, name, value)))
 
-_TO_PLAIN = "to_plain:"  # a class of this file that takes this channels-last layout and returns torch's layout
-_SEQ = "seq:"  # prefix of the layout of a list/tuple of values of one channels-last layout
-_ABSENT = "absent"  # an attribute set to None (or not at all) on some path of __init__: not a module there
-_CHANNELS_LAST = ("cl1", "cl2", "cl3")
+_ABSENT = Layout.ABSENT  # an attribute set to None (or not at all) on some path of __init__: not a module there
+_CHANNELS_LAST = CHANNELS_LAST
 # `self.block = Block(...)` for a class of this file that takes channels-last input but is not proven to keep it
 # channels-last: what it is fed and what it gives are flagged (it does not make its owner channels-last)
-_UNPROVEN = "unproven"
+_UNPROVEN = Layout.UNPROVEN
 
 
 def _either(a, b):
@@ -1673,12 +1703,12 @@ def _either(a, b):
         return _UNPROVEN
     if None in pair:
         return None
-    if "flag" in pair:
-        return "flag"
-    if pair == {"g", "cl2"}:
-        return "cl2"
-    if pair <= {"pp", "keep", *_CHANNELS_LAST} and len(pair & set(_CHANNELS_LAST)) <= 1:
-        return "keep"
+    if Layout.UNFOLLOWED in pair:
+        return Layout.UNFOLLOWED
+    if pair == {Layout.POOLED, Layout.CL2}:
+        return Layout.CL2
+    if pair <= {Layout.PER_POSITION, Layout.KEEP, *_CHANNELS_LAST} and len(pair & set(_CHANNELS_LAST)) <= 1:
+        return Layout.KEEP
     return None
 
 
@@ -1956,22 +1986,24 @@ def _without_transposes(call):
                               lpar=call.lpar, rpar=call.rpar)
 
 
-class _DryRun:
-    """Stands in for the rewriter while a class's forward is analysed ahead of the pass: records flags only."""
+class _Rehearsal:
+    """The `LayoutHost` of a method followed ahead of the pass (`_analyse`): names resolve as in the pass and project
+    facts are the file's; a flag only records that the method was not followed throughout (the pass flags it where
+    it is, when it visits the method); nothing is written (no imports, no identities)."""
 
-    def __init__(self, rw) -> None:
-        self.rw = rw
+    def __init__(self, host: "LayoutHost") -> None:
+        self._host = host
         self.flagged = False
-        self.project_layout_builders = rw.project_layout_builders
+        self.project_layout_builders = host.project_layout_builders
 
-    def qualified_name(self, node):
-        return self.rw.qualified_name(node)
+    def qualified_name(self, node) -> Optional[str]:
+        return self._host.qualified_name(node)
 
-    def flag(self, *args, **kwargs) -> None:
+    def flag(self, node, rule_id: str, kind: str, message: str, severity: str = "warning") -> None:
         self.flagged = True
 
     def flags(self, since: int = 0) -> tuple:
-        return ()
+        return ()  # no statement of a rehearsal is rewritten: none has findings to weigh
 
     def need_import(self, *roots: str) -> None:
         pass
@@ -1983,7 +2015,7 @@ class _DryRun:
 class _Statements(cst.CSTVisitor):
     """Feeds the statements of a forward to the layout analysis, as the rewriter's pass would."""
 
-    def __init__(self, transform: "NnLayoutTransform", rw: _DryRun) -> None:
+    def __init__(self, transform: "NnLayoutTransform", rw: _Rehearsal) -> None:
         self.transform, self.rw = transform, rw
 
     def visit_SimpleStatementLine(self, node) -> None:
@@ -2012,7 +2044,7 @@ class _Statements(cst.CSTVisitor):
     visit_Match = visit_Try
 
     def visit_FunctionDef(self, node) -> bool:
-        self.rw.flagged = True  # nested functions: not followed ahead of the pass
+        self.rw.flag(node, RULE, "needs-review", "a nested function is not followed ahead of the pass")
         return False
 
     visit_ClassDef = visit_Lambda = visit_FunctionDef

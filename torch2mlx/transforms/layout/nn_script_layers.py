@@ -48,6 +48,7 @@ from torch2mlx.template import sentinel
 from torch2mlx.binding import code_of
 from torch2mlx.transforms import Transform
 from torch2mlx.transforms.layout.nn_layout import _Bindings, _bindings, _project_builders, _returned, _walk_nodes
+from torch2mlx.layout_facts import Layout
 from torch2mlx.transforms.layout.tables import PER_POSITION
 
 RULE = "nn-layout"
@@ -870,7 +871,7 @@ class NnScriptLayersTransform(Transform):
         found = self._value_layer(rw, assigned[0]) if len(assigned) == 1 else None
         if found is None and self.layout is not None:
             kind = (self.layout._class_layers(rw, cls) or {}).get(attr)
-            if kind not in (None, "pp", "plain"):
+            if kind not in (None, Layout.PER_POSITION, Layout.PLAIN):
                 return (_FLAG, f"`{name}.{attr}` is a channels-last submodule in MLX (NHWC/NLC input): "
                         "this call is not followed")
         return found
@@ -906,7 +907,7 @@ class NnScriptLayersTransform(Transform):
             return False
         proven, cls = found
         outputs = self.layout.outputs.get(cls)
-        back = bool(outputs) and (outputs <= {"plain"} or outputs in ({"cl2"}, {"g"}, {"cl1"}, {"cl3"}))
+        back = bool(outputs) and (outputs <= {Layout.PLAIN} or outputs in ({Layout.CL2}, {Layout.POOLED}, {Layout.CL1}, {Layout.CL3}))
         simple = len(call.args) == calls.classes[cls][1] and not any(a.keyword or a.star for a in call.args)
         return not (proven and simple and back)
 
@@ -1153,7 +1154,7 @@ class NnScriptLayersTransform(Transform):
         functions = self._functions()
         if scope["kind"] == "cl_forward":
             state = self.forward_state or {}
-            if self.layout._feeds_layer(arg) or any(state.get(n.value, "plain") != "plain" for n in _walk_nodes(arg)
+            if self.layout._feeds_layer(arg) or any(state.get(n.value, Layout.PLAIN) != Layout.PLAIN for n in _walk_nodes(arg)
                                                     if isinstance(n, cst.Name)):
                 return updated  # a channels-last value: nn-layout follows (and flags) it
         elif self._has_sources(rw) and self._doubtful(rw, arg, functions):

@@ -21,10 +21,11 @@ from typing import Optional
 import libcst as cst
 
 from torch2mlx.template import sentinel
+from torch2mlx.layout_facts import Layout, Seq
 from torch2mlx.transforms.layout.tables import AXES
 
-RANK = {"cl1": 3, "cl2": 4, "g": 4, "cl3": 5}
-_BY_SPATIAL_COUNT = {0: "plain", 1: "cl1", 2: "cl2", 3: "cl3"}
+RANK = {Layout.CL1: 3, Layout.CL2: 4, Layout.POOLED: 4, Layout.CL3: 5}
+_BY_SPATIAL_COUNT = {0: Layout.PLAIN, 1: Layout.CL1, 2: Layout.CL2, 3: Layout.CL3}
 # reductions whose second positional argument is keepdim (std/var's is `unbiased`: keyword only there)
 _REDUCTIONS = {"mean": True, "sum": True, "amax": True, "amin": True, "logsumexp": True, "prod": True,
                "std": False, "var": False}
@@ -32,7 +33,7 @@ _SPLITS = {"chunk", "split", "tensor_split"}
 _COMMA = cst.Comma(whitespace_after=cst.SimpleWhitespace(" "))
 # a value whose layout the analysis gave up on (flagged where that happened): in MLX it may be either layout,
 # so what reads its axis order is kept as written (noted), and it is never transposed into a channels-last layer
-UNKNOWN = "unknown"
+UNKNOWN = Layout.UNKNOWN
 # a `rebuild` entry: the call becomes its (converted) receiver itself (`x.permute(0, 2, 3, 1)` -> `x`)
 SAME = "same"
 
@@ -74,7 +75,7 @@ def _after_removing(layout: str, removed: set) -> Optional[str]:
     if 0 in removed:
         return None
     if 1 in removed:
-        return "plain"  # (N, H, W) in both
+        return Layout.PLAIN  # (N, H, W) in both
     return _BY_SPATIAL_COUNT[RANK[layout] - 2 - len(removed)]
 
 
@@ -120,7 +121,7 @@ class LayoutOps:
         if method in _REDUCTIONS:
             return self._reduce(layout, args, _REDUCTIONS[method])
         if method in ("dim",) and not args or method in ("numel", "element_size"):
-            return "plain"
+            return Layout.PLAIN
         return None
 
     def _function(self, rw, qual: str, e: cst.Call, layout: str) -> Optional[str]:
@@ -145,7 +146,7 @@ class LayoutOps:
         else:
             for node, axis in zip(nodes, order):
                 self.replace[id(node)] = cst.Integer(str(axis))
-        return "plain"
+        return Layout.PLAIN
 
     def _swap(self, e, layout, args) -> Optional[str]:
         positional = _positional(args)
@@ -165,17 +166,17 @@ class LayoutOps:
                 self.replace[id(node)] = cst.Integer(str(axis))
         else:
             self.rebuild[id(e)] = lambda x, order=tuple(order): mx_call("transpose", x, order)
-        return "plain"
+        return Layout.PLAIN
 
     def _flatten_spatial(self, e, layout, args) -> Optional[str]:
         """`x.flatten(2)` of a feature map: torch's (N, C, H*W) is MLX's (N, H*W, C), a (N, L, C) value."""
         positional = _positional(args)
         start = positional[0] if positional else _keyword(args, "start_dim")
         end = positional[1] if len(positional) > 1 else _keyword(args, "end_dim")
-        if layout not in ("cl2", "g", "cl3") or int_value(start) != 2 or (end is not None and int_value(end) != -1):
+        if layout not in (Layout.CL2, Layout.POOLED, Layout.CL3) or int_value(start) != 2 or (end is not None and int_value(end) != -1):
             return None
         self.rebuild[id(e)] = lambda x, end=RANK[layout] - 2: mx_call("flatten", x, 1, end)
-        return "cl1"
+        return Layout.CL1
 
     def _reduce(self, layout, args, keepdim_positional: bool) -> Optional[str]:
         positional = _positional(args)
@@ -184,7 +185,7 @@ class LayoutOps:
         if len(positional) > (2 if keepdim_positional else 1):
             return None
         if dim is None:
-            return "plain" if keep is None or _is_false(keep) else None
+            return Layout.PLAIN if keep is None or _is_false(keep) else None
         nodes = _dims(dim)
         axes = self._remap(nodes, layout) if nodes else None
         if axes is None:
@@ -192,7 +193,7 @@ class LayoutOps:
         if keep is not None and not _is_false(keep):
             if not (isinstance(keep, cst.Name) and keep.value == "True"):
                 return None
-            return "g" if layout in ("cl2", "g") and {2, 3} <= set(axes) else layout
+            return Layout.POOLED if layout in (Layout.CL2, Layout.POOLED) and {2, 3} <= set(axes) else layout
         return _after_removing(layout, set(axes))
 
     # ----- x[...] ----------------------------------------------------------------------------
@@ -232,25 +233,25 @@ class LayoutOps:
         shape_of = shape_source(value)
         if shape_of is not None:
             layout = self._layout(rw, shape_of)
-            if layout == "plain":
-                return ["plain"] * len(names)
+            if layout == Layout.PLAIN:
+                return [Layout.PLAIN] * len(names)
             if layout not in RANK or len(names) != RANK[layout]:
                 return None
             self.scalars.update(el.value.value for el in names if isinstance(el.value, cst.Name))
             torch_axis_at = {AXES[layout][i]: i for i in range(RANK[layout])}
             self.replace[id(target)] = target.with_changes(elements=[
                 el.with_changes(value=names[torch_axis_at[j]].value) for j, el in enumerate(names)])
-            return ["plain"] * len(names)
-        if isinstance(value, cst.Name) and self.state.get(value.value, "").startswith("seq:"):
-            return [self.state[value.value][4:]] * len(names)  # a list of maps of one layout, unpacked
+            return [Layout.PLAIN] * len(names)
+        if isinstance(value, cst.Name) and isinstance(self.state.get(value.value), Seq):
+            return [self.state[value.value].of] * len(names)  # a list of maps of one layout, unpacked
         if isinstance(value, cst.Tuple) and len(value.elements) == len(names):
             return [self._layout(rw, el.value) for el in value.elements]
         if isinstance(value, cst.Call) and isinstance(value.func, cst.Attribute) \
                 and isinstance(value.func.value, cst.Name) and value.func.value.value == "self":
             # `x, aux = self._forward(x)`: a method of the class, followed; every value it returns has one layout
             layout = self._layout(rw, value)
-            if layout == "plain" or layout.startswith("seq:"):
-                return [layout[4:] if layout != "plain" else layout] * len(names)
+            if layout == Layout.PLAIN or isinstance(layout, Seq):
+                return [layout.of if isinstance(layout, Seq) else layout] * len(names)
             return None
         if isinstance(value, cst.Call):
             return self._split(rw, value, len(names))
@@ -266,8 +267,8 @@ class LayoutOps:
         else:
             return None
         layout = self._layout(rw, source)
-        if layout == "plain":
-            return ["plain"] * count
+        if layout == Layout.PLAIN:
+            return [Layout.PLAIN] * count
         if layout not in RANK or any(a.star for a in rest):
             return None
         positional = _positional(rest)
