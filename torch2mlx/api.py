@@ -17,6 +17,7 @@ from torch2mlx.cache import load_index
 from torch2mlx.diagnostics import Diagnostic, InputError, Kind, Severity
 from torch2mlx.fileio import decode_source  # noqa: F401  (public: torch2mlx.decode_source)
 from torch2mlx.imports import absolute_import
+from torch2mlx.layout_facts import ProjectLayouts
 from torch2mlx.names import analyze, cold_statements, star_names
 from torch2mlx.rewriter import TableRewriter
 from torch2mlx.table import RuleIndex
@@ -82,6 +83,74 @@ def _project_layout_locals(tree: ast.Module, cross_file) -> frozenset:
     return found & called
 
 
+def _project_layouts(tree: ast.Module, cross_file, rule_files: Sequence[Path], index: RuleIndex,
+                     hub: Sequence[str]) -> ProjectLayouts:
+    """The layout facts of other project files this file uses (directory runs): the names it imports that build
+    channels-last layers there, and what those of them that are module classes do to a channels-last value, as
+    their own file's conversion makes them (`_class_layouts`): `from .layers import Block` then `Block(c)` in a
+    channels-last class is followed like a class of this file. Nothing is assumed of a class whose file is not
+    converted alike (another package, a file that fails, a class flagged there): it stays unknown (flagged)."""
+    builders = _project_layout_locals(tree, cross_file)
+    if not builders:
+        return ProjectLayouts()
+    project, module, is_package = cross_file
+    classes = {}
+    for node in tree.body:
+        if not isinstance(node, ast.ImportFrom) or (node.module or "").startswith("torch") \
+                or any(a.name == "*" for a in node.names):
+            continue
+        source = absolute_import(module, node, is_package)
+        for alias in node.names:
+            local, origin = alias.asname or alias.name, project.class_origins.get(f"{source}.{alias.name}")
+            if local not in builders or origin is None:
+                continue
+            defining, cls = origin.rsplit(".", 1)
+            path = project.path_of(defining)
+            if path is None or defining == module:
+                continue
+            layout = _class_layouts(path, defining, project, tuple(rule_files), index, tuple(hub)).get(cls)
+            if layout is not None:
+                classes[local] = layout
+    return ProjectLayouts(builders, classes)
+
+
+_CLASS_LAYOUTS: dict = {}  # (path, its text, project key, rule files, hub) -> class name -> layout
+_IN_PROGRESS: set = set()  # the files whose facts are being computed (a cycle of imports gives no facts)
+
+
+def _class_layouts(path: Path, module: str, project, rule_files: tuple, index: RuleIndex, hub: tuple) -> dict:
+    """Module classes of `path` that its conversion (the one a directory run writes: same project, rules and hubs)
+    makes take a channels-last value and give one, followed without a flag (nn-layout's own classes), and that
+    no warning of that conversion falls in: class name -> the layout they give. Once per process and file."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return {}
+    key = (str(path), text, project.key(), rule_files, hub)
+    if key in _CLASS_LAYOUTS:
+        return _CLASS_LAYOUTS[key]
+    if key in _IN_PROGRESS:
+        return {}
+    _IN_PROGRESS.add(key)
+    try:
+        result, ran = _convert(text, str(path), rule_files, index, project, module, hub)
+    except InputError:
+        result, ran = None, []
+    finally:
+        _IN_PROGRESS.discard(key)
+    found: dict = {}
+    layout_transform = next((t for t in ran if t.id == "nn-layout"), None)
+    if result is not None and layout_transform is not None:
+        flagged = [d.line for d in result.diagnostics if d.severity is not Severity.INFO]
+        spans = {n.name: (n.lineno, n.end_lineno or n.lineno) for n in ast.parse(text).body if isinstance(n, ast.ClassDef)}
+        for cls, layout in layout_transform.class_layouts().items():
+            start, end = spans.get(cls, (0, -1))
+            if start <= end and not any(start <= line <= end for line in flagged):
+                found[cls] = layout
+    _CLASS_LAYOUTS[key] = found
+    return found
+
+
 def _imports_torch_from_project(project, module_name: Optional[str]) -> bool:
     """Whether this file imports a torch alias or module class from another project file."""
     if project is None or module_name is None:
@@ -138,14 +207,19 @@ def convert_source(text: str, path: str = "<string>", *, rule_files: Sequence[Pa
     in a directory run: torch aliases and nn.Module classes imported from other files. `hub` names model
     hubs whose machinery is imported from MLX stand-ins (`("transformers",)`: torch2mlx/hub, docs/transformers.md).
     """
+    return _convert(text, path, rule_files, index, project, module_name, hub)[0]
+
+
+def _convert(text: str, path: str, rule_files: Sequence[Path], index: Optional[RuleIndex], project,
+             module_name: Optional[str], hub: Sequence[str]) -> tuple[ConversionResult, list]:
+    """`convert_source`, and the transforms that ran (what they found is read for other files: `_class_layouts`)."""
     if "torch" not in text and not _imports_torch_from_project(project, module_name):
         # nothing to translate; still report invalid Python, as for any file
         _check_syntax(text.lstrip("\ufeff"), path)
-        return ConversionResult(text, text)
+        return ConversionResult(text, text), []
     if text.startswith("\ufeff"):  # a UTF-8 BOM (kept by decode_source): convert the rest, keep the mark
-        rest = convert_source(text[1:], path, rule_files=rule_files, index=index, project=project, module_name=module_name,
-                              hub=hub)
-        return ConversionResult("\ufeff" + rest.code, text, rest.diagnostics, rest.converted)
+        rest, ran = _convert(text[1:], path, rule_files, index, project, module_name, hub)
+        return ConversionResult("\ufeff" + rest.code, text, rest.diagnostics, rest.converted), ran
     index = index or build_index(rule_files)
     tree, module = _parse(text, path)
     hot_attrs = _hot_attributes(index)
@@ -153,7 +227,7 @@ def convert_source(text: str, path: str = "<string>", *, rule_files: Sequence[Pa
     if project is not None and module_name is not None:
         cross_file = (project, module_name, Path(path).name == "__init__.py")
     module_scope, scopes = analyze(tree, hot_attrs, cross_file)
-    layout_builders = _project_layout_locals(tree, cross_file)
+    layout_builders = _project_layouts(tree, cross_file, rule_files, index, hub)
     hub_plan = hubs.plan(hub, tree, path, module_name, Path(path).name == "__init__.py") if hub else None
     # the stand-ins' module classes and `init` alias: the transforms for nn.Module classes and nn.init run, as
     # for those words in the text (not every transform, as for nn.Module classes of other project files)
@@ -195,7 +269,7 @@ def convert_source(text: str, path: str = "<string>", *, rule_files: Sequence[Pa
         diagnostics = tuple(sorted(diagnostics + tuple(
             Diagnostic(left.rule_id, Kind.UNKNOWN_API, Severity.WARNING, left.message, path, left.line, left.column)
             for left in leftovers), key=lambda d: (d.line, d.column)))
-    return ConversionResult(code, text, diagnostics, rewriter.converted)
+    return ConversionResult(code, text, diagnostics, rewriter.converted), transforms
 
 
 @functools.lru_cache(maxsize=1)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Optional
 
 
 class Layout(StrEnum):
@@ -82,3 +83,17 @@ KEEP = frozenset({"Upsample", "GroupNorm", "PixelShuffle", "PixelUnshuffle",
                   # rules/nn_layers_extra.yaml: local channels-last pads, channel dropout, MLX's Dropout2d/3d
                   *(f"{kind}Pad{d}d" for kind in ("Zero", "Constant", "Reflection", "Replication") for d in (1, 2, 3)),
                   "Dropout1d", "Dropout2d", "Dropout3d", "LocalResponseNorm"})
+
+
+class ProjectLayouts(frozenset):
+    """What a file of a directory run knows of the layouts of other project files: the names it imports that
+    build channels-last layers there (the frozenset itself), and in `classes`, for the module classes among them
+    that their own file converts to take a channels-last value and give one without a flag, the layout they give
+    (`Layout.CL2`, ..., or `ToPlain`), by the name this file imports them as. Used like classes of the file itself."""
+
+    classes: dict
+
+    def __new__(cls, builders=(), classes: Optional[dict] = None):
+        made = super().__new__(cls, builders)
+        made.classes = dict(classes or {})
+        return made

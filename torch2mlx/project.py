@@ -26,13 +26,23 @@ class ProjectIndex:
     module_classes: frozenset = frozenset()              # "pkg.base.BaseModel"
     modules: dict = field(default_factory=dict)          # str(path) -> "pkg.utils"
     layout_builders: frozenset = frozenset()             # "pkg.layers.create_conv2d": builds channels-last layers
+    # "pkg.SE" (a re-export) / "pkg.layers.SE" -> "pkg.layers.SE": where a module class of the project is defined
+    class_origins: dict = field(default_factory=dict)
+    # the contents of the files defining layout builders: what their classes do to a layout (`api`'s per-class
+    # layout facts, read from those files' conversions) changes with them, and so do the files that import them
+    builder_sources: str = ""
 
     def module_of(self, path: Path) -> Optional[str]:
         return self.modules.get(str(Path(path).resolve()))
 
+    def path_of(self, module: str) -> Optional[Path]:
+        """The file of module `module` ("pkg.layers"), or None when it is not part of the project."""
+        return next((Path(path) for path, name in self.modules.items() if name == module), None)
+
     def key(self) -> str:
         """Changes when a fact changes (so cached conversions are redone)."""
-        data = json.dumps([sorted(self.aliases.items()), sorted(self.module_classes), sorted(self.layout_builders)])
+        data = json.dumps([sorted(self.aliases.items()), sorted(self.module_classes), sorted(self.layout_builders),
+                           sorted(self.class_origins.items()), self.builder_sources])
         return hashlib.sha256(data.encode()).hexdigest()[:16]
 
 
@@ -62,6 +72,7 @@ def build_project_index(roots: Iterable[Path], files: Iterable[Path]) -> Project
     builders = []  # (module, {local: project full name}, {def name: (builds a layer itself, {names it calls})})
     modules = {}
     stars = []  # (module, the module it star-imports)
+    texts = {}  # module -> its text's digest
     for path in files:
         path = Path(path).resolve()
         root = next((r for r in roots if path == r or r in path.parents), None)
@@ -73,6 +84,7 @@ def build_project_index(roots: Iterable[Path], files: Iterable[Path]) -> Project
             continue
         name = module_name(path, root) if root.is_dir() else path.stem
         modules[str(path)] = name
+        texts[name] = hashlib.sha256(path.read_bytes()).hexdigest()[:16]
         is_package = path.name == "__init__.py"
         torch_locals, project_locals, classes, defs = {}, {}, [], []
         for node in tree.body:
@@ -98,7 +110,29 @@ def build_project_index(roots: Iterable[Path], files: Iterable[Path]) -> Project
         builders.append((name, project_locals, _called_names(defs, torch_locals)))
 
     aliases, module_classes = _cross_file_facts(facts, stars)
-    return ProjectIndex(aliases, frozenset(module_classes), modules, _layout_builders(builders))
+    layout_builders = _layout_builders(builders)
+    origins = _class_origins(facts, module_classes)
+    sources = sorted({(module, texts[module]) for module in (full.rsplit(".", 1)[0] for full in origins.values()
+                                                              if full in layout_builders) if module in texts})
+    return ProjectIndex(aliases, frozenset(module_classes), modules, layout_builders, origins,
+                        hashlib.sha256(json.dumps(sources).encode()).hexdigest()[:16] if sources else "")
+
+
+def _class_origins(facts: list, module_classes: set) -> dict:
+    """Full name of each module class of the project (as defined, and as re-exported by `from .x import C`)
+    -> the full name where its `class` statement is (a fixed point over re-exports)."""
+    origins = {f"{name}.{cls}": f"{name}.{cls}" for name, _, _, classes in facts for cls, _ in classes}
+    origins = {full: full for full in origins if full in module_classes}
+    changed = True
+    while changed:
+        changed = False
+        for name, _, project_locals, _ in facts:
+            for local, target in project_locals.items():
+                full = f"{name}.{local}"
+                if target in origins and full not in origins:
+                    origins[full] = origins[target]
+                    changed = True
+    return origins
 
 
 def _cross_file_facts(facts: list, stars: list) -> tuple[dict, set]:

@@ -79,7 +79,7 @@ from torch2mlx.binding import Flag
 from torch2mlx.handlers.local_helpers import add_helpers
 from torch2mlx.transforms.layout.tables import (  # what each layer does to a layout
     AXES, TO_CL, TO_TORCH, TO_TORCH_AXES, ADAPTIVE, FUNCTIONS, KEEP, LAYOUT_FUNCTIONS, PER_POSITION, SPATIAL, Resampled)
-from torch2mlx.layout_facts import CHANNELS_LAST, Layout, ModuleList, Seq, ToPlain
+from torch2mlx.layout_facts import CHANNELS_LAST, Layout, ModuleList, ProjectLayouts, Seq, ToPlain
 
 RULE = "nn-layout"
 _COMMA = cst.Comma(whitespace_after=cst.SimpleWhitespace(" "))
@@ -186,6 +186,7 @@ class NnLayoutTransform(LayoutOps, LayoutFlow, Transform):
         self.outputs: dict = {}       # channels-last class name -> output layouts of its forward
         self.calls = None             # call-site analysis (channels-last instances), set per module
         self.own: dict = {}           # class of this file that maps a channels-last input to channels-last -> its output layout
+        self.imported: dict = {}      # the same for classes imported from other project files (directory runs)
         self.module_names: dict = {}  # module-level name -> its bindings (a class name is used only when bound once)
         self.cascaded = False         # the current statement reads a value of unknown layout (its name): kept as written
         self.cascade_lines: dict = {}  # id(original statement) -> the name of unknown layout it reads (a comment)
@@ -770,11 +771,19 @@ class NnLayoutTransform(LayoutOps, LayoutFlow, Transform):
         return self._cl_memo[name]
 
     def _own_class(self, value) -> Optional[str]:
-        """The output layout of `Cls(...)` for a class of this file proven to keep feature maps channels-last."""
-        if isinstance(value, cst.Call) and isinstance(value.func, cst.Name) and value.func.value in self.own:
-            if len(self.module_names.get(value.func.value, [])) == 1:  # not rebound: the name is the class
-                return self.own[value.func.value]
+        """The output layout of `Cls(...)` for a class of this file proven to keep feature maps channels-last, or for
+        a class imported from another project file that its own file's conversion makes so (directory runs)."""
+        if isinstance(value, cst.Call) and isinstance(value.func, cst.Name):
+            name = value.func.value
+            layout = self.own.get(name, self.imported.get(name))
+            if layout is not None and len(self.module_names.get(name, [])) == 1:  # not rebound: the name is the class
+                return layout
         return None
+
+    def class_layouts(self) -> dict:
+        """After the pass: the classes of the file that take a channels-last value and give one (what they give),
+        followed without a flag. `api` hands them to the files of a directory run that import them."""
+        return dict(self.own)
 
     def _repeated(self, rw, arg: cst.Arg) -> Optional[str]:
         """`*[Block(...) for ...]` in a Sequential: the layout of one element, when repeating it (0 or more
@@ -1454,6 +1463,8 @@ class NnLayoutTransform(LayoutOps, LayoutFlow, Transform):
     # ----- call sites: feed a channels-last class NHWC data -----------------------------------------
     def visit_Module(self, rw, node: cst.Module) -> None:
         self.module_names = _bindings(node)
+        facts = rw.project_layout_builders
+        self.imported = dict(facts.classes) if isinstance(facts, ProjectLayouts) else {}
         self.functions = {stmt.name.value: stmt for stmt in node.body if isinstance(stmt, cst.FunctionDef)}
         self.class_defs = {stmt.name.value: stmt for stmt in node.body if isinstance(stmt, cst.ClassDef)}
         self._constructions, self._scope_bindings, self._module_node = None, {}, node
