@@ -121,3 +121,95 @@ def _matches_torch_nhwc(x: np.ndarray) -> None:
     with torch.no_grad():
         expected = torch_model(torch.from_numpy(x))
     assert_close(mlx_model(mx.array(np.moveaxis(x, 1, -1))), expected)
+
+
+# the user's own TransformerEncoderLayer beside torch's (issue 14): the local attention classes call each other by
+# the names they get
+OWN_ENCODER_LAYER = '''
+import torch
+import torch.nn as nn
+
+
+class TransformerEncoderLayer(nn.Module):
+    """The file's own layer: torch's encoder layer, then a scale."""
+
+    def __init__(self, dim):
+        super().__init__()
+        self.inner = nn.TransformerEncoderLayer(dim, 2, dim_feedforward=16, dropout=0.0, batch_first=True)
+
+    def forward(self, x):
+        return self.inner(x) * 2.0
+
+
+class Net(nn.Module):
+    def __init__(self, dim):
+        super().__init__()
+        self.layer = TransformerEncoderLayer(dim)
+        self.stack = nn.TransformerEncoder(nn.TransformerEncoderLayer(dim, 2, 16, 0.0, batch_first=True), 2)
+
+    def forward(self, x):
+        return self.stack(self.layer(x))
+'''
+
+
+def test_local_attention_classes_named_like_the_users_class():
+    code = _converted(OWN_ENCODER_LAYER)
+    assert "class TransformerEncoderLayer_1(nn.Module):" in code
+    assert "self.inner = TransformerEncoderLayer_1(dim, 2, dim_feedforward=16" in code
+    assert "TransformerEncoder(TransformerEncoderLayer_1(dim, 2, 16, 0.0, batch_first=True), 2)" in code
+    assert "self.layer = TransformerEncoderLayer(dim)" in code and code.count("class TransformerEncoderLayer(") == 1
+    x = np.random.RandomState(2).standard_normal((2, 5, 8)).astype(np.float32)
+    _matches_torch(OWN_ENCODER_LAYER, lambda ns: ns["Net"](8), x, x)
+
+
+# a rule template's helper call (rules/nn_vision_extra.yaml: `pixel_shuffle(...)`) calls the fresh name
+OWN_PIXEL_SHUFFLE = '''
+import torch
+import torch.nn.functional as F
+
+
+def pixel_shuffle(x):
+    return x + 1.0
+
+
+def upscale(x):
+    return F.pixel_shuffle(pixel_shuffle(x), 2)
+'''
+
+
+def test_a_template_calls_the_helper_by_its_fresh_name():
+    import mlx.core as mx
+    import torch
+
+    code = _converted(OWN_PIXEL_SHUFFLE)
+    assert "def pixel_shuffle_1(x, upscale_factor):" in code
+    assert "pixel_shuffle_1(mx.transpose(pixel_shuffle(x), (0, 2, 3, 1)), 2)" in code  # the user's call kept
+    x = np.random.RandomState(3).standard_normal((2, 8, 3, 4)).astype(np.float32)
+    expected = exec_source(OWN_PIXEL_SHUFFLE, "torch_m")["upscale"](torch.from_numpy(x))
+    actual = exec_source(code, "mlx_m")["upscale"](mx.array(x))
+    assert_close(actual, expected, channels_last_output=False)
+
+
+def test_training_helpers_named_like_the_files_own_names():
+    """Parameter groups, a plateau schedule and named_parameters() with the file binding ParamGroupOptimizer,
+    ReduceLROnPlateau and named_parameters itself: the generated helpers take fresh names and train like torch."""
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from test_training_groups import DECAY_SPLIT_LOOP
+    from training_support import assert_same_losses, run_both
+
+    own = "\n\nParamGroupOptimizer = ReduceLROnPlateau = 'the file\\'s own'\n\n\ndef named_parameters():\n    return []\n"
+    source = DECAY_SPLIT_LOOP.replace("\n\ndef train(", own + "\n\ndef train(", 1).replace(
+        "    optimizer = torch.optim.AdamW(groups, lr=0.02, betas=(0.9, 0.95))\n",
+        "    optimizer = torch.optim.AdamW(groups, lr=0.02, betas=(0.9, 0.95))\n"
+        "    sched = lr_scheduler.ReduceLROnPlateau(optimizer, factor=0.5, patience=0, threshold=0.5)\n").replace(
+        "            losses.append(loss.item())\n", "            losses.append(loss.item())\n        sched.step(loss.item())\n")
+    assert "ReduceLROnPlateau(optimizer" in source and "def named_parameters():" in source
+    t, m, result = run_both(source)
+    for name in ("ParamGroupOptimizer", "ReduceLROnPlateau", "named_parameters"):
+        assert f"{name}_1" in result.code, (name, result.code)
+    assert "optimizer = ParamGroupOptimizer_1(model, " in result.code and "named_parameters_1(model)" in result.code
+    assert "sched = ReduceLROnPlateau_1(optimizer" in result.code
+    assert_same_losses(t, m)

@@ -105,7 +105,7 @@ def test_kwargs_mlx_cannot_honour_raise(kwargs):
         ns["BasicConv2d"](3, 8, **{"kernel_size": 3, **kwargs})
 
 
-def test_starred_layer_name_taken_stays_flagged():
+def test_starred_layer_name_taken_gets_a_fresh_name():
     source = '''
 import torch.nn as nn
 
@@ -116,8 +116,9 @@ def make(**kw):
     return nn.Conv2d(3, 8, **kw)
 '''
     result = convert_source(source, "taken.py")
-    flagged = [d for d in warnings(result) if d.rule_id == "torch.nn.Conv2d"]
-    assert flagged and "Conv2dNHWC is already used" in flagged[0].message, [d.format() for d in result.diagnostics]
+    assert not [d for d in warnings(result) if d.rule_id == "torch.nn.Conv2d"], [d.format() for d in result.diagnostics]
+    assert "class Conv2dNHWC_1(nn.Conv2d):" in result.code and "return Conv2dNHWC_1(3, 8, **kw)" in result.code
+    assert "class Conv2dNHWC:\n    pass" in result.code
 
 
 _LAYOUT_UNFOLLOWED = "nn-layout does not follow the modules it holds"
@@ -299,7 +300,7 @@ class Getter(nn.ModuleDict):
         mlx_model.scale = mx.ones(3)
 
 
-def test_base_helper_name_taken_stays_flagged():
+def test_base_helper_name_taken_gets_a_fresh_name():
     source = '''
 import torch.nn as nn
 
@@ -309,7 +310,9 @@ class Linear(nn.Linear):
     pass
 '''
     result = convert_source(source, "taken.py")
-    assert any("TorchLinear is already used" in d.message for d in warnings(result)), [d.format() for d in result.diagnostics]
+    assert not warnings(result), [d.format() for d in result.diagnostics]
+    assert "class TorchLinear_1(nn.Linear):" in result.code and "class Linear(TorchLinear_1):" in result.code
+    assert "TorchLinear = None" in result.code
 
 
 def test_other_layer_bases_stay_flagged():

@@ -9,11 +9,12 @@ What it does
 Why
     torch.utils.data is torch; an in-memory loader is a few lines of indexing in MLX.
 Left in place (flagged) when
-    the file uses the name ArrayDataset or ArrayLoader itself (its own class would replace the
-    generated one), or the dataset is not a TensorDataset built in this file (a name bound to one, or
+    the dataset is not a TensorDataset built in this file (a name bound to one, or
     a subscript of a dict literal of them), or the loader uses a sampler, collate_fn, generator or
     other arguments. The shuffle order comes from mx.random, so
     it differs from torch's even under the same seed (info diagnostic).
+    Where the file uses the name ArrayDataset or ArrayLoader itself, the generated class gets a fresh
+    one (`ArrayDataset_1`).
 """
 from __future__ import annotations
 
@@ -79,16 +80,18 @@ class DataLoaders(Transform):
     def applies_to(self, text: str) -> bool:
         return "TensorDataset" in text
 
-    def _emit_helpers(self, rw, call) -> bool:
-        """The two classes, after the imports once per file; False (the call flagged) where the file uses one's name."""
-        taken = [name for name in _CLASSES if not rw.has_helper(name) and rw.name_taken(name)]
-        if taken:
-            self._drop(rw, call)  # one reason for the line: this one
-            rw.flag(call, RULE_ID, "no-equivalent", f"the name {taken[0]} is already used in this file (the local helper would need it)")
-            return False
-        if rw.add_helper(_CLASSES[0], lambda: mlx_statements(rw, HELPERS.lstrip())):
-            rw.add_helper(_CLASSES[1], [])  # written with the first
-        return True
+    @staticmethod
+    def _helpers(rw) -> dict:
+        """The two classes, after the imports once per file (written together); each one's name in the file (a
+        fresh one where the file uses it)."""
+        parsed: list = []
+
+        def statement(i: int) -> list:
+            if not parsed:
+                parsed.extend(mlx_statements(rw, HELPERS.lstrip()))
+            return parsed[i:i + 1]
+
+        return {name: rw.helper(name, lambda i=i: statement(i)) for i, name in enumerate(_CLASSES)}
 
     def _drop(self, rw, node) -> None:
         rw.drop_flags(node)
@@ -98,12 +101,11 @@ class DataLoaders(Transform):
         if qual == DATASET:
             if any(a.keyword is not None or a.star for a in updated.args):
                 return updated
-            if not self._emit_helpers(rw, original):
-                return updated
+            helper = self._helpers(rw)["ArrayDataset"]
             self._drop(rw, original)
             self.dataset_calls.add(id(original))
             rw.count_conversion()
-            return updated.with_changes(func=cst.Name("ArrayDataset"))
+            return updated.with_changes(func=cst.Name(helper))
         if qual == LOADER:
             return self._loader(rw, original, updated)
         return updated
@@ -143,4 +145,4 @@ class DataLoaders(Transform):
         if any(a.keyword is not None and a.keyword.value == "shuffle" and not is_name(a.value, "False") for a in kept):
             rw.flag(original, RULE_ID, "needs-review", "shuffled with mx.random: the batch order differs from torch's", "info")
         rw.count_conversion()
-        return updated.with_changes(func=cst.Name("ArrayLoader"), args=kept)
+        return updated.with_changes(func=cst.Name(self._helpers(rw)["ArrayLoader"]), args=kept)

@@ -22,8 +22,9 @@ its matrices with xavier_uniform_; the local one keeps each layer's own init (lo
 local class computes them like any other position (the unpadded positions agree, and so does an
 nn.Transformer's output when the decoder masks those memory positions, as it normally does).
 
-**Left in place when**: `add_bias_kv`, `add_zero_attn`, `kdim`/`vdim`, `dtype=` are given,
-or one of the class names is already used in the file.
+**Left in place when**: `add_bias_kv`, `add_zero_attn`, `kdim`/`vdim`, `dtype=` are given. A class
+name the file uses already (its own `TransformerEncoderLayer`) is given to the local class as a fresh
+one (`TransformerEncoderLayer_1`), written wherever the converted code uses it.
 """
 from __future__ import annotations
 
@@ -256,14 +257,21 @@ _UNSUPPORTED = {
 _DROPPED = frozenset({"device"})
 
 
-def _add_block(block: str, rewriter) -> None:
-    if rewriter.has_helper(block):
-        return
+def _add_block(block: str, rewriter, uses: tuple = ()) -> dict:
+    """Write the block's classes, once per file; each class's name in the file (a fresh one where the file uses
+    it: the classes call each other, and the decoder's the encoder block's (`uses`), by the names they got)."""
     classes, code = _BLOCKS[block]
-    taken = [c for c in classes if rewriter.name_taken(c, module_only=True)]
-    if taken:
-        raise Flag(f"the name {taken[0]} is already used in this file", "no-equivalent")
-    rewriter.add_helper(block, lambda: mlx_statements(rewriter, code.lstrip("\n")))
+    parsed: list = []
+
+    def statement(i: int) -> list:
+        if not parsed:
+            parsed.extend(mlx_statements(rewriter, code.lstrip("\n")))
+        return parsed[i:i + 1]
+
+    names: dict = {}
+    for i, name in enumerate(classes):
+        names[name] = rewriter.helper(name, lambda i=i: statement(i), uses=(*uses, *names))
+    return names
 
 
 def _local(name: str, call: cst.Call, rewriter, positional_limit: int):
@@ -283,10 +291,10 @@ def _local(name: str, call: cst.Call, rewriter, positional_limit: int):
         args.append(arg.with_changes(comma=cst.MaybeSentinel.DEFAULT, whitespace_after_arg=cst.SimpleWhitespace("")))
     if len([a for a in args if a.keyword is None]) > positional_limit:
         raise Flag(f"pass the arguments of nn.{name} after the first {positional_limit} by keyword")
-    _add_block("encoder", rewriter)  # the decoder's classes build on the attention and encoder classes
+    names = _add_block("encoder", rewriter)  # the decoder's classes build on the attention and encoder classes
     if name in DECODER_CLASSES:
-        _add_block("decoder", rewriter)
-    return cst.Call(func=cst.Name(name), args=args), frozenset({"mx", "nn"})
+        names = _add_block("decoder", rewriter, ENCODER_CLASSES)
+    return cst.Call(func=cst.Name(names[name]), args=args), frozenset({"mx", "nn"})
 
 
 # handler name -> (local class, how many arguments torch's signature takes positionally)

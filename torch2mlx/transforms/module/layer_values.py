@@ -31,7 +31,7 @@ Constructions with *args / **kwargs
     batch/group norms and pooling (`Conv2dNHWC`, `GroupNormNHWC`, ...: torch's constructor, MLX's
     `__call__`), since nn-layout reads the call's torch class and takes it for that layer. Not BatchNorm1d
     (MLX normalises the last axis, torch axis 1 of an (N, C, L) input), classes without a helper, a call
-    also flagged for another reason, a helper name taken in the file. A call whose only flag is a `dtype=`
+    also flagged for another reason. A call whose only flag is a `dtype=`
     given by a variable (timm's `dtype=dtype`, None unless the caller asks) builds the helper too: it raises
     NotImplementedError for any dtype but None, as for the other arguments MLX cannot honour.
 Assumption (reported as `info`)
@@ -57,8 +57,10 @@ Left flagged
     ConvNormActivation builds its layers and passes them to `super().__init__(*layers)`, which MLX's
     Sequential takes alike; and Linear, PReLU, LayerNorm, GroupNorm, Conv2d, BatchNorm2d, Max/AvgPool2d,
     ModuleDict, Sequential with a forward, which become torch-exact helpers: layer_bases.py) or in `issubclass`, classes without a helper here (Bilinear, Embedding,
-    ConvTranspose*, Upsample, PReLU, Softplus, recurrent layers), and a helper name already
-    used in the file.
+    ConvTranspose*, Upsample, PReLU, Softplus, recurrent layers).
+Names
+    A helper whose name the file uses already (timm's coat.py imports its own LayerNorm) is written under a
+    fresh one (`LayerNorm_1`, `PluginContext.helper`), which the converted code uses.
 """
 from __future__ import annotations
 

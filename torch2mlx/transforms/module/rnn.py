@@ -15,8 +15,8 @@ initial state, the same return values and torch's parameter names (`weight_ih_l0
 step with the same gate code, torch's names (`weight_ih`, `bias_hh`), `(h, c)` or `h` returned,
 unbatched input accepted.
 
-**Left in place when**: `proj_size` is given (LSTM projections), `dtype=`, or the class name
-`MultiLayerRNN` / `RecurrentCell` is already used in the file.
+**Left in place when**: `proj_size` is given (LSTM projections) or `dtype=`. Where the file uses the
+name `MultiLayerRNN` / `RecurrentCell` already, the local class gets a fresh one (`MultiLayerRNN_1`).
 """
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ import libcst as cst
 
 from torch2mlx.binding import Flag
 from torch2mlx.handlers import register
-from torch2mlx.patterns import find, is_integer
+from torch2mlx.patterns import is_integer
 from torch2mlx.transforms.codegen import mlx_statements
 
 CLASS_NAME = "MultiLayerRNN"
@@ -189,10 +189,7 @@ def _local_rnn(mode: str, original: cst.Call, call: cst.Call, rewriter, kind: st
     if mode == "RNN" and len([a for a in args if a.keyword is None]) > rnn_positionals:
         raise Flag(f"nn.RNN{'Cell' if kind == 'cell' else ''}'s argument after the first {rnn_positionals} "
                    "positional ones is nonlinearity: pass it and the later ones by keyword")
-    if not rewriter.has_helper(class_name):
-        if find(original, cst.Name, lambda n: n.value == class_name) or class_name in rewriter.scopes[0].other:
-            raise Flag(f"the name {class_name} is already used in this file", "no-equivalent")
-        rewriter.add_helper(class_name, lambda: mlx_statements(rewriter, code.lstrip("\n")))
+    class_name = rewriter.helper(class_name, lambda: mlx_statements(rewriter, code.lstrip("\n")))
     mode_arg = cst.Arg(cst.SimpleString(f'"{mode}"'))
     return cst.Call(func=cst.Name(class_name), args=[mode_arg, *args]), frozenset({"mx", "nn"})
 

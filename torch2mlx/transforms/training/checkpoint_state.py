@@ -156,15 +156,12 @@ class CheckpointState(Transform):
             return "other"
         return "model"
 
-    def _helpers(self, rw) -> bool:
-        for name in ("save_checkpoint", "load_checkpoint"):
-            if not rw.has_helper(name) and rw.name_taken(name):
-                return False
-        if not rw.has_helper("save_checkpoint"):
-            statements = mlx_statements(rw, HELPERS)
-            rw.add_helper("save_checkpoint", statements[:1])
-            rw.add_helper("load_checkpoint", statements[1:])
-        return True
+    @staticmethod
+    def _helper(rw, name: str) -> str:
+        """save_checkpoint / load_checkpoint, both written with either: the name `name` has in the file."""
+        names = {helper: rw.helper(helper, lambda i=i: mlx_statements(rw, HELPERS)[i:i + 1])
+                 for i, helper in enumerate(("save_checkpoint", "load_checkpoint"))}
+        return names[name]
 
     def leave_Call(self, rw, original, updated):
         qual = rw.qualified_name(original.func)
@@ -227,11 +224,10 @@ class CheckpointState(Transform):
                 return updated
         else:
             return updated
-        if not self._helpers(rw):
-            return updated
+        helper = self._helper(rw, "save_checkpoint")
         rw.drop_flags(predicate=lambda f: f.rule_id in ("checkpoint", "torch.save"))
         rw.count_conversion()
-        return cst.Call(cst.Name("save_checkpoint"), args=[args[0].with_changes(value=dict_), args[1]])
+        return cst.Call(cst.Name(helper), args=[args[0].with_changes(value=dict_), args[1]])
 
     def _load(self, rw, original, updated):
         stmt = rw.statement
@@ -242,11 +238,10 @@ class CheckpointState(Transform):
         if not args or args[0].keyword is not None or any(a.keyword is None or a.keyword.value not in ("map_location", "weights_only")
                                                           for a in args[1:]):
             return updated
-        if not self._helpers(rw):
-            return updated
+        helper = self._helper(rw, "load_checkpoint")
         rw.drop_flags(predicate=lambda f: f.rule_id in ("checkpoint", "torch.load"))
         rw.count_conversion()
-        return cst.Call(cst.Name("load_checkpoint"), args=[args[0].with_changes(comma=cst.MaybeSentinel.DEFAULT)])
+        return cst.Call(cst.Name(helper), args=[args[0].with_changes(comma=cst.MaybeSentinel.DEFAULT)])
 
     def _restore(self, rw, original, updated):
         stmt = rw.statement

@@ -302,17 +302,14 @@ class EmaUpdate(Transform):
         if kind == "parameters" and self.freezes:
             return (f"this file freezes parameters: MLX's {average}.trainable_parameters() would leave the frozen ones out, "
                     f"which torch's loop over parameters() averages too; {WRITE} over the trees that hold them")
-        if rw.name_taken(HELPER) and not rw.has_helper(HELPER):
-            return f"the name {HELPER} is already used in this file; {WRITE}"
-        if not rw.has_helper(HELPER):
-            rw.add_helper(HELPER, lambda: mlx_statements(rw, HELPER_CODE))
+        helper = rw.helper(HELPER, lambda: mlx_statements(rw, HELPER_CODE))
         if floating:
             test = mlx_expr(rw, f"mx.issubdtype({ema}.dtype, mx.floating)")
             value = cst.IfExp(test=test, body=_paren(value), orelse=cst.Name(ema))
         lam = cst.Lambda(params=cst.Parameters(params=[cst.Param(cst.Name(ema)), cst.Param(cst.Name(other))]), body=value)
         method = "trainable_parameters" if kind == "parameters" else "parameters"
         trees = f"{average}.{method}(), {model}.{method}()"
-        call = cst.parse_statement(f"{average}.update({HELPER}(LAMBDA, {trees}))\n")
+        call = cst.parse_statement(f"{average}.update({helper}(LAMBDA, {trees}))\n")
         call = call.visit(_Replace("LAMBDA", lam))
         if source_stmt is not None and self.blocks:
             self.drop.setdefault(id(self.blocks[-1]), set()).add(code_of(source_stmt.with_changes(leading_lines=[])).strip())
@@ -557,11 +554,8 @@ class AveragedModelTransform(Transform):
                 return "a multi_avg_fn other than get_ema_multi_avg_fn (it updates lists of tensors in place)"
         if avg is None:  # SWA: the running mean
             avg = "lambda averaged, current, n: averaged + (current - averaged) / (n + 1)"
-        if rw.name_taken("AveragedModule") and not rw.has_helper("AveragedModule"):
-            return "the name AveragedModule is already used in this file"
-        if not rw.has_helper("AveragedModule"):
-            rw.add_helper("AveragedModule", lambda: mlx_statements(rw, AVERAGED_HELPER))
-        call = mlx_expr(rw, f"AveragedModule(MODEL, AVG, use_buffers={use_buffers})")
+        helper = rw.helper("AveragedModule", lambda: mlx_statements(rw, AVERAGED_HELPER))
+        call = mlx_expr(rw, f"{helper}(MODEL, AVG, use_buffers={use_buffers})")
         avg_node = mlx_expr(rw, avg) if isinstance(avg, str) else avg
         return call.with_changes(args=[call.args[0].with_changes(value=args["model"][1]), call.args[1].with_changes(value=avg_node),
                                        call.args[2]])

@@ -178,14 +178,10 @@ class OptimizerGroups(FunctionPath, Transform):
         func = original.func
         if (isinstance(func, cst.Attribute) and func.attr.value == "named_parameters" and not original.args
                 and rw.qualified_name(func.value) is None and not rw.tensors.is_tensor(func.value)):
-            if not rw.has_helper("named_parameters") and rw.name_taken("named_parameters"):
-                rw.flag(original, RULE_ID, "needs-review",
-                        "MLX modules have no named_parameters(): write mlx.utils.tree_flatten(model.parameters())")
-                return updated
-            rw.add_helper("named_parameters", lambda: mlx_statements(rw, NAMED_PARAMETERS))
+            helper = rw.helper("named_parameters", lambda: mlx_statements(rw, NAMED_PARAMETERS))
             rw.flag(original, RULE_ID, "semantics-differ", NAMES_NOTE, "info")
             rw.count_conversion()
-            return cst.Call(func=cst.Name("named_parameters"), args=[cst.Arg(updated.func.value)])
+            return cst.Call(func=cst.Name(helper), args=[cst.Arg(updated.func.value)])
         return updated
 
     def leave_SimpleStatementLine(self, rw, original, updated):
@@ -243,10 +239,8 @@ class OptimizerGroups(FunctionPath, Transform):
         if plan is not None and not isinstance(plan.build, str):
             lr = plan.build("lr")  # a per-step schedule: each group's from its own lr
         factory = f"lambda {', '.join(f'{k}={v}' for k, v in defaults.items())}: {body.format(lr=lr)}"
-        if not rw.has_helper("ParamGroupOptimizer") and rw.name_taken("ParamGroupOptimizer"):
-            return "the name ParamGroupOptimizer is already used in this file"
-        rw.add_helper("ParamGroupOptimizer", lambda: mlx_statements(rw, PARAM_GROUPS))
-        new = mlx_expr(rw, f"ParamGroupOptimizer({model}, GROUPS, {factory})")
+        helper = rw.helper("ParamGroupOptimizer", lambda: mlx_statements(rw, PARAM_GROUPS))
+        new = mlx_expr(rw, f"{helper}({model}, GROUPS, {factory})")
         return new.with_changes(args=[new.args[0], new.args[1].with_changes(value=groups), new.args[2]])
 
 

@@ -376,18 +376,16 @@ class LrSchedule(FunctionPath, Transform):
             return updated
         if plan.helper is not None:
             name, code = plan.helper
-            if rw.has_helper(name) or not rw.name_taken(name):
-                rw.add_helper(name, lambda: mlx_statements(rw, LR_SCHEDULER if name == "LRScheduler" else REDUCE_ON_PLATEAU))
-                rw.drop_flags(original)
-                rw.count_conversion()
-                args = [a for a in updated.args if a.keyword is None or a.keyword.value != "verbose"]
-                args[-1] = args[-1].with_changes(comma=cst.MaybeSentinel.DEFAULT)
-                if code is None:
-                    return updated.with_changes(func=cst.Name(name), args=args)
-                new = mlx_expr(rw, code)
-                opt = next((a for a in args if a.keyword is None), None) or next(a for a in args if a.keyword.value == "optimizer")
-                return new.with_changes(args=[new.args[0].with_changes(value=opt.value), *new.args[1:]])
-            plan.build = f"the name {name} is already used in this file"
+            helper = rw.helper(name, lambda: mlx_statements(rw, LR_SCHEDULER if name == "LRScheduler" else REDUCE_ON_PLATEAU))
+            rw.drop_flags(original)
+            rw.count_conversion()
+            args = [a for a in updated.args if a.keyword is None or a.keyword.value != "verbose"]
+            args[-1] = args[-1].with_changes(comma=cst.MaybeSentinel.DEFAULT)
+            if code is None:
+                return updated.with_changes(func=cst.Name(helper), args=args)
+            new = mlx_expr(rw, code)  # `LRScheduler(OPTIMIZER, ...)`: the helper's name in the file, the optimizer
+            opt = next((a for a in args if a.keyword is None), None) or next(a for a in args if a.keyword.value == "optimizer")
+            return new.with_changes(func=cst.Name(helper), args=[new.args[0].with_changes(value=opt.value), *new.args[1:]])
         if isinstance(plan.build, str):
             rw.edit_flags(lambda f: dataclasses.replace(f, message=plan.build + GENERIC) if f.node is original else f)
         else:

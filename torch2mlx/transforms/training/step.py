@@ -593,19 +593,9 @@ class TrainStep(Transform):
         if kind == CLIP:
             code = f"{grads}, {target} = optim.clip_grad_norm({grads}, {value})\n"
         else:
-            if not self._helper(rw, "clip_grad_values", CLIP_VALUE_HELPER):
-                return "the name clip_grad_values is already used in this file"
-            code = f"{grads} = clip_grad_values({grads}, {value})\n"
+            clip_values = rw.helper("clip_grad_values", lambda: mlx_statements(rw, CLIP_VALUE_HELPER))
+            code = f"{grads} = {clip_values}({grads}, {value})\n"
         return [mlx_statements(rw, code)[0].with_changes(leading_lines=stmt.leading_lines)]
-
-    @staticmethod
-    def _helper(rw, name: str, code: str) -> bool:
-        if rw.has_helper(name):
-            return True
-        if rw.name_taken(name):
-            return False
-        rw.add_helper(name, lambda: mlx_statements(rw, code))
-        return True
 
     def _function_ast(self):
         fn = self.functions[-1] if self.functions else None
@@ -702,9 +692,8 @@ class TrainStep(Transform):
         call = mlx_statements(rw, f"{returned}, {grads} = nn.value_and_grad({model}, {fn_name})({', '.join(params)})\n")
         if accumulation is not None:
             acc = next(n for n in ("accum_grads", "accum_grads_", "summed_grads") if n not in used)
-            if not self._helper(rw, "accumulate_grads", ACCUMULATE_HELPER):
-                return "the name accumulate_grads is already used in this file"
-            summed = mlx_statements(rw, f"{acc} = accumulate_grads({acc}, {grads})\n")[0]
+            accumulate = rw.helper("accumulate_grads", lambda: mlx_statements(rw, ACCUMULATE_HELPER))
+            summed = mlx_statements(rw, f"{acc} = {accumulate}({acc}, {grads})\n")[0]
             call.append(summed)
         out: list = []
         if conditional is not None:  # statements from the `if`'s body (start..end of `body`) go back into it
