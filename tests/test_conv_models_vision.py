@@ -205,10 +205,14 @@ def test_interpolate_to_a_size_that_is_not_a_multiple_raises_at_run_time():
 
 
 def test_helpers_are_not_written_over_a_name_the_file_uses():
+    """The file's own PixelShuffle keeps its name; the helper class is PixelShuffle_1 (and the function it calls,
+    free in the file, keeps its own)."""
     source = "import torch.nn as nn\n\n\ndef PixelShuffle(r):\n    return r\n\n\nlayer = nn.PixelShuffle(2)\n"
     result = convert_source(source)
-    assert any(d.rule_id == "torch.nn.PixelShuffle" for d in result.diagnostics), result.code
-    assert "class PixelShuffle" not in result.code
+    assert not any(d.rule_id == "torch.nn.PixelShuffle" for d in result.diagnostics), result.code
+    assert "class PixelShuffle(" not in result.code and "def PixelShuffle(r):\n    return r" in result.code
+    assert "class PixelShuffle_1(nn.Module):" in result.code and "layer = PixelShuffle_1(2)\n" in result.code
+    assert "return pixel_shuffle(x, self.upscale_factor)" in result.code and "def pixel_shuffle(" in result.code
 
 
 MODELS = {  # file, class, torch input shape (NCHW)

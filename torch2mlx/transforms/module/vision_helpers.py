@@ -15,18 +15,16 @@ since torch's uneven, overlapping bins are not reproduced. Output size 1 stays a
 `F.interpolate(x, size=...)` becomes `upsample_to_size`, MLX's nn.Upsample with the whole factor
 size / input size (the same source pixels as torch, checked); other sizes raise at run time.
 
-**Left in place when** a helper's name is already used in the file.
+A helper whose name the file uses already gets a fresh one (`pixel_shuffle_1`), which the translation calls.
 """
 from __future__ import annotations
 
 import re
 
-import libcst as cst
-
-from torch2mlx.binding import Flag, bind
+from torch2mlx.binding import bind
 from torch2mlx.handlers import register
 from torch2mlx.template import choose_template, expand, int_literal_value, normalize, template_roots
-from torch2mlx.transforms.codegen import mlx_statements
+from torch2mlx.transforms.codegen import add_helpers
 
 _FUNCTIONS = {
     "pixel_shuffle": '''
@@ -130,16 +128,20 @@ def _needed(name: str) -> list:
     return [*found, name]
 
 
-def emit_helpers(rewriter, code: str) -> None:
-    """Add the helpers `code` calls to the file (once each); Flag when a helper's name is taken there."""
+def emit_helpers(rewriter, code: str) -> dict:
+    """Add the helpers `code` calls to the file (once each, callees first); each one's name in the file (a fresh
+    one where the file uses it)."""
     wanted = [n for name in dict.fromkeys(_NAME.findall(code)) for n in _needed(name)]
-    taken = [n for n in wanted if rewriter.name_taken(n)]
-    if taken:
-        raise Flag(f"the name {taken[0]} is already used in this file (the local helper would need it)", "no-equivalent")
-    for name in dict.fromkeys(wanted):
-        rewriter.add_helper(name, lambda name=name: [  # two blank lines before each, PEP 8 style
-            stmt.with_changes(leading_lines=[cst.EmptyLine(), cst.EmptyLine(), *stmt.leading_lines])
-            for stmt in mlx_statements(rewriter, _source(name).lstrip("\n"))])
+    return add_helpers(rewriter, list(dict.fromkeys(wanted)), {name: _source(name) for name in wanted})
+
+
+def _renamed(template: str, names: dict) -> str:
+    """The rule's template calling each helper by its name in the file (`pixel_shuffle_1(`). The template is the
+    rule table's MLX code, where `_NAME` found the helper calls: the user's code is not in it yet."""
+    renames = {name: new for name, new in names.items() if new != name}
+    if not renames:
+        return template
+    return _NAME.sub(lambda m: f"{renames.get(m.group(1), m.group(1))}(", template)
 
 
 @register("vision_helper")
@@ -149,9 +151,9 @@ def vision_helper(rule, original, call, receiver, rewriter):
     template = choose_template(rule, bound)
     if rule.id in _GLOBAL and _is_one(bound.get("output_size")):
         template = _GLOBAL[rule.id]
-    result = expand(template, rule, bound)
-    emit_helpers(rewriter, template)
-    return result, template_roots(template)
+    result = expand(template, rule, bound)  # first: what it cannot translate raises before a helper is written
+    renamed = _renamed(template, emit_helpers(rewriter, template))
+    return (result if renamed is template else expand(renamed, rule, bound)), template_roots(template)
 
 
 # output size 1: a plain reduction over the two spatial axes of a channels-last map
