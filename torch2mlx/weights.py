@@ -57,9 +57,19 @@ class LoadReport:
         return "; ".join(parts) or f"{len(self.loaded)} arrays loaded"
 
 
+def _is_mlx_array(value: Any) -> bool:
+    """An mx.array (the converted `torch.hub.load_state_dict_from_url` returns them), without importing MLX."""
+    return type(value).__module__.startswith("mlx.") and type(value).__name__ == "array"
+
+
 def _to_numpy(value: Any) -> np.ndarray:
     if isinstance(value, np.ndarray):
         return value
+    if _is_mlx_array(value):
+        import mlx.core as mx
+
+        # numpy has no bfloat16: float32 holds every bfloat16 value exactly (cast back to the parameter's dtype)
+        return np.array(value.astype(mx.float32) if value.dtype == mx.bfloat16 else value)
     if hasattr(value, "detach"):  # a torch tensor, without importing torch
         value = value.detach().cpu()
         if str(value.dtype) == "torch.bfloat16":
@@ -76,6 +86,8 @@ def _identity(value: Any) -> Any:
         return ("torch", str(value.device), value.data_ptr(), tuple(value.shape), tuple(value.stride()), str(value.dtype))
     if isinstance(value, np.ndarray) and value.size:
         return ("numpy", value.__array_interface__["data"][0], value.shape, value.strides, value.dtype.str)
+    if _is_mlx_array(value) and value.size:
+        return ("mlx", id(value))  # one array object under two keys (the checkpoint reader keeps tied tensors so)
     return None
 
 
@@ -143,7 +155,8 @@ def plan(model: Any) -> dict:
 
 
 def load_torch_weights(model: Any, state_dict: Mapping[str, Any], strict: bool = True) -> LoadReport:
-    """Copy a torch state_dict (tensors or numpy arrays) into the converted MLX `model`, in place.
+    """Copy a torch state_dict (tensors, numpy arrays, or mx.arrays in torch's layout, as the converted
+    `torch.hub.load_state_dict_from_url` returns) into the converted MLX `model`, in place.
 
     Raises WeightLoadError listing missing, unexpected and mis-shaped keys unless
     `strict=False`, in which case what fits is loaded and the rest is in the report.

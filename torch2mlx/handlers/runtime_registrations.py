@@ -16,7 +16,11 @@
   MLX program holds no torch._C.Value, so the local one checks the arguments as PyTorch's does, sets
   `fn._arg_descriptors`, and passes them on.
 - `runtime_helper`: the rule's template, plus the local helper classes it names (`TorchLibrary`: a
-  `torch.library.Library` whose `define`/`impl`/`fallback` register nothing and return what torch's do).
+  `torch.library.Library` whose `define`/`impl`/`fallback` register nothing and return what torch's do;
+  `hub_load_state_dict_from_url`, which downloads and reads a torch checkpoint without torch:
+  handlers/torch_checkpoint_files.py).
+- `signature_twin`: the call as written, of a local helper with torch's whole signature
+  (`torch.hub.load_state_dict_from_url(...)` -> `hub_load_state_dict_from_url(...)`, *args/**kwargs included).
 - `stdlib_template`: the rule's template, which reads standard-library modules (`os`): they are imported
   when the file does not bind the name (`torch.hub._get_torch_home()` -> torch's own expression of it).
 
@@ -37,6 +41,8 @@ import libcst as cst
 from torch2mlx.binding import Flag, bind
 from torch2mlx.handlers import register
 from torch2mlx.handlers.local_helpers import emit
+from torch2mlx.handlers.torch_checkpoint_files import DEPENDS
+from torch2mlx.handlers.torch_checkpoint_files import HELPERS as CHECKPOINT_HELPERS
 from torch2mlx.template import choose_template, expand, normalize, template_roots
 
 HELPERS = {
@@ -95,6 +101,7 @@ def onnx_parse_args(*arg_descriptors):
 
     return decorator
 ''',
+    **CHECKPOINT_HELPERS,  # torch.hub.load_state_dict_from_url's (handlers/torch_checkpoint_files.py)
 }
 
 # standard-library modules a template may read (`os.getenv(...)`), imported when the file leaves the name free
@@ -199,8 +206,20 @@ def runtime_helper(rule, original, call, receiver, rw):
     bound = normalize(rule, bind(call.args, rule.signature, receiver))
     template = choose_template(rule, bound)
     result = expand(template, rule, bound)
-    emit(rw, template, HELPERS)
+    emit(rw, template, HELPERS, DEPENDS)
     return result, template_roots(template)
+
+
+@register("signature_twin")
+def signature_twin(rule, original, call, receiver, rw):
+    """The call as written, of the local helper of the rule's template, which takes torch's whole signature (same
+    names, order and defaults: `hub_load_state_dict_from_url`): exact for any arguments, `*args` / `**kwargs`
+    passed on included. Arguments torch would reject are flagged (bound where nothing is starred)."""
+    if not any(arg.star for arg in call.args):
+        bind(call.args, rule.signature, receiver)
+    helper = cst.parse_expression(rule.mlx.replace("{", "__t2m_").replace("}", "")).func.value
+    emit(rw, f"{helper}()", HELPERS, DEPENDS)
+    return call.with_changes(func=cst.Name(helper)), frozenset()
 
 
 def ensure_stdlib_import(rw, name: str) -> None:

@@ -43,7 +43,7 @@ from __future__ import annotations
 import libcst as cst
 
 from torch2mlx.binding import Flag
-from torch2mlx.handlers.local_helpers import add_helpers
+from torch2mlx.handlers.local_helpers import add_helpers, emit
 from torch2mlx.handlers.runtime_registrations import ensure_stdlib_import
 from torch2mlx.transforms import Transform
 
@@ -563,6 +563,11 @@ class RuntimeValues(Transform):
         other = _torch_import_names(rw, original.handlers[0].body.body)
         if not other or set(other) != set(first) or _loaded_anywhere(rw.scopes[0].node, set(first)):
             return updated
+        aliases = self._helper_aliases(rw, first, other)
+        if aliases is not None:
+            rw.drop_flags(predicate=lambda f: id(f.node) in _subtree_ids(original))
+            return cst.FlattenSentinel([stmt.with_changes(leading_lines=updated.leading_lines if i == 0 else ())
+                                        for i, stmt in enumerate(aliases)])
         defs = []
         for name, (module, imported) in first.items():
             alias = "" if imported == name else f" as {name}"
@@ -577,6 +582,27 @@ class RuntimeValues(Transform):
             defs.append(stmt.with_changes(leading_lines=updated.leading_lines if not defs else [cst.EmptyLine()]))
         rw.count_conversion()
         return cst.FlattenSentinel(defs)
+
+    @staticmethod
+    def _helper_aliases(rw, first: dict, other: dict) -> "list | None":
+        """`name = helper` for each re-exported name, where both branches import torch functions whose rule makes
+        a call of one local helper taking torch's whole signature (torch.hub.load_state_dict_from_url and
+        torch.utils.model_zoo.load_url -> hub_load_state_dict_from_url): the name is then that helper, exact for
+        any call. None where a name has no such helper (or its name is taken in the file)."""
+        from torch2mlx.handlers.runtime_registrations import DEPENDS, HELPERS
+
+        helpers = {}
+        for name in first:
+            found = {_signature_helper(rw, f"{module}.{imported}", HELPERS) for module, imported in (first[name], other[name])}
+            if len(found) != 1 or None in found:
+                return None
+            helpers[name] = found.pop()
+        try:
+            emit(rw, "".join(f"{h}()" for h in helpers.values()), HELPERS, DEPENDS)
+        except Flag:
+            return None
+        rw.count_conversion()
+        return [cst.parse_statement(f"{name} = {helper}\n") for name, helper in helpers.items()]
 
     @staticmethod
     def _own_fallback(rw, original: cst.Try, updated: cst.Try):
@@ -651,6 +677,29 @@ def _torch_has(rw, qual: str) -> bool:
     """torch 2.x has this name: a module, or a name the rule table or this transform translates."""
     return (qual in TORCH_MODULES or qual in FUNCTION_VALUES or rw.index.function(qual) is not None
             or rw.index.value(qual) is not None)
+
+
+def _signature_helper(rw, qual: str, helpers: dict) -> "str | None":
+    """The local helper a torch function's rule calls with the whole of torch's signature, in its order (the
+    template `helper({a}, b={b}, c={c})`): the name may then simply be bound to the helper. None otherwise."""
+    rule = rw.index.function(qual)
+    if rule is None or rule.mlx is None or rule.signature is None:
+        return None
+    try:
+        call = cst.parse_expression(rule.mlx.replace("{", "__t2m_").replace("}", ""))
+    except cst.ParserSyntaxError:
+        return None
+    if not (isinstance(call, cst.Call) and isinstance(call.func, cst.Name) and call.func.value in helpers):
+        return None
+    params = [p.name for p in rule.signature.params]
+    if len(call.args) != len(params):
+        return None
+    for arg, param in zip(call.args, params):
+        if arg.star or not (isinstance(arg.value, cst.Name) and arg.value.value == f"__t2m_{param}"):
+            return None
+        if arg.keyword is not None and arg.keyword.value != param:
+            return None
+    return call.func.value
 
 
 def _subtree_ids(node: cst.CSTNode) -> set:
