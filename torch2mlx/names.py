@@ -37,6 +37,7 @@ class Scope:
     tensor_params: frozenset = frozenset()       # function: parameters every in-file call passes a tensor (value_facts)
     tensor_tuples: dict = field(default_factory=dict)  # module: functions, class: methods -> (element i a tensor, ...)
     project_classes: set = field(default_factory=set)  # nn.Module subclasses imported from other project files
+    hub_names: dict = field(default_factory=dict)  # module: local name -> the transformers name of its hub stand-in (hub/)
     node: Optional[ast.AST] = None               # the ast of the scope (module, def or class)
     _scalars: Optional[tuple] = None             # (int names, shadowed builtins): scalar_facts.int_names
 

@@ -38,6 +38,13 @@ def attribute_chain(node) -> Optional[list]:
     return parts
 
 
+def alias_key(name: str) -> tuple:
+    """The key of a function alias (value_facts.py: a name every binding of which in the file is one of the
+    file's functions) in the module's `tensor_tuples` / `tensor_functions`: it holds wherever the name is bound
+    locally, where a module-level function's own entry holds only where no local binding shadows it."""
+    return ("alias", name)
+
+
 def _python_bool_test(node: cst.Comparison) -> bool:
     """`x is None`, `x is not y`, `i in x`, `i not in x`: a Python bool even on tensors."""
     return any(isinstance(c.operator, (cst.Is, cst.IsNot, cst.In, cst.NotIn)) for c in node.comparisons)
@@ -123,8 +130,8 @@ class TensorFacts:
     def _ast_tuple_elements(self, node) -> Optional[tuple]:
         if not isinstance(node, ast.Call):
             return None
-        if isinstance(node.func, ast.Name) and not self.is_local(node.func.id):
-            return self.tuple_functions.get(node.func.id)
+        if isinstance(node.func, ast.Name):
+            return self._function_facts(self.tuple_functions, node.func.id)
         if _is_ast_self_attribute(node.func):
             return self.tuple_methods.get(node.func.attr)
         return None
@@ -134,7 +141,7 @@ class TensorFacts:
             return node.id in self.stack[-1]
         if isinstance(node, ast.Call):  # the file's own tensor-returning functions, layers and methods (value_facts)
             if isinstance(node.func, ast.Name):
-                return node.func.id in self.tensor_functions and not self.is_local(node.func.id)
+                return bool(self._function_facts(self.tensor_functions, node.func.id))
             return _is_ast_self_attribute(node.func) and node.func.attr in self.submodules
         if isinstance(node, ast.Attribute):
             return _is_ast_self_attribute(node) and node.attr in self.attributes
@@ -154,11 +161,19 @@ class TensorFacts:
         """(element i a tensor, ...) of `f(...)` / `self.m(...)` returning tuples (value_facts), or None."""
         if not isinstance(node, cst.Call):
             return None
-        if isinstance(node.func, cst.Name) and not self.is_local(node.func.value):
-            return self.tuple_functions.get(node.func.value)
+        if isinstance(node.func, cst.Name):
+            return self._function_facts(self.tuple_functions, node.func.value)
         if isinstance(node.func, cst.Attribute) and isinstance(node.func.value, cst.Name) and node.func.value.value == "self":
             return self.tuple_methods.get(node.func.attr.value)
         return None
+
+    def _function_facts(self, facts, name: str):
+        """What `facts` (tuple facts: a dict; tensor-returning functions: a set) say of calling `name`: a module-level
+        function's entry where no local binding shadows it, a function alias' where it is bound locally."""
+        if self.is_local(name):
+            key = alias_key(name)
+            return facts.get(key) if isinstance(facts, dict) else key in facts
+        return facts.get(name) if isinstance(facts, dict) else name in facts
 
     def is_bool(self, node: cst.BaseExpression) -> bool:
         """A boolean tensor: a comparison involving a tensor, `.bool()`, or a name assigned one."""
@@ -204,8 +219,8 @@ class TensorFacts:
             if qual is not None:
                 rule = self.index.function(qual)
                 return rule is not None and rule.returns == "tensor"
-            if isinstance(node.func, cst.Name) and node.func.value in self.tensor_functions:
-                return not self.is_local(node.func.value)
+            if isinstance(node.func, cst.Name) and self._function_facts(self.tensor_functions, node.func.value):
+                return True
             if (isinstance(node.func, cst.Attribute) and isinstance(node.func.value, cst.Name)
                     and node.func.value.value == "self" and node.func.attr.value in self.submodules):
                 return True  # a torch.nn layer of this class, called on its input

@@ -20,6 +20,14 @@ file's functions and classes; the pass reads the results through `Scope` (`tenso
   default) or passing `*args` / `**kwargs` that may cover it makes it unknown. Decorated functions,
   `forward` and dunder methods get no parameter facts (forward's are the nn-module transform's).
 
+- **Function aliases**: a name every binding of which in the file is an assignment, inside a def, of a
+  module-level function of the file (`attention_interface = eager_attention_forward`) or, with the
+  transformers hub, of `ALL_ATTENTION_FUNCTIONS.get_interface(impl, f)` (the stand-in returns `f` or raises)
+  or `ALL_ATTENTION_FUNCTIONS[impl]` (the stand-in raises: no value), holds one of those functions
+  wherever it is read: calling it returns a tensor, or a tuple with a tensor at element i, when every
+  function it may hold does. Any other binding of the name anywhere (a parameter, a loop, an import, module
+  level, a class body, ...) makes it no alias.
+
 Inside one function a name is a tensor when every binding of it is a tensor given the names known so
 far (greatest fixed point: sound by induction on execution, the first binding reads no earlier value
 of the name); any other binding (a loop target, `with ... as`, `global`, `del`, a walrus, a `nonlocal`
@@ -41,7 +49,7 @@ from typing import Optional
 
 from torch2mlx.array_facts import MX_NON_ARRAY_FUNCTIONS
 from torch2mlx.binding import bind_ast, signature_of
-from torch2mlx.tensors import TENSOR_TYPES, attribute_chain
+from torch2mlx.tensors import TENSOR_TYPES, alias_key, attribute_chain
 from torch2mlx.torch_facts import MODULE_BASES, NON_TENSOR_MODULES, TUPLE_RETURNING_LAYERS
 
 _FN = (ast.FunctionDef, ast.AsyncFunctionDef)
@@ -324,6 +332,8 @@ class _Analysis:
         self.callables: dict = {}     # id(_Cls) -> frozenset (self.<name>(...) is a tensor)
         self.tuples: dict = {}        # id(_Fn) -> (element i a tensor, ...) of the tuples it returns
         self.tuple_methods: dict = {} # id(_Cls) -> {method: (element i a tensor, ...)}
+        self.alias_refs: dict = {}    # function name -> its references that are values of aliases only called
+        self.aliases: dict = self._function_aliases()  # name -> the module-level _Fn it may hold (a tuple of them)
 
     # ----- collection: one walk of each def's and class's own code ------------------------------
     def _unit(self, scope, by_scope: dict) -> None:
@@ -536,6 +546,8 @@ class _Analysis:
                     rule = self.index.function(qual)
                     return rule is not None and rule.returns == "tensor"
             if isinstance(func, ast.Name):
+                if func.id in self.aliases and _bound_between(fn.scope, func.id):  # (read where it is bound)
+                    return all(id(f) in self.returning for f in self.aliases[func.id])
                 target = self.module_fns.get(func.id)
                 known = target is not None and id(target) in self.returning or func.id in self.module.tensor_functions
                 return known and not _bound_between(fn.scope, func.id)
@@ -592,7 +604,9 @@ class _Analysis:
         if not isinstance(value, ast.Call):
             return False
         func, facts = value.func, None
-        if isinstance(func, ast.Name) and func.id in self.module_fns and not _bound_between(fn.scope, func.id):
+        if isinstance(func, ast.Name) and func.id in self.aliases and _bound_between(fn.scope, func.id):
+            facts = _common(self.tuples.get(id(f)) for f in self.aliases[func.id])
+        elif isinstance(func, ast.Name) and func.id in self.module_fns and not _bound_between(fn.scope, func.id):
             facts = self.tuples.get(id(self.module_fns[func.id]))
         elif (fn.self_name is not None and isinstance(func, ast.Attribute) and isinstance(func.value, ast.Name)
               and func.value.id == fn.self_name):
@@ -732,7 +746,8 @@ class _Analysis:
         sites: dict = {}  # id(_Fn) -> list of (call, caller _Fn, opaque)
         targets = {}
         for name, fn in self.module_fns.items():
-            if not fn.node.decorator_list and not self.refs.get(name):
+            # referenced only by calls, and as the value of function aliases (whose calls are its call sites)
+            if not fn.node.decorator_list and self.refs.get(name, 0) == self.alias_refs.get(name, 0):
                 targets[id(fn)] = fn
         for cls in self.all_classes:
             for name, fn in cls.methods.items():
@@ -753,6 +768,9 @@ class _Analysis:
                         unresolved.add(func.attr)
                 if target is not None and id(target) in targets:
                     sites.setdefault(id(target), []).append((call, caller, opaque))
+                elif isinstance(func, ast.Name) and func.id in self.aliases and _bound_between(caller.scope, func.id):
+                    for held in self.aliases[func.id]:  # `attention_interface(self, q, k, v, ...)`: a call of each
+                        sites.setdefault(id(held), []).append((call, caller, opaque))
         params = {}
         for key, fn in targets.items():
             calls = sites.get(key)
@@ -763,7 +781,7 @@ class _Analysis:
             signature = signature_of(names, fn.kwonly, optional=True)
             for call, caller, opaque in calls:
                 # keywords the function does not name go to its **kwargs (or fail in Python): not a parameter fact
-                bound = bind_ast(call, signature, other_keywords=True)
+                bound = bind_ast(_without_double_star(call), signature, other_keywords=True)
                 if bound is None:
                     known = set()
                     break
@@ -791,6 +809,100 @@ class _Analysis:
         self.module.tensor_tuples = {name: self.tuples[id(fn)] for name, fn in self.module_fns.items() if id(fn) in self.tuples}
         self.module.tensor_functions = self.module.tensor_functions | frozenset(
             name for name, fn in self.module_fns.items() if id(fn) in self.returning)
+        for name, targets in self.aliases.items():  # read by TensorFacts wherever the name is bound (alias_key)
+            facts = _common(self.tuples.get(id(f)) for f in targets)
+            if facts is not None:
+                self.module.tensor_tuples[alias_key(name)] = facts
+            if all(id(f) in self.returning for f in targets):
+                self.module.tensor_functions = self.module.tensor_functions | {alias_key(name)}
+
+    def _function_aliases(self) -> dict:
+        """Names every binding of which in the file is a function alias (module docstring), with the functions."""
+        counts = _binding_counts(self.module.node)
+        interfaces = frozenset(n for n, stand_in in self.module.hub_names.items()
+                               if stand_in == "ALL_ATTENTION_FUNCTIONS" and counts.get(n) == 1)  # bound by the import only
+
+        def function(node) -> Optional[_Fn]:
+            if isinstance(node, ast.Name) and node.id in self.module_fns and counts.get(node.id) == 1:
+                return self.module_fns[node.id]  # bound by its def only
+            return None
+
+        def held(value) -> Optional[list]:
+            """The functions an assignment of `value` binds (an empty list: it raises), or None: no alias."""
+            if function(value) is not None:
+                return [function(value)]
+            if isinstance(value, ast.Subscript) and isinstance(value.value, ast.Name) and value.value.id in interfaces:
+                return []
+            if (isinstance(value, ast.Call) and isinstance(value.func, ast.Attribute) and value.func.attr == "get_interface"
+                    and isinstance(value.func.value, ast.Name) and value.func.value.id in interfaces):
+                bound = bind_ast(value, _GET_INTERFACE)
+                default = bound.values.get("default") if bound is not None else None
+                return [function(default)] if function(default) is not None else None
+            return None
+
+        targets: dict = {}  # name -> [_Fn]
+        stores: dict = {}   # name -> alias assignments of it
+        used: dict = {}     # name -> [functions' names read as alias values]
+        for node in ast.walk(self.module.node):
+            if isinstance(node, ast.Assign) and len(node.targets) == 1:
+                target = node.targets[0]
+            elif isinstance(node, ast.AnnAssign) and node.value is not None:
+                target = node.target
+            else:
+                continue
+            found = held(node.value) if isinstance(target, ast.Name) else None
+            if found is not None:
+                targets.setdefault(target.id, []).extend(found)
+                stores[target.id] = stores.get(target.id, 0) + 1
+                used.setdefault(target.id, []).extend(f.node.name for f in found)
+        # every binding of the name anywhere in the file is one of those assignments, and one binds a function
+        aliases = {name: tuple(dict.fromkeys(fns)) for name, fns in targets.items() if fns and counts.get(name) == stores[name]}
+        for name in aliases:
+            if not self.refs.get(name):  # the alias is only called: the functions it holds reach no other place
+                for f in used[name]:
+                    self.alias_refs[f] = self.alias_refs.get(f, 0) + 1
+        return aliases
+
+
+_GET_INTERFACE = signature_of(["attn_implementation", "default"], [])
+
+
+def _without_double_star(call: ast.Call) -> ast.Call:
+    """The call without its `**kwargs`: those cannot give a parameter that a positional or keyword argument gives
+    (Python raises), so what the rest binds stands; a parameter they may give is left unbound (unknown)."""
+    if all(k.arg is not None for k in call.keywords):
+        return call
+    return ast.Call(call.func, call.args, [k for k in call.keywords if k.arg is not None])
+
+
+def _binding_counts(tree) -> dict:
+    """How many places of the file bind each name (any scope: assignments, parameters, defs, imports, ...)."""
+    counts: dict = {}
+
+    def add(name) -> None:
+        counts[name] = counts.get(name, 0) + 1
+
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Name) and not isinstance(node.ctx, ast.Load):
+            add(node.id)
+        elif isinstance(node, ast.arg):
+            add(node.arg)
+        elif isinstance(node, (*_FN, ast.ClassDef)):
+            add(node.name)
+        else:
+            for name in _unknown_bindings(node):
+                if not isinstance(node, (ast.For, ast.AsyncFor, ast.NamedExpr, ast.With, ast.AsyncWith, ast.Delete)):
+                    add(name)  # (the targets of those are Names in a Store / Del context: counted above)
+    return counts
+
+
+def _common(facts) -> Optional[tuple]:
+    """Element i a tensor in every one of the tuples facts (all of one length), or None."""
+    facts = list(facts)
+    if not facts or any(f is None for f in facts) or len({len(f) for f in facts}) != 1:
+        return None
+    common = tuple(all(f[i] for f in facts) for i in range(len(facts[0])))
+    return common if any(common) else None
 
 
 def _scopes(scope):

@@ -51,6 +51,15 @@ def shape_reshape(rule, original: cst.Call, call: cst.Call, receiver, rewriter):
         # x.view(*shape): the sequence itself is the shape
         bound = Bound({"input": receiver, "shape": [call.args[0].value]})
         return expand("mx.reshape({input}, {shape})", rule, bound), frozenset({"mx"})
+    if receiver is not None and len(call.args) > 1 and all(a.keyword is None and a.star in ("", "*") for a in call.args) \
+            and any(a.star == "*" for a in call.args):
+        # x.reshape(*input_shape, -1): with two positionals or more torch reads each as one size (the varargs form;
+        # a sequence among them is a TypeError, as in MLX), so the shape is the tuple they spell
+        if any(a.star == "" and _DTYPE.match(code_of(a.value)) for a in call.args):
+            raise Flag("`view(dtype)` reinterprets the bits; use mx.view(x, dtype) by hand after checking the itemsizes", "no-equivalent")
+        shape = cst.Tuple([cst.StarredElement(a.value) if a.star == "*" else cst.Element(a.value) for a in call.args])
+        bound = Bound({"input": receiver, "shape": [shape]})
+        return expand("mx.reshape({input}, {shape})", rule, bound), frozenset({"mx"})
     bound = _bound(rule, call, receiver)
     if bound.present("dtype"):
         raise Flag("`view(dtype)` reinterprets the bits; use mx.view(x, dtype) by hand after checking the itemsizes", "no-equivalent")

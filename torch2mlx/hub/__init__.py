@@ -38,7 +38,9 @@ PROVIDED = {
                                   "GenericForQuestionAnswering", "GenericForTokenClassification"}),
     "modeling_utils": frozenset({"PreTrainedModel", "ALL_ATTENTION_FUNCTIONS", "slice_logits_to_keep"}),
     "pytorch_utils": frozenset({"apply_chunking_to_forward", "Conv1D", "compile_compatible_method_lru_cache"}),
-    "integrations": frozenset({"use_kernel_forward_from_hub", "use_kernel_func_from_hub", "use_kernelized_func"}),
+    "integrations": frozenset({"use_kernel_forward_from_hub", "use_kernel_func_from_hub", "use_kernelized_func",
+                               "use_experts_implementation"}),
+    "integrations.moe": frozenset({"use_experts_implementation"}),
     "generation": frozenset({"GenerationMixin"}),
     "modeling_flash_attention_utils": frozenset({"FlashAttentionKwargs"}),
     "modeling_rope_utils": frozenset({"dynamic_rope_update", "ROPE_INIT_FUNCTIONS"}),
@@ -71,6 +73,7 @@ KEPT = {
     "integrations.deepspeed": frozenset({"is_deepspeed_zero3_enabled"}),  # False: MLX runs no DeepSpeed
 }
 MODULE_CLASSES = frozenset({"PreTrainedModel", "GradientCheckpointingLayer", "Conv1D"})
+_FACT_NAMES = frozenset({"ALL_ATTENTION_FUNCTIONS", "initialization"})  # stand-ins the conversion knows facts of
 
 
 @functools.lru_cache(maxsize=1)
@@ -120,6 +123,10 @@ class Plan:
     imports: list
     module_classes: frozenset
     torch_aliases: dict = field(default_factory=dict)  # local name -> torch module it behaves as
+    # local name -> the stand-in it names, for the facts that hold of the stand-ins: ALL_ATTENTION_FUNCTIONS'
+    # `.get_interface(impl, f)` returns f or raises and `[impl]` raises (value_facts.py: only the modeling file's
+    # eager function runs); `initialization` is transformers' (its copy_ too: transforms/init)
+    names: dict = field(default_factory=dict)
 
     @property
     def hint(self) -> str:
@@ -131,6 +138,7 @@ class Plan:
         file; `from transformers import initialization as init` is torch.nn.init for the conversion (transformers'
         functions call torch.nn.init's on a tensor not loaded from a checkpoint: a model built from a config)."""
         module_scope.project_classes.update(self.module_classes)
+        module_scope.hub_names = dict(self.names)
         for name, qual in self.torch_aliases.items():
             module_scope.imports[name] = qual
             module_scope.other.discard(name)
@@ -152,7 +160,7 @@ def plan(hubs, tree: ast.Module, path: str, module_name: Optional[str] = None, i
     from torch2mlx.imports import absolute_import
 
     module = module_name if module_name and module_name.startswith("transformers.") else _file_module(path)
-    found, classes, seen, aliases = [], set(), False, {}
+    found, classes, seen, aliases, names = [], set(), False, {}, {}
     for node in tree.body:
         if not isinstance(node, ast.ImportFrom) or any(a.name == "*" for a in node.names):
             continue
@@ -164,6 +172,8 @@ def plan(hubs, tree: ast.Module, path: str, module_name: Optional[str] = None, i
                     classes.add(a.asname or a.name)
                 if a.name == "initialization":
                     aliases[a.asname or a.name] = "torch.nn.init"
+                if a.name in _FACT_NAMES:
+                    names[a.asname or a.name] = a.name
             continue
         if target != "transformers" and not target.startswith("transformers."):
             continue
@@ -187,10 +197,12 @@ def plan(hubs, tree: ast.Module, path: str, module_name: Optional[str] = None, i
                     classes.add(a.asname or a.name)
                 if inner == "" and a.name == "initialization":
                     aliases[a.asname or a.name] = "torch.nn.init"
+                if a.name in _FACT_NAMES and (inner, a.name) in (("modeling_utils", "ALL_ATTENTION_FUNCTIONS"), ("", "initialization")):
+                    names[a.asname or a.name] = a.name
             elif a.name not in KEPT.get(inner, ()):
                 entry.flagged.append(pair)  # built on torch, or not known to run without it
             else:
                 entry.handled.discard(a.name)
         if entry.mapped or entry.flagged:
             found.append(entry)
-    return Plan(found, frozenset(classes), aliases) if seen else None
+    return Plan(found, frozenset(classes), aliases, names) if seen else None

@@ -64,8 +64,8 @@ class TinyAttention(nn.Module):
                                                                     eager_attention_forward)
         attn_output, _ = attention_interface(self, query_states, key_states, value_states, attention_mask,
                                              scaling=self.scaling)
-        attn_output: torch.Tensor = attn_output  # what the attention function returns is a tensor
-        return self.o_proj(attn_output.flatten(2))
+        attn_output = attn_output.reshape(*input_shape, -1).contiguous()
+        return self.o_proj(attn_output)
 
 
 class TinyLayer(GradientCheckpointingLayer):

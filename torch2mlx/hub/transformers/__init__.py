@@ -459,6 +459,37 @@ def use_kernelized_func(*funcs):
     return lambda cls: cls
 
 
+# transformers' other experts implementations are kernels for the same computation as the class's own forward
+_EXPERTS = (None, "eager", "batched_mm", "grouped_mm")
+
+
+def use_experts_implementation(experts_class=None, *, experts_interface=None, is_concatenated=True, is_transposed=False,
+                               has_bias=False, has_gate=True, has_post_expert_norm=False):
+    """transformers.integrations.use_experts_implementation: transformers dispatches the experts' forward to the
+    implementation `config._experts_implementation` names (the class's own forward for "eager"); the stand-in runs
+    the class's own forward and sets the attributes transformers sets, and raises for an implementation it lacks."""
+
+    def wrapper(cls):
+        original_init = cls.__init__
+
+        @wraps(original_init)
+        def __init__(self, config, *args, **kwargs):
+            original_init(self, config, *args, **kwargs)
+            implementation = getattr(config, "_experts_implementation", None)
+            if implementation not in _EXPERTS:
+                raise HubNotSupported(f"experts implementation {implementation!r}: the MLX stand-ins run the "
+                                      "experts class's own forward")
+            self.config = config
+            self.has_gate, self.has_bias, self.has_post_expert_norm = has_gate, has_bias, has_post_expert_norm
+            self.is_transposed, self.is_concatenated = is_transposed, is_concatenated
+            self._is_expert_parallel = False
+
+        cls.__init__ = __init__
+        return cls
+
+    return wrapper(experts_class) if experts_class is not None else wrapper
+
+
 def capture_outputs(func=None, *, tie_last_hidden_states=True):
     """transformers.utils.output_capturing.capture_outputs without hooks: asking for hidden states or attentions
     (argument or config) raises; `return_dict=False` gives the tuple, as in transformers."""

@@ -58,7 +58,12 @@ class NnInitTransform(Transform):
         self.functions: list = []          # enclosing FunctionDef nodes
         self.statement_calls: set = set()   # ids of calls that are whole expression statements
         self.class_refs: set = set()        # ids of class expressions in isinstance()/type() checks
+        self.hub_init: frozenset = frozenset()
         self.loops: dict = {}               # id(Expr) -> (receiver, fn, variable) for self.apply(fn)
+
+    def prepare(self, tree, module_scope) -> None:
+        # `from transformers import initialization as init` with the hub option (the names the stand-in has)
+        self.hub_init = frozenset(n for n, stand_in in module_scope.hub_names.items() if stand_in == "initialization")
 
     def applies_to(self, text: str) -> bool:
         return any(hint in text for hint in _HINTS)
@@ -162,6 +167,13 @@ class NnInitTransform(Transform):
     def _init_function(self, rw, original, updated, name):
         call = original.value
         name = ALIASES.get(name, name)
+        if (name == "copy_" and isinstance(call.func, cst.Attribute) and isinstance(call.func.value, cst.Name)
+                and call.func.value.value in self.hub_init and updated.value.args and updated.value.args[0].keyword is None):
+            # transformers' init.copy_(t, src) is t.copy_(src) under no_grad (on a tensor not loaded from a checkpoint,
+            # as the hub's other init functions): the method's translation, layout check included
+            method_call = updated.value.with_changes(func=cst.Attribute(updated.value.args[0].value, cst.Name("copy_")),
+                                                     args=updated.value.args[1:])
+            return self._method(rw, original, updated.with_changes(value=method_call))
         if name not in INITS or not updated.value.args:
             return updated
         signature, build = INITS[name]
