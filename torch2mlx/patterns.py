@@ -31,6 +31,41 @@ def is_self_attribute(node: Optional[cst.CSTNode], attr: Optional[str] = None) -
             and (attr is None or node.attr.value == attr))
 
 
+def dotted(node: Optional[cst.CSTNode]) -> Optional[str]:
+    """`a.b.c` for a name or a chain of attributes of one (`model.fc.weight`), read from the tree (parentheses and
+    spaces as written do not matter); None for anything else (a call, a subscript)."""
+    parts = []
+    while isinstance(node, cst.Attribute):
+        parts.append(node.attr.value)
+        node = node.value
+    if not isinstance(node, cst.Name):
+        return None
+    parts.append(node.value)
+    return ".".join(reversed(parts))
+
+
+def is_method_call(node: Optional[cst.CSTNode], receiver: str, method: str) -> bool:
+    """`<receiver>.<method>()` with no arguments (`is_method_call(x, "model", "parameters")`; `receiver` dotted)."""
+    return (isinstance(node, cst.Call) and not node.args and isinstance(node.func, cst.Attribute)
+            and node.func.attr.value == method and dotted(node.func.value) == receiver)
+
+
+def is_string(node: Optional[cst.CSTNode], *values: str) -> bool:
+    """`node` is a plain string literal (not bytes, not an f-string) whose value is one of `values`."""
+    if not isinstance(node, cst.SimpleString) or "b" in node.prefix.lower():
+        return False
+    value = node.evaluated_value
+    return isinstance(value, str) and value in values
+
+
+def index_of(node: Optional[cst.CSTNode]) -> Optional[cst.BaseExpression]:
+    """The index of `x[i]` (one plain index, not a slice, not starred); None for anything else."""
+    if not isinstance(node, cst.Subscript) or len(node.slice) != 1:
+        return None
+    index = node.slice[0].slice
+    return index.value if isinstance(index, cst.Index) and index.star is None else None
+
+
 class _Find(cst.CSTVisitor):
     def __init__(self, kinds: Kinds, where: Optional[Callable[[cst.CSTNode], bool]]) -> None:
         super().__init__()

@@ -41,6 +41,7 @@ from typing import Optional
 import libcst as cst
 
 from torch2mlx.binding import code_of
+from torch2mlx.patterns import index_of, is_integer, is_name
 from torch2mlx.transforms import Transform
 from torch2mlx.transforms.codegen import mlx_expr, mlx_statements
 
@@ -178,7 +179,7 @@ class AutogradGrad(Transform):
             return updated
         if any(a.keyword is not None and a.keyword.value != "requires_grad" for a in original.args) or len(original.args) > 1:
             return updated
-        if original.args and code_of(original.args[0].value) != "True":
+        if original.args and not is_name(original.args[0].value, "True"):
             return updated
         rw.drop_flags(predicate=lambda f: f.rule_id in ("Tensor.requires_grad_", "torch.Tensor.requires_grad_"))
         return updated.func.value
@@ -197,7 +198,7 @@ class AutogradGrad(Transform):
             return None
         value = original.body[0].value if isinstance(original.body[0], cst.Assign) else None
         first = False
-        if isinstance(value, cst.Subscript) and len(value.slice) == 1 and code_of(value.slice[0].slice) == "0":
+        if is_integer(index_of(value), "0"):
             value, first = value.value, True
         if not (isinstance(value, cst.Call) and rw.qualified_name(value.func) == GRAD):
             return None
@@ -253,11 +254,12 @@ class AutogradGrad(Transform):
         if "outputs" not in args or "inputs" not in args:
             return "outputs or inputs missing"
         for key in ("is_grads_batched", "materialize_grads", "allow_unused"):
-            if key in args and code_of(args[key]) not in ("False", "None"):
+            if key in args and not is_name(args[key], "False", "None"):
                 return f"{key}={code_of(args[key])} has no MLX form (MLX gives zeros for an unused input)"
-        create = code_of(args["create_graph"]) if "create_graph" in args else "False"
-        if create not in ("True", "False", "None"):
+        create_graph = args.get("create_graph", cst.Name("False"))
+        if not is_name(create_graph, "True", "False", "None"):
             return "create_graph is not a literal True/False"
+        create = create_graph.value
         inputs_node = args["inputs"]
         many = isinstance(inputs_node, (cst.List, cst.Tuple))
         elements = [e.value for e in inputs_node.elements] if many else [inputs_node]
@@ -276,7 +278,7 @@ class AutogradGrad(Transform):
             if len(grad_outputs.elements) != 1:
                 return "several grad_outputs"
             grad_outputs = grad_outputs.elements[0].value
-        if grad_outputs is not None and code_of(grad_outputs) == "None":
+        if is_name(grad_outputs, "None"):
             grad_outputs = None
         return inputs, many, outputs, grad_outputs, create
 

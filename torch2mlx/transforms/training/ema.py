@@ -50,6 +50,7 @@ from typing import Optional
 import libcst as cst
 
 from torch2mlx.binding import code_of
+from torch2mlx.patterns import dotted, index_of, is_method_call, is_name
 from torch2mlx.transforms import Transform
 from torch2mlx.transforms.codegen import mlx_expr, mlx_statements
 
@@ -227,7 +228,7 @@ class EmaUpdate(Transform):
                 break
             if isinstance(stmt, cst.SimpleStatementLine) and len(stmt.body) == 1 and isinstance(stmt.body[0], cst.Assign):
                 small = stmt.body[0]
-                if len(small.targets) == 1 and code_of(small.targets[0].target) == name:
+                if len(small.targets) == 1 and dotted(small.targets[0].target) == name:
                     model = _method_call(small.value, "state_dict")
                     found = (model, stmt) if model else None
         return found
@@ -317,7 +318,7 @@ class EmaUpdate(Transform):
 
     @staticmethod
     def _is_float_test(test, name: str) -> bool:
-        return code_of(test) in (f"{name}.dtype.is_floating_point", f"{name}.is_floating_point()")
+        return dotted(test) == f"{name}.dtype.is_floating_point" or is_method_call(test, name, "is_floating_point")
 
     @staticmethod
     def _names_in(node) -> list:
@@ -336,7 +337,7 @@ class EmaUpdate(Transform):
 
         class V(cst.CSTVisitor):
             def visit_Subscript(self, n):
-                if isinstance(n.value, cst.Name) and len(n.slice) == 1 and code_of(n.slice[0].slice) == key:
+                if isinstance(n.value, cst.Name) and is_name(index_of(n), key):
                     found.add(n.value.value)
 
         for stmt in body:
@@ -365,7 +366,7 @@ class EmaUpdate(Transform):
                 return None
             return _binop(value, op, small.value.visit(sub))
         if isinstance(small, cst.Assign):  # `e.data = expr`
-            if len(small.targets) != 1 or code_of(small.targets[0].target) != f"{ema}.data":
+            if len(small.targets) != 1 or dotted(small.targets[0].target) != f"{ema}.data":
                 return None
             return small.value.visit(sub)
         if not isinstance(small, cst.Expr) or not isinstance(small.value, cst.Call):
@@ -385,11 +386,11 @@ class EmaUpdate(Transform):
 
     @staticmethod
     def _is_target(node, ema: str) -> bool:
-        if code_of(node) in (ema, f"{ema}.data"):
+        if dotted(node) in (ema, f"{ema}.data"):
             return True
         # `e.data` the table wrote as `mx.stop_gradient(e)` (the MLX root is an emitter sentinel here)
         return (isinstance(node, cst.Call) and isinstance(node.func, cst.Attribute) and node.func.attr.value == "stop_gradient"
-                and len(node.args) == 1 and code_of(node.args[0].value) == ema)
+                and len(node.args) == 1 and is_name(node.args[0].value, ema))
 
     @staticmethod
     def _inplace(call: cst.Call, value, sub):
@@ -533,12 +534,13 @@ class AveragedModelTransform(Transform):
             return "no model"
         if self.freezes:
             return "this file freezes parameters (the generated class tells parameters from buffers by MLX's frozen arrays)"
-        use_buffers = code_of(args["use_buffers"][0]) if "use_buffers" in args else "False"
-        if use_buffers not in ("True", "False"):
+        use_buffers = args.get("use_buffers", (cst.Name("False"),))[0]
+        if not is_name(use_buffers, "True", "False"):
             return "use_buffers is not a literal"
+        use_buffers = use_buffers.value
         avg = None
         for key in ("multi_avg_fn", "avg_fn"):
-            if key not in args or code_of(args[key][0]) == "None":
+            if key not in args or is_name(args[key][0], "None"):
                 continue
             if avg is not None:
                 return "both avg_fn and multi_avg_fn"

@@ -28,6 +28,7 @@ import ast
 import libcst as cst
 
 from torch2mlx.binding import code_of
+from torch2mlx.patterns import dotted
 from torch2mlx.transforms import Transform
 from torch2mlx.transforms.training.scan import optimizer_models
 
@@ -116,9 +117,9 @@ class FreezeParameters(Transform):
             return updated
         small = body[0].body[0]
         name = original.target.value
-        assign = (isinstance(small, cst.Assign) and len(small.targets) == 1 and code_of(small.targets[0].target) == f"{name}.requires_grad"
+        assign = (isinstance(small, cst.Assign) and len(small.targets) == 1 and dotted(small.targets[0].target) == f"{name}.requires_grad"
                   and _false(small.value))
-        call = (isinstance(small, cst.Expr) and isinstance(small.value, cst.Call) and code_of(small.value.func) == f"{name}.requires_grad_"
+        call = (isinstance(small, cst.Expr) and isinstance(small.value, cst.Call) and dotted(small.value.func) == f"{name}.requires_grad_"
                 and len(small.value.args) == 1 and _false(small.value.args[0].value))
         if not (assign or call):
             return updated

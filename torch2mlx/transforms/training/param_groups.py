@@ -26,6 +26,7 @@ import ast
 import libcst as cst
 
 from torch2mlx.binding import code_of
+from torch2mlx.patterns import dotted, index_of, is_integer, is_string
 from torch2mlx.transforms import Transform
 from torch2mlx.transforms.codegen import mlx_expr, mlx_statements
 from torch2mlx.transforms.training.scan import grouped_optimizers, optimizer_models
@@ -65,8 +66,7 @@ class ParamGroupsLR(Transform):
         """`opt.param_groups[0]["lr"]` read (logging): the optimizer's rate as a float (the first group's)."""
         inner = original.value
         if not (isinstance(inner, cst.Subscript) and isinstance(inner.value, cst.Attribute) and inner.value.attr.value == "param_groups"
-                and len(original.slice) == 1 and code_of(original.slice[0].slice) in ('"lr"', "'lr'")
-                and len(inner.slice) == 1 and code_of(inner.slice[0].slice) == "0"):
+                and is_string(index_of(original), "lr") and is_integer(index_of(inner), "0")):
             return updated
         optimizer = code_of(inner.value.value)
         stmt = rw.statement
@@ -126,7 +126,7 @@ class ParamGroupsLR(Transform):
         if not (isinstance(small, cst.Assign) and len(small.targets) == 1 and isinstance(small.targets[0].target, cst.Subscript)):
             return None
         target = small.targets[0].target
-        if code_of(target.value) != group or len(target.slice) != 1 or code_of(target.slice[0].slice) not in ('"lr"', "'lr'"):
+        if dotted(target.value) != group or not is_string(index_of(target), "lr"):
             return None
         if group in _names(small.value):
             return None

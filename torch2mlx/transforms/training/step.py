@@ -46,7 +46,7 @@ from typing import Optional
 
 import libcst as cst
 
-from torch2mlx.patterns import find
+from torch2mlx.patterns import dotted, find, is_method_call
 from torch2mlx.binding import code_of
 from torch2mlx.transforms import Transform
 from torch2mlx.transforms.codegen import mlx_statements
@@ -173,7 +173,7 @@ class TrainStep(Transform):
         """`out = model(x)` for a model an optimizer trains: `out` is an array (seen even when the pass skips the line)."""
         small = node.body[0] if len(node.body) == 1 else None
         if isinstance(small, cst.Assign) and isinstance(small.value, cst.Call):
-            if any(code_of(small.value.func) in models for models in self.optimizers.values()):
+            if any(dotted(small.value.func) in models for models in self.optimizers.values()):
                 for t in small.targets:
                     if isinstance(t.target, cst.Name):
                         rw.tensors.mark(t.target.value, True)
@@ -641,7 +641,7 @@ class TrainStep(Transform):
         name = kind.rsplit(".", 1)[-1]
         if len(args) < 2 or any(a.star for a in args) or args[0].keyword is not None:
             return f"{name} call shape not recognised"
-        if code_of(args[0].value) != f"{model}.parameters()":
+        if not is_method_call(args[0].value, model, "parameters"):
             return f"{name} on something other than {model}.parameters()"
         names = ("max_norm", "norm_type", "error_if_nonfinite", "foreach") if kind == CLIP else ("clip_value", "foreach")
         value = None
