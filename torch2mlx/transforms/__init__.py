@@ -11,14 +11,15 @@ updated)` hooks for the node types it names, right after the table's own handlin
 that node. `rw` is the file's `context.PluginContext` (never the rewriter itself):
 `rw.qualified_name(expr)`, `rw.flag(node, rule_id, kind, message)`, `rw.drop_flags(...)`,
 `rw.tensors`, `rw.index`, `rw.need_import(root)`, `rw.count_conversion()`,
-`rw.add_helper(name, statements)` (docs/architecture.md, "Plugin context").
+`name = rw.helper(name, statements)` (a generated helper, once per file, under the name it got there)
+(docs/architecture.md, "Plugin context").
 """
 from __future__ import annotations
 
 import ast
 import importlib
 import pkgutil
-from typing import ClassVar
+from typing import ClassVar, Collection
 
 import libcst as cst
 
@@ -35,6 +36,10 @@ class Transform:
     # True when `applies_to(text)` alone decides: the transform needs no facts from other project
     # files, so importing a module class from one does not switch it on (its analysis costs time)
     text_decides: ClassVar[bool] = False
+    # attribute names whose statements the transform must see although they name no torch API (`loss.backward()`,
+    # `p.requires_grad = False`): the pass skips statements mentioning neither a torch name nor one of these
+    # (api._hot_attributes gathers them from every transform of the run)
+    hot_attributes: ClassVar[Collection[str]] = frozenset()
 
     def applies_to(self, text: str) -> bool:
         return True
