@@ -31,3 +31,16 @@ def test_script_on_a_class_and_unknown_arguments_stay_flagged():
 def test_a_user_comment_naming_a_marker_is_kept():
     source = HEAD + "# see torch.jit.ignore docs\n@torch.jit.ignore\ndef f():\n    pass\n"
     assert "# see torch.jit.ignore docs\ndef f():" in convert_source(source).code
+
+
+def test_a_marker_between_decorators_leaves_the_others_and_their_flags():
+    """The marker goes with its flag; an unknown decorator keeps its own flag line, and a comment above the function
+    stays (flags are findings dropped through the context, not comment lines matched by text)."""
+    source = ("import torch\n\n\n# the user's note\n@torch.jit.unused\n@torch.some_unknown_decorator\n@torch.jit.ignore\n"
+              "def f(x):\n    return x\n")
+    result = convert_source(source)
+    assert "@torch.jit" not in result.code and "@torch.some_unknown_decorator\ndef f(x):" in result.code
+    assert "# the user's note\n" in result.code
+    flagged = [d.rule_id for d in result.diagnostics if d.severity.value != "info"]
+    assert flagged == ["torch.some_unknown_decorator"], result.diagnostics
+    assert result.code.count("# torch2mlx: torch.some_unknown_decorator:") == 1

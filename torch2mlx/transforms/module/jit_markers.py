@@ -44,22 +44,12 @@ class JitMarkers(Transform):
             return all(a.keyword is not None and a.keyword.value in MARKERS[name] and not a.star for a in decorator.args)
         return True
 
-    def _drop_markers(self, rw, original, updated):
-        on_class = isinstance(original, cst.ClassDef)
-        dropped = {id(d.decorator) for d in original.decorators if self._is_marker(rw, d.decorator, on_class)}
-        if not dropped:
+    def leave_Decorator(self, rw, original, updated):
+        """A marker is removed, and the table's flags on it ("no MLX rule") with it: they are still the findings of
+        the function or class being left (the statement whose flag lines are written after its decorators)."""
+        if not self._is_marker(rw, original.decorator, isinstance(rw.statement, cst.ClassDef)):
             return updated
-        inside = set()
-        for d in original.decorators:
-            if id(d.decorator) in dropped:
-                inside.update(id(n) for n in (d.decorator, getattr(d.decorator, "func", None)) if n is not None)
-        # the table flagged the marker ("no MLX rule") before this hook ran: the mark is moot now
-        rw.drop_reports(lambda f: id(f.node) in inside)
-        rw.count_conversion(len(dropped))
-        kept = [new for old, new in zip(original.decorators, updated.decorators) if id(old.decorator) not in dropped]
-        leading = [line for line in updated.leading_lines if line.comment is None
-                   or not any(line.comment.value.startswith(f"# torch2mlx: {rule}:") for rule in MARKERS)]
-        return updated.with_changes(decorators=kept, leading_lines=leading)
-
-    leave_FunctionDef = _drop_markers
-    leave_ClassDef = _drop_markers
+        marker = {id(n) for n in (original.decorator, getattr(original.decorator, "func", None)) if n is not None}
+        rw.drop_flags(predicate=lambda f: id(f.node) in marker)
+        rw.count_conversion()
+        return cst.RemovalSentinel.REMOVE
