@@ -18,13 +18,13 @@ import libcst as cst
 from torch2mlx import handlers, value_facts
 from torch2mlx.array_facts import BUILTIN_TYPE_METHODS, TORCH_ONLY_MEMBERS
 from torch2mlx.emitter import is_generated_mark
-from torch2mlx.binding import Bound, Flag, bind, code_of
+from torch2mlx.binding import Bound, Flag, bind
 from torch2mlx.context import PluginContext
 from torch2mlx.diagnostics import Finding  # defined there; importable from here too, as before
 from torch2mlx.names import Scope
 from torch2mlx.table.index import RuleIndex
 from torch2mlx.table.model import Rule
-from torch2mlx.template import (EvaluatedTwice, choose_template, expand, is_atomic, keep_line_breaks, normalize, parenthesize, sentinel, template_placeholders,
+from torch2mlx.template import (EvaluatedTwice, choose_template, duplicates_allowed, expand, literal_array, is_atomic, keep_line_breaks, normalize, parenthesize, sentinel, template_placeholders,
                                 template_roots)
 from torch2mlx.tensors import TORCH_KEYWORDS, TensorFacts, attribute_chain
 
@@ -299,7 +299,8 @@ class TableRewriter(cst.CSTTransformer):
         if isinstance(stmt, cst.Expr) and id(stmt.value) in self.identity_calls:
             return isinstance(stmt.value, (cst.Name, cst.Attribute, cst.SimpleString, cst.FormattedString))
         if isinstance(stmt, cst.Assign) and id(stmt.value) in self.identity_calls and len(stmt.targets) == 1:
-            return code_of(stmt.targets[0].target) == code_of(stmt.value)
+            # the same tree, not the same text: `self.x = self.x.cpu()`, `x[0] = x[0].cpu()`
+            return stmt.targets[0].target.deep_equals(stmt.value)
         return False
 
     def leave_IndentedBlock(self, original, updated: cst.IndentedBlock):
@@ -402,8 +403,14 @@ class TableRewriter(cst.CSTTransformer):
         if isinstance(original.value, cst.Call) and id(original.value) in self.namedtuple_calls:
             rule = self.namedtuple_calls[id(original.value)]
             field = original.attr.value
-            if field in rule.namedtuple and isinstance(updated.value, cst.Tuple):
-                return updated.value.elements[rule.namedtuple.index(field)].value
+            if field in rule.namedtuple:
+                # torch's named tuple is a plain tuple in MLX, in the order of the rule's fields (unpacking relies on
+                # the same order): the field is that item, `torch.sort(x).values` -> `mx.sort(x, axis=-1)`,
+                # `torch.linalg.svd(A).S` -> `mx.linalg.svd(A, stream=mx.cpu)[1]`
+                at = rule.namedtuple.index(field)
+                if isinstance(updated.value, cst.Tuple):
+                    return updated.value.elements[at].value
+                return cst.Subscript(parenthesize(updated.value), [cst.SubscriptElement(cst.Index(cst.Integer(str(at))))])
         if self._torch_only_member(original.attr.value):
             if self._on_tensor(original.value):
                 return self._tensor_attribute(original, updated)
@@ -626,14 +633,28 @@ class TableRewriter(cst.CSTTransformer):
             self.flag(original, rule.id, "no-equivalent", rule.why or "no exact MLX equivalent")
             return updated
         try:
-            try:
-                result, roots = self._translate(rule, original, updated, receiver)
-            except EvaluatedTwice as twice:
-                # `self.qkv(x).topk(2)`: evaluated once into a fresh name where that is exact, else flagged
-                name = self._once_name(rule, original, receiver, twice)
-                fresh = cst.Name(name)
-                result, roots = self._translate(rule, original, updated.with_changes(func=updated.func.with_changes(value=fresh)), fresh)
-                self.once_names.setdefault(id(self.statement_stack[-1]), []).append((name, receiver))
+            pending: list = []  # (position in the call, fresh name, value): values evaluated once, before the statement
+            repeated: list = []  # literal arrays written as often as the translation reads them
+            while True:
+                try:
+                    with duplicates_allowed(repeated):
+                        result, roots = self._translate(rule, original, updated, receiver)
+                    break
+                except EvaluatedTwice as twice:
+                    # `self.qkv(x).topk(2)`, `torch.frac(torch.tensor([...]))`: the receiver or argument the translation
+                    # reads twice is evaluated once into a fresh name where that is exact; a literal array that cannot
+                    # be (in a comprehension, ...) is written twice (two equal new arrays); anything else is flagged
+                    try:
+                        position, name, value, updated, receiver = self._evaluate_once(rule, original, updated, receiver, twice)
+                    except EvaluatedTwice:
+                        if not literal_array(twice.value) or any(v is twice.value for v in repeated):
+                            raise
+                        repeated.append(twice.value)
+                        continue
+                    pending.append((position, name, value))
+            if pending:
+                # receiver first, then the arguments in order: the order Python evaluates them in
+                self.once_names.setdefault(id(self.statement_stack[-1]), []).extend((n, v) for _, n, v in sorted(pending, key=lambda p: p[0]))
         except Flag as flag:
             self.flag(original, rule.id, flag.kind, flag.reason)
             return updated
@@ -654,21 +675,43 @@ class TableRewriter(cst.CSTTransformer):
         return result
 
     # ----- a receiver evaluated once, through a fresh local name ------------------------------------------
-    def _once_name(self, rule: Rule, original: cst.Call, receiver, twice: EvaluatedTwice) -> str:
+    def _evaluate_once(self, rule: Rule, original: cst.Call, updated: cst.Call, receiver, twice: EvaluatedTwice):
+        """The call with the receiver or argument `twice` names replaced by a fresh local name, evaluated on a line
+        before the statement: (position: -1 for the receiver, else the argument's index; the name; the value it is
+        bound to; the new call; its receiver). Raises `twice` where that would not be exact."""
+        if receiver is not None and twice.value is receiver and isinstance(original.func, cst.Attribute) \
+                and isinstance(updated.func, cst.Attribute) and updated.func.value is receiver:
+            name = self._once_name(rule, original.func.value, twice)
+            fresh = cst.Name(name)
+            return -1, name, receiver, updated.with_changes(func=updated.func.with_changes(value=fresh)), fresh
+        # an argument: at module level (torch's docstring programs: `torch.frac(torch.tensor([...]))`). In a function
+        # it stays flagged for now: four rule examples (torch.topk(x.abs(), 2), torch.std_mean(x.abs(), 1),
+        # torch.view_as_real(torch.complex(x, y)), generate_square_subsequent_mask(len(x))) pin that flag
+        for i, (before, after) in enumerate(zip(original.args, updated.args) if self.scopes[-1].kind == "module" else ()):
+            if after.value is twice.value and not after.star:
+                name = self._once_name(rule, before.value, twice)
+                args = list(updated.args)
+                args[i] = after.with_changes(value=cst.Name(name))
+                return i, name, after.value, updated.with_changes(args=args), receiver
+        raise twice  # a value the handler built (`mx.broadcast_to(A, ...)`): not the source's
+
+    def _once_name(self, rule: Rule, value: cst.BaseExpression, twice: EvaluatedTwice) -> str:
         """`self.qkv(x).topk(2, dim=-1)`: the translation reads the receiver twice. Where evaluating it once, on a
         line before the statement, is exact (`qkv = self.qkv(x)`), a fresh local name for it; else `twice` is raised.
-        Only a receiver that is a call's result or an item (`x[..., 0]`): another value evaluated twice stays flagged."""
+        `value` is the receiver or argument as written (the original tree): it must be evaluated first in its
+        statement, a statement of its own in a function or at module level (not a class body, whose names become
+        attributes), outside `with` blocks and the parts of an expression that run conditionally or later (lambdas,
+        comprehensions, `and` / `or`, `a if c else b`)."""
         stmt = self.statement_stack[-1] if self.statement_stack else None
-        receiver_call = original.func.value if isinstance(original.func, cst.Attribute) else None
-        if (receiver is None or twice.value is not receiver or not isinstance(receiver_call, (cst.Call, cst.Subscript))
-                or not isinstance(stmt, cst.SimpleStatementLine) or len(stmt.body) != 1
-                or self.scopes[-1].kind != "function" or not _ONCE_TRANSFORMS.issuperset(t.id for t in self.transforms)
+        if (not _computed(value) or not isinstance(stmt, cst.SimpleStatementLine) or len(stmt.body) != 1
+                or self.scopes[-1].kind not in ("function", "module")
+                or not _ONCE_TRANSFORMS.issuperset(t.id for t in self.transforms)
                 or any(isinstance(s, cst.With) for s in self.statement_stack)
-                or not evaluated_first(stmt.body[0], receiver_call)
-                or any(_inside(f.node, receiver_call) for f in self.statement_findings[-1])
+                or not evaluated_first(stmt.body[0], value)
+                or any(_inside(f.node, value) for f in self.statement_findings[-1])
                 or _marked(stmt, rule.id)):
             raise twice
-        return self._fresh_name(receiver_call)
+        return self._fresh_name(value)
 
     def _fresh_name(self, value) -> str:
         if self._file_names is None:
@@ -726,6 +769,19 @@ def _marked(stmt: cst.SimpleStatementLine, rule_id: str) -> bool:
     have run transforms this one does not, which kept the receiver where it was)."""
     mark = f"# torch2mlx: {rule_id}:"
     return any(line.comment is not None and line.comment.value.startswith(mark) for line in stmt.leading_lines)
+
+
+def _computed(value: cst.BaseExpression) -> bool:
+    """A value that is a call's result or an item (`self.qkv(x)`, `x[..., 0]`), or arithmetic on one
+    (`torch.arange(5) % 3`): what is named once. Arithmetic of names and literals (`x * 2`) stays flagged, for the
+    person to name (their rule examples document the flag)."""
+    if isinstance(value, (cst.Call, cst.Subscript)):
+        return True
+    if isinstance(value, cst.BinaryOperation):
+        return _computed(value.left) or _computed(value.right)
+    if isinstance(value, cst.UnaryOperation):
+        return _computed(value.expression)
+    return False
 
 
 def _inside(node, root: cst.CSTNode) -> bool:

@@ -13,6 +13,8 @@ Semantics, in one place:
 from __future__ import annotations
 
 import ast
+import contextlib
+import contextvars
 import functools
 import re
 from typing import Optional
@@ -47,7 +49,11 @@ def parenthesize(node: cst.BaseExpression) -> cst.BaseExpression:
 
 
 def is_simple(node: cst.BaseExpression) -> bool:
-    """Safe to evaluate twice: names, attribute chains of names, literals, `x.shape[0]`-style items."""
+    """Safe to evaluate twice: names, attribute chains of names, literals, `x.shape[0]`-style items, and a
+    translation's 0-d array of a number (`mx.array(2.0)`, `mx.array(-1, dtype=mx.int64)`: a new equal array each time,
+    nothing else happens)."""
+    if isinstance(node, cst.Call):
+        return literal_array(node) and _is_number(node.args[0].value)
     if isinstance(node, cst.Name):
         return True
     if isinstance(node, cst.Attribute):
@@ -60,6 +66,45 @@ def is_simple(node: cst.BaseExpression) -> bool:
     if isinstance(node, cst.UnaryOperation) and isinstance(node.operator, cst.Minus):
         return isinstance(node.expression, (cst.Integer, cst.Float))
     return False
+
+
+def literal_array(node: cst.BaseExpression) -> bool:
+    """A translation's array of literals: `mx.array([1, -3, 5], dtype=mx.int64)`, `mx.array([1., mx.nan])`,
+    `mx.array([-1 + 1j])` (the sentinel `mx` of generated code only, not a call the source wrote). Evaluating it
+    twice makes two equal new arrays and has no other effect."""
+    if not isinstance(node, cst.Call) or not _is_mx_member(node.func, "array") or not node.args:
+        return False
+    first, rest = node.args[0], node.args[1:]
+    if first.keyword is not None or first.star or not _is_number_tree(first.value):
+        return False
+    return all(a.keyword is not None and a.keyword.value == "dtype" and _is_mx_member(a.value) for a in rest)
+
+
+def _is_mx_member(node: cst.BaseExpression, attr: Optional[str] = None) -> bool:
+    return (isinstance(node, cst.Attribute) and isinstance(node.value, cst.Name) and node.value.value == sentinel("mx")
+            and (attr is None or node.attr.value == attr))
+
+
+def _is_number(node: cst.BaseExpression) -> bool:
+    """A number written literally: `2`, `-1.5`, `1j`, `-1 + 1j`, `True`, `mx.nan`, `-mx.inf`."""
+    if isinstance(node, (cst.Integer, cst.Float, cst.Imaginary)):
+        return True
+    if isinstance(node, cst.Name):
+        return node.value in ("True", "False")
+    if _is_mx_member(node):
+        return node.attr.value in ("nan", "inf", "pi", "e")  # type: ignore[attr-defined]
+    if isinstance(node, cst.UnaryOperation):
+        return isinstance(node.operator, (cst.Minus, cst.Plus)) and _is_number(node.expression)
+    if isinstance(node, cst.BinaryOperation):  # a complex number, `-1 + 1j`
+        return isinstance(node.operator, (cst.Add, cst.Subtract)) and _is_number(node.left) and _is_number(node.right)
+    return False
+
+
+def _is_number_tree(node: cst.BaseExpression) -> bool:
+    """A number, or a (nested) list / tuple of them."""
+    if isinstance(node, (cst.List, cst.Tuple)):
+        return all(isinstance(e, cst.Element) and _is_number_tree(e.value) for e in node.elements)
+    return _is_number(node)
 
 
 def is_int_literal(node: cst.BaseExpression) -> bool:
@@ -260,6 +305,21 @@ def normalize(rule: Rule, bound: Bound) -> Bound:
     return Bound(out)
 
 
+# ids of argument values a template may read twice although `is_simple` refuses them: set by the rewriter around a
+# translation, for literal arrays it could not evaluate once through a fresh name (`duplicates_allowed`)
+_duplicable: contextvars.ContextVar = contextvars.ContextVar("duplicable", default=frozenset())
+
+
+@contextlib.contextmanager
+def duplicates_allowed(values):
+    """Within the block, `expand` writes each of `values` (nodes) as often as its template reads it."""
+    token = _duplicable.set(_duplicable.get() | {id(v) for v in values})
+    try:
+        yield
+    finally:
+        _duplicable.reset(token)
+
+
 class EvaluatedTwice(Flag):
     """The template uses argument `name` twice and its value is not safe to evaluate twice (the rewriter may
     evaluate it once into a fresh local name instead)."""
@@ -280,7 +340,7 @@ def expand(template: str, rule: Rule, bound: Bound) -> cst.BaseExpression:
             value = bound.get(name)
             if isinstance(value, list):
                 value = _varargs_value(value)
-            if names.count(name) > 1 and not is_simple(value):
+            if names.count(name) > 1 and not is_simple(value) and id(value) not in _duplicable.get():
                 raise EvaluatedTwice(name, value)
             values[name] = value
             continue

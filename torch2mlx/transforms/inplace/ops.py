@@ -52,6 +52,11 @@ SPECIAL = {"zero_", "fill_", "copy_"}
 # table; an `op_` with a rule of its own (requires_grad_) is translated by that rule before this runs
 # creation calls whose value is a new tensor and whose arguments may be evaluated twice (`torch.empty(n).normal_()`)
 _CREATIONS = frozenset({"torch.empty", "torch.zeros", "torch.ones"})
+# torch functions whose value is always a new tensor no other reference holds (not `as_tensor` / `from_numpy` /
+# `atleast_1d`, which may return their input or share its memory)
+_NEW_TENSORS = _CREATIONS | frozenset(f"torch.{n}" for n in (
+    "full", "eye", "arange", "linspace", "logspace", "tensor", "randn", "rand", "randint", "randperm", "normal",
+    "zeros_like", "ones_like", "empty_like", "full_like", "randn_like", "rand_like", "randint_like"))
 _NEW_METHODS = frozenset({"new_empty", "new_zeros", "new_ones"})  # `x.new_empty(shape)` (timm's drop_path)
 # method -> (torch's signature after the tensor, MLX expression over the new tensor {t}): nn-init's, and bernoulli_
 _VALUE_FILLS = {**FILL_METHODS, "bernoulli_": (signature_of(("p",), defaults={"p": "0.5"}),
@@ -155,6 +160,8 @@ class _ScopeFacts:
                 return None
             if isinstance(func, ast.Attribute) and isinstance(func.value, ast.Name) and func.value.id in ("torch", "F") and name not in VIEW_OPS:
                 return None
+            if name.endswith("_") and _module_root(func) in ("torch", "F") and parent.args[0] is node:
+                return None  # `torch.nn.functional.relu_(x)`: updates x in place (as `x.relu_()`), keeps no reference
             return f"it is passed to `{ast.unparse(func)}(...)`, which may keep a reference"
         if isinstance(parent, ast.Subscript) and parent.slice is node:
             return None
@@ -299,6 +306,8 @@ class InplaceOps(Transform):
                 and id(original) not in self.statement_calls and id(original) not in self.rebind_calls
                 and rw.qualified_name(func.value) is None):
             value = self._fresh_receiver(rw, original, updated)
+            if value is None:
+                value = self._new_tensor_update(rw, original, updated)
             if value is not None:
                 self.converted_values.add(id(original))
                 return value
@@ -321,6 +330,31 @@ class InplaceOps(Transform):
         rw.count_conversion()
         return mlx_expr(rw, template.format(t=code_of(updated.func.value), **args))
 
+    def _new_tensor_update(self, rw, original, updated):
+        """`torch.zeros(3, 5).scatter_add_(0, index, src)`, `torch.randn(3, 3).triu_()`: the update of a tensor the
+        expression itself creates (a torch creation function: no other reference to it exists) is the value of
+        the out-of-place method on it (the table's rule for `scatter_add`, `triu`); the creation is evaluated once
+        (a fresh name where the rule reads it twice, else flagged). Where torch runs the in-place form, the
+        out-of-place result has the receiver's dtype (a promotion is an error in place), but for comparisons: cast."""
+        receiver = original.func.value
+        method = original.func.attr.value
+        new = isinstance(receiver, cst.Call) and (rw.qualified_name(receiver.func) in _NEW_TENSORS
+                                                  or id(receiver) in self.converted_values)  # `torch.zeros(n).add_(x).mul_(2)`
+        if method in SPECIAL or not new or not isinstance(updated, cst.Call) or not isinstance(updated.func, cst.Attribute):
+            return None
+        rule = rw.index.method(method[:-1])
+        if rule is None or rule.status == "manual" or rule.returns != "tensor" or method[:-1] in BOOL_RESULT_OPS:
+            return None
+        out_call = updated.with_changes(func=updated.func.with_changes(attr=cst.Name(method[:-1])))
+        before = rw.flags()
+        value = self._apply(rw, rule, original, out_call, updated.func.value)
+        if value is None:  # the out-of-place rule cannot translate it: the statement's flags as they were
+            kept = {id(f) for f in before}
+            rw.drop_flags(predicate=lambda f: id(f) not in kept)
+            return None
+        self._drop_findings(rw, original)
+        return value
+
     def _drop_late_flags(self, rw) -> None:
         """nn-init (and the closed world) flag a random fill whose value is used after this transform left the call:
         it is translated here."""
@@ -340,11 +374,35 @@ class InplaceOps(Transform):
         call = original.value
         if not isinstance(call, cst.Call) or not isinstance(updated, cst.Expr) or not isinstance(updated.value, cst.Call):
             return updated
+        if _functional_inplace(rw, call) is not None:
+            return self._function(rw, updated, call)
         if isinstance(call.func, cst.Attribute) and _left_to_this(rw, call.func.attr.value):
             if rw.qualified_name(call.func.value) is not None:
                 return updated
             return self._method(rw, original, updated, call)
         return updated
+
+    def _function(self, rw, updated, call):
+        """`torch.relu_(x)` / `F.leaky_relu_(x, 0.2)` as a statement (or `x = torch.relu_(x)`): the function form of
+        an in-place method updates its first argument and returns it; with no other reference to x's tensor (as for
+        `x.relu_()`) it is `x = <the table's translation of torch.relu(x)>`. Where torch runs the in-place form the
+        out-of-place result has x's dtype (an integer x whose result would be float is an error in torch)."""
+        rule = _functional_inplace(rw, call)
+        name = call.args[0].value.value
+        why = self._problem(name)
+        if why is not None:
+            rw.drop_flags(call)  # one flag, saying why: not also the table's "no in-place form"
+            self._refuse(rw, call, why)
+            return updated
+        new_call = updated.value
+        out_call = new_call.with_changes(func=new_call.func.with_changes(attr=cst.Name(new_call.func.attr.value[:-1])))
+        before = len(rw.flags())
+        value = rw.apply_rule(rule, call, out_call)
+        if any(f.severity != "info" for f in rw.flags(before)):
+            return updated  # the out-of-place rule's own flag says why (an argument it cannot translate)
+        rw.drop_flags(call)  # the table's "no in-place form" for torch.relu_
+        rw.tensors.mark(name, True)
+        return cst.Assign([cst.AssignTarget(cst.Name(name))], value, semicolon=updated.semicolon)
 
     def _method(self, rw, original, updated, call):
         method = call.func.attr.value
@@ -448,6 +506,10 @@ class InplaceOps(Transform):
         self._drop_late_flags(rw)
         if len(original.targets) != 1:
             return updated
+        value = original.value
+        if (isinstance(value, cst.Call) and isinstance(original.targets[0].target, cst.Name) and isinstance(updated.value, cst.Call)
+                and _functional_inplace(rw, value) is not None and value.args[0].value.value == original.targets[0].target.value):
+            return self._function(rw, cst.Expr(updated.value, semicolon=updated.semicolon), value)  # `x = torch.relu_(x)`
         if id(original.value) in self.rebind_calls and _left_to_this(rw, original.value.func.attr.value) and isinstance(updated.value, cst.Call):
             # `noise = noise.bernoulli_(p)`: the statement form `noise.bernoulli_(p)`, whose value is bound back
             return self._method(rw, original, updated, original.value)
@@ -539,6 +601,24 @@ def _left_to_this(rw, method: str) -> bool:
         return False
     rule = rw.index.method(method)
     return rule is None or rule.status == "manual"
+
+
+def _functional_inplace(rw, call: cst.Call):
+    """For `torch.relu_(x, ...)` (any `torch.<op>_` / `torch.nn.functional.<op>_` the table has no rule of its own for,
+    called on a name): the table's rule for the out-of-place `torch.<op>`, if it translates to a tensor; else None."""
+    qual = rw.qualified_name(call.func)
+    if qual is None or not qual.endswith("_") or qual.endswith("__") or not isinstance(call.func, cst.Attribute):
+        return None
+    own = rw.index.function(qual)
+    if own is not None and own.status != "manual":
+        return None
+    first = call.args[0] if call.args else None
+    if first is None or first.keyword is not None or first.star or not isinstance(first.value, cst.Name):
+        return None
+    rule = rw.index.function(qual[:-1])
+    if rule is None or rule.status == "manual" or rule.returns != "tensor":
+        return None
+    return rule
 
 
 def _number(node: cst.BaseExpression) -> Optional[str]:
