@@ -242,3 +242,109 @@ def test_use_experts_implementation_runs_the_class_forward_and_sets_transformers
     config._experts_implementation = "deepgemm"
     with pytest.raises(HubNotSupported):
         use_experts_implementation(MlxExperts)(config)
+
+
+CONFIG = """\
+import torch
+from torch import nn
+from .configuration_clip import CLIPTextConfig
+
+
+class Embeddings(nn.Module):
+    def __init__(self, config: CLIPTextConfig):
+        super().__init__()
+{body}
+        self.register_buffer("position_ids", torch.arange({arg}).expand((1, -1)), persistent=False)
+
+    def forward(self, x: torch.Tensor):
+        return x + self.position_ids
+"""
+
+
+def test_an_int_field_of_a_strict_transformers_config_gives_arange_torch_dtype():
+    pytest.importorskip("transformers")
+    from transformers.models.clip.configuration_clip import CLIPTextConfig
+
+    src = CONFIG.format(body="        self.n = 1", arg="config.max_position_embeddings")
+    result = convert_source(src, "models/clip/modeling_clip.py", hub=("transformers",))
+    assert _flags(result) == []
+    assert "mx.arange(config.max_position_embeddings, dtype=mx.int64)" in result.code
+    config = CLIPTextConfig(max_position_embeddings=7)
+    for code, array in ((src, torch.zeros(2, 7, dtype=torch.long)), (result.code, mx.zeros((2, 7), dtype=mx.int64))):
+        ns: dict = {"__name__": "models.clip.modeling_clip"}
+        code = code.replace("from .configuration_clip import CLIPTextConfig",
+                            "from transformers.models.clip.configuration_clip import CLIPTextConfig")
+        exec(compile(code, "modeling_clip.py", "exec"), ns)
+        out = ns["Embeddings"](config)(array)
+        assert str(out.dtype).endswith("int64") and tuple(out.shape) == (2, 7)
+        np.testing.assert_array_equal(np.array(out), np.broadcast_to(np.arange(7), (2, 7)))
+
+
+@pytest.mark.parametrize("body, arg", [
+    ("        self.n = 1", "config.hidden_act"),                   # annotated str: not an int
+    ("        config = config.text_config", "config.max_position_embeddings"),  # rebound: another object
+    ("        self.n = 1", "config.attention_dropout"),           # annotated `float | int`
+])
+def test_what_a_config_does_not_show_to_be_an_int_stays_flagged(body, arg):
+    pytest.importorskip("transformers")
+    result = convert_source(CONFIG.format(body=body, arg=arg), "models/clip/modeling_clip.py", hub=("transformers",))
+    assert any("arange" in f for f in _flags(result)), result.code
+
+
+BUILT = """\
+import torch
+from torch import nn
+from .configuration_clip import CLIPTextConfig
+
+
+class Embeddings(nn.Module):
+    def __init__(self, config, scale=1):
+        super().__init__()
+        self.register_buffer("position_ids", torch.arange(config.max_position_embeddings).expand((1, -1)), persistent=False)
+
+    def forward(self, x: torch.Tensor):
+        return x + self.position_ids
+
+
+class Model(nn.Module):
+    def __init__(self, config: CLIPTextConfig{extra_param}):
+        super().__init__()
+        self.embeddings = Embeddings(config)
+{extra}
+    def forward(self, x: torch.Tensor):
+        return self.embeddings(x)
+
+    def _init_weights(self, module):
+        if isinstance(module, Embeddings):
+            pass
+"""
+
+
+def test_init_parameter_given_a_config_at_every_construction_holds_it():
+    pytest.importorskip("transformers")
+    from transformers.models.clip.configuration_clip import CLIPTextConfig
+
+    src = BUILT.format(extra_param="", extra="")
+    result = convert_source(src, "models/clip/modeling_clip.py", hub=("transformers",))
+    assert _flags(result) == []
+    assert "mx.arange(config.max_position_embeddings, dtype=mx.int64)" in result.code
+    config = CLIPTextConfig(max_position_embeddings=5)
+    outs = []
+    for code, x in ((src, torch.zeros(1, 5, dtype=torch.long)), (result.code, mx.zeros((1, 5), dtype=mx.int64))):
+        code = code.replace("from .configuration_clip", "from transformers.models.clip.configuration_clip")
+        ns: dict = {}
+        exec(compile(code, "modeling_clip.py", "exec"), ns)
+        outs.append(ns["Model"](config)(x))
+    assert str(outs[1].dtype).endswith(str(outs[0].dtype).rsplit(".", 1)[-1])
+    np.testing.assert_array_equal(np.array(outs[1]), outs[0].numpy())
+
+
+@pytest.mark.parametrize("extra_param, extra", [
+    (", other=None", "        self.more = Embeddings(other)\n"),          # another construction passes anything
+    ("", "        self.kinds = {'embeddings': Embeddings}\n"),           # the class as a value: built elsewhere
+])
+def test_a_construction_not_known_to_pass_a_config_leaves_the_parameter_unknown(extra_param, extra):
+    pytest.importorskip("transformers")
+    result = convert_source(BUILT.format(extra_param=extra_param, extra=extra), "models/clip/modeling_clip.py",
+                            hub=("transformers",))
+    assert any("arange" in f for f in _flags(result)), result.code

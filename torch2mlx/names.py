@@ -38,12 +38,64 @@ class Scope:
     tensor_tuples: dict = field(default_factory=dict)  # module: functions, class: methods -> (element i a tensor, ...)
     project_classes: set = field(default_factory=set)  # nn.Module subclasses imported from other project files
     hub_names: dict = field(default_factory=dict)  # module: local name -> the transformers name of its hub stand-in (hub/)
+    config_ints: dict = field(default_factory=dict)  # module: config class -> fields always holding an int (hub/)
+    config_params: dict = field(default_factory=dict)  # function: parameter -> the config class it holds (value_facts)
     node: Optional[ast.AST] = None               # the ast of the scope (module, def or class)
     _scalars: Optional[tuple] = None             # (int names, shadowed builtins): scalar_facts.int_names
+    _ints: Optional[frozenset] = None            # int_names(), read once
 
     def int_names(self) -> frozenset:
-        """Names every binding of which in this scope is a Python int (`scalar_facts.int_names`), read once."""
-        return self._scalar_facts()[0]
+        """Names every binding of which in this scope is a Python int (`scalar_facts.int_names`), read once; with
+        `config.<field>` for a parameter `config: <Config>` never rebound, the field of that config class always an
+        int (`config_ints`: a strict transformers config)."""
+        if self._ints is None:
+            self._ints = self._scalar_facts()[0] | self._config_fields()
+        return self._ints
+
+    def _config_fields(self) -> frozenset:
+        module = self
+        while module.parent is not None:
+            module = module.parent
+        if not module.config_ints or not isinstance(self.node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            return frozenset()
+        args = self.node.args
+        found = set()
+        for a in [*args.posonlyargs, *args.args, *args.kwonlyargs]:
+            ann = a.annotation
+            if a.arg in self.config_params:  # (value_facts: annotated, or passed one at every construction)
+                found.update(f"{a.arg}.{name}" for name in module.config_ints[self.config_params[a.arg]])
+                continue
+            if not (isinstance(ann, ast.Name) and ann.id in module.config_ints) or self._rebinds(a.arg, ann.id):
+                continue
+            found.update(f"{a.arg}.{name}" for name in module.config_ints[ann.id])
+        return frozenset(found)
+
+    def _rebinds(self, param: str, annotation: str) -> bool:
+        """Whether the def binds `param` other than as its parameter, or the config class' name is bound other
+        than by the module's import."""
+        module = self
+        while module.parent is not None:
+            module = module.parent
+        bindings = 0  # of the class' name anywhere in the file: the import only
+        for node in ast.walk(module.node):
+            if isinstance(node, ast.Name) and node.id == annotation and not isinstance(node.ctx, ast.Load):
+                bindings += 1
+            elif isinstance(node, (ast.Import, ast.ImportFrom)):
+                bindings += sum((a.asname or a.name).split(".")[0] == annotation for a in node.names)
+            elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) and node.name == annotation:
+                bindings += 1
+            elif isinstance(node, ast.arg) and node.arg == annotation:
+                bindings += 1
+            elif isinstance(node, (ast.Global, ast.Nonlocal)) and annotation in node.names:
+                bindings += 2
+        if bindings != 1:
+            return True
+        for node in ast.walk(self.node):
+            if isinstance(node, ast.Name) and node.id == param and not isinstance(node.ctx, ast.Load):
+                return True
+            if isinstance(node, (ast.Global, ast.Nonlocal)) and param in node.names:
+                return True
+        return False
 
     def _scalar_facts(self) -> tuple:
         if self._scalars is None:

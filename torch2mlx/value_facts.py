@@ -809,12 +809,77 @@ class _Analysis:
         self.module.tensor_tuples = {name: self.tuples[id(fn)] for name, fn in self.module_fns.items() if id(fn) in self.tuples}
         self.module.tensor_functions = self.module.tensor_functions | frozenset(
             name for name, fn in self.module_fns.items() if id(fn) in self.returning)
+        self._config_params()
         for name, targets in self.aliases.items():  # read by TensorFacts wherever the name is bound (alias_key)
             facts = _common(self.tuples.get(id(f)) for f in targets)
             if facts is not None:
                 self.module.tensor_tuples[alias_key(name)] = facts
             if all(id(f) in self.returning for f in targets):
                 self.module.tensor_functions = self.module.tensor_functions | {alias_key(name)}
+
+    def _config_params(self) -> None:
+        """Parameters that hold a strict transformers config (`names.Scope.config_ints`): annotated with its class,
+        or `__init__`'s parameter of a class of the file only ever constructed in the file's defs, every such call
+        passing one for it (`BertEmbeddings(config)` in `BertModel.__init__(self, config: BertConfig)`). Never
+        rebound in the def. The scopes' `config_params` (names.Scope.int_names reads their int fields)."""
+        configs = self.module.config_ints
+        if not configs:
+            return
+        counts = _binding_counts(self.module.node)
+        known: dict = {}  # id(_Fn) -> {parameter: config class}
+        for fn in self.fns:
+            args = fn.node.args
+            for a in [*args.posonlyargs, *args.args, *args.kwonlyargs]:
+                ann = a.annotation
+                if isinstance(ann, ast.Name) and ann.id in configs and counts.get(ann.id) == 1 and _only_param(fn, a.arg):
+                    known.setdefault(id(fn), {})[a.arg] = ann.id
+        sites = self._construction_sites(counts)
+        for _ in range(_MAX_ROUNDS):
+            changed = False
+            for key, (init, calls) in sites.items():
+                signature = signature_of(init.positional[1:], init.kwonly, optional=True)
+                found = None
+                for call, caller in calls:
+                    bound = bind_ast(_without_double_star(call), signature, other_keywords=True)
+                    passed = bound.values if bound is not None else {}
+                    here = {p: known[id(caller)][v.id] for p, v in passed.items()
+                            if isinstance(v, ast.Name) and v.id in known.get(id(caller), {})}
+                    found = here if found is None else {p: c for p, c in found.items() if here.get(p) == c}
+                merged = {**{p: c for p, c in (found or {}).items() if _only_param(init, p)}, **known.get(key, {})}
+                if merged != known.get(key, {}):
+                    known[key], changed = merged, True
+            if not changed:
+                break
+        for fn in self.fns:
+            if id(fn) in known:
+                fn.scope.config_params = known[id(fn)]
+
+    def _construction_sites(self, counts: dict) -> dict:
+        """id(__init__) -> (its _Fn, [(call, caller)]) for the file's classes constructed only by calls in its defs
+        (referenced otherwise only as isinstance's second argument, not subclassed in the file)."""
+        checks: dict = {}  # class name -> its references as isinstance's second argument (they construct nothing)
+        for node in ast.walk(self.module.node):
+            if (isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "isinstance"
+                    and counts.get("isinstance") is None and len(node.args) == 2):
+                kinds = node.args[1].elts if isinstance(node.args[1], ast.Tuple) else [node.args[1]]
+                for k in kinds:
+                    if isinstance(k, ast.Name):
+                        checks[k.id] = checks.get(k.id, 0) + 1
+        inits = set()
+        for name, cls in self.classes.items():
+            init = cls.methods.get("__init__")
+            if (init is not None and not init.node.decorator_list and self.refs.get(name, 0) == checks.get(name, 0)
+                    and init.self_name is not None and not any(cls in c.bases for c in self.all_classes)):
+                inits.add(id(init))
+        sites: dict = {}
+        for caller in self.fns:
+            for call, _ in caller.calls:
+                func = call.func
+                if isinstance(func, ast.Name) and func.id in self.classes and not _bound_between(caller.scope, func.id):
+                    init = self.classes[func.id].methods.get("__init__")
+                    if init is not None and id(init) in inits:
+                        sites.setdefault(id(init), (init, []))[1].append((call, caller))
+        return sites
 
     def _function_aliases(self) -> dict:
         """Names every binding of which in the file is a function alias (module docstring), with the functions."""
@@ -865,6 +930,11 @@ class _Analysis:
 
 
 _GET_INTERFACE = signature_of(["attn_implementation", "default"], [])
+
+
+def _only_param(fn: _Fn, name: str) -> bool:
+    """`name` is bound in the def only as its parameter."""
+    return all(b is not None and b[0] == "param" for b in fn.bindings.get(name, ()))
 
 
 def _without_double_star(call: ast.Call) -> ast.Call:

@@ -73,6 +73,8 @@ def literal_kind(node: cst.BaseExpression, ints: frozenset = frozenset()) -> Opt
         return None
     if isinstance(node, cst.Attribute) and node.attr.value == "ndim":
         return "int"
+    if isinstance(node, cst.Attribute) and isinstance(node.value, cst.Name) and f"{node.value.value}.{node.attr.value}" in ints:
+        return "int"  # `config.max_position_embeddings` of a strict transformers config (names.Scope.int_names)
     if (isinstance(node, cst.Attribute) and node.attr.value in _FLOAT_CONSTANTS and isinstance(node.value, cst.Name)
             and node.value.value in _FLOAT_CONSTANT_MODULES):
         return "float"  # torch.nan (already mx.nan here), math.pi, np.inf

@@ -89,6 +89,29 @@ def output_classes() -> frozenset:
     return frozenset(n.name for n in tree.body if isinstance(n, ast.ClassDef))
 
 
+@functools.lru_cache(maxsize=64)
+def config_int_fields(inner: str) -> dict:
+    """class name -> the fields annotated `int` of each `@strict` class of the installed transformers module `inner`
+    (`models.bert.configuration_bert`; read, not imported). huggingface_hub's strict dataclasses check every field's
+    type when the config is built and when a field is assigned, so such a field always holds an int."""
+    spec = importlib.util.find_spec("transformers")
+    if spec is None or not spec.submodule_search_locations:
+        return {}
+    source = Path(list(spec.submodule_search_locations)[0]).joinpath(*inner.split(".")).with_suffix(".py")
+    if not source.is_file():
+        return {}
+    found = {}
+    for node in ast.parse(source.read_text(encoding="utf-8")).body:
+        if not isinstance(node, ast.ClassDef) or not any(
+                isinstance(d, ast.Name) and d.id == "strict" or isinstance(d, ast.Call) and isinstance(d.func, ast.Name)
+                and d.func.id == "strict" for d in node.decorator_list):
+            continue
+        found[node.name] = frozenset(
+            s.target.id for s in node.body if isinstance(s, ast.AnnAssign) and isinstance(s.target, ast.Name)
+            and isinstance(s.annotation, ast.Name) and s.annotation.id == "int")
+    return found
+
+
 def provided(module: str) -> frozenset:
     return output_classes() | {"ModelOutput"} if module == "modeling_outputs" else PROVIDED.get(module, frozenset())
 
@@ -127,6 +150,7 @@ class Plan:
     # `.get_interface(impl, f)` returns f or raises and `[impl]` raises (value_facts.py: only the modeling file's
     # eager function runs); `initialization` is transformers' (its copy_ too: transforms/init)
     names: dict = field(default_factory=dict)
+    config_ints: dict = field(default_factory=dict)  # local name of a config class -> its fields always holding an int
 
     @property
     def hint(self) -> str:
@@ -139,6 +163,7 @@ class Plan:
         functions call torch.nn.init's on a tensor not loaded from a checkpoint: a model built from a config)."""
         module_scope.project_classes.update(self.module_classes)
         module_scope.hub_names = dict(self.names)
+        module_scope.config_ints = dict(self.config_ints)
         for name, qual in self.torch_aliases.items():
             module_scope.imports[name] = qual
             module_scope.other.discard(name)
@@ -160,7 +185,7 @@ def plan(hubs, tree: ast.Module, path: str, module_name: Optional[str] = None, i
     from torch2mlx.imports import absolute_import
 
     module = module_name if module_name and module_name.startswith("transformers.") else _file_module(path)
-    found, classes, seen, aliases, names = [], set(), False, {}, {}
+    found, classes, seen, aliases, names, configs = [], set(), False, {}, {}, {}
     for node in tree.body:
         if not isinstance(node, ast.ImportFrom) or any(a.name == "*" for a in node.names):
             continue
@@ -180,6 +205,11 @@ def plan(hubs, tree: ast.Module, path: str, module_name: Optional[str] = None, i
         inner = target[len("transformers."):] if target != "transformers" else ""
         generation = inner.startswith("models.") and inner.rsplit(".", 1)[-1].startswith("generation_")
         if inner.startswith("models.") and not generation:
+            if inner.rsplit(".", 1)[-1].startswith("configuration_"):  # the architecture's config classes
+                fields = config_int_fields(inner)
+                for a in node.names:
+                    if a.name in fields:
+                        configs[a.asname or a.name] = fields[a.name]
             continue  # an architecture's own files (configuration, other modeling files): converted or pure Python
         seen = True
         entry = _Import(node.level, node.module or "", node.lineno, node.col_offset + 1, target)
@@ -205,4 +235,4 @@ def plan(hubs, tree: ast.Module, path: str, module_name: Optional[str] = None, i
                 entry.handled.discard(a.name)
         if entry.mapped or entry.flagged:
             found.append(entry)
-    return Plan(found, frozenset(classes), aliases, names) if seen else None
+    return Plan(found, frozenset(classes), aliases, names, configs) if seen or configs else None
