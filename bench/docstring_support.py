@@ -656,8 +656,19 @@ def _wrap_torch(owner, attr, kind, canon, apply):
         if tape is None or not isinstance(out, torch.Tensor) or tape.desync:
             return out
         drawn = kind + "-complex" if out.is_complex() else kind  # never matches an mx.random draw
+        # torch.rand(..., dtype=complex64) is torch.rand(..., 2) viewed as complex (real, imaginary interleaved):
+        # recorded as that real draw, which the translation's mx.random.uniform(shape + (2,)) replays
+        pairs = attr in ("rand", "rand_like") and out.dtype == torch.complex64
         try:
-            if tape.replay:
+            if pairs:
+                if tape.replay:
+                    value = tape.next(kind, tuple(out.shape) + (2,))
+                    if value is not None:
+                        with torch.no_grad():
+                            out.copy_(torch.view_as_complex(torch.from_numpy(np.asarray(value, dtype=np.float32)).contiguous()))
+                else:
+                    tape.records.append((kind, torch.view_as_real(out.detach()).double().numpy().copy()))
+            elif tape.replay:
                 value = tape.next(drawn, tuple(out.shape))
                 if value is not None:
                     with torch.no_grad():

@@ -7,6 +7,7 @@
 """
 from __future__ import annotations
 
+import re
 from typing import Optional
 
 import libcst as cst
@@ -116,7 +117,7 @@ def dist(rule, original: cst.Call, call: cst.Call, receiver, rewriter):
         raise Flag(f"torch.dist: the order p must be a number literal: {code_of(node)}")
     values = {"t0": bound.get("input"), "t1": bound.get("other")}
     if p == 2.0 and node is None:
-        text = "mx.sqrt(mx.sum(mx.square({t0} - {t1})))"
+        text = "mx.sqrt(mx.sum(mx.square(mx.abs({t0} - {t1}))))"  # abs: complex differences give a real norm
     elif p == 0:
         # 1 where the difference is nonzero (NaN included: NaN != 0), in the float dtype of the difference
         text = "mx.sum(mx.where({t0} - {t1} == 0, 0, 1).astype(({t0} - {t1}).dtype))"
@@ -295,3 +296,122 @@ def tensor_literal_kinds(rule, original: cst.Call, call: cst.Call, receiver, rew
             template = "mx.array({data}, dtype=mx.complex64)" if kind == "complex" else "mx.array({data})"
             return expand(template, rule, converted), template_roots(template)
     return tensor_dtype(rule, original, call, receiver, rewriter)
+
+
+# callees whose value is a new array nothing else holds: `out=` of one of them is only the result's dtype
+_FRESH_ARRAYS = frozenset({"zeros", "ones", "empty", "full", "array", "zeros_like", "ones_like", "full_like",
+                           "empty_like"})
+
+
+def _fresh_array(node) -> bool:
+    """A call that makes a new array (mx.zeros(...), mx.array(...)), already translated: no name sees it."""
+    return (isinstance(node, cst.Call) and isinstance(node.func, cst.Attribute)
+            and node.func.attr.value in _FRESH_ARRAYS)
+
+
+@register("fresh_out")
+def fresh_out(rule, original: cst.Call, call: cst.Call, receiver, rewriter):
+    """`out=` of a new array (`torch.logical_and(a, b, out=torch.empty(4, dtype=torch.int16))`): torch writes
+    the result into it, cast to its dtype, and nothing else holds it, so the value is the result cast to that
+    dtype (the `out` variant). An `out=` a name or another expression may hold is flagged: MLX cannot write
+    into it."""
+    bound = normalize(rule, bind(call.args, rule.signature, receiver))
+    out = bound.get("out")
+    if out is not None and not _fresh_array(out):
+        raise Flag(f"argument out={code_of(out)}: torch writes the result into that tensor and MLX has no out= "
+                   "arguments; assign the result", "unsupported-arg")
+    template = choose_template(rule, bound)
+    return expand(template, rule, bound), template_roots(template)
+
+
+# torch / torch.linalg names of linear algebra that mx.linalg runs on float32 / float64 only
+_REAL_LINALG = re.compile(r"\b(linalg|cholesky\w*|inverse|pinverse|det|logdet|slogdet|solve\w*|triangular_solve|lu\w*|"
+                          r"qr|eig\w*|matrix_\w+|svd\w*|lstsq|geqrf|orgqr|ormqr)\b")
+
+
+def _complex_may_reach_linalg(rewriter) -> bool:
+    """The file calls a linear-algebra function (mx.linalg takes float32 / float64 arrays only: a complex
+    array reaching one raises)."""
+    import ast
+    scopes = rewriter.scopes
+    module = scopes[0].node if scopes else None
+    if module is None:
+        return True
+    for node in ast.walk(module):
+        name = node.attr if isinstance(node, ast.Attribute) else node.id if isinstance(node, ast.Name) else None
+        if name is not None and _REAL_LINALG.fullmatch(name):
+            return True
+    return False
+
+
+@register("random_complex")
+def random_complex(rule, original: cst.Call, call: cst.Call, receiver, rewriter):
+    """torch.randn / torch.rand with dtype=torch.complex64 (cfloat): torch draws the real and imaginary parts
+    interleaved, N(0, 1/2) each for randn (mx.random.normal's complex64 draw: the same distribution) and
+    U[0, 1) each for rand (a uniform draw of shape + (2,) viewed as complex64). Flagged in a file that also
+    does linear algebra (mx.linalg takes real arrays only). Any other dtype: the creation handler."""
+    from torch2mlx.handlers.creation_literals import random_shape
+
+    bound = bind(call.args, rule.signature, receiver)
+    dtype = bound.get("dtype")
+    if dtype is None or not re.search(r"\.complex64$", code_of(dtype)):
+        return random_shape(rule, original, call, receiver, rewriter)
+    if _complex_may_reach_linalg(rewriter):
+        raise Flag(f"a complex draw (dtype={code_of(dtype)}) in a file that does linear algebra: mx.linalg takes "
+                   "float32 / float64 arrays only; draw the real and imaginary parts and keep the linear algebra "
+                   "real (or run it with numpy on the host)", "no-equivalent")
+    rest = call.with_changes(args=[a for a in call.args if not (a.keyword is not None and a.keyword.value == "dtype")])
+    drawn, _ = random_shape(rule, original, rest, receiver, rewriter)
+    shape = next((a.value for a in drawn.args if a.keyword is None or a.keyword.value == "shape"), None)
+    if shape is None:
+        raise Flag("a complex draw without a shape")
+    if "uniform" in code_of(drawn.func):
+        if isinstance(shape, (cst.Tuple, cst.List)):
+            pairs = shape.with_changes(elements=[*[e.with_changes(comma=cst.MaybeSentinel.DEFAULT) for e in shape.elements],
+                                                 cst.Element(cst.Integer("2"))])
+            if isinstance(pairs, cst.List):
+                pairs = cst.Tuple(elements=pairs.elements)
+            return _filled(rule, "mx.view(mx.random.uniform(shape={s}), mx.complex64).squeeze(-1)", {"s": pairs})
+        return _filled(rule, "mx.view(mx.random.uniform(shape=(*{s}, 2)), mx.complex64).squeeze(-1)", {"s": shape})
+    return _filled(rule, "mx.random.normal({s}, dtype=mx.complex64)", {"s": shape})
+
+
+def _sublist_letters(node) -> Optional[str]:
+    """The einsum subscripts of a literal sublist ([0, 1], [..., 0, 2]): 'ab', '...ac'; None if not one."""
+    if not isinstance(node, (cst.List, cst.Tuple)) or not node.elements:
+        return None
+    out = ""
+    for e in node.elements:
+        if not isinstance(e, cst.Element):
+            return None
+        if isinstance(e.value, cst.Ellipsis):
+            out += "..."
+            continue
+        n = int_literal_value(e.value)
+        if n is None or not 0 <= n < 52:
+            return None
+        out += "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"[n]
+    return out
+
+
+@register("einsum_sublist")
+def einsum_sublist(rule, original: cst.Call, call: cst.Call, receiver, rewriter):
+    """torch.einsum(a, [0, 1], b, [1, 2], [0, 2]) (operands each followed by a literal list of axis numbers,
+    an optional output list last): the equation string written from the lists (number i is the i-th letter,
+    Ellipsis '...'), then mx.einsum. Any other form: the einsum handler."""
+    from torch2mlx.handlers.math_ops import math_einsum
+
+    args = list(call.args)
+    if (len(args) >= 2 and all(a.keyword is None and a.star == "" for a in args)
+            and _sublist_letters(args[1].value) is not None):
+        pairs = args[:len(args) - len(args) % 2]
+        inputs = [_sublist_letters(a.value) for a in pairs[1::2]]
+        output = _sublist_letters(args[-1].value) if len(args) % 2 else None
+        if None in inputs or (len(args) % 2 and output is None):
+            raise Flag("the sublist form of torch.einsum with lists that are not literal axis numbers: write the "
+                       "equation string, e.g. mx.einsum('ij,jk->ik', a, b)")
+        equation = ",".join(inputs) + (f"->{output}" if output is not None else "")
+        values = {f"t{i}": a.value for i, a in enumerate(pairs[0::2])}
+        operands = ", ".join(f"{{t{i}}}" for i in range(len(values)))
+        return _filled(rule, f"mx.einsum({equation!r}, {operands})", values)
+    return math_einsum(rule, original, call, receiver, rewriter)
