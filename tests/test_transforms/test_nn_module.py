@@ -162,9 +162,9 @@ FLAGGED = [
         def _init(self, m):
             pass
     """,
-    # OrderedDict Sequential renames the layers
+    # an OrderedDict Sequential whose OrderedDict is not known to be collections' (TorchSequential otherwise)
     """
-    from collections import OrderedDict
+    from mylib import OrderedDict
 
 
     class A(nn.Module):
@@ -250,9 +250,10 @@ def test_nested_and_one_line_module_classes_get_the_mlx_base():
     assert "class Inner(nn.Module):\n        def __call__(self, y):" in code
 
 
-def test_sequential_of_a_name_bound_to_an_ordered_dict_is_flagged():
+def test_sequential_of_a_name_bound_to_an_ordered_dict_is_a_torch_sequential():
     """torchvision's ViT builds `heads_layers = OrderedDict()`, sets items, then `nn.Sequential(heads_layers)`:
-    MLX's Sequential would hold the dict as one layer (`self.heads.head` raised at build, unflagged)."""
+    MLX's Sequential would hold the dict as one layer (`self.heads.head` raised at build, unflagged); it becomes
+    TorchSequential (layer_bases.py), members named by the dict's keys (tests/test_tvhub_sequential.py runs it)."""
     from torch2mlx import convert_source
 
     source = (
@@ -268,6 +269,10 @@ def test_sequential_of_a_name_bound_to_an_ordered_dict_is_flagged():
     )
     result = convert_source(source, "head.py")
     flagged = [d for d in result.diagnostics if d.severity == "warning"]
-    assert [(d.rule_id, d.line) for d in flagged] == [("torch.nn.Sequential", 9)], result.code
+    assert not flagged, result.code
+    assert "self.heads = TorchSequential(layers)" in result.code, result.code
     assert "self.body = mlx_nn.Sequential(block, mlx_nn.ReLU())" in result.code or \
         "self.body = nn.Sequential(block, nn.ReLU())" in result.code, result.code
+    # an OrderedDict not known to be collections': flagged as before
+    other = convert_source(source.replace("from collections import OrderedDict", "from mylib import OrderedDict"))
+    assert [d.rule_id for d in other.diagnostics if d.severity == "warning"] == ["torch.nn.Sequential"], other.code

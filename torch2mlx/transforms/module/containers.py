@@ -11,8 +11,15 @@ and `nn.ModuleDict({...})` the plain dict, which MLX modules hold as submodule t
 is `seq.layers.0.weight` in MLX; `load_torch_weights` maps that. Lists and dicts keep torch's
 names (`blocks.0.attn.weight`, `heads.cls.weight`).
 
-**Left in place when**: `nn.Sequential(OrderedDict(...))` (MLX numbers its layers, so the
-names would change and `seq.name` would break), keyword arguments.
+`nn.Sequential(OrderedDict(...))` (or a name assigned a dict / OrderedDict) becomes `TorchSequential(...)`
+(layer_bases.py): MLX's Sequential numbers its layers, so the names would change and `seq.name` would break;
+the helper keeps the dict's keys as member names and calls the members in order. Only where every layer is
+seen and none takes channels-last data in MLX (no torch spatial layer, no class of the file building one, no
+factory or parameter call): nn-layout follows MLX's nn.Sequential, not the helper's calls (torchvision's ViT
+encoder and heads convert; DenseNet's features, of convolutions, stay flagged).
+
+**Left in place when**: keyword arguments; a dict with other arguments; an `OrderedDict` not imported from
+collections; a layer that may take channels-last data, or one that cannot be seen.
 
 Registered here, rather than in torch2mlx/handlers/, so that the whole nn.Module translation
 lives in one feature package (transforms/module/); the handler registry walks the transforms
@@ -50,9 +57,160 @@ def nn_sequential(rule, original: cst.Call, call: cst.Call, receiver, rewriter):
         named = named or (func is not None and code_of(func).endswith("OrderedDict"))
         named = named or (isinstance(orig.value, cst.Name) and _bound_to_a_dict(rewriter, orig.value.value))
         if named or isinstance(orig.value, (cst.Dict, cst.DictComp)):
+            if _known_mapping(rewriter, orig.value):
+                why = _layout_risk(rewriter, _dict_values(rewriter, orig.value))
+                if why is not None:
+                    raise Flag(f"nn.Sequential(OrderedDict(...)): {why}; the layers are kept by name "
+                               "(TorchSequential) only where none of them takes channels-last data in MLX (the "
+                               "layout analysis does not follow the calls it makes)", "no-equivalent")
+                return _named_sequential(rewriter, original, call)
             raise Flag("nn.Sequential(OrderedDict(...)) names its layers; MLX's nn.Sequential numbers them "
-                       "(layers.0, ...): pass the layers positionally or keep them as attributes", "no-equivalent")
+                       "(layers.0, ...), and this OrderedDict is not known to be collections' (imported from "
+                       "collections in this file): pass the layers positionally or keep them as attributes",
+                       "no-equivalent")
     return _nn_call("Sequential", [a.with_changes(comma=cst.MaybeSentinel.DEFAULT, whitespace_after_arg=cst.SimpleWhitespace("")) for a in call.args]), _NN
+
+
+def _named_sequential(rewriter, original: cst.Call, call: cst.Call):
+    """`nn.Sequential(OrderedDict(...))` -> `TorchSequential(OrderedDict(...))` (layer_bases.py): the layers are
+    the module's members under the dict's keys, torch's state_dict names (`features.conv0.weight`) and
+    attributes (`self.features.conv0`), called in the dict's order as torch's Sequential calls them. MLX's
+    nn.Sequential would number them (`layers.0`). One argument only (torch takes the dict alone)."""
+    from torch2mlx.transforms.codegen import add_helpers
+    from torch2mlx.transforms.module.layer_bases import BASE_CODE
+
+    if len(call.args) != 1 or call.args[0].star:
+        raise Flag("nn.Sequential takes an OrderedDict as its only argument", "no-equivalent")
+    helper = add_helpers(rewriter, ["TorchSequential"], BASE_CODE)["TorchSequential"]
+    return cst.Call(func=cst.Name(helper), args=[call.args[0].with_changes(comma=cst.MaybeSentinel.DEFAULT)]), frozenset()
+
+
+def _dict_makers(rewriter) -> "tuple[set, set]":
+    """(names bound to collections.OrderedDict by `from collections import OrderedDict [as X]`, names bound to
+    the collections module by `import collections [as c]`) at module level."""
+    module = rewriter.scopes[0].node if rewriter.scopes else None
+    names: set = set()
+    modules: set = set()
+    for node in getattr(module, "body", ()):
+        if isinstance(node, ast.ImportFrom) and node.module == "collections" and not node.level:
+            names |= {a.asname or a.name for a in node.names if a.name == "OrderedDict"}
+        elif isinstance(node, ast.Import):
+            modules |= {a.asname or a.name for a in node.names if a.name == "collections"}
+    return names, modules
+
+
+def _makes_a_dict(rewriter, func, names: set, modules: set) -> bool:
+    """`func` (an ast or libcst callee) is collections.OrderedDict or the builtin dict."""
+    if isinstance(func, (ast.Name, cst.Name)):
+        name = func.id if isinstance(func, ast.Name) else func.value
+        return name in names or (name == "dict" and not rewriter.name_taken("dict"))
+    if isinstance(func, ast.Attribute):
+        return func.attr == "OrderedDict" and isinstance(func.value, ast.Name) and func.value.id in modules
+    if isinstance(func, cst.Attribute):
+        return (func.attr.value == "OrderedDict" and isinstance(func.value, cst.Name) and func.value.value in modules)
+    return False
+
+
+def _known_mapping(rewriter, value: cst.BaseExpression) -> bool:
+    """The argument is a dict whose keys name the layers: a dict literal or comprehension, a call of
+    collections.OrderedDict or dict, or a name every assignment of which in the scope is one of those."""
+    names, modules = _dict_makers(rewriter)
+    if isinstance(value, (cst.Dict, cst.DictComp)):
+        return True
+    if isinstance(value, cst.Call):
+        return _makes_a_dict(rewriter, value.func, names, modules)
+    if not isinstance(value, cst.Name) or not rewriter.scopes:
+        return False
+    values = []
+    for node in ast.walk(rewriter.scopes[-1].node):
+        if isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == value.value for t in node.targets):
+            values.append(node.value)
+        elif isinstance(node, (ast.AnnAssign, ast.AugAssign)) and isinstance(node.target, ast.Name) \
+                and node.target.id == value.value:
+            values.append(node.value)
+        elif isinstance(node, (ast.For, ast.With, ast.NamedExpr)) and any(
+                isinstance(n, ast.Name) and n.id == value.value and isinstance(n.ctx, ast.Store) for n in ast.walk(
+                    node.target if isinstance(node, (ast.For, ast.NamedExpr)) else node)):
+            return False  # bound another way: not followed
+    return bool(values) and all(isinstance(v, (ast.Dict, ast.DictComp))
+                                or (isinstance(v, ast.Call) and _makes_a_dict(rewriter, v.func, names, modules))
+                                for v in values)
+
+
+def _dict_values(rewriter, value: cst.BaseExpression) -> "list | None":
+    """The layer expressions a dict argument holds (ast nodes or libcst nodes): the values of a dict literal, of
+    `OrderedDict([(key, layer), ...])`, or of `name[key] = layer` statements for a name assigned an empty dict
+    (torchvision's ViT heads); None where they cannot all be seen."""
+    if isinstance(value, cst.Dict):
+        return [e.value for e in value.elements if isinstance(e, cst.DictElement)] \
+            if all(isinstance(e, cst.DictElement) for e in value.elements) else None
+    if isinstance(value, cst.Call):
+        if not value.args:
+            return []
+        pairs = value.args[0].value if len(value.args) == 1 and not value.args[0].star else None
+        if isinstance(pairs, (cst.List, cst.Tuple)) and all(
+                isinstance(e, cst.Element) and isinstance(e.value, cst.Tuple) and len(e.value.elements) == 2
+                for e in pairs.elements):
+            return [e.value.elements[1].value for e in pairs.elements]
+        return None
+    if not isinstance(value, cst.Name) or not rewriter.scopes:
+        return None
+    found: list = []
+    for node in ast.walk(rewriter.scopes[-1].node):
+        if isinstance(node, ast.Assign) and len(node.targets) == 1:
+            target = node.targets[0]
+            if isinstance(target, ast.Name) and target.id == value.value:
+                if not (isinstance(node.value, ast.Dict) and not node.value.keys) and not (
+                        isinstance(node.value, ast.Call) and not node.value.args and not node.value.keywords):
+                    return None  # only an empty dict, then items set one by one
+            elif isinstance(target, ast.Subscript) and isinstance(target.value, ast.Name) \
+                    and target.value.id == value.value:
+                found.append(node.value)
+        elif isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name) and node.target.id == value.value:
+            if not (isinstance(node.value, ast.Call) and not node.value.args and not node.value.keywords):
+                return None
+        elif isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == value.value:
+            return None  # `layers.update(...)`, `layers.setdefault(...)`: items not seen
+    return found
+
+
+# torch layers whose MLX counterpart takes channels-last data (layout_facts.py) and, by their name, other
+# spatial ones: a Sequential of them needs the layout analysis, which follows MLX's nn.Sequential only
+_SPATIAL_SUFFIXES = ("1d", "2d", "3d")
+
+
+def _layout_risk(rewriter, values) -> "str | None":
+    """Why a layer of `values` may take channels-last data in MLX (None: none does): a torch spatial layer, a
+    class of this file that builds one (its calls are given NHWC data where nn-layout sees them), or anything
+    the analysis cannot see (a factory, a parameter, an imported class)."""
+    from torch2mlx.layout_facts import ADAPTIVE, KEEP, SPATIAL
+
+    if values is None:
+        return "its layers cannot all be seen"
+    layout = rewriter.transform("nn-layout")
+    for value in values:
+        func = value.func if isinstance(value, (cst.Call, ast.Call)) else None
+        if func is None:
+            return "a layer is not a constructor call"
+        if isinstance(func, ast.AST):
+            try:
+                func = cst.parse_expression(ast.unparse(func))
+            except cst.ParserSyntaxError:
+                return "a layer is not a constructor call"
+        qual = rewriter.qualified_name(func)
+        if qual is not None:
+            short = qual.rsplit(".", 1)[-1]
+            if not qual.startswith("torch.nn.") or short in SPATIAL or short in KEEP or short in ADAPTIVE \
+                    or short.endswith(_SPATIAL_SUFFIXES):
+                return f"{short} takes channels-last data in MLX"
+            continue
+        name = func.value if isinstance(func, cst.Name) else None
+        defs = getattr(layout, "class_defs", None) or {}
+        if name is None or name not in defs or layout is None:
+            return f"`{cst.Module([]).code_for_node(func)}(...)` is not a class of this file"
+        if name in (getattr(layout, "own", None) or {}) or layout._class_layers(rewriter, defs[name]) is not None:
+            return f"{name} builds layers that take channels-last data in MLX"
+    return None
 
 
 def _bound_to_a_dict(rewriter, name: str) -> bool:

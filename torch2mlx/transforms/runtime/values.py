@@ -8,6 +8,9 @@ What it does
       `@torch.jit._overload_method` / `_overload`: removed (they record the stub for TorchScript and return it).
     - `try: from torch import _assert` / `except ImportError: def _assert(...)` at module level -> the file's own
       definitions (what runs without torch, as its author wrote them for that case; info note).
+    - `try: from torch.hub import load_state_dict_from_url` / `except ImportError: from torch.utils.model_zoo import
+      load_url as load_state_dict_from_url` (re-exported, unused in the file) -> `load_state_dict_from_url =
+      hub_load_state_dict_from_url`, the local helper its rule calls (handlers/torch_checkpoint_files.py).
     - `torch._assert(cond, msg)` as a statement -> `assert cond, msg` (what torch's function does).
     - `nn.ModuleList` in an annotation -> `list` (what nn.ModuleList(...) becomes).
     - `BroadcastingList2[int]` (torch.jit.annotations) in an annotation -> `typing.Sequence[int]` (eager torch
@@ -548,7 +551,9 @@ class RuntimeValues(Transform):
     # ----- try: from torch.hub import f / except ImportError: from torch.utils.model_zoo import g as f -----
     def leave_Try(self, rw, original: cst.Try, updated):
         """A module-level choice between torch imports whose names this file never uses (it re-exports them:
-        torchvision's `load_state_dict_from_url`) -> one function per name that imports it from torch when called.
+        torchvision's `load_state_dict_from_url`) -> `name = helper` where both imports' rules call one local helper
+        taking torch's whole signature (`hub_load_state_dict_from_url`: exact, no torch); else one function per
+        name that imports it from torch when called.
         The emitter would otherwise drop the unused imports, and the files importing the names from this one
         would fail at import; now they import, and a call needs torch (a warning says so)."""
         if len(rw.scopes) != 1 or not isinstance(updated, cst.Try):
