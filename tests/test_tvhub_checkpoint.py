@@ -304,3 +304,25 @@ def test_converted_package_reads_weights_through_the_reexport_without_torch(tmp_
     assert sorted(got.files) == ["n", "w"]
     assert np.array_equal(got["w"], sd["w"].numpy()) and got["w"].dtype == np.float32
     assert np.array_equal(got["n"], sd["n"].numpy()) and got["n"].dtype == np.int64
+
+
+def test_load_torch_weights_takes_mx_arrays_bfloat16_and_tied():
+    """What the reader returns: mx.arrays (bfloat16 too), one object under two keys for a tied tensor."""
+    import mlx.nn as nn
+
+    from torch2mlx import load_torch_weights
+
+    class M(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc = nn.Linear(3, 2)
+
+    weight = mx.array(np.arange(6, dtype=np.float32).reshape(2, 3) / 7).astype(mx.bfloat16)
+    bias = mx.array(np.array([0.5, -2.0], dtype=np.float32))
+    model = M()
+    report = load_torch_weights(model, {"fc.weight": weight, "fc.bias": bias, "head.weight": weight})
+    assert report.tied == (("head.weight", "fc.weight"),) and not report.unexpected
+    assert model.fc.weight.dtype == mx.float32
+    assert np.array_equal(np.array(model.fc.weight), np.array(weight.astype(mx.float32)))
+    with pytest.raises(ValueError, match="unexpected"):
+        load_torch_weights(M(), {"fc.weight": weight, "fc.bias": bias, "head.weight": mx.array(weight)})
