@@ -36,7 +36,7 @@ def torch_checkpoint_load(path):
     import pickle
     import zipfile
 
-    import numpy as np
+    import numpy  # imported here: a module using the helper does not import numpy until it reads a file
 
     # torch storage classes and dtypes -> (numpy dtype, MLX dtype); bfloat16 is read as its bits (uint16)
     kinds = {
@@ -75,12 +75,12 @@ def torch_checkpoint_load(path):
             np_dtype = np_dtype.replace("<", ">")
         flat = storage.raw.view(np_dtype)
         if len(size) and min(size) == 0:
-            values = np.zeros(size, dtype=np_dtype)
+            values = numpy.zeros(size, dtype=np_dtype)
         else:
             itemsize = flat.itemsize
-            values = np.lib.stride_tricks.as_strided(flat[offset:], shape=tuple(size),
+            values = numpy.lib.stride_tricks.as_strided(flat[offset:], shape=tuple(size),
                                                      strides=tuple(s * itemsize for s in stride))
-        values = np.array(values, order="C").astype(np_dtype.replace(">", "<"))
+        values = numpy.array(values, order="C").astype(np_dtype.replace(">", "<"))
         array = mx.array(values).view(mx.bfloat16) if dtype == "bfloat16" else mx.array(values, dtype=mx_dtype)
         made[key] = array
         return array
@@ -148,7 +148,7 @@ def torch_checkpoint_load(path):
                 big_endian = archive.read(prefix + "byteorder").decode() == "big"
 
             def read_storage(key, pid):
-                return np.frombuffer(archive.read(f"{prefix}data/{key}"), dtype=np.uint8)
+                return numpy.frombuffer(archive.read(f"{prefix}data/{key}"), dtype=numpy.uint8)
 
             return Unpickler(io.BytesIO(archive.read(pickles[0]))).load()
     with open(path, "rb") as f:
@@ -179,8 +179,8 @@ def torch_checkpoint_load(path):
         for key in plain_load(f):
             count = int.from_bytes(f.read(8), "big" if big_endian else "little")
             dtype = loaded[key].dtype
-            size = np.dtype(kinds[dtype][0]).itemsize if dtype in kinds else 1
-            raw_storages[key] = np.frombuffer(f.read(count * size), dtype=np.uint8)
+            size = numpy.dtype(kinds[dtype][0]).itemsize if dtype in kinds else 1
+            raw_storages[key] = numpy.frombuffer(f.read(count * size), dtype=numpy.uint8)
         loaded.clear()
         f.seek(start)
         return Unpickler(f).load()
