@@ -348,3 +348,44 @@ def test_a_construction_not_known_to_pass_a_config_leaves_the_parameter_unknown(
     result = convert_source(BUILT.format(extra_param=extra_param, extra=extra), "models/clip/modeling_clip.py",
                             hub=("transformers",))
     assert any("arange" in f for f in _flags(result)), result.code
+
+
+DEVICE = """\
+import torch
+
+
+def helper(n, device):
+    return torch.zeros(n, device=device)
+
+
+def positions(input_ids: torch.Tensor | None, inputs_embeds: torch.Tensor | None, n: int):
+    device = input_ids.device if input_ids is not None else inputs_embeds.device
+    mask = torch.ones(2, n, device=device)
+{use}
+    return torch.arange(n, device=device) + mask
+"""
+
+
+def test_a_device_only_passed_to_torch_functions_is_mlx_default_device():
+    src = DEVICE.format(use="")
+    result = convert_source(src)
+    assert _flags(result) == []
+    assert "device = mx.default_device()" in result.code
+    ns_t: dict = {}
+    exec(src, ns_t)
+    ns_m: dict = {}
+    exec(result.code, ns_m)
+    expected = ns_t["positions"](torch.zeros(2, 4, dtype=torch.long), None, 4)
+    actual = ns_m["positions"](mx.zeros((2, 4), dtype=mx.int64), None, 4)
+    assert tuple(actual.shape) == tuple(expected.shape) and str(actual.dtype).endswith(str(expected.dtype)[6:])
+    np.testing.assert_array_equal(np.array(actual), expected.numpy())
+
+
+@pytest.mark.parametrize("use", [
+    "    mask = mask + helper(n, device)",                      # into the file's own function
+    "    mask = mask if device.type == 'cpu' else mask * 2",    # the device inspected
+    "    device = torch.device('cpu')",                          # bound otherwise too
+])
+def test_a_device_used_otherwise_stays_flagged(use):
+    result = convert_source(DEVICE.format(use=use))
+    assert any("device" in f for f in _flags(result)), result.code
