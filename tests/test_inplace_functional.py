@@ -118,3 +118,48 @@ def test_an_update_of_a_tensor_that_may_be_shared_or_untranslatable_keeps_one_fl
     flags = _flags(result)
     assert [f.rule_id for f in flags] == ["inplace-op", "inplace-op"], flags
     assert ".add_(1)" in result.code and ".scatter_(" in result.code
+
+
+def test_a_reference_taken_after_the_update_does_not_see_it_one_taken_before_or_in_a_loop_does():
+    # torch's docstrings: `x.index_add_(0, index, t)`, then `out = x`; a second update after `out = x` would change out
+    source = textwrap.dedent("""
+        import torch
+
+        x = torch.ones(5, 3)
+        t = torch.tensor([[1.0, 2, 3], [4, 5, 6], [7, 8, 9]])
+        index = torch.tensor([0, 4, 2])
+        x.index_add_(0, index, t)
+        out = x
+        src = torch.tensor([[4, 3, 5], [6, 7, 8]])
+        src.put_(torch.tensor([1, 3]), torch.tensor([9, 10]))
+        out2 = src
+    """)
+    result = _convert(source)
+    assert not _flags(result), result.code
+    assert "x = x.at[index].add(t)\nout = x\n" in result.code
+    import mlx.core  # noqa: F401 - the converted program imports it
+
+    ns_t: dict = {}
+    exec(compile(source, "torch.py", "exec"), ns_t)  # noqa: S102 - the test's own program
+    ns_m: dict = {}
+    exec(compile(result.code, "mlx.py", "exec"), ns_m)  # noqa: S102
+    for name in ("out", "out2"):
+        e, a = ns_t[name].numpy(), np.array(ns_m[name])
+        assert e.shape == a.shape and e.dtype.kind == a.dtype.kind, name
+        np.testing.assert_array_equal(a, e)
+    flagged = _convert("""
+        import torch
+
+        def f(t: torch.Tensor, index: torch.Tensor):
+            x = torch.ones(5, 3)
+            out = x
+            x.index_add_(0, index, t)      # out sees it
+            b = torch.zeros(2)
+            for _ in range(2):
+                b.add_(1)                  # c, from the previous turn, sees it
+                c = b
+            return out, c
+    """)
+    assert [f.rule_id for f in _flags(flagged)] == ["inplace-op", "inplace-op"]
+    assert "    x.index_add_(0, index, t)      # out sees it" in flagged.code
+    assert "        b.add_(1)                  # c, from the previous turn, sees it" in flagged.code

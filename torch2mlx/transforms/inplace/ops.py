@@ -35,6 +35,7 @@ import re
 from typing import Optional
 
 import libcst as cst
+from libcst.metadata import MetadataWrapper, PositionProvider
 
 from torch2mlx.binding import argument_code, code_of, signature_of
 from torch2mlx.torch_facts import BOOL_RESULT_OPS, FRESH_METHODS, VALUE_ATTRIBUTES, VIEW_OPS
@@ -103,11 +104,16 @@ class _ScopeFacts:
         for parent in ast.walk(node):
             for child in ast.iter_child_nodes(parent):
                 parents[child] = parent
+        self.unsafe_lines: dict = {}  # name -> [(line, why)] of every alias-capable use
+        self.loops: list = []  # (first line, last line) of each loop: a use after an update in the text may run before it
         for n in ast.walk(node):
             if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load):
                 why = self._use_problem(n, parents)
                 if why is not None:
                     self.unsafe_uses.setdefault(n.id, why)
+                    self.unsafe_lines.setdefault(n.id, []).append((n.lineno, why))
+            elif isinstance(n, (ast.For, ast.AsyncFor, ast.While)):
+                self.loops.append((n.lineno, n.end_lineno))
 
     def _collect_stores(self, node: ast.AST) -> None:
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda)):
@@ -185,7 +191,11 @@ class _ScopeFacts:
                     return ast.unparse(value)
         return None
 
-    def problem(self, name: str) -> Optional[str]:
+    def problem(self, name: str, line: Optional[int] = None) -> Optional[str]:
+        """Why updating `name`'s tensor in place (at `line` of the scope's code, if known) could be seen by another
+        reference; None when it cannot. A use that may keep a reference (`y = x`) matters only where it can run
+        before the update: on an earlier line, or in a loop around both (torch's docstrings: `x.index_add_(...)`,
+        then `out = x`)."""
         if name in self.params:
             return f"`{name}` is a parameter: the caller would see the mutation"
         if name in self.declared:
@@ -197,8 +207,11 @@ class _ScopeFacts:
             if value is None or not _is_fresh(value):
                 source = "" if value is None else f" (`{ast.unparse(value)[:40]}`)"
                 return f"`{name}` may share storage with another tensor{source}"
-        why = self.unsafe_uses.get(name)
-        return None if why is None else f"`{name}`: {why}"
+        uses = self.unsafe_lines.get(name, [])
+        if line is not None:
+            uses = [(at, why) for at, why in uses
+                    if at <= line or any(first <= at <= last and first <= line <= last for first, last in self.loops)]
+        return f"`{name}`: {uses[0][1]}" if uses else None
 
 
 class InplaceOps(Transform):
@@ -216,6 +229,7 @@ class InplaceOps(Transform):
         self.item_updates = False  # the file updates an item in place (`x[a:b].zero_()`): the flow analysis decides
         self.assigned_attributes: frozenset = frozenset()  # attribute names assigned anywhere in the file
         self.analysis: Optional[_Analysis] = None
+        self.positions: dict = {}  # id(scope) -> node -> its position in the scope's code (only where asked)
 
     def applies_to(self, text: str) -> bool:
         return "_(" in text or "inplace" in text or _ITEM_WRITE.search(text) is not None
@@ -266,9 +280,23 @@ class InplaceOps(Transform):
             self.facts[id(scope)] = _ScopeFacts(tree if isinstance(scope, cst.Module) else tree.body[0])
         return self.facts[id(scope)]
 
-    def _problem(self, name: str) -> Optional[str]:
+    def _problem(self, name: str, node: Optional[cst.CSTNode] = None) -> Optional[str]:
         facts = self._scope_facts()
-        return "in-place update in a class body" if facts is None else facts.problem(name)
+        if facts is None:
+            return "in-place update in a class body"
+        why = facts.problem(name)
+        if why is not None and node is not None and facts.problem(name, line=0) is None:  # no use runs before line 1
+            why = facts.problem(name, self._line(node))  # only a use that may keep a reference: is it before the update?
+        return why
+
+    def _line(self, node: cst.CSTNode) -> Optional[int]:
+        """The line of `node` in the code `_scope_facts` parsed (its scope's, alone), or None."""
+        scope = self.scopes[-1]
+        if id(scope) not in self.positions:
+            module = scope if isinstance(scope, cst.Module) else cst.Module(body=[scope])
+            self.positions[id(scope)] = MetadataWrapper(module, unsafe_skip_copy=True).resolve(PositionProvider)
+        position = self.positions[id(scope)].get(node)
+        return None if position is None else position.start.line
 
     # ----- helpers -----------------------------------------------------------------------------
     @staticmethod
@@ -389,7 +417,7 @@ class InplaceOps(Transform):
         out-of-place result has x's dtype (an integer x whose result would be float is an error in torch)."""
         rule = _functional_inplace(rw, call)
         name = call.args[0].value.value
-        why = self._problem(name)
+        why = self._problem(name, call)
         if why is not None:
             rw.drop_flags(call)  # one flag, saying why: not also the table's "no in-place form"
             self._refuse(rw, call, why)
@@ -414,7 +442,7 @@ class InplaceOps(Transform):
             self._refuse(rw, call, f"`{code_of(call.func.value)}` is part of another object, which would see the mutation")
             return updated
         name = call.func.value.value
-        why = self._problem(name)
+        why = self._problem(name, call)
         if why is not None:
             self._refuse(rw, call, why)
             return updated
