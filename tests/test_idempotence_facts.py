@@ -249,3 +249,23 @@ def test_a_multi_line_torch_import_moved_into_a_function_keeps_only_what_it_uses
             def setUp(self):
                 super().setUp()
     """)
+
+
+# ----- found on the way: a fact the pass takes from a method name nn.Module shares with torch.Tensor ---------------
+@pytest.mark.xfail(strict=True, reason=(
+    "tensors.py (helper hf): TensorFacts.is_tensor takes `recv.m(...)` for a tensor where m is a torch-only method "
+    "name (not rule.ambiguous_method) on a plain receiver; `to`, `cpu`, `cuda`, `half`, `float`, `double`, `bfloat16`, "
+    "`type`, `requires_grad_` (set(dir(nn.Module)) & set(dir(torch.Tensor))) are nn.Module's too and return the module: "
+    "leave them out there (a list for torch_facts.py; the value-facts fix above needs the same exclusion)"))
+def test_a_module_moved_to_a_device_is_not_taken_for_a_tensor():
+    # `m = model.to(device)` made `m` a tensor: `m.half()` became `m.astype(mx.float16)`, an unflagged crash
+    # (an MLX Module has no astype); unknown, `.half()` is flagged
+    out = convert_source(textwrap.dedent("""
+        import torch
+
+        def run(model, device):
+            m = model.to(device)
+            return m.half()
+    """), "snippet.py").code
+    assert "astype" not in out
+    assert out.count("# torch2mlx: Tensor.half:") == 1
