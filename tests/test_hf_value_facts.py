@@ -389,3 +389,70 @@ def test_a_device_only_passed_to_torch_functions_is_mlx_default_device():
 def test_a_device_used_otherwise_stays_flagged(use):
     result = convert_source(DEVICE.format(use=use))
     assert any("device" in f for f in _flags(result)), result.code
+
+
+ATTRS = """\
+import torch
+from torch import nn
+from .configuration_clip import CLIPTextConfig
+
+
+class Embeddings(nn.Module):
+    def __init__(self, config: CLIPTextConfig):
+        super().__init__()
+        self.embed_dim = config.hidden_size
+        self.num_positions = (self.embed_dim // 8) ** 2 + 1
+{extra}
+        self.class_embedding = nn.Parameter(torch.randn(self.embed_dim))
+        self.register_buffer("position_ids", torch.arange(self.num_positions).expand((1, -1)), persistent=False)
+
+    def forward(self, x: torch.Tensor):
+        return x + self.position_ids
+"""
+
+
+def test_self_attributes_every_store_of_which_is_an_int():
+    pytest.importorskip("transformers")
+    from transformers.models.clip.configuration_clip import CLIPTextConfig
+
+    src = ATTRS.format(extra="")
+    result = convert_source(src, "models/clip/modeling_clip.py", hub=("transformers",))
+    assert _flags(result) == []
+    assert "mx.arange(self.num_positions, dtype=mx.int64)" in result.code
+    assert "mx.random.normal((self.embed_dim,))" in result.code
+    config = CLIPTextConfig(hidden_size=16)  # (16 // 8) ** 2 + 1 = 5 positions
+    outs = []
+    for code, x in ((src, torch.zeros(1, 5, dtype=torch.long)), (result.code, mx.zeros((1, 5), dtype=mx.int64))):
+        code = code.replace("from .configuration_clip", "from transformers.models.clip.configuration_clip")
+        ns: dict = {}
+        exec(compile(code, "modeling_clip.py", "exec"), ns)
+        module = ns["Embeddings"](config)
+        assert tuple(module.class_embedding.shape) == (16,)
+        outs.append(module(x))
+    assert str(outs[1].dtype).endswith(str(outs[0].dtype).rsplit(".", 1)[-1])
+    np.testing.assert_array_equal(np.array(outs[1]), outs[0].numpy())
+
+
+@pytest.mark.parametrize("extra", [
+    "        if config.hidden_act == 'gelu':\n            self.num_positions = config.hidden_size / 2",  # a float store
+    "        other = self\n        other.num_positions = 7",       # stored through another name
+    "        self.num_positions = self.num_positions ** -1",        # a negative power: a float
+])
+def test_an_attribute_not_always_an_int_stays_flagged(extra):
+    pytest.importorskip("transformers")
+    result = convert_source(ATTRS.format(extra=extra), "models/clip/modeling_clip.py", hub=("transformers",))
+    assert any("arange" in f for f in _flags(result)), result.code
+
+
+def test_one_size_known_to_be_an_int_is_a_one_element_shape():
+    src = "import torch\n\n\ndef f(x: torch.Tensor):\n    s = x.shape[0]\n    return torch.zeros(s) + torch.rand(s) * 0\n"
+    result = convert_source(src)
+    assert _flags(result) == []
+    assert "(s,)" in result.code
+    ns_t: dict = {}
+    exec(src, ns_t)
+    ns_m: dict = {}
+    exec(result.code, ns_m)
+    expected, actual = ns_t["f"](torch.zeros(3, 2)), ns_m["f"](mx.zeros((3, 2)))
+    assert tuple(actual.shape) == tuple(expected.shape) == (3,) and actual.dtype == mx.float32
+    np.testing.assert_array_equal(np.array(actual), expected.numpy())

@@ -175,7 +175,7 @@ def test_a_tuple_name_is_a_shape_for_random_functions():
 
 @pytest.mark.parametrize("body", [
     "def f(x, c):\n    s = (2,)\n    if c:\n        s = c\n    return torch.rand(s)\n",   # one binding of any type
-    "def f(x):\n    s = x.shape[0]\n    return torch.rand(s)\n",                          # one size: an int
+    "def f(x, c):\n    s = x.shape[0] if c else x.shape\n    return torch.rand(s)\n",     # an int or a shape
 ])
 def test_a_name_not_always_a_tuple_stays_flagged(body):
     result = convert_source(HEADER + textwrap.dedent(body))

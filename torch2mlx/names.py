@@ -40,6 +40,7 @@ class Scope:
     hub_names: dict = field(default_factory=dict)  # module: local name -> the transformers name of its hub stand-in (hub/)
     config_ints: dict = field(default_factory=dict)  # module: config class -> fields always holding an int (hub/)
     config_params: dict = field(default_factory=dict)  # function: parameter -> the config class it holds (value_facts)
+    int_attributes: frozenset = frozenset()      # class: attributes every store of which is an int (value_facts)
     node: Optional[ast.AST] = None               # the ast of the scope (module, def or class)
     _scalars: Optional[tuple] = None             # (int names, shadowed builtins): scalar_facts.int_names
     _ints: Optional[frozenset] = None            # int_names(), read once
@@ -49,8 +50,26 @@ class Scope:
         `config.<field>` for a parameter `config: <Config>` never rebound, the field of that config class always an
         int (`config_ints`: a strict transformers config)."""
         if self._ints is None:
-            self._ints = self._scalar_facts()[0] | self._config_fields()
+            self._ints = self._scalar_facts()[0] | self._config_fields() | self._self_ints()
         return self._ints
+
+    def own_int_names(self) -> frozenset:
+        """`int_names` without the class's int attributes (what value_facts reads while finding those)."""
+        return self._scalar_facts()[0] | self._config_fields()
+
+    def _self_ints(self) -> frozenset:
+        """`self.x` for the int attributes of the class this def is a method of (its first parameter, never rebound)."""
+        node, parent = self.node, self.parent
+        if (parent is None or parent.kind != "class" or not parent.int_attributes
+                or not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) or node not in parent.node.body):
+            return frozenset()
+        first = (node.args.posonlyargs + node.args.args)[:1]
+        if not first or first[0].arg != "self" or any(
+                isinstance(d, ast.Name) and d.id in ("staticmethod", "classmethod") for d in node.decorator_list):
+            return frozenset()
+        if any(isinstance(n, ast.Name) and n.id == "self" and not isinstance(n.ctx, ast.Load) for n in ast.walk(node)):
+            return frozenset()
+        return frozenset(f"self.{a}" for a in parent.int_attributes)
 
     def _config_fields(self) -> frozenset:
         module = self

@@ -185,6 +185,10 @@ def is_int(node: ast.AST, names: Optional[set] = None, shadowed: frozenset = fro
     if isinstance(node, ast.Name):
         return node.id in names
     if isinstance(node, ast.BinOp):
+        if isinstance(node.op, ast.Pow):  # an int to a non-negative int literal power (a negative one gives a float)
+            right = node.right
+            return (isinstance(right, ast.Constant) and type(right.value) is int and right.value >= 0
+                    and is_int(node.left, names, shadowed))
         return isinstance(node.op, _INT_OPS) and is_int(node.left, names, shadowed) and is_int(node.right, names, shadowed)
     if isinstance(node, ast.UnaryOp):
         return isinstance(node.op, (ast.USub, ast.UAdd, ast.Invert)) and is_int(node.operand, names, shadowed)
@@ -193,8 +197,8 @@ def is_int(node: ast.AST, names: Optional[set] = None, shadowed: frozenset = fro
     if isinstance(node, ast.Subscript):
         index = node.slice
         return _is_shape(node.value) and not isinstance(index, ast.Slice) and is_int(index, names, shadowed)
-    if isinstance(node, ast.Attribute):
-        return node.attr == "ndim"
+    if isinstance(node, ast.Attribute):  # `config.n` / `self.n` known to hold ints (names.Scope.int_names)
+        return node.attr == "ndim" or (isinstance(node.value, ast.Name) and f"{node.value.id}.{node.attr}" in names)
     if isinstance(node, ast.Call):
         func = node.func
         if isinstance(func, ast.Name):

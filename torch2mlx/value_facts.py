@@ -47,6 +47,7 @@ from __future__ import annotations
 import ast
 from typing import Optional
 
+from torch2mlx import scalar_facts
 from torch2mlx.array_facts import MX_NON_ARRAY_FUNCTIONS
 from torch2mlx.binding import bind_ast, signature_of
 from torch2mlx.tensors import TENSOR_TYPES, alias_key, attribute_chain
@@ -810,6 +811,7 @@ class _Analysis:
         self.module.tensor_functions = self.module.tensor_functions | frozenset(
             name for name, fn in self.module_fns.items() if id(fn) in self.returning)
         self._config_params()
+        self._int_attributes()
         for name, targets in self.aliases.items():  # read by TensorFacts wherever the name is bound (alias_key)
             facts = _common(self.tuples.get(id(f)) for f in targets)
             if facts is not None:
@@ -853,6 +855,30 @@ class _Analysis:
         for fn in self.fns:
             if id(fn) in known:
                 fn.scope.config_params = known[id(fn)]
+
+    def _int_attributes(self) -> None:
+        """`self.x` always an int in a class's methods: every store of `x` in the class and its in-file relatives
+        is an int (`scalar_facts.is_int` with the storing method's int names and the attributes found so far: a least
+        fixed point), there is one, and no other receiver's `.x` is stored. The class scopes' `int_attributes`."""
+        if self.any_attribute:
+            return
+        found: dict = {id(c): set() for c in self.all_classes}
+        for _ in range(_MAX_ROUNDS):
+            changed = False
+            for cls in self.all_classes:
+                if any(c.dynamic for c in cls.family):
+                    continue
+                known = set().union(*(found[id(c)] for c in cls.family))
+                for name in {n for c in cls.family for n in c.stores} - known - self.other_stores:
+                    stores = [st for c in cls.family for st in c.stores.get(name, ())]
+                    if stores and all(v is not None and f is not None and f.self_name is not None and scalar_facts.is_int(
+                            v, set(f.scope.own_int_names()) | {f"{f.self_name}.{a}" for a in known}) for v, f in stores):
+                        found[id(cls)].add(name)
+                        changed = True
+            if not changed:
+                break
+        for cls in self.all_classes:
+            cls.scope.int_attributes = frozenset().union(*(found[id(c)] for c in cls.family))
 
     def _construction_sites(self, counts: dict) -> dict:
         """id(__init__) -> (its _Fn, [(call, caller)]) for the file's classes constructed only by calls in its defs

@@ -122,7 +122,7 @@ def _infer_dtype(rule, bound: Bound, names: tuple, ints: frozenset = frozenset()
     return bound
 
 
-def _fix_size(bound: Bound, tuples: frozenset = frozenset()) -> Bound:
+def _fix_size(bound: Bound, tuples: frozenset = frozenset(), ints: frozenset = frozenset()) -> Bound:
     size = bound.get("size")
     if size is None or not isinstance(size, list):
         return bound
@@ -133,7 +133,7 @@ def _fix_size(bound: Bound, tuples: frozenset = frozenset()) -> Bound:
         return bound
     if isinstance(only, cst.Name) and only.value in tuples:
         return bound  # every binding of the name is a tuple (scalar_facts.tuple_names)
-    if isinstance(only, cst.Integer):
+    if isinstance(only, cst.Integer) or literal_kind(only, ints) == "int":  # one int: a 1-D shape
         values = dict(bound.values)
         values["size"] = [cst.Tuple([cst.Element(only, comma=cst.Comma())])]
         return Bound(values)
@@ -208,7 +208,7 @@ def random_shape(rule, original, call, receiver, rewriter):
     if dtype is not None and _is_complex_dtype(dtype):
         raise Flag(f"MLX random functions draw real numbers only (dtype={code_of(dtype)}): for a complex tensor draw "
                    "the real and imaginary parts and combine them (a + 1j * b; torch's draw differs in scale for randn)")
-    return _finish(rule, _fix_size(bound, _scope_tuples(rewriter)))
+    return _finish(rule, _fix_size(bound, _scope_tuples(rewriter), _scope_ints(rewriter)))
 
 
 def _scope_tuples(context) -> frozenset:
