@@ -52,12 +52,12 @@ class Net(nn.Module):
 '''
 
 
-def _convert(tmp_path, layers: str, package: str):
+def _convert(tmp_path, layers: str, package: str, model: str = MODEL):
     src = tmp_path / "src" / package
     src.mkdir(parents=True)
     (src / "__init__.py").write_text("")
     (src / "layers.py").write_text(layers)
-    (src / "model.py").write_text(MODEL)
+    (src / "model.py").write_text(model)
     out, report = tmp_path / "out", tmp_path / "report.json"
     result = CliRunner().invoke(main, ["convert", str(tmp_path / "src"), "-o", str(out), "--no-cache", "-j", "1",
                                        "--report-json", str(report)])
@@ -76,30 +76,32 @@ def test_a_channels_last_class_of_another_file_is_followed_and_matches_torch(tmp
     model_code = (out / "xfile_ok" / "model.py").read_text()
     assert "# MLX layout: inputs x are channels-last" in model_code and "torch" not in model_code
     # torch: the source package; MLX: the converted one (each imported from its own root)
-    sys.path.insert(0, str(tmp_path / "src"))
+    _matches_torch(tmp_path, out, "xfile_ok", (2, 3, 4, 4), channels_last_input=True)
+
+
+def _build(root, package: str):
+    sys.path.insert(0, str(root))
     try:
-        torch_net = importlib.import_module("xfile_ok.model").Net()
+        return importlib.import_module(f"{package}.model").Net()
     finally:
-        sys.path.remove(str(tmp_path / "src"))
-        for name in [m for m in sys.modules if m.startswith("xfile_ok")]:
+        sys.path.remove(str(root))
+        for name in [m for m in sys.modules if m.startswith(package)]:
             del sys.modules[name]
-    sys.path.insert(0, str(out))
-    try:
-        mlx_net = importlib.import_module("xfile_ok.model").Net()
-    finally:
-        sys.path.remove(str(out))
-        for name in [m for m in sys.modules if m.startswith("xfile_ok")]:
-            del sys.modules[name]
+
+
+def _matches_torch(tmp_path, out, package: str, shape: tuple, *, channels_last_input: bool):
+    """torch runs the source package, MLX the converted one (each imported from its own root), same weights."""
+    torch_net, mlx_net = _build(tmp_path / "src", package), _build(out, package)
     torch.manual_seed(0)
     randomize_parameters(torch_net)
     torch_net.eval()
     mlx_net.eval()
     assert load_torch_weights(mlx_net, torch_net.state_dict()).ok
-    x = np.random.RandomState(0).standard_normal((2, 3, 4, 4)).astype(np.float32)
+    x = np.random.RandomState(0).standard_normal(shape).astype(np.float32)
     with torch.no_grad():
         expected = torch_net(torch.from_numpy(x))
     assert np.abs(expected.numpy()).max() > 0.1
-    assert_close(mlx_net(mx.array(channels_last(x))), expected)
+    assert_close(mlx_net(mx.array(channels_last(x) if channels_last_input else x)), expected)
 
 
 def test_a_class_its_own_file_flags_stays_unknown_in_the_importing_file(tmp_path):
@@ -115,3 +117,107 @@ def test_a_single_file_run_knows_nothing_of_the_other_file(tmp_path):
 
     result = convert_source(MODEL, "model.py")
     assert [d for d in result.diagnostics if d.rule_id == "nn-layout" and d.severity.value != "info"]
+
+
+# torchvision's ops/misc.py: a Sequential built from the layer classes passed (torch's layout in MLX: NCHW helpers)
+CONV_NORM_ACT = '''import torch
+
+
+class ConvNormActivation(torch.nn.Sequential):
+    def __init__(self, in_channels, out_channels, kernel_size=3, stride=1, groups=1,
+                 norm_layer=torch.nn.BatchNorm2d, activation_layer=torch.nn.ReLU, conv_layer=torch.nn.Conv2d):
+        padding = (kernel_size - 1) // 2
+        layers = [conv_layer(in_channels, out_channels, kernel_size, stride, padding, groups=groups, bias=False)]
+        if norm_layer is not None:
+            layers.append(norm_layer(out_channels))
+        if activation_layer is not None:
+            layers.append(activation_layer())
+        super().__init__(*layers)
+
+
+class Conv2dNormActivation(ConvNormActivation):
+    def __init__(self, in_channels, out_channels, kernel_size=3, stride=1, groups=1,
+                 norm_layer=torch.nn.BatchNorm2d, activation_layer=torch.nn.ReLU):
+        super().__init__(in_channels, out_channels, kernel_size, stride, groups, norm_layer, activation_layer,
+                         torch.nn.Conv2d)
+'''
+# torchvision's mobilenetv2.py: those blocks next to a conv and a norm of its own in one nn.Sequential
+MOBILENET = '''import torch
+from torch import nn
+from .layers import Conv2dNormActivation
+
+
+class InvertedResidual(nn.Module):
+    def __init__(self, inp, oup, stride, expand_ratio, norm_layer=None):
+        super().__init__()
+        if norm_layer is None:
+            norm_layer = nn.BatchNorm2d
+        hidden_dim = inp * expand_ratio
+        self.use_res_connect = stride == 1 and inp == oup
+        layers = []
+        if expand_ratio != 1:
+            layers.append(Conv2dNormActivation(inp, hidden_dim, kernel_size=1, norm_layer=norm_layer,
+                                               activation_layer=nn.ReLU6))
+        layers.extend([
+            Conv2dNormActivation(hidden_dim, hidden_dim, stride=stride, groups=hidden_dim, norm_layer=norm_layer,
+                                 activation_layer=nn.ReLU6),
+            nn.Conv2d(hidden_dim, oup, 1, 1, 0, bias=False),
+            norm_layer(oup),
+        ])
+        self.conv = nn.Sequential(*layers)
+
+    def forward(self, x):
+        if self.use_res_connect:
+            return x + self.conv(x)
+        return self.conv(x)
+
+
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.features = nn.Sequential(Conv2dNormActivation(3, 8, stride=2), InvertedResidual(8, 8, 1, 2),
+                                      InvertedResidual(8, 16, 2, 6))
+        self.classifier = nn.Linear(16, 5)
+
+    def forward(self, x):
+        x = self.features(x)
+        x = nn.functional.adaptive_avg_pool2d(x, (1, 1))
+        return self.classifier(torch.flatten(x, 1))
+'''
+
+
+def test_a_block_mixing_torch_layout_classes_of_another_file_with_its_own_conv_is_built_in_torch_layout(tmp_path):
+    # before: InvertedResidual was channels-last through its conv, and the Sequential mixing it with
+    # Conv2dNormActivation (torch's layout in MLX) was flagged; now the conv is Conv2dNCHW and the model torch's
+    result, out, report = _convert(tmp_path, CONV_NORM_ACT, "xfile_mbv2", MOBILENET)
+    assert result.exit_code == 0, result.output
+    assert not _layout_warnings(report, "model.py")
+    code = (out / "xfile_mbv2" / "model.py").read_text()
+    assert "Conv2dNCHW(hidden_dim, oup, 1, 1, 0, bias=False)" in code and "# MLX layout:" not in code
+    _matches_torch(tmp_path, out, "xfile_mbv2", (2, 3, 8, 8), channels_last_input=False)
+
+
+def test_a_torch_layout_class_of_another_file_given_a_class_of_the_project_stays_unknown(tmp_path):
+    # a class value of the project passed to it may be channels-last: not assumed to keep torch's layout
+    model = MOBILENET.replace("from .layers import Conv2dNormActivation",
+                              "from .layers import Conv2dNormActivation\n\n\nclass Norm(nn.BatchNorm2d):\n    pass")
+    model = model.replace("        if norm_layer is None:\n            norm_layer = nn.BatchNorm2d",
+                          "        if norm_layer is None:\n            norm_layer = Norm")
+    result, out, report = _convert(tmp_path, CONV_NORM_ACT, "xfile_mbv2_own", model)
+    assert _layout_warnings(report, "model.py"), (out / "xfile_mbv2_own" / "model.py").read_text()
+
+
+def test_a_block_mixing_torch_layout_blocks_with_a_channels_last_class_value_stays_flagged(tmp_path):
+    # torchvision's mobilenet_v3 / efficientnet: Conv2dNormActivation next to `se_layer(c)`, se_layer defaulting
+    # to SqueezeExcitation (channels-last in its file): torch's layout would not fit it, so nothing is rebuilt
+    model = MOBILENET.replace("from .layers import Conv2dNormActivation",
+                              "from .layers import Conv2dNormActivation, Gate")
+    model = model.replace("def __init__(self, inp, oup, stride, expand_ratio, norm_layer=None):",
+                          "def __init__(self, inp, oup, stride, expand_ratio, norm_layer=None, se_layer=partial(Gate)):")
+    model = "from functools import partial\n" + model
+    model = model.replace("            norm_layer(oup),\n", "            norm_layer(oup),\n            se_layer(oup),\n")
+    result, out, report = _convert(tmp_path, CONV_NORM_ACT + GATE.replace("import torch\nimport torch.nn as nn\n", "import torch.nn as nn\n"),
+                                   "xfile_mbv3", model)
+    code = (out / "xfile_mbv3" / "model.py").read_text()
+    assert "se_layer(oup)" in code and "Conv2dNCHW" not in code, code
+    assert _layout_warnings(report, "model.py"), code

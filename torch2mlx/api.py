@@ -83,16 +83,15 @@ def _project_layout_locals(tree: ast.Module, cross_file) -> frozenset:
     return found & called
 
 
-def _project_layouts(tree: ast.Module, cross_file, rule_files: Sequence[Path], index: RuleIndex,
+def _project_layouts(tree: ast.Module, cross_file, builders: frozenset, rule_files: Sequence[Path], index: RuleIndex,
                      hub: Sequence[str]) -> ProjectLayouts:
     """The layout facts of other project files this file uses (directory runs): the names it imports that build
-    channels-last layers there, and what those of them that are module classes do to a channels-last value, as
-    their own file's conversion makes them (`_class_layouts`): `from .layers import Block` then `Block(c)` in a
+    channels-last layers there (`builders`), and what the layer classes it imports do to a layout, as their own
+    file's conversion makes them (`_class_layouts`): `from .layers import Block` then `Block(c)` in a
     channels-last class is followed like a class of this file. Nothing is assumed of a class whose file is not
     converted alike (another package, a file that fails, a class flagged there): it stays unknown (flagged)."""
-    builders = _project_layout_locals(tree, cross_file)
-    if not builders:
-        return ProjectLayouts()
+    if not cross_file:
+        return ProjectLayouts(builders)
     project, module, is_package = cross_file
     classes = {}
     for node in tree.body:
@@ -102,7 +101,7 @@ def _project_layouts(tree: ast.Module, cross_file, rule_files: Sequence[Path], i
         source = absolute_import(module, node, is_package)
         for alias in node.names:
             local, origin = alias.asname or alias.name, project.class_origins.get(f"{source}.{alias.name}")
-            if local not in builders or origin is None:
+            if origin is None:
                 continue
             defining, cls = origin.rsplit(".", 1)
             path = project.path_of(defining)
@@ -227,7 +226,7 @@ def _convert(text: str, path: str, rule_files: Sequence[Path], index: Optional[R
     if project is not None and module_name is not None:
         cross_file = (project, module_name, Path(path).name == "__init__.py")
     module_scope, scopes = analyze(tree, hot_attrs, cross_file)
-    layout_builders = _project_layouts(tree, cross_file, rule_files, index, hub)
+    layout_builders = _project_layout_locals(tree, cross_file)
     hub_plan = hubs.plan(hub, tree, path, module_name, Path(path).name == "__init__.py") if hub else None
     # the stand-ins' module classes and `init` alias: the transforms for nn.Module classes and nn.init run, as
     # for those words in the text (not every transform, as for nn.Module classes of other project files)
@@ -235,6 +234,8 @@ def _convert(text: str, path: str, rule_files: Sequence[Path], index: Optional[R
     transforms = [cls() for cls in _transform_classes()  # layer builders of other files matter to nn-layout only
                   if cls().applies_to(chooser) or (module_scope.project_classes and not cls.text_decides)
                   or (layout_builders and cls.id == "nn-layout")]
+    if any(t.id == "nn-layout" for t in transforms):
+        layout_builders = _project_layouts(tree, cross_file, layout_builders, rule_files, index, hub)
     if hub_plan is not None:  # module classes and torch aliases of the stand-ins, known before the pass
         hub_plan.apply(module_scope)
     for t in transforms:

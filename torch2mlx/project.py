@@ -118,11 +118,29 @@ def build_project_index(roots: Iterable[Path], files: Iterable[Path]) -> Project
                         hashlib.sha256(json.dumps(sources).encode()).hexdigest()[:16] if sources else "")
 
 
+_CONTAINERS = frozenset({"torch.nn.Sequential", "torch.nn.modules.container.Sequential"})
+
+
 def _class_origins(facts: list, module_classes: set) -> dict:
-    """Full name of each module class of the project (as defined, and as re-exported by `from .x import C`)
-    -> the full name where its `class` statement is (a fixed point over re-exports)."""
+    """Full name of each layer class of the project (an nn.Module class, or an nn.Sequential subclass such as
+    torchvision's ConvNormActivation), as defined and as re-exported by `from .x import C` -> the full name where
+    its `class` statement is (a fixed point over bases and re-exports)."""
+    layers = set(module_classes)
+    changed = True
+    while changed:
+        changed = False
+        for name, torch_locals, project_locals, classes in facts:
+            for cls, bases in classes:
+                full = f"{name}.{cls}"
+                if full not in layers and any(
+                        _torch_name(base, torch_locals) in _CONTAINERS
+                        or (isinstance(base, ast.Name) and (f"{name}.{base.id}" in layers
+                                                            or project_locals.get(base.id) in layers))
+                        for base in bases):
+                    layers.add(full)
+                    changed = True
     origins = {f"{name}.{cls}": f"{name}.{cls}" for name, _, _, classes in facts for cls, _ in classes}
-    origins = {full: full for full in origins if full in module_classes}
+    origins = {full: full for full in origins if full in layers}
     changed = True
     while changed:
         changed = False

@@ -187,6 +187,11 @@ class NnLayoutTransform(LayoutOps, LayoutFlow, Transform):
         self.calls = None             # call-site analysis (channels-last instances), set per module
         self.own: dict = {}           # class of this file that maps a channels-last input to channels-last -> its output layout
         self.imported: dict = {}      # the same for classes imported from other project files (directory runs)
+        self.demoted: set = set()     # id(ClassDef) built in torch's layout though it builds channels-last layers
+        self.torch_layout: list = []  # module-level classes left in torch's layout (class_layouts)
+        self._probing = False         # reading what a class's layers would be in torch's layout (_torch_layout_fits)
+        self._nchw_mixed = False      # a container of the class read holds torch-layout and channels-last layers
+        self._probe_unknown = False   # _torch_layout_fits met a module it does not know
         self.module_names: dict = {}  # module-level name -> its bindings (a class name is used only when bound once)
         self.cascaded = False         # the current statement reads a value of unknown layout (its name): kept as written
         self.cascade_lines: dict = {}  # id(original statement) -> the name of unknown layout it reads (a comment)
@@ -247,9 +252,14 @@ class NnLayoutTransform(LayoutOps, LayoutFlow, Transform):
         them (`_owner_is_spatial`), else helpers in torch's layout (the class stays as torch wrote it: exact)."""
         layers: dict = {}
         passed: dict = {}  # attr -> (__init__, parameter) for `self.attr = parameter`
-        for stmt in node.body.body:
-            if isinstance(stmt, cst.FunctionDef) and stmt.name.value == "__init__":
-                self._init_assignments(rw, stmt, stmt.body.body, layers, passed)
+        saved, self._nchw_mixed = self._nchw_mixed, False
+        try:
+            for stmt in node.body.body:
+                if isinstance(stmt, cst.FunctionDef) and stmt.name.value == "__init__":
+                    self._init_assignments(rw, stmt, stmt.body.body, layers, passed)
+            mixed = self._nchw_mixed
+        finally:
+            self._nchw_mixed = saved
         layers = {attr: layout for attr, layout in layers.items() if layout is not _ABSENT}
         # a head taking channels-last data and giving torch's layout does not make its owner channels-last (the
         # owner stays in torch's layout; its call of the head is transposed as any call of a channels-last class)
@@ -259,7 +269,44 @@ class NnLayoutTransform(LayoutOps, LayoutFlow, Transform):
             return None  # modules passed to __init__ matter only in a class that is channels-last already
         for attr, (init, param) in passed.items():
             layers.setdefault(attr, self._passed_module_layout(rw, node, init, param))
+        # (not while reading whether the class is channels-last without its class-value layers: built channels-last,
+        # they may not mix)
+        if mixed and self._value_builds_cl and not self._probing and Layout.UNFOLLOWED in layers.values() \
+                and self._torch_layout_fits(rw, node):
+            self.demoted.add(id(node))
+            self.value_builds = {call: build for call, build in self.value_builds.items() if build[0] != id(node)}
+            return None
         return layers
+
+    def _nchw_container(self, kinds: set) -> str:
+        """A Sequential holding layers that take torch's layout: one too, or not followed when channels-last layers
+        are in it as well (noted: the class may fit torch's layout, `_torch_layout_fits`)."""
+        if kinds <= {Layout.NCHW, Layout.PER_POSITION}:
+            return Layout.NCHW
+        self._nchw_mixed = True
+        return Layout.UNFOLLOWED
+
+    def _torch_layout_fits(self, rw, node: cst.ClassDef) -> bool:
+        """A class whose layers take torch's layout next to channels-last ones (torchvision's mobilenet_v2
+        InvertedResidual: `nn.Sequential(*layers)` of Conv2dNormActivation blocks, a conv and a norm) cannot be
+        channels-last; it is built in torch's layout instead when each channels-last layer it builds has a
+        helper that takes torch's layout (`nn.Conv2d(...)` -> `Conv2dNCHW(...)`, the same constructor: leave_Call)
+        and nothing else in it needs channels-last data: then it is torch's class, exact (transposes inside the
+        helpers), followed by its owners as a module taking torch's layout."""
+        if len(self.module_names.get(node.name.value, [])) != 1:
+            return False
+        layers: dict = {}
+        self._probing, saved = True, self._value_builds_cl
+        self._value_builds_cl, self._probe_unknown = False, False
+        try:
+            for stmt in node.body.body:
+                if isinstance(stmt, cst.FunctionDef) and stmt.name.value == "__init__":
+                    self._init_assignments(rw, stmt, stmt.body.body, layers, {})
+        finally:
+            self._probing, self._value_builds_cl = False, saved
+        kinds = set(layers.values())
+        return not self._probe_unknown and Layout.NCHW in kinds \
+            and kinds <= {Layout.NCHW, Layout.PER_POSITION, Layout.PLAIN, None, _ABSENT}
 
     def _init_assignments(self, rw, init: cst.FunctionDef, body, layers: dict, passed: dict) -> None:
         self._scopes.append(init)
@@ -367,11 +414,26 @@ class NnLayoutTransform(LayoutOps, LayoutFlow, Transform):
         return Layout.CL2
 
     def _module_layout(self, rw, value) -> Optional[str]:
-        """What a submodule does to a channels-last input: a layout, 'pp' (per position), 'flag' or None."""
+        """What a submodule does to a channels-last input: a layout, 'pp' (per position), 'flag' or None. While a
+        class is read for torch's layout (`_torch_layout_fits`), a call of something else than a torch layer whose
+        effect is not known (a class value, a class of another file without facts) is noted: it may be a
+        channels-last class, which torch-layout data would not fit."""
+        found = self._module_layout_of(rw, value)
+        if self._probing and found is None and isinstance(value, cst.Call) and _layer_kind(rw, value) is None:
+            self._probe_unknown = True
+        return found
+
+    def _module_layout_of(self, rw, value) -> Optional[str]:
         if isinstance(value, cst.IfExp):  # `nn.BatchNorm2d(c) if use_bn else nn.Identity()`
             found = self._module_or_none(rw, value)
             return None if found is _ABSENT else found
         kind = _layer_kind(rw, value)
+        if self._probing and (kind in SPATIAL or kind in KEEP or kind in ADAPTIVE):
+            return Layout.NCHW if _torch_layout_helper(rw, value) is not None else Layout.UNFOLLOWED
+        if self._probing and (self._own_class(value) is not None or self._channels_last_class(rw, value)):
+            return Layout.UNFOLLOWED
+        if self._takes_torch_layout(rw, value):
+            return Layout.NCHW
         if kind in ADAPTIVE:
             return Layout.POOLED if _global_pool(value) else Layout.CL2
         if kind in SPATIAL:
@@ -401,7 +463,7 @@ class NnLayoutTransform(LayoutOps, LayoutFlow, Transform):
             inners = [self._repeated(rw, arg) if arg.star else self._module_layout(rw, self._local_value(arg.value) or arg.value)
                       for arg in value.args]
             if Layout.NCHW in inners:  # torch-layout layers with channels-last ones: one of them gets the other layout
-                return Layout.NCHW if set(inners) <= {Layout.NCHW, Layout.PER_POSITION} else Layout.UNFOLLOWED
+                return self._nchw_container(set(inners))
             for arg, inner in zip(value.args, inners):
                 if inner is None and not arg.star and self._channels_last_class(rw, arg.value):
                     return Layout.UNFOLLOWED  # takes channels-last input, not known to keep it: what the container feeds it is not followed
@@ -593,7 +655,7 @@ class NnLayoutTransform(LayoutOps, LayoutFlow, Transform):
                 kind = Layout.UNFOLLOWED
             kinds.add(kind)
         if Layout.NCHW in kinds:
-            return Layout.NCHW if kinds <= {Layout.NCHW, Layout.PER_POSITION} else Layout.UNFOLLOWED
+            return self._nchw_container(kinds)
         spatial = kinds - {Layout.PER_POSITION, Layout.KEEP, None, Layout.PLAIN}
         if None in kinds or Layout.PLAIN in kinds:
             return Layout.UNFOLLOWED if spatial or Layout.KEEP in kinds else None
@@ -776,14 +838,57 @@ class NnLayoutTransform(LayoutOps, LayoutFlow, Transform):
         if isinstance(value, cst.Call) and isinstance(value.func, cst.Name):
             name = value.func.value
             layout = self.own.get(name, self.imported.get(name))
+            if layout == Layout.NCHW:
+                return None  # an imported class left in torch's layout: `_takes_torch_layout`
             if layout is not None and len(self.module_names.get(name, [])) == 1:  # not rebound: the name is the class
                 return layout
         return None
 
     def class_layouts(self) -> dict:
         """After the pass: the classes of the file that take a channels-last value and give one (what they give),
-        followed without a flag. `api` hands them to the files of a directory run that import them."""
-        return dict(self.own)
+        followed without a flag, and the classes left in torch's layout (`Layout.NCHW`: they take and give torch's
+        layout; no channels-last layer or class of the file is built in them). `api` hands them to the files of a
+        directory run that import them."""
+        return {**{name: Layout.NCHW for name in self.torch_layout}, **self.own}
+
+    def _all_torch_layout(self, rw, node: cst.ClassDef) -> bool:
+        """A class left in torch's layout that names no channels-last layer (but where it is built as a helper in
+        torch's layout: `_torch_layout_fits`) and no channels-last class, not even as a default value: what it
+        builds takes torch's layout whatever its constructor is given by this file (`class_layouts`)."""
+        if id(node) not in self.demoted and any(
+                _layer_kind(rw, c) in SPATIAL or _layer_kind(rw, c) in KEEP or _layer_kind(rw, c) in ADAPTIVE
+                for c in _calls_in(node)):
+            return False
+        names = {n.value for n in find(node, cst.Name)} - {node.name.value}
+        return not any(n in self.own or (n in self.imported and self.imported[n] != Layout.NCHW)
+                       or (n in self.class_defs and self._channels_last_class(rw, cst.Call(func=cst.Name(n))))
+                       for n in names)
+
+    def _takes_torch_layout(self, rw, value) -> bool:
+        """`Block(...)` for a class that takes torch's layout: one of this file built so (`_torch_layout_fits`), or
+        one of another project file that its own conversion leaves in torch's layout, given no class of the
+        project as an argument (torchvision's Conv2dNormActivation builds its layers from the classes passed:
+        torch's layer classes, in torch's layout as values, keep it so; a class of the project may not)."""
+        if not (isinstance(value, cst.Call) and isinstance(value.func, cst.Name)):
+            return False
+        name = value.func.value
+        if len(self.module_names.get(name, [])) != 1:
+            return False
+        if name in self.class_defs:
+            return not self._channels_last_class(rw, value) and id(self.class_defs[name]) in self.demoted
+        if self.imported.get(name) != Layout.NCHW or any(a.star for a in value.args):
+            return False  # (what **kwargs carries is not seen)
+        scope = self._scopes[-1] if self._scopes else None
+        for arg in value.args:
+            names = [n.value for n in find(arg.value, cst.Name)]
+            bound = self._scope_bindings_of(scope) if scope is not None else {}
+            params = {p.name.value: p.default for p in scope.params.params} if scope is not None else {}
+            for n in list(names):  # a name of the function: what it is bound to, and a parameter's default
+                values = [*bound.get(n, []), *([params[n]] if params.get(n) is not None else [])]
+                names.extend(m.value for v in values if isinstance(v, cst.CSTNode) for m in find(v, cst.Name))
+            if any(n in self.class_defs or n in self.imported or n in rw.project_module_classes for n in names):
+                return False
+        return True
 
     def _repeated(self, rw, arg: cst.Arg) -> Optional[str]:
         """`*[Block(...) for ...]` in a Sequential: the layout of one element, when repeating it (0 or more
@@ -796,6 +901,8 @@ class NnLayoutTransform(LayoutOps, LayoutFlow, Transform):
 
     def leave_ClassDef(self, rw, original: cst.ClassDef, updated):
         layers = self.classes.pop()
+        if layers is None and self.class_defs.get(original.name.value) is original and self._all_torch_layout(rw, original):
+            self.torch_layout.append(original.name.value)
         for call, build in list(self.value_builds.items()):
             if build[0] == id(original) and call not in self.rebuilt:  # never expected: a reader took it channels-last
                 del self.value_builds[call]
@@ -823,6 +930,20 @@ class NnLayoutTransform(LayoutOps, LayoutFlow, Transform):
                     f"{original.name.value} takes channels-last input ({', '.join(inputs)}): feed it NHWC/NLC data, "
                     "e.g. mx.transpose(x, (0, 2, 3, 1)) for an NCHW batch", "info")
         return updated.with_changes(leading_lines=[*updated.leading_lines, line])
+
+    def _torch_layout_layer(self, rw, original: cst.Call, updated):
+        """`nn.Conv2d(...)` in a class built in torch's layout (`_torch_layout_fits`): `Conv2dNCHW(...)`, the helper
+        with torch's constructor that takes and gives torch's layout, with the call's own arguments."""
+        helper = _torch_layout_helper(rw, original)
+        if helper is None or not isinstance(updated, cst.Call):
+            return updated
+        try:
+            add_helpers(rw, [*DEPENDS.get(helper, ()), helper], HELPER_CODE)
+        except Flag as flag:
+            rw.flag(original, RULE, "no-equivalent", f"the class is built in torch's layout: {flag.reason}")
+            return updated
+        rw.need_import("mx", "nn")
+        return updated.with_changes(func=cst.Name(helper), args=original.args)
 
     def _channels_last_call(self, rw, original: cst.Call, updated):
         """`norm_layer(c)` followed as a channels-last layer: `channels_last_layer(norm_layer, <NCHW>, <NHWC>)(c)`."""
@@ -1641,6 +1762,9 @@ class NnLayoutTransform(LayoutOps, LayoutFlow, Transform):
         return build(receiver)
 
     def leave_Call(self, rw, original: cst.Call, updated):
+        if self.demoted and (owner := self._owners.get(id(original))) is not None and id(owner) in self.demoted \
+                and _torch_layout_helper(rw, original) is not None:
+            return self._torch_layout_layer(rw, original, updated)
         if id(original) in self.rebuild_cl:
             return self._channels_last_call(rw, original, updated)
         if id(original) in self.class_checks:
@@ -1721,6 +1845,19 @@ def _either(a, b):
     if pair <= {Layout.PER_POSITION, Layout.KEEP, *_CHANNELS_LAST} and len(pair & set(_CHANNELS_LAST)) <= 1:
         return Layout.KEEP
     return None
+
+
+def _torch_layout_helper(rw, call) -> Optional[str]:
+    """The helper that builds torch layer `call` (`nn.Conv2d(...)`) with the same arguments for torch's layout
+    (`Conv2dNCHW`), when there is one and the arguments name nothing of torch (kept as written, they mean the same
+    there); else None."""
+    layer = _layer_kind(rw, call)
+    helper = VALUES.get(layer, ("",))[0] if layer is not None else ""
+    if not helper.endswith("NCHW") or helper not in HELPER_CODE or any(a.star for a in call.args):
+        return None
+    if any((rw.qualified_name(n) or "").startswith("torch") for a in call.args for n in find(a.value, (cst.Name, cst.Attribute))):
+        return None
+    return helper
 
 
 def _project_builders(rw) -> frozenset:
