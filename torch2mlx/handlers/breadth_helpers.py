@@ -339,15 +339,15 @@ def lgamma(input):
     r2 = r * r
     series = r * (1.0 / 12 - r2 * (1.0 / 360 - r2 * (1.0 / 1260 - r2 / 1680)))
     positive = (y - 0.5) * mx.log(y) - y + 0.91893853320467274178 + series - shift
-    frac = x - mx.floor(x)
-    reflected = mx.log(mx.pi / mx.abs(mx.sin(mx.pi * frac))) - positive
+    d = x - mx.round(x)  # |sin(pi x)| = |sin(pi d)|, d exact and small near the poles
+    reflected = mx.log(mx.pi / mx.abs(mx.sin(mx.pi * d))) - positive
     out = mx.where(reflect, reflected, positive)
-    return mx.where(mx.isinf(x) | (reflect & (frac == 0)), mx.inf, out)
+    return mx.where(mx.isinf(x) | (reflect & (d == 0)), mx.inf, out)
 ''',
     "digamma": '''
 def digamma(input):
     """PyTorch's digamma (special.digamma / psi), ATen's float algorithm: reflection
-    digamma(1 - x) - pi / tan(pi * frac(x)) below 0, the recurrence up to 10, then the asymptotic series;
+    digamma(1 - x) - pi / tan(pi * r) below 0 (r: x less its nearest integer), the recurrence up to 10, then the asymptotic series;
     -inf at +0 (inf at -0), NaN at the negative integers."""
     x = input if mx.issubdtype(input.dtype, mx.floating) else input.astype(mx.float32)
     A = [8.33333333333333333333e-2, -2.10927960927960927961e-2, 7.57575757575757575758e-3,
@@ -366,7 +366,7 @@ def digamma(input):
         poly = poly * z + c
     series = mx.where(t < 1.0e17, z * poly, 0.0)
     positive = mx.where(t == 10, result + 2.25175258906672110764, result + mx.log(t) - 0.5 / t - series)
-    r = x - mx.trunc(x)
+    r = x - mx.round(x)  # tan(pi x) = tan(pi r), r exact and small near the poles
     out = mx.where(negative, positive - mx.pi / mx.tan(mx.pi * r), positive)
     out = mx.where(negative & (r == 0), mx.nan, out)
     return mx.where(x == 0, mx.where(signbit(x), mx.inf, -mx.inf), out)
@@ -593,6 +593,81 @@ def gradient(input, spacing=1, dim=None, edge_order=1):
         out.append(mx.moveaxis(g, -1, d))
     return tuple(out)
 ''',
+    "normal_tensor": '''
+def normal_tensor(mean, std=1.0):
+    """PyTorch's normal with a tensor mean and / or std (no size): one standard normal draw per element of
+    their broadcast shape, mean + std * z, in the dtype of the tensor given."""
+    shape = mx.broadcast_shapes(getattr(mean, "shape", ()), getattr(std, "shape", ()))
+    dtype = mean.dtype if isinstance(mean, mx.array) else std.dtype if isinstance(std, mx.array) else mx.float32
+    return (mean + std * mx.random.normal(shape, dtype=dtype)).astype(dtype)
+''',
+    "frexp": '''
+def frexp(input):
+    """PyTorch's frexp: (mantissa, exponent) with input == mantissa * 2 ** exponent, |mantissa| in [0.5, 1)
+    (0 for 0; inf and NaN keep themselves with exponent 0), read from the bits of the float (subnormals
+    rescaled by 2 ** 64 first); float16 / bfloat16 through float32, in which their values are exact."""
+    dtype = input.dtype
+    x = input.astype(mx.float32) if dtype in (mx.float16, mx.bfloat16) else input
+    ints, shift, mask, bias = (mx.int64, 52, 0x7FF, 1022) if x.dtype == mx.float64 else (mx.int32, 23, 0xFF, 126)
+    tiny = (x != 0) & (mx.abs(x) < 2.0 ** -bias)  # subnormals: below the smallest normal number
+    scaled = mx.where(tiny, x * 2.0 ** 64, x)
+    bits = mx.view(scaled, ints)
+    field = (bits >> shift) & mask
+    exponent = field - bias - mx.where(tiny, 64, 0)
+    mantissa = mx.view((bits & ~(mx.array(mask, dtype=ints) << shift)) | (mx.array(bias, dtype=ints) << shift), x.dtype)
+    special = (x == 0) | mx.isinf(x) | mx.isnan(x)
+    mantissa = mx.where(special, x, mantissa)
+    exponent = mx.where(special, 0, exponent).astype(mx.int32)
+    return mantissa.astype(dtype), exponent
+''',
+    "erfcx": '''
+def erfcx(input):
+    """PyTorch's special.erfcx, exp(x ** 2) * erfc(x): below 1 in magnitude from mx.erf, above from Laplace's
+    continued fraction 1 / (sqrt(pi) (t + (1/2) / (t + 1 / (t + (3/2) / ...)))) taken 60 levels deep (float32
+    within 2e-6 of the exact value); erfcx(-t) = 2 exp(t ** 2) - erfcx(t)."""
+    x = input if mx.issubdtype(input.dtype, mx.floating) else input.astype(mx.float32)
+    a = mx.abs(x)
+    big = mx.maximum(a, 1.0)
+    frac = mx.zeros_like(big)
+    for k in range(60, 0, -1):
+        frac = (k / 2) / (big + frac)
+    positive = mx.where(a < 1.0, mx.exp(a * a) * (1.0 - mx.erf(a)), 1.0 / (1.7724538509055159 * (big + frac)))
+    return mx.where(x < 0, 2.0 * mx.exp(x * x) - positive, positive)
+''',
+    "log_ndtr": '''
+def log_ndtr(input):
+    """PyTorch's special.log_ndtr, the log of the standard normal CDF, as ATen writes it: below -1
+    log(erfcx(-t) / 2) - t ** 2 (t = x / sqrt(2): no underflow far in the tail), else log1p(-erfc(t) / 2)."""
+    x = input if mx.issubdtype(input.dtype, mx.floating) else input.astype(mx.float32)
+    t = x * 0.7071067811865476
+    low = mx.log(erfcx(-t) / 2) - t * t
+    q = mx.exp(-t * t) * erfcx(mx.abs(t))  # erfc(|t|)
+    q = mx.where(t < 0, 2.0 - q, q)
+    return mx.where(x < -1, low, mx.log1p(-q / 2))
+''',
+    "matrix_exp": '''
+def matrix_exp(A):
+    """PyTorch's linalg.matrix_exp: Higham's scaling and squaring with the [13/13] Pade approximant (A scaled by
+    2 ** -s so that its largest 1-norm over the batch is at most 5.37, s read on the host), one solve, then s
+    squarings."""
+    b = [64764752532480000.0, 32382376266240000.0, 7771770303897600.0, 1187353796428800.0, 129060195264000.0,
+         10559470521600.0, 670442572800.0, 33522128640.0, 1323241920.0, 40840800.0, 960960.0, 16380.0, 182.0, 1.0]
+    norm = mx.max(mx.sum(mx.abs(A), axis=-2)).item() if A.size else 0.0
+    s = 0
+    while norm > 5.371920351148152 * 2 ** s:
+        s += 1
+    A = A / 2 ** s
+    eye = mx.broadcast_to(mx.eye(A.shape[-1], dtype=A.dtype), A.shape)
+    A2 = A @ A
+    A4 = A2 @ A2
+    A6 = A4 @ A2
+    U = A @ (A6 @ (b[13] * A6 + b[11] * A4 + b[9] * A2) + b[7] * A6 + b[5] * A4 + b[3] * A2 + b[1] * eye)
+    V = A6 @ (b[12] * A6 + b[10] * A4 + b[8] * A2) + b[6] * A6 + b[4] * A4 + b[2] * A2 + b[0] * eye
+    R = mx.linalg.solve(V - U, V + U, stream=mx.cpu)
+    for _ in range(s):
+        R = R @ R
+    return R
+''',
     "can_cast": '''
 def can_cast(from_, to):
     \"\"\"PyTorch's can_cast: False only from complex to a non-complex type, from floating point to an integer
@@ -613,6 +688,7 @@ DEPENDS = {
     "multigammaln": ("lgamma",),
     "scatter_reduce": ("scatter_positions",),
     "lu_unpack": ("lu_permutation",),
+    "log_ndtr": ("erfcx",),
     "lu_solve": ("lu_permutation", "lu_unpack"),
 }
 
