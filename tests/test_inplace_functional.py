@@ -163,3 +163,24 @@ def test_a_reference_taken_after_the_update_does_not_see_it_one_taken_before_or_
     assert [f.rule_id for f in _flags(flagged)] == ["inplace-op", "inplace-op"]
     assert "    x.index_add_(0, index, t)      # out sees it" in flagged.code
     assert "        b.add_(1)                  # c, from the previous turn, sees it" in flagged.code
+
+
+def test_a_random_fill_of_a_random_creation_draws_once_each_in_torchs_order():
+    # torch's docstrings (torch.acosh, torch.atanh): `a = torch.randn(4).uniform_(1, 2)`
+    result = _convert("""
+        import torch
+
+        a = torch.randn(4).uniform_(1, 2)
+        c = torch.rand(2, 3).normal_(5.0, 0.01)
+        def f(n: int):
+            return [torch.randn(3).uniform_(1, 2) for _ in range(n)]   # no line of its own in a comprehension
+    """)
+    assert "randn = mx.random.normal((4,))\na = mx.random.uniform(1, 2, randn.shape, dtype=randn.dtype)\n" in result.code
+    assert {f.line for f in _flags(result)} == {7} and "inplace-op" in {f.rule_id for f in _flags(result)}
+    assert ".uniform_(1, 2) for _ in range(n)]" in result.code
+    module = result.code.split("def f")[0]
+    ns: dict = {}
+    exec(compile(module, "mlx.py", "exec"), ns)  # noqa: S102 - the test's own program
+    a, c = np.array(ns["a"]), np.array(ns["c"])
+    assert a.shape == (4,) and a.dtype == np.float32 and ((a >= 1) & (a < 2)).all()
+    assert c.shape == (2, 3) and c.dtype == np.float32 and np.abs(c - 5.0).max() < 0.1

@@ -31,6 +31,7 @@ Also translated (real models):
 from __future__ import annotations
 
 import ast
+import functools
 import re
 from typing import Optional
 
@@ -38,6 +39,7 @@ import libcst as cst
 from libcst.metadata import MetadataWrapper, PositionProvider
 
 from torch2mlx.binding import argument_code, code_of, signature_of
+from torch2mlx.table.model import ParamSpec, Rule
 from torch2mlx.torch_facts import BOOL_RESULT_OPS, FRESH_METHODS, VALUE_ATTRIBUTES, VIEW_OPS
 from torch2mlx.transforms import Transform
 from torch2mlx.transforms.codegen import mlx_expr
@@ -335,7 +337,7 @@ class InplaceOps(Transform):
                 and rw.qualified_name(func.value) is None):
             value = self._fresh_receiver(rw, original, updated)
             if value is None:
-                value = self._new_tensor_update(rw, original, updated)
+                value = self._new_tensor_fill(rw, original, updated) or self._new_tensor_update(rw, original, updated)
             if value is not None:
                 self.converted_values.add(id(original))
                 return value
@@ -357,6 +359,24 @@ class InplaceOps(Transform):
             return None
         rw.count_conversion()
         return mlx_expr(rw, template.format(t=code_of(updated.func.value), **args))
+
+    def _new_tensor_fill(self, rw, original, updated):
+        """`torch.randn(4).uniform_(1, 2)` (torch's docstrings): a fill of a tensor the expression creates, whose
+        creation draws random numbers (not written twice, as `_fresh_receiver` writes `torch.empty(n)`): the fill's
+        form over the creation evaluated once, into a fresh name on a line before (the draws happen in torch's order)."""
+        receiver = original.func.value
+        method = original.func.attr.value
+        if (method not in _VALUE_FILLS or not isinstance(receiver, cst.Call) or rw.qualified_name(receiver.func) not in _NEW_TENSORS
+                or not isinstance(updated, cst.Call) or not isinstance(updated.func, cst.Attribute)):
+            return None
+        before = rw.flags()
+        value = self._apply(rw, _fill_rule(method), original, updated, updated.func.value)
+        if value is None:  # the creation cannot be evaluated once here (in a comprehension, ...): as it was
+            kept = {id(f) for f in before}
+            rw.drop_flags(predicate=lambda f: id(f) not in kept)
+            return None
+        self._drop_findings(rw, original)
+        return value
 
     def _new_tensor_update(self, rw, original, updated):
         """`torch.zeros(3, 5).scatter_add_(0, index, src)`, `torch.randn(3, 3).triu_()`: the update of a tensor the
@@ -629,6 +649,17 @@ def _left_to_this(rw, method: str) -> bool:
         return False
     rule = rw.index.method(method)
     return rule is None or rule.status == "manual"
+
+
+@functools.lru_cache(maxsize=None)
+def _fill_rule(method: str) -> Rule:
+    """A fill method's form (`_VALUE_FILLS`: nn-init's, over the tensor `{t}`) as a rule over its receiver, for the
+    rewriter to translate (and evaluate a receiver it reads twice once)."""
+    signature, template = _VALUE_FILLS[method]
+    params = [p.name for p in signature.params]
+    return Rule(id=f"torch.Tensor.{method}", status="exact", methods=(method,),
+                signature=signature_of(("input", *params), defaults={p.name: p.default for p in signature.params if p.default is not None}),
+                mlx=template.replace("{t}", "{input}"), params={p: ParamSpec(always_write=True) for p in params})
 
 
 def _functional_inplace(rw, call: cst.Call):
