@@ -456,3 +456,45 @@ def test_one_size_known_to_be_an_int_is_a_one_element_shape():
     expected, actual = ns_t["f"](torch.zeros(3, 2)), ns_m["f"](mx.zeros((3, 2)))
     assert tuple(actual.shape) == tuple(expected.shape) == (3,) and actual.dtype == mx.float32
     np.testing.assert_array_equal(np.array(actual), expected.numpy())
+
+
+STATIC = """\
+import torch
+from torch import nn
+
+
+class Embeddings(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.padding_idx = 1
+
+    def forward(self, input_ids: torch.Tensor):
+        return self.create_position_ids_from_input_ids(input_ids, self.padding_idx)
+
+    @staticmethod
+    def create_position_ids_from_input_ids(input_ids, padding_idx, past_key_values_length=0):
+        mask = input_ids.ne(padding_idx).int()
+        incremental_indices = (torch.cumsum(mask, dim=1).type_as(mask) + past_key_values_length) * mask
+        return incremental_indices.long() + padding_idx
+{extra}"""
+
+
+def test_a_staticmethod_called_on_self_with_tensors_has_tensor_parameters():
+    src = STATIC.format(extra="")
+    result = convert_source(src)
+    assert _flags(result) == []
+    ids = np.array([[0, 1, 5, 7, 1], [3, 3, 1, 1, 1]], np.int64)
+    ns_t: dict = {}
+    exec(src, ns_t)
+    ns_m: dict = {}
+    exec(result.code, ns_m)
+    expected = ns_t["Embeddings"]()(torch.from_numpy(ids))
+    actual = ns_m["Embeddings"]()(mx.array(ids))
+    assert tuple(actual.shape) == tuple(expected.shape) and actual.dtype == mx.int64
+    np.testing.assert_array_equal(np.array(actual), expected.numpy())
+
+
+def test_a_staticmethod_also_called_otherwise_gets_no_parameter_facts():
+    src = STATIC.format(extra="\n\ndef positions(ids):\n    return Embeddings.create_position_ids_from_input_ids(ids, 0)\n")
+    result = convert_source(src)
+    assert any(".ne()" in f for f in _flags(result)), result.code

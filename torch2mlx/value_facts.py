@@ -750,9 +750,15 @@ class _Analysis:
             # referenced only by calls, and as the value of function aliases (whose calls are its call sites)
             if not fn.node.decorator_list and self.refs.get(name, 0) == self.alias_refs.get(name, 0):
                 targets[id(fn)] = fn
+        static = self.counts.get("staticmethod") is None and not _binding_counts(self.module.node).get("staticmethod")
         for cls in self.all_classes:
             for name, fn in cls.methods.items():
-                if (fn.self_name is not None and not fn.node.decorator_list and name != "forward" and not name.startswith("__")
+                # an undecorated method, or a @staticmethod (the builtin: it passes the call's arguments as they are)
+                plain = fn.self_name is not None and not fn.node.decorator_list
+                plain = plain or (static and fn.self_name is None and len(fn.node.decorator_list) == 1
+                                  and isinstance(fn.node.decorator_list[0], ast.Name)
+                                  and fn.node.decorator_list[0].id == "staticmethod")
+                if (plain and name != "forward" and not name.startswith("__")
                         and not self.attr_refs.get(name) and not any(name in c.methods for c in cls.family if c is not cls)):
                     targets[id(fn)] = fn
         unresolved: set = set()
@@ -777,7 +783,7 @@ class _Analysis:
             calls = sites.get(key)
             if not calls or (fn.cls is not None and fn.node.name in unresolved):
                 continue
-            names = fn.positional[1:] if fn.cls is not None else fn.positional
+            names = fn.positional[1:] if fn.cls is not None and fn.self_name is not None else fn.positional
             known = set(names) | set(fn.kwonly)
             signature = signature_of(names, fn.kwonly, optional=True)
             for call, caller, opaque in calls:
