@@ -668,6 +668,27 @@ def matrix_exp(A):
         R = R @ R
     return R
 ''',
+    "mode": '''
+def mode(input, dim=-1, keepdim=False):
+    """PyTorch's mode: (values, indices) along dim, the most frequent value (the smallest of the tied ones) and
+    the index of its last occurrence, as torch's CPU kernel. Counts by comparing every pair of the slice
+    (n * n memory per slice)."""
+    x = mx.moveaxis(input.reshape(input.shape or (1,)), dim, -1)
+    n = x.shape[-1]
+    counts = (mx.expand_dims(x, -1) == mx.expand_dims(x, -2)).sum(-1)
+    tied = counts == counts.max(-1, keepdims=True)
+    if mx.issubdtype(x.dtype, mx.inexact):
+        highest = mx.array(mx.inf, dtype=x.dtype)
+    elif x.dtype == mx.bool_:
+        highest = mx.array(True)
+    else:
+        highest = mx.array(mx.iinfo(x.dtype).max, dtype=x.dtype)
+    values = mx.min(mx.where(tied, x, highest), axis=-1, keepdims=True)
+    indices = mx.max(mx.where(x == values, mx.arange(n), -1), axis=-1, keepdims=True).astype(mx.int64)
+    if keepdim and input.ndim:
+        return mx.moveaxis(values, -1, dim), mx.moveaxis(indices, -1, dim)
+    return values.squeeze(-1), indices.squeeze(-1)
+''',
     "can_cast": '''
 def can_cast(from_, to):
     \"\"\"PyTorch's can_cast: False only from complex to a non-complex type, from floating point to an integer
