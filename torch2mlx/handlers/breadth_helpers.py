@@ -689,6 +689,53 @@ def mode(input, dim=-1, keepdim=False):
         return mx.moveaxis(values, -1, dim), mx.moveaxis(indices, -1, dim)
     return values.squeeze(-1), indices.squeeze(-1)
 ''',
+    "result_type": '''
+def result_type(tensor1, tensor2):
+    """PyTorch's result_type: arrays with dimensions, 0-d arrays and Python numbers (bool, int64, float32,
+    complex64) each promote within their class by torch's table (MLX's is the same on the types both
+    have); a lower class changes the result only when of a higher category (bool < integer < floating <
+    complex), as ATen's combine_categories. Raises where torch has no result (unsigned types wider than
+    8 bits mixed with others) or MLX has no type (complex128, complex32)."""
+    def kind(t):
+        return 0 if t == mx.bool_ else 3 if mx.issubdtype(t, mx.complexfloating) else 2 if mx.issubdtype(t, mx.floating) else 1
+
+    def promote(a, b):
+        if a is None or b is None:
+            return a if b is None else b
+        if a != b and {a, b} & {mx.uint16, mx.uint32, mx.uint64}:
+            raise TypeError(f"torch does not promote {a} with {b}")
+        if {a, b} == {mx.float64, mx.complex64}:
+            raise TypeError("the result would be complex128, which MLX does not have")
+        return (mx.zeros((), dtype=a) + mx.zeros((), dtype=b)).dtype
+
+    def combine(higher, lower):
+        if higher is None or lower is None:
+            return higher if lower is None else lower
+        if kind(higher) == 3:
+            return higher
+        if kind(lower) == 3:
+            if kind(higher) != 2:
+                return lower
+            if higher not in (mx.float32, mx.bfloat16):  # torch: complex128 / complex32
+                raise TypeError(f"the result would be the complex type of {higher}, which MLX does not have")
+            return mx.complex64
+        if kind(higher) == 2:
+            return higher
+        if higher == mx.bool_ or kind(lower) == 2:
+            return promote(higher, lower)
+        return higher
+
+    classes = [None, None, None]  # with dimensions, 0-d, Python numbers
+    for operand in (tensor1, tensor2):
+        if isinstance(operand, mx.array):
+            slot, dtype = (0 if operand.ndim else 1), operand.dtype
+        else:
+            slot = 2
+            dtype = (mx.bool_ if isinstance(operand, bool) else mx.int64 if isinstance(operand, int)
+                     else mx.complex64 if isinstance(operand, complex) else mx.float32)
+        classes[slot] = promote(classes[slot], dtype)
+    return combine(classes[0], combine(classes[1], classes[2]))
+''',
     "can_cast": '''
 def can_cast(from_, to):
     \"\"\"PyTorch's can_cast: False only from complex to a non-complex type, from floating point to an integer
