@@ -543,7 +543,7 @@ def test_a_moved_torch_import_goes_above_the_first_statement_that_uses_it():
 def test_reexported_torch_import_choice_becomes_a_function_that_imports_torch_when_called(tmp_path):
     # torchvision/_internally_replaced_utils.py re-exports load_state_dict_from_url to models/_api.py: the emitter
     # dropped the unused imports, and _api.py failed at import with no flag anywhere. That name now has a local
-    # helper (tests/test_tvhub_checkpoint.py); a torch function with none (download_url_to_file) still becomes a
+    # helper (tests/test_tvhub_checkpoint.py); a torch function with none (set_dir) still becomes a
     # function importing it from torch
     import subprocess
 
@@ -555,24 +555,24 @@ def test_reexported_torch_import_choice_becomes_a_function_that_imports_torch_wh
         import os
 
         try:
-            from torch.hub import download_url_to_file  # noqa: 401
+            from torch.hub import set_dir  # noqa: 401
         except ImportError:
-            from torch.hub import download_url_to_file  # noqa: 401
+            from torch.hub import set_dir  # noqa: 401
     """))
     (src / "models" / "_api.py").write_text(textwrap.dedent("""
-        from .._utils import download_url_to_file
+        from .._utils import set_dir
 
 
         def get_state_dict(url):
-            return download_url_to_file(url, "x")
+            return set_dir(url)
     """))
     out = tmp_path / "out" / "pkg"
     done = subprocess.run([sys.executable, "-m", "torch2mlx", "convert", str(src), "-o", str(out)],
                           capture_output=True, text=True)
     assert done.returncode == 1, done.stdout + done.stderr  # flagged: a call needs torch
     code = (out / "_utils.py").read_text()
-    assert "def download_url_to_file(*args, **kwargs):\n    from torch.hub import download_url_to_file\n" in code
-    assert "# torch2mlx: torch.hub.download_url_to_file:" in code
+    assert "def set_dir(*args, **kwargs):\n    from torch.hub import set_dir\n" in code
+    assert "# torch2mlx: torch.hub.set_dir:" in code
     probe = ("import sys; sys.modules['torch'] = None; sys.path.insert(0, sys.argv[1]); import pkg.models._api as a\n"
              "try:\n    a.get_state_dict('u')\nexcept ImportError:\n    print('needs torch')\n")
     ran = subprocess.run([sys.executable, "-c", probe, str(out.parent)], capture_output=True, text=True)

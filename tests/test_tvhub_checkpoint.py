@@ -174,7 +174,7 @@ def test_torchvision_reexport_is_bound_to_the_helper():
     assigned = [n for n in tree.body if isinstance(n, ast.Assign)]
     assert [ast.unparse(n) for n in assigned] == ["load_state_dict_from_url = hub_load_state_dict_from_url"]
     defined = [n.name for n in tree.body if isinstance(n, ast.FunctionDef)]
-    assert defined == ["torch_checkpoint_load", "hub_load_state_dict_from_url"]
+    assert defined == ["torch_checkpoint_load", "hub_download_url_to_file", "hub_load_state_dict_from_url"]
 
 
 def test_reexport_with_the_helper_name_taken_stays_flagged():

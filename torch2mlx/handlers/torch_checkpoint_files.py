@@ -185,6 +185,66 @@ def torch_checkpoint_load(path):
         f.seek(start)
         return Unpickler(f).load()
 ''',
+    "hub_urlparse": r'''
+def hub_urlparse(url, scheme="", allow_fragments=True):
+    """torch.hub.urlparse, which torch/hub.py imports from urllib.parse: the same function."""
+    from urllib.parse import urlparse
+
+    return urlparse(url, scheme, allow_fragments)
+''',
+    "hub_download_url_to_file": r'''
+def hub_download_url_to_file(url, dst, hash_prefix=None, progress=True):
+    """PyTorch's torch.hub.download_url_to_file without torch: the URL's bytes into `dst` through a `.partial`
+    file moved into place, the SHA-256 digest checked against hash_prefix (RuntimeError, no file left, when it
+    differs); `progress` writes a byte count to stderr instead of tqdm's bar."""
+    import errno
+    import hashlib
+    import os
+    import shutil
+    import sys
+    import tempfile
+    import uuid
+    from urllib.request import Request, urlopen
+
+    dst = os.path.expanduser(dst)
+    for _ in range(tempfile.TMP_MAX):
+        tmp_dst = dst + "." + uuid.uuid4().hex + ".partial"
+        try:
+            f = open(tmp_dst, "w+b")
+        except FileExistsError:
+            continue
+        break
+    else:
+        raise FileExistsError(errno.EEXIST, "No usable temporary file name found")
+    try:
+        with urlopen(Request(url, headers={"User-Agent": "torch.hub"})) as u:
+            length = u.info().get_all("Content-Length")
+            total = int(length[0]) if length else None
+            sha256 = hashlib.sha256() if hash_prefix is not None else None
+            done = 0
+            while True:
+                buffer = u.read(128 * 1024)
+                if len(buffer) == 0:
+                    break
+                f.write(buffer)
+                if sha256 is not None:
+                    sha256.update(buffer)
+                done += len(buffer)
+                if progress:
+                    sys.stderr.write(f"\r{done / 1048576:.1f} MiB" + (f" of {total / 1048576:.1f} MiB" if total else ""))
+            if progress:
+                sys.stderr.write("\n")
+            f.close()
+            if sha256 is not None:
+                digest = sha256.hexdigest()
+                if digest[: len(hash_prefix)] != hash_prefix:
+                    raise RuntimeError(f'invalid hash value (expected "{hash_prefix}", got "{digest}")')
+        shutil.move(f.name, dst)
+    finally:
+        f.close()
+        if os.path.exists(f.name):
+            os.remove(f.name)
+''',
     "hub_load_state_dict_from_url": r'''
 def hub_load_state_dict_from_url(url, model_dir=None, map_location=None, progress=True, check_hash=False,
                                  file_name=None, weights_only=False):
@@ -197,18 +257,12 @@ def hub_load_state_dict_from_url(url, model_dir=None, map_location=None, progres
     if callable(map_location):
         raise NotImplementedError("map_location as a function (torch calls it on each storage): MLX arrays have "
                                   "no device to map; pass None or a device name")
-    import errno
-    import hashlib
     import os
     import re
-    import shutil
     import sys
-    import tempfile
-    import uuid
     import warnings
     import zipfile
     from urllib.parse import urlparse
-    from urllib.request import Request, urlopen
 
     if os.getenv("TORCH_MODEL_ZOO"):
         warnings.warn("TORCH_MODEL_ZOO is deprecated, please use env TORCH_HOME instead", stacklevel=2)
@@ -229,44 +283,7 @@ def hub_load_state_dict_from_url(url, model_dir=None, map_location=None, progres
         if check_hash:
             r = re.search(r"-([a-f0-9]*)\.", filename)
             hash_prefix = r.group(1) if r else None
-        dst = os.path.expanduser(cached_file)
-        for _ in range(tempfile.TMP_MAX):
-            tmp_dst = dst + "." + uuid.uuid4().hex + ".partial"
-            try:
-                f = open(tmp_dst, "w+b")
-            except FileExistsError:
-                continue
-            break
-        else:
-            raise FileExistsError(errno.EEXIST, "No usable temporary file name found")
-        try:
-            with urlopen(Request(url, headers={"User-Agent": "torch.hub"})) as u:
-                length = u.info().get_all("Content-Length")
-                total = int(length[0]) if length else None
-                sha256 = hashlib.sha256() if hash_prefix is not None else None
-                done = 0
-                while True:
-                    buffer = u.read(128 * 1024)
-                    if len(buffer) == 0:
-                        break
-                    f.write(buffer)
-                    if sha256 is not None:
-                        sha256.update(buffer)
-                    done += len(buffer)
-                    if progress:
-                        sys.stderr.write(f"\r{done / 1048576:.1f} MiB" + (f" of {total / 1048576:.1f} MiB" if total else ""))
-                if progress:
-                    sys.stderr.write("\n")
-                f.close()
-                if sha256 is not None:
-                    digest = sha256.hexdigest()
-                    if digest[: len(hash_prefix)] != hash_prefix:
-                        raise RuntimeError(f'invalid hash value (expected "{hash_prefix}", got "{digest}")')
-            shutil.move(f.name, dst)
-        finally:
-            f.close()
-            if os.path.exists(f.name):
-                os.remove(f.name)
+        hub_download_url_to_file(url, cached_file, hash_prefix, progress=progress)
     if zipfile.is_zipfile(cached_file):
         with zipfile.ZipFile(cached_file) as archive:
             members = archive.infolist()
@@ -281,4 +298,4 @@ def hub_load_state_dict_from_url(url, model_dir=None, map_location=None, progres
 ''',
 }
 # each helper after the helpers it calls
-DEPENDS = {"hub_load_state_dict_from_url": ("torch_checkpoint_load",)}
+DEPENDS = {"hub_load_state_dict_from_url": ("torch_checkpoint_load", "hub_download_url_to_file")}
