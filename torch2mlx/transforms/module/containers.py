@@ -206,10 +206,14 @@ def _layout_risk(rewriter, values) -> "str | None":
             continue
         name = func.value if isinstance(func, cst.Name) else None
         defs = getattr(layout, "class_defs", None) or {}
-        if name is None or name not in defs or layout is None:
+        if name is None or name not in defs:
             return f"`{cst.Module([]).code_for_node(func)}(...)` is not a class of this file"
-        if name in (getattr(layout, "own", None) or {}) or layout._class_layers(rewriter, defs[name]) is not None:
-            return f"{name} builds layers that take channels-last data in MLX"
+        # nn-layout's own reading of the class (channels-last layers built in __init__, or a class it follows as
+        # channels-last); unknown when that transform is absent or reads classes another way
+        class_layers = getattr(layout, "_class_layers", None)
+        if class_layers is None or name in (getattr(layout, "own", None) or {}) \
+                or class_layers(rewriter, defs[name]) is not None:
+            return f"{name} builds layers that take channels-last data in MLX (or nn-layout cannot tell)"
     return None
 
 
