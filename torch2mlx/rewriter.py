@@ -644,6 +644,8 @@ class TableRewriter(cst.CSTTransformer):
                     # `self.qkv(x).topk(2)`, `torch.frac(torch.tensor([...]))`: the receiver or argument the translation
                     # reads twice is evaluated once into a fresh name where that is exact; a literal array that cannot
                     # be (in a comprehension, ...) is written twice (two equal new arrays); anything else is flagged
+                    if len(pending) + len(repeated) > len(original.args):
+                        raise  # each argument (and the receiver) is named or repeated once at most: a handler's own value
                     try:
                         position, name, value, updated, receiver = self._evaluate_once(rule, original, updated, receiver, twice)
                     except EvaluatedTwice:
