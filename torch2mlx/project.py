@@ -3,7 +3,9 @@
 When `utils.py` says `import torch.nn.functional as F` and `model.py` says
 `from .utils import F`, the `F` in model.py is torch's; when `base.py` defines
 `class BaseModel(nn.Module)` and `model.py` subclasses it, model.py's class is a module
-class too. One cheap `ast` pass over the tree collects these facts before conversion.
+class too. One cheap `ast` pass over the tree collects these facts before conversion, and where each
+layer class is defined (`class_origins`, through re-exports): what such a class does to a layout is read from
+its own file's conversion when a file importing it is converted (`api._project_layouts`).
 """
 from __future__ import annotations
 

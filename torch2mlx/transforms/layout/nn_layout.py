@@ -37,6 +37,16 @@ else nn.Identity()`) keeps a channels-last input channels-last when it is identi
 layer kind on every path. Methods that forward calls (`self.forward_features(x)`) are followed from the
 layouts of their arguments and rewritten for them.
 
+A class whose `nn.Sequential` mixes layers that take torch's layout with channels-last ones (torchvision's
+mobilenet_v2 InvertedResidual: Conv2dNormActivation blocks, which are built from layer class values and so take
+torch's layout, next to an `nn.Conv2d` and a norm) is built in torch's layout instead, when each channels-last layer
+it builds has a helper with the same constructor taking torch's layout (`nn.Conv2d(...)` -> `Conv2dNCHW(...)`) and
+nothing else in it is unknown (`_torch_layout_fits`): exact, transposes inside the helpers; its owners follow it as
+a module taking torch's layout. In directory runs (`api._project_layouts`), classes of other project files are
+followed like classes of this file by what their own file's conversion makes of them (`class_layouts`):
+channels-last in and out (SqueezeExcitation), or torch's layout (Conv2dNormActivation, unless a class of the
+project is passed to it); a class flagged there, or in a file not converted alike, stays unknown (flagged).
+
 **Left in place (flagged) when** a channels-last value is used in any other way (`view`/`reshape`
 to other shapes, tensor indices, unknown functions or submodules, try/with over it, a branch or
 loop that leaves it channels-last on one path only, ...). What such a flagged expression computes is
