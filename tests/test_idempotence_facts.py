@@ -271,12 +271,6 @@ def test_a_module_moved_to_a_device_is_not_taken_for_a_tensor():
     assert out.count("# torch2mlx: Tensor.half:") == 1
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "rewriter.py / transforms/inplace/ops.py (helper ds2, since 0281059): the value of `torch.full(...).scatter_(...)` "
-    "becomes a call of the generated helper `scatter(...)`, which returns an array, but the pass does not take the "
-    "helper's result for a tensor (TensorFacts.is_tensor of the updated value: `scatter` is not in tensor_functions); "
-    "the second pass reads the helper's def (value facts: a module-level function returning mx.*) and translates "
-    "what the first flagged. A generated helper function returning an array should count as one where it is added"))
 def test_the_value_of_an_update_of_a_created_tensor_is_a_tensor_on_the_first_pass():
     # timm/loss/binary_cross_entropy.py: `target = torch.full(...).scatter_(1, target, on_value)`, then
     # `target.gt(self.target_threshold).to(dtype=target.dtype)`

@@ -274,9 +274,6 @@ KNOWN_TO_CHANGE = {
     "transformers/models/llava_onevision/modeling_llava_onevision.py": "a name known to be an array only once translated",
     "transformers/models/longcat_flash/modeling_longcat_flash.py": "a name known to be an array only once translated",
     "transformers/models/maskformer/image_processing_maskformer.py": "a parameter known to be an array only once translated",
-    # since 0281059: `torch.full(...).scatter_(...)`'s value becomes the generated helper `scatter(...)`, whose result
-    # the pass does not take for an array; the second pass reads the helper's def (tests/test_idempotence_facts.py)
-    "timm/loss/binary_cross_entropy.py": "a generated helper's result known to be an array only once its def is read",
 }
 
 

@@ -555,6 +555,11 @@ class InplaceOps(Transform):
         if len(original.targets) != 1:
             return updated
         value = original.value
+        if id(value) in self.converted_values and isinstance(original.targets[0].target, cst.Name):
+            # `t = torch.full(...).scatter_(...)`: an in-place method's value is its (new) tensor, whatever the translation
+            # calls (a generated helper, `scatter(...)`, whose def the pass does not read): a second pass, which reads
+            # it, must find the same facts
+            rw.tensors.mark(original.targets[0].target.value, True)
         if (isinstance(value, cst.Call) and isinstance(original.targets[0].target, cst.Name) and isinstance(updated.value, cst.Call)
                 and _functional_inplace(rw, value) is not None and value.args[0].value.value == original.targets[0].target.value):
             return self._function(rw, cst.Expr(updated.value, semicolon=updated.semicolon), value)  # `x = torch.relu_(x)`
