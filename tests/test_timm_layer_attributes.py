@@ -68,6 +68,41 @@ def test_attributes_of_a_layer_of_unknown_class_match_torch(bias, mixed, groups)
     assert mlx_model.has_bias() == torch_model.has_bias() == expected
 
 
+CONV1D = '''
+import torch.nn as nn
+
+
+def weight_norm(module):
+    return module
+
+
+class Conv1d(nn.Module):
+    """transformers' Encodec / Mimi: a conv wrapped by a function, its stride, dilation and kernel read."""
+
+    def __init__(self, stride, dilation):
+        super().__init__()
+        self.conv = weight_norm(nn.Conv1d(3, 5, 4, stride=stride, dilation=dilation))
+        self.pool = nn.MaxPool1d(2)
+
+    def geometry(self):
+        return [self.conv.kernel_size[0], self.conv.stride[0], self.conv.dilation[0], self.conv.stride,
+                self.conv.dilation, self.conv.weight.shape[0]]
+
+    def forward(self, x):
+        return self.pool(self.conv(x))
+'''
+
+
+@pytest.mark.parametrize("stride,dilation", [(1, 1), (2, 3)])
+def test_conv1d_geometry_of_a_wrapped_layer_matches_torch(stride, dilation):
+    result = convert_source(CONV1D, "conv1d.py")
+    assert not [d for d in warnings(result) if d.rule_id == "torch-layer-attribute"]
+    assert 'torch_layer_attribute(self.conv, "stride")[0]' in result.code
+    torch_model = exec_source(CONV1D, "torch_conv1d")["Conv1d"](stride, dilation)
+    mlx_model = exec_source(result.code, "mlx_conv1d")["Conv1d"](stride, dilation)
+    assert mlx_model.geometry() == torch_model.geometry() == [4, stride, dilation, (stride,), (dilation,), 5]
+
+
 def test_second_conversion_changes_nothing():
     code = convert_source(SOURCE, "embed.py").code
     assert code.count("def torch_layer_attribute(") == 1
