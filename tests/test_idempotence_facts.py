@@ -197,7 +197,6 @@ CHOOSER = (
     "classes under a generated-helper mark (emitter.is_generated_mark)")
 
 
-@pytest.mark.xfail(strict=True, reason=CHOOSER)
 def test_a_flag_naming_a_torch_api_does_not_switch_a_transform_on_for_a_second_pass():
     # torch/distributions/normal.py, fishersnedecor.py, torch/ao/..., torch/fx/_pytree.py, torch/distributed/...: the flag
     # `# torch2mlx: torch.types._size: ...` holds ": torch.", a word runtime-values' applies_to looks for; the second
@@ -212,7 +211,6 @@ def test_a_flag_naming_a_torch_api_does_not_switch_a_transform_on_for_a_second_p
     """)
 
 
-@pytest.mark.xfail(strict=True, reason=CHOOSER)
 def test_a_generated_helper_does_not_switch_a_transform_on_for_a_second_pass():
     # torch/_inductor/autoheuristic/artifacts/_MMRankingA100.py: the torch_base stand-in written for a flagged torch
     # base class reads `getattr` and names ImportError, words runtime-values' applies_to looks for

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import ast
 import functools
+import io
+import tokenize
 import weakref
 from dataclasses import dataclass
 from pathlib import Path
@@ -209,6 +211,40 @@ def convert_source(text: str, path: str = "<string>", *, rule_files: Sequence[Pa
     return _convert(text, path, rule_files, index, project, module_name, hub)[0]
 
 
+def _chooser_text(text: str, tree: ast.Module) -> str:
+    """The text whose words choose the transforms: without the tool's own output, so that a second pass over a
+    converted file chooses what the first did. Left out: `# torch2mlx:` flag comments (a flag names the torch API
+    it kept, e.g. `torch.types._size`) and the top-level defs / classes under a generated-helper mark (a torch_base
+    stand-in reads `getattr` and names ImportError)."""
+    if "# torch2mlx" not in text and "# mlx helper generated" not in text:  # not the tool's output: all of it
+        return text
+    lines = text.splitlines(keepends=True)
+    drop: set[int] = set()  # 0-based line numbers
+    for node in tree.body:
+        if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            continue
+        first = min([node.lineno, *(d.lineno for d in node.decorator_list)]) - 1
+        above = first - 1
+        marked = False
+        while above >= 0 and lines[above].lstrip().startswith("#"):  # the comment block right above it
+            marked = marked or emitter.is_generated_mark(lines[above].strip())
+            above -= 1
+        if marked:
+            drop.update(range(first, node.end_lineno or first + 1))
+    try:
+        comments = [tok for tok in tokenize.generate_tokens(io.StringIO(text).readline)
+                    if tok.type == tokenize.COMMENT and tok.string.startswith(emitter.FLAG_PREFIX.rstrip())]
+    except (tokenize.TokenError, SyntaxError):  # valid Python tokenizes; if not, choose by the whole text
+        return text
+    cut = {tok.start[0] - 1: tok.start[1] for tok in comments}
+    kept = []
+    for i, line in enumerate(lines):
+        if i in drop:
+            continue
+        kept.append(line[:cut[i]] + "\n" if i in cut else line)
+    return "".join(kept)
+
+
 def _convert(text: str, path: str, rule_files: Sequence[Path], index: Optional[RuleIndex], project,
              module_name: Optional[str], hub: Sequence[str]) -> tuple[ConversionResult, list]:
     """`convert_source`, and the transforms that ran (what they found is read for other files: `_class_layouts`)."""
@@ -230,7 +266,8 @@ def _convert(text: str, path: str, rule_files: Sequence[Path], index: Optional[R
     hub_plan = hubs.plan(hub, tree, path, module_name, Path(path).name == "__init__.py") if hub else None
     # the stand-ins' module classes and `init` alias: the transforms for nn.Module classes and nn.init run, as
     # for those words in the text (not every transform, as for nn.Module classes of other project files)
-    chooser = text + hub_plan.hint if hub_plan is not None else text
+    chooser = _chooser_text(text, tree)
+    chooser = chooser + hub_plan.hint if hub_plan is not None else chooser
     transforms = [cls() for cls in _transform_classes()  # layer builders of other files matter to nn-layout only
                   if cls().applies_to(chooser) or (module_scope.project_classes and not cls.text_decides)
                   or (layout_builders and cls.id == "nn-layout")]
