@@ -51,7 +51,7 @@ FLAGGED = [
     "for p in [a, b]:\n    p.mul_(0.5)\nreturn a",          # loop variable: an element of something else
     "x = a * 1\ny = x[0]\nx.mul_(2)\nreturn y",              # a view of x taken before
     "x = a * 1\nx.detach().zero_()\nreturn x",
-    "x = a * 1\nx.lgamma_()\nreturn x",                     # no rule for lgamma: flagged, not passed through
+    "x = a * 1\nx.fill_diagonal_(0.5)\nreturn x",           # no out-of-place form: flagged, not passed through
 ]
 
 
