@@ -198,6 +198,17 @@ class _Filler(cst.CSTTransformer):
         self.values = values
         self.absent = absent
         self.safe_positions: set[int] = set()
+        self.held_positional: set[int] = set()
+
+    def visit_Call(self, node: cst.Call) -> None:
+        # dropping an absent positional argument would shift a later one into its slot
+        # (f({a}, {b}, {c}) with b absent and c given is f(a, c)): such an argument keeps its place
+        # with the torch default written, as `always_write` does
+        positional = [arg for arg in node.args if arg.keyword is None and not arg.star]
+        for index, arg in enumerate(positional):
+            if _placeholder_name(arg.value) in self.absent and any(
+                    _placeholder_name(later.value) not in self.absent for later in positional[index + 1:]):
+                self.held_positional.add(id(arg))
 
     def visit_Arg(self, node: cst.Arg) -> None:
         self.safe_positions.add(id(node.value))
@@ -210,7 +221,7 @@ class _Filler(cst.CSTTransformer):
 
     def leave_Arg(self, original: cst.Arg, updated: cst.Arg):
         name = _placeholder_name(original.value)
-        if name is not None and name in self.absent:
+        if name is not None and name in self.absent and id(original) not in self.held_positional:
             return cst.RemoveFromParent()
         return updated
 
