@@ -103,6 +103,37 @@ def test_conv1d_geometry_of_a_wrapped_layer_matches_torch(stride, dilation):
     assert mlx_model.geometry() == torch_model.geometry() == [4, stride, dilation, (stride,), (dilation,), 5]
 
 
+STEM = '''
+import torch.nn as nn
+
+
+class Stem(nn.Module):
+    def __init__(self, bias):
+        super().__init__()
+        self.conv_last = nn.Conv2d(3, 4, 1, bias=bias)
+
+
+class ViT(nn.Module):
+    """torchvision's VisionTransformer init: the conv stem's last conv, narrowed by isinstance."""
+
+    def __init__(self, bias):
+        super().__init__()
+        self.conv_proj = Stem(bias)
+        self.zeroed = False
+        if isinstance(self.conv_proj.conv_last, nn.Conv2d):
+            if self.conv_proj.conv_last.bias is not None:
+                self.zeroed = True
+'''
+
+
+@pytest.mark.parametrize("bias", [True, False])
+def test_bias_of_an_isinstance_narrowed_layer_matches_torch(bias):
+    code = convert_source(STEM, "stem.py").code
+    assert 'getattr(self.conv_proj.conv_last, "bias", None) is not None' in code
+    assert exec_source(code, "mlx_stem")["ViT"](bias).zeroed == exec_source(STEM, "torch_stem")["ViT"](bias).zeroed \
+        == bias
+
+
 def test_second_conversion_changes_nothing():
     code = convert_source(SOURCE, "embed.py").code
     assert code.count("def torch_layer_attribute(") == 1

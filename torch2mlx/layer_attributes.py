@@ -105,7 +105,7 @@ NARROWED_UNSAFE = frozenset({("LayerNorm", "normalized_shape")})
 # int literal: the converter may leave `nn.LayerNorm((4, 6))` / `nn.LayerNorm([c])`, whose dims is no int.
 INT_ARGUMENT = {("LayerNorm", "normalized_shape"): ("dims", 0)}
 
-_ALL_ATTRS = frozenset(a for table in LAYER_ATTRIBUTES.values() for a in table) | {"weight"} | {
+_ALL_ATTRS = frozenset(a for table in LAYER_ATTRIBUTES.values() for a in table) | {"weight", "bias"} | {
     a for names in RAW_INT.values() for a in names}
 _IMPORTS_MLX_NN = re.compile(r"^[ \t]*(?:import[ \t]+mlx\.nn\b|from[ \t]+mlx(?:\.nn)?[ \t]+import\b)", re.MULTILINE)
 _QUICK = re.compile(r"\.(?:" + "|".join(sorted(_ALL_ATTRS)) + r")\b")
@@ -143,7 +143,7 @@ def audit(code: str, original: str = "") -> tuple[str, list]:
     for node, layer in _narrowed_reads(tree, nn_names):
         reads.setdefault(id(node), (node, layer, None))
     edits, flags = [], []
-    edits += _none_checks(tree, code, reads)
+    edits += _none_checks(tree, code)
     unknown = _unknown_layer_reads(tree, code, layers, reads, parents)
     helper = _helper_code(tree, nn_names) if unknown else None
     if helper is not None:
@@ -214,7 +214,7 @@ def _helper_source(nn: str) -> str:
             "\n    return getattr(layer, name)\n")
 
 
-def _none_checks(tree: ast.Module, code: str, reads: dict) -> list:
+def _none_checks(tree: ast.Module, code: str) -> list:
     """`R.bias is None` / `R.weight is not None`: a torch layer built without them holds None, an MLX layer
     has no such attribute (AttributeError): `getattr(R, "bias", None) is None`, exact for either. R is any
     receiver but a bare name `self` (a class's own attribute, set as it reads)."""
@@ -224,7 +224,8 @@ def _none_checks(tree: ast.Module, code: str, reads: dict) -> list:
                 and isinstance(node.comparators[0], ast.Constant) and node.comparators[0].value is None):
             continue
         left = node.left
-        if not (isinstance(left, ast.Attribute) and left.attr in ("bias", "weight") and id(left) not in reads
+        # a read narrowed by isinstance (`reads`) is rewritten here too: the table has no entry for a bare .bias
+        if not (isinstance(left, ast.Attribute) and left.attr in ("bias", "weight")
                 and left.lineno == left.end_lineno and isinstance(left.value, (ast.Name, ast.Attribute))
                 and _rooted(left.value) and not (isinstance(left.value, ast.Name) and left.value.id == "self")):
             continue
