@@ -498,3 +498,14 @@ def test_a_staticmethod_also_called_otherwise_gets_no_parameter_facts():
     src = STATIC.format(extra="\n\ndef positions(ids):\n    return Embeddings.create_position_ids_from_input_ids(ids, 0)\n")
     result = convert_source(src)
     assert any(".ne()" in f for f in _flags(result)), result.code
+
+
+def test_init_copy_into_a_computed_target_stays_as_written_and_converts_to_itself():
+    # gemma4 / mimo_v2_flash: init.copy_(getattr(module, f"{layer_type}_inv_freq"), curr_inv_freq)
+    src = COPY.replace("init.copy_(module.proj.bias, torch.ones(6, dtype=torch.float64))",
+                       "init.copy_(getattr(module, 'position_ids'), torch.ones(6, dtype=torch.float64))")
+    result = convert_source(src, "models/net/modeling_net.py", hub=("transformers",))
+    assert "init.copy_(getattr(module, 'position_ids')" in result.code
+    assert any("copy_" in f for f in _flags(result))
+    again = convert_source(result.code, "models/net/modeling_net.py", hub=("transformers",))
+    assert again.code == result.code

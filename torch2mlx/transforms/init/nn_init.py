@@ -173,7 +173,8 @@ class NnInitTransform(Transform):
             # as the hub's other init functions): the method's translation, layout check included
             method_call = updated.value.with_changes(func=cst.Attribute(updated.value.args[0].value, cst.Name("copy_")),
                                                      args=updated.value.args[1:])
-            return self._method(rw, original, updated.with_changes(value=method_call))
+            result = self._method(rw, original, updated.with_changes(value=method_call))
+            return result if isinstance(result, cst.Assign) else updated  # untranslated: the call as written
         if name not in INITS or not updated.value.args:
             return updated
         signature, build = INITS[name]
