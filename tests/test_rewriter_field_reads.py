@@ -76,3 +76,27 @@ def test_fields_of_a_call_returning_a_tuple_are_indexed(tmp_path: Path):
     assert "t = mx.linalg.slogdet(a - 4, stream=mx.cpu)[0]\n" in result.code
     assert convert_source(result.code, "fields.py", rule_files=[rules]).code == result.code
     _same(source, result.code, "st")
+
+
+HANDLED = textwrap.dedent("""
+    import torch
+
+    m = torch.tensor([[4.0, 1.0, 0.5], [1.0, 3.0, 0.2], [0.5, 0.2, 2.0]])
+    v = torch.tensor([[3.0, 1.0, 3.0, 2.0], [1.0, 1.0, 0.0, 0.0]])
+    a = torch.linalg.eigh(m).eigenvalues
+    b = torch.linalg.slogdet(m).logabsdet
+    c = torch.cummax(v, 1).indices
+    d = torch.svd(m).S
+    e = torch.mode(v, 1).values
+    f = torch.frexp(v).exponent
+    g = torch.linalg.lu_factor(m).pivots
+""")
+
+
+def test_fields_of_translations_by_handlers_and_local_helpers_are_read():
+    # the handlers used to flag such a read before the rewriter could index it
+    result = convert_source(HANDLED, "handled.py")
+    ast.parse(result.code)
+    assert not [d for d in result.diagnostics if d.severity.value != "info"], result.code
+    assert convert_source(result.code, "handled.py").code == result.code
+    _same(HANDLED, result.code, "abcdefg")

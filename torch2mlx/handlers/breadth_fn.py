@@ -12,7 +12,7 @@ from typing import Optional
 
 import libcst as cst
 
-from torch2mlx.patterns import find, is_name
+from torch2mlx.patterns import is_name
 from torch2mlx.binding import Bound, Flag, bind, code_of
 from torch2mlx.handlers import register
 from torch2mlx.template import choose_template, expand, int_literal_value, normalize, template_roots
@@ -20,13 +20,8 @@ from torch2mlx.template import choose_template, expand, int_literal_value, norma
 
 @register("tuple_result")
 def tuple_result(rule, original: cst.Call, call: cst.Call, receiver, rewriter):
-    statement = rewriter.statement
-    if statement is not None:
-        for node in find(statement, cst.Attribute, lambda a: isinstance(a.value, cst.Call)):
-            if node.value is original and node.attr.value in rule.namedtuple:
-                field = node.attr.value
-                raise Flag(f"`.{field}` of {rule.id}: the MLX result is a plain tuple; write "
-                           f"[{rule.namedtuple.index(field)}] (fields: {', '.join(rule.namedtuple)})")
+    # a field read on the result (`torch.linalg.eigh(a).eigenvalues`) is the rewriter's: the translation returns
+    # the tuple in the order of the rule's `namedtuple` fields, and the read becomes that item
     bound = normalize(rule, bind(call.args, rule.signature, receiver))
     template = choose_template(rule, bound)
     return expand(template, rule, bound), template_roots(template)

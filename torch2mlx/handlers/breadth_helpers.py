@@ -30,7 +30,6 @@ from torch2mlx.handlers import register
 from torch2mlx.handlers.local_helpers import HELPERS as LOCAL_HELPERS
 from torch2mlx.handlers.local_helpers import called
 from torch2mlx.transforms.codegen import mlx_statements
-from torch2mlx.patterns import find
 from torch2mlx.template import choose_template, expand, normalize, template_roots
 
 import libcst as cst
@@ -806,19 +805,6 @@ DEPENDS = {
 }
 
 
-def _field_read(rule, original: cst.Call, rewriter) -> None:
-    """A named-tuple field read on the call itself (`torch.svd(a).U`): flagged with the index to write."""
-    fields = getattr(rule, "namedtuple", None) or ()
-    statement = rewriter.statement
-    if not fields or statement is None:
-        return
-    for node in find(statement, cst.Attribute, lambda a: isinstance(a.value, cst.Call)):
-        if node.value is original and node.attr.value in fields:
-            field = node.attr.value
-            raise Flag(f"`.{field}` of {rule.id}: the MLX result is a plain tuple; write "
-                       f"[{list(fields).index(field)}] (fields: {', '.join(fields)})")
-
-
 def _emit(rewriter, rule, template: str) -> None:
     """Add the helpers the template calls (callees first, each once per file); Flag when a name is taken."""
     wanted: list = []
@@ -838,7 +824,6 @@ def _emit(rewriter, rule, template: str) -> None:
 @register("breadth_helper")
 def breadth_helper(rule, original: cst.Call, call: cst.Call, receiver, rewriter):
     """Fill the rule's template, then add the helpers of HELPERS it calls (and theirs) to the file."""
-    _field_read(rule, original, rewriter)
     bound = normalize(rule, bind(call.args, rule.signature, receiver))
     template = choose_template(rule, bound)
     result = expand(template, rule, bound)
