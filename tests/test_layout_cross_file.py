@@ -207,17 +207,5 @@ def test_a_torch_layout_class_of_another_file_given_a_class_of_the_project_stays
     assert _layout_warnings(report, "model.py"), (out / "xfile_mbv2_own" / "model.py").read_text()
 
 
-def test_a_block_mixing_torch_layout_blocks_with_a_channels_last_class_value_stays_flagged(tmp_path):
-    # torchvision's mobilenet_v3 / efficientnet: Conv2dNormActivation next to `se_layer(c)`, se_layer defaulting
-    # to SqueezeExcitation (channels-last in its file): torch's layout would not fit it, so nothing is rebuilt
-    model = MOBILENET.replace("from .layers import Conv2dNormActivation",
-                              "from .layers import Conv2dNormActivation, Gate")
-    model = model.replace("def __init__(self, inp, oup, stride, expand_ratio, norm_layer=None):",
-                          "def __init__(self, inp, oup, stride, expand_ratio, norm_layer=None, se_layer=partial(Gate)):")
-    model = "from functools import partial\n" + model
-    model = model.replace("            norm_layer(oup),\n", "            norm_layer(oup),\n            se_layer(oup),\n")
-    result, out, report = _convert(tmp_path, CONV_NORM_ACT + GATE.replace("import torch\nimport torch.nn as nn\n", "import torch.nn as nn\n"),
-                                   "xfile_mbv3", model)
-    code = (out / "xfile_mbv3" / "model.py").read_text()
-    assert "se_layer(oup)" in code and "Conv2dNCHW" not in code, code
-    assert _layout_warnings(report, "model.py"), code
+# A block mixing torch-layout blocks with a channels-last class value (mobilenet_v3 / efficientnet's se_layer):
+# tests/test_layout2_adapted_class_value.py (built as torch_layout_module(se_layer(c), Gate), compared with torch).

@@ -198,11 +198,14 @@ class NnLayoutTransform(LayoutOps, LayoutFlow, Transform):
         self.own: dict = {}           # class of this file that maps a channels-last input to channels-last -> its output layout
         self.imported: dict = {}      # the same for classes imported from other project files (directory runs)
         self.demoted: set = set()     # id(ClassDef) built in torch's layout though it builds channels-last layers
+        self.adapted: dict = {}       # id(Call) of a channels-last class value in a demoted class -> its class names
+        self._probe_adapted: dict = {}  # the same, found while reading a class for torch's layout
         self.torch_layout: list = []  # module-level classes left in torch's layout (class_layouts)
         self._probing = False         # reading what a class's layers would be in torch's layout (_torch_layout_fits)
         self._nchw_mixed = False      # a container of the class read holds torch-layout and channels-last layers
         self._probe_unknown = False   # _torch_layout_fits met a module it does not know
         self.module_names: dict = {}  # module-level name -> its bindings (a class name is used only when bound once)
+        self.partial_names: frozenset = frozenset()  # module-level names of functools.partial (_functools_partial_names)
         self.cascaded = False         # the current statement reads a value of unknown layout (its name): kept as written
         self.cascade_lines: dict = {}  # id(original statement) -> the name of unknown layout it reads (a comment)
         self.method_plans: dict = {}  # id(method FunctionDef) -> layouts of its parameters (from its calls in forward)
@@ -307,16 +310,53 @@ class NnLayoutTransform(LayoutOps, LayoutFlow, Transform):
             return False
         layers: dict = {}
         self._probing, saved = True, self._value_builds_cl
+        # (the class values built adapted are this class's own: a class read inside keeps its own)
+        outer_adapted, self._probe_adapted = self._probe_adapted, {}
         self._value_builds_cl, self._probe_unknown = False, False
         try:
             for stmt in node.body.body:
                 if isinstance(stmt, cst.FunctionDef) and stmt.name.value == "__init__":
                     self._init_assignments(rw, stmt, stmt.body.body, layers, {})
+            kinds = set(layers.values())
+            fits = not self._probe_unknown and Layout.NCHW in kinds \
+                and kinds <= {Layout.NCHW, Layout.PER_POSITION, Layout.PLAIN, None, _ABSENT}
+            if fits:  # built adapted only where the class is built in torch's layout (leave_Call checks its owner)
+                self.adapted.update(self._probe_adapted)
         finally:
-            self._probing, self._value_builds_cl = False, saved
-        kinds = set(layers.values())
-        return not self._probe_unknown and Layout.NCHW in kinds \
-            and kinds <= {Layout.NCHW, Layout.PER_POSITION, Layout.PLAIN, None, _ABSENT}
+            self._probing, self._value_builds_cl, self._probe_adapted = False, saved, outer_adapted
+        return fits
+
+    def _adapted_class_value(self, rw, value) -> Optional[tuple]:
+        """`se_layer(c)` in a class read for torch's layout, `se_layer` a parameter every value of which (its default,
+        what this file passes) is a class that takes a channels-last map and gives one (`own` / `imported`: torchvision's
+        SqueezeExcitation), or a `functools.partial` of one given no class of the project: those classes' names. Built
+        there as `torch_layout_module(se_layer(c), SqueezeExcitation)`: channels moved last around its call (exact: it
+        computes on channels-last data what torch's class computes on torch's), any other class raising at run time."""
+        if not (isinstance(value, cst.Call) and isinstance(value.func, cst.Name)) or not self._scopes:
+            return None
+        scope, name = self._scopes[-1], value.func.value
+        if name not in {p.name.value for p in scope.params.params} or not any(c is value for c in self._calls_of(scope)):
+            return None
+        values = self._values_of(scope, name)
+        if not values:
+            return None
+        classes = []
+        for v in values:
+            extra = []
+            if isinstance(v, cst.Call) and self._is_partial(rw, v.func) and v.args \
+                    and not v.args[0].keyword and not v.args[0].star:
+                v, extra = v.args[0].value, v.args[1:]
+            if not isinstance(v, cst.Name) or len(self.module_names.get(v.value, [])) != 1:
+                return None
+            layout = self.own.get(v.value, self.imported.get(v.value))
+            if layout not in (*CHANNELS_LAST, Layout.POOLED):
+                return None
+            for arg in extra:  # a class of the project given to it may not keep its layout
+                if arg.star or any(n.value in self.class_defs or n.value in self.imported or n.value in rw.project_module_classes
+                                   for n in find(arg.value, cst.Name)):
+                    return None
+            classes.append(v.value)
+        return tuple(dict.fromkeys(classes))
 
     def _init_assignments(self, rw, init: cst.FunctionDef, body, layers: dict, passed: dict) -> None:
         self._scopes.append(init)
@@ -434,6 +474,11 @@ class NnLayoutTransform(LayoutOps, LayoutFlow, Transform):
         return found
 
     def _module_layout_of(self, rw, value) -> Optional[str]:
+        if self._probing:
+            adapted = self._adapted_class_value(rw, value)
+            if adapted is not None:
+                self._probe_adapted[id(value)] = adapted
+                return Layout.NCHW
         if isinstance(value, cst.IfExp):  # `nn.BatchNorm2d(c) if use_bn else nn.Identity()`
             found = self._module_or_none(rw, value)
             return None if found is _ABSENT else found
@@ -1594,6 +1639,7 @@ class NnLayoutTransform(LayoutOps, LayoutFlow, Transform):
     # ----- call sites: feed a channels-last class NHWC data -----------------------------------------
     def visit_Module(self, rw, node: cst.Module) -> None:
         self.module_names = _bindings(node)
+        self.partial_names = _functools_partial_names(node, self.module_names)
         facts = rw.project_layout_builders
         self.imported = dict(facts.classes) if isinstance(facts, ProjectLayouts) else {}
         self.functions = {stmt.name.value: stmt for stmt in node.body if isinstance(stmt, cst.FunctionDef)}
@@ -1771,7 +1817,31 @@ class NnLayoutTransform(LayoutOps, LayoutFlow, Transform):
         rw.need_import("mx")
         return build(receiver)
 
+    def _is_partial(self, rw, func) -> bool:
+        """`partial` bound once in the module, by `from functools import partial` (or `functools.partial`)."""
+        if isinstance(func, cst.Name):
+            return func.value in self.partial_names
+        return isinstance(func, cst.Attribute) and func.attr.value == "partial" and isinstance(func.value, cst.Name) \
+            and f"functools.{func.value.value}" in self.partial_names
+
+    def _adapted_call(self, rw, original: cst.Call, updated):
+        """`se_layer(c)` in a class built in torch's layout (`_adapted_class_value`):
+        `torch_layout_module(se_layer(c), SqueezeExcitation)`."""
+        classes = self.adapted.pop(id(original))
+        try:
+            add_helpers(rw, ["torch_layout_module"], {"torch_layout_module": TORCH_LAYOUT_MODULE})
+        except Flag as flag:
+            rw.flag(original, RULE, "no-equivalent", f"the class is built in torch's layout: {flag.reason}")
+            return updated
+        rw.need_import("mx")
+        args = [cst.Arg(updated, comma=_COMMA), *(cst.Arg(cst.Name(c), comma=_COMMA) for c in classes)]
+        args[-1] = args[-1].with_changes(comma=cst.MaybeSentinel.DEFAULT)
+        return cst.Call(func=cst.Name("torch_layout_module"), args=args)
+
     def leave_Call(self, rw, original: cst.Call, updated):
+        if id(original) in self.adapted and (owner := self._owners.get(id(original))) is not None \
+                and id(owner) in self.demoted:
+            return self._adapted_call(rw, original, updated)
         if self.demoted and (owner := self._owners.get(id(original))) is not None and id(owner) in self.demoted \
                 and _torch_layout_helper(rw, original) is not None:
             return self._torch_layout_layer(rw, original, updated)
@@ -1964,6 +2034,24 @@ def _walk_nodes(node: cst.CSTNode) -> list:
 
 _MISSING = object()  # an argument a call leaves out
 _RESHAPE = "reshape_channels_last"  # the `rebuild` entry of `x.reshape(n, c, length)` of a (N, H, W, C) map
+TORCH_LAYOUT_MODULE = '''
+def torch_layout_module(module, *classes):
+    """`module`, an instance of one of `classes` (each takes a channels-last (N, ..., C) map and gives one), made to
+    take and give PyTorch's batched channels-first (N, C, ...) data: channels moved last around its call. Its parameters
+    stay where they are (the instance is kept: weights load by the same names). Another class raises (its layout
+    in MLX is not known)."""
+    base = type(module)
+    if base not in classes:
+        raise NotImplementedError(f"{base.__name__}: the converted model was followed for "
+                                  f"{', '.join(c.__name__ for c in classes)} here; another class is not known to "
+                                  "take and give channels-last data")
+
+    def __call__(self, x):
+        return mx.moveaxis(base.__call__(self, mx.moveaxis(x, 1, -1)), -1, 1)
+
+    module.__class__ = type(base.__name__, (base,), {"__call__": __call__, "__module__": base.__module__})
+    return module
+'''
 RESHAPE_CHANNELS_LAST = '''
 def reshape_channels_last(x, n, c, length):
     """PyTorch's reshape of an (N, C, H, W) map to (n, c, length), on its channels-last form x (N, H, W, C): the
@@ -2317,6 +2405,26 @@ class _Bindings(cst.CSTVisitor):
         return False
 
     visit_SetComp = visit_DictComp = visit_GeneratorExp = visit_ListComp
+
+
+def _functools_partial_names(module: cst.Module, bindings: dict) -> frozenset:
+    """The module-level names bound once, to functools.partial (`from functools import partial [as p]`), and
+    `functools.<name>` for `import functools [as <name>]`."""
+    found = set()
+    for stmt in module.body:
+        if not isinstance(stmt, cst.SimpleStatementLine):
+            continue
+        for small in stmt.body:
+            if isinstance(small, cst.ImportFrom) and not small.relative and isinstance(small.module, cst.Name) \
+                    and small.module.value == "functools" and not isinstance(small.names, cst.ImportStar):
+                found.update((a.asname.name.value if a.asname else "partial") for a in small.names
+                             if isinstance(a.name, cst.Name) and a.name.value == "partial"
+                             and (a.asname is None or isinstance(a.asname.name, cst.Name)))
+            elif isinstance(small, cst.Import):
+                found.update(f"functools.{a.asname.name.value if a.asname else 'functools'}" for a in small.names
+                             if isinstance(a.name, cst.Name) and a.name.value == "functools"
+                             and (a.asname is None or isinstance(a.asname.name, cst.Name)))
+    return frozenset(n for n in found if len(bindings.get(n.removeprefix("functools."), [])) == 1)
 
 
 def _bindings(node) -> dict:
