@@ -120,7 +120,9 @@ def shape_narrow(rule, original: cst.Call, call: cst.Call, receiver, rewriter):
         stop = str(s + length) if length is not None else f"{s} + {{length}}" if s else "{length}"
         text = "{input}[" + _axis_prefix(dim) + f"{s or ''}:{stop}" + _axis_suffix(dim) + "]"
         return expand(text, rule, bound), frozenset()
-    return expand("mx.take({input}, mx.arange({start}, {start} + {length}), axis={dim})", rule, bound), frozenset({"mx"})
+    # start read once, and an int or a 0-d array alike (torch's docstring passes torch.tensor(1)); mx.arange takes
+    # Python numbers only
+    return expand("mx.take({input}, {start} + mx.arange({length}), axis={dim})", rule, bound), frozenset({"mx"})
 
 
 @register("shape_select")
