@@ -544,7 +544,7 @@ def test_a_norm_layer_value_passed_by_other_code_is_checked_at_run_time():
     ns = exec_source(result.code, "mlx_model")
     from functools import partial
     block = ns["BasicBlock"](3, 3, norm_layer=partial(ns["BatchNorm2dNCHW"], eps=1e-3))
-    assert type(block.bn1).__name__ == "BatchNorm2dNHWC" and block.bn1.eps == 1e-3
+    assert type(block.bn1) is ns["BatchNorm2dNHWC"] and block.bn1.eps == 1e-3
     assert isinstance(ns["BasicBlock"](3, 3, norm_layer=ns["nn"].Identity).bn1, ns["nn"].Identity)
     with pytest.raises(NotImplementedError, match="not known to take channels-last data"):
         ns["BasicBlock"](3, 3, norm_layer=ns["nn"].LayerNorm)

@@ -179,7 +179,7 @@ def test_a_block_class_other_code_passes_raises_at_construction():
         ns["ResNet"](Other, [1, 1])
     with pytest.raises(NotImplementedError, match="not known to take channels-last data"):
         ns["ResNet"](ns["BasicBlock"], [1, 1], norm_layer=ns["nn"].LayerNorm)
-    assert ns["ResNet"](ns["Bottleneck"], [1, 1]).layer1.layers[0].bn3.__class__.__name__ == "BatchNorm2dNHWC"
+    assert ns["ResNet"](ns["Bottleneck"], [1, 1]).layer1.layers[0].bn3.__class__ is ns["BatchNorm2dNHWC"]
 
 
 def test_a_make_layer_overridden_by_a_subclass_is_not_followed():

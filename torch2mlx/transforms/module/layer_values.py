@@ -292,6 +292,14 @@ def _helpers() -> tuple:
             if kind == "Conv":
                 depends[helper] = depends[f"{kind}{d}dNHWC"] = ("conv_padding",)
     code["GroupNormNHWC"] = _channels_last(_GROUP_NORM, 0)
+    # a class value reports torch's name: timm's get_norm_act_layer looks the norm class up by
+    # `norm_layer.__name__.lower()` (create_norm_act.py), `type(m).__name__` names layers; the helper's own name
+    # (`BatchNorm2dNCHW`, or `LayerNorm_1` where the file has a LayerNorm) would change what runs
+    torch_names = {helper: name for name, (helper, _) in values.items() if helper in code and helper != "Hardsigmoid"}
+    torch_names.update({helper.replace("NCHW", "NHWC"): name for helper, name in torch_names.items()
+                        if helper.endswith("NCHW")})
+    for helper, name in torch_names.items():
+        code[helper] = code[helper].rstrip("\n") + f'\n{helper}.__name__ = {helper}.__qualname__ = "{name}"\n'
     return values, code, depends
 
 
