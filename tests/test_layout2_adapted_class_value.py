@@ -68,3 +68,42 @@ def test_a_partial_given_a_class_of_the_project_stays_flagged(tmp_path):
     code = (out / "l2_mbv3_mine" / "model.py").read_text()
     assert "torch_layout_module" not in code, code
     assert _layout_warnings(report, "model.py"), code
+
+
+# torchvision's mobilenetv3.py MobileNetV3: `block` a class value (None, then the file's InvertedResidual, built in
+# torch's layout) between Conv2dNormActivation blocks, then a global nn.AdaptiveAvgPool2d(1) layer
+MBV3_NET = '''
+
+class Net(nn.Module):
+    def __init__(self, block=None, norm_layer=None):
+        super().__init__()
+        if block is None:
+            block = InvertedResidual
+        if norm_layer is None:
+            norm_layer = partial(nn.BatchNorm2d, eps=0.001)
+        layers = [Conv2dNormActivation(3, 8, stride=2, norm_layer=norm_layer)]
+        for inp, oup, stride, ratio in ((8, 8, 1, 2), (8, 16, 2, 6)):
+            layers.append(block(inp, oup, stride, ratio, norm_layer))
+        layers.append(Conv2dNormActivation(16, 24, kernel_size=1, norm_layer=norm_layer))
+        self.features = nn.Sequential(*layers)
+        self.avgpool = nn.AdaptiveAvgPool2d(1)
+        self.classifier = nn.Sequential(nn.Linear(24, 12), nn.Hardswish(), nn.Linear(12, 5))
+
+    def forward(self, x):
+        x = self.features(x)
+        x = self.avgpool(x)
+        x = torch.flatten(x, 1)
+        return self.classifier(x)
+'''
+
+
+def test_a_model_of_torch_layout_blocks_given_as_a_class_value_matches_torch(tmp_path):
+    model = _mbv3(own_conv=False)
+    model = model[:model.index("class Net(nn.Module):")].rstrip() + "\n" + MBV3_NET
+    result, out, report = _convert(tmp_path, LAYERS, "l2_mbv3_net", model)
+    code = (out / "l2_mbv3_net" / "model.py").read_text()
+    assert result.exit_code == 0, result.output + code
+    assert not _layout_warnings(report, "model.py"), code
+    # the blocks take torch's layout (transposed into); the pool is MLX's, channels-last: the model takes NHWC
+    assert "# MLX layout: inputs x are channels-last" in code and "torch_layout_module(se_layer(" in code, code
+    _matches_torch(tmp_path, out, "l2_mbv3_net", (2, 3, 8, 8), channels_last_input=True)

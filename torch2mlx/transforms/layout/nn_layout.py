@@ -674,7 +674,13 @@ class NnLayoutTransform(LayoutOps, LayoutFlow, Transform):
         if isinstance(value, cst.Name) and qual == "":
             built = cst.Call(func=value)
             own = self._own_class(built)
-            return own if own is not None else (_UNPROVEN if self._channels_last_class(rw, built) else None)
+            if own is not None:
+                return own
+            channels_last = self._channels_last_class(rw, built)  # (reads the class: whether it was demoted)
+            if not channels_last and value.value in self.class_defs and len(self.module_names.get(value.value, [])) == 1 \
+                    and id(self.class_defs[value.value]) in self.demoted:
+                return Layout.NCHW  # a class of the file built in torch's layout (`_torch_layout_fits`)
+            return _UNPROVEN if channels_last else None
         return None
 
     def _local_value(self, value) -> Optional[cst.Call]:
