@@ -107,3 +107,15 @@ def test_a_model_of_torch_layout_blocks_given_as_a_class_value_matches_torch(tmp
     # the blocks take torch's layout (transposed into); the pool is MLX's, channels-last: the model takes NHWC
     assert "# MLX layout: inputs x are channels-last" in code and "torch_layout_module(se_layer(" in code, code
     _matches_torch(tmp_path, out, "l2_mbv3_net", (2, 3, 8, 8), channels_last_input=True)
+
+
+def test_a_class_of_the_project_given_in_the_call_stays_flagged(tmp_path):
+    # efficientnet's `se_layer(c, s, activation=partial(nn.SiLU, inplace=True))`: a torch class is fine, a class of
+    # the project is not known to keep the gate's layout
+    layers = LAYERS.replace("    def __init__(self, channels):", "    def __init__(self, channels, act=None):")
+    model = _mbv3().replace("            se_layer(oup),\n", "            se_layer(oup, act=Mine),\n")
+    model = model.replace("class InvertedResidual(nn.Module):", "class Mine(nn.Conv2d):\n    pass\n\n\nclass InvertedResidual(nn.Module):")
+    result, out, report = _convert(tmp_path, layers, "l2_mbv3_call", model)
+    code = (out / "l2_mbv3_call" / "model.py").read_text()
+    assert "se_layer(oup, act=Mine)" in code and "torch_layout_module" not in code, code
+    assert _layout_warnings(report, "model.py"), code

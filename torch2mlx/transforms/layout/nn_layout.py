@@ -338,8 +338,10 @@ class NnLayoutTransform(LayoutOps, LayoutFlow, Transform):
         if name not in {p.name.value for p in scope.params.params} or not any(c is value for c in self._calls_of(scope)):
             return None
         values = self._values_of(scope, name)
-        if not values:
-            return None
+        if not values or any(arg.star for arg in value.args) or any(
+                n.value in self.class_defs or n.value in self.imported or n.value in rw.project_module_classes
+                for arg in value.args for n in find(arg.value, cst.Name)):
+            return None  # (a class of the project given to it, or what *args carry, may not keep its layout)
         classes = []
         for v in values:
             extra = []
