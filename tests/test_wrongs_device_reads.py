@@ -78,3 +78,22 @@ def test_the_translation_it_guards_is_wrong_in_mlx():
 
     assert torch.device("cpu").type == "cpu"
     assert mx.default_device().type != "cpu" and mx.default_device().type != "cuda"
+
+
+def test_a_device_compared_is_flagged():
+    source = ('import torch\n\ncuda = torch.device("cuda")\n\n\ndef f(x: torch.Tensor):\n'
+              '    return x * 2 if x.device == cuda else x\n\n\nsame = torch.device("cpu") != torch.device("cuda")\n')
+    result = convert_source(source)
+    assert _flagged_lines(result) == {7, 10}
+
+
+def test_a_tensor_passed_to_to_is_not_taken_for_a_device_by_its_name():
+    # handlers/device_dtype.py recognises a device by its name; a value known to be a tensor is not dropped:
+    # `x.to(other)` converts x to other's dtype (torch), `x` alone would keep x's dtype
+    source = ("import torch\n\n\ndef f(x: torch.Tensor, device_ref: torch.Tensor, device):\n"
+              "    return x.to(device_ref), x.to(device)\n")
+    result = convert_source(source)
+    assert [d.rule_id for d in warnings(result)] == ["Tensor.to"]
+    assert "x.to(device_ref)" in result.code
+    import torch
+    assert torch.tensor(1.5).to(torch.tensor(1, dtype=torch.int64)).dtype == torch.int64

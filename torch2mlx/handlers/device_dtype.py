@@ -49,7 +49,14 @@ def tensor_to(rule, original: cst.Call, call: cst.Call, receiver, rewriter):
         key = arg.keyword.value if arg.keyword is not None else None
         if key == "dtype" or (key is None and _is_dtype(arg.value)):
             dtype = arg.value
-        elif key in _DROPPED_KEYWORDS or (key is None and _is_device(arg.value)):
+        elif key in _DROPPED_KEYWORDS:
+            continue
+        elif key is None and _is_device(arg.value):
+            # a device is recognised by its name (`device`, `self.dev`, `rank`): a guess, so a value known to be
+            # a tensor is not dropped (`x.to(other)` takes other's dtype as well as its device)
+            if rewriter.tensors.is_tensor(arg.value):
+                raise Flag(f"`{code_of(arg.value)}` is a tensor: `.to(tensor)` takes its dtype and device; "
+                           "write `.astype(<tensor>.dtype)`", "semantics-differ")
             continue
         else:
             raise Flag(f"cannot tell whether `{code_of(arg.value)}` is a device, a dtype or a tensor; translate by hand")

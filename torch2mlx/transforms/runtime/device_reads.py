@@ -1,10 +1,12 @@
-"""Reads of a torch device's `.type` / `.index` are flagged (id `device-reads`).
+"""Reads of a torch device's `.type` / `.index`, and comparisons of devices, are flagged (id `device-reads`).
 
 `torch.device(...)` becomes `mx.default_device()` (rules/tensor_misc.yaml) so that `x.to(device)` and `device=`
 arguments disappear. The value is no longer torch's: an mx.Device's `.type` is the enum mx.DeviceType.cpu /
 gpu, never torch's strings, so a converted `device.type == "cuda"` (or `"cpu"`) is silently False (or changed),
 and it has no `.index` (an AttributeError). There is no exact form (which torch device the code would have had
 is a property of the machine torch ran on), so each read stays as written under a flag saying what to write.
+A device compared (`device == torch.device("cuda")`, `d != other.device`) is flagged too: every torch device
+became the same default device, so the comparison no longer tells them apart.
 
 Which values are devices
     - a `torch.device(...)` call itself;
@@ -100,6 +102,17 @@ class DeviceReads(Transform):
             return (isinstance(node.value, cst.Name) and node.value.value == "self"
                     and node.attr.value in self.attributes)
         return False
+
+    def leave_Comparison(self, rw, original, updated):
+        # `device == torch.device("cuda")`: every torch device became the one default device (always equal)
+        operands = [original.left, *(t.comparator for t in original.comparisons)]
+        equality = any(isinstance(t.operator, (cst.Equal, cst.NotEqual, cst.In, cst.NotIn)) for t in original.comparisons)
+        if equality and any(self._is_device(rw, o) for o in operands):
+            rw.flag(original, RULE, "semantics-differ",
+                    "a torch device compared: torch.device(...) becomes mx.default_device(), the same device for "
+                    "every torch device, so the comparison no longer tells them apart: compare "
+                    "`mx.default_device() == mx.gpu` (or `mx.cpu`), or drop the device branch")
+        return updated
 
     def leave_Attribute(self, rw, original, updated):
         why = _READS.get(original.attr.value)
