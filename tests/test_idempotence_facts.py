@@ -2,9 +2,8 @@
 of transformers' models: 19 files still changed on a second pass; over every 10th file of torch's own sources, 14 of
 229). Each test is the minimal snippet of one cause, with the files it was found in. In every case the first pass knew less than the second: a fact read off the source
 before the pass (value_facts.py) or in the pass (the rewriter, a handler) that the translation makes plain, so a
-second pass translated (or flagged) what the first left. The fixes are in files other helpers own this session;
-each test is marked xfail(strict=True) with the file and the change, so it fails (XPASS) once the fix lands and
-the marker must go. Each snippet keeps a torch call the converter flags (`_left_for_torch`): a text that no
+second pass translated (or flagged) what the first left. The one cause still open is marked xfail(strict=True)
+with the file and the change, so it fails (XPASS) once the fix lands and the marker must go. Each snippet keeps a torch call the converter flags (`_left_for_torch`): a text that no
 longer mentions torch is returned unparsed, and the second conversion would not run.
 """
 from __future__ import annotations
@@ -41,7 +40,6 @@ VALUE_FACTS_METHODS = (
     "(not rule.ambiguous_method) on a plain receiver; the same two cases belong in _Analysis.tensor")
 
 
-@pytest.mark.xfail(strict=True, reason=VALUE_FACTS_METHODS)
 def test_a_function_returning_a_reduction_with_keepdim_returns_an_array_on_the_first_pass():
     # timm/layers/evo_norm.py: `manual_var(x, dim).add(eps)`; `x.mean(dim=..., keepdim=True)` on an unannotated
     # `x` is rewritten to mx.mean, so manual_var returns an array, known to value facts only once translated
@@ -57,7 +55,6 @@ def test_a_function_returning_a_reduction_with_keepdim_returns_an_array_on_the_f
     """)
 
 
-@pytest.mark.xfail(strict=True, reason=VALUE_FACTS_METHODS)
 def test_a_function_returning_a_permuted_value_returns_an_array_on_the_first_pass():
     # timm/models/gcvit.py (window_partition(x, ...).view(...)), timm/utils/agc.py, transformers' deberta, gemma4,
     # gpt_neo, gptj, llama4, bark, detr / conditional_detr / maskformer image processors, axk2
@@ -80,7 +77,6 @@ REMOVED_DECORATORS = (
     "(both `not fn.node.decorator_list` tests); the decorator list itself belongs in torch_facts.py")
 
 
-@pytest.mark.xfail(strict=True, reason=REMOVED_DECORATORS)
 def test_a_def_under_a_removed_jit_decorator_gets_its_parameter_facts_on_the_first_pass():
     # torchvision/models/detection/roi_heads.py: @torch.jit._script_if_tracing on _onnx_heatmaps_to_keypoints_loop
     _assert_idempotent("""
@@ -96,7 +92,6 @@ def test_a_def_under_a_removed_jit_decorator_gets_its_parameter_facts_on_the_fir
     """)
 
 
-@pytest.mark.xfail(strict=True, reason=REMOVED_DECORATORS + "; and " + VALUE_FACTS_METHODS)
 def test_a_method_under_no_grad_gets_its_parameter_facts_on_the_first_pass():
     # transformers' longcat_flash: @torch.no_grad() on LongcatFlashTopkRouter.get_topk_indices(self, scores)
     _assert_idempotent("""
@@ -136,10 +131,6 @@ def test_a_name_rebound_from_itself_is_followed_to_its_earlier_binding():
     """)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "rewriter.py (helper ds2): leave_Subscript reads the boolean mask off the original index only; "
-    "`mask.to(device)` translates to `mask`, which a second pass knows to be boolean: read the updated index too "
-    "(as leave_Assign does for values)"))
 def test_a_boolean_mask_moved_to_a_device_is_flagged_on_the_first_pass():
     # transformers' glmasr: `audio_embeds[valid_mask.to(audio_embeds.device)]`; unflagged on the first pass, the
     # output indexes an mx.array with a boolean mask, which MLX raises on: a crash the output does not announce
@@ -153,10 +144,6 @@ def test_a_boolean_mask_moved_to_a_device_is_flagged_on_the_first_pass():
     assert out.count("# torch2mlx: boolean-mask-indexing:") == 1
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "handlers/shape_ops.py (helper hf): shape_reshape recognises a dtype by its text (the translation's sentinel "
-    "or torch.*); converted code spells it `mx.uint8` under the file's own alias of mlx.core: also take a "
-    "two-part attribute chain whose root is mlx.core (rewriter.tensors.is_mlx_core) and whose attribute is a dtype"))
 def test_a_bit_cast_view_is_not_read_as_a_reshape_on_a_second_pass():
     # torchvision/datasets/utils.py: `t.view(torch.uint8)` is flagged and kept as `t.view(mx.uint8)`; a second pass
     # wrote `mx.reshape(t, mx.uint8)` (under the flag saying it was left as written)
@@ -169,10 +156,6 @@ def test_a_bit_cast_view_is_not_read_as_a_reshape_on_a_second_pass():
     assert "mx.reshape(t, mx.uint8)" not in out
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "transforms/module/layer_values.py (helper arch): LayerValues.leave_Call takes a `dtype=` whose qualified name "
-    "is not torch.* for a variable (and builds the Linear helper); `dtype=mx.float32` in converted code is a dtype "
-    "constant: `variable_dtype` must also exclude an attribute chain rooted at mlx.core (rw.tensors.is_mlx_core)"))
 def test_a_flagged_layer_dtype_is_not_translated_on_a_second_pass():
     # transformers' hunyuan_v1_moe: `nn.Linear(..., bias=False, dtype=torch.float32)`
     out = _assert_idempotent("""
@@ -228,11 +211,6 @@ def test_a_generated_helper_does_not_switch_a_transform_on_for_a_second_pass():
     """)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "importable.py (helper timm): _drop_unused_torch_imports removes the names only a stand-in base read from a "
-    "one-line `from torch.x import a, b` only; a multi-line one is moved whole into the function using the rest, "
-    "unused name included, which the second pass drops: rewrite a multi-line ImportFrom the same way (replace "
-    "lines[stmt.lineno - 1:stmt.end_lineno] with the one-line import of the kept names)"))
 def test_a_multi_line_torch_import_moved_into_a_function_keeps_only_what_it_uses():
     # torch/_inductor/test_case.py, torch/_subclasses/functional_tensor.py, torch/testing/_internal/...
     _assert_idempotent_as_is("""
@@ -253,11 +231,6 @@ def test_a_multi_line_torch_import_moved_into_a_function_keeps_only_what_it_uses
 
 
 # ----- found on the way: a fact the pass takes from a method name nn.Module shares with torch.Tensor ---------------
-@pytest.mark.xfail(strict=True, reason=(
-    "tensors.py (helper hf): TensorFacts.is_tensor takes `recv.m(...)` for a tensor where m is a torch-only method "
-    "name (not rule.ambiguous_method) on a plain receiver; `to`, `cpu`, `cuda`, `half`, `float`, `double`, `bfloat16`, "
-    "`type`, `requires_grad_` (set(dir(nn.Module)) & set(dir(torch.Tensor))) are nn.Module's too and return the module: "
-    "leave them out there (a list for torch_facts.py; the value-facts fix above needs the same exclusion)"))
 def test_a_module_moved_to_a_device_is_not_taken_for_a_tensor():
     # `m = model.to(device)` made `m` a tensor: `m.half()` became `m.astype(mx.float16)`, an unflagged crash
     # (an MLX Module has no astype); unknown, `.half()` is flagged

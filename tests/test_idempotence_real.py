@@ -246,34 +246,9 @@ CORPORA = {"torchvision": ("torchvision", ""), "timm": ("timm", ""), "transforme
 # and torchvision (185); transformers' models on a sample only (every 6th file, the first 250 of them: 37 changed before c8c6d4a,
 # 14 of them still changing, listed), so its shards fail on files of the other five sixths not listed here.
 KNOWN_TO_CHANGE = {
-    # the first pass does not know that `manual_var(...)` / `window_partition(...)` return arrays: their returns
-    # are tensors only once translated (`x.mean(dim=..., keepdim=True)` on an unannotated `x` becomes mx.mean),
-    # and the file's function-return facts are read from the source before the pass (value_facts.py)
-    "timm/layers/evo_norm.py": "a function's return known to be an array only once translated",
-    "timm/models/gcvit.py": "a function's return known to be an array only once translated",
-    # `x.norm(p, dim=..., keepdim=True)` proves `x` a tensor to the pass (a torch keyword), not to the parameter
-    # facts read before it; once translated, `mx.linalg.norm(x, ...)` does, and the other branch's `x.norm(p)` follows
-    "timm/utils/agc.py": "a parameter known to be an array only once translated",
-    # `t.view(torch.uint8)` becomes MLX's bitcast `t.view(mx.uint8)`; a second pass reads the MLX dtype as a shape
-    # and writes `mx.reshape(t, mx.uint8)` (a crash at run time): the view rule does not know MLX dtypes
-    "torchvision/datasets/utils.py": "a second pass reads t.view(mx.uint8) as a reshape",
-    "torchvision/models/detection/roi_heads.py": "parameters known to be arrays only once translated",
-    "transformers/models/axk2/modeling_axk2.py": "a name known to be an array only once translated",
-    "transformers/models/bark/modeling_bark.py": "a parameter known to be an array only once translated",
-    "transformers/models/conditional_detr/image_processing_conditional_detr.py": "a parameter known only once translated",
-    "transformers/models/detr/image_processing_detr.py": "a parameter known to be an array only once translated",
-    "transformers/models/deberta/modeling_deberta.py": "a name known to be an array only once translated",
-    "transformers/models/gemma4_unified/modular_gemma4_unified.py": "a name known to be an array only once translated",
-    "transformers/models/glmasr/modeling_glmasr.py": "a boolean mask known only once translated",
-    "transformers/models/gpt_neo/modeling_gpt_neo.py": "a parameter known to be an array only once translated",
-    "transformers/models/gptj/modeling_gptj.py": "a parameter known to be an array only once translated",
-    # a flagged `nn.Linear(..., dtype=torch.float32)` keeps its call with `dtype=mx.float32`, which a second pass
-    # translates through the Linear helper class
-    "transformers/models/hunyuan_v1_moe/modeling_hunyuan_v1_moe.py": "a flagged layer's MLX dtype read on a second pass",
-    "transformers/models/llama4/modeling_llama4.py": "a parameter known to be an array only once translated",
+    # `x = x.view(...)` rebinding a name is not followed back to its earlier binding by the value facts read before
+    # the pass; once translated, the second pass knows the name holds an array (tests/test_idempotence_facts.py)
     "transformers/models/llava_onevision/modeling_llava_onevision.py": "a name known to be an array only once translated",
-    "transformers/models/longcat_flash/modeling_longcat_flash.py": "a name known to be an array only once translated",
-    "transformers/models/maskformer/image_processing_maskformer.py": "a parameter known to be an array only once translated",
 }
 
 

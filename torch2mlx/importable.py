@@ -138,14 +138,12 @@ def _drop_unused_torch_imports(code: str, roots: set) -> str:
             continue
         if not _bound_names(stmt) - unused:
             del lines[stmt.lineno - 1:stmt.end_lineno]
-        elif isinstance(stmt, ast.ImportFrom) and stmt.lineno == stmt.end_lineno:
+        elif isinstance(stmt, ast.ImportFrom):
             # `from torch.optim.lr_scheduler import _format_param, LRScheduler`: the base's name goes, the rest
             # moves where it is used (a moved import naming it would lose it on the next conversion)
             kept = [a for a in stmt.names if (a.asname or a.name) not in unused]
             names = ", ".join(a.name + (f" as {a.asname}" if a.asname else "") for a in kept)
-            lines[stmt.lineno - 1] = f"from {stmt.module} import {names}\n"
-        else:
-            return code  # a multi-line import: left to the caller's check (the base stays)
+            lines[stmt.lineno - 1:stmt.end_lineno] = [f"from {stmt.module} import {names}\n"]
     return "".join(lines)
 
 

@@ -426,8 +426,10 @@ class TableRewriter(cst.CSTTransformer):
     def leave_Subscript(self, original: cst.Subscript, updated: cst.Subscript) -> cst.Subscript:
         if len(original.slice) == 1 and isinstance(original.slice[0].slice, cst.Index):
             index = original.slice[0].slice.value
-            mask_on_tensor = self.tensors.is_tensor(original.value) and self._is_bool_mask(index)
-            if mask_on_tensor or self.tensors.is_bool(index):  # a boolean tensor index, whatever the receiver
+            # the index as translated too (`mask.to(device)` becomes `mask`): a second pass reads the translation
+            indexes = [index] + [s.slice.value for s in updated.slice if len(updated.slice) == 1 and isinstance(s.slice, cst.Index)]
+            mask_on_tensor = self.tensors.is_tensor(original.value) and any(self._is_bool_mask(i) for i in indexes)
+            if mask_on_tensor or any(self.tensors.is_bool(i) for i in indexes):  # a boolean tensor index, whatever the receiver
                 self.flag(original, "boolean-mask-indexing", "no-equivalent",
                           "boolean-mask indexing has a data-dependent shape and MLX raises on it; "
                           "use mx.where (or index with explicit positions)")

@@ -15,6 +15,7 @@ import libcst as cst
 
 from torch2mlx.array_facts import MX_NON_ARRAY_FUNCTIONS
 from torch2mlx.table.index import RuleIndex
+from torch2mlx.torch_facts import MODULE_TENSOR_METHODS
 
 TENSOR_TYPES = frozenset({"torch.Tensor"} | {f"torch.{t}Tensor" for t in (
     "Float", "Double", "Half", "BFloat16", "Long", "Int", "Short", "Char", "Byte", "Bool")})
@@ -234,7 +235,8 @@ class TensorFacts:
                     return self.is_plain_receiver(node.func.value)  # `dim=` proves a tensor method
                 # a torch-only method name is rewritten on any receiver that is not a module or
                 # a literal, so its result is taken as a tensor too (keeps a second pass identical)
-                return not rule.ambiguous_method and self.is_plain_receiver(node.func.value)
+                return (not rule.ambiguous_method and node.func.attr.value not in MODULE_TENSOR_METHODS
+                        and self.is_plain_receiver(node.func.value))
             return False
         if isinstance(node, cst.BinaryOperation):
             return self.is_tensor(node.left) or self.is_tensor(node.right)

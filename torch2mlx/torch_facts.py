@@ -42,3 +42,19 @@ VALUE_ATTRIBUTES = frozenset({"shape", "dtype", "device", "ndim", "is_cuda", "re
 # ops whose out-of-place result is bool: in place (`x.eq_(y)`) torch stores it in the receiver's dtype
 BOOL_RESULT_OPS = frozenset({"eq", "ne", "lt", "le", "gt", "ge", "greater", "greater_equal", "less", "less_equal",
                              "not_equal", "logical_not", "logical_and", "logical_or", "logical_xor"})
+
+
+# decorators that return the function itself in eager torch; the conversion removes them (a converted def is undecorated)
+JIT_MARKERS = {  # decorator -> keyword arguments its call form may carry
+    "torch.jit.ignore": {"drop"}, "torch.jit.unused": set(), "torch.jit.export": set(),
+    "torch.jit.script": set(), "torch.jit.script_if_tracing": set(),
+    "torch.compiler.disable": {"recursive", "reason"}, "torch._dynamo.disable": {"recursive", "reason"},
+}
+SCRIPT_IF_TRACING = ("torch.jit._script_if_tracing", "torch.jit._script._script_if_tracing", "torch.jit._overload",
+                     "torch.jit._overload_method", "torch._jit_internal._overload", "torch._jit_internal._overload_method")
+GRAD_CONTEXTS = frozenset({"torch.no_grad", "torch.inference_mode", "torch.enable_grad", "torch.autograd.no_grad",
+                           "torch.autograd.grad_mode.no_grad", "torch.autograd.grad_mode.inference_mode"})
+# methods torch.nn.Module shares with torch.Tensor (set(dir(nn.Module)) & set(dir(Tensor)), torch 2.13): on a receiver
+# not known to be a tensor, their result may be the module
+MODULE_TENSOR_METHODS = frozenset({"bfloat16", "cpu", "cuda", "double", "float", "half", "ipu", "mtia", "requires_grad_",
+                                   "to", "type", "xpu"})

@@ -50,8 +50,9 @@ from typing import Optional
 from torch2mlx import scalar_facts
 from torch2mlx.array_facts import MX_NON_ARRAY_FUNCTIONS
 from torch2mlx.binding import bind_ast, signature_of
-from torch2mlx.tensors import TENSOR_TYPES, alias_key, attribute_chain
-from torch2mlx.torch_facts import MODULE_BASES, NON_TENSOR_MODULES, TUPLE_RETURNING_LAYERS
+from torch2mlx.tensors import TENSOR_TYPES, TORCH_KEYWORDS, alias_key, attribute_chain
+from torch2mlx.torch_facts import (GRAD_CONTEXTS, JIT_MARKERS, MODULE_BASES, MODULE_TENSOR_METHODS, NON_TENSOR_MODULES,
+                                   SCRIPT_IF_TRACING, TUPLE_RETURNING_LAYERS)
 
 _FN = (ast.FunctionDef, ast.AsyncFunctionDef)
 _OPAQUE = (ast.Lambda, ast.ListComp, ast.SetComp, ast.DictComp, ast.GeneratorExp)
@@ -556,7 +557,17 @@ class _Analysis:
                 if fn.self_name is not None and isinstance(func.value, ast.Name) and func.value.id == fn.self_name:
                     return func.attr in self.callables.get(id(fn.cls), ()) or func.attr in fn.cls.scope.submodules
                 rule = self.index.method(func.attr)
-                return rule is not None and rule.returns == "tensor" and self.tensor(func.value, fn, local, at)
+                if rule is None or rule.returns != "tensor":
+                    return False
+                if self.tensor(func.value, fn, local, at):
+                    return True
+                # as the pass reads it (tensors.TensorFacts.is_tensor): `dim=` / `keepdim=`, or a torch-only
+                # method name, on a plain receiver is rewritten, so its result is an array once translated
+                if func.attr in MODULE_TENSOR_METHODS:
+                    return False  # `model.to(device)`, `.half()`: nn.Module has them too (and returns the module)
+                if any(k.arg in TORCH_KEYWORDS for k in node.keywords) or not rule.ambiguous_method:
+                    return _plain_receiver(func.value, fn)
+                return False
             return False
         if isinstance(node, ast.BinOp):
             return self.tensor(node.left, fn, local, at) or self.tensor(node.right, fn, local, at)
@@ -748,13 +759,13 @@ class _Analysis:
         targets = {}
         for name, fn in self.module_fns.items():
             # referenced only by calls, and as the value of function aliases (whose calls are its call sites)
-            if not fn.node.decorator_list and self.refs.get(name, 0) == self.alias_refs.get(name, 0):
+            if not _kept_decorators(fn) and self.refs.get(name, 0) == self.alias_refs.get(name, 0):
                 targets[id(fn)] = fn
         static = self.counts.get("staticmethod") is None and not _binding_counts(self.module.node).get("staticmethod")
         for cls in self.all_classes:
             for name, fn in cls.methods.items():
                 # an undecorated method, or a @staticmethod (the builtin: it passes the call's arguments as they are)
-                plain = fn.self_name is not None and not fn.node.decorator_list
+                plain = fn.self_name is not None and not _kept_decorators(fn)
                 plain = plain or (static and fn.self_name is None and len(fn.node.decorator_list) == 1
                                   and isinstance(fn.node.decorator_list[0], ast.Name)
                                   and fn.node.decorator_list[0].id == "staticmethod")
@@ -1027,3 +1038,43 @@ def analyze(index, module_scope, scopes) -> None:
     if module_scope.node is None:
         return
     _Analysis(index, module_scope, scopes).run()
+
+
+_BUILTINS = frozenset({"list", "tuple", "dict", "set", "str", "int", "float", "bool", "slice", "range", "zip", "map", "enumerate",
+                       "sorted", "reversed", "bytes", "frozenset", "iter", "filter", "super", "type", "object"})
+
+
+def _plain_receiver(node, fn) -> bool:
+    """Not a literal, self / cls, a builtin's value, MLX's `x.at[...]`, or a module (the pass's plain receiver)."""
+    if isinstance(node, (ast.Constant, ast.List, ast.Tuple, ast.Dict, ast.Set, ast.JoinedStr, ast.ListComp,
+                         ast.DictComp, ast.SetComp, ast.GeneratorExp)):
+        return False
+    if isinstance(node, ast.Name) and node.id in ("self", "cls"):
+        return False
+    if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in _BUILTINS:
+        return False
+    if isinstance(node, ast.Subscript) and isinstance(node.value, ast.Attribute) and node.value.attr == "at":
+        return False
+    chain = attribute_chain(node)
+    if chain is not None:
+        for scope in _scopes(fn.scope):
+            if chain[0] in scope.modules or chain[0] in scope.imports or chain[0] in scope.mlx_core:
+                return False
+        if fn.scope.resolve(chain[0]) is not None:
+            return False
+    return True
+
+
+def _kept_decorators(fn) -> list:
+    """fn's decorators other than those the conversion removes (TorchScript markers, grad modes: each returns the
+    function itself in eager torch, so the converted def is undecorated and a second pass reads its parameter facts)."""
+    kept = []
+    for d in fn.node.decorator_list:
+        chain = attribute_chain(d.func if isinstance(d, ast.Call) else d)
+        root = fn.scope.resolve(chain[0]) if chain else None
+        qual = ".".join([root, *chain[1:]]) if root else None
+        bare = not isinstance(d, ast.Call) or not (d.args or d.keywords)
+        if not bare or (qual not in JIT_MARKERS and qual not in SCRIPT_IF_TRACING and qual not in GRAD_CONTEXTS):
+            kept.append(d)
+    return kept
+

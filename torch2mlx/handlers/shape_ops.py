@@ -17,10 +17,20 @@ import libcst as cst
 
 from torch2mlx.binding import Bound, Flag, bind, code_of
 from torch2mlx.handlers import register
+from torch2mlx.tensors import attribute_chain
 from torch2mlx.template import expand, int_literal_value, is_simple, normalize, sentinel
 
 _MX = re.escape(sentinel("mx"))
 _DTYPE = re.compile(rf"^({_MX}\.(bool_|u?int(8|16|32|64)|float(16|32|64)|bfloat16|complex64)|torch\.\w+)$")
+
+
+_DTYPE_NAMES = re.compile(r"^(bool_|u?int(8|16|32|64)|float(16|32|64)|bfloat16|complex64)$")
+
+
+def _is_mlx_dtype(node, rewriter) -> bool:
+    """`mx.uint8` under the file's own alias of mlx.core, as converted code has it (a second pass): the same bit-cast."""
+    chain = attribute_chain(node)
+    return chain is not None and len(chain) == 2 and bool(_DTYPE_NAMES.match(chain[1])) and rewriter.tensors.is_mlx_core(chain[0])
 
 
 def _bound(rule, call, receiver) -> Bound:
@@ -68,7 +78,7 @@ def shape_reshape(rule, original: cst.Call, call: cst.Call, receiver, rewriter):
         raise Flag("missing shape")
     if len(shape) == 1:
         only = shape[0]
-        if _DTYPE.match(code_of(only)):
+        if _DTYPE.match(code_of(only)) or _is_mlx_dtype(only, rewriter):
             raise Flag("`view(dtype)` reinterprets the bits; use mx.view(x, dtype) by hand after checking the itemsizes", "no-equivalent")
         if int_literal_value(only) is not None:
             return expand("mx.reshape({input}, ({_n},))", rule, _with(bound, _n=only)), frozenset({"mx"})

@@ -16,13 +16,10 @@ from __future__ import annotations
 
 import libcst as cst
 
+from torch2mlx.torch_facts import JIT_MARKERS
 from torch2mlx.transforms import Transform
 
-MARKERS = {  # decorator -> keyword arguments its call form may carry
-    "torch.jit.ignore": {"drop"}, "torch.jit.unused": set(), "torch.jit.export": set(),
-    "torch.jit.script": set(), "torch.jit.script_if_tracing": set(),
-    "torch.compiler.disable": {"recursive", "reason"}, "torch._dynamo.disable": {"recursive", "reason"},
-}
+MARKERS = JIT_MARKERS  # decorator -> keyword arguments its call form may carry (torch_facts)
 
 
 class JitMarkers(Transform):

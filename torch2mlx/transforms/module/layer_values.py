@@ -71,6 +71,7 @@ from typing import Optional
 import libcst as cst
 
 from torch2mlx.patterns import find, is_self_attribute
+from torch2mlx.tensors import attribute_chain
 from torch2mlx.binding import code_of
 from torch2mlx.handlers.nn_local_layers import LOCAL_LAYERS
 from torch2mlx.transforms import Transform
@@ -509,7 +510,8 @@ class LayerValues(Transform):
         torch's constructor takes them all, as torch's class would (what MLX cannot honour raises there).
         Likewise `dtype=dtype` (timm passes its `dtype=None` argument on): the helper raises unless it is None."""
         dtype = next((a.value for a in original.args if a.keyword is not None and a.keyword.value == "dtype"), None)
-        variable_dtype = dtype is not None and not (rw.qualified_name(dtype) or "").startswith("torch.")
+        variable_dtype = dtype is not None and not (rw.qualified_name(dtype) or "").startswith("torch.") \
+            and not _mlx_value(rw, dtype)
         if not (any(a.star for a in original.args) or variable_dtype) or not isinstance(updated, cst.Call):
             return updated
         qual = rw.qualified_name(original.func)
@@ -582,3 +584,9 @@ class LayerValues(Transform):
         rw.drop_flags(original, rule_id=rule.id)
         rw.count_conversion()
         return mlx_expr(rw, "nn.BatchNorm")
+
+
+def _mlx_value(rw, node) -> bool:
+    """`mx.float32` under the file's alias of mlx.core (converted code, a second pass): a dtype, not a variable."""
+    chain = attribute_chain(node)
+    return chain is not None and len(chain) == 2 and rw.tensors.is_mlx_core(chain[0])

@@ -48,6 +48,7 @@ import libcst as cst
 from torch2mlx.binding import Flag
 from torch2mlx.handlers.local_helpers import add_helpers, emit
 from torch2mlx.handlers.runtime_registrations import ensure_stdlib_import
+from torch2mlx.torch_facts import SCRIPT_IF_TRACING
 from torch2mlx.transforms import Transform
 
 RULE_ID = "runtime-values"
@@ -59,8 +60,6 @@ BROADCASTING_LISTS = tuple(f"torch.{m}.BroadcastingList{n}" for m in ("jit.annot
 # torch.jit._script_if_tracing (the private twin of script_if_tracing, which jit-markers removes): calls fn unless tracing
 # and the TorchScript overload declarations, which record the stub for TorchScript and return it (the real def of the
 # same name follows and replaces it)
-SCRIPT_IF_TRACING = ("torch.jit._script_if_tracing", "torch.jit._script._script_if_tracing", "torch.jit._overload",
-                     "torch.jit._overload_method", "torch._jit_internal._overload", "torch._jit_internal._overload_method")
 # decorator factories that register the function with torch's dispatcher and return it unchanged
 FAKE_REGISTRATIONS = ("torch.library.register_fake", "torch.library.impl_abstract", "torch._custom_ops.impl_abstract")
 FINAL = ("torch.jit.Final", "torch._jit_internal.Final")

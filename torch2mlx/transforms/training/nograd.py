@@ -26,11 +26,9 @@ from torch2mlx.binding import code_of
 from torch2mlx.tensors import attribute_chain
 
 from torch2mlx.transforms import Transform
-from torch2mlx.torch_facts import MODULE_BASES as _MODULE_BASES
+from torch2mlx.torch_facts import GRAD_CONTEXTS, MODULE_BASES as _MODULE_BASES
 from torch2mlx.transforms.codegen import mlx_expr
 
-GRAD_CONTEXTS = frozenset({"torch.no_grad", "torch.inference_mode", "torch.enable_grad", "torch.autograd.no_grad",
-                           "torch.autograd.grad_mode.no_grad", "torch.autograd.grad_mode.inference_mode"})
 _ENABLE = frozenset({"torch.enable_grad", "torch.autograd.grad_mode.enable_grad"})
 SET_GRAD_ENABLED = frozenset({"torch.set_grad_enabled", "torch.autograd.set_grad_enabled", "torch.autograd.grad_mode.set_grad_enabled"})
 
