@@ -35,6 +35,9 @@ FRESH_METHODS = frozenset({
     "sum", "mean", "pow", "softmax", "log_softmax", "argmax", "argmin", "sigmoid", "tanh", "relu",
     "new_zeros", "new_ones", "new_full", "new_empty", "new_tensor", "size", "dim", "numel", "item",
     "tolist", "stride", "is_contiguous", "max", "min", "std", "var", "norm", "amax", "amin",
+    # always a new tensor in torch (never the receiver, whatever its dtype or shape)
+    "repeat", "repeat_interleave", "flip", "roll", "cumsum", "cumprod", "masked_fill", "gather", "index_select",
+    "tril", "triu", "clamp", "clip",
 })
 # Tensor attributes that are plain values (reading one keeps no reference to the storage)
 VALUE_ATTRIBUTES = frozenset({"shape", "dtype", "device", "ndim", "is_cuda", "requires_grad"})
