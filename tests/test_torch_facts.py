@@ -11,7 +11,11 @@ from torch2mlx.torch_facts import (  # noqa: E402
 # arguments for the methods that need some (x is 3 x 3; bmm gets a batch)
 _ARGS = {"add": (1.0,), "sub": (1.0,), "mul": (2.0,), "div": (2.0,), "pow": (2,), "mm": "x", "matmul": "x",
          "softmax": (0,), "log_softmax": (0,), "new_zeros": ((2,),), "new_ones": ((2,),), "new_full": ((2,), 1.0),
-         "new_empty": ((2,),), "new_tensor": ([1.0],)}
+         "new_empty": ((2,),), "new_tensor": ([1.0],),
+         # arguments that change nothing: a copy all the same
+         "repeat": (1, 1), "repeat_interleave": (1,), "flip": (0,), "roll": (0,), "cumsum": (0,), "cumprod": (0,),
+         "masked_fill": (torch.zeros(3, 3, dtype=torch.bool), 0.0), "gather": (0, torch.arange(3).expand(3, 3)),
+         "index_select": (0, torch.arange(3)), "clamp": (-100.0,), "clip": (-100.0,)}
 
 
 def _resolve(qualified: str):
