@@ -137,3 +137,12 @@ def test_check_single_file(runner, tmp_path, monkeypatch):
     src = _write(tmp_path, "m.py", GOOD)
     r = runner.invoke(main, ["convert", str(src), "--check"])
     assert r.exit_code == 1 and src.read_text() == GOOD and "would be rewritten" in r.stderr
+
+
+def test_output_dash_is_standard_output_not_a_file_named_dash(runner, tmp_path, monkeypatch):
+    src = _write(tmp_path, "m.py", GOOD)
+    monkeypatch.chdir(tmp_path)
+    r = runner.invoke(main, ["convert", str(src), "-o", "-"])
+    assert r.exit_code == 0, r.output
+    assert "mx.sum(x, axis=1)" in r.stdout
+    assert not (tmp_path / "-").exists()

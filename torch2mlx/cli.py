@@ -131,7 +131,7 @@ def _options(err: Console, sources, mode: str, *, no_cache: bool, cache_dir, no_
 
 @main.command(help=CONVERT_HELP)
 @click.argument("sources", nargs=-1, required=True, type=click.Path(path_type=Path, allow_dash=True))
-@click.option("-o", "--output", type=click.Path(path_type=Path), help="Write the MLX code here: a file, or a directory mirroring SOURCE's tree (default: stdout).")
+@click.option("-o", "--output", type=click.Path(path_type=Path), help="Write the MLX code here: a file, or a directory mirroring SOURCE's tree (default, or -: stdout).")
 @click.option("--diff", is_flag=True, help="Print a unified diff instead of the converted code.")
 @click.option("--in-place", is_flag=True, help="Rewrite the SOURCE files themselves (each atomically).")
 @click.option("--check", is_flag=True, help="Write nothing; exit 1 if any file would be rewritten (for CI and pre-commit).")
@@ -143,6 +143,8 @@ def convert(sources, diff, in_place, check, **flags) -> None:
     from torch2mlx import batch  # the pipeline: imported for conversions only
 
     err = Console(stderr=True)
+    if flags["output"] == Path("-"):
+        flags["output"] = None  # `-o -`: standard output, as the default is (never a file named "-")
     if sum(bool(x) for x in (flags["output"], diff, in_place, check)) > 1:
         raise _fail(err, "choose one of -o/--output, --diff, --check and --in-place")
     mode = "check" if check else "diff" if diff else "in-place" if in_place else "output" if flags["output"] else "stdout"
