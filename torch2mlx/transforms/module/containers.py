@@ -31,7 +31,7 @@ import ast
 
 import libcst as cst
 
-from torch2mlx.binding import Flag, code_of
+from torch2mlx.binding import Flag
 from torch2mlx.handlers import register
 from torch2mlx.template import sentinel
 
@@ -54,7 +54,9 @@ def nn_sequential(rule, original: cst.Call, call: cst.Call, receiver, rewriter):
     for orig in original.args:
         func = orig.value.func if isinstance(orig.value, cst.Call) else None
         named = func is not None and (rewriter.qualified_name(func) or "").endswith("OrderedDict")
-        named = named or (func is not None and code_of(func).endswith("OrderedDict"))
+        # `OrderedDict(...)` / `collections.OrderedDict(...)` under any import (qualified_name resolves torch names only)
+        named = named or (isinstance(func, cst.Name) and func.value.endswith("OrderedDict")) \
+            or (isinstance(func, cst.Attribute) and func.attr.value.endswith("OrderedDict"))
         named = named or (isinstance(orig.value, cst.Name) and _bound_to_a_dict(rewriter, orig.value.value))
         if named or isinstance(orig.value, (cst.Dict, cst.DictComp)):
             if _known_mapping(rewriter, orig.value):
