@@ -14,10 +14,12 @@ def test_ci_runs_readme_commands():
     setup = 'python3 -m venv .venv && .venv/bin/pip install -e ".[test]" && .venv/bin/torch2mlx convert examples/attention.py'
     test = ".venv/bin/python -m pytest -q"
     lint = ".venv/bin/ruff check torch2mlx tests bench"
-    for command in (setup, lint, test):
+    idempotence = ".venv/bin/python -m pytest -q -m slow -n 2 tests/test_idempotence_real.py -k torch_files_up_to"
+    for command in (setup, lint, test, idempotence):
         assert f"\n{command}\n" in readme
         assert f"\n{command}\n" in ci
     assert ci.index(lint) < ci.index(test), "lint runs before the tests"
+    assert ci.index(test) < ci.index(idempotence), "the real-code idempotence sample runs after the suite"
 
 
 def test_bundled_example_converts_cleanly():
