@@ -17,6 +17,7 @@ from typing import Any, Callable, Iterable, Mapping, Optional, Sequence, Union
 import libcst as cst
 
 from torch2mlx.diagnostics import Finding
+from torch2mlx.patterns import names_in
 
 
 class PluginContext:
@@ -176,7 +177,7 @@ class PluginContext:
         no name the rewriter chose for a value evaluated once."""
         if self._file_names is None:
             module = self._rw._module  # the rewriter's own fields, read here only (the rewriter owns this context)
-            self._file_names = set(_names_in(module)) if module is not None else set()
+            self._file_names = set(names_in(module)) if module is not None else set()
         n = 1
         while True:
             fresh = f"{name}_{n}"
@@ -195,19 +196,6 @@ class PluginContext:
 _RESERVED = frozenset(dir(builtins)) | frozenset(keyword.kwlist) | frozenset({"self", "cls"})
 
 
-def _names_in(module: "cst.Module"):
-    """Every name the file reads or binds (not attribute names, `x.qkv`, nor keywords, `f(qkv=1)`)."""
-    stack = [module]
-    while stack:
-        node = stack.pop()
-        if isinstance(node, cst.Name):
-            yield node.value
-        elif isinstance(node, cst.Attribute):
-            stack.append(node.value)
-        elif isinstance(node, cst.Arg):
-            stack.append(node.value)
-        else:
-            stack.extend(node.children)
 
 
 class _Rename(cst.CSTTransformer):

@@ -83,3 +83,18 @@ def find(tree: cst.CSTNode, kinds: Kinds, where: Optional[Callable[[cst.CSTNode]
     finder = _Find(kinds, where)
     tree.visit(finder)
     return finder.found
+
+
+def names_in(module: cst.CSTNode):
+    """Every name the tree reads or binds (not attribute names, `x.qkv`, nor keywords, `f(qkv=1)`)."""
+    stack = [module]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, cst.Name):
+            yield node.value
+        elif isinstance(node, cst.Attribute):
+            stack.append(node.value)
+        elif isinstance(node, cst.Arg):
+            stack.append(node.value)
+        else:
+            stack.extend(node.children)

@@ -22,6 +22,7 @@ from torch2mlx.binding import Bound, Flag, bind
 from torch2mlx.context import PluginContext
 from torch2mlx.diagnostics import Finding  # defined there; importable from here too, as before
 from torch2mlx.names import Scope
+from torch2mlx.patterns import names_in
 from torch2mlx.table.index import RuleIndex
 from torch2mlx.table.model import Rule
 from torch2mlx.template import (EvaluatedTwice, choose_template, duplicates_allowed, expand, literal_array, is_atomic, keep_line_breaks, normalize, parenthesize, sentinel, template_placeholders,
@@ -719,7 +720,7 @@ class TableRewriter(cst.CSTTransformer):
 
     def _fresh_name(self, value) -> str:
         if self._file_names is None:
-            self._file_names = set(_names_in(self._module)) if self._module is not None else set()
+            self._file_names = set(names_in(self._module)) if self._module is not None else set()
         func = value.func if isinstance(value, cst.Call) else None
         if isinstance(value, cst.Subscript):
             base = f"{value.value.value}_part" if isinstance(value.value, cst.Name) else "part"  # `x_part = x[..., 0]`
@@ -792,21 +793,6 @@ def _inside(node, root: cst.CSTNode) -> bool:
     if node is root:
         return True
     return any(_inside(node, child) for child in root.children)
-
-
-def _names_in(module: cst.Module):
-    """Every name the file reads or binds (not attribute names, `x.qkv`, nor keywords, `f(qkv=1)`)."""
-    stack = [module]
-    while stack:
-        node = stack.pop()
-        if isinstance(node, cst.Name):
-            yield node.value
-        elif isinstance(node, cst.Attribute):
-            stack.append(node.value)
-        elif isinstance(node, cst.Arg):
-            stack.append(node.value)
-        else:
-            stack.extend(node.children)
 
 
 _PURE_OPERATIONS = (cst.BinaryOperation, cst.UnaryOperation)

@@ -25,11 +25,10 @@ the series included.
 """
 from __future__ import annotations
 
-from torch2mlx.binding import Flag, bind
+from torch2mlx.binding import bind
 from torch2mlx.handlers import register
 from torch2mlx.handlers.local_helpers import HELPERS as LOCAL_HELPERS
-from torch2mlx.handlers.local_helpers import called
-from torch2mlx.transforms.codegen import mlx_statements
+from torch2mlx.handlers.local_helpers import emit
 from torch2mlx.template import choose_template, expand, normalize, template_roots
 
 import libcst as cst
@@ -805,27 +804,11 @@ DEPENDS = {
 }
 
 
-def _emit(rewriter, rule, template: str) -> None:
-    """Add the helpers the template calls (callees first, each once per file); Flag when a name is taken."""
-    wanted: list = []
-    for name in called(template, HELPERS):
-        for needed in (*DEPENDS.get(name, ()), name):
-            if needed not in wanted:
-                wanted.append(needed)
-    taken = [n for n in wanted if rewriter.name_taken(n)]
-    if taken:
-        raise Flag(f"the name {taken[0]} is already used in this file (the local helper would need it)", "no-equivalent")
-    for name in wanted:
-        rewriter.add_helper(name, lambda name=name: [  # two blank lines before each, PEP 8 style
-            stmt.with_changes(leading_lines=[cst.EmptyLine(), cst.EmptyLine(), *stmt.leading_lines])
-            for stmt in mlx_statements(rewriter, HELPERS[name].lstrip("\n"))])
-
-
 @register("breadth_helper")
 def breadth_helper(rule, original: cst.Call, call: cst.Call, receiver, rewriter):
     """Fill the rule's template, then add the helpers of HELPERS it calls (and theirs) to the file."""
     bound = normalize(rule, bind(call.args, rule.signature, receiver))
     template = choose_template(rule, bound)
     result = expand(template, rule, bound)
-    _emit(rewriter, rule, template)
+    emit(rewriter, template, HELPERS, DEPENDS)
     return result, template_roots(template)
