@@ -232,7 +232,6 @@ TORCH_KNOWN_TO_CHANGE = {
     "torch/distributed/checkpoint/hf_storage.py": "a copy_ receiver known to be an array only once translated",
     "torch/distributed/checkpoint/quantized_hf_storage.py": "a copy_ receiver known to be an array only once translated",
     # train-step adds its optimizer flag again next to the flag the first pass wrote
-    "torch/testing/_internal/distributed/rpc/examples/reinforcement_learning_rpc_test.py": "train-step flags twice",
 }
 
 

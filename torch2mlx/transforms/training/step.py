@@ -189,7 +189,10 @@ class TrainStep(Transform):
         node = self.origin.get(id(call), original) if call is not None else original
         rw.report(node or stmt, RULE_ID, "needs-review", message, "warning", original)
         line = cst.EmptyLine(comment=cst.Comment(f"# torch2mlx: {RULE_ID}: {message}"))
-        flagged = stmt.with_changes(leading_lines=[*stmt.leading_lines, line])
+        # a statement an earlier conversion flagged for this rule keeps that one flag (the rewriter's rule for
+        # its own flags): on the converted text the cause may read differently (an MLX optimizer, no params)
+        marked = any(ln.comment is not None and ln.comment.value.startswith(f"# torch2mlx: {RULE_ID}:") for ln in stmt.leading_lines)
+        flagged = stmt if marked else stmt.with_changes(leading_lines=[*stmt.leading_lines, line])
         if defer:  # a step or clip inside an `if`: the enclosing block may still translate it
             self.deferred[id(flagged)] = (stmt, node or stmt)
         return flagged
