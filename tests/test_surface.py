@@ -149,6 +149,19 @@ TRANSFORM_SNIPPETS = {
         def f(x):
             return x
     """,
+    "torch.jit.Final": """
+        import torch
+
+        class A:
+            size: torch.jit.Final[int]
+    """,
+    "torch._assert": """
+        import torch
+
+        def f(x: torch.Tensor):
+            torch._assert(x.shape[0] == 2, "two rows")
+            return x
+    """,
     "torch.autocast": """
         import torch
 

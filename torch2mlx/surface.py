@@ -73,6 +73,9 @@ TRANSFORMS = {
     **{f"torch.jit.{n}": ("jit-markers", "conditional", "as a decorator of a function: removed")
        for n in ("ignore", "unused", "export", "script", "script_if_tracing")},
     "torch.compiler.disable": ("jit-markers", "conditional", "as a decorator: removed"),
+    "torch.jit.Final": ("runtime-values", "exact", "typing.Final (torch.jit.Final is typing.Final)"),
+    "torch._assert": ("runtime-values", "conditional", "as a statement with a condition and a message: "
+                      "`assert cond, msg` (torch raises AssertionError(msg) when cond is false)"),
     **{n: ("autocast", "conditional", "a `with` block: the body is kept, computing in the inputs' "
                       "dtype (a review warning stays: rounding differs from torch's float16 run)")
        for n in ("torch.autocast", "torch.amp.autocast", "torch.cuda.amp.autocast", "torch.cpu.amp.autocast")},
