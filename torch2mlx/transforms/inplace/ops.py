@@ -308,6 +308,10 @@ class InplaceOps(Transform):
     def _refuse(self, rw, node, why: str) -> None:
         # the closed world's "an mx.array has no .op_()": this flag says why
         rw.drop_flags(node, kind="unknown-api", predicate=lambda f: f.rule_id.startswith("Tensor."))
+        # and the table's "not known to be a tensor" for this method: this flag already takes the receiver for a
+        # tensor (one flag per cause; a second conversion, whose receiver is an mx.array, would add it otherwise)
+        if isinstance(node, cst.Call) and isinstance(node.func, cst.Attribute):
+            rw.drop_flags(kind="unknown-receiver", rule_id=f"torch.Tensor.{node.func.attr.value}")
         rw.flag(node, RULE_ID, "semantics-differ", f"in-place update left as written: {why}; MLX arrays are immutable, assign the result by hand")
 
     @staticmethod
