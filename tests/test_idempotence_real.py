@@ -225,13 +225,7 @@ def test_torch_sources_convert_to_themselves():
 
 # files of the CI sample known to change on a second pass, with the cause (each a bug to fix: the test fails when
 # one stops changing, so that it leaves this list); measured at 1f1cba4 over all 2,028 files
-TORCH_KNOWN_TO_CHANGE = {
-    # `new_tensor.set_(...)` flagged by inplace-op, then on the second pass also by the unknown-receiver check
-    # `target_tensor.copy_(tensor)` on a tensor the first pass does not know to be one; translated on the second
-    "torch/distributed/checkpoint/hf_storage.py": "a copy_ receiver known to be an array only once translated",
-    "torch/distributed/checkpoint/quantized_hf_storage.py": "a copy_ receiver known to be an array only once translated",
-    # train-step adds its optimizer flag again next to the flag the first pass wrote
-}
+TORCH_KNOWN_TO_CHANGE: dict = {}  # the 4 found at 1f1cba4 (fake_utils, hf_storage, quantized_hf_storage, an rpc test) fixed
 
 
 @pytest.mark.slow

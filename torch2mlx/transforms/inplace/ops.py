@@ -458,6 +458,11 @@ class InplaceOps(Transform):
 
     def _method(self, rw, original, updated, call):
         method = call.func.attr.value
+        if _flagged_before(rw.statement):
+            # the first conversion saw why (hf_storage's `x = y.detach()`, a view, reads `mx.stop_gradient(y)` once
+            # translated): what it left as written stays so (its flag is kept, not written twice)
+            self._refuse(rw, call, "an earlier conversion left this update as written")
+            return updated
         if method in ("zero_", "fill_") and isinstance(_strip_data_cst(call.func.value), cst.Subscript):
             return self._item_update(rw, updated, call)
         if self._layer_parameter(call.func.value) and method not in FILL_METHODS and method not in RANDOM_FILLS:
@@ -704,6 +709,13 @@ def _number(node: cst.BaseExpression) -> Optional[str]:
 
 def _strip_data(node: ast.expr) -> ast.expr:
     return node.value if isinstance(node, ast.Attribute) and node.attr == "data" else node
+
+
+def _flagged_before(stmt) -> bool:
+    """`stmt` carries this transform's flag from an earlier conversion of the file."""
+    mark = f"# torch2mlx: {RULE_ID}:"
+    return stmt is not None and any(line.comment is not None and line.comment.value.startswith(mark)
+                                    for line in getattr(stmt, "leading_lines", ()))
 
 
 def _strip_data_cst(node: cst.BaseExpression) -> cst.BaseExpression:
