@@ -2,16 +2,14 @@
 of transformers' models: 19 files still changed on a second pass; over every 10th file of torch's own sources, 14 of
 229). Each test is the minimal snippet of one cause, with the files it was found in. In every case the first pass knew less than the second: a fact read off the source
 before the pass (value_facts.py) or in the pass (the rewriter, a handler) that the translation makes plain, so a
-second pass translated (or flagged) what the first left. The one cause still open is marked xfail(strict=True)
-with the file and the change, so it fails (XPASS) once the fix lands and the marker must go. Each snippet keeps a torch call the converter flags (`_left_for_torch`): a text that no
+second pass translated (or flagged) what the first left. None is open now (the last, llava_onevision's `x = x.view(...)`,
+fixed by idem2). Each snippet keeps a torch call the converter flags (`_left_for_torch`): a text that no
 longer mentions torch is returned unparsed, and the second conversion would not run.
 """
 from __future__ import annotations
 
 import difflib
 import textwrap
-
-import pytest
 
 from torch2mlx import convert_source
 
@@ -109,13 +107,6 @@ def test_a_method_under_no_grad_gets_its_parameter_facts_on_the_first_pass():
     """)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "value_facts.py (helper hf): `_Fn.reaching(name, at)` gives up when statement `at` binds `name`; in "
-    "`x = x.view(...)` (an assignment to names, no walrus in its value) every read runs before the binding, so "
-    "the binding reaching the value is the earlier one; and " + VALUE_FACTS_METHODS + ". Tried: allowing that "
-    "(statement `at` an Assign / AnnAssign to names only, no walrus in its value) fixes this and llava_onevision but "
-    "makes transformers' cohere change on a second pass (apply_rotary_pos_emb's `q` gets a parameter fact, `k` not, "
-    "reached through `q, k = apply_rotary_pos_emb(q, k, ...)`): left to value facts' owner"))
 def test_a_name_rebound_from_itself_is_followed_to_its_earlier_binding():
     # transformers' llava_onevision: apply_pooling's `image_features = image_features.view(...)` after a permute
     _assert_idempotent("""

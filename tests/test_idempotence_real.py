@@ -256,11 +256,7 @@ CORPORA = {"torchvision": ("torchvision", ""), "timm": ("timm", ""), "transforme
 # changing converted again at c8c6d4a): every file of timm (304)
 # and torchvision (185); transformers' models on a sample only (every 6th file, the first 250 of them: 37 changed before c8c6d4a,
 # 14 of them still changing, listed), so its shards fail on files of the other five sixths not listed here.
-KNOWN_TO_CHANGE = {
-    # `x = x.view(...)` rebinding a name is not followed back to its earlier binding by the value facts read before
-    # the pass; once translated, the second pass knows the name holds an array (tests/test_idempotence_facts.py)
-    "transformers/models/llava_onevision/modeling_llava_onevision.py": "a name known to be an array only once translated",
-}
+KNOWN_TO_CHANGE: dict = {}  # llava_onevision (`x = x.view(...)` not followed) fixed
 
 
 def _known(path: Path) -> bool:

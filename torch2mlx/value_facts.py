@@ -111,7 +111,7 @@ class _Fn:
             self._bound_in = [_bound_names(stmt) for stmt in self.node.body]
             self._escaping = frozenset(n for node in ast.walk(self.node) if isinstance(node, (ast.Global, ast.Nonlocal))
                                        for n in node.names)
-        if name in self._escaping or at >= len(self._bound_in) or name in self._bound_in[at]:
+        if name in self._escaping or at >= len(self._bound_in) or (name in self._bound_in[at] and not _rebinds_one_name(self.node.body[at])):
             return None
         for j in range(at - 1, -1, -1):
             if name not in self._bound_in[j]:
@@ -179,6 +179,19 @@ class _Fn:
 
 def _names(target) -> list:
     return [n.id for n in ast.walk(target) if isinstance(n, ast.Name)]
+
+
+def _rebinds_one_name(stmt) -> bool:
+    """`x = x.view(...)`: one name assigned a value with no walrus, so every read of the value runs before the
+    binding and sees the earlier one (a tuple target, `q, k = f(q, k)`, is not followed)."""
+    if isinstance(stmt, ast.Assign):
+        targets, value = stmt.targets, stmt.value
+    elif isinstance(stmt, ast.AnnAssign) and stmt.value is not None:
+        targets, value = [stmt.target], stmt.value
+    else:
+        return False
+    return (len(targets) == 1 and isinstance(targets[0], ast.Name)
+            and not any(isinstance(n, ast.NamedExpr) for n in ast.walk(value)))
 
 
 def _bound_names(stmt) -> frozenset:
