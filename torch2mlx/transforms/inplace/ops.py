@@ -460,7 +460,12 @@ class InplaceOps(Transform):
         method = call.func.attr.value
         if _flagged_before(rw.statement):
             # the first conversion saw why (hf_storage's `x = y.detach()`, a view, reads `mx.stop_gradient(y)` once
-            # translated): what it left as written stays so (its flag is kept, not written twice)
+            # translated): what it left as written stays so (its flag is kept, not written twice), and the table's
+            # word on the same method, which the receiver now being an mx.array brings out (`x.share_memory_()`:
+            # "MLX exposes no storage"), is that same cause
+            own = rw.index.method(method)
+            if own is not None:
+                rw.drop_flags(rule_id=own.id)
             self._refuse(rw, call, "an earlier conversion left this update as written")
             return updated
         if method in ("zero_", "fill_") and isinstance(_strip_data_cst(call.func.value), cst.Subscript):
