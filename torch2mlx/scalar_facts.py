@@ -10,6 +10,11 @@ of such values. Any other binding (a parameter without that annotation, `global`
 `with ... as`, an import, a name read from an enclosing function) makes the name unknown, never
 guessed. Names bound in nested functions, classes, lambdas and comprehensions belong to those.
 
+A name every binding of which is a sequence of ints (a parameter annotated `tuple[int, ...]`,
+`tuple[int, int]`, `list[int]`, `Sequence[int]`, optionally `| None`, or a tuple display of ints), never
+stored into (`n[i] = ...`, `del n[i]`) nor the receiver of a method call (`n.append(...)`), gives the entry
+`n[]`: `n[i]` (an index, not a slice) is an int (swin's `torch.arange(window_size[0])`).
+
 `tuple_names` reads the names that always hold a tuple the same way (`torch.rand(shape)` with
 `shape = (n,) + (1,) * k` is a shape, never one int).
 """
@@ -40,7 +45,8 @@ def int_names(scope: Scope, shadowed_outside: frozenset = frozenset()) -> tuple[
         args = scope.args
         for a in [*args.posonlyargs, *args.args, *args.kwonlyargs]:
             is_int = isinstance(a.annotation, ast.Name) and a.annotation.id == "int"
-            bindings.setdefault(a.arg, []).append("int" if is_int else None)
+            bindings.setdefault(a.arg, []).append(
+                "int" if is_int else _INT_SEQUENCE if is_int_sequence_annotation(a.annotation) else None)
         for a in (args.vararg, args.kwarg):
             if a is not None:
                 bindings.setdefault(a.arg, []).append(None)
@@ -59,7 +65,61 @@ def int_names(scope: Scope, shadowed_outside: frozenset = frozenset()) -> tuple[
             if grounded and all(_binding_is_int(b, trial, shadowed) for b in found):
                 known.add(name)
                 changed = True
+    known |= _int_sequences(scope, bindings, known, shadowed)
     return frozenset(known), frozenset(shadowed & SHADOWABLE)
+
+
+_INT_SEQUENCE = "int sequence"  # a parameter annotated as a sequence of ints (a binding marker of int_names)
+_SEQUENCE_TYPES = frozenset({"tuple", "list", "Tuple", "List", "Sequence"})
+
+
+def is_int_sequence_annotation(node) -> bool:
+    """`tuple[int, ...]`, `tuple[int, int]`, `list[int]`, `Sequence[int]` (`typing.` ones too), or one `| None` /
+    `Optional[...]` of them: indexing the value (when it is not None) gives an int."""
+    if node is None:
+        return False
+    if isinstance(node, ast.BinOp) and isinstance(node.op, ast.BitOr):
+        sides = [node.left, node.right]
+        nones = [isinstance(s, ast.Constant) and s.value is None for s in sides]
+        return sum(nones) == 1 and all(n or is_int_sequence_annotation(s) for s, n in zip(sides, nones))
+    if not isinstance(node, ast.Subscript):
+        return False
+    head = node.value.attr if isinstance(node.value, ast.Attribute) else node.value.id if isinstance(node.value, ast.Name) else None
+    if head == "Optional":
+        return is_int_sequence_annotation(node.slice)
+    if head not in _SEQUENCE_TYPES:
+        return False
+    args = node.slice.elts if isinstance(node.slice, ast.Tuple) else [node.slice]
+    if head in ("tuple", "Tuple") and len(args) == 2 and isinstance(args[1], ast.Constant) and args[1].value is Ellipsis:
+        args = args[:1]
+    elif head not in ("tuple", "Tuple") and len(args) != 1:
+        return False
+    return bool(args) and all(isinstance(a, ast.Name) and a.id == "int" for a in args)
+
+
+def _int_sequences(scope: Scope, bindings: dict, ints: set, shadowed: set) -> set:
+    """`n[]` for the names every binding of which is a sequence of ints that nothing in the scope changes."""
+    changed = set()
+    for node in ast.walk(scope):
+        if isinstance(node, ast.Subscript) and not isinstance(node.ctx, ast.Load) and isinstance(node.value, ast.Name):
+            changed.add(node.value.id)  # `n[i] = v`, `del n[i]`
+        elif isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and isinstance(node.func.value, ast.Name):
+            changed.add(node.func.value.id)  # `n.append(v)`, `n.extend(...)`, ...
+    found = set()
+    for name, found_bindings in bindings.items():
+        if name in changed or name in shadowed:
+            continue
+        if found_bindings and all(b == _INT_SEQUENCE or (isinstance(b, ast.Tuple) and is_int_sequence(b, ints, frozenset(shadowed)))
+                                  for b in found_bindings):
+            found.add(f"{name}[]")
+    return found
+
+
+def is_int_sequence(node: ast.AST, names: set, shadowed: frozenset = frozenset()) -> bool:
+    """A tuple display of ints, or a name / `a.b` every element of which is an int (its `n[]` entry in `names`)."""
+    if isinstance(node, ast.Tuple):
+        return bool(node.elts) and all(not isinstance(e, ast.Starred) and is_int(e, names, shadowed) for e in node.elts)
+    return _sequence_key(node) in names
 
 
 def _collect(node: ast.AST, bindings: dict, shadowed: set) -> None:
@@ -196,7 +256,11 @@ def is_int(node: ast.AST, names: Optional[set] = None, shadowed: frozenset = fro
         return is_int(node.body, names, shadowed) and is_int(node.orelse, names, shadowed)
     if isinstance(node, ast.Subscript):
         index = node.slice
-        return _is_shape(node.value) and not isinstance(index, ast.Slice) and is_int(index, names, shadowed)
+        if isinstance(index, ast.Slice):
+            return False
+        if _sequence_key(node.value) in names:
+            return True  # an element of a sequence of ints (`window_size[0]`)
+        return _is_shape(node.value) and is_int(index, names, shadowed)
     if isinstance(node, ast.Attribute):  # `config.n` / `self.n` known to hold ints (names.Scope.int_names)
         return node.attr == "ndim" or (isinstance(node.value, ast.Name) and f"{node.value.id}.{node.attr}" in names)
     if isinstance(node, ast.Call):
@@ -215,6 +279,15 @@ def is_int(node: ast.AST, names: Optional[set] = None, shadowed: frozenset = fro
             return (func.attr in _INT_MATH and isinstance(func.value, ast.Name) and func.value.id == "math"
                     and "math" not in shadowed and len(node.args) == 1)
     return False
+
+
+def _sequence_key(node) -> Optional[str]:
+    """`n[]` / `a.b[]`: the entry of `int_names` saying every element of `n` / `a.b` is an int."""
+    if isinstance(node, ast.Name):
+        return f"{node.id}[]"
+    if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name):
+        return f"{node.value.id}.{node.attr}[]"
+    return None
 
 
 def tuple_names(scope: Scope, shadowed_outside: frozenset = frozenset(), ints: Optional[frozenset] = None) -> frozenset:

@@ -887,12 +887,14 @@ class _Analysis:
                 fn.scope.config_params = known[id(fn)]
 
     def _int_attributes(self) -> None:
-        """`self.x` always an int in a class's methods: every store of `x` in the class and its in-file relatives
-        is an int (`scalar_facts.is_int` with the storing method's int names and the attributes found so far: a least
+        """`self.x` always an int in a class's methods (or `x[]`: a sequence of ints, `scalar_facts.is_int_sequence`):
+        every store of `x` in the class and its in-file relatives is an int (`scalar_facts.is_int` with the storing method's int names and the attributes found so far: a least
         fixed point), there is one, and no other receiver's `.x` is stored. The class scopes' `int_attributes`."""
         if self.any_attribute:
             return
         found: dict = {id(c): set() for c in self.all_classes}
+        called = {n.func.value.attr for n in ast.walk(self.module.node) if isinstance(n, ast.Call)
+                  and isinstance(n.func, ast.Attribute) and isinstance(n.func.value, ast.Attribute)}  # `o.x.append(v)`
         for _ in range(_MAX_ROUNDS):
             changed = False
             for cls in self.all_classes:
@@ -904,6 +906,11 @@ class _Analysis:
                     if stores and all(v is not None and f is not None and f.self_name is not None and scalar_facts.is_int(
                             v, set(f.scope.own_int_names()) | {f"{f.self_name}.{a}" for a in known}) for v, f in stores):
                         found[id(cls)].add(name)
+                        changed = True
+                    elif f"{name}[]" not in known and name not in called and stores and all(
+                            v is not None and f is not None and f.self_name is not None and scalar_facts.is_int_sequence(
+                                v, set(f.scope.own_int_names()) | {f"{f.self_name}.{a}" for a in known}) for v, f in stores):
+                        found[id(cls)].add(f"{name}[]")  # every element an int: `self.window_size[0]`
                         changed = True
             if not changed:
                 break

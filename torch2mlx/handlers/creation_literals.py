@@ -42,6 +42,15 @@ def _is_shape(node: cst.BaseExpression) -> bool:
     return isinstance(node, cst.Attribute) and node.attr.value == "shape"
 
 
+def _sequence_key(node: cst.BaseExpression) -> Optional[str]:
+    """`n[]` / `a.b[]`, the entry of `names.Scope.int_names` saying every element of `n` / `a.b` is an int."""
+    if isinstance(node, cst.Name):
+        return f"{node.value}[]"
+    if isinstance(node, cst.Attribute) and isinstance(node.value, cst.Name):
+        return f"{node.value.value}.{node.attr.value}[]"
+    return None
+
+
 def literal_kind(node: cst.BaseExpression, ints: frozenset = frozenset()) -> Optional[str]:
     """'bool', 'int' or 'float' when the source shows the Python type of a value, else None. `ints`: the names
     of the scope known to hold ints (`names.Scope.int_names`)."""
@@ -70,6 +79,8 @@ def literal_kind(node: cst.BaseExpression, ints: frozenset = frozenset()) -> Opt
         # x.shape[0] is an int; x.shape[1:] is not a scalar
         if _is_shape(node.value) and len(node.slice) == 1 and isinstance(node.slice[0].slice, cst.Index):
             return "int"
+        if len(node.slice) == 1 and isinstance(node.slice[0].slice, cst.Index) and _sequence_key(node.value) in ints:
+            return "int"  # an element of a sequence of ints: `window_size[0]` (scalar_facts' `n[]` entries)
         return None
     if isinstance(node, cst.Attribute) and node.attr.value == "ndim":
         return "int"
