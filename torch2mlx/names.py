@@ -44,6 +44,8 @@ class Scope:
     node: Optional[ast.AST] = None               # the ast of the scope (module, def or class)
     _scalars: Optional[tuple] = None             # (int names, shadowed builtins): scalar_facts.int_names
     _ints: Optional[frozenset] = None            # int_names(), read once
+    _strs: Optional[frozenset] = None            # str_names(), read once
+    _str_dicts: Optional[frozenset] = None       # module: scalar_facts.str_key_dicts, read once
 
     def int_names(self) -> frozenset:
         """Names every binding of which in this scope is a Python int (`scalar_facts.int_names`), read once; with
@@ -125,6 +127,21 @@ class Scope:
                 ints, shadowed = scalar_facts.int_names(self.node, outer)
                 self._scalars = (ints, outer | shadowed)
         return self._scalars
+
+    def str_names(self) -> frozenset:
+        """Names every binding of which in this scope is a Python str (`scalar_facts.str_names`), read once: a str
+        receiver's `.split(...)` is str.split, never a tensor's."""
+        if self._strs is None:
+            module = self
+            while module.parent is not None:
+                module = module.parent
+            if self.node is None or module.node is None:
+                self._strs = frozenset()
+            else:
+                if module._str_dicts is None:
+                    module._str_dicts = scalar_facts.str_key_dicts(module.node)
+                self._strs = scalar_facts.str_names(self.node, self._scalar_facts()[1], module._str_dicts)
+        return self._strs
 
     def tuple_names(self) -> frozenset:
         """Names every binding of which in this scope is a tuple (`scalar_facts.tuple_names`), with the

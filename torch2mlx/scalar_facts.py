@@ -33,7 +33,7 @@ _OWN_SCOPE = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda,
 Scope = Union[ast.Module, ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef]
 
 
-SHADOWABLE = frozenset({"len", "int", "round", "math", "tuple"})  # what `is_int` trusts to be the builtin / the module
+SHADOWABLE = frozenset({"len", "int", "round", "math", "tuple", "str", "isinstance"})  # what `is_int` trusts to be the builtin / the module
 
 
 def int_names(scope: Scope, shadowed_outside: frozenset = frozenset()) -> tuple[frozenset, frozenset]:
@@ -345,3 +345,182 @@ def is_tuple(node: ast.AST, names: set, ints: frozenset = frozenset(), shadowed=
             return ((is_tuple(left, names, ints, shadowed) and is_int(right, set(ints), shadowed))
                     or (is_int(left, set(ints), shadowed) and is_tuple(right, names, ints, shadowed)))
     return False
+
+
+# ----- str values ------------------------------------------------------------------------------------------
+# A str is never a tensor: `name.split(".", 1)` on one is str.split and stays as written. A name counts as a str
+# only when every binding of it in the scope is one, flow-insensitively as `int_names` reads ints:
+# a str literal, an f-string, `str(...)`, a str-only method of a str (`s.lower()`, `s.replace(a, b)`), `+` of two
+# strs, `%` on a str, an index or slice of a str, a parameter annotated `str` (not one merely defaulting to a str
+# literal: a caller may pass anything), a def whose first statement mentioning a parameter is
+# `assert isinstance(p, str)` and which never rebinds it, and (at module level) a loop or comprehension target
+# over the keys of a dict literal with str keys bound once at module level and only read
+# (`for name, cfg in _SOURCE_CFGS.items()`: timm's deepseek_vit / qwen3_vit default_cfgs).
+# A narrowing `if isinstance(x, str):` is not followed (the pass reads facts per name, not per place).
+
+_STR_METHODS = frozenset({"lower", "upper", "strip", "lstrip", "rstrip", "replace", "casefold", "title", "capitalize",
+                          "swapcase", "format", "zfill", "center", "ljust", "rjust", "removeprefix", "removesuffix",
+                          "expandtabs", "format_map", "join"})  # methods of str returning a str
+_STR_KEY_READS = frozenset({"items", "keys", "values", "get"})
+
+
+def is_str(node: ast.AST, names: frozenset, shadowed: frozenset = frozenset()) -> bool:
+    """Whether the value of expression `node` is a Python str, given the names known to hold strs."""
+    if isinstance(node, ast.Constant):
+        return type(node.value) is str
+    if isinstance(node, ast.JoinedStr):
+        return True
+    if isinstance(node, ast.Name):
+        return node.id in names
+    if isinstance(node, ast.BinOp):
+        if isinstance(node.op, ast.Add):
+            return is_str(node.left, names, shadowed) and is_str(node.right, names, shadowed)
+        return isinstance(node.op, ast.Mod) and is_str(node.left, names, shadowed)
+    if isinstance(node, ast.IfExp):
+        return is_str(node.body, names, shadowed) and is_str(node.orelse, names, shadowed)
+    if isinstance(node, ast.Subscript):
+        return is_str(node.value, names, shadowed)
+    if isinstance(node, ast.Call):
+        func = node.func
+        if isinstance(func, ast.Name):
+            return func.id == "str" and "str" not in shadowed and len(node.args) <= 1 and not node.keywords
+        return (isinstance(func, ast.Attribute) and func.attr in _STR_METHODS
+                and is_str(func.value, names, shadowed))
+    return False
+
+
+def str_key_dicts(tree: ast.Module) -> frozenset:
+    """Module-level names bound once, at module level, to a dict literal whose keys are all str literals, and
+    read only: every other mention is `D.items()` / `.keys()` / `.values()` / `.get(...)`, `D[k]`, or `k in D`."""
+    bound: dict = {}
+    for stmt in tree.body:
+        if (isinstance(stmt, ast.Assign) and len(stmt.targets) == 1 and isinstance(stmt.targets[0], ast.Name)
+                and isinstance(stmt.value, ast.Dict) and stmt.value.keys and all(
+                    isinstance(k, ast.Constant) and type(k.value) is str for k in stmt.value.keys)):
+            bound.setdefault(stmt.targets[0].id, []).append(stmt.targets[0])
+    if not bound:
+        return frozenset()
+    allowed: set = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr in _STR_KEY_READS:
+            allowed.add(id(node.func.value))
+        elif isinstance(node, ast.Subscript) and isinstance(node.ctx, ast.Load):
+            allowed.add(id(node.value))
+        elif isinstance(node, ast.Compare) and all(isinstance(op, (ast.In, ast.NotIn)) for op in node.ops):
+            allowed.update(id(c) for c in node.comparators)
+    counts: dict = {}  # every binding of a name anywhere in the file
+    for node in ast.walk(tree):
+        names: list = []
+        if isinstance(node, ast.Name) and not isinstance(node.ctx, ast.Load):
+            names = [node.id]
+        elif isinstance(node, ast.Name) and id(node) not in allowed:
+            names = [node.id]  # a read other than those: the dict may be passed on, and changed there
+        elif isinstance(node, ast.arg):
+            names = [node.arg]
+        elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            names = [node.name]
+        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+            names = [(a.asname or a.name).split(".")[0] for a in node.names]
+        elif isinstance(node, (ast.Global, ast.Nonlocal)):
+            names = list(node.names)
+        for name in names:
+            counts[name] = counts.get(name, 0) + 1
+    return frozenset(name for name, targets in bound.items() if len(targets) == 1 and counts.get(name) == 1)
+
+
+def _str_key_target(target, iterable, dicts: frozenset) -> list:
+    """The names a loop / comprehension target over a str-keyed dict binds to its keys."""
+    if not (isinstance(iterable, ast.Call) and isinstance(iterable.func, ast.Attribute) and not iterable.args
+            and isinstance(iterable.func.value, ast.Name) and iterable.func.value.id in dicts) and not (
+            isinstance(iterable, ast.Name) and iterable.id in dicts):
+        return []
+    method = iterable.func.attr if isinstance(iterable, ast.Call) else "keys"
+    if method == "keys" and isinstance(target, ast.Name):
+        return [target.id]
+    if (method == "items" and isinstance(target, (ast.Tuple, ast.List)) and len(target.elts) == 2
+            and isinstance(target.elts[0], ast.Name)):
+        return [target.elts[0].id]
+    return []
+
+
+def str_names(scope: Scope, shadowed_outside: frozenset = frozenset(), dicts: frozenset = frozenset()) -> frozenset:
+    """The names of `scope` every binding of which is a str (see above). `dicts`: `str_key_dicts` of the module,
+    read at module level only (there the loop runs at import, before any other code can change the dict)."""
+    bindings: dict = {}
+    shadowed: set = set(shadowed_outside)
+    if isinstance(scope, (ast.FunctionDef, ast.AsyncFunctionDef)):
+        args = scope.args
+        asserted = _asserted_strs(scope, frozenset(shadowed_outside))
+        for a in [*args.posonlyargs, *args.args, *args.kwonlyargs]:
+            is_s = (isinstance(a.annotation, ast.Name) and a.annotation.id == "str") or a.arg in asserted
+            bindings.setdefault(a.arg, []).append("str" if is_s else None)
+        for a in (args.vararg, args.kwarg):
+            if a is not None:
+                bindings.setdefault(a.arg, []).append(None)
+    keys: dict = {}  # id(loop / comprehension target Name) -> True: a key of a str-keyed dict
+    if isinstance(scope, ast.Module) and dicts:
+        for node in ast.walk(scope):
+            if isinstance(node, (ast.For, ast.comprehension)):
+                for name in _str_key_target(node.target, node.iter, dicts):
+                    keys.setdefault(name, 0)
+                    keys[name] += 1
+    for stmt in scope.body:
+        _collect(stmt, bindings, shadowed)
+    for name, count in keys.items():  # `_collect` bound each such target unknown (None): those are strs
+        found = bindings.get(name, [])
+        nones = [i for i, b in enumerate(found) if b is None]
+        if len(nones) == count and _binds_only_as_targets(scope, name, count):
+            for i in nones:
+                found[i] = "str"
+    known: set = set()
+    changed = True
+    while changed:
+        changed = False
+        for name, found in bindings.items():
+            if name in known or name in shadowed or not found:
+                continue
+            trial = frozenset(known | {name})
+            plain = [b for b in found if b != "str"]
+            grounded = len(plain) < len(found) or any(
+                b is not None and not isinstance(b, (tuple, str)) and is_str(b, frozenset(known), frozenset(shadowed)) for b in plain)
+            if grounded and all(b is not None and not isinstance(b, (tuple, str)) and is_str(b, trial, frozenset(shadowed))
+                                for b in plain):
+                known.add(name)
+                changed = True
+    if "str" not in shadowed and "str" not in bindings:
+        known.add("str()")  # `str(...)` here is the builtin (tensors.is_str)
+    return frozenset(known)
+
+
+def _binds_only_as_targets(scope, name: str, count: int) -> bool:
+    """The unknown bindings of `name` are exactly its `count` str-key loop / comprehension targets: no other loop,
+    comprehension, `with`, import, `del`, ... binds it (those are unknown bindings too)."""
+    loops = 0
+    for node in ast.walk(scope):
+        if isinstance(node, (ast.For, ast.AsyncFor, ast.comprehension)):
+            loops += sum(1 for n in ast.walk(node.target) if isinstance(n, ast.Name) and n.id == name)
+    return loops == count
+
+
+def _asserted_strs(fn, shadowed: frozenset = frozenset()) -> frozenset:
+    """Parameters whose first mention in the def is a top-level `assert isinstance(p, str)` (after a docstring),
+    never rebound in the def: every read of them comes after the assert."""
+    found = set()
+    params = {a.arg for a in [*fn.args.posonlyargs, *fn.args.args, *fn.args.kwonlyargs]}
+    for i, stmt in enumerate(fn.body):
+        test = stmt.test if isinstance(stmt, ast.Assert) else None
+        if not (isinstance(test, ast.Call) and isinstance(test.func, ast.Name) and test.func.id == "isinstance"
+                and len(test.args) == 2 and not test.keywords and isinstance(test.args[0], ast.Name)
+                and isinstance(test.args[1], ast.Name) and test.args[1].id == "str"):
+            continue
+        name = test.args[0].id
+        if name not in params or any(name in {n.id for n in ast.walk(s) if isinstance(n, ast.Name)} for s in fn.body[:i]):
+            continue
+        if any(isinstance(n, ast.Name) and n.id == name and not isinstance(n.ctx, ast.Load) for n in ast.walk(fn)) or any(
+                isinstance(n, (ast.Global, ast.Nonlocal)) and name in n.names for n in ast.walk(fn)):
+            continue
+        if any(isinstance(n, ast.Name) and n.id in ("isinstance", "str") and not isinstance(n.ctx, ast.Load)
+               for n in ast.walk(fn)) or {"isinstance", "str"} & shadowed:
+            continue
+        found.add(name)
+    return frozenset(found)

@@ -39,6 +39,33 @@ def attribute_chain(node) -> Optional[list]:
     return parts
 
 
+_STR_METHODS = frozenset({"lower", "upper", "strip", "lstrip", "rstrip", "replace", "casefold", "title", "capitalize",
+                          "swapcase", "format", "zfill", "center", "ljust", "rjust", "removeprefix", "removesuffix",
+                          "expandtabs", "format_map", "join"})  # str methods returning a str (as scalar_facts)
+
+
+def is_str(node: cst.BaseExpression, names: frozenset) -> bool:
+    """Whether `node` is a Python str (never a tensor): a string literal, an f-string, `str(x)`, a name every binding
+    of which in the scope is a str (`names`: `names.Scope.str_names`), a str method returning a str on one
+    (`s.replace("_", "").lower()`), `+` of two, `%` on one, an index or slice of one."""
+    if isinstance(node, (cst.SimpleString, cst.ConcatenatedString, cst.FormattedString)):
+        return not (isinstance(node, cst.SimpleString) and "b" in node.prefix.lower())
+    if isinstance(node, cst.Name):
+        return node.value in names
+    if isinstance(node, cst.BinaryOperation):
+        if isinstance(node.operator, cst.Add):
+            return is_str(node.left, names) and is_str(node.right, names)
+        return isinstance(node.operator, cst.Modulo) and is_str(node.left, names)
+    if isinstance(node, cst.Subscript):
+        return is_str(node.value, names)
+    if isinstance(node, cst.Call):
+        func = node.func
+        if isinstance(func, cst.Name):
+            return func.value == "str" and "str()" in names and len(node.args) <= 1 and all(a.keyword is None and not a.star for a in node.args)
+        return isinstance(func, cst.Attribute) and func.attr.value in _STR_METHODS and is_str(func.value, names)
+    return False
+
+
 def alias_key(name: str) -> tuple:
     """The key of a function alias (value_facts.py: a name every binding of which in the file is one of the
     file's functions) in the module's `tensor_tuples` / `tensor_functions`: it holds wherever the name is bound
