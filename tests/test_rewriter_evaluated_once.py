@@ -1,7 +1,7 @@
 """Evaluated twice (issues 13 and 14): an argument a translation reads twice (`torch.frac(t)` -> `t - mx.trunc(t)`,
 `torch.aminmax(t)` -> `(mx.min(t), mx.max(t))`) is evaluated once into a fresh local name on a line before the
-statement, as a call's receiver is, where that is exact: at module level (in a function, receivers only), a call's
-result or arithmetic on one (`x * 2` is for the person to name), nothing with an effect evaluated before it. A
+statement, as a call's receiver is, where that is exact: at module level and in a function body, a call's
+result, an item or arithmetic on one (`x * 2` is for the person to name), nothing with an effect evaluated before it. A
 translation's literal array (`mx.array([1.5, -2.25])`) that cannot be named so (inside a
 comprehension, a function) is written twice: two equal new arrays, nothing else happens; a 0-d one (`mx.array(2.75)`)
 always is. Anything else stays flagged (a class body, whose names would become attributes; a comprehension). Checked against
@@ -62,7 +62,7 @@ def test_arguments_read_twice_at_module_level_are_evaluated_once_and_match_torch
     _same(source, result.code, ["a", "b", "c", "lo", "hi", "d"])
 
 
-def test_an_argument_after_another_call_and_one_in_a_function_stay_flagged():
+def test_an_argument_after_another_call_stays_flagged_and_one_in_a_function_is_named():
     source = """
         import torch
 
@@ -73,8 +73,8 @@ def test_an_argument_after_another_call_and_one_in_a_function_stay_flagged():
     """
     result = _convert(source)
     assert not _flags(result)
-    assert ("# a comment above the statement stays above the lines it became\nvalue = mx.exp(x) + 1\n"
-            "w = ") in result.code
+    assert ("# a comment above the statement stays above the lines it became\nother = mx.exp(x) + 1\n"
+            "w = ") in result.code  # named after fmod's parameter `other`
     assert "x_exp = mx.exp(x)\nlo, hi = " in result.code
     _same(source, result.code, ["w", "lo", "hi"])
     after_a_call = _convert("""
@@ -83,15 +83,19 @@ def test_an_argument_after_another_call_and_one_in_a_function_stay_flagged():
         x = torch.ones(2)
         v = torch.fmod(x.abs() - 1, x.exp() + 1)  # x.abs() is evaluated before the second argument
     """)
-    assert [f.line for f in _flags(after_a_call)] == [5] and "value = " not in after_a_call.code
-    inside = _convert("""
+    assert [f.line for f in _flags(after_a_call)] == [5] and "other = " not in after_a_call.code
+    inside = """
         import torch
 
         def f(x):
             lo, hi = torch.aminmax(x.exp())
             return lo, hi
-    """)
-    assert inside.code.count(TWICE) == 1 and "x_exp" not in inside.code
+
+        lo, hi = f(torch.tensor([0.5, -2.0, 1.25]))
+    """
+    result = _convert(inside)  # in a function too (issue 14): evaluated once, into a local
+    assert TWICE not in result.code and "    x_exp = mx.exp(x)\n    lo, hi = (mx.min(x_exp), mx.max(x_exp))" in result.code
+    _same(inside, result.code, ["lo", "hi"])
 
 
 def test_a_literal_array_in_a_comprehension_is_written_twice_and_a_0d_one_anywhere():

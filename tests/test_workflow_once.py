@@ -1,9 +1,10 @@
 """Flags a person acts on (issue 14): a translation that reads its receiver twice (topk and max return values
 and indices: `mx.sort(r)` and `mx.argsort(r)`) evaluates a receiver that is a call's result once, into a fresh
-local name on a line before the statement (`qkv = self.qkv(x)`), where that is exact: the statement is a
+local name on a line before the statement (`qkv = self.qkv(x)`), as it does an argument (`torch.max(torch.matmul(x, w), 0)`
+in a function), where that is exact: the statement is a
 plain assignment, return or expression in a function or at module level, and nothing with an effect is evaluated before the
 receiver (an item `x[..., 0]` too). Elsewhere (after another call, inside a comprehension, a lambda, a conditional branch, the right
-side of and/or, in a class body, in a training step whose statements move) the flag stands. Checked against
+side of and/or, a while loop's condition, in a class body, in a training step whose statements move) the flag stands. Checked against
 torch."""
 from __future__ import annotations
 
@@ -91,7 +92,8 @@ CASES = {
     "right of and/or": "y = x.shape[0] > 9 or torch.matmul(x, w).max(dim=0)[0]",
     "later in a chained comparison": "y = 0 < x.shape[0] < torch.matmul(x, w).max(dim=0)[0]",
     "next to another statement": "z = 1; y = torch.matmul(x, w).max(dim=0)[0]",
-    "an argument, not a receiver": "y = torch.max(torch.matmul(x, w), 0)[0]",  # at module level it is: test_rewriter_evaluated_once.py
+    "an argument after a call": "y = torch.relu(x) + torch.max(torch.matmul(x, w), 0)[0]",
+    "a while loop's condition": "while torch.matmul(x, w).max(dim=0)[0].sum() > 9:\n                x = x / 2\n            y = x",
 }
 
 
@@ -184,3 +186,31 @@ def test_in_a_file_with_no_grad_a_receiver_outside_a_with_block_is_evaluated_onc
     """)
     assert "    scores_view = mx.reshape(scores, (-1, 2, n))\n    group = (mx.take(mx.sort(scores_view, axis=-1)" in result.code
     assert result.code.count(TWICE) == 1 and "scores_view_2" not in result.code
+
+
+def test_an_argument_read_twice_in_a_function_is_evaluated_once_and_matches_torch():
+    # torch.max(t, 0) reads t for the values and for the indices; F.linear reads its bias twice (`bias is None`).
+    # Arithmetic of names alone (`b + 1`) stays flagged, for the person to name (test_rewriter_evaluated_once.py)
+    source = textwrap.dedent("""
+        import torch
+        import torch.nn.functional as F
+
+        def f(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor):
+            # the largest per column
+            m = torch.max(torch.matmul(x, w), 0)
+            y = F.linear(x, w.T, b.exp() + 1)
+            return m[0], m[1], y
+    """)
+    result = _convert(source)
+    assert TWICE not in result.code and not [d for d in result.diagnostics if d.severity.value != "info"]
+    lines = result.code.splitlines()
+    at = lines.index("    # the largest per column")
+    assert lines[at + 1] == "    matmul = mx.matmul(x, w)"  # the comment stays above the lines the statement became
+    assert lines[at + 2].startswith("    m = (mx.max(matmul, axis=0), mx.argmax(matmul, axis=0)")
+    assert lines[at + 3] == "    bias = mx.exp(b) + 1"  # named after the parameter it is passed as
+    rng = np.random.default_rng(1)
+    x, w, b = (rng.standard_normal(s, dtype=np.float32) for s in ((4, 5), (5, 6), (6,)))
+    expected, actual = _run(source, "torch", x, w, b), _run(result.code, "mlx", x, w, b)
+    for e, a in zip(expected, actual):
+        assert e.shape == a.shape and e.dtype == a.dtype
+        np.testing.assert_allclose(a, e, rtol=1e-4, atol=1e-5)

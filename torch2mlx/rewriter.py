@@ -689,10 +689,9 @@ class TableRewriter(cst.CSTTransformer):
             name = self._once_name(rule, original.func.value, twice)
             fresh = cst.Name(name)
             return -1, name, receiver, updated.with_changes(func=updated.func.with_changes(value=fresh)), fresh
-        # an argument: at module level (torch's docstring programs: `torch.frac(torch.tensor([...]))`). In a function
-        # it stays flagged for now: four rule examples (torch.topk(x.abs(), 2), torch.std_mean(x.abs(), 1),
-        # torch.view_as_real(torch.complex(x, y)), generate_square_subsequent_mask(len(x))) pin that flag
-        for i, (before, after) in enumerate(zip(original.args, updated.args) if self.scopes[-1].kind == "module" else ()):
+        # an argument: at module level (torch's docstring programs: `torch.frac(torch.tensor([...]))`) and in a function
+        # body (`torch.topk(x.abs(), 2)`, `F.linear(x, w, b.exp() + 1)` in a forward); `_once_name` decides where it is exact
+        for i, (before, after) in enumerate(zip(original.args, updated.args)):
             if after.value is twice.value and not after.star:
                 name = self._once_name(rule, before.value, twice)
                 args = list(updated.args)
@@ -716,9 +715,11 @@ class TableRewriter(cst.CSTTransformer):
                 or any(_inside(f.node, value) for f in self.statement_findings[-1])
                 or _marked(stmt, rule.id)):
             raise twice
-        return self._fresh_name(value)
+        return self._fresh_name(value, twice.name)
 
-    def _fresh_name(self, value) -> str:
+    def _fresh_name(self, value, parameter: str = "") -> str:
+        """A name the file uses nowhere for `value`, after what it computes (`qkv`, `x_abs`), else after the parameter
+        it is passed as (`bias = b.exp() + 1`)."""
         if self._file_names is None:
             self._file_names = set(names_in(self._module)) if self._module is not None else set()
         func = value.func if isinstance(value, cst.Call) else None
@@ -730,11 +731,15 @@ class TableRewriter(cst.CSTTransformer):
             base = func.attr.value  # a torch function's result: `matmul = torch.matmul(a, b)`
         elif isinstance(func, cst.Attribute) and isinstance(func.value, cst.Name):
             base = f"{func.value.value}_{func.attr.value}"  # `scores_view = scores.view(...)`
+        elif parameter.isidentifier() and parameter not in _RESERVED:
+            base = parameter  # `bias = b.exp() + 1` for F.linear's bias, `sz = len(x)`
         elif isinstance(func, cst.Name):
             base = f"{func.value}_out"
         else:
             base = "value"
         base = base.lstrip("_") or "value"
+        if base in _RESERVED:
+            base = f"{base}_value"  # torch.complex(x, y): `complex_value`, not a numbered builtin's name
         name, n = base, 1
         while name in self._file_names or name in _RESERVED or self.context.has_helper(name):
             n += 1
@@ -750,7 +755,10 @@ class TableRewriter(cst.CSTTransformer):
         statements = list(result.nodes) if isinstance(result, cst.FlattenSentinel) else [result]
         first = statements[0]
         kept = len(original.leading_lines)  # the user's lines above it; lines after these are flags just added
-        lines = [cst.SimpleStatementLine([cst.Assign([cst.AssignTarget(cst.Name(name))], value)]) for name, value in pending]
+        # `complex_value = x + 1j * y`: the parentheses a translation put around an operation are no use on its own line
+        lines = [cst.SimpleStatementLine([cst.Assign([cst.AssignTarget(cst.Name(name))],
+                                                     value.with_changes(lpar=[], rpar=[]) if isinstance(value, _BARE) else value)])
+                 for name, value in pending]
         if isinstance(first, cst.SimpleStatementLine):
             lines[0] = lines[0].with_changes(leading_lines=first.leading_lines[:kept])
             statements[0] = first.with_changes(leading_lines=first.leading_lines[kept:])
@@ -778,8 +786,8 @@ def _marked(stmt: cst.SimpleStatementLine, rule_id: str) -> bool:
 
 def _computed(value: cst.BaseExpression) -> bool:
     """A value that is a call's result or an item (`self.qkv(x)`, `x[..., 0]`), or arithmetic on one
-    (`torch.arange(5) % 3`): what is named once. Arithmetic of names and literals (`x * 2`) stays flagged, for the
-    person to name (their rule examples document the flag)."""
+    (`torch.arange(5) % 3`): what is named once. Arithmetic of names and literals (`x * 2`, `b + 1`) stays flagged,
+    for the person to name: 45 rule examples (torch.frac(x * 3), F.conv2d(x, w, b * 2), ...) document that flag."""
     if isinstance(value, (cst.Call, cst.Subscript)):
         return True
     if isinstance(value, cst.BinaryOperation):
@@ -796,6 +804,7 @@ def _inside(node, root: cst.CSTNode) -> bool:
 
 
 _PURE_OPERATIONS = (cst.BinaryOperation, cst.UnaryOperation)
+_BARE = (cst.BinaryOperation, cst.UnaryOperation, cst.Comparison, cst.BooleanOperation)  # need no parentheses as a value
 
 
 def evaluated_first(small: cst.BaseSmallStatement, target: cst.BaseExpression) -> bool:
