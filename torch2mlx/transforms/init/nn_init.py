@@ -153,8 +153,8 @@ class NnInitTransform(Transform):
 
     def leave_Expr(self, rw, original, updated):
         call = original.value
-        if not isinstance(call, cst.Call) or not isinstance(updated.value, cst.Call):
-            return updated
+        if not isinstance(call, cst.Call) or not isinstance(updated, cst.Expr) or not isinstance(updated.value, cst.Call):
+            return updated  # (an Expr that inplace-op already made an assignment: `tensor[...] = mx.random.uniform(...)`)
         qual = rw.qualified_name(call.func) or ""
         if qual.startswith(_PREFIX):
             return self._init_function(rw, original, updated, qual[len(_PREFIX):])

@@ -65,6 +65,9 @@ _NEW_METHODS = frozenset({"new_empty", "new_zeros", "new_ones"})  # `x.new_empty
 _VALUE_FILLS = {**FILL_METHODS, "bernoulli_": (signature_of(("p",), defaults={"p": "0.5"}),
                                                "mx.random.bernoulli({p}, {t}.shape).astype({t}.dtype)")}
 
+# in-place methods that change the tensor's shape or storage rather than its values (not written as `x[...] = v`)
+_SHAPE_METHODS = frozenset({"resize_", "resize_as_", "as_strided_", "set_", "detach_", "share_memory_", "requires_grad_"})
+
 _MODULE_ROOTS = frozenset({"torch", "F", "nn", "np", "numpy", "mx"})  # `torch.reshape(x, ...)`: a function, not a method of `torch`
 # uses that read a value without keeping a reference to the tensor: its value attributes, and the methods
 # giving a Python value (a bound method, called or not, reads the shape or the data only)
@@ -107,6 +110,7 @@ class _ScopeFacts:
             for child in ast.iter_child_nodes(parent):
                 parents[child] = parent
         self.unsafe_lines: dict = {}  # name -> [(line, why)] of every alias-capable use
+        self.kept_views: dict = {}  # name -> the first view of its tensor that is kept (bound, passed on, returned)
         self.loops: list = []  # (first line, last line) of each loop: a use after an update in the text may run before it
         for n in ast.walk(node):
             if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load):
@@ -114,6 +118,10 @@ class _ScopeFacts:
                 if why is not None:
                     self.unsafe_uses.setdefault(n.id, why)
                     self.unsafe_lines.setdefault(n.id, []).append((n.lineno, why))
+                if n.id in self.params:
+                    view = _kept_view(n, parents)
+                    if view is not None:
+                        self.kept_views.setdefault(n.id, view)
             elif isinstance(n, (ast.For, ast.AsyncFor, ast.While)):
                 self.loops.append((n.lineno, n.end_lineno))
 
@@ -179,6 +187,21 @@ class _ScopeFacts:
             return "it is assigned to another name, which would have seen the mutation"
         return "it is used where a reference to it may be kept"
 
+    def whole_parameter(self, name: str) -> Optional[str]:
+        """None when `name` is a parameter that holds the caller's tensor object all through the function (never
+        rebound, not global/nonlocal) and no view of it is kept in the function (torch's view would see an update of
+        the whole tensor, an MLX slice is a copy): an update of its whole array then reaches every reference to that
+        object, as torch's in-place update does. Else why not."""
+        if name not in self.params:
+            return f"`{name}` is not a parameter"
+        if name in self.declared or name in self.stores:
+            return f"`{name}` is a parameter rebound in the function: the caller would see the mutation"
+        view = self.kept_views.get(name)
+        if view is not None:
+            return (f"`{name}` is a parameter whose view `{view[:40]}` is kept: torch's view would see the update, "
+                    "an MLX slice or reshape is a copy")
+        return None
+
     def view_source(self, name: str) -> Optional[str]:
         """The assignment that may make `name` a view of another tensor (or of a numpy array), if any."""
         for value in self.stores.get(name) or ():
@@ -227,10 +250,12 @@ class InplaceOps(Transform):
         self.facts: dict = {}
         self.statement_calls: set = set()
         self.rebind_calls: set = set()  # `x = x.op_(...)`: the value is the receiver, bound to its own name
+        self.chain_calls: set = set()  # `x.mul_(s)` in a statement `x.mul_(s).add_(m)`: its value is x, updated again
         self.converted_values: set = set()  # in-place calls whose used value was translated (`torch.empty(n).normal_()`)
         self.item_updates = False  # the file updates an item in place (`x[a:b].zero_()`): the flow analysis decides
         self.assigned_attributes: frozenset = frozenset()  # attribute names assigned anywhere in the file
         self.analysis: Optional[_Analysis] = None
+        self.updating: dict = {}  # module-level function -> (its parameter names, those it updates in place)
         self.positions: dict = {}  # id(scope) -> node -> its position in the scope's code (only where asked)
 
     def applies_to(self, text: str) -> bool:
@@ -252,6 +277,9 @@ class InplaceOps(Transform):
                 name = node.args[index] if len(node.args) > index else None
                 attributes.add(name.value if isinstance(name, ast.Constant) and isinstance(name.value, str) else "*")
         self.assigned_attributes = frozenset(attributes)
+        self.updating = _updating_functions(tree)
+        if self.updating:  # their calls (`fill_(w[0])`) name no torch API: the pass must see those statements
+            self.needs_every_statement = True
 
     # ----- scopes -----------------------------------------------------------------------------
     def visit_Module(self, rw, node) -> None:
@@ -326,6 +354,9 @@ class InplaceOps(Transform):
     def visit_Expr(self, rw, node) -> None:
         if isinstance(node.value, cst.Call):
             self.statement_calls.add(id(node.value))
+            inner = _chain(node.value)
+            if inner:
+                self.chain_calls.update(id(c) for c in inner)
 
     def visit_Assign(self, rw, node) -> None:
         value = node.value
@@ -336,9 +367,11 @@ class InplaceOps(Transform):
 
     def leave_Call(self, rw, original, updated):
         func = original.func
+        if isinstance(func, cst.Name) and func.value in self.updating:
+            self._view_arguments(rw, original, func.value)
         if (isinstance(func, cst.Attribute) and _left_to_this(rw, func.attr.value)
                 and id(original) not in self.statement_calls and id(original) not in self.rebind_calls
-                and rw.qualified_name(func.value) is None):
+                and id(original) not in self.chain_calls and rw.qualified_name(func.value) is None):
             value = self._fresh_receiver(rw, original, updated)
             if value is None:
                 value = self._new_tensor_fill(rw, original, updated) or self._new_tensor_update(rw, original, updated)
@@ -472,11 +505,19 @@ class InplaceOps(Transform):
             return self._item_update(rw, updated, call)
         if self._layer_parameter(call.func.value) and method not in FILL_METHODS and method not in RANDOM_FILLS:
             return self._parameter_update(rw, updated, call, method)  # nn-init translates its own methods
+        if isinstance(call.func.value, cst.Call) and id(call.func.value) in self.chain_calls:
+            return self._chain_update(rw, updated, call)
         if not isinstance(call.func.value, cst.Name):
             self._refuse(rw, call, f"`{code_of(call.func.value)}` is part of another object, which would see the mutation")
             return updated
         name = call.func.value.value
         why = self._problem(name, call)
+        if why is not None:
+            whole_why = self._whole_parameter(name, method)
+            if whole_why is None:
+                return self._whole_update(rw, updated, call, method, name)
+            if "is not a parameter" not in whole_why and "in a class body" not in whole_why:
+                why = whole_why
         if why is not None:
             self._refuse(rw, call, why)
             return updated
@@ -542,6 +583,116 @@ class InplaceOps(Transform):
         self._drop_findings(rw, call)
         rw.count_conversion()
         target = cst.Subscript(member, [cst.SubscriptElement(cst.Slice(lower=None, upper=None))])
+        return cst.Assign([cst.AssignTarget(target)], value, semicolon=updated.semicolon)
+
+    def _view_arguments(self, rw, call, function: str) -> None:
+        """`trunc_normal_(w[0], std=.02)` where this file's `trunc_normal_` updates its parameter in place (as an
+        update of the whole array: `_whole_update`): torch updates the tensor `w[0]` views, MLX a copy of it."""
+        params, updated_params = self.updating[function]
+        for i, arg in enumerate(call.args):
+            if arg.star:
+                return
+            param = arg.keyword.value if arg.keyword is not None else params[i] if i < len(params) else None
+            if param in updated_params and _view_expression(arg.value):
+                rw.flag(call, RULE_ID, "semantics-differ",
+                        f"`{function}` updates its parameter `{param}` in place, and `{code_of(arg.value)[:40]}` is a view in "
+                        "torch, whose update reaches the tensor it views; in MLX it is a copy: pass the whole tensor")
+
+    def _chain_update(self, rw, updated, call):
+        """`tensor.mul_(std).add_(mean)` (timm's trunc_normal_tf_): each in-place method returns its receiver, so the
+        chain is the updates one after the other on the same tensor, with nothing run between them: one assignment
+        of the composed value (`mx.add(mx.multiply(tensor, std), mean)`), to the name (an unshared local, as
+        `_method`) or to the whole array of a parameter (as `_whole_update`, each step cast to its dtype)."""
+        originals = [call, *_chain(call)]  # outermost first
+        news = [updated.value]
+        while len(news) < len(originals):
+            news.append(news[-1].func.value)
+        originals.reverse()
+        news.reverse()
+        root = originals[0].func.value
+        methods = [c.func.attr.value for c in originals]
+        if not isinstance(root, cst.Name) or not all(_left_to_this(rw, m) for m in methods) or _flagged_before(rw.statement):
+            self._refuse(rw, call, f"`{code_of(call.func.value)[:40]}` is an update chain this transform does not follow")
+            return updated
+        name = root.value
+        whole = False
+        why = self._problem(name, call)
+        if why is not None:
+            whole = all(self._whole_parameter(name, m) is None for m in methods)
+            if not whole:
+                self._refuse(rw, call, why)
+                return updated
+        value: cst.BaseExpression = cst.Name(name)
+        for original, new, method in zip(originals, news, methods):
+            if method in _VALUE_FILLS:  # a fill reads only the shape and dtype, which no in-place update changes
+                signature, template = _VALUE_FILLS[method]
+                args = argument_code(new.args, signature)
+                step = None if args is None else mlx_expr(rw, template.format(t=name, **args))
+            else:
+                step = self._out_of_place(rw, original, new.with_changes(func=new.func.with_changes(value=value)), method, name)
+                if step is not None and whole and method[:-1] not in BOOL_RESULT_OPS:
+                    cast = mlx_expr(rw, f"VALUE.astype({name}.dtype)")
+                    step = cast.with_changes(func=cast.func.with_changes(value=step))
+            if step is None:
+                if not [f for f in rw.flags() if f.severity != "info"]:
+                    self._refuse(rw, call, f"no out-of-place form of `.{method}()`")
+                return updated
+            value = step
+        for original in originals:
+            self._drop_findings(rw, original)
+        rw.count_conversion()
+        target = cst.Subscript(cst.Name(name), [cst.SubscriptElement(cst.Index(cst.Ellipsis()))]) if whole else cst.Name(name)
+        if not whole:
+            rw.tensors.mark(name, True)
+        return cst.Assign([cst.AssignTarget(target)], value, semicolon=updated.semicolon)
+
+    def _whole_parameter(self, name: str, method: str) -> Optional[str]:
+        """None when `name.<method>()` may be written as an update of the whole array of a parameter (see
+        `_whole_update`), else why not."""
+        facts = self._scope_facts()
+        if facts is None:
+            return "in-place update in a class body"
+        if name not in facts.params:
+            return f"`{name}` is not a parameter"
+        if method[:-1] in VIEW_OPS or method in _SHAPE_METHODS:
+            return f"`.{method}()` changes the shape of the caller's tensor"
+        return facts.whole_parameter(name)
+
+    def _whole_update(self, rw, updated, call, method, name):
+        """`tensor.mul_(s)` on a parameter `tensor` (timm's `_trunc_normal_(tensor, ...)`: uniform_, erfinv_, mul_,
+        add_, clamp_) -> `tensor[...] = mx.multiply(tensor, s).astype(tensor.dtype)`.
+
+        Why the caller sees the same: torch updates the storage of the tensor object the caller passed, and every
+        reference to that object sees the new values; MLX item assignment replaces the contents of the array object
+        the caller passed, and every reference to that object sees them (`whole_parameter`: the parameter still holds
+        the caller's object here, and no view of it is kept in the function, which in torch would see the change and
+        in MLX is a copy). `[...]` assigns the whole array; torch's in-place result keeps the tensor's dtype and
+        shape: the value is cast to its dtype (`x[...] = v` takes v's), ops that change the shape are excluded
+        (`_whole_parameter`), and a value of another shape than the tensor's is an error in both (torch: the
+        output cannot be resized; MLX: broadcasting into the shape fails) or is broadcast into it as torch does
+        (`x.copy_(v)`). What this cannot see: a caller passing a view (`f(w[0])`, `f(w.t())`): torch updates the
+        viewed tensor, MLX a copy; calls of this file's functions are checked (`_view_arguments`), callers in other
+        files are not.
+        """
+        if _flagged_before(rw.statement):
+            self._refuse(rw, call, "an earlier conversion left this update as written")
+            return updated
+        if method in _VALUE_FILLS:
+            signature, template = _VALUE_FILLS[method]
+            args = argument_code(updated.value.args, signature)
+            value = None if args is None else mlx_expr(rw, template.format(t=name, **args))
+        else:
+            value = self._out_of_place(rw, call, updated.value, method, name)
+            if value is not None and method[:-1] not in BOOL_RESULT_OPS:  # (those are cast by _out_of_place)
+                cast = mlx_expr(rw, f"VALUE.astype({name}.dtype)")
+                value = cast.with_changes(func=cast.func.with_changes(value=value))
+        if value is None:
+            if not [f for f in rw.flags() if f.node is call and f.severity != "info"]:
+                self._refuse(rw, call, f"no out-of-place form of `.{method}()` to assign")
+            return updated
+        self._drop_findings(rw, call)
+        rw.count_conversion()
+        target = cst.Subscript(cst.Name(name), [cst.SubscriptElement(cst.Index(cst.Ellipsis()))])
         return cst.Assign([cst.AssignTarget(target)], value, semicolon=updated.semicolon)
 
     def _out_of_place(self, rw, call, new_call, method, name):
@@ -630,6 +781,98 @@ class InplaceOps(Transform):
         where = where.with_changes(args=[where.args[0].with_changes(value=new_mask), *where.args[1:]])
         rw.count_conversion()
         return updated.with_changes(targets=[cst.AssignTarget(cst.Name(name))], value=where)
+
+
+def _view_expression(node: cst.BaseExpression) -> bool:
+    """`w[0]`, `w.t()`, `w.view(-1)`, `w.T`: an expression whose torch value may be a view of another tensor."""
+    if isinstance(node, cst.Subscript):
+        return True
+    if isinstance(node, cst.Attribute):
+        return node.attr.value in ("T", "mT", "H", "mH", "real", "imag") or (node.attr.value == "data" and _view_expression(node.value))
+    if isinstance(node, cst.Call) and isinstance(node.func, cst.Attribute):
+        return node.func.attr.value in VIEW_OPS
+    return False
+
+
+def _updating_functions(tree: ast.Module) -> dict:
+    """Module-level functions that update a parameter in place: name -> (parameter names in order, the updated ones).
+    A parameter is updated by an in-place method statement (or chain) on it, or by passing it to such a function
+    at an updated parameter (to a fixed point: timm's `trunc_normal_` -> `_trunc_normal_`)."""
+    functions = {n.name: n for n in tree.body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))}
+    params = {name: [a.arg for a in [*f.args.posonlyargs, *f.args.args]] + [a.arg for a in f.args.kwonlyargs]
+              for name, f in functions.items()}
+    updated: dict = {name: set() for name in functions}
+    changed = True
+    while changed:
+        changed = False
+        for name, f in functions.items():
+            for node in ast.walk(f):
+                found = set()
+                if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr in INPLACE_METHODS:
+                    root = node.func.value
+                    while isinstance(root, ast.Call) and isinstance(root.func, ast.Attribute) and root.func.attr in INPLACE_METHODS:
+                        root = root.func.value
+                    if isinstance(root, ast.Name):
+                        found.add(root.id)
+                elif isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and updated.get(node.func.id):
+                    callee = params[node.func.id]
+                    for i, arg in enumerate(node.args):
+                        if isinstance(arg, ast.Name) and i < len(callee) and callee[i] in updated[node.func.id]:
+                            found.add(arg.id)
+                    for kw in node.keywords:
+                        if isinstance(kw.value, ast.Name) and kw.arg in updated[node.func.id]:
+                            found.add(kw.value.id)
+                new = (found & set(params[name])) - updated[name]
+                if new:
+                    updated[name] |= new
+                    changed = True
+    return {name: (tuple(params[name]), frozenset(u)) for name, u in updated.items() if u}
+
+
+def _chain(call: cst.Call) -> list:
+    """The in-place calls whose value is the receiver of the next in `call` (`x.mul_(s).add_(m)`: [`x.mul_(s)`]),
+    outermost first; empty unless `call` is itself an in-place method call."""
+    found = []
+    if not (isinstance(call.func, cst.Attribute) and call.func.attr.value in INPLACE_METHODS):
+        return found
+    receiver = call.func.value
+    while (isinstance(receiver, cst.Call) and isinstance(receiver.func, cst.Attribute)
+           and receiver.func.attr.value in INPLACE_METHODS):
+        found.append(receiver)
+        receiver = receiver.func.value
+    return found
+
+
+def _kept_view(node: ast.Name, parents: dict) -> Optional[str]:
+    """The source of a view of `node`'s tensor that outlives its expression (a subscript or a view op bound to a
+    name, passed to a call, returned, stored), else None. A view consumed at once (`x[0] * 2`, `x.view(-1).sum()`,
+    `x.shape`) keeps nothing."""
+    view = None
+    current: ast.expr = node
+    while True:
+        parent = parents.get(current)
+        if isinstance(parent, ast.Subscript) and parent.value is current and isinstance(parent.ctx, ast.Load):
+            view = current = parent
+            continue
+        if isinstance(parent, ast.Attribute) and parent.value is current:
+            call = parents.get(parent)
+            if parent.attr == "data" or parent.attr in ("T", "mT", "H", "mH", "real", "imag"):
+                view = current = parent
+                continue
+            if isinstance(call, ast.Call) and call.func is parent and parent.attr in VIEW_OPS:
+                view = current = call
+                continue
+            return None  # a value attribute, a method giving a new tensor, an in-place method on it (flagged by itself)
+        if (isinstance(parent, ast.Call) and parent.args and parent.args[0] is current and _module_root(parent.func) is not None
+                and isinstance(parent.func, ast.Attribute) and parent.func.attr in VIEW_OPS):
+            view = current = parent  # `torch.reshape(x, s)`
+            continue
+        break
+    if view is None or isinstance(parent, (ast.BinOp, ast.UnaryOp, ast.Compare, ast.BoolOp, ast.FormattedValue)):
+        return None
+    if isinstance(parent, ast.Call) and isinstance(parent.func, ast.Name) and parent.func.id in READING_BUILTINS:
+        return None
+    return ast.unparse(view)
 
 
 def _rebinds_inplace(name: str, value: ast.expr) -> bool:
