@@ -222,7 +222,8 @@ def test_classes_deriving_from_torch_layers_match_torch():
     import mlx.core as mx
     import torch
 
-    result = _convert(SUBCLASSES, "subclasses", (_LAYOUT_UNFOLLOWED,))
+    # (a ModuleDict subclass the channels-last analysis does not follow: the file is built in torch's layout)
+    result = _convert(SUBCLASSES, "subclasses")
     code = result.code
     for line in ("class Linear(TorchLinear):", "class PReLU(TorchPReLU):", "class GroupNorm1(TorchGroupNorm):",
                  "class LayerNorm(TorchLayerNorm):", "class ConvNoBias(TorchConv2d):",
@@ -328,7 +329,8 @@ class MaxPool1dSame(nn.MaxPool1d):
 '''
     result = convert_source(source, "bn.py")
     flagged = sorted(d.rule_id for d in warnings(result))
-    assert flagged == ["torch.nn.BatchNormNd.class", "torch.nn.MaxPool1d.class"], [d.format() for d in result.diagnostics]
+    # the rules torch.nn.BatchNormNd.class and torch.nn.MaxPool1d.class, shown by the names written (issue 14)
+    assert flagged == ["torch.nn.BatchNorm1d", "torch.nn.MaxPool1d"], [d.format() for d in result.diagnostics]
     # left as torch's classes, through the importable output's stand-ins (the module imports without torch)
     assert '(torch_base("torch.nn.BatchNorm1d"))' in result.code and '(torch_base("torch.nn.MaxPool1d"))' in result.code
 

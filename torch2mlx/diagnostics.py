@@ -33,6 +33,7 @@ class Finding:
     severity: str = "warning"
     inside_args: tuple = ()  # ids of the original argument values that enclose the node
     statement: object = None  # the innermost original statement around the node
+    table_id: str = ""       # the rule table's id where `rule_id` names what the user wrote instead (rewriter.flag)
 
 
 @dataclass(frozen=True)

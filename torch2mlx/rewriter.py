@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ast
 import builtins
+import dataclasses
 import keyword
 import re
 from typing import Optional, Union
@@ -186,6 +187,35 @@ class TableRewriter(cst.CSTTransformer):
         stmt = self.statement_stack[-1] if self.statement_stack else None
         self.statement_findings[-1].append(Finding(node, rule_id, kind, message, severity, tuple(self.arg_stack), stmt))
 
+    def _shown(self, finding: Finding) -> Finding:
+        shown = self._written_name(finding.node, finding.rule_id)
+        if shown == finding.rule_id:
+            return finding
+        return dataclasses.replace(finding, rule_id=shown, table_id=finding.rule_id)
+
+    def _written_name(self, node: cst.CSTNode, rule_id: str) -> str:
+        """The id a flag shows: a rule of one torch name is shown by its id; a rule grouping several names under an id
+        of its own (`torch.nn.BatchNormNd.class`, `torch.memory_formats`) by the name the user wrote there
+        (`torch.nn.BatchNorm2d`, `torch.channels_last`, `torch.Tensor.index_put_` for a method), the first found in
+        the flagged node; the id where none is (configuration and `ignore[...]` comments match both)."""
+        rule = self.index.by_id.get(rule_id)
+        if rule is None or not is_group_id(rule):
+            return rule_id
+        names = api_names(rule)
+        queue, seen = [node], 0
+        while queue and seen < 500:  # breadth first: the node itself, then what it contains
+            current = queue.pop(0)
+            seen += 1
+            target = current.func if isinstance(current, cst.Call) else current
+            if isinstance(target, (cst.Name, cst.Attribute)):
+                qual = self.qualified_name(target)
+                if qual in names:
+                    return qual
+                if qual is None and isinstance(target, cst.Attribute) and f"torch.Tensor.{target.attr.value}" in names:
+                    return f"torch.Tensor.{target.attr.value}"
+            queue.extend(current.children)
+        return rule_id
+
     def _push_statement(self, node=None) -> None:
         self.statement_findings.append([])
         self.statement_stack.append(node)
@@ -195,10 +225,13 @@ class TableRewriter(cst.CSTTransformer):
         found = self.statement_findings.pop()
         if not found:
             return updated
+        # plugins match findings by the table's ids while the statement is converted; what is kept is shown by the
+        # name the user wrote where the id is the table's own (`torch.nn.BatchNormNd.class` -> `torch.nn.BatchNorm2d`)
+        found = [self._shown(f) for f in found]
         comments = _suppressions(original)
         if original is self.first_statement:
             comments += list(self.header_comments)
-        kept = [f for f in found if not _is_suppressed(comments, f.rule_id)]
+        kept = [f for f in found if not _is_suppressed(comments, f.rule_id) and not (f.table_id and _is_suppressed(comments, f.table_id))]
         self.findings.extend(kept)
         kept = [f for f in kept if f.severity != "info"]
         if not kept or isinstance(updated, cst.RemovalSentinel) or not hasattr(updated, "leading_lines"):
@@ -211,7 +244,7 @@ class TableRewriter(cst.CSTTransformer):
         for f in kept:
             text = f"# torch2mlx: {f.rule_id}: {f.message}".replace("\n", " ")
             # a statement already marked for this rule (by an earlier conversion) gets no second mark
-            if text not in existing and f.rule_id not in flagged_before:
+            if text not in existing and f.rule_id not in flagged_before and f.table_id not in flagged_before:
                 existing.add(text)
                 lines.append(cst.EmptyLine(comment=cst.Comment(text)))
         return updated.with_changes(leading_lines=lines)
@@ -713,7 +746,7 @@ class TableRewriter(cst.CSTTransformer):
                 or any(isinstance(s, cst.With) for s in self.statement_stack)
                 or not evaluated_first(stmt.body[0], value)
                 or any(_inside(f.node, value) for f in self.statement_findings[-1])
-                or _marked(stmt, rule.id)):
+                or _marked(stmt, (rule.id, *api_names(rule)) if is_group_id(rule) else (rule.id,))):
             raise twice
         return self._fresh_name(value, twice.name)
 
@@ -777,11 +810,41 @@ _BUILTIN_VALUES = frozenset({"slice", "range", "str", "int", "float", "bool", "c
 _RESERVED = frozenset(dir(builtins)) | frozenset(keyword.kwlist) | frozenset({"self", "cls"})
 
 
-def _marked(stmt: cst.SimpleStatementLine, rule_id: str) -> bool:
-    """An earlier conversion flagged the statement for this rule: a second one keeps it as it is (the first may
-    have run transforms this one does not, which kept the receiver where it was)."""
-    mark = f"# torch2mlx: {rule_id}:"
-    return any(line.comment is not None and line.comment.value.startswith(mark) for line in stmt.leading_lines)
+def api_names(rule: Rule) -> frozenset:
+    """The torch names a rule covers, as a flag shows them: functions, values, `torch.Tensor.<member>`."""
+    return frozenset((*rule.functions, *rule.values, *(f"torch.Tensor.{m}" for m in (*rule.methods, *rule.attributes))))
+
+
+def is_group_id(rule: Rule) -> bool:
+    """The rule's id names none of its torch APIs (`torch.nn.BatchNormNd.class`, `torch.storage_objects`): an id of the
+    table's, not a name the user wrote (`Tensor.to`, `torch.Tensor.masked_scatter` are)."""
+    names = api_names(rule)
+    return rule.id not in names and f"torch.{rule.id}" not in names
+
+
+_ALIASES: dict = {}  # id(index) -> (index, {name a flag shows -> the ids of the group rules covering it})
+
+
+def table_ids(index: RuleIndex, shown: str) -> tuple:
+    """The table ids a flag shown as `shown` may come from (`torch.nn.BatchNorm2d` -> `torch.nn.BatchNormNd.class`):
+    `select` / `ignore` in the configuration match these too."""
+    entry = _ALIASES.get(id(index))
+    if entry is None or entry[0] is not index:
+        aliases: dict = {}
+        for rule in index.by_id.values():
+            if is_group_id(rule):
+                for name in api_names(rule):
+                    aliases.setdefault(name, []).append(rule.id)
+        entry = _ALIASES[id(index)] = (index, {k: tuple(v) for k, v in aliases.items()})
+    return entry[1].get(shown, ())
+
+
+def _marked(stmt: cst.SimpleStatementLine, rule_ids: tuple) -> bool:
+    """An earlier conversion flagged the statement for this rule (by its id or, for a group rule, a name it covers): a
+    second one keeps it as it is (the first may have run transforms this one does not, which kept the receiver
+    where it was)."""
+    marks = tuple(f"# torch2mlx: {rule_id}:" for rule_id in rule_ids)
+    return any(line.comment is not None and line.comment.value.startswith(marks) for line in stmt.leading_lines)
 
 
 def _computed(value: cst.BaseExpression) -> bool:

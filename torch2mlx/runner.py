@@ -302,6 +302,26 @@ def _copy_mode(source: Path, target: Path) -> None:
     os.chmod(target, stat.S_IMODE(source.stat().st_mode))
 
 
+def _select(options: Options, diagnostics: tuple, source: Path) -> tuple[tuple, int]:
+    """`select` / `ignore` of the configuration: a flag shown by the name the user wrote (`torch.nn.BatchNorm2d`)
+    matches by that name and by the id of the table's rule that made it (`torch.nn.BatchNormNd.class`)."""
+    from torch2mlx.config import matches
+    from torch2mlx.rewriter import table_ids
+
+    selection = options.selection
+    index = build_index(tuple(options.rule_files))
+    ignored = selection.ignored_for(source)
+
+    def keeps(d) -> bool:
+        ids = (d.rule_id, *table_ids(index, d.rule_id))
+        if selection.select is not None and not any(matches(e, i) for e in selection.select for i in ids):
+            return False
+        return not any(matches(e, i) for e in ignored for i in ids)
+
+    kept = tuple(d for d in diagnostics if keeps(d))
+    return kept, len(diagnostics) - len(kept)
+
+
 def _convert(data: bytes, job: Job, options: Options) -> tuple[dict, bool]:
     """The cache entry for this file's bytes: from the cache, or by converting now."""
     cache = _cache(options)
@@ -376,7 +396,7 @@ def _process(job: Job, options: Options) -> FileOutcome:
     diagnostics = diagnostics_from_entry(entry["diagnostics"], job.display)
     ignored = 0
     if options.selection is not None:  # select / ignore: what is reported and counted, not what is converted
-        diagnostics, ignored = options.selection.apply(diagnostics, job.source)
+        diagnostics, ignored = _select(options, diagnostics, job.source)
     changed = code is not None
     diff, changed_lines, output = "", (), ""
     if options.mode == "stdout":
