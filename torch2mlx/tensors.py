@@ -116,6 +116,15 @@ class TensorFacts:
         else:
             self.bools[-1].discard(name)
 
+    def save(self, names) -> dict:
+        """What the current scope knows of `names` (for `restore`): a comprehension or lambda binds its own names
+        under the same spelling, and the enclosing scope's facts hold again after it."""
+        return {name: (name in self.stack[-1], name in self.bools[-1]) for name in names}
+
+    def restore(self, saved: dict) -> None:
+        for name, (is_tensor, is_bool) in saved.items():
+            self.mark(name, is_tensor, is_bool)
+
     def forget_assignments(self, stmt) -> None:
         """An `ast` statement the pass skips (no torch in it): keep what its assignments tell."""
         for node in ast.walk(stmt):
@@ -134,8 +143,8 @@ class TensorFacts:
                         for n in ast.walk(t):
                             if isinstance(n, ast.Name):
                                 self.mark(n.id, False)
-            elif isinstance(node, (ast.For, ast.With, ast.NamedExpr, ast.comprehension)):
-                target = getattr(node, "target", None)
+            elif isinstance(node, (ast.For, ast.AsyncFor, ast.NamedExpr, ast.withitem)):  # (a comprehension's targets
+                target = node.optional_vars if isinstance(node, ast.withitem) else node.target  # are its own)
                 for n in ast.walk(target) if target is not None else ():
                     if isinstance(n, ast.Name):
                         self.mark(n.id, False)
@@ -186,7 +195,10 @@ class TensorFacts:
         return False
 
     def tuple_elements(self, node: cst.BaseExpression) -> Optional[tuple]:
-        """(element i a tensor, ...) of `f(...)` / `self.m(...)` returning tuples (value_facts), or None."""
+        """(element i a tensor, ...) of `f(...)` / `self.m(...)` returning tuples (value_facts), or of a list
+        comprehension over a display of tensors (`[s.view(shape) for s in (q, k, v)]`), or None."""
+        if isinstance(node, cst.ListComp):
+            return self._comprehension_elements(node)
         if not isinstance(node, cst.Call):
             return None
         if isinstance(node.func, cst.Name):
@@ -194,6 +206,24 @@ class TensorFacts:
         if isinstance(node.func, cst.Attribute) and isinstance(node.func.value, cst.Name) and node.func.value.value == "self":
             return self.tuple_methods.get(node.func.attr.value)
         return None
+
+    def _comprehension_elements(self, node: cst.ListComp) -> Optional[tuple]:
+        """`[<elt> for s in (a, b, c)]` (one `for`, no `if`), a, b, c tensors: three elements, each a tensor when
+        `<elt>` is one with `s` a tensor (as transforms/facts/comprehension_names.py marks it inside)."""
+        comp = node.for_in
+        iterable = comp.iter
+        if (comp.inner_for_in is not None or comp.ifs or comp.asynchronous is not None or not isinstance(comp.target, cst.Name)
+                or not isinstance(iterable, (cst.Tuple, cst.List)) or not iterable.elements
+                or not all(isinstance(e, cst.Element) and self.is_tensor(e.value) for e in iterable.elements)):
+            return None
+        name = comp.target.value
+        saved = self.save([name])
+        self.mark(name, True)
+        try:
+            element = self.is_tensor(node.elt)
+        finally:
+            self.restore(saved)
+        return (True,) * len(iterable.elements) if element else None
 
     def _function_facts(self, facts, name: str):
         """What `facts` (tuple facts: a dict; tensor-returning functions: a set) say of calling `name`: a module-level

@@ -604,7 +604,7 @@ class _Analysis:
         if binding is None:
             return False
         kind, what = binding[0], binding[1]
-        if kind == "unpack" and binding[2] is not None and self._element(what, binding[2], binding[3], fn):
+        if kind == "unpack" and binding[2] is not None and self._element(what, binding[2], binding[3], fn, local, at):
             return True
         if kind == "param":
             return what in fn.annotated or what in fn.assumed or what in self.params.get(id(fn), ())
@@ -623,9 +623,16 @@ class _Analysis:
             self._reach_memo[key] = found is not None and self._binding(found[0], fn, fn.locals, found[1])
         return self._reach_memo[key]
 
-    def _element(self, value, i: int, count: int, fn: _Fn) -> bool:
+    def _element(self, value, i: int, count: int, fn: _Fn, local: frozenset = frozenset(), at: Optional[int] = None) -> bool:
         """Element `i` of `f(...)` / `self.m(...)` unpacked into `count` names, every return of which is a tuple
         whose element `i` is a tensor."""
+        if isinstance(value, ast.ListComp):  # `q, k = [s.view(shape) for s in (q, k)]` (tensors.TensorFacts reads it so)
+            gen = value.generators
+            iterable = gen[0].iter if len(gen) == 1 else None
+            return (len(gen) == 1 and not gen[0].ifs and not gen[0].is_async and isinstance(gen[0].target, ast.Name)
+                    and isinstance(iterable, (ast.Tuple, ast.List)) and len(iterable.elts) == count
+                    and all(not isinstance(e, ast.Starred) and self.tensor(e, fn, local, at) for e in iterable.elts)
+                    and self.tensor(value.elt, fn, local | {gen[0].target.id}, None))
         if not isinstance(value, ast.Call):
             return False
         func, facts = value.func, None

@@ -1,0 +1,73 @@
+"""A comprehension's or lambda's own names (transforms/facts/comprehension_names.py): `[x.split('_') for x in names]`
+inside a function whose `x` is a tensor is str.split, never Tensor.split (it used to be translated: silently
+wrong); a comprehension over a display of tensors, unpacked into names (transformers' falcon
+`query, key, value = [x.flatten(2, 3) for x in (query, key, value)]`, bailing_hybrid's
+`[x.to(torch.float32) for x in (query, key, value, g, beta)]`), gives tensors, run under torch and MLX."""
+from __future__ import annotations
+
+import textwrap
+
+import numpy as np
+import pytest
+
+from tests.model_support import warnings
+from torch2mlx import convert_source
+
+HEADER = "import torch\n\n\n"
+
+FALCON = '''
+def attend(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor):
+    query, key, value = [x.flatten(2, 3) for x in (query, key, value)]
+    query, key = [x.to(torch.float32) for x in (query, key)]
+    scores = torch.matmul(query, key.transpose(-1, -2))
+    return torch.matmul(scores.softmax(dim=-1), value)
+
+
+def last(x: torch.Tensor, names):
+    parts = [x.lower() for x in names]   # the comprehension's x: a str
+    return x.split(2), parts
+'''
+
+
+def test_comprehension_names_under_torch_and_mlx():
+    import mlx.core as mx
+    import torch
+
+    q, k, v = (np.random.default_rng(i).standard_normal((2, 3, 2, 2)).astype(np.float32) for i in range(3))
+    source = HEADER + FALCON + "".join(f"{n} = torch.tensor({a.tolist()})\n" for n, a in zip("qkv", (q, k, v))) + (
+        "out = (attend(q, k, v), *last(torch.arange(5.0), ['A_b', 'C']))\n")
+    result = convert_source(source)
+    assert not warnings(result), result.diagnostics
+    assert convert_source(result.code).code == result.code
+    mlx_ns: dict = {}
+    exec(compile(result.code, "<mlx>", "exec"), mlx_ns)
+    torch_ns: dict = {}
+    exec(compile(source, "<torch>", "exec"), torch_ns)
+    (m_att, m_split, m_parts), (t_att, t_split, t_parts) = mlx_ns["out"], torch_ns["out"]
+    assert isinstance(m_att, mx.array) and m_att.dtype == mx.float32 and tuple(m_att.shape) == tuple(t_att.shape)
+    np.testing.assert_allclose(np.array(m_att), t_att.numpy(), rtol=1e-4, atol=1e-5)
+    assert [np.array(a).tolist() for a in m_split] == [a.numpy().tolist() for a in t_split]
+    assert m_parts == t_parts == ["a_b", "c"]
+    assert all(isinstance(a, torch.Tensor) for a in t_split)
+
+
+@pytest.mark.parametrize("body", [
+    # the comprehension's own `x` is not the function's tensor `x`: no Tensor method translated on it
+    "def f(x: torch.Tensor, names):\n    return [x.split('_') for x in names]\n",
+    "def f(x: torch.Tensor, names):\n    return {x: x.split('_') for x in names}\n",
+    "def f(x: torch.Tensor, names):\n    return list(map(lambda x: x.split('_'), names))\n",
+    "def f(x: torch.Tensor, pairs):\n    return [x.split('_') for x, _ in pairs]\n",
+    # an element of the display is not known to be a tensor
+    "def f(q: torch.Tensor, k):\n    q, k = [s.view(2, -1) for s in (q, k)]\n    return k.transpose(0, 1)\n",
+])
+def test_what_a_comprehension_binds_is_not_the_function_value(body):
+    result = convert_source(HEADER + textwrap.dedent(body))
+    assert "split_by_sizes" not in result.code and "mx.split" not in result.code and "mx.swapaxes" not in result.code
+    assert warnings(result), result.code
+
+
+def test_after_the_comprehension_the_function_name_is_a_tensor_again():
+    result = convert_source(HEADER + "def f(x: torch.Tensor, names):\n    parts = [x.lower() for x in names]\n"
+                            "    return x.split(2), parts\n")
+    assert not warnings(result), result.diagnostics
+    assert "mx.split(x" in result.code
