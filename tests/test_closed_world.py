@@ -256,7 +256,7 @@ def main(model, sd):
     ("model.backbone.load_state_dict(sd)", "load_state_dict"),   # a sub-module's, with no checkpoint read
     ("weights = model.state_dict()", "state_dict"),
     ("n = sum(p.size for p in model.parameters())", "parameters"),  # MLX: iterates the dict's keys
-    ("layers = list(model.children())", "children"),
+    ("layer = model.get_submodule('backbone')", "get_submodule"),  # (children(): module_members.py translates it)
     ("handle = model.register_forward_hook(print)", "register_forward_hook"),
     ("model.zero_grad()", "zero_grad"),
 ])

@@ -1,0 +1,258 @@
+"""torch module-tree walks and registration on the converted model (transforms/module/module_members.py):
+`named_children()`, `children()`, `add_module()` as timm and torchvision write them, converted and run against
+torch. Before, each was flagged `torch-module-member` (timm's _manipulate.named_apply alone kept 13 models of the
+real-model corpus flagged)."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from torch2mlx import convert_source, load_torch_weights
+from tests.model_support import assert_close, exec_source, torch_names, warnings
+
+# timm/models/_manipulate.py (named_apply, named_modules), regnet.py (RegStage: add_module of blocks named
+# "b1", ..., forward over self.children()), resnet.py (`self.add_module(*stage)`), cspnet.py (`nn.Sequential()`
+# then `self.blocks.add_module(str(i), block)`; `[n for n, _ in self.stem.named_children()]`)
+TIMM_LIKE = '''
+import torch
+import torch.nn as nn
+
+
+def named_apply(fn, module: nn.Module, name='', depth_first: bool = True, include_root: bool = False) -> nn.Module:
+    if not depth_first and include_root:
+        fn(module=module, name=name)
+    for child_name, child_module in module.named_children():
+        child_name = '.'.join((name, child_name)) if name else child_name
+        named_apply(fn=fn, module=child_module, name=child_name, depth_first=depth_first, include_root=True)
+    if depth_first and include_root:
+        fn(module=module, name=name)
+    return module
+
+
+def named_modules(module: nn.Module, name: str = '', depth_first: bool = True, include_root: bool = False):
+    if not depth_first and include_root:
+        yield name, module
+    for child_name, child_module in module.named_children():
+        child_name = '.'.join((name, child_name)) if name else child_name
+        yield from named_modules(module=child_module, name=child_name, depth_first=depth_first, include_root=True)
+    if depth_first and include_root:
+        yield name, module
+
+
+class Block(nn.Module):
+    def __init__(self, c):
+        super().__init__()
+        self.norm = nn.LayerNorm(c)
+        self.fc = nn.Linear(c, c)
+
+    def forward(self, x):
+        return x + self.fc(self.norm(x))
+
+
+class RegStage(nn.Module):
+    def __init__(self, depth, c):
+        super().__init__()
+        for i in range(depth):
+            name = "b{}".format(i + 1)
+            self.add_module(name, Block(c))
+
+    def forward(self, x):
+        for block in self.children():
+            x = block(x)
+        return x
+
+
+class CrossStage(nn.Module):
+    def __init__(self, depth, c):
+        super().__init__()
+        self.conv_exp = nn.Linear(c, c)
+        self.blocks = nn.Sequential()
+        for i in range(depth):
+            self.blocks.add_module(str(i), Block(c))
+
+    def forward(self, x):
+        return self.blocks(self.conv_exp(x))
+
+
+class Net(nn.Module):
+    def __init__(self, c=8, classes=3):
+        super().__init__()
+        self.stem = nn.Sequential(nn.Linear(5, c), nn.GELU())
+        stage_modules = [("layer1", RegStage(2, c)), ("layer2", CrossStage(3, c))]
+        for stage in stage_modules:
+            self.add_module(*stage)
+        self.extra = nn.ModuleList([Block(c), nn.ModuleList([nn.Linear(c, c)])])
+        self.heads = nn.ModuleDict({"cls": nn.Linear(c, classes), "aux": nn.Linear(c, 2)})
+        self.feature_info = [dict(num_chs=c, module="layer1")]  # a plain list: no child
+        self.stem_names = [n for n, _ in self.stem.named_children()]
+        self.seen = []
+        named_apply(self._record, self)
+
+    def _record(self, module, name=''):
+        if isinstance(module, nn.Linear):
+            self.seen.append(name)
+
+    def forward(self, x):
+        x = self.layer2(self.layer1(self.stem(x)))
+        x = self.extra[1][0](self.extra[0](x))
+        return self.heads["cls"](x), self.heads["aux"](x)
+'''
+
+
+def _convert(source: str, name: str):
+    result = convert_source(source, f"{name}.py")
+    assert not warnings(result), "\n".join(d.format() for d in warnings(result)) + "\n" + result.code
+    assert not torch_names(result.code), torch_names(result.code)
+    assert convert_source(result.code).code == result.code, "converting the output again changed it"
+    return result
+
+
+def _kind(module) -> str:
+    """A module's class name, torch's containers named as what they become in MLX."""
+    name = type(module).__name__
+    return {"ModuleList": "list", "ModuleDict": "dict"}.get(name, name)
+
+
+def test_timm_walks_and_stages_match_torch():
+    import mlx.core as mx
+    import torch
+
+    result = _convert(TIMM_LIKE, "timm_like")
+    for method in (".named_children(", ".children(", ".add_module("):
+        assert method not in result.code.split("def named_apply")[1], method
+    torch_ns, mlx_ns = exec_source(TIMM_LIKE, "torch_timm_like"), exec_source(result.code, "mlx_timm_like")
+    torch.manual_seed(0)
+    torch_model = torch_ns["Net"]().eval()
+    mlx_model = mlx_ns["Net"]()
+    mlx_model.eval()
+    # the walks: torch's names, in torch's order, the same kinds of module at each
+    assert mlx_model.seen == torch_model.seen
+    assert len(torch_model.seen) == 11
+    assert mlx_model.stem_names == torch_model.stem_names == ["0", "1"]
+    for depth_first in (True, False):
+        theirs = list(torch_ns["named_modules"](torch_model, depth_first=depth_first, include_root=True))
+        mine = list(mlx_ns["named_modules"](mlx_model, depth_first=depth_first, include_root=True))
+        assert [(n, _kind(m)) for n, m in mine] == [(n, _kind(m)) for n, m in theirs]
+    assert [n for n, _ in mlx_ns["module_named_children"](mlx_model)] == [n for n, _ in torch_model.named_children()]
+    assert [_kind(m) for m in mlx_ns["module_children"](mlx_model.layer1)] == ["Block", "Block"]
+    # the weights load under torch's names (the stages' blocks where add_module put them) and the outputs agree
+    report = load_torch_weights(mlx_model, torch_model.state_dict())
+    assert report.ok and len(report.loaded) == len(torch_model.state_dict()), report
+    x = np.random.RandomState(0).standard_normal((4, 5)).astype(np.float32)
+    with torch.no_grad():
+        expected = torch_model(torch.from_numpy(x))
+    assert_close(mlx_model(mx.array(x)), expected, channels_last_output=False)
+
+
+ADD_MODULE_ERRORS = '''
+import torch.nn as nn
+
+
+class Host(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.width = 4
+        self.fc = nn.Linear(2, 2)
+
+
+def add(host, name, module):
+    host.add_module(name, module)
+    return host
+
+
+def add_to_sequential(name):
+    seq = nn.Sequential(nn.Linear(2, 2))
+    seq.add_module(name, nn.ReLU())
+    return seq
+
+
+def children_of(module):
+    return [name for name, _ in module.named_children()]
+'''
+
+
+@pytest.mark.parametrize("name, module, error", [
+    ("a.b", "linear", KeyError), ("", "linear", KeyError), (3, "linear", TypeError), ("fc2", "int", TypeError),
+    ("width", "linear", KeyError),
+])
+def test_add_module_raises_as_torch(name, module, error):
+    import torch
+
+    result = _convert(ADD_MODULE_ERRORS, "add_module_errors")
+    for ns, lib in ((exec_source(ADD_MODULE_ERRORS, "torch_add_errors"), torch.nn),
+                    (exec_source(result.code, "mlx_add_errors"), None)):
+        import mlx.nn
+
+        value = {"linear": (lib or mlx.nn).Linear(2, 2), "int": 5}[module]
+        with pytest.raises(error):
+            ns["add"](ns["Host"](), name, value)
+
+
+def test_add_module_replaces_in_place_and_keeps_order():
+    import torch
+
+    result = _convert(ADD_MODULE_ERRORS, "add_module_order")
+    import mlx.nn
+
+    for ns, lib in ((exec_source(ADD_MODULE_ERRORS, "torch_add_order"), torch.nn),
+                    (exec_source(result.code, "mlx_add_order"), mlx.nn)):
+        host = ns["Host"]()
+        ns["add"](host, "z", lib.ReLU())
+        ns["add"](host, "a", lib.ReLU())
+        ns["add"](host, "fc", lib.GELU())  # an existing child: replaced where it was
+        assert ns["children_of"](host) == ["fc", "z", "a"]
+        assert type(host.fc).__name__ == "GELU"
+
+
+def test_what_mlx_cannot_name_raises():
+    """MLX's Sequential numbers its layers: add_module of a name that is not the next index raises (torch appends
+    it under that name); an empty list member may be an empty ModuleList (a child in torch) or a plain list (not)."""
+    import mlx.nn
+
+    result = _convert(ADD_MODULE_ERRORS, "add_module_mlx")
+    ns = exec_source(result.code, "mlx_add_mlx")
+    seq = ns["add_to_sequential"]("1")
+    assert len(seq.layers) == 2 and ns["children_of"](seq) == ["0", "1"]
+    with pytest.raises(NotImplementedError):
+        ns["add_to_sequential"]("pool")
+    host = ns["Host"]()
+    host.blocks = []
+    with pytest.raises(NotImplementedError):
+        ns["children_of"](host)
+    host.blocks = [mlx.nn.ReLU()]
+    assert ns["children_of"](host) == ["fc", "blocks"]
+    with pytest.raises(KeyError):  # an MLX method of that name would hide the module
+        ns["add"](host, "update", mlx.nn.ReLU())
+
+
+def test_other_objects_keep_their_methods():
+    """A receiver that is no MLX module (a tree of its own, a class defining the method) gets its own method."""
+    source = '''
+import torch.nn as nn
+
+
+class Tree:
+    def __init__(self, kids):
+        self.kids = kids
+
+    def children(self):
+        return ["own", *self.kids]
+
+    def add_module(self, name, module):
+        self.kids.append(name)
+
+
+def walk(tree):
+    tree.add_module("x", None)
+    return list(tree.children())
+
+
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(2, 2)
+'''
+    result = _convert(source, "own_methods")
+    assert "module_children(tree)" in result.code
+    ns = exec_source(result.code, "mlx_own_methods")
+    assert ns["walk"](ns["Tree"](["a"])) == ["own", "a", "x"]
