@@ -173,8 +173,9 @@ def test_finfo_left_in_place_where_attributes_differ(code):
     assert any(d.rule_id in ("torch.finfo", "torch.iinfo") and d.severity.value == "warning" for d in result.diagnostics)
 
 
-def test_helper_name_taken_is_flagged():
+def test_helper_name_taken_gets_a_fresh_one():
+    # issue 14: the file's own `gather` keeps its name; the helper is written and called as gather_1
     source = "import torch\n\ndef gather(a):\n    return a\n\ndef f(x: torch.Tensor, i: torch.Tensor):\n    return x.gather(1, i)\n"
     result = convert_source(source)
-    assert any(d.rule_id == "torch.gather" for d in result.diagnostics)
-    assert "x.gather(1, i)" in result.code
+    assert not any(d.rule_id == "torch.gather" for d in result.diagnostics)
+    assert "def gather(a):" in result.code and "return gather_1(x, 1, i)" in result.code

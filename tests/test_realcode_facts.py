@@ -92,21 +92,7 @@ def f(x: torch.Tensor):
     missing = x is None
     return missing.sum()
 '''),
-    "split_helper_name_taken": ("torch.split", '''
-split_by_sizes = None
-
-
-def f(x: torch.Tensor, sizes):
-    return torch.split(x, sizes)
-'''),
-    "chunk_helper_name_taken": ("torch.chunk", '''
-def chunk_by_count():
-    return None
-
-
-def f(x: torch.Tensor):
-    return (x + 1).chunk(2)
-'''),
+    # split_by_sizes / chunk_by_count taken by the file: the helper takes a fresh name (test_workflow_helper_names.py)
     # the local helper's name is the user's
     "expand_helper_name_taken": ("torch.Tensor.expand", '''
 def broadcast_expand(x):

@@ -15,7 +15,9 @@ helpers those call) is added after the imports, once per file, in a readable for
 LossNLL.cpp); the rule examples run them against torch, with indices smaller than the input and
 class weights that are not all ones.
 
-**Left in place when** a helper's name is already used in the file.
+**Names**: a helper takes its own name where the file leaves it free, else a fresh one (`gather_1` beside the
+file's own `gather`), and the translation calls it by that name (`expand_with_helpers`). `emit` / `add_helpers`,
+the older form some callers still use, leave the call in place (`Flag`) when the name is taken.
 """
 from __future__ import annotations
 
@@ -26,6 +28,7 @@ import libcst as cst
 from torch2mlx.binding import Flag, bind
 from torch2mlx.handlers import register
 from torch2mlx.template import choose_template, expand, normalize, template_roots
+from torch2mlx.transforms import codegen
 from torch2mlx.transforms.codegen import mlx_statements
 
 HELPERS = {
@@ -113,16 +116,34 @@ def called(code: str, names) -> list:
     return list(dict.fromkeys(pattern.findall(code)))
 
 
-def emit(rewriter, code: str, helpers: dict, depends: dict | None = None) -> None:
-    """Add the helpers of `helpers` that `code` calls to the file (callees first, each once per file);
-    Flag when a helper's name is already used there."""
+def _wanted(code: str, helpers: dict, depends: dict | None) -> list:
+    """The helpers `code` calls and those they call, callees first."""
     depends = depends or {}
     wanted: list = []
     for name in called(code, helpers):
         for needed in (*depends.get(name, ()), name):
             if needed not in wanted:
                 wanted.append(needed)
-    add_helpers(rewriter, wanted, helpers)
+    return wanted
+
+
+def emit(rewriter, code: str, helpers: dict, depends: dict | None = None) -> None:
+    """Add the helpers of `helpers` that `code` calls to the file (callees first, each once per file);
+    Flag when a helper's name is already used there (`expand_with_helpers` takes a fresh name instead)."""
+    add_helpers(rewriter, _wanted(code, helpers, depends), helpers)
+
+
+def expand_with_helpers(rewriter, template: str, rule, bound, helpers: dict, depends: dict | None = None):
+    """`template` filled with `bound`, and the helpers of `helpers` it calls added to the file (callees first, once
+    per file). A helper whose name the file uses already gets a fresh one (`gather_1`): the helper calls of the
+    template, and only those (an argument may call the file's own `gather`), are renamed before it is filled."""
+    result = expand(template, rule, bound)  # a Flag before anything is added to the file
+    names = codegen.add_helpers(rewriter, _wanted(template, helpers, depends), helpers)
+    renames = {name: fresh for name, fresh in names.items() if fresh != name}
+    if not renames:
+        return result
+    pattern = re.compile(r"(?<![\w.])(" + "|".join(map(re.escape, sorted(renames, key=len, reverse=True))) + r")\(")
+    return expand(pattern.sub(lambda m: f"{renames[m.group(1)]}(", template), rule, bound)
 
 
 def add_helpers(rewriter, wanted: list, sources: dict) -> None:
@@ -138,9 +159,7 @@ def add_helpers(rewriter, wanted: list, sources: dict) -> None:
 
 @register("local_function")
 def local_function(rule, original, call, receiver, rewriter):
-    """Fill the rule's template, then add the local helpers it calls."""
+    """Fill the rule's template and add the local helpers it calls (under fresh names where the file uses theirs)."""
     bound = normalize(rule, bind(call.args, rule.signature, receiver))
     template = choose_template(rule, bound)
-    result = expand(template, rule, bound)
-    emit(rewriter, template, HELPERS, DEPENDS)
-    return result, template_roots(template)
+    return expand_with_helpers(rewriter, template, rule, bound, HELPERS, DEPENDS), template_roots(template)

@@ -14,7 +14,7 @@ import libcst as cst
 from torch2mlx.binding import Bound, bind
 from torch2mlx.handlers import register
 from torch2mlx.handlers.creation_literals import literal_kind
-from torch2mlx.handlers.local_helpers import emit
+from torch2mlx.handlers.local_helpers import expand_with_helpers
 from torch2mlx.handlers.split_sizes import _pure, split_sizes
 from torch2mlx.template import expand, int_literal_value, is_simple, normalize
 
@@ -43,8 +43,7 @@ def split_sizes_any(rule, original: cst.Call, call: cst.Call, receiver, rewriter
     if isinstance(sizes, (cst.List, cst.Tuple)) or (known_int and is_simple(bound.get("tensor"))):
         return split_sizes(rule, original, call, receiver, rewriter)  # the indices written out
     template = "split_by_sizes({tensor}, {split_size_or_sections}, {dim})"
-    emit(rewriter, template, HELPERS)
-    return expand(template, rule, bound), frozenset({"mx"})
+    return expand_with_helpers(rewriter, template, rule, bound, HELPERS), frozenset({"mx"})
 
 
 CHUNK_HELPERS = {
@@ -65,5 +64,4 @@ def chunk_any(rule, original: cst.Call, call: cst.Call, receiver, rewriter):
     if all(is_simple(bound.get(name)) for name in ("input", "chunks", "dim") if bound.present(name)):
         return expand(rule.mlx, rule, bound), frozenset({"mx"})
     template = "chunk_by_count({input}, {chunks}, {dim})"
-    emit(rewriter, template, CHUNK_HELPERS)
-    return expand(template, rule, bound), frozenset({"mx"})
+    return expand_with_helpers(rewriter, template, rule, bound, CHUNK_HELPERS), frozenset({"mx"})
