@@ -153,6 +153,8 @@ class NnInitTransform(Transform):
 
     def leave_Expr(self, rw, original, updated):
         call = original.value
+        if isinstance(call, cst.IfExp) and isinstance(updated, cst.Expr) and isinstance(updated.value, cst.IfExp):
+            return self._conditional(rw, original, updated)
         if not isinstance(call, cst.Call) or not isinstance(updated, cst.Expr) or not isinstance(updated.value, cst.Call):
             return updated  # (an Expr that inplace-op already made an assignment: `tensor[...] = mx.random.uniform(...)`)
         qual = rw.qualified_name(call.func) or ""
@@ -163,6 +165,29 @@ class NnInitTransform(Transform):
                 return self._apply(rw, original, updated)
             return self._method(rw, original, updated)
         return updated
+
+    def _conditional(self, rw, original, updated):
+        """`nn.init.normal_(m.bias, std=1e-6) if 'mlp' in name else nn.init.zeros_(m.bias)` as a statement (timm's
+        init_weights_vit_jax): Python evaluates the test, then one branch, whose value is dropped; both branches
+        initialise the same member, so it is `m.bias = <first value> if <test> else <second value>`, which evaluates
+        the test and then the one branch's new array, as torch runs the one initialiser."""
+        parts = []
+        before = rw.flags()
+        for branch, new in ((original.value.body, updated.value.body), (original.value.orelse, updated.value.orelse)):
+            qual = rw.qualified_name(branch.func) if isinstance(branch, cst.Call) else None
+            result = None
+            if qual is not None and qual.startswith(_PREFIX) and isinstance(new, cst.Call):
+                result = self._init_function(rw, cst.Expr(branch), cst.Expr(new), qual[len(_PREFIX):])
+            parts.append(result if isinstance(result, cst.Assign) else None)
+        targets = {code_of(p.targets[0].target) for p in parts if p is not None}
+        if None in parts or len(targets) != 1:
+            # as the statement was: its findings as they were (a branch translated alone dropped its own)
+            rw.drop_flags()
+            for f in before:
+                rw.flag(f.node, f.rule_id, f.kind, f.message, f.severity)
+            return updated
+        value = updated.value.with_changes(body=parts[0].value, orelse=parts[1].value)
+        return cst.Assign([cst.AssignTarget(parts[0].targets[0].target)], value, semicolon=updated.semicolon)
 
     def _init_function(self, rw, original, updated, name):
         call = original.value
