@@ -60,7 +60,7 @@ LAYERS = [  # (torch constructor, torch input shape); MLX gets the same data cha
 @pytest.mark.parametrize("training", [False, True], ids=["eval", "train"])
 def test_layer_matches_torch(ctor, shape, training):
     source = f"import torch\nimport torch.nn as nn\n\n\ndef build():\n    return {ctor}\n"
-    result = convert_source(source)
+    result = convert_source(source, layout="channels-last")
     assert not result.flagged, result.code
     torch.manual_seed(0)
     torch_layer = _exec(source, "torch_layer")["build"]()
@@ -116,7 +116,7 @@ REMAPPED = [  # forward body after `h = self.conv(x)`, what must appear in the M
 @pytest.mark.parametrize("body,expected", REMAPPED, ids=[r[0] for r in REMAPPED])
 def test_axis_dependent_uses_are_remapped_and_match_torch(body, expected):
     source = _forward(body)
-    result = convert_source(source)
+    result = convert_source(source, layout="channels-last")
     assert not [d for d in result.diagnostics if d.severity.value != "info"], result.code
     assert expected in result.code, result.code
     torch.manual_seed(0)
@@ -148,18 +148,18 @@ FLAGGED = [
 
 @pytest.mark.parametrize("body", FLAGGED)
 def test_uses_the_analysis_cannot_follow_are_flagged(body):
-    result = convert_source(_forward(body))
+    result = convert_source(_forward(body), layout="channels-last")
     assert any(d.rule_id == "nn-layout" and d.severity.value == "warning" for d in result.diagnostics), result.code
 
 
 def test_classes_without_spatial_layers_are_left_alone():
-    result = convert_source(_forward("return h.view(h.size(0), -1)", init="self.conv = nn.Linear(3, 4)"))
+    result = convert_source(_forward("return h.view(h.size(0), -1)", init="self.conv = nn.Linear(3, 4)"), layout="channels-last")
     assert "transpose" not in result.code and "MLX layout" not in result.code
 
 
 def test_sequential_flattening_a_feature_map_is_flagged():
     source = _forward("return h", init="self.conv = nn.Sequential(nn.Conv2d(3, 4, 3), nn.Flatten(), nn.Linear(4, 2))")
-    result = convert_source(source)
+    result = convert_source(source, layout="channels-last")
     assert any(d.rule_id == "nn-layout" for d in result.diagnostics), result.code
 
 
@@ -168,7 +168,7 @@ def test_a_flagged_statement_keeps_torch_meaning():
     """Rewrites planned inside a statement the analysis gives up on are dropped: the flagged code is
     torch's, converted op by op, not half remapped (here `g.permute(0, 2, 1)` would become `g`)."""
     body = "g = h.mean((2, 3))\nattn = g[:, None] @ torch.ones(2, 1, 3).permute(0, 2, 1) + h.sum()\nreturn attn * h.view(-1, 4)"
-    result = convert_source(_forward(body))
+    result = convert_source(_forward(body), layout="channels-last")
     flagged = [d for d in result.diagnostics if d.rule_id == "nn-layout" and d.severity.value == "warning"]
     assert flagged, result.code
     assert "mx.transpose(mx.ones((2, 1, 3)), (0, 2, 1))" in result.code, result.code

@@ -20,10 +20,10 @@ ATOL = 1e-4  # whole models (float32)
 def _build(ctor: str):
     """The torch layer and its conversion (with the torch layer's weights loaded)."""
     source = f"import torch\nimport torch.nn as nn\n\n\ndef build():\n    return {ctor}\n"
-    result = convert_source(source)
+    result = convert_source(source, layout="channels-last")
     assert not _warnings(result), result.code
     assert "torch" not in result.code.replace("torch2mlx", ""), result.code
-    assert convert_source(result.code).code == result.code
+    assert convert_source(result.code, layout="channels-last").code == result.code
     torch.manual_seed(0)
     torch_layer = _exec(source, "torch_layer")["build"]()
     _randomize(torch_layer)
@@ -135,7 +135,7 @@ def test_pairwise_distance_with_infinite_norm_matches_torch():
     "nn.CircularPad1d(1)", "nn.Dropout2d(0.5, inplace=True)", "nn.EmbeddingBag(5, 2, padding_idx=0)",
     "nn.EmbeddingBag(5, 2, include_last_offset=True)", "nn.LazyLinear(3)", "nn.LazyConv1d(4, 3)"])
 def test_inexact_layers_are_flagged(ctor):
-    result = convert_source(f"import torch.nn as nn\n\n\ndef build():\n    return {ctor}\n")
+    result = convert_source(f"import torch.nn as nn\n\n\ndef build():\n    return {ctor}\n", layout="channels-last")
     assert _warnings(result) and "# torch2mlx:" in result.code, result.code
 
 
@@ -145,7 +145,7 @@ def test_pad_fed_a_torch_layout_value_is_flagged_not_run_on_it():
               "        super().__init__()\n        self.conv = nn.Conv1d(3, 4, 3)\n        self.pad = nn.ReflectionPad1d(1)\n\n"
               "    def forward(self, x):\n        y = self.conv(x)\n        w = self.pad(torch.ones(2, 3, 5))\n"
               "        return y, w\n")
-    result = convert_source(source)
+    result = convert_source(source, layout="channels-last")
     flagged = [d for d in _warnings(result) if d.rule_id == "nn-layout"]
     assert [(d.line, d.column) for d in flagged] == [(13, 13)], result.code
 
@@ -155,7 +155,7 @@ def test_pads_in_a_class_follow_the_channels_last_layout():
               "        super().__init__()\n        self.conv = nn.Conv2d(3, 4, 3)\n        self.pad = nn.ReplicationPad2d((1, 2, 0, 1))\n"
               "        self.drop = nn.Dropout2d(0.2)\n\n"
               "    def forward(self, x):\n        h = self.drop(self.pad(self.conv(x)))\n        return torch.cat([h, h], dim=1).flatten(1)\n")
-    result = convert_source(source)
+    result = convert_source(source, layout="channels-last")
     assert not _warnings(result), result.code
     torch.manual_seed(0)
     torch_model = _exec(source, "torch_pads")["M"]().eval()

@@ -51,9 +51,9 @@ LAYERS = [  # (torch constructor, torch input shape); MLX gets the same data cha
 @pytest.mark.parametrize("ctor,shape", LAYERS, ids=[c for c, _ in LAYERS])
 def test_layer_matches_torch(ctor, shape):
     source = f"import torch\nimport torch.nn as nn\n\n\ndef build():\n    return {ctor}\n"
-    result = convert_source(source)
+    result = convert_source(source, layout="channels-last")
     assert not result.flagged, result.code
-    assert convert_source(result.code).code == result.code
+    assert convert_source(result.code, layout="channels-last").code == result.code
     torch.manual_seed(0)
     torch_layer = _exec(source, "torch_layer")["build"]()
     _randomize(torch_layer)
@@ -74,12 +74,12 @@ def test_group_norm_needs_pytorch_compatible_grouping():
     expected = _channels_last(torch.nn.GroupNorm(3, 6)(torch.from_numpy(x)).detach().numpy())
     plain = np.array(mlx.nn.GroupNorm(3, 6)(mx.array(_channels_last(x))))
     assert not np.allclose(plain, expected, atol=1e-3)
-    assert "pytorch_compatible=True" in convert_source("import torch.nn as nn\nm = nn.GroupNorm(3, 6)\n").code
+    assert "pytorch_compatible=True" in convert_source("import torch.nn as nn\nm = nn.GroupNorm(3, 6)\n", layout="channels-last").code
 
 
 def test_adaptive_pooling_to_a_size_that_does_not_divide_raises_at_run_time():
     source = "import torch.nn as nn\n\n\ndef build():\n    return nn.AdaptiveAvgPool2d((2, 2))\n"
-    layer = _exec(convert_source(source).code, "mlx_layer")["build"]()
+    layer = _exec(convert_source(source, layout="channels-last").code, "mlx_layer")["build"]()
     assert layer(mx.zeros((1, 4, 6, 3))).shape == (1, 2, 2, 3)
     with pytest.raises(ValueError, match="must divide the input size"):
         layer(mx.zeros((1, 5, 4, 3)))  # torch's uneven bins would give other values
@@ -119,11 +119,11 @@ IN_CLASSES = [  # (__init__ lines, forward body after `h = self.conv(x)`, input 
 @pytest.mark.parametrize("init,body,shape", IN_CLASSES, ids=[b.splitlines()[-1] for _, b, _ in IN_CLASSES])
 def test_vision_ops_in_channels_last_classes_match_torch(init, body, shape):
     source = _net(init, body)
-    result = convert_source(source)
+    result = convert_source(source, layout="channels-last")
     assert not _warnings(result), result.code
     forward = result.code[result.code.index("def __call__"):]
     assert "(0, 2, 3, 1)" not in forward, result.code  # the NCHW form's transposes are dropped
-    assert convert_source(result.code).code == result.code
+    assert convert_source(result.code, layout="channels-last").code == result.code
     torch.manual_seed(0)
     torch_net = _exec(source, "torch_net")["Net"]()
     _randomize(torch_net)
@@ -142,7 +142,7 @@ def test_adaptive_pool1d_then_flatten_matches_torch():
               "        super().__init__()\n        self.conv = nn.Conv1d(3, 4, 3)\n        self.pool = nn.AdaptiveAvgPool1d(2)\n"
               "        self.fc = nn.Linear(8, 2)\n\n    def forward(self, x):\n        h = self.pool(self.conv(x))\n"
               "        return self.fc(torch.flatten(h, 1))\n")
-    result = convert_source(source)
+    result = convert_source(source, layout="channels-last")
     assert not _warnings(result) and "mx.transpose(h, (0, 2, 1))" in result.code, result.code
     torch.manual_seed(0)
     torch_net, mlx_net = _exec(source, "torch_net")["Net"](), _exec(result.code, "mlx_net")["Net"]()
@@ -165,13 +165,13 @@ FLAGGED = [  # (__init__ lines, forward body after `h = self.conv(x)`)
 
 @pytest.mark.parametrize("init,body", FLAGGED, ids=[b for _, b in FLAGGED])
 def test_what_cannot_be_matched_is_flagged(init, body):
-    result = convert_source(_net(init, body))
+    result = convert_source(_net(init, body), layout="channels-last")
     assert _warnings(result) and "# torch2mlx:" in result.code, result.code
 
 
 def test_interpolate_of_a_plain_nchw_array_keeps_its_transposes():
     source = "import torch\nimport torch.nn.functional as F\n\n\ndef up(x: torch.Tensor):\n    return F.interpolate(x, scale_factor=2)\n"
-    result = convert_source(source)
+    result = convert_source(source, layout="channels-last")
     assert "mx.transpose(nn.Upsample(scale_factor=2)(mx.transpose(x, (0, 2, 3, 1))), (0, 3, 1, 2))" in result.code
     x = np.random.RandomState(4).standard_normal((1, 2, 3, 4)).astype(np.float32)
     expected = _exec(source, "torch_up")["up"](torch.from_numpy(x)).numpy()
@@ -187,7 +187,7 @@ def test_interpolate_by_whole_multiples_matches_torch(mode, h, w, k):
     """size= k times the input and scale_factor=k sample the same source pixels as torch."""
     source = ("import torch\nimport torch.nn.functional as F\n\n\ndef up(x: torch.Tensor):\n"
               f"    return F.interpolate(x, size=({h * k}, {w * k}), mode={mode}), F.interpolate(x, scale_factor={k}, mode={mode})\n")
-    result = convert_source(source)
+    result = convert_source(source, layout="channels-last")
     assert not result.flagged, result.code
     x = np.random.RandomState(5).standard_normal((1, 2, h, w)).astype(np.float32)
     expected = _exec(source, "torch_up")["up"](torch.from_numpy(x))
@@ -198,7 +198,7 @@ def test_interpolate_by_whole_multiples_matches_torch(mode, h, w, k):
 
 def test_interpolate_to_a_size_that_is_not_a_multiple_raises_at_run_time():
     source = "import torch\nimport torch.nn.functional as F\n\n\ndef up(x: torch.Tensor):\n    return F.interpolate(x, size=(5, 8))\n"
-    up = _exec(convert_source(source).code, "mlx_up")["up"]
+    up = _exec(convert_source(source, layout="channels-last").code, "mlx_up")["up"]
     assert up(mx.zeros((1, 2, 5, 4))).shape == (1, 2, 5, 8)
     with pytest.raises(ValueError, match="whole multiple"):
         up(mx.zeros((1, 2, 3, 4)))  # torch would sample other pixels
@@ -208,7 +208,7 @@ def test_helpers_are_not_written_over_a_name_the_file_uses():
     """The file's own PixelShuffle keeps its name; the helper class is PixelShuffle_1 (and the function it calls,
     free in the file, keeps its own)."""
     source = "import torch.nn as nn\n\n\ndef PixelShuffle(r):\n    return r\n\n\nlayer = nn.PixelShuffle(2)\n"
-    result = convert_source(source)
+    result = convert_source(source, layout="channels-last")
     assert not any(d.rule_id == "torch.nn.PixelShuffle" for d in result.diagnostics), result.code
     assert "class PixelShuffle(" not in result.code and "def PixelShuffle(r):\n    return r" in result.code
     assert "class PixelShuffle_1(nn.Module):" in result.code and "layer = PixelShuffle_1(2)\n" in result.code

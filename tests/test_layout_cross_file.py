@@ -69,6 +69,21 @@ def _layout_warnings(report, name: str) -> list:
             if d["rule_id"] == "nn-layout" and d["severity"] != "info"]
 
 
+def _channels_last_warnings(tmp_path, name: str) -> list:
+    """The nn-layout warnings of file `name` of the project `_convert` wrote, converted channels-last (a directory
+    run where it flags builds the project in torch's layout instead: test_layout_torch_build.py)."""
+    from torch2mlx import convert_source
+    from torch2mlx.project import build_project_index
+
+    root = tmp_path / "src"
+    files = sorted(root.rglob("*.py"))
+    project = build_project_index([root], files)
+    path = next(p for p in files if p.name == name)
+    result = convert_source(path.read_text(), str(path), project=project, module_name=project.module_of(path),
+                            layout="channels-last")
+    return [d for d in result.diagnostics if d.rule_id == "nn-layout" and d.severity.value != "info"]
+
+
 def test_a_channels_last_class_of_another_file_is_followed_and_matches_torch(tmp_path):
     result, out, report = _convert(tmp_path, GATE, "xfile_ok")
     assert result.exit_code == 0, result.output
@@ -106,16 +121,18 @@ def _matches_torch(tmp_path, out, package: str, shape: tuple, *, channels_last_i
 
 def test_a_class_its_own_file_flags_stays_unknown_in_the_importing_file(tmp_path):
     result, out, report = _convert(tmp_path, UNFOLLOWED, "xfile_flagged")
-    assert result.exit_code == 1
-    assert _layout_warnings(report, "layers.py")  # flagged where it is
+    assert _channels_last_warnings(tmp_path, "layers.py")  # flagged where it is
     # not assumed to keep a channels-last map: what feeds it and reads it is flagged in the importing file
-    assert _layout_warnings(report, "model.py"), (out / "xfile_flagged" / "model.py").read_text()
+    assert _channels_last_warnings(tmp_path, "model.py")
+    # the directory run builds the project in torch's layout instead: no layout flag, torch's input and output
+    assert result.exit_code == 0 and not _layout_warnings(report, "model.py"), result.output
+    _matches_torch(tmp_path, out, "xfile_flagged", (2, 3, 4, 4), channels_last_input=False)
 
 
 def test_a_single_file_run_knows_nothing_of_the_other_file(tmp_path):
     from torch2mlx import convert_source
 
-    result = convert_source(MODEL, "model.py")
+    result = convert_source(MODEL, "model.py", layout="channels-last")
     assert [d for d in result.diagnostics if d.rule_id == "nn-layout" and d.severity.value != "info"]
 
 
@@ -203,8 +220,8 @@ def test_a_torch_layout_class_of_another_file_given_a_class_of_the_project_stays
                               "from .layers import Conv2dNormActivation\n\n\nclass Norm(nn.BatchNorm2d):\n    pass")
     model = model.replace("        if norm_layer is None:\n            norm_layer = nn.BatchNorm2d",
                           "        if norm_layer is None:\n            norm_layer = Norm")
-    result, out, report = _convert(tmp_path, CONV_NORM_ACT, "xfile_mbv2_own", model)
-    assert _layout_warnings(report, "model.py"), (out / "xfile_mbv2_own" / "model.py").read_text()
+    _convert(tmp_path, CONV_NORM_ACT, "xfile_mbv2_own", model)
+    assert _channels_last_warnings(tmp_path, "model.py")
 
 
 # A block mixing torch-layout blocks with a channels-last class value (mobilenet_v3 / efficientnet's se_layer):

@@ -16,7 +16,7 @@ HEADER = "import torch\nimport torch.nn as nn\nimport torch.nn.functional as F\n
 def _matches_torch(source: str, build, shape: tuple, *, nhwc_input: bool = True, channels_last_output: bool = True):
     """Converts with no warning; the MLX model with torch's weights gives torch's output."""
     source = HEADER + source
-    result = convert_source(source, "model.py")
+    result = convert_source(source, "model.py", layout="channels-last")
     assert not warnings(result), "\n".join(d.format() for d in warnings(result)) + "\n" + result.code
     torch.manual_seed(0)
     torch_model = build(exec_source(source, "torch_model"))
@@ -67,7 +67,7 @@ def test_no_transpose_into_a_conv_after_an_unfollowed_pooling_path():
     # an imported helper the analysis does not follow: its line is flagged; its result may be NHWC in MLX, so no
     # transpose to NHWC before conv2 (one was inserted, as for torch-layout data), and conv2's line is kept as written
     source = HEADER + "from helpers import pool\n\n\n" + POOL_HELPER[POOL_HELPER.index("class Bottleneck"):]
-    result = convert_source(source, "model.py")
+    result = convert_source(source, "model.py", layout="channels-last")
     assert "transpose(y" not in result.code, result.code
     # one cause, one warning: the line reading the unknown value is kept as written, with a note and a comment
     assert _flagged_lines(result) == {12} and _noted_lines(result) == {13}
@@ -98,7 +98,7 @@ def test_sizes_and_cat_after_a_computed_pad_are_flagged():
         x = torch.cat([x2, x1], dim=1)
         return self.conv(x) * h
 """
-    result = convert_source(source, "model.py")
+    result = convert_source(source, "model.py", layout="channels-last")
     assert "diffY = x2.shape[1] - x1.shape[1]" in result.code  # x.size()[i] is remapped like x.shape[i]
     assert "transpose(x," not in result.code, result.code
     assert 11 in _flagged_lines(result) and {12, 13, 14} <= _noted_lines(result)
@@ -212,7 +212,7 @@ def test_a_conditional_module_fed_torch_layout_data_is_flagged():
         y = self.conv(x).mean((2, 3))
         return self.proj(y)
 """
-    assert 9 in _flagged_lines(convert_source(source, "model.py"))
+    assert 9 in _flagged_lines(convert_source(source, "model.py", layout="channels-last"))
 
 
 def test_unet_up_sizes_read_with_size_call():
@@ -267,7 +267,7 @@ def test_methods_called_from_forward_are_followed():
 
 def test_a_method_whose_body_is_not_followed_is_flagged_where_called():
     source = HEADER + FORWARD_METHODS.replace("x = self.pool(x).flatten(1)", "x = x.reshape(x.shape[0], 2, 2, -1).mean(-1)")
-    result = convert_source(source, "model.py")
+    result = convert_source(source, "model.py", layout="channels-last")
     # the reshape of a NHWC map in forward_head is flagged there; the calls that depend on it are noted
     assert 14 in _flagged_lines(result) and {19, 23} <= _noted_lines(result) | _flagged_lines(result)
     # the flagged line keeps torch's axis order (x.shape[0], 2, 2, -1): its calls may be translated (x is known to
@@ -291,7 +291,7 @@ def test_a_method_called_with_two_layouts_is_flagged():
         b = self.head(x.mean((2, 3)))
         return a, b
 """
-    assert 11 in _flagged_lines(convert_source(source, "model.py"))
+    assert 11 in _flagged_lines(convert_source(source, "model.py", layout="channels-last"))
 
 
 def test_a_method_forward_does_not_call_is_flagged():
@@ -300,7 +300,7 @@ def test_a_method_forward_does_not_call_is_flagged():
     def forward_train(self, x):
         return self.stem(x).permute(0, 2, 3, 1)
 """
-    result = convert_source(source, "model.py")
+    result = convert_source(source, "model.py", layout="channels-last")
     assert any("forward_train" in d.message for d in warnings(result)), result.code
 
 
@@ -325,7 +325,7 @@ class Net(nn.Module):
     def forward(self, x, y=None):
         return self.block(y), self.pool(x)
 """
-    assert 17 in _flagged_lines(convert_source(source, "model.py"))
+    assert 17 in _flagged_lines(convert_source(source, "model.py", layout="channels-last"))
 
 
 # ----- where paths join: a transpose reconciles a channels-last path with a torch-layout one -------------------
@@ -480,13 +480,13 @@ def test_squeezenet_final_conv_bound_to_a_name(version):
 
 def test_a_list_with_an_unknown_module_next_to_a_conv_is_flagged():
     source = HEADER + VGG.replace("layers += [nn.MaxPool2d(kernel_size=2, stride=2)]", "layers += [make_pool()]")
-    result = convert_source(source, "model.py")
+    result = convert_source(source, "model.py", layout="channels-last")
     assert 25 in _flagged_lines(result), result.code
 
 
 def test_a_list_used_otherwise_is_not_followed():
     source = HEADER + VGG.replace("    return nn.Sequential(*layers)", "    layers.reverse()\n    return nn.Sequential(*layers)")
-    assert 26 in _flagged_lines(convert_source(source, "model.py"))
+    assert 26 in _flagged_lines(convert_source(source, "model.py", layout="channels-last"))
 
 
 # ----- layers built from layer class values (torchvision resnet's norm_layer, googlenet's conv_block) ----------
@@ -544,7 +544,7 @@ def test_norm_layer_class_value_builds_channels_last_layers():
 def test_a_norm_layer_value_passed_by_other_code_is_checked_at_run_time():
     # the class is built channels-last from its default; a class value other code passes that is not known to take
     # channels-last data raises at construction, nn.Identity and a partial of the default are taken
-    result = convert_source(HEADER + RESNET_BLOCKS, "model.py")
+    result = convert_source(HEADER + RESNET_BLOCKS, "model.py", layout="channels-last")
     ns = exec_source(result.code, "mlx_model")
     from functools import partial
     block = ns["BasicBlock"](3, 3, norm_layer=partial(ns["BatchNorm2dNCHW"], eps=1e-3))
@@ -563,7 +563,7 @@ def make_down(c, norm_layer=nn.BatchNorm2d):
     return nn.Sequential(nn.Conv2d(c, c, 1), norm_layer(c))
 """
     assert "make_down(4)" in source
-    result = convert_source(source, "model.py")
+    result = convert_source(source, "model.py", layout="channels-last")
     assert 25 in _flagged_lines(result), result.code
 
 
@@ -602,7 +602,7 @@ class Inception(nn.Module):
 
 
 def test_conv_block_defaulting_to_a_channels_last_class_of_the_file():
-    result = convert_source(HEADER + GOOGLENET_BLOCKS, "model.py")
+    result = convert_source(HEADER + GOOGLENET_BLOCKS, "model.py", layout="channels-last")
     # the branches are followed (conv_block builds BasicConv2d, channels-last); the list of outputs is not
     assert 24 not in _flagged_lines(result) and 25 not in _flagged_lines(result), result.code
 
@@ -680,7 +680,7 @@ def test_a_tuple_of_feature_maps_is_not_taken_for_torch_layout():
         pair = (y, y)
         return torch.stack(pair, 1)
 """
-    assert 9 in _flagged_lines(convert_source(source, "model.py"))
+    assert 9 in _flagged_lines(convert_source(source, "model.py", layout="channels-last"))
 
 
 def test_googlenet_blocks_list_aux_head_and_transform_input():
@@ -795,7 +795,7 @@ def test_a_list_of_feature_maps_returned_is_said_to_be_channels_last():
         y = self.conv(x)
         return [y, y * 2]
 """
-    result = convert_source(HEADER + source, "model.py")
+    result = convert_source(HEADER + source, "model.py", layout="channels-last")
     assert not warnings(result), result.code
     assert "outputs: lists of channels-last (N, H, W, C) maps" in result.code
     torch_model = exec_source(HEADER + source, "torch_model")["Net"]()

@@ -134,7 +134,7 @@ def resnet_bottleneck(**kwargs):
 
 
 def _converted(source: str = RESNET):
-    return convert_source(HEADER + source, "model.py")
+    return convert_source(HEADER + source, "model.py", layout="channels-last")
 
 
 def _layout_warnings(result) -> list:
@@ -231,7 +231,7 @@ SHUFFLE_BLOCK = '''class Branches(nn.Module):
 
 def test_a_layer_factory_method_of_the_class_is_followed():
     # torchvision shufflenetv2's InvertedResidual builds its depthwise convolutions with a static method
-    result = convert_source(HEADER + SHUFFLE_BLOCK, "model.py")
+    result = convert_source(HEADER + SHUFFLE_BLOCK, "model.py", layout="channels-last")
     assert not warnings(result), "\n".join(d.format() for d in warnings(result)) + "\n" + result.code
     torch_model = exec_source(HEADER + SHUFFLE_BLOCK, "torch_model")["Branches"](4, 1)
     randomize_batch_norm(torch_model)
@@ -281,7 +281,7 @@ def test_vit_patch_reshape_of_a_channels_last_map():
     # torchvision ViT's _process_input: `x.reshape(n, hidden_dim, n_h * n_w)` of the patch convolution's map, then
     # permute(0, 2, 1): torch's (N, C, H*W) is MLX's (N, H*W, C), checked at run time to be that reshape
     source = HEADER + VIT_PATCHES
-    result = convert_source(source, "model.py")
+    result = convert_source(source, "model.py", layout="channels-last")
     assert not warnings(result), "\n".join(d.format() for d in warnings(result)) + "\n" + result.code
     assert "x = reshape_channels_last(x, n, self.hidden_dim, n_h * n_w)" in result.code
     torch.manual_seed(0)
@@ -316,7 +316,7 @@ def test_a_loop_over_a_value_of_unknown_layout_is_one_cause_one_warning():
             x = block(x)
         return x.mean(1)
 '''
-    result = convert_source(source, "model.py")
+    result = convert_source(source, "model.py", layout="channels-last")
     flagged = _layout_warnings(result)
     assert [d.line for d in flagged] == [13], "\n".join(d.format() for d in flagged)
     assert any(d.severity.value == "info" and "`x` may be channels-last or not after this loop" in d.message

@@ -25,7 +25,7 @@ def test_a_loop_changing_a_layout_says_which_layouts_in_words_and_what_to_do():
             x = x.flatten(1)
         return x
 '''
-    result = convert_source(source, "model.py")
+    result = convert_source(source, "model.py", layout="channels-last")
     # one cause, one warning: on the `for` line (not above the `def`), and `return x` after it is not flagged again
     [loop] = [d for d in result.diagnostics if d.rule_id == "nn-layout" and d.severity.value != "info"]
     assert loop.line == HEADER.count("\n") + 8 and "loop" in loop.message, loop.format()

@@ -19,10 +19,14 @@ from torch2mlx.cache import load_index
 from torch2mlx.diagnostics import Diagnostic, InputError, Kind, Severity
 from torch2mlx.fileio import decode_source  # noqa: F401  (public: torch2mlx.decode_source)
 from torch2mlx.imports import absolute_import
-from torch2mlx.layout_facts import ProjectLayouts
+from torch2mlx.layout_facts import CONTAINER_LAYOUT_MARK, ProjectLayouts
 from torch2mlx.names import analyze, cold_statements, star_names
 from torch2mlx.rewriter import TableRewriter
 from torch2mlx.table import RuleIndex
+
+CHANNELS_LAST = "channels-last"  # the layouts a conversion builds (`_convert`), and "auto" (`convert_source`)
+TORCH = "torch"
+AUTO = "auto"
 
 
 @dataclass(frozen=True)
@@ -115,7 +119,7 @@ def _project_layouts(tree: ast.Module, cross_file, builders: frozenset, rule_fil
     return ProjectLayouts(builders, classes)
 
 
-_CLASS_LAYOUTS: dict = {}  # (path, its text, project key, rule files, hub) -> class name -> layout
+_CLASS_LAYOUTS: dict = {}  # (path, its text, project key, rule files, hub) -> (its conversion, class name -> layout)
 _IN_PROGRESS: set = set()  # the files whose facts are being computed (a cycle of imports gives no facts)
 
 
@@ -123,15 +127,22 @@ def _class_layouts(path: Path, module: str, project, rule_files: tuple, index: R
     """Module classes of `path` that its conversion (the one a directory run writes: same project, rules and hubs)
     makes take a channels-last value and give one, followed without a flag (nn-layout's own classes), and that
     no warning of that conversion falls in: class name -> the layout they give. Once per process and file."""
+    return _channels_last_conversion(path, module, project, rule_files, index, hub)[1]
+
+
+def _channels_last_conversion(path: Path, module: str, project, rule_files: tuple, index: RuleIndex,
+                              hub: tuple) -> tuple:
+    """The channels-last conversion of project file `path` (None where it cannot be read or converted), and what
+    `_class_layouts` reads of it. Once per process and file."""
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError):
-        return {}
+        return None, {}
     key = (str(path), text, project.key(), rule_files, hub)
     if key in _CLASS_LAYOUTS:
         return _CLASS_LAYOUTS[key]
     if key in _IN_PROGRESS:
-        return {}
+        return None, {}
     _IN_PROGRESS.add(key)
     try:
         result, ran = _convert(text, str(path), rule_files, index, project, module, hub)
@@ -148,8 +159,8 @@ def _class_layouts(path: Path, module: str, project, rule_files: tuple, index: R
             start, end = spans.get(cls, (0, -1))
             if start <= end and not any(start <= line <= end for line in flagged):
                 found[cls] = layout
-    _CLASS_LAYOUTS[key] = found
-    return found
+    _CLASS_LAYOUTS[key] = (result, found)
+    return result, found
 
 
 def _imports_torch_from_project(project, module_name: Optional[str]) -> bool:
@@ -199,7 +210,8 @@ def _check_tail_round_trip(module: cst.Module, text: str, path: str) -> None:
 
 
 def convert_source(text: str, path: str = "<string>", *, rule_files: Sequence[Path] = (), index: Optional[RuleIndex] = None,
-                   project=None, module_name: Optional[str] = None, hub: Sequence[str] = ()) -> ConversionResult:
+                   project=None, module_name: Optional[str] = None, hub: Sequence[str] = (),
+                   layout: str = "auto") -> ConversionResult:
     """Translate one PyTorch source text to MLX.
 
     Raises InputError for input that is not valid Python; anything else untranslatable
@@ -207,8 +219,60 @@ def convert_source(text: str, path: str = "<string>", *, rule_files: Sequence[Pa
     `project` (a `torch2mlx.project.ProjectIndex`) and `module_name` give cross-file facts
     in a directory run: torch aliases and nn.Module classes imported from other files. `hub` names model
     hubs whose machinery is imported from MLX stand-ins (`("transformers",)`: torch2mlx/hub, docs/transformers.md).
+    `layout`: where MLX's channels-last layers (convolutions, pools, norms) get their data. "channels-last": the
+    classes that build them take and keep feature maps channels-last (nn-layout; what it cannot follow is flagged);
+    "torch": every such layer is built as a helper taking torch's (N, C, ...) layout, so the code keeps torch's
+    layout throughout (transforms/layout/torch_layout.py); "auto": channels-last unless that analysis flags the
+    file (a single file) or any file of the project (a directory run: one layout for the whole project).
     """
-    return _convert(text, path, rule_files, index, project, module_name, hub)[0]
+    if layout not in (AUTO, CHANNELS_LAST, TORCH):
+        raise ValueError(f"layout={layout!r}: one of {AUTO!r}, {CHANNELS_LAST!r}, {TORCH!r}")
+    if layout == AUTO and project is None:  # the file alone: torch's layout where the channels-last analysis flags it
+        result = _convert(text, path, rule_files, index, project, module_name, hub)[0]
+        if _layout_flagged(result):
+            result = _convert(text, path, rule_files, index, project, module_name, hub, TORCH)[0]
+        return result
+    if layout == AUTO:
+        layout = _project_layout(project, tuple(rule_files), index, tuple(hub))
+    return _convert(text, path, rule_files, index, project, module_name, hub, layout)[0]
+
+
+def _layout_flagged(result: ConversionResult) -> bool:
+    """A warning of the channels-last analysis (nn-layout, its script-layer part, a container it does not follow)."""
+    return any(d.severity is not Severity.INFO and (d.rule_id in _LAYOUT_RULES or CONTAINER_LAYOUT_MARK in d.message)
+               for d in result.diagnostics)
+
+
+_LAYOUT_RULES = frozenset({"nn-layout", "nn-script-layers"})
+_PROJECT_LAYOUT: dict = {}  # (project key, rule files, hub) -> CHANNELS_LAST or TORCH
+
+
+def _project_layout(project, rule_files: tuple, index: Optional[RuleIndex], hub: tuple) -> str:
+    """The layout of a directory run, one for the whole project: torch's where the channels-last analysis flags any
+    of its files (a class in torch's layout hands its data to what it calls in torch's layout, class values given by
+    other files included: all of them must take it), else channels-last. Once per process and project: each file
+    that builds channels-last layers is converted channels-last (the first flagged one decides; the conversions
+    are those `_class_layouts` reads too)."""
+    key = (project.key(), tuple(str(p) for p in rule_files), hub)
+    if key in _PROJECT_LAYOUT:
+        return _PROJECT_LAYOUT[key]
+    _PROJECT_LAYOUT[key] = CHANNELS_LAST  # (while deciding: a conversion started from here is channels-last)
+    layout_transform = next(cls for cls in _transform_classes() if cls.id == "nn-layout")
+    index = index or build_index(rule_files)
+    decided = CHANNELS_LAST
+    for path, module in sorted(project.modules.items()):
+        try:
+            text = Path(path).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError):
+            continue
+        if "torch" not in text or not layout_transform().applies_to(text):
+            continue  # no channels-last layer named: the analysis gives nothing to flag
+        result = _channels_last_conversion(Path(path), module, project, rule_files, index, hub)[0]
+        if result is not None and _layout_flagged(result):
+            decided = TORCH
+            break
+    _PROJECT_LAYOUT[key] = decided
+    return decided
 
 
 def _chooser_text(text: str, tree: ast.Module) -> str:
@@ -246,14 +310,16 @@ def _chooser_text(text: str, tree: ast.Module) -> str:
 
 
 def _convert(text: str, path: str, rule_files: Sequence[Path], index: Optional[RuleIndex], project,
-             module_name: Optional[str], hub: Sequence[str]) -> tuple[ConversionResult, list]:
-    """`convert_source`, and the transforms that ran (what they found is read for other files: `_class_layouts`)."""
+             module_name: Optional[str], hub: Sequence[str], layout: str = CHANNELS_LAST) -> tuple[ConversionResult, list]:
+    """`convert_source`, and the transforms that ran (what they found is read for other files: `_class_layouts`).
+    `layout`: `CHANNELS_LAST` (the channels-last analysis, nn-layout) or `TORCH` (every class in torch's layout:
+    transforms/layout/torch_layout.py)."""
     if "torch" not in text and not _imports_torch_from_project(project, module_name):
         # nothing to translate; still report invalid Python, as for any file
         _check_syntax(text.lstrip("\ufeff"), path)
         return ConversionResult(text, text), []
     if text.startswith("\ufeff"):  # a UTF-8 BOM (kept by decode_source): convert the rest, keep the mark
-        rest, ran = _convert(text[1:], path, rule_files, index, project, module_name, hub)
+        rest, ran = _convert(text[1:], path, rule_files, index, project, module_name, hub, layout)
         return ConversionResult("\ufeff" + rest.code, text, rest.diagnostics, rest.converted), ran
     index = index or build_index(rule_files)
     tree, module = _parse(text, path)
@@ -271,7 +337,11 @@ def _convert(text: str, path: str, rule_files: Sequence[Path], index: Optional[R
     transforms = [cls() for cls in _transform_classes()  # layer builders of other files matter to nn-layout only
                   if cls().applies_to(chooser) or (module_scope.project_classes and not cls.text_decides)
                   or (layout_builders and cls.id == "nn-layout")]
-    if any(t.id == "nn-layout" for t in transforms):
+    if layout == TORCH:  # no channels-last layer anywhere: nothing of other files' layouts matters, no script
+        # layer call needs transposes (nn-script-layers)
+        transforms = [t.torch_layout_build() if t.id == "nn-layout" else t for t in transforms
+                      if t.id != "nn-script-layers"]
+    elif any(t.id == "nn-layout" for t in transforms):
         layout_builders = _project_layouts(tree, cross_file, layout_builders, rule_files, index, hub)
     if hub_plan is not None:  # module classes and torch aliases of the stand-ins, known before the pass
         hub_plan.apply(module_scope)

@@ -85,6 +85,10 @@ KEEP = frozenset({"Upsample", "GroupNorm", "PixelShuffle", "PixelUnshuffle",
                   "Dropout1d", "Dropout2d", "Dropout3d", "LocalResponseNorm"})
 
 
+# nn-layer-values' flag on a class deriving from a torch container: a warning of the channels-last analysis too (`api`)
+CONTAINER_LAYOUT_MARK = "nn-layout does not follow the modules it holds"
+
+
 class ProjectLayouts(frozenset):
     """What a file of a directory run knows of the layouts of other project files: the names it imports that
     build channels-last layers there (the frozenset itself), and in `classes`, for the module classes among them

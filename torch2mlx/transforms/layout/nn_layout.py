@@ -84,6 +84,7 @@ from torch2mlx.transforms import Transform
 from torch2mlx.transforms.layout.flow import LayoutFlow, with_join_fixes
 from torch2mlx.transforms.layout.ops import RANK, SAME, UNKNOWN, LayoutOps, mx_call, shape_source
 from torch2mlx.transforms.layout.ops import int_value as _int
+from torch2mlx.transforms.layout.torch_layout import TorchLayoutTransform
 from torch2mlx.transforms.module.layer_values import CHANNELS_LAST_LAYER, DEPENDS, FOLLOWED_CLASS, HELPER_CODE, VALUES
 from torch2mlx.binding import Flag
 from torch2mlx.handlers.local_helpers import add_helpers
@@ -238,6 +239,12 @@ class NnLayoutTransform(LayoutOps, LayoutFlow, Transform):
     def applies_to(self, text: str) -> bool:
         return (any(k in text for k in SPATIAL) or any(k in text for k in KEEP)
                 or any(k.rsplit(".", 1)[-1] in text for k in LAYOUT_FUNCTIONS))
+
+    @staticmethod
+    def torch_layout_build() -> Transform:
+        """What runs in this transform's place where the code is built in torch's layout (`api`'s layout mode):
+        every channels-last layer a helper taking torch's layout (torch_layout.py)."""
+        return TorchLayoutTransform()
 
     # ----- classes ---------------------------------------------------------------------------
     def visit_ClassDef(self, rw, node: cst.ClassDef) -> None:

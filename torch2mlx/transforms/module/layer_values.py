@@ -53,9 +53,10 @@ isinstance over BatchNorm
 Left flagged
     a layer class compared by identity (`act_layer is nn.ReLU`, `norm in (nn.BatchNorm2d, ...)`:
     each file writes its own helper class, so identities across files would differ), used as a
-    base class (except nn.Sequential for a class that defines no forward: torchvision's
+    base class (except nn.Sequential for a class that defines no forward and sets no module on self: torchvision's
     ConvNormActivation builds its layers and passes them to `super().__init__(*layers)`, which MLX's
-    Sequential takes alike; and Linear, PReLU, LayerNorm, GroupNorm, Conv2d, BatchNorm2d, Max/AvgPool2d,
+    Sequential takes alike; one that sets modules on self (densenet's _Transition, regnet's AnyStage through
+    add_module) derives from TorchSequential, which runs them in the order they were set, as torch; and Linear, PReLU, LayerNorm, GroupNorm, Conv2d, BatchNorm2d, Max/AvgPool2d,
     ModuleDict, Sequential with a forward, which become torch-exact helpers: layer_bases.py) or in `issubclass`, classes without a helper here (Bilinear, Embedding,
     ConvTranspose*, Upsample, PReLU, Softplus, recurrent layers).
 Names
@@ -429,17 +430,16 @@ class LayerValues(Transform):
         module_dict = None
         for base in node.bases:
             qual = rw.qualified_name(base.value)
-            sequential = qual == "torch.nn.Sequential"
-            if _torch_class(qual) in BASES and base.keyword is None and not (sequential and not _defines_call(node)):
+            # a Sequential subclass without a forward stays MLX's Sequential (its layers passed to super().__init__),
+            # unless it sets modules on self (torchvision's densenet _Transition, regnet's AnyStage: add_module):
+            # torch runs those in the order they were set, as TorchSequential does
+            plain_sequential = qual == "torch.nn.Sequential" and not _defines_call(node) \
+                and not _registers_own_modules(rw, node)
+            if _torch_class(qual) in BASES and base.keyword is None and not plain_sequential:
                 self.bases.add(id(base.value))
                 module_dict = base.value if qual == "torch.nn.ModuleDict" else module_dict
-            elif not (sequential and not _defines_call(node)):
+            elif not plain_sequential:
                 self.excluded.add(id(base.value))
-            if sequential and not _defines_call(node) and _registers_own_modules(rw, node):
-                rw.flag(base.value, RULE, "semantics-differ",
-                        "the class sets modules on self (attributes or add_module): torch's Sequential runs them in "
-                        "the order they were set, MLX's runs only the layers passed to its constructor (this class "
-                        "would skip them): pass the layers to super().__init__(...) instead")
         # read here: the pass skips statements naming no torch API (`self.update(layers)`); flagged at the base
         if module_dict is not None and find(node.body, cst.Call, lambda call: is_self_attribute(call.func, "update")):
             rw.flag(module_dict, "torch.nn.ModuleDict.update", "semantics-differ",
@@ -523,7 +523,8 @@ class LayerValues(Transform):
         accepted = (_UNBOUND,) + ((f"argument dtype={code_of(dtype)}:",) if variable_dtype else ())
         if not found or any(not f.message.startswith(accepted) for f in found):
             return updated  # translated, or flagged for something else as well
-        helper = STARRED[name]
+        # (in the torch-layout build, transforms/layout/torch_layout.py, every layer takes torch's layout)
+        helper = VALUES[name][0] if _torch_layout_build(rw) else STARRED[name]
         helper = add_helpers(rw, [*DEPENDS.get(helper, ()), helper], HELPER_CODE)[helper]
         rw.drop_flags(original, rule_id=rule.id)
         if VALUES[name][1]:
@@ -570,7 +571,7 @@ class LayerValues(Transform):
         helper = add_helpers(rw, [*BASE_DEPENDS.get(helper, ()), helper], _ALL_CODE)[helper]
         rw.drop_flags(original, rule_id=rule_id)
         rw.count_conversion()
-        if container:
+        if container and not _torch_layout_build(rw):  # (in the torch-layout build no layer is channels-last)
             rw.flag(original, RULE, "needs-review", _CONTAINER_LAYOUT.format(qual=qual, helper=helper))
         return cst.Name(helper)
 
@@ -584,6 +585,12 @@ class LayerValues(Transform):
         rw.drop_flags(original, rule_id=rule.id)
         rw.count_conversion()
         return mlx_expr(rw, "nn.BatchNorm")
+
+
+def _torch_layout_build(rw) -> bool:
+    """The file is built in torch's layout (transforms/layout/torch_layout.py): every channels-last MLX layer is
+    built as a helper taking torch's layout."""
+    return bool(getattr(rw.transform("nn-layout"), "builds_torch_layout", False))
 
 
 def _mlx_value(rw, node) -> bool:
