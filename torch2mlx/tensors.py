@@ -201,6 +201,11 @@ class TensorFacts:
             return self._comprehension_elements(node)
         if not isinstance(node, cst.Call):
             return None
+        func = node.func
+        if (isinstance(func, cst.Attribute) and func.attr.value == "update" and isinstance(func.value, cst.Name)
+                and ("cache", func.value.value) in self.tuple_functions and len(node.args) >= 2
+                and all(a.keyword is None and not a.star and self.is_tensor(a.value) for a in node.args[:2])):
+            return (True, True)  # `k, v = past_key_values.update(k, v, self.layer_idx)`: a hub cache (value_facts)
         if isinstance(node.func, cst.Name):
             return self._function_facts(self.tuple_functions, node.func.value)
         if isinstance(node.func, cst.Attribute) and isinstance(node.func.value, cst.Name) and node.func.value.value == "self":

@@ -349,6 +349,7 @@ class _Analysis:
         self.tuple_methods: dict = {} # id(_Cls) -> {method: (element i a tensor, ...)}
         self.alias_refs: dict = {}    # function name -> its references that are values of aliases only called
         self.aliases: dict = self._function_aliases()  # name -> the module-level _Fn it may hold (a tuple of them)
+        self.caches: frozenset = self._cache_names()    # names always holding a hub key/value cache (or None)
 
     # ----- collection: one walk of each def's and class's own code ------------------------------
     def _unit(self, scope, by_scope: dict) -> None:
@@ -522,6 +523,12 @@ class _Analysis:
                     len(chain) == 1 and chain[0] in earlier)
                 if layer and qual.rsplit(".", 1)[-1] not in TUPLE_RETURNING_LAYERS:
                     found.add(attr)
+        # an attribute the class itself never stores, stored by its in-file relatives (GPTJFlashAttention2's
+        # `self.q_proj`, built in GPTJAttention.__init__): a layer when every one of those stores builds a torch.nn one
+        for attr in {n for c in cls.family for n in c.stores} - set(cls.stores) - self.other_stores:
+            stores = [st for c in cls.family for st in c.stores.get(attr, ())]
+            if stores and all(self._constructed(v, f, set(), NON_TENSOR_MODULES) is False for v, f in stores):
+                found.add(attr)
         return frozenset(found)
 
     def _family(self, cls: _Cls) -> list:
@@ -635,6 +642,8 @@ class _Analysis:
                     and self.tensor(value.elt, fn, local | {gen[0].target.id}, None))
         if not isinstance(value, ast.Call):
             return False
+        if self._cache_update(value, fn, local, at):
+            return count == 2
         func, facts = value.func, None
         if isinstance(func, ast.Name) and func.id in self.aliases and _bound_between(fn.scope, func.id):
             facts = _common(self.tuples.get(id(f)) for f in self.aliases[func.id])
@@ -644,6 +653,65 @@ class _Analysis:
               and func.value.id == fn.self_name):
             facts = self.tuple_methods.get(id(fn.cls), {}).get(func.attr)
         return facts is not None and len(facts) == count and facts[i]
+
+    def _cache_update(self, call: ast.Call, fn: _Fn, local: frozenset, at: Optional[int]) -> bool:
+        """`cache.update(k, v, ...)` of a hub cache (`_cache_names`) given two tensors: the stand-in returns them,
+        or them concatenated after the cached ones, so both elements of the pair it returns are tensors."""
+        func = call.func
+        return (isinstance(func, ast.Attribute) and func.attr == "update" and isinstance(func.value, ast.Name)
+                and func.value.id in self.caches and len(call.args) >= 2
+                and not any(isinstance(a, ast.Starred) for a in call.args[:2])
+                and all(self.tensor(a, fn, local, at) for a in call.args[:2]))
+
+    def _cache_names(self) -> frozenset:
+        """Names every binding of which anywhere in the file is a hub key/value cache (`--hub transformers`: the
+        stand-ins of Cache, DynamicCache, EncoderDecoderCache, hub/transformers) or None: a parameter annotated with
+        one of those classes (`past_key_values: Cache | None = None`), `name = None`, `name = DynamicCache(...)`, or
+        `name = other.self_attention_cache` / `.cross_attention_cache` of such a name. Their `update(k, v, ...)`
+        returns a pair of tensors given two (`_cache_update`); tensors.TensorFacts reads it from the module's
+        `tensor_tuples` (key ("cache", name))."""
+        counts = _binding_counts(self.module.node)
+        classes = frozenset(n for n, stand_in in self.module.hub_names.items()
+                            if stand_in in ("Cache", "DynamicCache", "EncoderDecoderCache") and counts.get(n) == 1)
+        if not classes:
+            return frozenset()
+
+        def cache_type(ann) -> bool:
+            if isinstance(ann, ast.BinOp) and isinstance(ann.op, ast.BitOr):
+                sides = [ann.left, ann.right]
+                nones = [isinstance(x, ast.Constant) and x.value is None for x in sides]
+                return not all(nones) and all(n or cache_type(x) for x, n in zip(sides, nones))
+            if isinstance(ann, ast.Subscript) and isinstance(ann.value, ast.Name) and ann.value.id == "Optional":
+                return cache_type(ann.slice)
+            return isinstance(ann, ast.Name) and ann.id in classes
+
+        bindings: dict = {}  # name -> [ast node bound, or None: unknown]
+        for node in ast.walk(self.module.node):
+            if isinstance(node, ast.arg):
+                bindings.setdefault(node.arg, []).append(("type",) if cache_type(node.annotation) else None)
+            elif isinstance(node, (ast.Assign, ast.AnnAssign)) and node.value is not None:
+                targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+                for t in targets:
+                    if isinstance(t, ast.Name):
+                        bindings.setdefault(t.id, []).append(("value", node.value))
+        found = {name for name, found in bindings.items() if found and counts.get(name) == len(found)}
+
+        def is_cache(value, names) -> bool:
+            if isinstance(value, ast.Constant) and value.value is None:
+                return True
+            if isinstance(value, ast.Call) and isinstance(value.func, ast.Name) and value.func.id in classes:
+                return True
+            return (isinstance(value, ast.Attribute) and value.attr in ("self_attention_cache", "cross_attention_cache")
+                    and isinstance(value.value, ast.Name) and value.value.id in names)
+
+        while True:  # greatest fixed point: every binding a cache given the names kept
+            keep = {name for name in found if all(b is not None and (b[0] == "type" or is_cache(b[1], found))
+                                                  for b in bindings[name])}
+            if keep == found:
+                break
+            found = keep
+        return frozenset(name for name in found if any(b[0] == "type" or not (
+            isinstance(b[1], ast.Constant)) for b in bindings[name]))
 
     def _tuple_facts(self, fn: _Fn) -> Optional[tuple]:
         """(is element i a tensor, ...) when every return is a tuple display of one length (no bare return,
@@ -732,8 +800,8 @@ class _Analysis:
                     ok = False
                     break
                 own = own or kinds
-            if ok and own:
-                found.add(name)
+            if ok and (own or not set(cls.stores).intersection([name])):
+                found.add(name)  # (torch.nn layers stored by the class itself: names.Scope.submodules has them)
         return found
 
     def _constructed(self, value, fn, returning, non_tensor) -> Optional[bool]:
@@ -847,6 +915,8 @@ class _Analysis:
         self.module.tensor_tuples = {name: self.tuples[id(fn)] for name, fn in self.module_fns.items() if id(fn) in self.tuples}
         self.module.tensor_functions = self.module.tensor_functions | frozenset(
             name for name, fn in self.module_fns.items() if id(fn) in self.returning)
+        for name in self.caches:  # `k, v = cache.update(k, v, i)` (tensors.TensorFacts.tuple_elements)
+            self.module.tensor_tuples[("cache", name)] = (True, True)
         self._config_params()
         self._int_attributes()
         for name, targets in self.aliases.items():  # read by TensorFacts wherever the name is bound (alias_key)

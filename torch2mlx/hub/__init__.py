@@ -73,7 +73,9 @@ KEPT = {
     "integrations.deepspeed": frozenset({"is_deepspeed_zero3_enabled"}),  # False: MLX runs no DeepSpeed
 }
 MODULE_CLASSES = frozenset({"PreTrainedModel", "GradientCheckpointingLayer", "Conv1D"})
-_FACT_NAMES = frozenset({"ALL_ATTENTION_FUNCTIONS", "initialization"})  # stand-ins the conversion knows facts of
+# stand-ins the conversion knows facts of (value_facts.py: the attention interface, the caches' update)
+_FACT_NAMES = frozenset({"ALL_ATTENTION_FUNCTIONS", "initialization", "Cache", "DynamicCache", "EncoderDecoderCache"})
+_CACHES = frozenset({"Cache", "DynamicCache", "EncoderDecoderCache"})
 
 
 @functools.lru_cache(maxsize=1)
@@ -227,7 +229,8 @@ def plan(hubs, tree: ast.Module, path: str, module_name: Optional[str] = None, i
                     classes.add(a.asname or a.name)
                 if inner == "" and a.name == "initialization":
                     aliases[a.asname or a.name] = "torch.nn.init"
-                if a.name in _FACT_NAMES and (inner, a.name) in (("modeling_utils", "ALL_ATTENTION_FUNCTIONS"), ("", "initialization")):
+                if a.name in _FACT_NAMES and ((inner, a.name) in (("modeling_utils", "ALL_ATTENTION_FUNCTIONS"), ("", "initialization"))
+                                              or (inner == "cache_utils" and a.name in _CACHES)):
                     names[a.asname or a.name] = a.name
             elif a.name not in KEPT.get(inner, ()):
                 entry.flagged.append(pair)  # built on torch, or not known to run without it
