@@ -10,7 +10,9 @@ What happens, per package (bench/realworld_corpus.py lists the models):
 1. The installed package's source is copied to `<workdir>/src/` (torchvision and timm whole, without compiled
    files; for transformers the corpus architectures' `modeling_<arch>.py`) and converted once with the CLI,
    as a user migrating a repository would: `torch2mlx convert src/<pkg> -o out/<pkg> --report-json ...`.
-   timm imports torchvision (`torchvision.ops.misc`), so its run converts torchvision too.
+   timm imports torchvision (`torchvision.ops.misc`), so it is converted in one run together with torchvision
+   (`torch2mlx convert src -o out` over a tree holding both, in `<workdir>/joint/`): torchvision's modules are
+   the project's own there, as for a user migrating both.
 2. One torch process builds every model of the package (seed 0, BatchNorm statistics and affine
    parameters randomised as in the parity tests), runs it in eval mode on a seeded random input, and
    saves the state_dict, the input and the outputs; it also records which functions of the package ran
@@ -52,6 +54,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(1, str(Path(__file__).resolve().parent))
 REALCODE = Path("/work/shared/realcode")  # torchvision_on_cpu_torch: torchvision's CUDA wheel on CPU torch
+JOINT = {"timm": ("torchvision",)}  # packages converted in one run with these (what they import)
 BLOCKED = ("torch", "functorch", "torchaudio", "torchtext", "triton", "torchvision", "timm")
 ATOL = RTOL = 1e-4
 CLASSES = ("PASS", "FLAGGED", "WRONG", "CRASH", "SETUP")
@@ -89,17 +92,31 @@ def convert_package(pkg: str, workdir: Path, entries: list, jobs: int, reuse: bo
     for folder in (workdir / "src" / pkg, workdir / "out" / pkg):
         shutil.rmtree(folder, ignore_errors=True)
     _copy_package(pkg, workdir / "src", entries)
-    cmd = [sys.executable, "-m", "torch2mlx", "convert", f"src/{pkg}", "-o", f"out/{pkg}", "--report-json", report.name,
+    # timm imports torchvision: a user migrating it converts a tree holding both, in one run, so torchvision's
+    # modules are the project's own there (not torch dependencies); the run sits in <workdir>/joint/
+    together = JOINT.get(pkg, ())
+    cwd = workdir / "joint" if together else workdir
+    if together:
+        shutil.rmtree(cwd, ignore_errors=True)
+        for name in (*together, pkg):
+            _copy_package(name, cwd / "src", [])
+    source, target = ("src", "out") if together else (f"src/{pkg}", f"out/{pkg}")
+    cmd = [sys.executable, "-m", "torch2mlx", "convert", source, "-o", target, "--report-json", str(report.resolve()),
            "--no-cache", "--isolated", "--exit-zero", "-q", "--force", "-j", str(jobs)]
     if pkg == "transformers" and hub:
         cmd += ["--hub", "transformers"]
     t0 = time.perf_counter()
     # the torch2mlx of this bench's tree, not whichever one is installed (a worktree measuring older code)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
-    done = subprocess.run(cmd, cwd=workdir, capture_output=True, text=True, env=env)
+    done = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, env=env)
     if done.returncode != 0 or not report.is_file():
         raise SystemExit(f"conversion of {pkg} failed ({done.returncode}): {done.stderr[-2000:]}")
     data = json.loads(report.read_text())
+    if together:  # this package's files only (paths `src/<pkg>/...` as in a run of its own) and its converted tree
+        data["files"] = [f for f in data["files"] if f["path"].startswith(f"src/{pkg}/")]
+        (workdir / "out").mkdir(exist_ok=True)
+        shutil.move(str(cwd / "out" / pkg), str(workdir / "out" / pkg))
+        shutil.rmtree(cwd, ignore_errors=True)
     data["seconds"] = time.perf_counter() - t0
     report.write_text(json.dumps(data))
     print(f"[{pkg}] converted {data['summary']['files']} files in {data['seconds']:.0f} s: {data['summary']['by_status']}",
