@@ -300,3 +300,19 @@ class Net(nn.Module):
 def test_sequential_subclasses_setting_their_modules_run_them_in_order():
     result = _matches_torch(SEQUENTIAL_SUBCLASSES, lambda ns: ns["Net"](), (2, 3, 8, 8))
     assert "class Transition(TorchSequential):" in result.code and "class Stage(TorchSequential):" in result.code
+
+
+def test_the_project_key_changes_with_any_file_that_decides_the_layout(tmp_path):
+    # a cached conversion of layers.py is valid only for the layout the whole project had: a flag appearing in
+    # model.py (which builds no layer other files use) changes it
+    from torch2mlx.project import build_project_index
+
+    src = tmp_path / "kp"
+    src.mkdir()
+    (src / "__init__.py").write_text("")
+    (src / "layers.py").write_text(LAYERS_FILE)
+    (src / "model.py").write_text(MODEL_FILE.replace("act_layer=Swish", "act_layer=nn.ReLU"))
+    files = sorted(src.rglob("*.py"))
+    before = build_project_index([src], files).key()
+    (src / "model.py").write_text(MODEL_FILE)
+    assert build_project_index([src], files).key() != before

@@ -19,7 +19,7 @@ from torch2mlx.cache import load_index
 from torch2mlx.diagnostics import Diagnostic, InputError, Kind, Severity
 from torch2mlx.fileio import decode_source  # noqa: F401  (public: torch2mlx.decode_source)
 from torch2mlx.imports import absolute_import
-from torch2mlx.layout_facts import CONTAINER_LAYOUT_MARK, ProjectLayouts
+from torch2mlx.layout_facts import CONTAINER_LAYOUT_MARK, ProjectLayouts, may_flag_layout
 from torch2mlx.names import analyze, cold_statements, star_names
 from torch2mlx.rewriter import TableRewriter
 from torch2mlx.table import RuleIndex
@@ -257,7 +257,6 @@ def _project_layout(project, rule_files: tuple, index: Optional[RuleIndex], hub:
     if key in _PROJECT_LAYOUT:
         return _PROJECT_LAYOUT[key]
     _PROJECT_LAYOUT[key] = CHANNELS_LAST  # (while deciding: a conversion started from here is channels-last)
-    layout_transform = next(cls for cls in _transform_classes() if cls.id == "nn-layout")
     index = index or build_index(rule_files)
     decided = CHANNELS_LAST
     for path, module in sorted(project.modules.items()):
@@ -265,8 +264,8 @@ def _project_layout(project, rule_files: tuple, index: Optional[RuleIndex], hub:
             text = Path(path).read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError):
             continue
-        if "torch" not in text or not layout_transform().applies_to(text):
-            continue  # no channels-last layer named: the analysis gives nothing to flag
+        if not may_flag_layout(text):
+            continue  # no channels-last layer, remapped function or container named: nothing to flag
         result = _channels_last_conversion(Path(path), module, project, rule_files, index, hub)[0]
         if result is not None and _layout_flagged(result):
             decided = TORCH

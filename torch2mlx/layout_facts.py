@@ -85,6 +85,20 @@ KEEP = frozenset({"Upsample", "GroupNorm", "PixelShuffle", "PixelUnshuffle",
                   "Dropout1d", "Dropout2d", "Dropout3d", "LocalResponseNorm"})
 
 
+# torch functions the layout analysis remaps on channels-last data (tables.LAYOUT_FUNCTIONS), by their short names
+_LAYOUT_FUNCTION_WORDS = ("interpolate", "upsample", "pixel_shuffle", "pixel_unshuffle", "adaptive_avg_pool2d",
+                          "adaptive_max_pool2d", "max_pool2d", "avg_pool2d")
+
+
+def may_flag_layout(text: str) -> bool:
+    """Whether the channels-last analysis may flag this file (a cheap check on its text): it names a channels-last
+    layer, a function the analysis remaps, or a torch container it does not follow. A directory run's layout is
+    decided by these files (`api._project_layout`), so their contents are part of the project's key."""
+    return "torch" in text and (any(k in text for k in SPATIAL) or any(k in text for k in KEEP)
+                                or any(k in text for k in _LAYOUT_FUNCTION_WORDS)
+                                or "Sequential" in text or "ModuleDict" in text)
+
+
 # nn-layer-values' flag on a class deriving from a torch container: a warning of the channels-last analysis too (`api`)
 CONTAINER_LAYOUT_MARK = "nn-layout does not follow the modules it holds"
 

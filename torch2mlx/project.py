@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Iterable, Optional
 
 from torch2mlx.imports import absolute_import
-from torch2mlx.layout_facts import ADAPTIVE, KEEP, SPATIAL
+from torch2mlx.layout_facts import ADAPTIVE, KEEP, SPATIAL, may_flag_layout
 from torch2mlx.names import TORCH_ROOT, star_names
 from torch2mlx.torch_facts import MODULE_BASES
 
@@ -33,6 +33,9 @@ class ProjectIndex:
     # the contents of the files defining layout builders: what their classes do to a layout (`api`'s per-class
     # layout facts, read from those files' conversions) changes with them, and so do the files that import them
     builder_sources: str = ""
+    # the contents of the files the channels-last analysis may flag (`layout_facts.may_flag_layout`): the run's
+    # layout, one for the whole project (`api._project_layout`), changes with them, and so does every file's output
+    layout_sources: str = ""
 
     def module_of(self, path: Path) -> Optional[str]:
         return self.modules.get(str(Path(path).resolve()))
@@ -44,7 +47,7 @@ class ProjectIndex:
     def key(self) -> str:
         """Changes when a fact changes (so cached conversions are redone)."""
         data = json.dumps([sorted(self.aliases.items()), sorted(self.module_classes), sorted(self.layout_builders),
-                           sorted(self.class_origins.items()), self.builder_sources])
+                           sorted(self.class_origins.items()), self.builder_sources, self.layout_sources])
         return hashlib.sha256(data.encode()).hexdigest()[:16]
 
 
@@ -75,18 +78,22 @@ def build_project_index(roots: Iterable[Path], files: Iterable[Path]) -> Project
     modules = {}
     stars = []  # (module, the module it star-imports)
     texts = {}  # module -> its text's digest
+    layout_texts = []  # (module, its text's digest) of the files deciding the run's layout
     for path in files:
         path = Path(path).resolve()
         root = next((r for r in roots if path == r or r in path.parents), None)
         if root is None or path.suffix != ".py":
             continue
         try:
-            tree = ast.parse(path.read_text(encoding="utf-8"))
+            text = path.read_text(encoding="utf-8")
+            tree = ast.parse(text)
         except (OSError, UnicodeDecodeError, SyntaxError, ValueError, RecursionError):
             continue
         name = module_name(path, root) if root.is_dir() else path.stem
         modules[str(path)] = name
         texts[name] = hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+        if may_flag_layout(text):
+            layout_texts.append((name, texts[name]))
         is_package = path.name == "__init__.py"
         torch_locals, project_locals, classes, defs = {}, {}, [], []
         for node in tree.body:
@@ -117,7 +124,8 @@ def build_project_index(roots: Iterable[Path], files: Iterable[Path]) -> Project
     sources = sorted({(module, texts[module]) for module in (full.rsplit(".", 1)[0] for full in origins.values()
                                                               if full in layout_builders) if module in texts})
     return ProjectIndex(aliases, frozenset(module_classes), modules, layout_builders, origins,
-                        hashlib.sha256(json.dumps(sources).encode()).hexdigest()[:16] if sources else "")
+                        hashlib.sha256(json.dumps(sources).encode()).hexdigest()[:16] if sources else "",
+                        hashlib.sha256(json.dumps(sorted(layout_texts)).encode()).hexdigest()[:16] if layout_texts else "")
 
 
 _CONTAINERS = frozenset({"torch.nn.Sequential", "torch.nn.modules.container.Sequential"})
