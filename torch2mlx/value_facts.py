@@ -756,6 +756,7 @@ class _Analysis:
                     continue
                 if len({len(o) for o in overrides}) == 1:
                     found[name] = tuple(all(o[i] for o in overrides) for i in range(len(overrides[0])))
+            found.update(self._tuple_submodules(cls, tuples, found))
             tuple_methods[id(cls)] = found
         attributes = {}
         for cls in self.all_classes:
@@ -784,6 +785,31 @@ class _Analysis:
             found.update(self._tensor_submodule_attrs(cls, returning))
             callables[id(cls)] = frozenset(found)
         return params, returning, attributes, callables, tuples, tuple_methods
+
+    def _tuple_submodules(self, cls: _Cls, tuples: dict, methods: dict) -> dict:
+        """`a, b = self.sub(x)`: every store of `self.sub` in the class family constructs a module class of this file
+        whose forward (no decorator but transformers' `auto_docstring`, which returns it as it is; no `__call__`)
+        returns tuples (`tuples`): element i is a tensor when it is in every such forward (fnet's
+        `prediction_scores, seq_relationship_score = self.cls(sequence_output, pooled_output)`)."""
+        found = {}
+        for name in {n for c in cls.family for n in c.stores} - set(methods) - self.other_stores:
+            if any(name in c.methods for c in cls.family):
+                continue
+            facts = []
+            for value, fn in (st for c in cls.family for st in c.stores.get(name, ())):
+                forward = None
+                if (fn is not None and isinstance(value, ast.Call) and isinstance(value.func, ast.Name)
+                        and value.func.id in self.classes and not _bound_between(fn.scope, value.func.id)):
+                    sub = self.classes[value.func.id]
+                    forward = self._lookup(sub, "forward")
+                    if (forward is None or not self._is_module(sub) or "__call__" in {n for c in sub.family for n in c.methods}
+                            or not all(_decorator_name(d) == "auto_docstring" for d in forward.node.decorator_list)):
+                        forward = None
+                facts.append(tuples.get(id(forward)) if forward is not None else None)
+            common = _common(facts)
+            if common is not None:
+                found[name] = common
+        return found
 
     def _tensor_submodule_attrs(self, cls: _Cls, returning: set) -> set:
         """`self.sub = Cls(...)`, a class of this file whose forward returns a tensor, at every store."""
@@ -1160,6 +1186,12 @@ def _plain_receiver(node, fn) -> bool:
         if fn.scope.resolve(chain[0]) is not None:
             return False
     return True
+
+
+def _decorator_name(node) -> Optional[str]:
+    """`auto_docstring` for `@auto_docstring`, `@auto_docstring(...)` or `@utils.auto_docstring`."""
+    chain = attribute_chain(node.func if isinstance(node, ast.Call) else node)
+    return chain[-1] if chain else None
 
 
 def _kept_decorators(fn) -> list:
