@@ -97,6 +97,8 @@ class TensorFacts:
         self.resolve = resolve  # qualified torch name of an expression, or None
         self.stack: list[set] = [set()]
         self.bools: list[set] = [set()]
+        # `m.weight` inside `if isinstance(m, nn.Linear):` (transforms/facts/layer_checks.py pushes and pops them)
+        self.narrowed: list = []
 
     def push(self) -> None:
         self.stack.append(set())
@@ -316,6 +318,9 @@ class TensorFacts:
                 rule = self.index.function(qual) if qual is not None else None
                 return rule is not None and node.attr.value in rule.namedtuple
             if isinstance(node.value, cst.Name) and node.value.value == "self" and node.attr.value in self.attributes:
+                return True
+            if self.narrowed and isinstance(node.value, cst.Name) and any(
+                    f"{node.value.value}.{node.attr.value}" in names for names in self.narrowed):
                 return True
             return node.attr.value in _TENSOR_ATTRS and self.is_tensor(node.value)
         return False
