@@ -107,3 +107,15 @@ def test_converting_twice_changes_nothing():
     first = convert_source(_GPT2).code
     assert first.count("class TorchDropout(") == 1
     assert convert_source(first).code == first
+
+
+def test_written_below_the_mlx_import():
+    # timm's vision_transformer_relpos.py: `try: from typing import Literal` between the imports; a class's base
+    # is read where it is defined, so TorchDropout goes below the import binding nn (it went above: NameError)
+    source = _GPT2.replace("import torch\nimport torch.nn as nn\n", "import logging\ntry:\n    from typing import Literal\n"
+                           "except ImportError:\n    Literal = None\nimport torch\nimport torch.nn as nn\n"
+                           "from functools import partial\n")
+    code, scope = _convert(source)
+    assert code.index("import mlx.nn as nn") < code.index("from functools import partial") < code.index(
+        "class TorchDropout(")
+    assert scope["GPT2Attention"](8, 0.25).rate() == 0.25

@@ -245,14 +245,18 @@ def _keeping_code(tree: ast.Module, nn_names: frozenset, layer: str):
     while fresh in used:
         n += 1
         fresh = f"{name}_{n}"
-    after = 0
+    # a class's base is read when it is defined: after the import binding the alias (timm's files import mlx.nn
+    # below a `try: from typing import Literal`), and the imports right after it
+    after, seen = 0, False
     for stmt in tree.body:
-        if isinstance(stmt, (ast.Import, ast.ImportFrom)) or (
-                isinstance(stmt, ast.Expr) and isinstance(stmt.value, ast.Constant) and isinstance(stmt.value.value, str)):
-            after = stmt.end_lineno
-        else:
+        binds = isinstance(stmt, ast.Import) and any(a.name == "mlx.nn" and a.asname == plain[0] for a in stmt.names) \
+            or isinstance(stmt, ast.ImportFrom) and stmt.module == "mlx" and stmt.level == 0 and any(
+                a.name == "nn" and (a.asname or a.name) == plain[0] for a in stmt.names)
+        if binds or seen and isinstance(stmt, (ast.Import, ast.ImportFrom)):
+            after, seen = stmt.end_lineno, True
+        elif seen:
             break
-    source = KEEPING_SOURCE[layer].format(nn=plain[0]).replace(f"class {name}(", f"class {fresh}(")
+    source = KEEPING_SOURCE[layer].lstrip("\n").format(nn=plain[0]).replace(f"class {name}(", f"class {fresh}(")
     return after, source, fresh
 
 
