@@ -256,3 +256,20 @@ class Net(nn.Module):
     assert "module_children(tree)" in result.code
     ns = exec_source(result.code, "mlx_own_methods")
     assert ns["walk"](ns["Tree"](["a"])) == ["own", "a", "x"]
+
+
+def test_super_receiver_stays_flagged():
+    """`super().add_module(...)`: the helper would be handed the super proxy, not the module: left as written, and
+    the audit flags it (torch-module-member) as before."""
+    source = '''
+import torch.nn as nn
+
+
+class Stage(nn.Module):
+    def __init__(self):
+        super().__init__()
+        super().add_module("fc", nn.Linear(2, 2))
+'''
+    result = convert_source(source, "super_add.py")
+    assert "super().add_module(" in result.code
+    assert [d.rule_id for d in warnings(result)] == ["torch-module-member"], result.code
