@@ -61,14 +61,43 @@ FLAGGED = [
     # the dict may change before the call
     "dd = {'device': device, 'dtype': dtype}\n    dd['dtype'] = None\n    return torch.zeros(2, **dd)",
     "dd = {'device': device, 'dtype': dtype}\n    keep(dd)\n    return torch.zeros(2, **dd)",
-    # a value rebound after the dict was built: the dict holds the old one
-    "dd = {'device': device, 'dtype': dtype}\n    dtype = None\n    return torch.zeros(2, **dd)",
     # bound in a branch: not known on every path
     "if device is None:\n        dd = {'dtype': dtype}\n    else:\n        dd = {'device': device, 'dtype': dtype}\n"
     "    return torch.zeros(2, **dd)",
-    # a value that is not a parameter or literal (its value at the call may differ)
-    "dd = {'device': device, 'dtype': pick()}\n    return torch.zeros(2, **dd)",
+    # a key that is no string literal, a ** inside the literal
+    "dd = {'device': device, DTYPE: dtype}\n    return torch.zeros(2, **dd)",
+    "dd = {'device': device, **more}\n    return torch.zeros(2, **dd)",
 ]
+
+
+def test_a_computed_value_is_read_from_the_dict():
+    """deit.py:39: `dd = {'device': kwargs.get('device', None), 'dtype': kwargs.get('dtype', None)}`: the value the
+    dict holds, evaluated once when it was built, is what the call gets."""
+    source = textwrap.dedent('''
+        import torch
+
+
+        def example(x, **kwargs):
+            dd = {'device': kwargs.get('device', None), 'dtype': kwargs.pop('dtype', None)}
+            kwargs['dtype'] = torch.int32
+            return torch.zeros(2, 3, **dd) + x, torch.ones(3, **dd)
+    ''')
+    result = convert_source(source)
+    warnings = [d for d in result.diagnostics if d.severity.value != "info"]
+    assert not warnings, "\n".join(d.format() for d in warnings) + "\n" + result.code
+    assert "dtype=dd['dtype']" in result.code, result.code
+    x = np.ones((2, 3), dtype=np.float16)
+    import mlx.core as mx
+    import torch
+    for dtype, mx_dtype in ((None, None), (torch.float16, mx.float16)):
+        namespace: dict = {}
+        exec(compile(source, "<torch>", "exec"), namespace)  # noqa: S102 - our own examples
+        expected = to_numpy(namespace["example"](torch.from_numpy(x), dtype=dtype))
+        namespace = {}
+        exec(compile(result.code, "<mlx>", "exec"), namespace)  # noqa: S102 - our own examples
+        actual = to_numpy(namespace["example"](mx.array(x), dtype=mx_dtype))
+        assert compare(expected, actual) is None, compare(expected, actual)
+        assert expected[1].dtype == actual[1].dtype
 
 
 @pytest.mark.parametrize("body", FLAGGED)
@@ -77,3 +106,13 @@ def test_unknown_dicts_stay_flagged(body):
     result = convert_source(source)
     assert any("cannot bind a **-argument" in d.message for d in result.diagnostics), result.code
     assert "torch.zeros(2, **dd)" in result.code
+
+
+def test_a_parameter_rebound_after_the_dict_is_read_from_the_dict():
+    source = "import torch\n\n\ndef f(device=None, dtype=None):\n    dd = {'device': device, 'dtype': dtype}\n" \
+             "    dtype = torch.int32\n    return torch.zeros(2, **dd)\n"
+    result = convert_source(source)
+    assert "mx.zeros(2, dtype=dd['dtype'])" in result.code, result.code
+    namespace: dict = {}
+    exec(compile(result.code, "<mlx>", "exec"), namespace)  # noqa: S102 - our own examples
+    assert str(namespace["f"]().dtype) == "mlx.core.float32"  # the dict's None, not the rebound int32

@@ -8,8 +8,9 @@ call with the dict's entries as keyword arguments, and the table's rule translat
 
 Exact when (else the table's flag stays):
 - the dict is bound once in the def, by a statement of the def's body itself (not in a branch or loop), to a dict
-  literal whose keys are distinct string literals and whose values are literals or parameters of the def that the
-  def never rebinds (so each value is the same object at the call as when the dict was built);
+  literal whose keys are distinct string literals; a value that is a literal or a parameter of the def that the def
+  never rebinds is written as itself (the same object at the call as when the dict was built), any other value as
+  `dd['key']`, the value the dict holds (deit.py: `dd = {'device': kwargs.get('device', None), ...}`);
 - every other occurrence of the name in the def is a `**name` argument (nothing can change the dict: no item
   assignment, no `.update`, it is not passed to anything that could keep it), and the call comes after the binding
   in the def's body (a statement after it: it runs after it, as the def's body runs in order);
@@ -107,8 +108,8 @@ def known_dicts(fn: cst.FunctionDef) -> dict:
                 entries = None
                 break
             if not (_literal(value) or (isinstance(value, cst.Name) and value.value in names and not stored.get(value.value))):
-                entries = None
-                break
+                # evaluated when the dict was built (deit.py: `kwargs.get('device', None)`): read back from the dict
+                value = cst.Subscript(cst.Name(name), [cst.SubscriptElement(cst.Index(cst.SimpleString(repr(key))))])
             entries.append((key, value))
         if entries is None:
             continue
