@@ -273,3 +273,59 @@ class Stage(nn.Module):
     result = convert_source(source, "super_add.py")
     assert "super().add_module(" in result.code
     assert [d.rule_id for d in warnings(result)] == ["torch-module-member"], result.code
+
+
+# torchvision densenet's _Transition (modules set as attributes of an nn.Sequential subclass) and regnet's AnyStage
+# (add_module in a loop): torch's Sequential runs them in the order they were set. layer_bases.TorchSequential
+# registers them so (attributes and add_module) and runs them in that order, under torch's names.
+SEQUENTIAL_SUBCLASSES = '''
+class Transition(Sequential):
+    def __init__(self, cin, cout):
+        super().__init__()
+        self.norm = nn.LayerNorm(cin)
+        self.relu = nn.ReLU()
+        self.fc = nn.Linear(cin, cout)
+
+
+class AnyStage(Sequential):
+    def __init__(self, c, depth, stage_index=1):
+        super().__init__()
+        for i in range(depth):
+            self.add_module(f"block{stage_index}-{i}", nn.Linear(c, c))
+        self.width = c
+
+
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.trans = Transition(4, 6)
+        self.stage = AnyStage(6, 3)
+
+    def forward(self, x):
+        return self.stage(self.trans(x))
+'''
+
+
+def test_torch_sequential_runs_modules_set_on_self_in_order():
+    import mlx.core as mx
+    import torch
+
+    from torch2mlx.transforms.module.layer_bases import BASE_CODE
+
+    torch_ns = exec_source("import torch.nn as nn\nSequential = nn.Sequential\n" + SEQUENTIAL_SUBCLASSES, "torch_seq")
+    mlx_source = ("import mlx.core as mx\nimport mlx.nn as nn\n" + BASE_CODE["TorchSequential"]
+                  + "\nSequential = TorchSequential\n" + SEQUENTIAL_SUBCLASSES.replace("def forward", "def __call__"))
+    mlx_ns = exec_source(mlx_source, "mlx_seq")
+    helpers = exec_source(convert_source(ADD_MODULE_ERRORS, "walks.py").code, "mlx_walks")
+    torch.manual_seed(0)
+    torch_model = torch_ns["Net"]().eval()
+    mlx_model = mlx_ns["Net"]()
+    for part in ("trans", "stage"):
+        assert helpers["children_of"](mlx_model[part]) == [n for n, _ in getattr(torch_model, part).named_children()]
+    assert mlx_model.stage.width == 6 and len(mlx_model.stage) == 3
+    report = load_torch_weights(mlx_model, torch_model.state_dict())
+    assert report.ok and len(report.loaded) == len(torch_model.state_dict()), report
+    x = np.random.RandomState(0).standard_normal((3, 4)).astype(np.float32)
+    with torch.no_grad():
+        expected = torch_model(torch.from_numpy(x))
+    assert_close(mlx_model(mx.array(x)), expected, channels_last_output=False)
