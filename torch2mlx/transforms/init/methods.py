@@ -40,6 +40,18 @@ def member_target(node: cst.BaseExpression) -> Optional[cst.Attribute]:
     return node if isinstance(node, cst.Attribute) and node.attr.value != "data" else None
 
 
+def data_receiver(original: cst.Call, updated: cst.Call) -> cst.Call:
+    """`updated` with the receiver `m.weight.data` it had in the source: where the receiver is known to be a tensor
+    (`m.weight` of a Linear), the table translated `m.weight.data` to `mx.stop_gradient(m.weight)` already; the
+    statement replaces the member, so the member itself is the target."""
+    before = original.func.value if isinstance(original.func, cst.Attribute) else None
+    after = updated.func.value if isinstance(updated.func, cst.Attribute) else None
+    if (isinstance(before, cst.Attribute) and before.attr.value == "data" and isinstance(after, cst.Call)
+            and len(after.args) == 1 and not after.args[0].keyword and not after.args[0].star):
+        return updated.with_changes(func=updated.func.with_changes(value=cst.Attribute(after.args[0].value, cst.Name("data"))))
+    return updated
+
+
 def method_value(call: cst.Call) -> Optional[tuple]:
     """(target, MLX expression text) for a translatable method-initialiser call, else None."""
     if not isinstance(call.func, cst.Attribute) or call.func.attr.value not in METHODS:

@@ -36,7 +36,7 @@ from torch2mlx.transforms.init.calls import ALIASES, INITS
 from torch2mlx.transforms.init.classes import (
     OPTIONAL_KEYS, class_arguments, class_value, key_check, optional_member_check, type_comparison_class)
 from torch2mlx.transforms.init.layers import PARAMETER, LayerFacts
-from torch2mlx.transforms.init.methods import RANDOM_FILLS, member_target, method_value
+from torch2mlx.transforms.init.methods import RANDOM_FILLS, data_receiver, member_target, method_value
 from torch2mlx.transforms.codegen import mlx_expr
 
 _PREFIX = "torch.nn.init."
@@ -221,7 +221,7 @@ class NnInitTransform(Transform):
     def _method(self, rw, original, updated):
         call = original.value
         method = call.func.attr.value
-        found = method_value(updated.value)
+        found = method_value(data_receiver(call, updated.value))
         if found is None:
             if method in RANDOM_FILLS:
                 rw.flag(call, f"torch.Tensor.{method}", "semantics-differ",

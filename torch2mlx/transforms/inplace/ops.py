@@ -158,6 +158,14 @@ class _ScopeFacts:
             return None
         if isinstance(parent, ast.Attribute) and parent.value is node:
             call = parents.get(parent)
+            if parent.attr in INPLACE_METHODS and isinstance(call, ast.Call) and call.func is parent:
+                # the value of `x.op_()` is x's tensor: `y = x.sigmoid_()` keeps a reference to it (a statement, or
+                # `x = x.op_()`, does not)
+                up = parents.get(call)
+                if isinstance(up, ast.Expr) or (isinstance(up, ast.Assign) and len(up.targets) == 1
+                                                and isinstance(up.targets[0], ast.Name) and up.targets[0].id == node.id):
+                    return None
+                return self._use_problem(call, parents)
             if parent.attr in _SCALAR_ATTRS or parent.attr in INPLACE_METHODS:
                 return None
             if isinstance(call, ast.Call) and call.func is parent:
@@ -250,6 +258,7 @@ class InplaceOps(Transform):
         self.facts: dict = {}
         self.statement_calls: set = set()
         self.rebind_calls: set = set()  # `x = x.op_(...)`: the value is the receiver, bound to its own name
+        self.nested = 0  # depth of lambdas and comprehensions around the node
         self.chain_calls: set = set()  # `x.mul_(s)` in a statement `x.mul_(s).add_(m)`: its value is x, updated again
         self.converted_values: set = set()  # in-place calls whose used value was translated (`torch.empty(n).normal_()`)
         self.item_updates = False  # the file updates an item in place (`x[a:b].zero_()`): the flow analysis decides
@@ -375,11 +384,59 @@ class InplaceOps(Transform):
             value = self._fresh_receiver(rw, original, updated)
             if value is None:
                 value = self._new_tensor_fill(rw, original, updated) or self._new_tensor_update(rw, original, updated)
+            if value is None:
+                value = self._fresh_local_value(rw, original, updated)
             if value is not None:
                 self.converted_values.add(id(original))
                 return value
             self._refuse(rw, original, f"the value of `.{func.attr.value}()` is used")
         return updated
+
+    def _fresh_local_value(self, rw, original, updated):
+        """`y = x.sigmoid_() * 2` where `x` holds a tensor no other reference has (as for the statement form): the
+        update is x's new value, and the call's value is that tensor: `(x := mx.sigmoid(x)) * 2`. Exact where x
+        occurs once in the statement (`x + x.mul_(2)` reads x's object before the update and sees the update in
+        torch, the old array in MLX), outside comprehensions and lambdas (a walrus there binds elsewhere or not at
+        all) and class bodies."""
+        receiver = original.func.value
+        method = original.func.attr.value
+        if (not isinstance(receiver, cst.Name) or self.nested or not isinstance(updated, cst.Call)
+                or not isinstance(updated.func, cst.Attribute) or rw.statement is None):
+            return None
+        name = receiver.value
+        if self._problem(name, original) is not None or _occurrences(rw.statement, name) != 1:
+            return None
+        parent = _parent(rw.statement, original)
+        # the value must not be kept under another name (`y = x.sigmoid_()`: y is x's object in torch, and a later
+        # update of x would reach it): an operand of a new value, or returned
+        if not (isinstance(parent, (cst.BinaryOperation, cst.Comparison, cst.Return))
+                or (isinstance(parent, cst.UnaryOperation) and not isinstance(parent.operator, cst.Plus))):
+            return None
+        before = rw.flags()
+        if method in _VALUE_FILLS:
+            signature, template = _VALUE_FILLS[method]
+            args = argument_code(updated.args, signature)
+            value = None if args is None else mlx_expr(rw, template.format(t=name, **args))
+        else:
+            value = self._out_of_place(rw, original, updated, method, name)
+        if value is None:
+            kept = {id(f) for f in before}
+            rw.drop_flags(predicate=lambda f: id(f) not in kept)
+            return None
+        self._drop_findings(rw, original)
+        rw.tensors.mark(name, True)
+        rw.count_conversion()
+        return cst.NamedExpr(cst.Name(name), value, lpar=[cst.LeftParen()], rpar=[cst.RightParen()])
+
+    def visit_Lambda(self, rw, node) -> None:
+        self.nested += 1
+
+    def leave_Lambda(self, rw, original, updated):
+        self.nested -= 1
+        return updated
+
+    visit_ListComp = visit_SetComp = visit_DictComp = visit_GeneratorExp = visit_Lambda
+    leave_ListComp = leave_SetComp = leave_DictComp = leave_GeneratorExp = leave_Lambda
 
     def _fresh_receiver(self, rw, original, updated):
         """`torch.empty(1, n, d).normal_(std=0.02)`: the update of a new tensor nobody else holds is the value of
@@ -555,8 +612,11 @@ class InplaceOps(Transform):
         if why is not None:
             self._refuse(rw, call, why)
             return updated
-        new_item = _strip_data_cst(updated.value.func.value)
-        new_item = new_item.with_changes(value=_strip_data_cst(new_item.value))
+        new_item = _undata(call.func.value, updated.value.func.value)
+        if not isinstance(new_item, cst.Subscript):
+            self._refuse(rw, call, f"`{code_of(item)[:40]}` was translated to another expression")
+            return updated
+        new_item = new_item.with_changes(value=_undata(item.value, new_item.value))
         value = args[0].value if method == "fill_" else cst.Integer("0")
         self._drop_findings(rw, call)
         rw.count_conversion()
@@ -573,7 +633,7 @@ class InplaceOps(Transform):
         """`module.weight.data.mul_(s)` -> `module.weight[:] = module.weight * s` (convnext's head init): MLX item
         assignment changes the parameter's array object, which every reference to it sees, as torch's update;
         `[:]` keeps its dtype (MLX's `x[...] = v` would take v's)."""
-        member = _strip_data_cst(updated.value.func.value)
+        member = _undata(call.func.value, updated.value.func.value)
         new_call = updated.value.with_changes(func=updated.value.func.with_changes(value=member))
         value = self._out_of_place(rw, call, new_call, method, code_of(member))
         if value is None:
@@ -829,6 +889,37 @@ def _updating_functions(tree: ast.Module) -> dict:
     return {name: (tuple(params[name]), frozenset(u)) for name, u in updated.items() if u}
 
 
+def _parent(root: cst.CSTNode, node: cst.CSTNode):
+    """The node whose child `node` is (through a ComparisonTarget: the Comparison), or None."""
+    stack = [root]
+    while stack:
+        n = stack.pop()
+        for child in n.children:
+            if child is node:
+                return n
+            if isinstance(child, cst.ComparisonTarget) and child.comparator is node:
+                return n
+            stack.append(child)
+    return None
+
+
+def _occurrences(node: cst.CSTNode, name: str) -> int:
+    """How often the variable `name` is read or bound in `node` (not attribute names or keyword names)."""
+    count = 0
+    stack = [node]
+    while stack:
+        n = stack.pop()
+        if isinstance(n, cst.Name):
+            count += n.value == name
+        elif isinstance(n, cst.Attribute):
+            stack.append(n.value)
+        elif isinstance(n, cst.Arg):
+            stack.append(n.value)
+        else:
+            stack.extend(n.children)
+    return count
+
+
 def _chain(call: cst.Call) -> list:
     """The in-place calls whose value is the receiver of the next in `call` (`x.mul_(s).add_(m)`: [`x.mul_(s)`]),
     outermost first; empty unless `call` is itself an in-place method call."""
@@ -964,6 +1055,18 @@ def _flagged_before(stmt) -> bool:
     mark = f"# torch2mlx: {RULE_ID}:"
     return stmt is not None and any(line.comment is not None and line.comment.value.startswith(mark)
                                     for line in getattr(stmt, "leading_lines", ()))
+
+
+def _undata(original: cst.BaseExpression, updated: cst.BaseExpression) -> cst.BaseExpression:
+    """The translation of `original` without its `.data` (the same storage): `updated` is `m.weight.data`, or, where
+    `m.weight` is known to be a tensor, the table's `mx.stop_gradient(m.weight)` for it (convnext's
+    `module.weight.data.mul_(s)` inside `isinstance(module, nn.Linear)`): the member, never the temporary."""
+    if isinstance(original, cst.Attribute) and original.attr.value == "data":
+        if isinstance(updated, cst.Attribute) and updated.attr.value == "data":
+            return updated.value
+        if isinstance(updated, cst.Call) and len(updated.args) == 1 and updated.args[0].keyword is None and not updated.args[0].star:
+            return updated.args[0].value
+    return updated
 
 
 def _strip_data_cst(node: cst.BaseExpression) -> cst.BaseExpression:
