@@ -16,7 +16,7 @@ SOURCE = textwrap.dedent('''
 
     def _init_weights(module, name=None, head_init_scale=1.0):
         if isinstance(module, nn.Linear):
-            nn.init.zeros_(module.bias)
+            nn.init.zeros_(module.bias.data)  # (timm writes module.bias; .data as transformers' older inits)
             if name and 'head.' in name:
                 module.weight.data.mul_(head_init_scale)
                 module.bias.data.add_(head_init_scale)

@@ -204,7 +204,12 @@ class NnInitTransform(Transform):
             return updated
         signature, build = INITS[name]
         first = updated.value.args[0]
-        target = member_target(first.value) if first.keyword is None else None
+        value = first.value
+        source_first = call.args[0].value if call.args else None
+        if (isinstance(source_first, cst.Attribute) and source_first.attr.value == "data" and isinstance(value, cst.Call)
+                and len(value.args) == 1 and value.args[0].keyword is None and not value.args[0].star):
+            value = value.args[0].value  # `m.weight.data` the table wrote `mx.stop_gradient(m.weight)`: the member
+        target = member_target(value) if first.keyword is None else None
         args = argument_code(updated.value.args, signature)
         if args is None or target is None:
             return updated
