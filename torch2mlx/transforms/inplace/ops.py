@@ -8,12 +8,17 @@ What it does
 Why
     MLX arrays are immutable (item assignment aside): an update is a new array bound to the
     same name.
+A parameter of the function (timm's `_trunc_normal_(tensor, ...)`: `tensor.uniform_(...)`, `tensor.erfinv_()`,
+`tensor.mul_(s).add_(m)`) is updated as a whole array, `tensor[...] = <value>.astype(tensor.dtype)`: MLX item
+assignment changes the caller's array object, which every reference to it sees, as torch's update of the caller's
+tensor (`_whole_update` argues it; not where a view of the parameter is kept, the shape changes, or the parameter is
+rebound; a call of such a function of this file with a view (`f(w[0])`) is flagged). The value of an update of an
+unshared local used as an operand or returned is `(x := <new value>)` (`_fresh_local_value`).
 Left in place (flagged) when
     another reference could have seen the mutation: the receiver is an attribute or
-    subscript of something else, a parameter of the function (the caller sees the change), a
-    name not assigned in this function, a loop variable, a name assigned from something that
-    may share storage (a view, `.detach()`, another name, a model output), or a name passed
-    to a call / stored anywhere in the function; also when the in-place call's value is used.
+    subscript of something else, a name not assigned in this function, a loop variable, a name assigned from
+    something that may share storage (a view, `.detach()`, another name, a model output), or a name passed
+    to a call / stored anywhere in the function; also when the in-place call's value is kept (`y = x.add_(1)`).
 `x[idx] += v` and `x[idx] = v` with non-mask indices are kept: MLX supports item assignment
 (repeated indices: the last write wins in both).
 
