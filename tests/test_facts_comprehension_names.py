@@ -71,3 +71,56 @@ def test_after_the_comprehension_the_function_name_is_a_tensor_again():
                             "    return x.split(2), parts\n")
     assert not warnings(result), result.diagnostics
     assert "mx.split(x" in result.code
+
+
+DEBERTA = '''
+import torch
+from torch import nn
+
+
+class Attention(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.heads = 2
+
+    def transpose_for_scores(self, x):
+        new_x_shape = x.size()[:-1] + (self.heads, -1)
+        x = x.view(new_x_shape)
+        return x.permute(0, 2, 1, 3)
+
+    def forward(self, q: torch.Tensor, k: torch.Tensor):
+        q, k = [self.transpose_for_scores(x) for x in [q, k]]
+        return torch.matmul(q, k.transpose(-1, -2))
+'''
+
+
+def test_a_method_called_in_a_comprehension_over_tensors_knows_its_parameter():
+    """deberta's `[self.transpose_for_scores(x) for x in [q, k, v]]`: the call sites in the comprehension give
+    transpose_for_scores's `x` (value_facts reads them with the targets as tensors); the `.size()` / `.view()` in it
+    translate, and match torch's."""
+    import mlx.core as mx
+    import torch
+
+    result = convert_source(DEBERTA)
+    assert not warnings(result), result.diagnostics
+    torch_ns: dict = {}
+    exec(compile(DEBERTA, "t.py", "exec"), torch_ns)
+    mlx_ns: dict = {}
+    exec(compile(result.code, "t_mlx.py", "exec"), mlx_ns)
+    q, k = (np.random.default_rng(i).standard_normal((2, 3, 4)).astype(np.float32) for i in range(2))
+    expected = torch_ns["Attention"]()(torch.from_numpy(q), torch.from_numpy(k)).numpy()
+    actual = np.array(mlx_ns["Attention"]()(mx.array(q), mx.array(k)))
+    assert actual.shape == expected.shape and actual.dtype == expected.dtype
+    np.testing.assert_allclose(actual, expected, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("call", [
+    "[self.transpose_for_scores(x) for x in [q, names]]",          # an element not known to be a tensor
+    "[self.transpose_for_scores(x) for x in [q, k] if x is not None]",
+    "[self.transpose_for_scores(x) for x in names]",
+])
+def test_a_comprehension_not_over_tensors_gives_no_parameter_fact(call):
+    source = DEBERTA.replace("[self.transpose_for_scores(x) for x in [q, k]]", call).replace(
+        "k: torch.Tensor):", "k: torch.Tensor, names=None):")
+    result = convert_source(source)
+    assert any(d.rule_id == "torch.Tensor.size" for d in warnings(result)), result.code

@@ -167,6 +167,20 @@ class TensorFacts:
                         self.mark(n.id, False)
 
     def _ast_tuple_elements(self, node) -> Optional[tuple]:
+        if isinstance(node, ast.ListComp):  # as _comprehension_elements reads the libcst node
+            gen = node.generators
+            iterable = gen[0].iter if len(gen) == 1 else None
+            if (len(gen) != 1 or gen[0].ifs or gen[0].is_async or not isinstance(gen[0].target, ast.Name)
+                    or not isinstance(iterable, (ast.Tuple, ast.List)) or not iterable.elts
+                    or not all(not isinstance(e, ast.Starred) and self._ast_tensor(e) for e in iterable.elts)):
+                return None
+            saved = self.save([gen[0].target.id])
+            self.mark(gen[0].target.id, True)
+            try:
+                element = self._ast_tensor(node.elt)
+            finally:
+                self.restore(saved)
+            return (True,) * len(iterable.elts) if element else None
         if not isinstance(node, ast.Call):
             return None
         if isinstance(node.func, ast.Name):

@@ -182,16 +182,18 @@ def _names(target) -> list:
 
 
 def _rebinds_one_name(stmt) -> bool:
-    """`x = x.view(...)`: one name assigned a value with no walrus, so every read of the value runs before the
-    binding and sees the earlier one (a tuple target, `q, k = f(q, k)`, is not followed)."""
+    """`x = x.view(...)`, `q, k = [f(s) for s in (q, k)]`: one target of names assigned a value with no walrus, so
+    every read of the value runs before the binding and sees the earlier one."""
     if isinstance(stmt, ast.Assign):
         targets, value = stmt.targets, stmt.value
     elif isinstance(stmt, ast.AnnAssign) and stmt.value is not None:
         targets, value = [stmt.target], stmt.value
     else:
         return False
-    return (len(targets) == 1 and isinstance(targets[0], ast.Name)
-            and not any(isinstance(n, ast.NamedExpr) for n in ast.walk(value)))
+    target = targets[0] if len(targets) == 1 else None
+    plain = isinstance(target, ast.Name) or (isinstance(target, (ast.Tuple, ast.List)) and target.elts
+                                             and all(isinstance(e, ast.Name) for e in target.elts))
+    return plain and not any(isinstance(n, ast.NamedExpr) for n in ast.walk(value))
 
 
 def _bound_names(stmt) -> frozenset:
@@ -426,7 +428,10 @@ class _Analysis:
         elif (module_level and isinstance(node, (ast.Import, ast.ImportFrom))) or isinstance(node, ast.Global):
             for name in _unknown_bindings(node):  # `global f` in a def: f may be rebound there
                 self.counts[name] = self.counts.get(name, 0) + 1
-        inner = opaque or isinstance(node, _OPAQUE)
+        if isinstance(node, _OPAQUE):  # a comprehension over displays (`[f(x) for x in (q, k)]`): its calls' sites
+            inner = _display_comprehension(node) if not opaque else True  # are read with x a tensor (_param_facts)
+        else:
+            inner = opaque
         for child in ast.iter_child_nodes(node):
             self._walk(child, fn, inner, module_level)
 
@@ -919,12 +924,30 @@ class _Analysis:
                     break
                 at = caller.top_of.get(id(call))
                 passed = bound.values
-                known = {p for p in known if p in passed and not opaque and self.tensor(passed[p], caller, caller.locals, at)}
+                local = caller.locals
+                if isinstance(opaque, tuple):  # in a comprehension over displays of tensors: its targets are tensors
+                    targets = self._display_targets(opaque, call, caller, at)
+                    opaque = targets is None
+                    local = local | (targets or frozenset())
+                known = {p for p in known if p in passed and not opaque and self.tensor(passed[p], caller, local, at)}
                 if not known:
                     break
             if known:
                 params[key] = frozenset(known)
         return params
+
+    def _display_targets(self, comp: tuple, call: ast.Call, caller: _Fn, at: Optional[int]) -> Optional[frozenset]:
+        """The targets of a comprehension every `for` of which iterates a display of tensors (`_display_comprehension`),
+        for a call in it; the empty set for a call in its first iterable (run in the enclosing scope); else None."""
+        node, first_iter = comp
+        if id(call) in first_iter:
+            return frozenset()
+        names = set()
+        for gen in node.generators:  # a later `for`'s display may read an earlier target
+            if not all(self.tensor(e, caller, caller.locals | names, None if names else at) for e in gen.iter.elts):
+                return None
+            names.add(gen.target.id)
+        return frozenset(names)
 
     def run(self) -> None:
         for _ in range(_MAX_ROUNDS):
@@ -1139,6 +1162,17 @@ def _common(facts) -> Optional[tuple]:
         return None
     common = tuple(all(f[i] for f in facts) for i in range(len(facts[0])))
     return common if any(common) else None
+
+
+def _display_comprehension(node):
+    """(node, ids of the nodes of its first iterable) for a comprehension every `for` of which has a name target and a
+    tuple or list display to iterate, with no `if` and no `async`; else True (opaque: its calls are not followed)."""
+    generators = getattr(node, "generators", None)
+    if not generators or not all(isinstance(g.target, ast.Name) and isinstance(g.iter, (ast.Tuple, ast.List)) and g.iter.elts
+                                 and not g.ifs and not g.is_async and not any(isinstance(e, ast.Starred) for e in g.iter.elts)
+                                 for g in generators):
+        return True
+    return node, frozenset(id(n) for n in ast.walk(generators[0].iter))
 
 
 def _scopes(scope):
