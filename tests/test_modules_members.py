@@ -329,3 +329,89 @@ def test_torch_sequential_runs_modules_set_on_self_in_order():
     with torch.no_grad():
         expected = torch_model(torch.from_numpy(x))
     assert_close(mlx_model(mx.array(x)), expected, channels_last_output=False)
+
+
+# torchvision densenet.py: features = nn.Sequential(OrderedDict([("conv0", nn.Conv2d(...)), ...])), then
+# self.features.add_module("denseblock%d" ...) / ("norm5", ...). Its convolutions take channels-last data in MLX,
+# which the channels-last analysis does not follow through TorchSequential: the flag says so (with the mark that
+# makes the file one built in torch's layout), and in torch's layout the dict's layers run as torch runs them.
+DENSENET_LIKE = '''
+from collections import OrderedDict
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+class DenseLayer(nn.Module):
+    def __init__(self, cin, growth):
+        super().__init__()
+        self.norm1 = nn.BatchNorm2d(cin)
+        self.relu1 = nn.ReLU(inplace=True)
+        self.conv1 = nn.Conv2d(cin, growth, kernel_size=3, padding=1, bias=False)
+
+    def forward(self, x):
+        return torch.cat([x, self.conv1(self.relu1(self.norm1(x)))], 1)
+
+
+class Net(nn.Module):
+    def __init__(self, growth=4, classes=3):
+        super().__init__()
+        self.features = nn.Sequential(
+            OrderedDict(
+                [
+                    ("conv0", nn.Conv2d(3, 8, kernel_size=7, stride=2, padding=3, bias=False)),
+                    ("norm0", nn.BatchNorm2d(8)),
+                    ("relu0", nn.ReLU(inplace=True)),
+                    ("pool0", nn.MaxPool2d(kernel_size=3, stride=2, padding=1)),
+                ]
+            )
+        )
+        c = 8
+        for i in range(2):
+            self.features.add_module("denselayer%d" % (i + 1), DenseLayer(c, growth))
+            c += growth
+        self.features.add_module("norm5", nn.BatchNorm2d(c))
+        self.classifier = nn.Linear(c, classes)
+
+    def forward(self, x):
+        features = self.features(x)
+        out = F.relu(features, inplace=True)
+        out = F.adaptive_avg_pool2d(out, (1, 1))
+        out = torch.flatten(out, 1)
+        return self.classifier(out)
+'''
+
+
+def test_named_sequential_of_convolutions_in_torch_layout_matches_torch():
+    import mlx.core as mx
+    import torch
+
+    from tests.model_support import randomize_parameters
+    from torch2mlx.layout_facts import CONTAINER_LAYOUT_MARK
+
+    channels_last = convert_source(DENSENET_LIKE, "densenet_like.py", layout="channels-last")
+    flags = [d for d in warnings(channels_last) if d.rule_id == "torch.nn.Sequential"]
+    assert flags and CONTAINER_LAYOUT_MARK in flags[0].message, channels_last.code
+    result = _convert(DENSENET_LIKE, "densenet_like")  # layout "auto": torch's, since channels-last flags
+    assert "self.features = TorchSequential(" in result.code
+    assert 'module_add_module(self.features, "norm5", ' in result.code
+    torch_ns, mlx_ns = exec_source(DENSENET_LIKE, "torch_densenet_like"), exec_source(result.code, "mlx_densenet_like")
+    torch.manual_seed(0)
+    torch_model = torch_ns["Net"]()
+    randomize_parameters(torch_model)
+    torch_model.eval()
+    mlx_model = mlx_ns["Net"]()
+    mlx_model.eval()
+    names = ["conv0", "norm0", "relu0", "pool0", "denselayer1", "denselayer2", "norm5"]
+    helpers = exec_source(convert_source(ADD_MODULE_ERRORS, "walks.py").code, "mlx_walks")
+    assert helpers["children_of"](mlx_model.features) == names
+    assert [n for n, _ in torch_model.features.named_children()] == names
+    report = load_torch_weights(mlx_model, torch_model.state_dict())
+    assert report.ok and len(report.loaded) == len(
+        [k for k in torch_model.state_dict() if not k.endswith("num_batches_tracked")]), report
+    x = np.random.RandomState(0).standard_normal((2, 3, 16, 16)).astype(np.float32)
+    with torch.no_grad():
+        expected = torch_model(torch.from_numpy(x))
+    assert np.abs(expected.numpy()).max() > 0.1
+    assert_close(mlx_model(mx.array(x)), expected, channels_last_output=False)

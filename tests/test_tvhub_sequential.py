@@ -95,8 +95,9 @@ class Net(nn.Module):
 def test_named_sequential_of_layers_taking_channels_last_data_stays_flagged():
     """MLX's convolutions take NHWC data: nn-layout transposes for them where it follows the calls, which it
     does not inside TorchSequential; a class of the file building none, and plain per-position layers, are
-    kept by name."""
-    result = convert_source(LOCAL_BLOCKS)
+    kept by name. (With layout "auto" the flag makes the file one built in torch's layout, where every such
+    Sequential is kept by name: test_modules_members.)"""
+    result = convert_source(LOCAL_BLOCKS, layout="channels-last")
     flagged = sorted(d.line for d in result.diagnostics if d.severity.value != "info" and d.rule_id == "torch.nn.Sequential")
     assert flagged == [29, 30, 31], [d.format() for d in result.diagnostics]
     assert 'self.a = TorchSequential(OrderedDict([("m0", Mlp()), ("m1", Mlp())]))' in result.code

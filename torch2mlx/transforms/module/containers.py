@@ -16,7 +16,9 @@ names (`blocks.0.attn.weight`, `heads.cls.weight`).
 the helper keeps the dict's keys as member names and calls the members in order. Only where every layer is
 seen and none takes channels-last data in MLX (no torch spatial layer, no class of the file building one, no
 factory or parameter call): nn-layout follows MLX's nn.Sequential, not the helper's calls (torchvision's ViT
-encoder and heads convert; DenseNet's features, of convolutions, stay flagged).
+encoder and heads convert; DenseNet's features, of convolutions, stay flagged). In the torch-layout build
+(layout/torch_layout.py: every layer takes torch's layout) no layer takes channels-last data, so any such dict
+becomes TorchSequential (torchvision's DenseNet features, RegNet trunk, MaxViT's stem).
 
 **Left in place when**: keyword arguments; a dict with other arguments; an `OrderedDict` not imported from
 collections; a layer that may take channels-last data, or one that cannot be seen.
@@ -33,6 +35,7 @@ import libcst as cst
 
 from torch2mlx.binding import Flag
 from torch2mlx.handlers import register
+from torch2mlx.layout_facts import CONTAINER_LAYOUT_MARK
 from torch2mlx.template import sentinel
 
 _NN = frozenset({"nn"})
@@ -62,9 +65,10 @@ def nn_sequential(rule, original: cst.Call, call: cst.Call, receiver, rewriter):
             if _known_mapping(rewriter, orig.value):
                 why = _layout_risk(rewriter, _dict_values(rewriter, orig.value))
                 if why is not None:
+                    # the mark makes a file of such a Sequential one built in torch's layout (api: layout "auto")
                     raise Flag(f"nn.Sequential(OrderedDict(...)): {why}; the layers are kept by name "
-                               "(TorchSequential) only where none of them takes channels-last data in MLX (the "
-                               "layout analysis does not follow the calls it makes)", "no-equivalent")
+                               "(TorchSequential) only where none of them takes channels-last data in MLX "
+                               f"({CONTAINER_LAYOUT_MARK}: the calls it makes)", "no-equivalent")
                 return _named_sequential(rewriter, original, call)
             raise Flag("nn.Sequential(OrderedDict(...)) names its layers; MLX's nn.Sequential numbers them "
                        "(layers.0, ...), and this OrderedDict is not known to be collections' (imported from "
@@ -187,9 +191,11 @@ def _layout_risk(rewriter, values) -> "str | None":
     the analysis cannot see (a factory, a parameter, an imported class)."""
     from torch2mlx.layout_facts import ADAPTIVE, KEEP, SPATIAL
 
+    layout = rewriter.transform("nn-layout")
+    if getattr(layout, "builds_torch_layout", False):
+        return None  # the torch-layout build (layout/torch_layout.py): every layer takes torch's layout
     if values is None:
         return "its layers cannot all be seen"
-    layout = rewriter.transform("nn-layout")
     for value in values:
         func = value.func if isinstance(value, (cst.Call, ast.Call)) else None
         if func is None:
