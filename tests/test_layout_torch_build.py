@@ -25,6 +25,7 @@ def _matches_torch(source: str, build, shape: tuple, layout: str = "auto"):
     result = convert_source(source, "model.py", layout=layout)
     assert not warnings(result), "\n".join(d.format() for d in warnings(result)) + "\n" + result.code
     assert "# MLX layout:" not in result.code  # no class takes channels-last input
+    assert convert_source(result.code, "model.py").code == result.code, "converting the output again changed it"
     torch.manual_seed(0)
     torch_model = build(exec_source(source, "torch_model"))
     randomize_parameters(torch_model)
