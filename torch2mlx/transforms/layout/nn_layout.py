@@ -47,6 +47,11 @@ followed like classes of this file by what their own file's conversion makes of 
 channels-last in and out (SqueezeExcitation), or torch's layout (Conv2dNormActivation, unless a class of the
 project is passed to it); a class flagged there, or in a file not converted alike, stays unknown (flagged).
 
+**Not run where it would flag**: by default (`convert_source(layout="auto")`) a file this analysis flags (a single
+file), or every file of a project where it flags any (a directory run), is built in torch's layout instead
+(`torch_layout_build()`, torch_layout.py: every channels-last layer a helper taking torch's layout); what is below
+is what a run asking for `layout="channels-last"` gets.
+
 **Left in place (flagged) when** a channels-last value is used in any other way (`view`/`reshape`
 to other shapes, tensor indices, unknown functions or submodules, try/with over it, a branch or
 loop that leaves it channels-last on one path only, ...). What such a flagged expression computes is
