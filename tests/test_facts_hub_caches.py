@@ -1,7 +1,8 @@
 """Key/value caches of the transformers hub (value_facts `_cache_names`): `key, value = layer_past.update(key, value,
 self.layer_idx)` on a parameter annotated `Cache | None` gives tensors (the stand-in returns them, or them after the
 cached ones), so the attention helper they are passed to knows its parameters (transformers' gptj `_attn`,
-imagegpt, falcon); a subclass's forward reads the layers its base built (GPTJFlashAttention2's `self.q_proj`)."""
+imagegpt, falcon), and so are `cache.layers[i].keys` / `.values` (gpt2's cross-attention); a subclass's forward
+reads the layers its base built (GPTJFlashAttention2's `self.q_proj`)."""
 from __future__ import annotations
 
 import numpy as np
@@ -39,6 +40,14 @@ class Attention(nn.Module):
         return self._attn(query, key)
 
 
+class Reader(Attention):
+    def forward(self, hidden_states: torch.Tensor, layer_past: Cache | None = None):
+        cache = layer_past if hidden_states is not None else None
+        key = cache.layers[self.layer_idx].keys
+        value = cache.layers[self.layer_idx].values
+        return self._attn(value, key)
+
+
 class FlashAttention(Attention):
     def forward(self, hidden_states: torch.Tensor, layer_past: Cache | None = None):
         query = self.q_proj(hidden_states)
@@ -73,6 +82,13 @@ def test_cache_update_and_inherited_layers_under_torch_and_mlx():
                 expected = ref(torch.from_numpy(x), torch_cache).numpy()
             actual = np.array(model(mx.array(x), mlx_cache))
             assert actual.shape == expected.shape and actual.dtype == expected.dtype
+            np.testing.assert_allclose(actual, expected, rtol=1e-4, atol=1e-5)
+        if cls == "Attention":  # gpt2's cross-attention reads the cached keys and values back: `cache.layers[i].keys`
+            reader_ref, reader = torch_ns["Reader"]().eval(), mlx_ns["Reader"]()
+            with torch.no_grad():
+                expected = reader_ref(torch.from_numpy(x), torch_cache).numpy()
+            actual = np.array(reader(mx.array(x), mlx_cache))
+            assert actual.shape == expected.shape == (2, 6, 6)
             np.testing.assert_allclose(actual, expected, rtol=1e-4, atol=1e-5)
 
 

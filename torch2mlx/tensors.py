@@ -197,6 +197,8 @@ class TensorFacts:
                 return bool(self._function_facts(self.tensor_functions, node.func.id))
             return _is_ast_self_attribute(node.func) and node.func.attr in self.submodules
         if isinstance(node, ast.Attribute):
+            if self._ast_cached_layer(node):
+                return True
             return _is_ast_self_attribute(node) and node.attr in self.attributes
         if isinstance(node, ast.BinOp):
             return self._ast_tensor(node.left) or self._ast_tensor(node.right)
@@ -209,6 +211,20 @@ class TensorFacts:
         if isinstance(node, ast.Subscript):
             return self._ast_tensor(node.value)
         return False
+
+    def _ast_cached_layer(self, node) -> bool:
+        """`cache.layers[i].keys` / `.values` of a hub cache (value_facts.cached_layer)."""
+        value = node.value
+        return (node.attr in ("keys", "values") and isinstance(value, ast.Subscript) and not isinstance(value.slice, ast.Slice)
+                and isinstance(value.value, ast.Attribute) and value.value.attr == "layers"
+                and isinstance(value.value.value, ast.Name) and ("cache", value.value.value.id) in self.tuple_functions)
+
+    def _cached_layer(self, node: cst.Attribute) -> bool:
+        value = node.value
+        return (node.attr.value in ("keys", "values") and isinstance(value, cst.Subscript) and len(value.slice) == 1
+                and isinstance(value.slice[0].slice, cst.Index) and isinstance(value.value, cst.Attribute)
+                and value.value.attr.value == "layers" and isinstance(value.value.value, cst.Name)
+                and ("cache", value.value.value.value) in self.tuple_functions)
 
     def tuple_elements(self, node: cst.BaseExpression) -> Optional[tuple]:
         """(element i a tensor, ...) of `f(...)` / `self.m(...)` returning tuples (value_facts), or of a list
@@ -333,6 +349,8 @@ class TensorFacts:
                 return rule is not None and node.attr.value in rule.namedtuple
             if isinstance(node.value, cst.Name) and node.value.value == "self" and node.attr.value in self.attributes:
                 return True
+            if self._cached_layer(node):
+                return True  # `past_key_values.layers[i].keys` of a hub cache (value_facts)
             if self.narrowed and isinstance(node.value, cst.Name) and any(
                     f"{node.value.value}.{node.attr.value}" in names for names in self.narrowed):
                 return True

@@ -609,6 +609,8 @@ class _Analysis:
         if isinstance(node, ast.Attribute):
             if fn.self_name is not None and isinstance(node.value, ast.Name) and node.value.id == fn.self_name:
                 return node.attr in self.attributes.get(id(fn.cls), ())
+            if cached_layer(node, self.caches):
+                return True
             return node.attr in _TENSOR_ATTRS and self.tensor(node.value, fn, local, at)
         return False
 
@@ -672,7 +674,8 @@ class _Analysis:
         """Names every binding of which anywhere in the file is a hub key/value cache (`--hub transformers`: the
         stand-ins of Cache, DynamicCache, EncoderDecoderCache, hub/transformers) or None: a parameter annotated with
         one of those classes (`past_key_values: Cache | None = None`), `name = None`, `name = DynamicCache(...)`, or
-        `name = other.self_attention_cache` / `.cross_attention_cache` of such a name. Their `update(k, v, ...)`
+        `name = other.self_attention_cache` / `.cross_attention_cache`, another such name, or `a if c else b` of
+        those. Their `update(k, v, ...)`
         returns a pair of tensors given two (`_cache_update`); tensors.TensorFacts reads it from the module's
         `tensor_tuples` (key ("cache", name))."""
         counts = _binding_counts(self.module.node)
@@ -704,6 +707,10 @@ class _Analysis:
         def is_cache(value, names) -> bool:
             if isinstance(value, ast.Constant) and value.value is None:
                 return True
+            if isinstance(value, ast.Name):
+                return value.id in names  # `curr_past_key_values = past_key_values`
+            if isinstance(value, ast.IfExp):  # `past_key_values if use_cache else None`
+                return is_cache(value.body, names) and is_cache(value.orelse, names)
             if isinstance(value, ast.Call) and isinstance(value.func, ast.Name) and value.func.id in classes:
                 return True
             return (isinstance(value, ast.Attribute) and value.attr in ("self_attention_cache", "cross_attention_cache")
@@ -1162,6 +1169,15 @@ def _common(facts) -> Optional[tuple]:
         return None
     common = tuple(all(f[i] for f in facts) for i in range(len(facts[0])))
     return common if any(common) else None
+
+
+def cached_layer(node, caches) -> bool:
+    """`cache.layers[i].keys` / `.values` of a name always holding a hub cache (`_cache_names`): the tensors cached
+    for layer i (gpt2's cross-attention reads them back)."""
+    value = node.value
+    return (node.attr in ("keys", "values") and isinstance(value, ast.Subscript) and not isinstance(value.slice, ast.Slice)
+            and isinstance(value.value, ast.Attribute) and value.value.attr == "layers"
+            and isinstance(value.value.value, ast.Name) and value.value.value.id in caches)
 
 
 def _display_comprehension(node):

@@ -557,8 +557,27 @@ class Cache:
     def get_seq_length(self, layer_idx: int = 0) -> int:
         return self.seen[layer_idx] if layer_idx < len(self.seen) else 0
 
+    @property
+    def layers(self) -> list:
+        """transformers' per-layer caches: `cache.layers[i].keys` / `.values` are the keys and values cached so far
+        (what `update` returned last for layer i), as encoder-decoder attention reads them back (gpt2, whisper)."""
+        return [_CacheLayer(self, i) for i in range(len(self.keys))]
+
     def __len__(self) -> int:
         return len(self.keys)
+
+
+class _CacheLayer:
+    def __init__(self, cache: Cache, index: int):
+        self._cache, self._index = cache, index
+
+    @property
+    def keys(self):
+        return self._cache.keys[self._index]
+
+    @property
+    def values(self):
+        return self._cache.values[self._index]
 
 
 class DynamicCache(Cache):
