@@ -32,6 +32,7 @@ MODULE = "torch.nn.Module"
 class ParameterFreeze(Transform):
     id = RULE_ID
     description = "self.w = nn.Parameter(t, requires_grad=False) -> self.w = t; self.freeze(keys=['w'], recurse=False)"
+    text_decides = True  # the word decides; module classes of other files are read from the module scope
 
     def applies_to(self, text: str) -> bool:
         return "requires_grad" in text
