@@ -742,7 +742,7 @@ class TableRewriter(cst.CSTTransformer):
         stmt = self.statement_stack[-1] if self.statement_stack else None
         if (not _computed(value) or not isinstance(stmt, cst.SimpleStatementLine) or len(stmt.body) != 1
                 or self.scopes[-1].kind not in ("function", "module")
-                or not _ONCE_TRANSFORMS.issuperset(t.id for t in self.transforms)
+                or not all(_keeps_statements(t) for t in self.transforms)
                 or any(isinstance(s, cst.With) for s in self.statement_stack)
                 or not evaluated_first(stmt.body[0], value)
                 or any(_inside(f.node, value) for f in self.statement_findings[-1])
@@ -798,12 +798,24 @@ class TableRewriter(cst.CSTTransformer):
         return cst.FlattenSentinel([*lines, *statements])
 
 
-# transforms that rewrite expressions in place, never moving statements: with any other transform on the file
-# (training steps move statements into `def loss_fn`), a receiver is not evaluated through a new line; no-grad only
+# transforms of the training and data packages that rewrite expressions in place, never moving statements: with any
+# other of those on the file (training steps move statements into `def loss_fn`), a value is not evaluated through a
+# new line (`_keeps_statements`); no-grad only
 # drops decorators and unwraps `with` blocks (a receiver inside a `with` stays: a no_grad block in a forward is
 # translated statement by statement)
 _ONCE_TRANSFORMS = frozenset({"nn-module", "nn-layer-values", "jit-markers", "nn-init", "nn-layout", "nn-script-layers",
                               "nn-conv-checks", "inplace-op", "nn-inplace-activation", "runtime-values", "no-grad"})
+# the packages whose transforms restructure a script (a training step's statements move into `def loss_fn`, a
+# data loop is rewritten): a line put before a statement there could end up outside the function the statement
+# moves into. Transforms of the other packages (module classes, layout, facts, values, runtime, init, in-place
+# updates) rewrite expressions and statements where they are.
+_MOVING_PACKAGES = ("torch2mlx.transforms.training.", "torch2mlx.transforms.data.")
+
+
+def _keeps_statements(transform) -> bool:
+    return transform.id in _ONCE_TRANSFORMS or not type(transform).__module__.startswith(_MOVING_PACKAGES)
+
+
 _BUILTIN_VALUES = frozenset({"slice", "range", "str", "int", "float", "bool", "complex", "list", "tuple", "dict", "set",
                              "frozenset", "bytes", "len", "repr", "enumerate", "zip", "map", "filter", "reversed",
                              "sorted", "iter"})
