@@ -27,6 +27,14 @@ FLAGGED = [
 ]
 
 
+def test_kept_value_of_an_update_chain_is_flagged_not_a_crash():
+    """torchvision 0.28 transforms/v2/functional/_color.py:332 `hr = bc.sub_(gc).mul_(~mask_maxc_neq_r)`: the value of
+    the chain is bc's tensor, kept as hr (the scope analysis once crashed reading the inner call as a name)."""
+    result = convert_source(_source("bc = a * 1\ngc = a * 2\nhr = bc.sub_(gc).mul_(3)\nreturn hr, bc"))
+    assert any(d.rule_id == "inplace-op" for d in result.diagnostics), result.code
+    assert "bc.sub_(gc).mul_(3)" in result.code
+
+
 def _source(body):
     return HEADER + textwrap.indent(body, "    ") + "\n"
 

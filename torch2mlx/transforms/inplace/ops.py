@@ -167,7 +167,7 @@ class _ScopeFacts:
                 # the value of `x.op_()` is x's tensor: `y = x.sigmoid_()` keeps a reference to it (a statement, or
                 # `x = x.op_()`, does not)
                 up = parents.get(call)
-                if isinstance(up, ast.Expr) or (isinstance(up, ast.Assign) and len(up.targets) == 1
+                if isinstance(up, ast.Expr) or (isinstance(up, ast.Assign) and len(up.targets) == 1 and isinstance(node, ast.Name)
                                                 and isinstance(up.targets[0], ast.Name) and up.targets[0].id == node.id):
                     return None
                 return self._use_problem(call, parents)
