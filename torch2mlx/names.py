@@ -41,6 +41,7 @@ class Scope:
     config_ints: dict = field(default_factory=dict)  # module: config class -> fields always holding an int (hub/)
     config_params: dict = field(default_factory=dict)  # function: parameter -> the config class it holds (value_facts)
     int_attributes: frozenset = frozenset()      # class: attributes every store of which is an int (value_facts)
+    class_ints: dict = field(default_factory=dict)  # module: class bound once -> its int_attributes (value_facts)
     node: Optional[ast.AST] = None               # the ast of the scope (module, def or class)
     _scalars: Optional[tuple] = None             # (int names, shadowed builtins): scalar_facts.int_names
     _ints: Optional[frozenset] = None            # int_names(), read once

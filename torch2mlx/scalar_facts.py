@@ -248,10 +248,12 @@ def is_int(node: ast.AST, names: Optional[set] = None, shadowed: frozenset = fro
         if isinstance(node.op, ast.Pow):  # an int to a non-negative int literal power (a negative one gives a float)
             right = node.right
             return (isinstance(right, ast.Constant) and type(right.value) is int and right.value >= 0
-                    and is_int(node.left, names, shadowed))
+                    and int_or_raises(node.left, names, shadowed))
+        if isinstance(node.op, _RAISING_OPS):  # `image_size // patch_size`, either maybe a list: an int or a raise
+            return int_or_raises(node.left, names, shadowed) and int_or_raises(node.right, names, shadowed)
         return isinstance(node.op, _INT_OPS) and is_int(node.left, names, shadowed) and is_int(node.right, names, shadowed)
     if isinstance(node, ast.UnaryOp):
-        return isinstance(node.op, (ast.USub, ast.UAdd, ast.Invert)) and is_int(node.operand, names, shadowed)
+        return isinstance(node.op, (ast.USub, ast.UAdd, ast.Invert)) and int_or_raises(node.operand, names, shadowed)
     if isinstance(node, ast.IfExp):
         return is_int(node.body, names, shadowed) and is_int(node.orelse, names, shadowed)
     if isinstance(node, ast.Subscript):
@@ -279,6 +281,19 @@ def is_int(node: ast.AST, names: Optional[set] = None, shadowed: frozenset = fro
             return (func.attr in _INT_MATH and isinstance(func.value, ast.Name) and func.value.id == "math"
                     and "math" not in shadowed and len(node.args) == 1)
     return False
+
+
+_RAISING_OPS = (ast.Sub, ast.FloorDiv, ast.Mod)  # raise on a list, a tuple or None (`+` and `*` do not)
+
+
+def int_or_raises(node, names, shadowed=frozenset()) -> bool:
+    """An int, or a name / `a.b` whose `?` entry says: an int, or a list, tuple or None (`//`, `-`, `%`, `**` and a
+    unary minus raise on those, so where they give a value it is an int: CLIP's `(image_size // patch_size) ** 2`)."""
+    if is_int(node, names, shadowed):
+        return True
+    if isinstance(node, ast.Name):
+        return f"{node.id}?" in names
+    return isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and f"{node.value.id}.{node.attr}?" in names
 
 
 def _sequence_key(node) -> Optional[str]:

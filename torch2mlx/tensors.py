@@ -99,6 +99,7 @@ class TensorFacts:
         self.bools: list[set] = [set()]
         # `m.weight` inside `if isinstance(m, nn.Linear):` (transforms/facts/layer_checks.py pushes and pops them)
         self.narrowed: list = []
+        self.narrowed_ints: list = []  # `m.num_positions` inside `if isinstance(m, C):`, C a class of the file
 
     def push(self) -> None:
         self.stack.append(set())

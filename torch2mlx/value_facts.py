@@ -1045,10 +1045,18 @@ class _Analysis:
                                 v, set(f.scope.own_int_names()) | {f"{f.self_name}.{a}" for a in known}) for v, f in stores):
                         found[id(cls)].add(f"{name}[]")  # every element an int: `self.window_size[0]`
                         changed = True
+                    elif f"{name}?" not in known and stores and all(
+                            v is not None and f is not None and f.self_name is not None and isinstance(v, (ast.Name, ast.Attribute))
+                            and scalar_facts.int_or_raises(v, set(f.scope.own_int_names()) | {f"{f.self_name}.{a}" for a in known})
+                            for v, f in stores):
+                        found[id(cls)].add(f"{name}?")  # an int or a list / tuple / None: `self.image_size = config.image_size`
+                        changed = True
             if not changed:
                 break
         for cls in self.all_classes:
             cls.scope.int_attributes = frozenset().union(*(found[id(c)] for c in cls.family))
+        # `isinstance(m, C)` narrows m to C (transforms/facts/layer_checks.py): C's int attributes by its name
+        self.module.class_ints = {name: cls.scope.int_attributes for name, cls in self.classes.items() if cls.scope.int_attributes}
 
     def _construction_sites(self, counts: dict) -> dict:
         """id(__init__) -> (its _Fn, [(call, caller)]) for the file's classes constructed only by calls in its defs

@@ -112,7 +112,9 @@ def _finish(rule, bound: Bound):
 def _scope_ints(context) -> frozenset:
     """The names of the innermost scope being converted that always hold ints."""
     scopes = context.scopes
-    return scopes[-1].int_names() if scopes else frozenset()
+    ints = scopes[-1].int_names() if scopes else frozenset()
+    narrowed = context.tensors.narrowed_ints  # `module.num_positions` in `if isinstance(module, C):` (layer_checks)
+    return ints.union(*narrowed) if narrowed else ints
 
 
 def _infer_dtype(rule, bound: Bound, names: tuple, ints: frozenset = frozenset()) -> Bound:

@@ -108,10 +108,28 @@ def config_int_fields(inner: str) -> dict:
                 isinstance(d, ast.Name) and d.id == "strict" or isinstance(d, ast.Call) and isinstance(d.func, ast.Name)
                 and d.func.id == "strict" for d in node.decorator_list):
             continue
+        fields = [s for s in node.body if isinstance(s, ast.AnnAssign) and isinstance(s.target, ast.Name)]
         found[node.name] = frozenset(
-            s.target.id for s in node.body if isinstance(s, ast.AnnAssign) and isinstance(s.target, ast.Name)
-            and isinstance(s.annotation, ast.Name) and s.annotation.id == "int")
+            [s.target.id for s in fields if isinstance(s.annotation, ast.Name) and s.annotation.id == "int"]
+            + [f"{s.target.id}?" for s in fields if _int_or_no_number(s.annotation)])
     return found
+
+
+def _int_or_no_number(annotation) -> bool:
+    """`int | list[int] | tuple[int, int] | None` (CLIP's image_size): an int, or a value on which `//`, `-`, `%`
+    and `**` raise (a list, a tuple, None): the field's entry is `name?` (scalar_facts.is_int reads such operands)."""
+    sides, todo = [], [annotation]
+    while todo:
+        node = todo.pop()
+        if isinstance(node, ast.BinOp) and isinstance(node.op, ast.BitOr):
+            todo += [node.left, node.right]
+        else:
+            sides.append(node)
+    has_int = any(isinstance(n, ast.Name) and n.id == "int" for n in sides)
+    others = all((isinstance(n, ast.Name) and n.id == "int") or (isinstance(n, ast.Constant) and n.value is None)
+                 or (isinstance(n, ast.Subscript) and isinstance(n.value, ast.Name) and n.value.id in ("list", "tuple"))
+                 for n in sides)
+    return has_int and others and len(sides) > 1
 
 
 def provided(module: str) -> frozenset:
