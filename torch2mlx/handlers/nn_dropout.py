@@ -136,9 +136,15 @@ def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p=0.
 def scaled_dot_product_attention(rule, original: cst.Call, call: cst.Call, receiver, rewriter):
     """`F.scaled_dot_product_attention(...)` -> a call of the helper above (its name in this file), the arguments
     as given: each is read once, and what only run time tells (dropout_p, is_causal, the mask's dtype, the
-    inputs' rank) is decided there."""
-    bound = normalize(rule, bind(call.args, rule.signature, receiver))
-    template = choose_template(rule, bound)
-    result = expand(template, rule, bound)
-    name = rewriter.helper("scaled_dot_product_attention", lambda: helper_statements(rewriter, SDPA_HELPER))
-    return result.with_changes(func=cst.Name(name)), template_roots(template)
+    inputs' rank) is decided there. The helper takes torch's parameters by torch's names, so a call with `*`/`**`
+    arguments (transformers' sdpa_attention_forward: `**sdpa_kwargs`, {} or {"enable_gqa": True}) passes them on
+    as written."""
+    name = "scaled_dot_product_attention"
+    if any(arg.star for arg in call.args):
+        result, roots = call, frozenset()
+    else:
+        bound = normalize(rule, bind(call.args, rule.signature, receiver))
+        template = choose_template(rule, bound)
+        result, roots = expand(template, rule, bound), template_roots(template)
+    name = rewriter.helper(name, lambda: helper_statements(rewriter, SDPA_HELPER))
+    return result.with_changes(func=cst.Name(name)), roots
