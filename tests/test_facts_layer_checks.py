@@ -55,3 +55,24 @@ def test_a_checked_layer_weight_is_a_tensor_under_mlx():
 def test_what_may_not_be_that_weight_stays_flagged(body):
     result = convert_source("import torch\nfrom torch import nn\n\n\n" + textwrap.dedent(body))
     assert any(d.rule_id == "torch.Tensor.size" for d in warnings(result)), result.code
+
+
+def test_to_a_known_tensor_takes_its_dtype_under_mlx():
+    """`initial_state.to(value)` of two known tensors (transformers' bailing_hybrid / qwen3_next): torch gives value's
+    dtype (and device); MLX `.astype(value.dtype)`. An argument not known to be a tensor stays flagged."""
+    import mlx.core as mx
+    import numpy as np
+
+    source = ("import torch\n\n\ndef f(x: torch.Tensor, value: torch.Tensor, s):\n    return x.to(value), x.to(value + 1)\n\n\n"
+              "out = f(torch.tensor([1.5, -2.25]), torch.tensor([1, 2]), 'cpu')\n")
+    result = convert_source(source)
+    assert not warnings(result), result.diagnostics
+    mlx_ns: dict = {}
+    exec(compile(result.code, "<mlx>", "exec"), mlx_ns)
+    torch_ns: dict = {}
+    exec(compile(source, "<torch>", "exec"), torch_ns)
+    for m, t in zip(mlx_ns["out"], torch_ns["out"]):
+        assert m.dtype == mx.int64 and str(t.dtype) == "torch.int64"
+        np.testing.assert_array_equal(np.array(m), t.numpy())
+    flagged = convert_source("import torch\n\n\ndef f(x: torch.Tensor, s):\n    return x.to(s)\n")
+    assert any(d.rule_id == "Tensor.to" for d in warnings(flagged)), flagged.code

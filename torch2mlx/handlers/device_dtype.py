@@ -43,7 +43,7 @@ def tensor_to(rule, original: cst.Call, call: cst.Call, receiver, rewriter):
     if receiver is None:
         raise Flag("`.to()` needs a receiver", "internal-error")
     dtype = None
-    for arg in call.args:
+    for before, arg in zip(original.args, call.args):
         if arg.star:
             raise Flag("cannot read a starred argument to `.to()`")
         key = arg.keyword.value if arg.keyword is not None else None
@@ -51,10 +51,15 @@ def tensor_to(rule, original: cst.Call, call: cst.Call, receiver, rewriter):
             dtype = arg.value
         elif key in _DROPPED_KEYWORDS:
             continue
+        elif key is None and rewriter.tensors.is_tensor(before.value) and rewriter.tensors.is_tensor(original.func.value):
+            # `x.to(other)` of two tensors: other's dtype (and device, which MLX has not): `x.astype(other.dtype)`
+            # (bailing_hybrid's `initial_state.to(value)`); the argument is still evaluated once
+            dtype = cst.Attribute(arg.value if not isinstance(arg.value, cst.BinaryOperation) else arg.value.with_changes(
+                lpar=[cst.LeftParen()], rpar=[cst.RightParen()]), cst.Name("dtype"))
         elif key is None and _is_device(arg.value):
             # a device is recognised by its name (`device`, `self.dev`, `rank`): a guess, so a value known to be
             # a tensor is not dropped (`x.to(other)` takes other's dtype as well as its device)
-            if rewriter.tensors.is_tensor(arg.value):
+            if rewriter.tensors.is_tensor(before.value):
                 raise Flag(f"`{code_of(arg.value)}` is a tensor: `.to(tensor)` takes its dtype and device; "
                            "write `.astype(<tensor>.dtype)`", "semantics-differ")
             continue
