@@ -87,5 +87,18 @@ class Net(nn.Module):
         x = self.conv(x)
         return F.batch_norm(x, self.rm, self.rv)
 '''
-    result = convert_source(source, "net.py")
+    result = convert_source(source, "net.py", layout="channels-last")
     assert [d.line for d in warnings(result) if d.rule_id == "nn-layout" and "axis order" in d.message] == [15]
+    # by default the file is then built in torch's layout (the conv takes and gives NCHW): exact
+    result = convert_source(source, "net.py")
+    assert not warnings(result), result.code
+    torch_net, mlx_net = exec_source(source, "torch_bn")["Net"](), exec_source(result.code, "mlx_bn")["Net"]()
+    torch_net.eval()
+    mlx_net.eval()
+    from torch2mlx import load_torch_weights
+
+    assert load_torch_weights(mlx_net, torch_net.state_dict()).ok
+    x = np.random.RandomState(0).standard_normal((2, 3, 6, 6)).astype(np.float32)
+    with torch.no_grad():
+        expected = torch_net(torch.from_numpy(x)).numpy()
+    np.testing.assert_allclose(np.array(mlx_net(mx.array(x))), expected, rtol=1e-4, atol=1e-5)
