@@ -110,6 +110,7 @@ def _convert(source: str, name: str):
 def _kind(module) -> str:
     """A module's class name, torch's containers named as what they become in MLX."""
     name = type(module).__name__
+    name = name[len("Torch"):] if name.startswith("Torch") else name  # TorchSequential: torch's Sequential
     return {"ModuleList": "list", "ModuleDict": "dict"}.get(name, name)
 
 
@@ -205,16 +206,35 @@ def test_add_module_replaces_in_place_and_keeps_order():
 
 
 def test_what_mlx_cannot_name_raises():
-    """MLX's Sequential numbers its layers: add_module of a name that is not the next index raises (torch appends
-    it under that name); an empty list member may be an empty ModuleList (a child in torch) or a plain list (not)."""
+    """A Sequential grown where it is built is flagged in the channels-last build (nn-layout reads the
+    constructor's layers only), with the mark that makes layout "auto" build the file in torch's layout, where it
+    is a TorchSequential (any name, torch's order); add_module on an MLX nn.Sequential raises (its layers are
+    numbered). An empty list member may be an empty ModuleList (a child in torch) or a plain list (not): raises."""
     import mlx.nn
+    import torch
 
-    result = _convert(ADD_MODULE_ERRORS, "add_module_mlx")
-    ns = exec_source(result.code, "mlx_add_mlx")
-    seq = ns["add_to_sequential"]("1")
-    assert len(seq.layers) == 2 and ns["children_of"](seq) == ["0", "1"]
+    from torch2mlx.layout_facts import CONTAINER_LAYOUT_MARK
+
+    conv = "import torch.nn as nn\n\n\ndef stem():\n    s = nn.Sequential()\n    s.add_module('conv1', nn.Conv2d(3, 4, 3))\n    return s\n"
+    channels_last = convert_source(conv, "grown_cl.py", layout="channels-last")
+    flags = [d for d in warnings(channels_last) if d.rule_id == "torch.nn.Sequential"]
+    assert len(flags) == 1 and CONTAINER_LAYOUT_MARK in flags[0].message, channels_last.code
+    assert "s = TorchSequential()" in _convert(conv, "grown_auto").code  # auto: the torch-layout build
+    result = _convert(ADD_MODULE_ERRORS, "add_module_mlx")  # no channels-last layer in the file
+    assert "seq = TorchSequential(" in result.code
+    ns, torch_ns = exec_source(result.code, "mlx_add_mlx"), exec_source(ADD_MODULE_ERRORS, "torch_add_mlx")
+    for name in ("1", "pool"):
+        assert ns["children_of"](ns["add_to_sequential"](name)) == torch_ns["children_of"](
+            torch_ns["add_to_sequential"](name)) == ["0", name]
+    seq = ns["add_to_sequential"]("pool")
+    x = np.array([[-1.0, 2.0]], dtype=np.float32)
+    expected = torch_ns["add_to_sequential"]("pool")
+    expected[0].load_state_dict({"weight": torch.from_numpy(np.array(seq[0].weight)),
+                                 "bias": torch.from_numpy(np.array(seq[0].bias))})
+    with torch.no_grad():
+        assert_close(seq(__import__("mlx.core").core.array(x)), expected(torch.from_numpy(x)), channels_last_output=False)
     with pytest.raises(NotImplementedError):
-        ns["add_to_sequential"]("pool")
+        ns["add"](mlx.nn.Sequential(mlx.nn.ReLU()), "1", mlx.nn.ReLU())
     host = ns["Host"]()
     host.blocks = []
     with pytest.raises(NotImplementedError):

@@ -20,8 +20,15 @@ encoder and heads convert; DenseNet's features, of convolutions, stay flagged). 
 (layout/torch_layout.py: every layer takes torch's layout) no layer takes channels-last data, so any such dict
 becomes TorchSequential (torchvision's DenseNet features, RegNet trunk, MaxViT's stem).
 
+A Sequential that the same function grows after building it (`stem = nn.Sequential()` then
+`stem.add_module(name, m)`, `self.blocks.append(m)`: timm's cspnet) becomes TorchSequential in the torch-layout
+build and in a file building no channels-last layer (torch's names and order for what is added); in the
+channels-last build it is flagged with the container
+mark (nn-layout reads the constructor's layers only), which makes layout "auto" choose the torch-layout build.
+
 **Left in place when**: keyword arguments; a dict with other arguments; an `OrderedDict` not imported from
-collections; a layer that may take channels-last data, or one that cannot be seen.
+collections; a layer that may take channels-last data, or one that cannot be seen; a Sequential grown after
+it is built, in the channels-last build.
 
 Registered here, rather than in torch2mlx/handlers/, so that the whole nn.Module translation
 lives in one feature package (transforms/module/); the handler registry walks the transforms
@@ -74,7 +81,49 @@ def nn_sequential(rule, original: cst.Call, call: cst.Call, receiver, rewriter):
                        "(layers.0, ...), and this OrderedDict is not known to be collections' (imported from "
                        "collections in this file): pass the layers positionally or keep them as attributes",
                        "no-equivalent")
+    if _grown_later(rewriter, original):
+        layout = rewriter.transform("nn-layout")  # absent: the file builds no channels-last layer
+        if layout is None or getattr(layout, "builds_torch_layout", False):
+            return _torch_sequential(rewriter, call)
+        # the mark makes the file one built in torch's layout (api: layout "auto"), where this becomes TorchSequential
+        raise Flag("nn.Sequential grown after it is built (X.add_module(name, m) / X.append(m)): torch runs the added "
+                   f"modules too, under their names; {CONTAINER_LAYOUT_MARK} (it reads the layers passed to the "
+                   "constructor only), so they are kept (TorchSequential) in the torch-layout build only",
+                   "no-equivalent")
     return _nn_call("Sequential", [a.with_changes(comma=cst.MaybeSentinel.DEFAULT, whitespace_after_arg=cst.SimpleWhitespace("")) for a in call.args]), _NN
+
+
+_GROWERS = frozenset({"add_module", "append"})
+
+
+def _grown_later(rewriter, original: cst.Call) -> bool:
+    """The Sequential is assigned to a name or attribute (`stem = nn.Sequential()`, `self.blocks = ...`) that the
+    same function (or module) grows by `.add_module(...)` / `.append(...)` (timm cspnet's stem and blocks)."""
+    stmt = rewriter.statement
+    small = stmt.body[0] if isinstance(stmt, cst.SimpleStatementLine) and len(stmt.body) == 1 else None
+    target = None
+    if isinstance(small, cst.Assign) and len(small.targets) == 1 and small.value is original:
+        target = small.targets[0].target
+    elif isinstance(small, cst.AnnAssign) and small.value is original:
+        target = small.target
+    if not isinstance(target, (cst.Name, cst.Attribute)) or not rewriter.scopes:
+        return False
+    try:
+        text = ast.unparse(ast.parse(cst.Module([]).code_for_node(target), mode="eval").body)
+    except SyntaxError:
+        return False
+    return any(isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr in _GROWERS
+               and ast.unparse(node.func.value) == text for node in ast.walk(rewriter.scopes[-1].node))
+
+
+def _torch_sequential(rewriter, call: cst.Call):
+    """`nn.Sequential(a, b)` -> `TorchSequential(a, b)` (layer_bases.py): members "0", "1", ..., then what
+    add_module / append add, under their names, run in that order (torch's names and order)."""
+    from torch2mlx.transforms.codegen import add_helpers
+    from torch2mlx.transforms.module.layer_bases import BASE_CODE
+
+    helper = add_helpers(rewriter, ["TorchSequential"], BASE_CODE)["TorchSequential"]
+    return cst.Call(func=cst.Name(helper), args=list(call.args)), frozenset()
 
 
 def _named_sequential(rewriter, original: cst.Call, call: cst.Call):

@@ -336,7 +336,9 @@ class TorchSequential(nn.Module):
 
     def __init__(self, *args):
         super().__init__()
-        items = args[0].items() if len(args) == 1 and hasattr(args[0], "items") else enumerate(args)
+        # an OrderedDict names the modules; one module (an MLX module is a dict too) is the module "0"
+        named = len(args) == 1 and hasattr(args[0], "items") and not isinstance(args[0], nn.Module)
+        items = args[0].items() if named else enumerate(args)
         for key, module in items:
             self[str(key)] = module
 

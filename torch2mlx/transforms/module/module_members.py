@@ -20,16 +20,18 @@ Names and order
 add_module
     As torch's: a module (or None) under a string name without ".", else TypeError / KeyError as torch raises;
     a name taken by another kind of attribute raises KeyError. It sets the attribute, which MLX registers in
-    order. On an MLX nn.Sequential it appends when the name is the next index (torch's name for that layer is
-    then the same: `blocks.add_module(str(i), block)` on an `nn.Sequential()`); any other name raises
-    NotImplementedError (MLX's Sequential numbers its layers: that torch name cannot be kept). A receiver whose
+    order. On an MLX nn.Sequential it raises NotImplementedError: a Sequential the function that builds it grows
+    (`self.blocks = nn.Sequential()` then `self.blocks.add_module(str(i), block)`, timm's cspnet) is a
+    TorchSequential in the torch-layout build and flagged in the channels-last one (containers.py), so only one
+    grown elsewhere gets here (the layout analysis did not see what is added). A receiver whose
     class defines the method itself (TorchSequential, TorchModuleDict, or any object that is no MLX module)
     gets its own method.
 Raises (NotImplementedError) rather than guess
     an empty list or dict member (torch lists an empty ModuleList / ModuleDict as a child but not a plain
     empty list: the converted model cannot tell them apart); a module member of an MLX nn.Sequential other
-    than its layers (torch's position of it among the layers is unknown); add_module of a name that is an
-    attribute of the MLX class (`update`, `layers`, ...: the attribute would hide the module).
+    than its layers (torch's position of it among the layers is unknown); add_module on an MLX nn.Sequential.
+    add_module of a name that is an attribute of the MLX class (`update`, `layers`, ...: the attribute would hide
+    the module) raises KeyError, as torch does for its own attributes.
 Left flagged (torch-module-member, closed_world.py)
     `super().add_module(...)` and the like (the helper would be handed the proxy); calls with arguments of
     named_children / children (no torch method of those names takes any).
@@ -141,7 +143,7 @@ def module_children(self):
 _ADD_MODULE = '''
 def module_add_module(self, name, module):
     """PyTorch's Module.add_module(name, module) on an MLX module: the attribute set (MLX registers members in the
-    order they are set); appended to an MLX nn.Sequential when `name` is its next index."""
+    order they are set)."""
     own = getattr(type(self), "add_module", None)
     if own is not None:
         return own(self, name, module)
@@ -155,12 +157,9 @@ def module_add_module(self, name, module):
         raise KeyError(f'module name can\\'t contain ".", got: {name}')
     if name == "":
         raise KeyError('module name can\\'t be empty string ""')
-    if isinstance(self, nn.Sequential):
-        if module is None or name != str(len(self.layers)):
-            raise NotImplementedError(f"add_module({name!r}) on an MLX nn.Sequential: its layers are numbered "
-                                      f"(the next is {len(self.layers)}), so PyTorch's name cannot be kept")
-        self.layers.append(module)
-        return
+    if isinstance(self, nn.Sequential):  # (one grown in the function that builds it is a TorchSequential)
+        raise NotImplementedError(f"add_module({name!r}) on an MLX nn.Sequential: it runs the layers passed to its "
+                                  "constructor, numbered; build a TorchSequential to add modules by name")
     if hasattr(type(self), name) or name in self.__dict__ or (name in self and not isinstance(self[name], nn.Module)):
         raise KeyError(f"attribute '{name}' already exists")
     setattr(self, name, module)
