@@ -435,3 +435,23 @@ def test_named_sequential_of_convolutions_in_torch_layout_matches_torch():
         expected = torch_model(torch.from_numpy(x))
     assert np.abs(expected.numpy()).max() > 0.1
     assert_close(mlx_model(mx.array(x)), expected, channels_last_output=False)
+
+
+def test_a_list_grown_then_made_a_sequential_is_a_plain_sequential():
+    """`layers = []`, `layers.append(m)`, `layers = nn.Sequential(*layers)`: the list grows, not the Sequential,
+    which stays MLX's (nn-layout follows it)."""
+    source = '''
+import torch.nn as nn
+
+
+def make(c):
+    layers = []
+    layers.append(nn.Conv2d(c, c, 3, padding=1))
+    layers.append(nn.ReLU())
+    layers = nn.Sequential(*layers)
+    return layers
+'''
+    result = convert_source(source, "list_grown.py", layout="channels-last")
+    assert "layers = nn.Sequential(*layers)" in result.code
+    assert "TorchSequential" not in result.code
+    assert not [d for d in warnings(result) if d.rule_id == "torch.nn.Sequential"], result.code

@@ -112,8 +112,18 @@ def _grown_later(rewriter, original: cst.Call) -> bool:
         text = ast.unparse(ast.parse(cst.Module([]).code_for_node(target), mode="eval").body)
     except SyntaxError:
         return False
-    return any(isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr in _GROWERS
-               and ast.unparse(node.func.value) == text for node in ast.walk(rewriter.scopes[-1].node))
+    grown = bound = 0
+    for node in ast.walk(rewriter.scopes[-1].node):
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr in _GROWERS:
+            grown += ast.unparse(node.func.value) == text
+        elif isinstance(node, (ast.Assign, ast.AnnAssign, ast.AugAssign, ast.For, ast.With, ast.NamedExpr)):
+            targets = node.targets if isinstance(node, ast.Assign) else [
+                node.target if not isinstance(node, ast.With) else item.optional_vars
+                for item in (node.items if isinstance(node, ast.With) else [None])]
+            bound += sum(1 for t in targets if t is not None for n in ast.walk(t)
+                         if isinstance(n, (ast.Name, ast.Attribute)) and ast.unparse(n) == text)
+    # bound once (this Sequential): `layers = []; layers.append(m); layers = nn.Sequential(*layers)` grows the list
+    return grown > 0 and bound == 1
 
 
 def _torch_sequential(rewriter, call: cst.Call):
