@@ -119,3 +119,13 @@ def test_written_below_the_mlx_import():
     assert code.index("import mlx.nn as nn") < code.index("from functools import partial") < code.index(
         "class TorchDropout(")
     assert scope["GPT2Attention"](8, 0.25).rate() == 0.25
+
+
+def test_setting_p_of_a_narrowed_dropout_is_flagged():
+    # `m.p = 0` on whatever MLX Dropout the loop meets sets an attribute MLX's Dropout never reads: flagged
+    source = _GPT2 + ("\n\ndef disable_dropout(model):\n    for m in model.modules():\n"
+                      "        if isinstance(m, nn.Dropout):\n            m.p = 0.0\n")
+    result = convert_source(source)
+    flagged = [d for d in result.diagnostics if d.rule_id == RULE_ID]
+    assert len(flagged) == 1 and "setting `.p`" in flagged[0].message
+    assert f"# torch2mlx: {RULE_ID}: setting `.p`" in result.code

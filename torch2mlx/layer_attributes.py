@@ -168,17 +168,14 @@ def audit(code: str, original: str = "") -> tuple[str, list]:
         reads.setdefault(id(node), (node, layer, None))
     edits, flags = [], []
     edits += _none_checks(tree, code)
-    kept = _kept_layers(tree, layers, reads)  # MLX class -> constructor calls that build the keeping subclass
-    keeping = {}  # MLX class -> (line after which the subclass goes, its code, its name in the file)
-    for layer in kept:
-        keeping[layer] = _keeping_code(tree, nn_names, layer)
-    kept = {layer: calls for layer, calls in kept.items() if keeping[layer] is not None}
+    kept, keeping = _keeping(tree, nn_names, layers, reads)
     for layer, calls in kept.items():
         edits += [(c.func.lineno, c.func.col_offset, c.func.end_col_offset, keeping[layer][2]) for c in calls]
     unknown = _unknown_layer_reads(tree, code, layers, reads, parents)
     helper = _helper_code(tree, nn_names) if unknown else None
     if helper is not None:
         edits += unknown
+    flags += _narrowed_stores(tree, nn_names, parents)
     for node, layer, calls in reads.values():
         if layer in kept and calls is not None and node.attr in KEEPING[layer][1]:
             continue  # built as the subclass that keeps it: read as written
@@ -207,6 +204,27 @@ def audit(code: str, original: str = "") -> tuple[str, list]:
         if source:
             code, flags = _insert_helper(code, flags, after, source)
     return code, flags
+
+
+def _keeping(tree: ast.Module, nn_names: frozenset, layers: dict, reads: dict) -> tuple:
+    """(MLX class -> constructor calls that build its KEEPING subclass, MLX class -> (line after which the subclass
+    goes, its code, its name in the file)), for the classes whose subclass can be written."""
+    kept = _kept_layers(tree, layers, reads)
+    keeping = {layer: _keeping_code(tree, nn_names, layer) for layer in kept}
+    return {layer: calls for layer, calls in kept.items() if keeping[layer] is not None}, keeping
+
+
+def _narrowed_stores(tree: ast.Module, nn_names: frozenset, parents: dict) -> list:
+    """Flags for `m.p = 0.0` under isinstance(m, nn.Dropout): an attribute MLX's layer never reads (a KEEPING one)."""
+    flags = []
+    for node, layer in _narrowed_reads(tree, nn_names, ast.Store):
+        if node.attr in KEEPING.get(layer, ("", ()))[1]:
+            stmt = node
+            while not isinstance(stmt, ast.stmt):
+                stmt = parents[stmt]
+            flags.append((stmt, node.col_offset, f"setting `.{node.attr}` of an MLX {layer} changes nothing: "
+                          f"{LAYER_ATTRIBUTES[layer][node.attr][1]}"))
+    return flags
 
 
 def _kept_layers(tree: ast.Module, layers: dict, reads: dict) -> dict:
@@ -427,7 +445,7 @@ def _insert_helper(code: str, flags: list, after: int, source: str) -> tuple:
                   for s, col, why in flags]
 
 
-def _narrowed_reads(tree: ast.Module, nn_names: frozenset):
+def _narrowed_reads(tree: ast.Module, nn_names: frozenset, ctx=ast.Load):
     """(`R.attr` node, layer) for reads in the body of `if isinstance(R, <mlx.nn>.<Layer>):` (also one operand
     of an `and`), R a name or an attribute chain that the body never assigns: torch code reads a layer's
     attributes this way in its weight-initialisation loops (`for m in self.modules(): if isinstance(m, ...)`)."""
@@ -450,7 +468,7 @@ def _narrowed_reads(tree: ast.Module, nn_names: frozenset):
                    for sub in body):
                 continue  # the body rebinds it
             for sub in body:
-                if isinstance(sub, ast.Attribute) and isinstance(sub.ctx, ast.Load) and \
+                if isinstance(sub, ast.Attribute) and isinstance(sub.ctx, ctx) and \
                         ast.dump(sub.value, annotate_fields=False).replace("Load()", "") == key:
                     yield sub, layer
 
