@@ -29,10 +29,10 @@ def _converted_matches_torch(source: str, build: str, shape: tuple, nhwc: bool =
     """Convert; no in-place flag and no `inplace` left; a second conversion changes nothing; torch and MLX agree
     with torch's weights loaded (eval mode, batch-norm statistics randomised)."""
     source = HEADER + textwrap.dedent(source)
-    result = convert_source(source, "model.py")
+    result = convert_source(source, "model.py", layout="channels-last")  # (the NHWC input below)
     assert not _inplace_flags(result), "\n".join(d.format() for d in result.diagnostics) + "\n" + result.code
     assert "inplace" not in result.code, result.code
-    assert convert_source(result.code, "model.py").code == result.code
+    assert convert_source(result.code, "model.py", layout="channels-last").code == result.code
     torch.manual_seed(0)
     torch_model = eval(build, exec_source(source, "torch_model"))  # noqa: S307 - the test's own expression
     randomize_batch_norm(torch_model)

@@ -45,7 +45,7 @@ class Seq(nn.Module):
 
 def _both(body: str):
     source = HEADER + textwrap.dedent(body).strip() + "\n"
-    result = convert_source(source)
+    result = convert_source(source, layout="channels-last")
     torch_ns: dict = {"__name__": "torch_side"}
     mlx_ns: dict = {"__name__": "mlx_side"}
     exec(compile(source, "<torch>", "exec"), torch_ns)  # noqa: S102 - our own test code
@@ -119,7 +119,7 @@ def test_conv1d_input_is_nlc():
     ("model = Net()\n\n\ndef f(x):\n    return model(x, scale=2)\n", "model(x, scale=2)"),
 ])
 def test_unprovable_instances_are_flagged_and_left(body, call):
-    result = convert_source(HEADER + CONV.strip() + "\n\n\n" + body)
+    result = convert_source(HEADER + CONV.strip() + "\n\n\n" + body, layout="channels-last")
     code = "\n".join(line for line in result.code.splitlines() if not line.lstrip().startswith("#"))
     assert call in code and "mx.transpose(x, (0, 2, 3, 1))" not in code, result.code
     warnings = _warnings(result)
@@ -144,12 +144,12 @@ def test_mixed_outputs_are_flagged():
     def f(x):
         return both(x)
     """
-    result = convert_source(HEADER + textwrap.dedent(body).strip() + "\n")
+    result = convert_source(HEADER + textwrap.dedent(body).strip() + "\n", layout="channels-last")
     assert "both(mx.transpose(x, (0, 2, 3, 1)))" in result.code, result.code
     assert any("feature maps" in w.message for w in _warnings(result))
 
 
 def test_names_that_are_not_instances_are_untouched():
     body = CONV + "\n\ndef f(x, model):\n    net = nn.Linear(4, 4)\n    return net(x) + model(x)\n"
-    result = convert_source(HEADER + textwrap.dedent(body).strip() + "\n")
+    result = convert_source(HEADER + textwrap.dedent(body).strip() + "\n", layout="channels-last")
     assert "return net(x) + model(x)" in result.code and not _warnings(result), result.code
