@@ -39,7 +39,7 @@ class Net(nn.Module):
 
 def _convert(*parts: str):
     source = HEADER + "\n\n".join(textwrap.dedent(p).strip() for p in parts) + "\n"
-    return source, convert_source(source)
+    return source, convert_source(source, layout="channels-last")
 
 
 def _warnings(result) -> list:

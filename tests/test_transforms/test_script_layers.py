@@ -83,16 +83,16 @@ def _source(body: str) -> str:
 
 
 def _convert(body: str):
-    return convert_source(_source(body), "script.py")
+    return convert_source(_source(body), "script.py", layout="channels-last")
 
 
 def _run_both(body: str):
     """Convert; the source must convert with no warning and no torch left; run it under torch and MLX."""
     source = _source(body)
-    result = convert_source(source, "script.py")
+    result = convert_source(source, "script.py", layout="channels-last")
     assert not warnings(result), "\n".join(d.format() for d in warnings(result)) + "\n" + result.code
     assert not torch_names(result.code), result.code
-    assert convert_source(result.code).code == result.code
+    assert convert_source(result.code, layout="channels-last").code == result.code
     return result, exec_source(source, "torch_side"), exec_source(result.code, "mlx_side")
 
 
@@ -622,6 +622,6 @@ def test_every_statement_is_visited_only_where_a_layer_may_be_called(source, nee
 
 def test_layer_called_in_a_statement_naming_no_torch_api_is_converted():
     source = HEADER + "p = nn.AvgPool2d(2)\nq = p\nx = torch.randn(1, 3, 4, 4)\ny = q(x)\n"
-    result = convert_source(source)
+    result = convert_source(source, layout="channels-last")
     assert not result.diagnostics
     assert "y = mx.moveaxis(q(mx.moveaxis(x, 1, -1)), -1, 1)" in result.code
