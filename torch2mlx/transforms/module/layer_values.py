@@ -212,6 +212,13 @@ class ELU(nn.ELU):
     def __init__(self, alpha=1.0, inplace=False):
         super().__init__(alpha=alpha)
 ''',
+    "CELU": '''
+class CELU(nn.CELU):
+    """MLX nn.CELU built with PyTorch's arguments (`inplace` ignored: MLX arrays are immutable)."""
+
+    def __init__(self, alpha=1.0, inplace=False):
+        super().__init__(alpha=alpha)
+''',
     "Dropout": '''
 class Dropout(nn.Dropout):
     """MLX nn.Dropout built with PyTorch's arguments (`inplace` ignored: MLX arrays are immutable)."""
@@ -280,7 +287,7 @@ def _helpers() -> tuple:
         code[name] = _ACT.format(name=name)
     for name, text in _OTHERS.items():
         helper = f"{name}NCHW" if name == "GroupNorm" else name
-        values[name] = (helper, name in ("LeakyReLU", "ELU", "Dropout"))
+        values[name] = (helper, name in ("LeakyReLU", "ELU", "CELU", "Dropout"))
         code[helper] = text.format(doc=_SPATIAL_DOC) if name == "GroupNorm" else text
     # MLX has no Hardsigmoid: the local class `nn.Hardsigmoid()` calls get (same name, same code, either adds it)
     values["Hardsigmoid"] = ("Hardsigmoid", True)
