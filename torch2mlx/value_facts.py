@@ -331,6 +331,7 @@ class _Analysis:
         self.any_attribute = False      # a `setattr` with a computed name on another receiver: no attribute facts
         self.call_funcs: set = set()
         self.counts: dict = {}          # module-level name -> bindings at module level
+        self._counts_all: Optional[dict] = None  # every binding of each name in the file (`_all_counts`)
         tree = module_scope.node
         for stmt in tree.body:
             self._walk(stmt, None, False, module_level=True)
@@ -661,6 +662,12 @@ class _Analysis:
             facts = self.tuple_methods.get(id(fn.cls), {}).get(func.attr)
         return facts is not None and len(facts) == count and facts[i]
 
+    def _all_counts(self) -> dict:
+        """`_binding_counts` of the file, read once (several facts and every round's `_param_facts` ask)."""
+        if self._counts_all is None:
+            self._counts_all = _binding_counts(self.module.node)
+        return self._counts_all
+
     def _cache_update(self, call: ast.Call, fn: _Fn, local: frozenset, at: Optional[int]) -> bool:
         """`cache.update(k, v, ...)` of a hub cache (`_cache_names`) given two tensors: the stand-in returns them,
         or them concatenated after the cached ones, so both elements of the pair it returns are tensors."""
@@ -678,7 +685,7 @@ class _Analysis:
         those. Their `update(k, v, ...)`
         returns a pair of tensors given two (`_cache_update`); tensors.TensorFacts reads it from the module's
         `tensor_tuples` (key ("cache", name))."""
-        counts = _binding_counts(self.module.node)
+        counts = self._all_counts()
         classes = frozenset(n for n, stand_in in self.module.hub_names.items()
                             if stand_in in ("Cache", "DynamicCache", "EncoderDecoderCache") and counts.get(n) == 1)
         if not classes:
@@ -887,7 +894,7 @@ class _Analysis:
             # referenced only by calls, and as the value of function aliases (whose calls are its call sites)
             if not _kept_decorators(fn) and self.refs.get(name, 0) == self.alias_refs.get(name, 0):
                 targets[id(fn)] = fn
-        static = self.counts.get("staticmethod") is None and not _binding_counts(self.module.node).get("staticmethod")
+        static = self.counts.get("staticmethod") is None and not self._all_counts().get("staticmethod")
         for cls in self.all_classes:
             for name, fn in cls.methods.items():
                 # an undecorated method, or a @staticmethod (the builtin: it passes the call's arguments as they are)
@@ -990,7 +997,7 @@ class _Analysis:
         configs = self.module.config_ints
         if not configs:
             return
-        counts = _binding_counts(self.module.node)
+        counts = self._all_counts()
         known: dict = {}  # id(_Fn) -> {parameter: config class}
         for fn in self.fns:
             args = fn.node.args
@@ -1087,7 +1094,7 @@ class _Analysis:
 
     def _function_aliases(self) -> dict:
         """Names every binding of which in the file is a function alias (module docstring), with the functions."""
-        counts = _binding_counts(self.module.node)
+        counts = self._all_counts()
         interfaces = frozenset(n for n, stand_in in self.module.hub_names.items()
                                if stand_in == "ALL_ATTENTION_FUNCTIONS" and counts.get(n) == 1)  # bound by the import only
 
