@@ -34,12 +34,17 @@ class ParameterFreeze(Transform):
     description = "self.w = nn.Parameter(t, requires_grad=False) -> self.w = t; self.freeze(keys=['w'], recurse=False)"
     text_decides = True  # the word decides; module classes of other files are read from the module scope
 
+    def __init__(self) -> None:
+        super().__init__()
+        self.pending: dict = {}  # id(original statement) -> the freeze statement written after it
+        self.modules: set = set()
+
     def applies_to(self, text: str) -> bool:
         return "requires_grad" in text
 
     def prepare(self, tree: ast.Module, module_scope) -> None:
         """The classes of the file that are nn.Modules (by their bases, in source order)."""
-        self.pending: dict = {}  # id(original statement) -> the freeze statement written after it
+        self.pending = {}
         modules = set(getattr(module_scope, "project_classes", ()) or ())
         self.modules = set()
         for node in ast.walk(tree):

@@ -129,6 +129,11 @@ class SafetensorsIO(Transform):
     text_decides = True
     hot_attributes = frozenset({"load_file", "save_file"})
 
+    def __init__(self) -> None:
+        super().__init__()
+        self.names: dict = {}  # nothing is translated before `prepare` read the file
+        self.uses = self.translated = 0
+
     def applies_to(self, text: str) -> bool:
         return "safetensors" in text
 
