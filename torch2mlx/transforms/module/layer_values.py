@@ -21,9 +21,10 @@ What it does
       another class value raises there); elsewhere nn-layout hands it plain (N, C, H, W) data.
       load_torch_weights lays the kernels out as for MLX's own layers (same class family).
     A torch argument MLX cannot honour raises at construction time (NotImplementedError, naming
-    it): `padding_mode='reflect'`, `momentum=None`, `ceil_mode=True`, a dtype, a LeakyReLU slope
+    it): `padding_mode='reflect'`, `momentum=None`, MaxPool's `ceil_mode=True`, a dtype, a LeakyReLU slope
     above 1, a multi-axis `normalized_shape`; `padding='same'` / `'valid'` are computed as torch
-    does (odd total padding raises).
+    does (odd total padding raises); AvgPool's ceil_mode, count_include_pad=False and divisor_override too
+    (window sums divided by PyTorch's count, as handlers/nn_pool_helpers.py's avg_pool2d_padded).
 Constructions with *args / **kwargs
     `nn.Conv2d(cin, cout, bias=False, **kwargs)` (torchvision's BasicConv2d, timm's create_conv2d): the table
     cannot bind the arguments; the call builds the helper instead, which takes them as torch's class does.
@@ -172,18 +173,57 @@ class MaxPool{d}dNCHW(nn.MaxPool{d}d):
         return mx.moveaxis(super().__call__(mx.moveaxis(x, {axis}, -1)), -1, {axis})
 '''
 
+# PyTorch's ceil_mode / count_include_pad=False / divisor_override computed as handlers/nn_pool_helpers.py's
+# avg_pool2d_padded does (timm's resnet50d avg_down: AvgPool2d(2, 2, ceil_mode=True, count_include_pad=False))
 _AVG_POOL = '''
 class AvgPool{d}dNCHW(nn.AvgPool{d}d):
-    """MLX nn.AvgPool{d}d with PyTorch's AvgPool{d}d constructor (padding counted in the mean); {doc}."""
+    """MLX nn.AvgPool{d}d with PyTorch's AvgPool{d}d constructor and result (ceil_mode, count_include_pad,
+    divisor_override as PyTorch computes them); {doc}."""
 
     def __init__(self, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True,
                  divisor_override=None):
-        if ceil_mode or not count_include_pad or divisor_override is not None:
-            raise NotImplementedError("AvgPool{d}d: MLX's pooling has no ceil_mode, count_include_pad=False or divisor_override")
-        super().__init__(kernel_size, stride=stride, padding=padding)
+        k, s, p = [tuple(v) if isinstance(v, (tuple, list)) else (v,) * {d}
+                   for v in (kernel_size, kernel_size if stride is None else stride, padding)]
+        # MLX's own padded pool divides by the whole window, as PyTorch does without these options
+        self.exact = ceil_mode or not count_include_pad or divisor_override is not None
+        super().__init__(k, stride=s, padding=0 if self.exact else p)
+        self.torch_pooling = (k, s, p, ceil_mode, count_include_pad, divisor_override)
+
+    def channels_last(self, x):
+        """PyTorch's average pooling of channels-last (N, ..., C) `x`: window sums over the input padded with
+        zeros by `padding` and by what the last window reaches past it (ceil_mode: the output size rounds up,
+        the last window starting inside the input or the left padding), divided by divisor_override, else by
+        the window's cells inside the padded input (count_include_pad) or inside the input."""
+        if not self.exact:
+            return super().__call__(x)
+        k, s, p, ceil_mode, count_include_pad, divisor_override = self.torch_pooling
+        extra = []
+        for size, kk, ss, pp in zip(x.shape[-{d} - 1:-1], k, s, p):
+            span = size + 2 * pp - kk
+            out = -(-span // ss) + 1 if ceil_mode else span // ss + 1
+            if ceil_mode and (out - 1) * ss >= size + pp:
+                out -= 1
+            extra.append(max(0, (out - 1) * ss + kk - (size + 2 * pp)))
+        lead = [(0, 0)] * (x.ndim - {d} - 1)
+        means = super().__call__(mx.pad(x, lead + [(pp, pp + e) for pp, e in zip(p, extra)] + [(0, 0)]))
+        if divisor_override is not None:
+            cells = 1
+            for kk in k:
+                cells *= kk
+            return means * (cells / divisor_override)
+        inner = p if count_include_pad else (0,) * {d}  # counted cells: [-p, H + p) or [0, H)
+        ones = mx.ones((1,) * len(lead) + tuple(x.shape[-{d} - 1:-1]) + (1,), dtype=x.dtype)
+        counted = mx.pad(ones, lead + [(i, i) for i in inner] + [(0, 0)], constant_values=1)
+        # the uncounted cells: the padding (when not counted), what the last window reaches past it
+        counted = mx.pad(counted, lead + [(pp - i, pp - i + e) for pp, i, e in zip(p, inner, extra)] + [(0, 0)])
+        return means / super().__call__(counted)
 
     def __call__(self, x):
-        return mx.moveaxis(super().__call__(mx.moveaxis(x, {axis}, -1)), -1, {axis})
+        return mx.moveaxis(self.channels_last(mx.moveaxis(x, {axis}, -1)), -1, {axis})
+'''
+_AVG_POOL_NHWC_CALL = '''
+    def __call__(self, x):
+        return self.channels_last(x)
 '''
 
 _OTHERS = {
@@ -265,7 +305,8 @@ def _channels_last(template: str, d: int) -> str:
     """The NHWC variant of a spatial helper: torch's constructor, MLX's own channels-last __call__."""
     code = _spatial(template, d).replace("NCHW", "NHWC").replace(_SPATIAL_DOC, _NHWC_DOC)
     head, _, _ = code.partition("\n    def __call__(self, x):")
-    return head.rstrip("\n") + "\n" + (_BATCH_NORM_NHWC_CALL if template is _BATCH_NORM else "")
+    calls = {id(_BATCH_NORM): _BATCH_NORM_NHWC_CALL, id(_AVG_POOL): _AVG_POOL_NHWC_CALL}
+    return head.rstrip("\n") + "\n" + calls.get(id(template), "")
 
 
 def _spatial(template: str, d: int) -> str:
