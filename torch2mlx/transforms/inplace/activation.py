@@ -52,6 +52,7 @@ import libcst as cst
 from torch2mlx.binding import Flag, bind
 from torch2mlx.torch_facts import FRESH_METHODS, MODULE_BASES, PASS_THROUGH_OPS
 from torch2mlx.transforms import Transform
+from torch2mlx.transforms.module.layer_values import _registers_own_modules as registers_own_modules
 from torch2mlx.transforms.inplace.flow import (
     INPLACE_METHODS, READING_BUILTINS, Callee, FunctionFlow,
 )
@@ -401,13 +402,13 @@ class _Analysis:
         holder.conditional = []
         holder.mutates_input = False
         self._check_class_uses(cls, module, {name: holder for name in names}, sequential=True)
+        # exact as torch: a Sequential subclass setting torch.nn layers on self derives from TorchSequential
+        # (nn-layer-values), which runs them in the order they were set, as torch's Sequential does
+        runs_attributes = registers_own_modules(self.rw, cls)
         for ctor in holder.safe:
-            # exact in torch, but the class becomes a subclass of MLX's nn.Sequential, whose __call__ runs only
-            # the layers passed to its constructor: the attributes would not run. Say so rather than drop the
-            # only flag on the class (the decision is None once the class is translated with its layers)
-            self.decisions[id(ctor)] = holder.blocked or (
+            self.decisions[id(ctor)] = holder.blocked or (None if runs_attributes else (
                 f"{cls.name.value} derives from nn.Sequential and assigns its layers as attributes; MLX's "
-                "nn.Sequential calls only the layers given to its constructor: pass them to super().__init__()")
+                "nn.Sequential calls only the layers given to its constructor: pass them to super().__init__()"))
         for key, why in holder.rejected.items():
             self.decisions[key] = why
         return {}  # its calls are Sequential calls of the class's instances, not of `self.<name>`
