@@ -280,9 +280,9 @@ def tensor_literal_kinds(rule, original: cst.Call, call: cst.Call, receiver, rew
     """torch.tensor: complex literal data is complex64 in torch (mx.array would infer it too, but the creation
     handler cannot read the type and flags it); data with float-valued math calls is float32 in both. Anything
     else goes to the creation handler (tensor_dtype: int64 for integer literals, flags unreadable data)."""
-    from torch2mlx.handlers.creation_literals import tensor_dtype
+    from torch2mlx.handlers.creation_literals import bind_original, tensor_dtype
 
-    bound = bind(original.args, rule.signature, receiver)
+    bound = bind_original(rule, original, call, receiver)
     data = bound.get("data")
     if data is not None and not bound.present("dtype"):
         kind = _number_kind(data)

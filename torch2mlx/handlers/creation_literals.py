@@ -117,11 +117,34 @@ def _scope_ints(context) -> frozenset:
     return ints.union(*narrowed) if narrowed else ints
 
 
+def _maybe_none(dtype: cst.BaseExpression) -> bool:
+    """A dtype argument that may be None at run time (`dtype=dtype`, timm's `**dd`): anything but `mx.<dtype>`."""
+    return not (isinstance(dtype, cst.Attribute) and isinstance(dtype.value, cst.Name)
+                and dtype.value.value in ("mx", sentinel("mx")))
+
+
 def _infer_dtype(rule, bound: Bound, names: tuple, ints: frozenset = frozenset()) -> Bound:
-    if bound.present("dtype"):
+    given = bound.get("dtype") if bound.present("dtype") else None
+    if given is not None and not _maybe_none(given):
         return bound
     present = [bound.get(n) for n in names if bound.present(n)]
     kind = _combine(literal_kind(v, ints) for v in present)
+    if given is not None:
+        # torch infers the dtype when the argument is None at run time (int64 from ints, MLX int32): the literal
+        # kinds that infer alike need nothing; ints get int64 when it is None; unknown data is flagged as without dtype=
+        if kind == "int" and isinstance(given, cst.Name) and given.value != "None":
+            values = dict(bound.values)
+            values["dtype"] = cst.IfExp(test=cst.Comparison(given, [cst.ComparisonTarget(cst.Is(), cst.Name("None"))]),
+                                        body=_mx_dtype("int64"), orelse=given)
+            return Bound(values)
+        if kind is not None and kind != "int":
+            return bound
+        if kind is None and not (isinstance(given, cst.Name) and given.value == "None"):
+            shown = ", ".join(code_of(v) for v in present)
+            raise Flag(
+                f"torch infers int64 from Python ints but MLX int32 when `dtype={code_of(given)}` is None, and the "
+                f"type of `{shown}` cannot be read from the source; pass a dtype that is never None"
+            )
     if kind is None:
         shown = ", ".join(code_of(v) for v in present)
         raise Flag(
@@ -205,10 +228,22 @@ def full_dtype(rule, original, call, receiver, rewriter):
     return _finish(rule, Bound(values))
 
 
+def bind_original(rule, original, call, receiver):
+    """The source's arguments bound (their value facts are keyed by the source's nodes); the converted call's where
+    the source's cannot be bound and the converted call can (keyword-dicts: `torch.tensor(0, **dd)` given as
+    `torch.tensor(0, device=device, dtype=dtype)`), so that the translation does not depend on a second pass."""
+    try:
+        return bind(original.args, rule.signature, receiver)
+    except Flag:
+        if not any(a.star == "**" for a in original.args) or any(a.star for a in call.args):
+            raise
+        return bind(call.args, rule.signature, receiver)
+
+
 @register("tensor_dtype")
 def tensor_dtype(rule, original, call, receiver, rewriter):
     bound = _bound(rule, call, receiver)
-    data = bind(original.args, rule.signature, receiver).get("data")
+    data = bind_original(rule, original, call, receiver).get("data")
     if data is not None and rewriter.tensors.is_tensor(data):
         return _finish(rule, bound)  # a tensor keeps its dtype in both
     return _finish(rule, _infer_dtype(rule, bound, ("data",), _scope_ints(rewriter)))
