@@ -82,6 +82,7 @@ _common = [
     click.option("--ignore", "ignore", multiple=True, metavar="IDS", help="Do not report these rule ids or prefixes (comma-separated, repeatable; replaces the configuration's). The flag comments stay in the code."),
     click.option("--config", "config_file", type=click.Path(path_type=Path, dir_okay=False), help="Read this configuration file (pyproject.toml, torch2mlx.toml) instead of looking for one."),
     click.option("--isolated", is_flag=True, help="Ignore every configuration file."),
+    click.option("--layout", "layout", type=click.Choice(["auto", "channels-last", "torch"]), default=None, help="Where MLX's channels-last layers (convolutions, pools, norms) get their data: 'channels-last' (the classes take NHWC; what the analysis cannot follow is flagged), 'torch' (layers built as helpers taking torch's NCHW, code keeps torch's layout), 'auto' (default: channels-last unless that would flag the file, or any file of a directory)."),
     click.option("--hub", "hub", multiple=True, type=click.Choice(list(HUBS)), help="Take this model hub's machinery from torch2mlx's MLX stand-ins: with 'transformers', a modeling file's PreTrainedModel, ACT2FN, caches, masks and output classes (docs/transformers.md). Repeatable."),
 ]
 
@@ -120,11 +121,13 @@ def _options(err: Console, sources, mode: str, *, no_cache: bool, cache_dir, no_
         rule_files = (rule_files or config.rules or ()) + config.extend_rules
         flags["jobs"] = flags["jobs"] or config.jobs
         flags["hub"] = flags["hub"] or config.hub
+        flags["layout"] = flags["layout"] or config.layout
         cache_dir = cache_dir or config.cache_dir
         extra = {"config_file": config.path, "config_excludes": config.exclude}
     selection = Selection(select, ignore or (), config.per_file_ignores if config else (), config.root if config else None)
     selection = selection if selection.active else None
     flags["hub"] = tuple(flags["hub"])
+    flags["layout"] = flags["layout"] or "auto"
     return ConvertOptions(mode=mode, copy_other=not no_copy, cache_dir=None if no_cache else (cache_dir or default_cache_dir()),
                           rule_files=rule_files, excludes=excludes, selection=selection, **extra, **flags)
 

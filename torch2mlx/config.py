@@ -7,7 +7,8 @@ directory `.torch2mlx.toml`, then `torch2mlx.toml`, then `pyproject.toml` (only 
 
 Keys (all optional): `select`, `ignore` (rule ids or prefixes), `per-file-ignores` (glob ->
 rule ids), `exclude` (globs), `rules`, `extend-rules` (YAML rule files), `jobs`, `cache-dir`,
-`hub` (model hubs whose machinery maps to MLX stand-ins: `["transformers"]`, docs/transformers.md).
+`hub` (model hubs whose machinery maps to MLX stand-ins: `["transformers"]`, docs/transformers.md),
+`layout` (`"auto"`, `"channels-last"` or `"torch"`: where channels-last layers get their data, docs/cli.md).
 An unknown key, a wrong type or bad TOML is a `ConfigError` naming `path:line:col`.
 
 `Selection` is what a run applies to each file's diagnostics (after the cache: the cached
@@ -28,7 +29,8 @@ from torch2mlx.hub import HUBS
 CONFIG_NAMES = (".torch2mlx.toml", "torch2mlx.toml", "pyproject.toml")
 SECTION = ("tool", "torch2mlx")
 LIST_KEYS = ("select", "ignore", "exclude", "rules", "extend-rules", "hub")
-KEYS = (*LIST_KEYS, "per-file-ignores", "jobs", "cache-dir")
+KEYS = (*LIST_KEYS, "per-file-ignores", "jobs", "cache-dir", "layout")
+LAYOUTS = ("auto", "channels-last", "torch")
 
 
 class ConfigError(Exception):
@@ -118,6 +120,7 @@ class Config:
     jobs: Optional[int] = None
     cache_dir: Optional[Path] = None
     hub: tuple = ()               # `--hub`: docs/transformers.md
+    layout: Optional[str] = None  # `--layout`: auto | channels-last | torch (docs/cli.md)
 
     @property
     def root(self) -> Path:
@@ -246,6 +249,10 @@ def load(path: Path) -> Config:
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise fail("jobs must be an integer >= 1")
             values[key] = value
+        elif key == "layout":
+            if value not in LAYOUTS:
+                raise fail(f"layout must be one of {', '.join(repr(v) for v in LAYOUTS)}")
+            values[key] = value
         elif key == "cache-dir":
             if not isinstance(value, str) or not value:
                 raise fail("cache-dir must be a path (a string)")
@@ -266,6 +273,7 @@ def load(path: Path) -> Config:
         jobs=values.get("jobs"),
         cache_dir=root / Path(os.path.expanduser(values["cache-dir"])) if "cache-dir" in values else None,
         hub=values.get("hub", ()),
+        layout=values.get("layout"),
     )
 
 

@@ -71,6 +71,7 @@ class ConvertOptions:
     config_file: Optional[Path] = None     # the configuration file read (None: none)
     config_excludes: tuple = ()            # its `exclude` globs, relative to its directory
     hub: tuple = ()                        # `--hub`: model hubs whose machinery comes from MLX stand-ins (torch2mlx/hub)
+    layout: str = "auto"                   # `--layout`: auto | channels-last | torch (convert_source's layout)
 
     def __post_init__(self):
         if self.mode not in MODES:
@@ -92,6 +93,7 @@ class Options:
     project: Optional[object] = None  # torch2mlx.project.ProjectIndex: cross-file facts
     selection: Optional[object] = None  # torch2mlx.config.Selection, applied after the cache
     hub: tuple = ()  # `--hub` (part of the cache salt: it changes the conversion)
+    layout: str = "auto"  # `--layout` (part of the cache salt too)
 
     @classmethod
     def derive(cls, options: ConvertOptions, cache_salt: str = "", output_root: Optional[Path] = None,
@@ -99,8 +101,9 @@ class Options:
         selection = options.selection if options.selection is not None and options.selection.active else None
         hub = tuple(options.hub)
         salt = f"{cache_salt}:hub={','.join(hub)}" if hub else cache_salt
+        salt = f"{salt}:layout={options.layout}" if options.layout != "auto" else salt
         return cls(options.mode, tuple(options.rule_files), options.cache_dir, salt, options.copy_other,
-                   output_root, project, selection, hub)
+                   output_root, project, selection, hub, options.layout)
 
 
 @dataclass(frozen=True)
@@ -338,7 +341,8 @@ def _convert(data: bytes, job: Job, options: Options) -> tuple[dict, bool]:
         else:
             project = options.project
             module = project.module_of(job.source) if project is not None else None
-            result = convert_source(text, job.display, index=index, project=project, module_name=module, hub=options.hub)
+            result = convert_source(text, job.display, index=index, project=project, module_name=module, hub=options.hub,
+                                    layout=options.layout)
     except InputError as exc:
         entry = {"error": exc.message, "line": exc.line, "column": exc.column}
     else:
