@@ -22,6 +22,7 @@ import libcst as cst
 
 from torch2mlx.transforms import Transform
 from torch2mlx.transforms.codegen import mlx_expr
+from torch2mlx.transforms.values.device_names import _torch_device_argument
 
 RULE_ID = "Tensor.device"
 
@@ -87,17 +88,6 @@ def _forwarded(node, parents: dict, forwards) -> bool:
     parent = parents.get(id(node))
     call = parents.get(id(parent)) if isinstance(parent, ast.keyword) else parent
     return isinstance(call, ast.Call) and forwards(call, node)
-
-
-def _torch_device_argument(node, parents: dict, roots: frozenset) -> bool:
-    keyword = parents.get(id(node))
-    if not (isinstance(keyword, ast.keyword) and keyword.arg == "device"):
-        return False
-    call = parents.get(id(keyword))
-    func = call.func if isinstance(call, ast.Call) else None
-    while isinstance(func, ast.Attribute):
-        func = func.value
-    return isinstance(func, ast.Name) and func.id in roots
 
 
 def _bindings(tree) -> tuple:
