@@ -65,14 +65,16 @@ def test_str_methods_stay_strs_under_mlx():
                                               "deepseek_vit_412m_enc.deepseek_v4_flash", "deepseek_vit_412m_enc.exp"]
 
 
+# `.split(n)`: an argument Tensor.split takes too (a string one, `.split('_')`, is never Tensor.split:
+# test_facts_str_split_arguments.py)
 @pytest.mark.parametrize("body", [
-    "def f(s):\n    return s.split('_')\n",                                              # unknown
-    "def f(s, t):\n    if isinstance(s, str):\n        s = t\n        return s.split('_')\n",  # rebound in the body
-    "def f(s, ts):\n    if isinstance(s, str):\n        return [s.split('_') for s in ts]\n",  # a comprehension's s
-    "def f(s, t):\n    if isinstance(s, str):\n        pass\n    else:\n        return s.split('_')\n",  # the else branch
-    "def f(s, t):\n    if isinstance(t, str):\n        return s.split('_')\n",             # another name narrowed
-    "def f(s):\n    return s.lower().split('_')\n",                                      # a method of an unknown value
-    "str = bytes\n\ndef f(s):\n    if isinstance(s, str):\n        return s.split('_')\n",  # `str` is not the builtin
+    "def f(s, n):\n    return s.split(n)\n",                                              # unknown
+    "def f(s, t, n):\n    if isinstance(s, str):\n        s = t\n        return s.split(n)\n",  # rebound in the body
+    "def f(s, ts, n):\n    if isinstance(s, str):\n        return [s.split(n) for s in ts]\n",  # a comprehension's s
+    "def f(s, t, n):\n    if isinstance(s, str):\n        pass\n    else:\n        return s.split(n)\n",  # the else branch
+    "def f(s, t, n):\n    if isinstance(t, str):\n        return s.split(n)\n",             # another name narrowed
+    "def f(s, n):\n    return s.lower().split(n)\n",                                        # a method of an unknown value
+    "str = bytes\n\ndef f(s, n):\n    if isinstance(s, str):\n        return s.split(n)\n",  # `str` is not the builtin
 ])
 def test_what_may_not_be_a_str_stays_flagged(body):
     result = convert_source("import torch\n\n\n" + textwrap.dedent(body))

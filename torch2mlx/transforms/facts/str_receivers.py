@@ -8,7 +8,8 @@ binding of which in the scope is a str (`names.Scope.str_names`: parameters anno
 `isinstance(p, str)` first, keys of a read-only str-keyed dict literal iterated at module level, ...), and, inside
 the body of `if isinstance(name, str):` that never rebinds `name`, that name (timm's create_norm_act.py:125,
 `if isinstance(norm_layer, str): ... norm_layer.replace('_', '').lower().split('-')`). Nothing is translated
-here; unknown stays flagged.
+here; unknown stays flagged. A `.split` whose arguments Tensor.split cannot take (a string separator, none at
+all, `sep=` / `maxsplit=`) is str's (or another object's) too: under torch, Tensor.split would raise there.
 """
 from __future__ import annotations
 
@@ -145,6 +146,23 @@ class StrReceivers(Transform):
         strs = rw.scopes[-1].str_names() if rw.scopes else frozenset()
         for names in self.narrowed:
             strs = strs | names
-        if is_str(func.value, strs):
+        if is_str(func.value, strs) or _str_only_split(original):
             rw.drop_flags(original, kind="unknown-receiver")
         return updated
+
+
+_STR_ARGUMENT = (cst.SimpleString, cst.ConcatenatedString, cst.FormattedString)
+
+
+def _str_only_split(call: cst.Call) -> bool:
+    """`x.split('.', 1)`, `x.split()`, `x.split(sep=...)`: Tensor.split takes a size or a list of sizes, and torch
+    raises TypeError for a string or for none, so code that runs under torch does not call Tensor.split there
+    (timm's `f['module'].split('.', 1)` over its feature_info dicts: densenet, cspnet, rexnet)."""
+    if not (isinstance(call.func, cst.Attribute) and call.func.attr.value == "split"):
+        return False
+    if not call.args:
+        return True
+    first = call.args[0]
+    if first.keyword is None and not first.star and isinstance(first.value, _STR_ARGUMENT):
+        return True
+    return any(a.keyword is not None and a.keyword.value in ("sep", "maxsplit") for a in call.args)
