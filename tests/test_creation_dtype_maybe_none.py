@@ -41,3 +41,14 @@ def test_data_of_unknown_type_with_a_dtype_that_may_be_none_is_flagged():
     assert [d.rule_id for d in warnings(result)] == ["torch.tensor"]
     assert "when `dtype=dtype` is None" in warnings(result)[0].message
     assert torch.tensor([1, 2], dtype=None).dtype == torch.int64 and mx.array([1, 2], dtype=None).dtype == mx.int32
+
+
+def test_a_dtype_attribute_is_kept_for_int_data():
+    source = ("import torch\n\n\nclass A:\n    dtype = torch.float32\n\n    def f(self):\n"
+              "        return torch.tensor([1, 2], dtype=self.dtype)\n")
+    result = convert_source(source, "creation.py")
+    assert not warnings(result)
+    got = exec_source(result.code, "mlx_attr")["A"]().f()
+    want = exec_source(source, "torch_attr")["A"]().f()
+    assert str(want.dtype) == "torch.float32" and got.dtype == mx.float32
+    np.testing.assert_array_equal(np.array(got), want.numpy())

@@ -132,14 +132,15 @@ def _infer_dtype(rule, bound: Bound, names: tuple, ints: frozenset = frozenset()
     if given is not None:
         # torch infers the dtype when the argument is None at run time (int64 from ints, MLX int32): the literal
         # kinds that infer alike need nothing; ints get int64 when it is None; unknown data is flagged as without dtype=
-        if kind == "int" and isinstance(given, cst.Name) and given.value != "None":
+        given_none = isinstance(given, cst.Name) and given.value == "None"
+        if kind == "int" and not given_none:  # (an attribute chain such as self.dtype is read twice, like a name)
             values = dict(bound.values)
             values["dtype"] = cst.IfExp(test=cst.Comparison(given, [cst.ComparisonTarget(cst.Is(), cst.Name("None"))]),
                                         body=_mx_dtype("int64"), orelse=given)
             return Bound(values)
         if kind is not None and kind != "int":
             return bound
-        if kind is None and not (isinstance(given, cst.Name) and given.value == "None"):
+        if kind is None and not given_none:
             shown = ", ".join(code_of(v) for v in present)
             raise Flag(
                 f"torch infers int64 from Python ints but MLX int32 when `dtype={code_of(given)}` is None, and the "
