@@ -15,7 +15,7 @@ import libcst as cst
 from torch2mlx.patterns import is_name
 from torch2mlx.binding import Bound, Flag, bind, code_of
 from torch2mlx.handlers import register
-from torch2mlx.template import choose_template, expand, int_literal_value, normalize, template_roots
+from torch2mlx.template import choose_template, expand, int_literal_value, is_int_literal, normalize, template_roots
 
 
 @register("tuple_result")
@@ -127,19 +127,55 @@ def dist(rule, original: cst.Call, call: cst.Call, receiver, rewriter):
 
 @register("norm_dims")
 def norm_dims(rule, original: cst.Call, call: cst.Call, receiver, rewriter):
-    """torch.norm with a dim tuple: with the default p ('fro') over two dims it is the Frobenius norm, which
-    mx.linalg.norm computes for two axes; a number p over a dim tuple is a vector norm in torch but a matrix norm
-    in mx.linalg.norm, and torch rejects 'fro' over other than two dims: both flagged."""
+    """torch.norm(input, p, dim, keepdim) is, since torch 2.0, torch.linalg.vector_norm over `dim` (all dims when
+    None) for a number p and for 'fro' (the default) over at most two dims, and torch.linalg.matrix_norm for 'nuc'.
+    - 'fro' / 2 / None: mx.linalg.norm with no ord (the 2-norm of the flattened input, of one axis, or the Frobenius
+      norm of two axes: the same sums); a dim that is not a literal (timm's GRN: `dim=self.spatial_dim`) or more
+      than two dims: the sum of squares written out, right for an int, a tuple or None.
+    - 'nuc': mx.linalg.norm(x, 'nuc') (both require a matrix: a 2-D input or a dim pair).
+    - another number p: over no dim the flattened input, over one literal dim mx.linalg.norm's vector norm (its ord
+      0 / inf / -inf / negative / fractional agree with torch); over a dim tuple or a dim that is not a literal, the
+      reduction written out (mx.linalg.norm would take a matrix norm over two axes).
+    - a p that is not a literal: taken as a number (a string there raises in MLX)."""
     bound = normalize(rule, bind(call.args, rule.signature, receiver))
-    dim = bound.get("dim")
-    if isinstance(dim, (cst.List, cst.Tuple)):
-        if bound.get("p") is not None:
-            raise Flag("torch.norm with p and a dim tuple is a vector norm over those dims (mx.linalg.norm would take a "
-                       "matrix norm): write mx.sum(mx.abs(x) ** p, axis=dims) ** (1 / p)")
-        if len(dim.elements) != 2:
-            raise Flag("torch.norm's Frobenius norm takes exactly two dims")
-    template = choose_template(rule, bound)
-    return expand(template, rule, bound), template_roots(template)
+    p_node, dim = bound.get("p"), bound.get("dim")
+    values = {"t0": bound.get("input"), "t1": dim}
+    axis = ", axis={t1}" if dim is not None else ""
+    keep = ", keepdims=True" if bound.present("keepdim") else ""
+    if isinstance(p_node, cst.SimpleString):
+        if p_node.evaluated_value != "nuc":
+            raise Flag(f"torch.norm: p={code_of(p_node)} is not a norm torch.norm computes ('fro', 'nuc' or a number)")
+        if dim is not None and not (isinstance(dim, (cst.List, cst.Tuple)) and len(dim.elements) == 2
+                                    and all(is_int_literal(e.value) for e in dim.elements)):
+            raise Flag("torch.norm's nuclear norm takes a literal pair of dims")
+        return _filled(rule, "mx.linalg.norm({t0}, 'nuc'" + axis + keep + ")", {k: v for k, v in values.items() if v is not None})
+    if dim is None or is_int_literal(dim):  # the rule's variants: the flattened input, or one axis
+        template = choose_template(rule, bound)
+        return expand(template, rule, bound), template_roots(template)
+    literal_dims = isinstance(dim, (cst.List, cst.Tuple)) and all(is_int_literal(e.value) for e in dim.elements)
+    p = 2.0 if p_node is None or is_name(p_node, "None") else _real_literal(p_node)
+    if p is None:
+        raise Flag(f"torch.norm with an order that is not a literal ({code_of(p_node)}) over {code_of(dim)}: a vector "
+                   "norm over those dims (mx.linalg.norm would take a matrix norm over two axes); write the reduction out")
+    if p_node is None and literal_dims:
+        if len(dim.elements) > 2:
+            raise Flag("torch.norm's Frobenius norm takes at most two dims")
+        template = choose_template(rule, bound)  # mx.linalg.norm over the axes: the Frobenius norm of a pair
+        return expand(template, rule, bound), template_roots(template)
+    # a vector norm over a dim tuple (or a dim that is not a literal: an int, a tuple or None), written out
+    if p == 2.0:
+        text = "mx.sqrt(mx.sum(mx.square(mx.abs({t0}))" + axis + keep + "))"
+    elif p == 0:
+        text = "mx.sum(({t0} != 0).astype({t0}.dtype)" + axis + keep + ")"
+    elif p == float("inf"):
+        text = "mx.max(mx.abs({t0})" + axis + keep + ")"
+    elif p == float("-inf"):
+        text = "mx.min(mx.abs({t0})" + axis + keep + ")"
+    elif p == 1.0:
+        text = "mx.sum(mx.abs({t0})" + axis + keep + ")"
+    else:
+        text = f"mx.sum(mx.abs({{t0}}) ** {code_of(p_node)}" + axis + keep + f") ** (1 / {code_of(p_node)})"
+    return _filled(rule, text, values)
 
 
 @register("diag_embed")
