@@ -92,16 +92,8 @@ def f(x: torch.Tensor):
     missing = x is None
     return missing.sum()
 '''),
-    # split_by_sizes / chunk_by_count taken by the file: the helper takes a fresh name (test_workflow_helper_names.py)
-    # the local helper's name is the user's
-    "expand_helper_name_taken": ("torch.Tensor.expand", '''
-def broadcast_expand(x):
-    return x
-
-
-def f(x: torch.Tensor):
-    return (x + 1).expand(1, -1)
-'''),
+    # split_by_sizes / chunk_by_count / broadcast_expand taken by the file: the helper takes a fresh name
+    # (test_workflow_helper_names.py, test_workflow_helper_clash.py)
 }
 
 

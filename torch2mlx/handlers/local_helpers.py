@@ -16,8 +16,9 @@ LossNLL.cpp); the rule examples run them against torch, with indices smaller tha
 class weights that are not all ones.
 
 **Names**: a helper takes its own name where the file leaves it free, else a fresh one (`gather_1` beside the
-file's own `gather`), and the translation calls it by that name (`expand_with_helpers`). `emit` / `add_helpers`,
-the older form some callers still use, leave the call in place (`Flag`) when the name is taken.
+file's own `gather`), and the translation calls it by that name (`expand_with_helpers` for a template,
+`with_helpers` for code filled later, `helper_names` for callers that build the call themselves). `emit` /
+`add_helpers`, the older form some callers still use, leave the call in place (`Flag`) when the name is taken.
 """
 from __future__ import annotations
 
@@ -138,12 +139,38 @@ def expand_with_helpers(rewriter, template: str, rule, bound, helpers: dict, dep
     per file). A helper whose name the file uses already gets a fresh one (`gather_1`): the helper calls of the
     template, and only those (an argument may call the file's own `gather`), are renamed before it is filled."""
     result = expand(template, rule, bound)  # a Flag before anything is added to the file
-    names = codegen.add_helpers(rewriter, _wanted(template, helpers, depends), helpers)
+    return refill(result, template, rule, bound, helper_names(rewriter, template, helpers, depends))
+
+
+def refill(result, template: str, rule, bound, names: dict):
+    """`result` (`template` filled with `bound`), filled again from the template calling its helpers by their names
+    in the file where `names` (what `helper_names` / `codegen.add_helpers` returned) gave one a fresh name. For a
+    handler that fills its template, then adds the helpers it calls with its own list of them:
+    `result = refill(result, template, rule, bound, codegen.add_helpers(rewriter, wanted, sources))`."""
+    renamed = renamed_calls(template, names)
+    return result if renamed == template else expand(renamed, rule, bound)
+
+
+def helper_names(rewriter, code: str, helpers: dict, depends: dict | None = None) -> dict:
+    """Add the helpers of `helpers` that `code` calls (and those they call; callees first, once per file) and return
+    the name each has in the file: its own where the file leaves it free, else a fresh one (`gather_1`)."""
+    return codegen.add_helpers(rewriter, _wanted(code, helpers, depends), helpers)
+
+
+def with_helpers(rewriter, code: str, helpers: dict, depends: dict | None = None) -> str:
+    """`emit` taking fresh names: the helpers `code` calls added to the file, and `code` with its helper calls
+    renamed to the names they got (`gather(` -> `gather_1(` beside the file's own `gather`). Fill a template after
+    this, never before: an argument filled in may call a function of the file named like a helper."""
+    return renamed_calls(code, helper_names(rewriter, code, helpers, depends))
+
+
+def renamed_calls(code: str, names: dict) -> str:
+    """`code` with each plain call `name(` of `names` turned into `names[name](` (`mx.gather(` kept)."""
     renames = {name: fresh for name, fresh in names.items() if fresh != name}
     if not renames:
-        return result
+        return code
     pattern = re.compile(r"(?<![\w.])(" + "|".join(map(re.escape, sorted(renames, key=len, reverse=True))) + r")\(")
-    return expand(pattern.sub(lambda m: f"{renames[m.group(1)]}(", template), rule, bound)
+    return pattern.sub(lambda m: f"{renames[m.group(1)]}(", code)
 
 
 def add_helpers(rewriter, wanted: list, sources: dict) -> None:

@@ -29,7 +29,8 @@ torch's dispatcher or tracer, observable only through torch APIs that stay flagg
 
 **Left in place (flagged) when** `torch.fx.wrap` is called below module level (torch raises there) or with
 something other than a name or a string; a registration's arguments could have effects (a call) and its
-value is used; a helper's or a standard module's name is bound to something else in the file.
+value is used; a standard module's name is bound to something else in the file (a helper whose name the file
+uses takes a fresh one: `onnx_parse_args_1`).
 """
 from __future__ import annotations
 
@@ -40,7 +41,7 @@ import libcst as cst
 
 from torch2mlx.binding import Flag, bind
 from torch2mlx.handlers import register
-from torch2mlx.handlers.local_helpers import emit
+from torch2mlx.handlers.local_helpers import expand_with_helpers, helper_names
 from torch2mlx.handlers.torch_checkpoint_files import DEPENDS
 from torch2mlx.handlers.torch_checkpoint_files import HELPERS as CHECKPOINT_HELPERS
 from torch2mlx.template import choose_template, expand, normalize, template_roots
@@ -196,8 +197,8 @@ def onnx_parse_args(rule, original, call, receiver, rw):
     """`parse_args("v", "f")` (a decorator factory of torch.onnx.symbolic_helper) -> `onnx_parse_args("v", "f")`,
     the local helper of HELPERS: the same decorator for every argument an MLX program can pass."""
     bind(call.args, rule.signature, receiver)  # starred arguments and keywords are flagged there
-    emit(rw, "onnx_parse_args()", HELPERS)
-    return call.with_changes(func=cst.Name("onnx_parse_args")), frozenset()
+    name = helper_names(rw, "onnx_parse_args()", HELPERS)["onnx_parse_args"]  # a fresh name beside the file's own
+    return call.with_changes(func=cst.Name(name)), frozenset()
 
 
 @register("runtime_helper")
@@ -205,9 +206,7 @@ def runtime_helper(rule, original, call, receiver, rw):
     """The rule's template; the helper classes of HELPERS it calls are written into the file once."""
     bound = normalize(rule, bind(call.args, rule.signature, receiver))
     template = choose_template(rule, bound)
-    result = expand(template, rule, bound)
-    emit(rw, template, HELPERS, DEPENDS)
-    return result, template_roots(template)
+    return expand_with_helpers(rw, template, rule, bound, HELPERS, DEPENDS), template_roots(template)
 
 
 @register("signature_twin")
@@ -218,8 +217,8 @@ def signature_twin(rule, original, call, receiver, rw):
     if not any(arg.star for arg in call.args):
         bind(call.args, rule.signature, receiver)
     helper = cst.parse_expression(rule.mlx.replace("{", "__t2m_").replace("}", "")).func.value
-    emit(rw, f"{helper}()", HELPERS, DEPENDS)
-    return call.with_changes(func=cst.Name(helper)), frozenset()
+    name = helper_names(rw, f"{helper}()", HELPERS, DEPENDS)[helper]  # a fresh name beside the file's own
+    return call.with_changes(func=cst.Name(name)), frozenset()
 
 
 def ensure_stdlib_import(rw, name: str) -> None:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import libcst as cst
 
 from torch2mlx.handlers import register
-from torch2mlx.handlers.local_helpers import emit
+from torch2mlx.handlers.local_helpers import expand_with_helpers
 from torch2mlx.handlers.shape_ops import _bound, _with, shape_expand
 from torch2mlx.template import expand, int_literal_value, is_simple
 
@@ -61,5 +61,4 @@ def shape_expand_rank(rule, original: cst.Call, call: cst.Call, receiver, rewrit
         return expand("mx.expand_dims({input}, " + axes + ")", rule, _with(bound)), frozenset({"mx"})
     extra = {f"_s{i}": item for i, item in enumerate(items)}
     template = "broadcast_expand({input}, " + ", ".join(f"{{_s{i}}}" for i in range(len(items))) + ")"
-    emit(rewriter, template, HELPERS)
-    return expand(template, rule, _with(bound, **extra)), frozenset({"mx"})
+    return expand_with_helpers(rewriter, template, rule, _with(bound, **extra), HELPERS), frozenset({"mx"})

@@ -46,7 +46,8 @@ from __future__ import annotations
 import libcst as cst
 
 from torch2mlx.binding import Flag
-from torch2mlx.handlers.local_helpers import add_helpers, emit
+from torch2mlx.handlers.local_helpers import helper_names
+from torch2mlx.transforms.codegen import add_helpers
 from torch2mlx.handlers.runtime_registrations import ensure_stdlib_import
 from torch2mlx.torch_facts import SCRIPT_IF_TRACING
 from torch2mlx.transforms import Transform
@@ -428,17 +429,14 @@ class RuntimeValues(Transform):
     @staticmethod
     def _data_class(rw, qual: str) -> cst.Name:
         name, needed = DATA_BASES[qual]
-        wanted = [n for n in needed if not rw.has_helper(n)]
-        if "ConcatDatasetBase" in wanted:
+        if "ConcatDatasetBase" in needed and rw.helper_name("ConcatDatasetBase") is None:
             ensure_stdlib_import(rw, "bisect")
-        add_helpers(rw, wanted, HELPERS)
-        return cst.Name(name)
+        return cst.Name(add_helpers(rw, needed, HELPERS)[name])  # a fresh name beside the file's own class
 
     @staticmethod
     def _function_value(rw, qual: str) -> cst.Name:
         name = helper_name(qual)
-        add_helpers(rw, [name] if not rw.has_helper(name) else [], {name: FUNCTION_VALUES[qual]})
-        return cst.Name(name)
+        return cst.Name(add_helpers(rw, [name], {name: FUNCTION_VALUES[qual]})[name])
 
     # ----- feature probes: hasattr(torch.compiler, 'is_exporting'), getattr(torch, 'compiler', None) --------
     def _torch_name(self, rw, node) -> "str | None":
@@ -592,7 +590,7 @@ class RuntimeValues(Transform):
         """`name = helper` for each re-exported name, where both branches import torch functions whose rule makes
         a call of one local helper taking torch's whole signature (torch.hub.load_state_dict_from_url and
         torch.utils.model_zoo.load_url -> hub_load_state_dict_from_url): the name is then that helper, exact for
-        any call. None where a name has no such helper (or its name is taken in the file)."""
+        any call. None where a name has no such helper."""
         from torch2mlx.handlers.runtime_registrations import DEPENDS, HELPERS
 
         helpers = {}
@@ -601,12 +599,9 @@ class RuntimeValues(Transform):
             if len(found) != 1 or None in found:
                 return None
             helpers[name] = found.pop()
-        try:
-            emit(rw, "".join(f"{h}()" for h in helpers.values()), HELPERS, DEPENDS)
-        except Flag:
-            return None
+        names = helper_names(rw, "".join(f"{h}()" for h in helpers.values()), HELPERS, DEPENDS)
         rw.count_conversion()
-        return [cst.parse_statement(f"{name} = {helper}\n") for name, helper in helpers.items()]
+        return [cst.parse_statement(f"{name} = {names[helper]}\n") for name, helper in helpers.items()]
 
     @staticmethod
     def _own_fallback(rw, original: cst.Try, updated: cst.Try):
