@@ -413,6 +413,6 @@ def _diagnostics(module: cst.Module, tree: ast.Module, text: str, rewriter: Tabl
     out = []
     for f in rewriter.findings:
         line, col = where.get(id(f.node), (0, 0))
-        out.append(Diagnostic(f.rule_id, Kind(f.kind), Severity(f.severity), f.message, path, line, col))
+        out.append(Diagnostic(f.rule_id, Kind(f.kind), Severity(f.severity), f.message, path, line, col, f.table_id))
     out.sort(key=lambda d: (d.line, d.column))
     return tuple(out)

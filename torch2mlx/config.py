@@ -94,15 +94,19 @@ class Selection:
                         ignored += ids
         return tuple(ignored)
 
-    def keeps(self, rule_id: str, ignored: Sequence[str]) -> bool:
-        if self.select is not None and not any(matches(e, rule_id) for e in self.select):
+    def keeps(self, ids: Sequence[str], ignored: Sequence[str]) -> bool:
+        """A diagnostic known by `ids` (the id shown, and the id of the table's rule that made it where that differs)
+        is reported: some id selected, none ignored."""
+        if self.select is not None and not any(matches(e, i) for e in self.select for i in ids):
             return False
-        return not any(matches(e, rule_id) for e in ignored)
+        return not any(matches(e, i) for e in ignored for i in ids)
 
     def apply(self, diagnostics: Sequence, source: Path) -> tuple[tuple, int]:
-        """(the diagnostics reported for the file `source`, how many were dropped)."""
+        """(the diagnostics reported for the file `source`, how many were dropped). A flag shown by the name the user
+        wrote (`torch.IntTensor`) matches by that name and by the id of the table's rule that made it
+        (`torch.TypedTensor.construct`), never by another rule covering the same name."""
         ignored = self.ignored_for(source)
-        kept = tuple(d for d in diagnostics if self.keeps(d.rule_id, ignored))
+        kept = tuple(d for d in diagnostics if self.keeps((d.rule_id, d.table_id) if d.table_id else (d.rule_id,), ignored))
         return kept, len(diagnostics) - len(kept)
 
 

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 
 class Severity(str, enum.Enum):
@@ -47,6 +47,9 @@ class Diagnostic:
     path: str = "<string>"
     line: int = 0
     column: int = 0
+    # the id of the table's rule that made it where `rule_id` shows the name the user wrote instead
+    # (`torch.TypedTensor.construct` for `torch.IntTensor(n, 2)`): configuration select / ignore match both
+    table_id: str = field(default="", compare=False)
 
     @property
     def location(self) -> str:

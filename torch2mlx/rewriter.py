@@ -834,23 +834,6 @@ def is_group_id(rule: Rule) -> bool:
     return rule.id not in names and f"torch.{rule.id}" not in names
 
 
-_ALIASES: dict = {}  # id(index) -> (index, {name a flag shows -> the ids of the group rules covering it})
-
-
-def table_ids(index: RuleIndex, shown: str) -> tuple:
-    """The table ids a flag shown as `shown` may come from (`torch.nn.BatchNorm2d` -> `torch.nn.BatchNormNd.class`):
-    `select` / `ignore` in the configuration match these too."""
-    entry = _ALIASES.get(id(index))
-    if entry is None or entry[0] is not index:
-        aliases: dict = {}
-        for rule in index.by_id.values():
-            if is_group_id(rule):
-                for name in api_names(rule):
-                    aliases.setdefault(name, []).append(rule.id)
-        entry = _ALIASES[id(index)] = (index, {k: tuple(v) for k, v in aliases.items()})
-    return entry[1].get(shown, ())
-
-
 def _marked(stmt: cst.SimpleStatementLine, rule_ids: tuple) -> bool:
     """An earlier conversion flagged the statement for this rule (by its id or, for a group rule, a name it covers): a
     second one keeps it as it is (the first may have run transforms this one does not, which kept the receiver

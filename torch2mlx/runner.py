@@ -28,7 +28,7 @@ import os
 import stat
 import sys
 import traceback
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Iterator, Optional, Sequence
 
@@ -308,21 +308,7 @@ def _copy_mode(source: Path, target: Path) -> None:
 def _select(options: Options, diagnostics: tuple, source: Path) -> tuple[tuple, int]:
     """`select` / `ignore` of the configuration: a flag shown by the name the user wrote (`torch.nn.BatchNorm2d`)
     matches by that name and by the id of the table's rule that made it (`torch.nn.BatchNormNd.class`)."""
-    from torch2mlx.config import matches
-    from torch2mlx.rewriter import table_ids
-
-    selection = options.selection
-    index = build_index(tuple(options.rule_files))
-    ignored = selection.ignored_for(source)
-
-    def keeps(d) -> bool:
-        ids = (d.rule_id, *table_ids(index, d.rule_id))
-        if selection.select is not None and not any(matches(e, i) for e in selection.select for i in ids):
-            return False
-        return not any(matches(e, i) for e in ignored for i in ids)
-
-    kept = tuple(d for d in diagnostics if keeps(d))
-    return kept, len(diagnostics) - len(kept)
+    return options.selection.apply(diagnostics, source)
 
 
 def _convert(data: bytes, job: Job, options: Options) -> tuple[dict, bool]:
@@ -350,6 +336,7 @@ def _convert(data: bytes, job: Job, options: Options) -> tuple[dict, bool]:
             "code": result.code if result.changed else None,
             "diagnostics": diagnostics_to_entry(result.diagnostics),
             "converted": result.converted,
+            "table_ids": [d.table_id for d in result.diagnostics],  # what select / ignore match besides the shown id
         }
     if cache is not None:
         cache.put(data, entry)
@@ -398,6 +385,8 @@ def _process(job: Job, options: Options) -> FileOutcome:
                            error_line=entry.get("line", 0), error_column=entry.get("column", 0))
     code = entry["code"]
     diagnostics = diagnostics_from_entry(entry["diagnostics"], job.display)
+    if any(entry.get("table_ids", ())):
+        diagnostics = tuple(replace(d, table_id=t) for d, t in zip(diagnostics, entry["table_ids"]))
     ignored = 0
     if options.selection is not None:  # select / ignore: what is reported and counted, not what is converted
         diagnostics, ignored = _select(options, diagnostics, job.source)
