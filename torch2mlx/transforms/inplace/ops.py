@@ -47,7 +47,7 @@ from torch2mlx.binding import argument_code, code_of, signature_of
 from torch2mlx.table.model import ParamSpec, Rule
 from torch2mlx.torch_facts import BOOL_RESULT_OPS, FRESH_METHODS, VALUE_ATTRIBUTES, VIEW_OPS
 from torch2mlx.transforms import Transform
-from torch2mlx.transforms.codegen import mlx_expr
+from torch2mlx.transforms.codegen import add_helpers, mlx_expr
 from torch2mlx.transforms.init.methods import METHODS as FILL_METHODS
 from torch2mlx.transforms.init.methods import RANDOM_FILLS
 from torch2mlx.transforms.inplace.activation import RULE_ID as ACTIVATION_ID
@@ -77,6 +77,21 @@ _MODULE_ROOTS = frozenset({"torch", "F", "nn", "np", "numpy", "mx"})  # `torch.r
 # uses that read a value without keeping a reference to the tensor: its value attributes, and the methods
 # giving a Python value (a bound method, called or not, reads the shape or the data only)
 _SCALAR_ATTRS = VALUE_ATTRIBUTES | {"size", "item", "tolist", "numel", "dim"}
+
+
+# torch functions whose value is a new tensor whatever their input (elementwise activations and arithmetic: never
+# their input, never a view of it), unless called in place (`inplace=True`, `out=`): checked against torch
+_NEW_RESULTS = frozenset(f"torch.nn.functional.{n}" for n in (
+    "relu", "relu6", "hardtanh", "gelu", "silu", "mish", "elu", "selu", "celu", "leaky_relu", "hardsigmoid",
+    "hardswish", "softplus", "sigmoid", "tanh", "softmax", "log_softmax")) | frozenset(f"torch.{n}" for n in (
+    "relu", "sigmoid", "tanh", "exp", "log", "sqrt", "abs", "neg", "add", "sub", "mul", "div", "matmul"))
+
+
+def _new_result(rw, call: cst.Call) -> bool:
+    """`F.relu6(x + 3.)`: a call of a `_NEW_RESULTS` function, not in place: its value no other reference holds."""
+    return (rw.qualified_name(call.func) in _NEW_RESULTS
+            and not any(a.star or (a.keyword is not None and a.keyword.value in ("inplace", "out")) for a in call.args)
+            and not any(isinstance(a.value, cst.Name) and a.value.value == "True" for a in call.args))
 
 
 def _is_fresh(value: ast.expr) -> bool:
@@ -270,7 +285,9 @@ class InplaceOps(Transform):
         self.assigned_attributes: frozenset = frozenset()  # attribute names assigned anywhere in the file
         self.analysis: Optional[_Analysis] = None
         self.updating: dict = {}  # module-level function -> (its parameter names, those it updates in place)
+        self.updating_layers: tuple = ({}, {})  # (`_updating_layers`: classes whose forward updates its input, holders)
         self.positions: dict = {}  # id(scope) -> node -> its position in the scope's code (only where asked)
+        self.whole_values: dict = {}  # id(`x.op_(...)` translated as `update_whole(x, ...)`) -> x
 
     def applies_to(self, text: str) -> bool:
         return "_(" in text or "inplace" in text or _ITEM_WRITE.search(text) is not None
@@ -292,7 +309,8 @@ class InplaceOps(Transform):
                 attributes.add(name.value if isinstance(name, ast.Constant) and isinstance(name.value, str) else "*")
         self.assigned_attributes = frozenset(attributes)
         self.updating = _updating_functions(tree)
-        if self.updating:  # their calls (`fill_(w[0])`) name no torch API: the pass must see those statements
+        self.updating_layers = _updating_layers(tree, self.updating)
+        if self.updating or self.updating_layers:  # their calls (`fill_(w[0])`) name no torch API: the pass must see those statements
             self.needs_every_statement = True
 
     # ----- scopes -----------------------------------------------------------------------------
@@ -383,6 +401,9 @@ class InplaceOps(Transform):
         func = original.func
         if isinstance(func, cst.Name) and func.value in self.updating:
             self._view_arguments(rw, original, func.value)
+        layer = self._updating_layer(func)
+        if layer is not None:
+            self._view_arguments(rw, original, layer, self.updating_layers[0])
         if (isinstance(func, cst.Attribute) and _left_to_this(rw, func.attr.value)
                 and id(original) not in self.statement_calls and id(original) not in self.rebind_calls
                 and id(original) not in self.chain_calls and rw.qualified_name(func.value) is None):
@@ -391,11 +412,65 @@ class InplaceOps(Transform):
                 value = self._new_tensor_fill(rw, original, updated) or self._new_tensor_update(rw, original, updated)
             if value is None:
                 value = self._fresh_local_value(rw, original, updated)
+            if value is None:
+                value = self._whole_parameter_value(rw, original, updated)
             if value is not None:
                 self.converted_values.add(id(original))
                 return value
-            self._refuse(rw, original, f"the value of `.{func.attr.value}()` is used")
+            why = self._whole_parameter(func.value.value, func.attr.value) if isinstance(func.value, cst.Name) else None
+            if why is None or "is not a parameter" in why or "in a class body" in why:
+                why = f"the value of `.{func.attr.value}()` is used"
+            self._refuse(rw, original, why)
         return updated
+
+    def _whole_parameter_value(self, rw, original, updated):
+        """`return x.sigmoid_() if self.inplace else x.sigmoid()`, `return x.mul_(self.gamma)`, `x.add_(3.).clamp_(0.,
+        6.).div_(6.)` (timm's activations.py, fastvit's LayerScale2d) where `x` is a parameter holding the caller's
+        tensor all through the function (`_whole_parameter`, as for the statement form `_whole_update`): the update
+        of the caller's whole array, whose value is that array: `update_whole(x, mx.sigmoid(x))`, a helper doing
+        `x[...] = value.astype(x.dtype)` and returning `x`. Python evaluates operands in the same order under both
+        frameworks, and every use reads the object's current contents in both (`x + x.mul_(2)` reads the update
+        twice in torch, and in MLX the object's contents are replaced before `+` reads them), so the value and the
+        update agree wherever the caller's object is the only holder of its storage. What this cannot see: a caller
+        passing a torch view (`f(w[0])`, `layer(x[:, :c])`) whose base it reads afterwards: torch updates the base,
+        MLX a copy. Calls of such functions in this file with a view are flagged (`_view_arguments`); other callers
+        get an info note saying what the translation assumes. A chain (`x.add_(3.).clamp_(0., 6.)`) is each link
+        in turn on the object the previous one returned."""
+        receiver = original.func.value
+        method = original.func.attr.value
+        if self.nested or not isinstance(updated, cst.Call) or not isinstance(updated.func, cst.Attribute):
+            return None
+        if isinstance(receiver, cst.Name):
+            name = receiver.value
+        elif isinstance(receiver, cst.Call) and id(receiver) in self.whole_values:
+            name = self.whole_values[id(receiver)]
+        else:
+            return None
+        if _flagged_before(rw.statement) or self._whole_parameter(name, method) is not None:
+            return None
+        before = rw.flags()
+        if method in _VALUE_FILLS:  # a fill reads only the shape and dtype, which no in-place update changes
+            signature, template = _VALUE_FILLS[method]
+            args = argument_code(updated.args, signature)
+            value = None if args is None else mlx_expr(rw, template.format(t=name, **args))
+        else:
+            value = self._out_of_place(rw, original, updated, method, name)
+        if value is None or any(f.severity != "info" for f in rw.flags(len(before))):
+            kept = {id(f) for f in before}
+            rw.drop_flags(predicate=lambda f: id(f) not in kept)
+            return None
+        self._drop_findings(rw, original)
+        helper = add_helpers(rw, ["update_whole"], {"update_whole": _UPDATE_WHOLE})["update_whole"]
+        if isinstance(receiver, cst.Name):
+            rw.flag(original, RULE_ID, "needs-review",
+                    f"`{name}.{method}()` updates the caller's whole array (`{helper}`), as torch updates the caller's "
+                    f"tensor: exact unless a caller passes a view (a slice, `.view`, `.transpose`, a `chunk` piece, ...) "
+                    "whose base it reads afterwards: torch's update reaches that base, MLX's a copy", severity="info")
+        self.whole_values[id(original)] = name
+        rw.tensors.mark(name, True)  # its in-place method was translated as a tensor's (as `_fresh_local_value`)
+        rw.count_conversion()
+        return cst.Call(cst.Name(helper), [cst.Arg(cst.Name(name), comma=cst.Comma(whitespace_after=cst.SimpleWhitespace(" "))),
+                                           cst.Arg(value)])
 
     def _fresh_local_value(self, rw, original, updated):
         """`y = x.sigmoid_() * 2` where `x` holds a tensor no other reference has (as for the statement form): the
@@ -486,7 +561,10 @@ class InplaceOps(Transform):
         receiver = original.func.value
         method = original.func.attr.value
         new = isinstance(receiver, cst.Call) and (rw.qualified_name(receiver.func) in _NEW_TENSORS
-                                                  or id(receiver) in self.converted_values)  # `torch.zeros(n).add_(x).mul_(2)`
+                                                  # `torch.zeros(n).add_(x).mul_(2)` (not `x.add_(3.).clamp_(0., 6.)` on a
+                                                  # parameter x: that value is x's object, `_whole_parameter_value`)
+                                                  or (id(receiver) in self.converted_values and id(receiver) not in self.whole_values)
+                                                  or _new_result(rw, receiver))  # timm's `F.relu6(x + 3.).div_(6.)`
         if method in SPECIAL or not new or not isinstance(updated, cst.Call) or not isinstance(updated.func, cst.Attribute):
             return None
         rule = rw.index.method(method[:-1])
@@ -650,17 +728,37 @@ class InplaceOps(Transform):
         target = cst.Subscript(member, [cst.SubscriptElement(cst.Slice(lower=None, upper=None))])
         return cst.Assign([cst.AssignTarget(target)], value, semicolon=updated.semicolon)
 
-    def _view_arguments(self, rw, call, function: str) -> None:
+    def _updating_layer(self, func) -> Optional[str]:
+        """The class of this file whose forward updates its input in place, that `func` may be an instance of:
+        `self.gate` where the file assigns `self.gate = Sigmoid(...)`, or `Sigmoid(...)` called at once."""
+        if not self.updating_layers[0]:
+            return None
+        classes, holders = self.updating_layers
+        if isinstance(func, cst.Attribute) and isinstance(func.value, cst.Name):
+            return holders.get(func.attr.value)
+        if isinstance(func, cst.Call) and isinstance(func.func, cst.Name) and func.func.value in classes:
+            return func.func.value
+        return None
+
+    def _view_arguments(self, rw, call, function: str, layer: Optional[dict] = None) -> None:
         """`trunc_normal_(w[0], std=.02)` where this file's `trunc_normal_` updates its parameter in place (as an
-        update of the whole array: `_whole_update`): torch updates the tensor `w[0]` views, MLX a copy of it."""
-        params, updated_params = self.updating[function]
+        update of the whole array: `_whole_update`), or `self.gate(x[:, 0])` where `self.gate` is a layer of this file
+        whose forward updates its input: torch updates the tensor `w[0]` views, MLX a copy of it."""
+        params, updated_params = self.updating[function] if layer is None else layer[function]
         for i, arg in enumerate(call.args):
             if arg.star:
                 return
             param = arg.keyword.value if arg.keyword is not None else params[i] if i < len(params) else None
-            if param in updated_params and _view_expression(arg.value):
+            if param not in updated_params:
+                continue
+            view = f"`{code_of(arg.value)[:40]}`" if _view_expression(arg.value) else None
+            if view is None and isinstance(arg.value, cst.Name):  # `first = w[0]; fill_(first)`
+                scope = self._scope_facts()
+                source = scope.view_source(arg.value.value) if scope is not None else None
+                view = None if source is None else f"`{arg.value.value}` (= `{source[:40]}`)"
+            if view is not None:
                 rw.flag(call, RULE_ID, "semantics-differ",
-                        f"`{function}` updates its parameter `{param}` in place, and `{code_of(arg.value)[:40]}` is a view in "
+                        f"`{function}` updates its parameter `{param}` in place, and {view} is a view in "
                         "torch, whose update reaches the tensor it views; in MLX it is a copy: pass the whole tensor")
 
     def _chain_update(self, rw, updated, call):
@@ -894,6 +992,33 @@ def _updating_functions(tree: ast.Module) -> dict:
     return {name: (tuple(params[name]), frozenset(u)) for name, u in updated.items() if u}
 
 
+def _updating_layers(tree: ast.Module, updating: dict) -> tuple:
+    """({class: (forward's parameter names after self, those it updates in place)} for this file's classes whose
+    forward updates an input in place (timm's `Sigmoid`: `x.sigmoid_()`; `Swish`: `swish(x, self.inplace)`),
+    {attribute: class} for `self.<attribute> = <such a class>(...)` anywhere in the file)."""
+    classes: dict = {}
+    for cls in tree.body:
+        if not isinstance(cls, ast.ClassDef):
+            continue
+        forward = next((f for f in cls.body if isinstance(f, (ast.FunctionDef, ast.AsyncFunctionDef)) and f.name == "forward"), None)
+        if forward is None:
+            continue
+        module = ast.Module(body=[*[f for f in tree.body if isinstance(f, (ast.FunctionDef, ast.AsyncFunctionDef))
+                                    and f.name in updating], forward], type_ignores=[])
+        found = _updating_functions(module).get("forward")
+        if found is not None:
+            params, updated = found
+            classes[cls.name] = (params[1:], updated)
+    holders: dict = {}
+    if classes:
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Assign) and isinstance(node.value, ast.Call) and isinstance(node.value.func, ast.Name):
+                for target in node.targets:
+                    if isinstance(target, ast.Attribute) and node.value.func.id in classes:
+                        holders[target.attr] = node.value.func.id
+    return classes, holders
+
+
 def _parent(root: cst.CSTNode, node: cst.CSTNode):
     """The node whose child `node` is (through a ComparisonTarget: the Comparison), or None."""
     stack = [root]
@@ -976,6 +1101,15 @@ def _rebinds_inplace(name: str, value: ast.expr) -> bool:
     return (isinstance(value, ast.Call) and isinstance(value.func, ast.Attribute) and value.func.attr in INPLACE_METHODS
             and isinstance(value.func.value, ast.Name) and value.func.value.id == name)
 
+
+# the value form of an in-place update of a parameter's whole array (`_whole_parameter_value`)
+_UPDATE_WHOLE = '''
+def update_whole(t, value):
+    """torch's in-place update of the tensor `t`: MLX item assignment replaces the contents of the array object `t`,
+    which every reference to it sees; `t` keeps its dtype (and shape: `value` is broadcast into it)."""
+    t[...] = value.astype(t.dtype)
+    return t
+'''
 
 _ITEM_WRITE = re.compile(r"\]\s*(?:[-+*/%&|^@]|//|\*\*|<<|>>)?=(?!=)")
 
