@@ -162,7 +162,7 @@ def load_torch_weights(model: Any, state_dict: Mapping[str, Any], strict: bool =
     `strict=False`, in which case what fits is loaded and the rest is in the report.
     """
     import mlx.core as mx
-    from mlx.utils import tree_flatten, tree_unflatten
+    from mlx.utils import tree_map_with_path
 
     given = {k: v for k, v in state_dict.items() if not k.endswith(_DROPPED_SUFFIXES)}
     used: set = set()
@@ -184,7 +184,8 @@ def load_torch_weights(model: Any, state_dict: Mapping[str, Any], strict: bool =
     report = LoadReport(tuple(loaded), tuple(missing), tuple(unexpected), tuple(mismatched), tuple(tied))
     if strict and not report.ok:
         raise WeightLoadError(report.describe())
-    params = dict(tree_flatten(model.parameters()))
-    params.update(new_values)
-    model.update(tree_unflatten(list(params.items())))
+    # The new arrays go into the model's own parameter tree, leaf by leaf: tree_unflatten would rebuild it from
+    # the dotted names and read a digit key as a list index (a ModuleDict subclass holding modules under "0",
+    # "1", timm's MixedConv2d, is a dict, and Module.update then fails on it).
+    model.update(tree_map_with_path(lambda path, old: new_values.get(path, old), model.parameters()))
     return report
