@@ -49,6 +49,8 @@ RANDOM_OPS = re.compile(
     r"^(cauchy|exponential|geometric|log_normal|normal|uniform|bernoulli|multinomial|rand\w*|randn\w*|randint\w*|"
     r"randperm|poisson|nn\.functional\.(dropout\w*|alpha_dropout|feature_alpha_dropout|rrelu|gumbel_softmax|"
     r"fractional_max_pool\w+)|empty\w*|new_empty\w*|svd_lowrank|pca_lowrank|torch\.empty\w*)$")
+# Results whose order torch leaves unspecified (eigenvalues of a general matrix).
+ORDER_AMBIGUOUS = re.compile(r"^(linalg\.eig|linalg\.eigvals)$")
 # Results documented as unspecified where values tie (which index a tie gives, the order of equal keys).
 TIE_AMBIGUOUS = re.compile(r"^(sort|argsort|topk|kthvalue|mode|median|nanmedian|msort|unique\w*|max\.reduction\w*|"
                            r"min\.reduction\w*)$")
@@ -80,16 +82,18 @@ class Writer:
         if t.layout != torch.strided or t.is_complex() or t.dtype in (torch.bfloat16, torch.float16) or t.is_quantized:
             raise Unrepresentable(f"tensor {t.dtype} {t.layout}")
         arr = t.cpu().contiguous().numpy()
-        dtype = f"torch.{str(t.dtype).replace('torch.', '')}"
+        # float32 tensors take the default dtype (no dtype=): the suite's float64 reference run (torch's default
+        # dtype float64) then gives float64 inputs, so float32 rounding is told from a wrong value
+        dtype = "" if t.dtype == torch.float32 else f", dtype=torch.{str(t.dtype).replace('torch.', '')}"
         if arr.size <= LITERAL_MAX:
-            self.lines.append(f"{name} = torch.tensor({self._literal(arr.tolist())}, dtype={dtype})")
+            self.lines.append(f"{name} = torch.tensor({self._literal(arr.tolist())}{dtype})")
         else:
             data = arr.tobytes() + str(arr.shape).encode() + arr.dtype.str.encode()
             path = self.datadir / f"{hashlib.sha1(data).hexdigest()[:16]}.npy"
             if not path.exists():
                 np.save(path, arr)
             self.uses_np = True
-            self.lines.append(f"{name} = torch.from_numpy(np.load({str(path)!r}))")
+            self.lines.append(f"{name} = torch.tensor(np.load({str(path)!r}).tolist(){dtype})")
         return name
 
     def _literal(self, v) -> str:
@@ -288,14 +292,24 @@ def build(ops_wanted, limit, samples, forms, dtypes, datadir: Path):
 
 
 def reclassify(outcomes, meta) -> None:
-    """Random ops: a value difference is NOT-COMPARABLE. Tie-ambiguous ops with int/bool inputs (ties are
-    likely): a difference in their index outputs is reported but marked (cause)."""
+    """Random ops: a value difference is NOT-COMPARABLE; so is one of tie-ambiguous ops with int/bool inputs (ties
+    are likely) and of ops whose result order torch leaves unspecified. A WRONG snippet whose conversion stated
+    an assumption ("converted assuming ...", an info diagnostic) keeps its class; its cause says so."""
+    import torch2mlx
     for o in outcomes:
         m = meta.get(o.name, {})
         if o.cls == ds.WRONG and m.get("random"):
             o.cls, o.cause = ds.NOT_COMPARABLE, "random op: values are draws"
         elif o.cls == ds.WRONG and m.get("ties") and m.get("dtype") in ("int64", "int32", "bool"):
             o.cls, o.cause = ds.NOT_COMPARABLE, "ties: torch leaves the order of equal values unspecified"
+        elif o.cls == ds.WRONG and ORDER_AMBIGUOUS.match(m.get("op", "")):
+            o.cls, o.cause = ds.NOT_COMPARABLE, "order: torch leaves the order of the results unspecified"
+        if o.cls == ds.WRONG:
+            assumed = [d.message for d in torch2mlx.convert_source(o.source, "example.py").diagnostics
+                       if d.message.startswith("converted assuming") and "numpy dtype but float64" not in d.message]
+            if assumed:
+                o.cause = "stated: " + assumed[0][:200]
+                m["assumed"] = True
 
 
 def markdown(summary, outcomes, meta, header) -> str:
@@ -315,9 +329,12 @@ def markdown(summary, outcomes, meta, header) -> str:
         chosen = [o for o in outcomes if o.cls == cls]
         if not chosen:
             continue
-        parts += ["", f"## {cls} ({len(chosen)})", ""]
+        assumed = sum(1 for o in chosen if meta.get(o.name, {}).get("assumed"))
+        parts += ["", f"## {cls} ({len(chosen)}" + (f"; {assumed} under an assumption the conversion stated" if assumed else "")
+                  + ")", ""]
         for o in chosen:
             parts.append(f"### `{o.name}`\n\n{ds._md(o.reason.splitlines()[0] if o.reason else '')}"
+                         + (f" ({ds._md(o.cause)})" if o.cause and cls == ds.WRONG else "")
                          + (f" — at `{ds._md(o.error_line)}`" if o.error_line else ""))
             if cls in (ds.WRONG, ds.CRASH, ds.CRASH_CONVERTER):
                 parts.append(f"\n```python\n{o.source or o.doctest}```\n\nconverted:\n\n```python\n{o.code}\n```\n")

@@ -564,11 +564,12 @@ def gradient(input, spacing=1, dim=None, edge_order=1):
     """PyTorch's gradient with edge_order=1: one array per axis in `dim` (all axes when None). Interior points
     take the central difference, second-order accurate also for uneven coordinates; the two ends one-sided
     differences. spacing is a number (the step of every axis), a list of numbers (one per axis), or a list
-    of coordinate arrays (one per axis). Integer input gives float32."""
+    of coordinate arrays (one per axis), or None (1). Integer input gives float32."""
     if edge_order != 1:
         raise ValueError("gradient: only edge_order=1 is translated")
     x = input if mx.issubdtype(input.dtype, mx.inexact) else input.astype(mx.float32)
     dims = list(range(x.ndim)) if dim is None else [dim] if isinstance(dim, int) else list(dim)
+    spacing = 1 if spacing is None else spacing  # torch's spacing=None is the unit spacing
     steps = list(spacing) if isinstance(spacing, (list, tuple)) else [spacing] * len(dims)
     if len(steps) == 1 and len(dims) > 1:
         steps = steps * len(dims)

@@ -89,3 +89,18 @@ def movedim_any(rule, original: cst.Call, call: cst.Call, receiver, rewriter):
         order.insert(dest, axis)
     text = code_of(tensor)
     return mlx_expr(rewriter, f"mx.transpose({text}, [{', '.join(map(str, order))}, *range({k}, {text}.ndim)])"), frozenset({"mx"})
+
+
+@register("adaptive_pool1d")
+def adaptive_pool1d(rule, original: cst.Call, call: cst.Call, receiver, rewriter):
+    """F.adaptive_avg_pool1d / adaptive_max_pool1d(x, output_size): torch takes an int or a one-element tuple
+    (`(5,)`, as nn.AdaptiveAvgPool1d keeps it); MLX's unflatten needs the int, so a literal one-element tuple
+    or list gives its element (unflatten raised on the tuple)."""
+    bound = normalize(rule, bind(call.args, rule.signature, receiver))
+    size = bound.get("output_size")
+    if isinstance(size, (cst.Tuple, cst.List)):
+        if len(size.elements) != 1 or not isinstance(size.elements[0], cst.Element):
+            raise Flag(f"adaptive 1-D pooling takes one output size: {code_of(size)}")
+        bound = Bound({**bound.values, "output_size": size.elements[0].value})
+    template = choose_template(rule, bound)
+    return expand(template, rule, bound), template_roots(template)
