@@ -159,7 +159,10 @@ class NnModuleTransform(Transform):
         self.freezes: dict = {}  # id of a translated `self.name = nn.Buffer(t)` assignment -> name to freeze
 
     def applies_to(self, text: str) -> bool:
-        return "Module" in text
+        # every class, not only where "Module" is written: a class deriving from a torch layer
+        # (`class Conv2dSame(nn.Conv2d)`, timm conv2d_same.py) or from a module class of another project file is a
+        # module whose forward must become __call__ (else the base's __call__ runs, silently ignoring it)
+        return "class" in text
 
     def visit_Module(self, rw, node: cst.Module) -> None:
         self.module = node  # a tie is translated only where nothing else in the file names the Linear
