@@ -263,8 +263,8 @@ def is_int(node: ast.AST, names: Optional[set] = None, shadowed: frozenset = fro
         if _sequence_key(node.value) in names:
             return True  # an element of a sequence of ints (`window_size[0]`)
         return _is_shape(node.value) and is_int(index, names, shadowed)
-    if isinstance(node, ast.Attribute):  # `config.n` / `self.n` known to hold ints (names.Scope.int_names)
-        return node.attr == "ndim" or (isinstance(node.value, ast.Name) and f"{node.value.id}.{node.attr}" in names)
+    if isinstance(node, ast.Attribute):  # `config.n` / `self.n` / `self.emb.num_embeddings` known to hold ints
+        return node.attr == "ndim" or _dotted(node) in names  # (names.Scope.int_names)
     if isinstance(node, ast.Call):
         func = node.func
         if isinstance(func, ast.Name):
@@ -281,6 +281,15 @@ def is_int(node: ast.AST, names: Optional[set] = None, shadowed: frozenset = fro
             return (func.attr in _INT_MATH and isinstance(func.value, ast.Name) and func.value.id == "math"
                     and "math" not in shadowed and len(node.args) == 1)
     return False
+
+
+def _dotted(node) -> Optional[str]:
+    """`a.b` / `a.b.c` of names, as written; None for anything else."""
+    parts = []
+    while isinstance(node, ast.Attribute):
+        parts.append(node.attr)
+        node = node.value
+    return ".".join([node.id, *reversed(parts)]) if isinstance(node, ast.Name) and len(parts) <= 2 else None
 
 
 _RAISING_OPS = (ast.Sub, ast.FloorDiv, ast.Mod)  # raise on a list, a tuple or None (`+` and `*` do not)

@@ -61,3 +61,19 @@ GRAD_CONTEXTS = frozenset({"torch.no_grad", "torch.inference_mode", "torch.enabl
 # not known to be a tensor, their result may be the module
 MODULE_TENSOR_METHODS = frozenset({"bfloat16", "cpu", "cuda", "double", "float", "half", "ipu", "mtia", "requires_grad_",
                                    "to", "type", "xpu"})
+
+# attributes of torch.nn layers that always hold a Python int, by class name (the constructor stores `int(arg)` or
+# a count it computed; an instance keeps them unless the code rebinds them): `torch.arange(self.emb.num_embeddings)`
+# is int64 in torch (value_facts reads `self.x.<attr>` as an int where every store of `self.x` builds one of these
+# classes, or a class of the file deriving from it that stores no such attribute). tests/test_torch_facts.py checks
+# each against torch.
+LAYER_INT_ATTRIBUTES = {
+    "Embedding": ("num_embeddings", "embedding_dim"),
+    "Linear": ("in_features", "out_features"),
+    "Bilinear": ("in1_features", "in2_features", "out_features"),
+    **{f"Conv{n}d": ("in_channels", "out_channels", "groups") for n in (1, 2, 3)},
+    **{f"ConvTranspose{n}d": ("in_channels", "out_channels", "groups") for n in (1, 2, 3)},
+    **{f"BatchNorm{n}d": ("num_features",) for n in (1, 2, 3)},
+    "GroupNorm": ("num_groups", "num_channels"),
+    "MultiheadAttention": ("embed_dim", "num_heads", "head_dim"),
+}

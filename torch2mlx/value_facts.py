@@ -51,8 +51,8 @@ from torch2mlx import scalar_facts
 from torch2mlx.array_facts import MX_NON_ARRAY_FUNCTIONS
 from torch2mlx.binding import bind_ast, signature_of
 from torch2mlx.tensors import TENSOR_TYPES, TORCH_KEYWORDS, alias_key, attribute_chain
-from torch2mlx.torch_facts import (GRAD_CONTEXTS, JIT_MARKERS, MODULE_BASES, MODULE_TENSOR_METHODS, NON_TENSOR_MODULES,
-                                   SCRIPT_IF_TRACING, TUPLE_RETURNING_LAYERS)
+from torch2mlx.torch_facts import (GRAD_CONTEXTS, JIT_MARKERS, LAYER_INT_ATTRIBUTES, MODULE_BASES, MODULE_TENSOR_METHODS,
+                                   NON_TENSOR_MODULES, SCRIPT_IF_TRACING, TUPLE_RETURNING_LAYERS)
 
 _FN = (ast.FunctionDef, ast.AsyncFunctionDef)
 _OPAQUE = (ast.Lambda, ast.ListComp, ast.SetComp, ast.DictComp, ast.GeneratorExp)
@@ -1032,7 +1032,7 @@ class _Analysis:
         fixed point), there is one, and no other receiver's `.x` is stored. The class scopes' `int_attributes`."""
         if self.any_attribute:
             return
-        found: dict = {id(c): set() for c in self.all_classes}
+        found: dict = {id(c): set(self._layer_ints(c)) for c in self.all_classes}
         called = {n.func.value.attr for n in ast.walk(self.module.node) if isinstance(n, ast.Call)
                   and isinstance(n.func, ast.Attribute) and isinstance(n.func.value, ast.Attribute)}  # `o.x.append(v)`
         for _ in range(_MAX_ROUNDS):
@@ -1064,6 +1064,47 @@ class _Analysis:
             cls.scope.int_attributes = frozenset().union(*(found[id(c)] for c in cls.family))
         # `isinstance(m, C)` narrows m to C (transforms/facts/layer_checks.py): C's int attributes by its name
         self.module.class_ints = {name: cls.scope.int_attributes for name, cls in self.classes.items() if cls.scope.int_attributes}
+
+    def _layer_ints(self, cls: _Cls) -> set:
+        """`x.<attr>` for the int attributes of a torch.nn layer (torch_facts.LAYER_INT_ATTRIBUTES) where every store
+        of `self.x` in the class family builds that layer, or a class of the file deriving from it (through in-file
+        single bases) none of whose classes stores or defines that attribute (Whisper's `self.embed_positions =
+        WhisperPositionalEmbedding(...)`, an nn.Embedding: `self.embed_positions.num_embeddings` is an int)."""
+        if any(c.dynamic for c in cls.family):
+            return set()
+        found = set()
+        for name in {n for c in cls.family for n in c.stores} - self.other_stores:
+            stores = [st for c in cls.family for st in c.stores.get(name, ())]
+            kinds = {self._built_layer(v, f) for v, f in stores}
+            if len(kinds) != 1 or None in kinds:
+                continue
+            layer, owners = kinds.pop()
+            found.update(f"{name}.{a}" for a in LAYER_INT_ATTRIBUTES[layer]
+                         if not any(a in c.stores or a in c.methods for c in owners))
+        return found
+
+    def _built_layer(self, value, fn) -> Optional[tuple]:
+        """(torch.nn layer name, the file's classes in between) of `value`, a call building a layer of
+        LAYER_INT_ATTRIBUTES or a class of the file deriving from one by single in-file bases; else None."""
+        if fn is None or not isinstance(value, ast.Call):
+            return None
+        chain = attribute_chain(value.func)
+        owners: tuple = ()
+        seen, scope = 0, fn.scope
+        while chain is not None and len(chain) == 1 and chain[0] in self.classes and seen < 16:
+            if owners == () and _bound_between(fn.scope, chain[0]):
+                return None
+            cls = self.classes[chain[0]]
+            if cls.dynamic or len(cls.node.bases) != 1 or cls.node.keywords:
+                return None
+            owners += (cls,)
+            chain, seen, scope = attribute_chain(cls.node.bases[0]), seen + 1, cls.scope.parent
+        if chain is None:
+            return None
+        root = scope.resolve(chain[0])
+        qual = ".".join([root, *chain[1:]]) if root is not None else ""
+        layer = qual[len("torch.nn."):] if qual.startswith("torch.nn.") else None
+        return (layer, owners) if layer in LAYER_INT_ATTRIBUTES else None
 
     def _construction_sites(self, counts: dict) -> dict:
         """id(__init__) -> (its _Fn, [(call, caller)]) for the file's classes constructed only by calls in its defs

@@ -18,6 +18,7 @@ from torch2mlx.binding import Bound, Flag, bind, code_of
 from torch2mlx.handlers import register
 from torch2mlx.handlers.device_dtype import _is_dtype as is_dtype_expression
 from torch2mlx.template import choose_template, expand, normalize, sentinel, template_roots
+from torch2mlx.tensors import attribute_chain
 
 _INT_FUNCS = {"int", "len", "round"}
 _FLOAT_FUNCS = {"float"}
@@ -84,8 +85,9 @@ def literal_kind(node: cst.BaseExpression, ints: frozenset = frozenset()) -> Opt
         return None
     if isinstance(node, cst.Attribute) and node.attr.value == "ndim":
         return "int"
-    if isinstance(node, cst.Attribute) and isinstance(node.value, cst.Name) and f"{node.value.value}.{node.attr.value}" in ints:
-        return "int"  # `config.max_position_embeddings` of a strict transformers config (names.Scope.int_names)
+    if isinstance(node, cst.Attribute) and ".".join(attribute_chain(node) or ()) in ints:
+        return "int"  # `config.max_position_embeddings` of a strict transformers config, `self.emb.num_embeddings` of
+        # a torch layer (names.Scope.int_names)
     if (isinstance(node, cst.Attribute) and node.attr.value in _FLOAT_CONSTANTS and isinstance(node.value, cst.Name)
             and node.value.value in _FLOAT_CONSTANT_MODULES):
         return "float"  # torch.nan (already mx.nan here), math.pi, np.inf

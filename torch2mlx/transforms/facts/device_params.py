@@ -13,6 +13,10 @@ of it is `name = <x>.device` (or `a.device if <test> else b.device`). The callee
 once in the file, or `self.m(...)` where `m` is defined once in the file, as a method, and never assigned. The
 argument is an attribute read `<x>.device` (or such an `a if c else b`), given by keyword or by position before
 any `*args`.
+
+In the callee, the bindings `device = <x>.device` of such a parameter (T5's `if device is None: device =
+self.relative_attention_bias.weight.device`) become `device = mx.default_device()` as well: the value only reaches
+dropped `device=` arguments, and `<mx.array>.device` would raise under MLX.
 """
 from __future__ import annotations
 
@@ -145,6 +149,7 @@ class DeviceParams(Transform):
         self.methods: dict = {}    # method name -> {param: index} (self not counted)
         self.owner: dict = {}      # method name -> the name of the class defining it
         self.first_base: dict = {}
+        self.defs: dict = {}       # id(ast def) -> its device parameters (rebound only to `<x>.device` there)
 
     def applies_to(self, text: str) -> bool:
         return ".device" in text
@@ -203,6 +208,21 @@ class DeviceParams(Transform):
                     self.methods[fn.name] = found
             if (self.functions, self.methods) == before:
                 break
+        self.defs = {id(node): frozenset(self.functions[node.name]) for node in functions if node.name in self.functions}
+        self.defs.update({id(fn): frozenset(self.methods[fn.name]) for fn in own_methods if fn.name in self.methods})
+
+    def leave_Assign(self, rw, original, updated):
+        scopes = rw.scopes
+        if not self.defs or not scopes or scopes[-1].kind != "function" or len(original.targets) != 1:
+            return updated
+        target = original.targets[0].target
+        if not (isinstance(target, cst.Name) and target.value in self.defs.get(id(scopes[-1].node), ())
+                and _cst_device_read(original.value)):
+            return updated
+        for node in _device_attributes(original.value):
+            rw.drop_flags(node, rule_id=RULE_ID)
+        rw.count_conversion()
+        return updated.with_changes(value=mlx_expr(rw, "mx.default_device()"))
 
     def _callee(self, func, kind, caller_class=None) -> dict:
         """The device parameters of the callee `func` (an `ast` or libcst expression), or {}. `self.m(...)` counts in

@@ -15,6 +15,15 @@ Which values are devices
     - `<anything>.device` (a tensor's or module's device; `x.device` is flagged by Tensor.device as well) and
       a name or `self` attribute called `device` (a parameter a caller hands a device): a guess by name, but it
       only adds a flag, never a translation.
+
+`.device` of a value the facts do not type
+    `x.device` of a name not known to be a tensor is flagged by the pass (the table's attribute rule `Tensor.device`);
+    `self.proj.weight.device`, `f(x).device`, `xs[0].device` are read here: an mx.array (and an MLX module) has no
+    `.device`, so left as written they raise AttributeError under MLX (timm's EdgeNeXt and XCiT read
+    `self.token_projection.weight.device`). They are flagged `Tensor.device` as well; where the value only reaches
+    device arguments that the translation drops, device-names, device-sinks and device-params replace the read with
+    `mx.default_device()` and drop this flag. `self.device` (an attribute of the user's own object) and a module path
+    (`torch.cuda.device`) are left alone.
 """
 from __future__ import annotations
 
@@ -65,6 +74,31 @@ class DeviceReads(Transform):
     def __init__(self) -> None:
         self.names: set = set()        # names the file assigns torch.device(...) to
         self.attributes: set = set()   # self.<attribute> the file assigns torch.device(...) to
+        self.stored: set = set()       # id() of attribute nodes assigned to or deleted (never reads)
+
+    def visit_AssignTarget(self, rw, node) -> None:
+        self.stored.add(id(node.target))
+
+    def visit_AnnAssign(self, rw, node) -> None:
+        self.stored.add(id(node.target))
+
+    def visit_AugAssign(self, rw, node) -> None:
+        self.stored.add(id(node.target))
+
+    def visit_Del(self, rw, node) -> None:
+        self.stored.add(id(node.target))
+
+    def _unknown_device_read(self, rw, node: cst.Attribute) -> None:
+        """`<x>.device` with x no name (the pass reads those) and not known to be a tensor: flagged (module docstring)."""
+        value = node.value
+        if id(node) in self.stored or isinstance(value, cst.Name) or rw.tensors.is_tensor(value):
+            return
+        if not isinstance(value, (cst.Attribute, cst.Call, cst.Subscript)) or rw.qualified_name(value) is not None:
+            return
+        rw.flag(node, "Tensor.device", "unknown-receiver",
+                "`.device` of a value not known to be a tensor: an mx.array (and an MLX module) has no device (unified "
+                "memory), so it would raise AttributeError; drop the device handling, or pass `mx.default_device()` "
+                "where a device is needed")
 
     def applies_to(self, text: str) -> bool:
         return "device" in text
@@ -115,6 +149,10 @@ class DeviceReads(Transform):
         return updated
 
     def leave_Attribute(self, rw, original, updated):
+        if original.attr.value == "device":
+            self._unknown_device_read(rw, original)
+            self.stored.discard(id(original))
+            return updated
         why = _READS.get(original.attr.value)
         if why is None or not self._is_device(rw, original.value):
             return updated
