@@ -95,6 +95,8 @@ class Holder:
     keys: Optional[frozenset] = None  # the Sequential's layer names (`add_module` with another name appends)
     digit_keys: bool = False  # ... numbered 0, 1, ... (a Sequential of positional layers)
     assumed: set = field(default_factory=set)  # layer factories whose output its calls' freshness assumes
+    layers: Optional[list] = None  # a Sequential's layers in order, where they are written out
+    layers_scope: Optional["_Scope"] = None  # ... and the scope they were written in
 
     @property
     def has_acts(self) -> bool:
@@ -150,6 +152,7 @@ class _Analysis:
         self.module_classes = {s.name.value: s for s in module.body if isinstance(s, cst.ClassDef)}
         self.assumed: dict = {}  # id(act constructor converted) -> layer factories its exactness assumes
         self.assumed_kinds: dict = {}  # id(class) -> {attribute: the parameter its layer is built by}
+        self.overlays: dict = {}  # id(class) -> {holder name: kinds of the other layers while it is in place}
         self.factories: dict = {}
         self.factories = self._factories(module)
         functions: list = []
@@ -163,8 +166,14 @@ class _Analysis:
         for func, cls in functions:
             holders, kinds = classes[id(cls)] if cls is not None else ({}, {})
             self_name = _first_param(func) if cls is not None else None
+            overlays = self.overlays.get(id(cls), {}) if cls is not None else {}
+            skip = {id(holders[h]) for h in overlays}
             self._flow(func.body.body, _param_names(func), _deferred_names(func.body, self.nodes), self_name, holders,
-                       kinds, local[id(func)], self.scope_of(func), self.assumed_kinds.get(id(cls)))
+                       kinds, local[id(func)], self.scope_of(func), self.assumed_kinds.get(id(cls)), skip=skip)
+            for hname, overlay in overlays.items():  # that holder's calls, with the layers it can be with
+                self._flow(func.body.body, _param_names(func), _deferred_names(func.body, self.nodes), self_name, holders,
+                           overlay, local[id(func)], self.scope_of(func), self.assumed_kinds.get(id(cls)),
+                           only=id(holders[hname]))
         for group in [*(h for h, _ in classes.values()), *local.values(), self.inline]:
             for holder in group.values():
                 if holder is not None:
@@ -286,6 +295,13 @@ class _Analysis:
             return None
         holder = Holder(name)
         state = self._sequential(ctor, "input", holder, scope)
+        args = ctor.args
+        if (len(args) == 1 and args[0].star == "*" and isinstance(args[0].value, cst.Name) and scope is not None
+                and len(scope.lists.get(args[0].value.value, ())) == 1):
+            holder.layers, holder.layers_scope = scope.lists[args[0].value.value][0], scope
+        elif (elements := _sequential_elements(ctor)) is not None and not (len(args) == 1 and args[0].keyword is None
+                                                                             and isinstance(args[0].value, cst.Call)):
+            holder.layers, holder.layers_scope = elements, scope
         holder.fresh_output = state == "fresh"
         holder.unknown_output = state == "unknown"
         holder.keys, holder.digit_keys = _sequential_keys(ctor)
@@ -364,7 +380,81 @@ class _Analysis:
                 self.assumed_kinds.setdefault(id(cls), {})[name] = factory
         if holders:
             self._check_class_uses(cls, module, holders)
+            overlays = self._overlays(cls, holders, stores, kinds)
+            if overlays:
+                self.overlays[id(cls)] = overlays
         return holders, kinds
+
+    def _overlays(self, cls: cst.ClassDef, holders: dict, stores: dict, kinds: dict) -> dict:
+        """{holder name: the kinds of the class's other layers while that holder holds its in-place module}, where
+        they differ from `kinds`. ghostnet's `prune_intermediate_layers` sets `self.bn1 = nn.Identity()` and at once
+        `self.act1 = nn.Identity()`: while `self.act1` is the `nn.ReLU(inplace=True)` of `__init__`, `self.bn1` is
+        the BatchNorm2d of `__init__`, whose output is a new tensor. An assignment of another layer is left out for
+        a holder when the statements right after it in its block (only `self.<attr> = <layer or value>`, nothing
+        called in between) set the holder to a layer that is not in place, in a method other than `__init__`; the
+        holder gets its in-place module only in `__init__`, which calls no method of the class (one of them could
+        otherwise set the other layer before the in-place one is made)."""
+        methods = _class_methods(cls)
+        init = next((m for m in methods if m.name.value == "__init__"), None)
+        if init is None:
+            return {}
+        names = {m.name.value for m in methods}
+        me = _first_param(init)
+        for node in self.nodes.walk(init.body):
+            if (isinstance(node, cst.Call) and isinstance(node.func, cst.Attribute) and _is_self_name(node.func.value, me)
+                    and node.func.attr.value in names):
+                return {}
+        found: dict = {}
+        for hname in holders:
+            values = stores.get(hname, [])
+            if any(self.layer_kind(v, self.scope_of(m)) in ("act", "seq") and m is not init for v, m in values):
+                continue
+            filtered: dict = {}
+            changed = False
+            for name, pairs in stores.items():
+                if name in holders:
+                    continue
+                keep = [(v, m) for v, m in pairs if m is init or not self._superseded(v, m, hname)]
+                changed |= len(keep) != len(pairs)
+                filtered[name] = keep or pairs
+            if changed:
+                overlay = self._store_kinds(filtered)
+                if overlay != {n: k for n, k in kinds.items() if n in overlay}:
+                    found[hname] = {**kinds, **overlay}
+        return found
+
+    def _superseded(self, value, method: cst.FunctionDef, hname: str) -> bool:
+        """`self.<attr> = value` in `method` is followed in its block, with only assignments of layers or values to
+        attributes of self in between, by `self.<hname> = <a layer that is not in place>`."""
+        me = _first_param(method)
+        for block in self.nodes.walk(method.body):
+            if not isinstance(block, cst.IndentedBlock):
+                continue
+            body = list(block.body)
+            for i, stmt in enumerate(body):
+                small = stmt.body[0] if isinstance(stmt, cst.SimpleStatementLine) and len(stmt.body) == 1 else None
+                if not (isinstance(small, cst.Assign) and small.value is value):
+                    continue
+                for later in body[i + 1:]:
+                    small = later.body[0] if isinstance(later, cst.SimpleStatementLine) and len(later.body) == 1 else None
+                    if not (isinstance(small, cst.Assign) and len(small.targets) == 1 and _is_self_attr(small.targets[0].target, me)):
+                        return False
+                    kind = self.layer_kind(small.value, self.scope_of(method))
+                    if small.targets[0].target.attr.value == hname:
+                        return kind in ("fresh", "pass")
+                    if kind is None and any(isinstance(n, cst.Call) for n in self.nodes.walk(small.value)):
+                        return False
+                return False
+        return False
+
+    def _store_kinds(self, stores: dict) -> dict:
+        """'fresh' / 'pass' for attributes whose every stored value is a layer of that kind (as `_class_holders`)."""
+        kinds: dict = {}
+        for name, pairs in stores.items():
+            infos = [self.layer_kind(v, self.scope_of(m)) for v, m in pairs]
+            if all(i in ("fresh", "pass") for i in infos):
+                kinds[name] = "fresh" if all(i == "fresh" for i in infos) else "pass"
+        return kinds
 
     def _sequential_class(self, cls: cst.ClassDef, module: cst.Module) -> Optional[dict]:
         """`class T(nn.Sequential)` with only an `__init__` that assigns its layers to attributes in order
@@ -450,6 +540,9 @@ class _Analysis:
                         why = _add_module_problem(call, holder, parents)
                         if why is None:
                             appended.setdefault(node.attr.value, []).append((call, method, parents.get(id(parents[id(call)]))))
+                    elif (not nested and isinstance(parent, cst.Subscript) and parent.value is node
+                          and (loop := _replacing_loop(parent, parents)) is not None):
+                        why = self._replaced_layers(holder, loop, method)
                     else:
                         why = _use_problem(node, parent, nested, f"self.{node.attr.value}")
                     if why is not None:
@@ -473,6 +566,37 @@ class _Analysis:
                     continue
                 if owner is None or any(isinstance(b.value, cst.Name) and b.value.value == cls.name.value for b in owner.bases):
                     holders[node.attr.value].blocked = f"`.{node.attr.value}` is used outside the class"
+
+    def _replaced_layers(self, holder: Holder, loop: cst.For, method: cst.FunctionDef) -> Optional[str]:
+        """None when `for idx, layer in enumerate(stem): self.layers[idx] = layer` (torchvision's mnasnet, loading a
+        version-1 checkpoint) leaves every in-place layer of the Sequential after one that makes a new tensor: `stem`
+        is a list literal bound once in the method and only enumerated here, so the Sequential becomes its layers
+        followed by its own from position len(stem) on; that sequence is walked as `_sequential` walks one. The
+        stem's in-place layers are decided by the same walk. Else why not."""
+        what = f"`{holder.name}` has layers replaced by index"
+        if holder.layers is None or holder.conditional:
+            return what
+        scope = self.scope_of(method)
+        stem_name = loop.iter.args[0].value.value
+        stem = scope.single.get(stem_name)
+        uses = [n for n in self.nodes.walk(method.body) if isinstance(n, cst.Name) and n.value == stem_name]
+        elements = _list_elements(stem)
+        if elements is None or len(uses) != 2 or len(elements) > len(holder.layers):
+            return what + " from other than a list literal enumerated once"
+        combined = Holder(holder.name)
+        state = self._layers(elements, "input", combined, scope)
+        tail = holder.layers[len(elements):]
+        self._layers(tail, state, combined, holder.layers_scope)
+        if combined.conditional or combined.rejected:
+            return what + ": then an in-place layer follows one whose output may be shared"
+        kept = {id(e) for e in tail}
+        for ctor in holder.safe:
+            if id(ctor) in kept and not any(c is ctor for c in combined.safe):
+                return what + ": then an in-place layer follows one whose output may be shared"
+        for ctor in combined.safe:
+            if id(ctor) not in kept:
+                self.decisions[id(ctor)] = None
+        return None
 
     def _after_add_module(self, holder: Holder, calls: list) -> None:
         """What the Sequential returns once layers are appended: the last one's output, when the last
@@ -526,7 +650,9 @@ class _Analysis:
 
     # ----- the flow over one body ----------------------------------------------------------
     def _flow(self, body, params, pinned, self_name, holders, kinds, local, scope, assumed_kinds=None,
-              module_level: bool = False) -> None:
+              module_level: bool = False, skip: frozenset = frozenset(), only: Optional[int] = None) -> None:
+        """Decisions of one body's flow; the calls of the holders in `skip` are decided by another run, and a run
+        with `only` (a holder's id, under the kinds `_overlays` gives it) decides that holder's calls alone."""
         used: set = set()  # the assumed layer factories the flow relied on
 
         def holder_of(func) -> Optional[Holder]:
@@ -580,6 +706,8 @@ class _Analysis:
         holder_ids = {id(h) for group in (holders, local, self.inline) for h in group.values() if h is not None}
         for key, whys in flow.decisions.items():
             bad = next((w for w in whys if w is not None), None)
+            if (only is not None and key != only) or key in skip:
+                continue
             if key in holder_ids:
                 self.holder_calls.setdefault(key, []).append(bad)
                 if bad is None:
@@ -589,7 +717,8 @@ class _Analysis:
                 self.method_decisions[key] = bad
             elif self.decisions.get(key) is None:
                 self.decisions[key] = bad
-        self.discarded |= flow.discarded
+        if only is None:
+            self.discarded |= flow.discarded
 
     def _settle(self, holder: Holder) -> None:
         call_why = next((w for w in self.holder_calls.get(id(holder), []) if w is not None), None)
@@ -742,6 +871,33 @@ def _deferred_names(node: cst.CSTNode, nodes: _Nodes) -> set:
         if nested and isinstance(n, cst.Name):
             names.add(n.value)
     return names
+
+
+def _replacing_loop(subscript: cst.Subscript, parents: dict) -> Optional[cst.For]:
+    """The loop `for idx, layer in enumerate(stem): <holder>[idx] = layer` (its only statement) whose assignment
+    target `subscript` is, else None."""
+    target = parents.get(id(subscript))
+    assign = parents.get(id(target))
+    line = parents.get(id(assign))
+    block = parents.get(id(line))
+    loop = parents.get(id(block))
+    if not (isinstance(target, cst.AssignTarget) and isinstance(assign, cst.Assign) and len(assign.targets) == 1
+            and isinstance(line, cst.SimpleStatementLine) and len(line.body) == 1 and isinstance(block, cst.IndentedBlock)
+            and len(block.body) == 1 and isinstance(loop, cst.For) and loop.orelse is None and loop.asynchronous is None):
+        return None
+    it, names = loop.iter, loop.target
+    if not (isinstance(it, cst.Call) and isinstance(it.func, cst.Name) and it.func.value == "enumerate" and len(it.args) == 1
+            and it.args[0].keyword is None and not it.args[0].star and isinstance(it.args[0].value, cst.Name)):
+        return None
+    if not (isinstance(names, cst.Tuple) and len(names.elements) == 2
+            and all(isinstance(e.value, cst.Name) for e in names.elements)):
+        return None
+    idx, layer = (e.value.value for e in names.elements)
+    index = subscript.slice[0].slice if len(subscript.slice) == 1 else None
+    if not (isinstance(index, cst.Index) and isinstance(index.value, cst.Name) and index.value.value == idx
+            and isinstance(assign.value, cst.Name) and assign.value.value == layer and idx != layer):
+        return None
+    return loop
 
 
 def _use_problem(node, parent, nested: bool, name: str) -> Optional[str]:
@@ -905,6 +1061,7 @@ def _merge(name: str, infos: list) -> Holder:
                                 for i in infos)
     if len(infos) == 1:
         merged.keys, merged.digit_keys = holders[0].keys, holders[0].digit_keys
+        merged.layers, merged.layers_scope = holders[0].layers, holders[0].layers_scope
     return merged
 
 
