@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from torch2mlx.binding import bind
 from torch2mlx.handlers import register
-from torch2mlx.handlers.local_helpers import add_helpers
+from torch2mlx.handlers.local_helpers import add_helpers, expand_with_helpers
 from torch2mlx.template import expand, normalize, template_roots
 
 _HELPER = {"batch_norm_channels_first": '''
@@ -58,3 +58,40 @@ def functional_batch_norm(rule, original, call, receiver, rewriter):
     result = expand(_TEMPLATE, rule, bound)
     add_helpers(rewriter, ["batch_norm_channels_first"], _HELPER)
     return result, template_roots(_TEMPLATE) | frozenset({"mx"})
+
+
+# F.group_norm (timm's GroupNorm / GroupNorm1 forward, poolformer): torch's native_group_norm
+# (aten/src/ATen/native/group_norm.cpp): each sample's channels (axis 1) in num_groups consecutive groups, each group
+# normalised over its channels and positions with the biased variance, then a per-channel scale and shift. Channel
+# axis 1 as for F.batch_norm: on a channels-last feature map the nn-layout analysis flags the call.
+_GROUP_NORM_HELPER = {"group_norm_channels_first": '''
+def group_norm_channels_first(input, num_groups, weight=None, bias=None, eps=1e-05):
+    """PyTorch's F.group_norm of channels-first (N, C, ...) input: the C channels (axis 1) of each sample split into
+    num_groups consecutive groups, each normalised over its channels and positions (biased variance), then each
+    channel scaled by weight and shifted by bias."""
+    if input.ndim < 2:
+        raise RuntimeError(f"Expected at least 2 dimensions for input tensor but received {input.ndim}")
+    channels = input.shape[1]
+    if channels % num_groups:
+        raise RuntimeError(f"Expected number of channels in input to be divisible by num_groups, but got input of "
+                           f"shape {tuple(input.shape)} and num_groups={num_groups}")
+    grouped = input.reshape(input.shape[0], num_groups, -1)
+    mean = mx.mean(grouped, axis=-1, keepdims=True)
+    var = mx.var(grouped, axis=-1, keepdims=True)
+    out = ((grouped - mean) * mx.rsqrt(var + eps)).reshape(input.shape)
+    shape = (1, channels) + (1,) * (input.ndim - 2)
+    if weight is not None:
+        out = out * weight.reshape(shape)
+    if bias is not None:
+        out = out + bias.reshape(shape)
+    return out
+'''}
+_GROUP_NORM_TEMPLATE = "group_norm_channels_first({input}, {num_groups}, weight={weight}, bias={bias}, eps={eps})"
+
+
+@register("nnf_group_norm")
+def functional_group_norm(rule, original, call, receiver, rewriter):
+    bound = normalize(rule, bind(call.args, rule.signature, receiver))
+    template = _GROUP_NORM_TEMPLATE
+    result = expand_with_helpers(rewriter, template, rule, bound, _GROUP_NORM_HELPER)
+    return result, template_roots(template) | frozenset({"mx"})
