@@ -18,7 +18,9 @@ What it does
     - `TorchLinear`, `TorchPReLU` (weight broadcast along axis 1 as torch's), `TorchLayerNorm` (any number
       of normalised trailing axes), `TorchGroupNorm` (N, C, ...);
     - `TorchBatchNorm2d` (running statistics as frozen members, updated in training as PyTorch does),
-      `TorchMaxPool2d`, `TorchAvgPool2d` (what MLX's pooling lacks, ceil_mode and the like, raises when called);
+      `TorchMaxPool2d` (what MLX's pooling lacks, ceil_mode and the like, raises when called), `TorchAvgPool2d`
+      (ceil_mode, count_include_pad=False and divisor_override computed as PyTorch does: layer_values.py's
+      AvgPool2dNCHW);
     - `TorchConv2d`: the kernel stays in torch's (O, I/groups, kh, kw) layout (`load_torch_weights` keeps
       it: the class says `torch_weight_layout = True`), `_conv_forward(input, weight, bias)` as torch's;
       `TorchConv1d` / `TorchConv3d` the same for (N, C, L) / (N, C, D, H, W) data (torchvision's video
@@ -296,12 +298,28 @@ _MAX_POOL2D = _POOL2D.format(
     store="self.dilation, self.return_indices, self.ceil_mode = dilation, return_indices, ceil_mode",
     unsupported="self.dilation not in (1, (1, 1), [1, 1]) or self.return_indices or self.ceil_mode",
     unsupported_why="MLX's pooling has no dilation, return_indices or ceil_mode")
-_AVG_POOL2D = _POOL2D.format(
-    kind="Avg", why="Padding counts in the mean, as in PyTorch by default.",
-    params="ceil_mode=False, count_include_pad=True, divisor_override=None",
-    store="self.ceil_mode, self.count_include_pad, self.divisor_override = ceil_mode, count_include_pad, divisor_override",
-    unsupported="self.ceil_mode or not self.count_include_pad or self.divisor_override is not None",
-    unsupported_why="MLX's pooling has no ceil_mode, count_include_pad=False or divisor_override")
+# ceil_mode, count_include_pad=False and divisor_override as PyTorch computes them: the pooling of layer_values.py's
+# AvgPool2dNCHW (a class value of nn.AvgPool2d becomes that helper too), built on each call from the attributes as
+# they are then (PyTorch's forward reads them there)
+_AVG_POOL2D = '''
+class TorchAvgPool2d(nn.Module):
+    """PyTorch's nn.AvgPool2d for classes deriving from it: its arguments as PyTorch keeps them (stride None
+    becomes kernel_size); pools (N, C, H, W) or (C, H, W) arrays as PyTorch does, ceil_mode, count_include_pad and
+    divisor_override included."""
+
+    def __init__(self, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True,
+                 divisor_override=None):
+        super().__init__()
+        self.kernel_size, self.stride, self.padding = kernel_size, stride if stride is not None else kernel_size, padding
+        self.ceil_mode, self.count_include_pad, self.divisor_override = ceil_mode, count_include_pad, divisor_override
+
+    def __call__(self, input):
+        unbatched = input.ndim == 3
+        pool = AvgPool2dNCHW(self.kernel_size, self.stride, self.padding, self.ceil_mode, self.count_include_pad,
+                             self.divisor_override)
+        y = pool(input[None] if unbatched else input)
+        return y[0] if unbatched else y
+'''
 
 _MODULE_DICT = '''
 class TorchModuleDict(nn.Module):
@@ -374,7 +392,7 @@ class TorchSequential(nn.Module):
 '''
 
 # torch class -> the helper a class deriving from it derives from; helper code; the helpers each calls
-# (conv_padding: layer_values.py)
+# (conv_padding, AvgPool2dNCHW: layer_values.py)
 BASES = {"Linear": "TorchLinear", "PReLU": "TorchPReLU", "LayerNorm": "TorchLayerNorm", "GroupNorm": "TorchGroupNorm",
          "Conv1d": "TorchConv1d", "Conv2d": "TorchConv2d", "Conv3d": "TorchConv3d", "BatchNorm2d": "TorchBatchNorm2d",
          "SyncBatchNorm": "TorchSyncBatchNorm", "MaxPool2d": "TorchMaxPool2d",
@@ -384,4 +402,5 @@ BASE_CODE = {"TorchLinear": _LINEAR, "TorchPReLU": _PRELU, "TorchLayerNorm": _LA
              "TorchSyncBatchNorm": _SYNC_BATCH_NORM,
              "TorchMaxPool2d": _MAX_POOL2D, "TorchAvgPool2d": _AVG_POOL2D, "TorchModuleDict": _MODULE_DICT,
              "TorchSequential": _SEQUENTIAL}
-BASE_DEPENDS = {"TorchConv1d": ("conv_padding",), "TorchConv2d": ("conv_padding",), "TorchConv3d": ("conv_padding",)}
+BASE_DEPENDS = {"TorchConv1d": ("conv_padding",), "TorchConv2d": ("conv_padding",), "TorchConv3d": ("conv_padding",),
+               "TorchAvgPool2d": ("AvgPool2dNCHW",)}
