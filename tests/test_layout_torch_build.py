@@ -149,18 +149,19 @@ def test_one_and_three_dimensional_layers_take_torch_layout_and_match_torch():
     _matches_torch(LAYERS_1D_3D, lambda ns: ns["Net"](), (2, 3, 4, 4), layout="torch")
 
 
-def test_a_layer_without_a_torch_layout_helper_stays_flagged():
+def test_a_layer_whose_arguments_name_torch_stays_flagged():
+    # (a transposed convolution, flagged here before for want of a helper, now has one: test_timm_torch_layout_transposed.py)
     source = HEADER + """class Net(nn.Module):
     def __init__(self):
         super().__init__()
-        self.up = nn.ConvTranspose2d(4, 4, 2, stride=2)
+        self.bn = nn.BatchNorm2d(4, eps=torch.finfo(torch.float32).eps)
 
     def forward(self, x):
-        return self.up(x)
+        return self.bn(x)
 """
     result = convert_source(source, "model.py", layout="torch")
-    assert [d for d in warnings(result) if d.rule_id == "nn-layout" and "ConvTranspose2d" in d.message]
-    assert "nn.ConvTranspose2d(4, 4, 2, stride=2)" in result.code
+    assert [d for d in warnings(result) if d.rule_id == "nn-layout" and "its arguments name torch" in d.message]
+    assert "nn.BatchNorm2d(4, eps=torch.finfo(torch.float32).eps)" in result.code
 
 
 # a directory run: the layout is one for the whole project. layers.py alone is followed channels-last; model.py

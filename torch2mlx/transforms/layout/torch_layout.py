@@ -12,6 +12,8 @@ last around MLX's own layer:
 - convolutions, batch norms, group norm: the helpers of nn-layer-values (`Conv2dNCHW`,
   `BatchNorm2dNCHW`, ...: subclasses of MLX's layers, so `load_torch_weights` loads them as MLX's own and
   `isinstance(m, nn.Conv2d)` holds); BatchNorm1d too (`BatchNorm1dNCHW`, exact on (N, C) and (N, C, L));
+  transposed convolutions and instance norms (`ConvTranspose2dNCHW`, `InstanceNorm1dNCHW`, ...: helpers of this
+  build only, no class value becomes them);
 - layers without parameters (pools, adaptive pools, pads, upsampling, pixel shuffles, channel dropout, local
   response norm): the table's channels-last translation (`ceil_mode` and all) wrapped in `torch_layout_layer(layer, axis)` (no parameter, so no
   weight name changes); `axis` is torch's channel axis, counted from the end where torch also takes an
@@ -23,8 +25,8 @@ to a feature map (flatten, permute, cat over dim 1, functional pools and convolu
 translates for torch's layout) means what it means in torch. Script-level layer calls need no transposes
 either (nn-script-layers does not run).
 
-**Left flagged (nn-layout)**: a layer with parameters and no helper (ConvTranspose*, InstanceNorm*), a
-construction the table itself flagged, a helper whose arguments name torch (kept as written, they would not
+**Left flagged (nn-layout)**: a layer with parameters and no helper, a
+construction the table itself flagged (groups in a transposed convolution, InstanceNorm3d, running statistics), a helper whose arguments name torch (kept as written, they would not
 mean the same), a layer with parameters whose construction takes *args / **kwargs and has no helper.
 """
 from __future__ import annotations
@@ -75,9 +77,14 @@ def layer_kind(rw, call: cst.BaseExpression) -> Optional[str]:
     return None
 
 
+# layers with parameters whose NCHW helper serves this build only (no class value translation builds them)
+TORCH_LAYOUT_ONLY = {**{f"ConvTranspose{d}d": f"ConvTranspose{d}dNCHW" for d in (1, 2, 3)},
+                     **{f"InstanceNorm{d}d": f"InstanceNorm{d}dNCHW" for d in (1, 2)}}
+
+
 def nchw_helper(kind: str) -> Optional[str]:
     """The helper with torch's constructor taking torch's layout for layer `kind` (`Conv2dNCHW`), or None."""
-    helper = VALUES.get(kind, ("",))[0]
+    helper = VALUES.get(kind, (TORCH_LAYOUT_ONLY.get(kind, ""),))[0]
     return helper if helper.endswith("NCHW") and helper in HELPER_CODE else None
 
 

@@ -226,6 +226,49 @@ _AVG_POOL_NHWC_CALL = '''
         return self.channels_last(x)
 '''
 
+# The torch-layout build's helpers for the layers with parameters that have no class value translation
+# (transforms/layout/torch_layout.py TORCH_LAYOUT_ONLY): torch's constructor, torch's channels-first data
+_CONV_TRANSPOSE = '''
+class ConvTranspose{d}dNCHW(nn.ConvTranspose{d}d):
+    """MLX nn.ConvTranspose{d}d with PyTorch's ConvTranspose{d}d constructor; {doc}."""
+
+    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, output_padding=0, groups=1,
+                 bias=True, dilation=1, padding_mode="zeros", device=None, dtype=None):
+        if groups != 1 or padding_mode != "zeros" or dtype is not None:
+            raise NotImplementedError("ConvTranspose{d}d: MLX's has no groups, pads with zeros, takes no dtype")
+        if isinstance(padding, str):
+            raise ValueError(f"padding={{padding!r}} is not supported for ConvTranspose{d}d"){unwrap_transpose}
+        super().__init__(in_channels, out_channels, kernel_size, stride=stride, padding=padding, dilation=dilation,
+                         output_padding=output_padding, bias=bias)
+
+    def __call__(self, x):
+        unbatched = x.ndim == {unbatched_ndim}  # PyTorch's unbatched (C, ...) input: MLX's needs the batch axis
+        y = mx.moveaxis(super().__call__(mx.moveaxis(x[None] if unbatched else x, {axis}, -1)), -1, {axis})
+        return y[0] if unbatched else y
+'''
+# MLX's ConvTranspose1d takes int sizes only
+_CONV_TRANSPOSE1D_UNWRAP = """
+        kernel_size, stride, padding, dilation, output_padding = (
+            v[0] if isinstance(v, (tuple, list)) else v for v in (kernel_size, stride, padding, dilation, output_padding))"""
+
+# torch's InstanceNorm{d}d without running statistics (the table flags track_running_stats=True): each channel of
+# each sample normalised over its positions; an unbatched (C, ...) input is one sample (MLX's needs the batch axis)
+_INSTANCE_NORM = '''
+class InstanceNorm{d}dNCHW(nn.InstanceNorm):
+    """MLX nn.InstanceNorm with PyTorch's InstanceNorm{d}d constructor; {doc}."""
+
+    def __init__(self, num_features, eps=1e-05, momentum=0.1, affine=False, track_running_stats=False,
+                 device=None, dtype=None):
+        if track_running_stats or dtype is not None:
+            raise NotImplementedError("InstanceNorm{d}d: MLX's InstanceNorm keeps no running statistics, takes no dtype")
+        super().__init__(num_features, eps=eps, affine=affine)
+
+    def __call__(self, x):
+        unbatched = x.ndim == {unbatched_ndim}
+        y = mx.moveaxis(super().__call__(mx.moveaxis(x[None] if unbatched else x, {axis}, -1)), -1, {axis})
+        return y[0] if unbatched else y
+'''
+
 _OTHERS = {
     "GELU": '''
 class GELU(nn.GELU):
@@ -314,7 +357,8 @@ def _spatial(template: str, d: int) -> str:
                            groups_check=" or groups != 1" if d == 3 else "",
                            groups_why=", and Conv3d has no groups" if d == 3 else "",
                            groups_arg="" if d == 3 else " groups=groups,",
-                           unwrap=_CONV1D_UNWRAP if d == 1 else "")
+                           unwrap=_CONV1D_UNWRAP if d == 1 else "",
+                           unwrap_transpose=_CONV_TRANSPOSE1D_UNWRAP if d == 1 else "", unbatched_ndim=d + 1)
 
 
 def _helpers() -> tuple:
@@ -342,6 +386,10 @@ def _helpers() -> tuple:
             if kind == "Conv":
                 depends[helper] = depends[f"{kind}{d}dNHWC"] = ("conv_padding",)
     code["GroupNormNHWC"] = _channels_last(_GROUP_NORM, 0)
+    for d in (1, 2, 3):
+        code[f"ConvTranspose{d}dNCHW"] = _spatial(_CONV_TRANSPOSE, d)
+    for d in (1, 2):
+        code[f"InstanceNorm{d}dNCHW"] = _spatial(_INSTANCE_NORM, d)
     # a class value reports torch's name: timm's get_norm_act_layer looks the norm class up by
     # `norm_layer.__name__.lower()` (create_norm_act.py), `type(m).__name__` names layers; the helper's own name
     # (`BatchNorm2dNCHW`, or `LayerNorm_1` where the file has a LayerNorm) would change what runs
