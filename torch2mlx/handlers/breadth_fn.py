@@ -446,3 +446,18 @@ def einsum_sublist(rule, original: cst.Call, call: cst.Call, receiver, rewriter)
         operands = ", ".join(f"{{t{i}}}" for i in range(len(values)))
         return _filled(rule, f"mx.einsum({equation!r}, {operands})", values)
     return math_einsum(rule, original, call, receiver, rewriter)
+
+
+@register("fft_axes")
+def fft_axes(rule, original: cst.Call, call: cst.Call, receiver, rewriter):
+    """torch.fft.fft2 / fftn / rfft2 / ... take an int for dim= and s= as well as a sequence (`fftn(x, dim=-1)`);
+    mx.fft's axes= and s= take only a sequence (an int raised): an integer literal becomes a one-element tuple."""
+    bound = normalize(rule, bind(call.args, rule.signature, receiver))
+    values = dict(bound.values)
+    for name in ("dim", "s"):
+        node = values.get(name)
+        if node is not None and is_int_literal(node):
+            values[name] = cst.parse_expression(f"({code_of(node)},)")
+    bound = Bound(values)
+    template = choose_template(rule, bound)
+    return expand(template, rule, bound), template_roots(template)

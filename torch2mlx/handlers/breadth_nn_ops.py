@@ -41,9 +41,31 @@ def functional_conv_nd(rule, original: cst.Call, call: cst.Call, receiver, rewri
             if isinstance(value, (cst.Tuple, cst.List)):
                 raise Flag(f"{rule.id.rpartition('.')[2]}: {name}={code_of(value)} is not one integer")
         values[name] = value
+    crop = ""
+    if "conv_transpose" in rule.id and "padding" in values:
+        # MLX's transposed convolutions give a wrong size (and values) when the padding exceeds dilation * (kernel
+        # - 1) (MLX 0.32: conv_transpose1d(L=4, k=1, stride=2, padding=1) has length 3, torch 5); with no padding
+        # they agree, and torch's padding only crops that many positions off each end of every spatial axis
+        crop = _transpose_crop(values["padding"], 1 if one_d else 2 if rule.id.endswith("2d") else 3)
+        if crop:
+            del values["padding"]
     bound = Bound(values)
     template = choose_template(rule, bound)
+    if crop:
+        marker = "output_padding={output_padding})"
+        assert marker in template, rule.id
+        template = template.replace(marker, marker + crop, 1)
     return expand(template, rule, bound), template_roots(template) | frozenset({"mx"})
+
+
+def _transpose_crop(padding, rank: int) -> str:
+    """The slice that crops a channels-last transposed convolution computed without padding to torch's size:
+    `[:, 1:-1, 2:-2]` for padding (1, 2); "" for a padding that is not an integer literal or a tuple of them
+    (left to MLX's padding=, right while it is at most dilation * (kernel - 1): the rule states the assumption)."""
+    sizes = [int_literal_value(padding)] * rank if int_literal_value(padding) is not None else _int_tuple(padding)
+    if sizes is None or len(sizes) != rank or any(v < 0 for v in sizes) or not any(sizes):
+        return ""
+    return "[:, " + ", ".join(f"{v}:-{v}" if v else ":" for v in sizes) + "]"
 
 
 def _int_tuple(value) -> "list[int] | None":
