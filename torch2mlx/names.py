@@ -34,6 +34,7 @@ class Scope:
     nested_count: int = 0                        # defs/classes inside it, for skipping
     submodules: frozenset = frozenset()          # class: attributes `self.<name>(...)` of which is a tensor (layers, methods)
     tensor_attributes: frozenset = frozenset()   # class: attributes every store of which is a tensor (value_facts)
+    optional_attributes: frozenset = frozenset()  # class: attributes every store of which is a tensor or None, one a tensor
     tensor_params: frozenset = frozenset()       # function: parameters every in-file call passes a tensor (value_facts)
     tensor_tuples: dict = field(default_factory=dict)  # module: functions, class: methods -> (element i a tensor, ...)
     project_classes: set = field(default_factory=set)  # nn.Module subclasses imported from other project files

@@ -805,6 +805,32 @@ class _Analysis:
             callables[id(cls)] = frozenset(found)
         return params, returning, attributes, callables, tuples, tuple_methods
 
+    def _optional_attributes(self, cls: _Cls) -> frozenset:
+        """Attributes every store of which in the class family is a tensor or None (`nn.Parameter(...) if c else None`,
+        `self.x = None`), at least one a tensor: `self.x` is a tensor wherever it is not None (timm ConvNeXt's
+        `self.gamma`, read under `if self.gamma is not None:`; transforms/facts/none_checks.py)."""
+        if self.any_attribute or any(c.dynamic for c in cls.family):
+            return frozenset()
+        known = self.attributes.get(id(cls), frozenset())
+        found = set()
+        for name in {n for c in cls.family for n in c.stores} - self.other_stores - known:
+            stores = [st for c in cls.family for st in c.stores.get(name, ())]
+            kinds = [self._tensor_or_none(v, f, None if f is None else f.top_of.get(id(v))) for v, f in stores]
+            if kinds and all(k is not None for k in kinds) and any(kinds):
+                found.add(name)
+        return frozenset(found)
+
+    def _tensor_or_none(self, value, fn, at: Optional[int]) -> Optional[bool]:
+        """True: a tensor; False: None; None: anything else (or either, unknown). `at`: the top-level statement."""
+        if value is None or fn is None:
+            return None
+        if isinstance(value, ast.Constant) and value.value is None:
+            return False
+        if isinstance(value, ast.IfExp):
+            a, b = self._tensor_or_none(value.body, fn, at), self._tensor_or_none(value.orelse, fn, at)
+            return None if a is None or b is None else a or b
+        return True if self.tensor(value, fn, fn.locals, at) else None
+
     def _tuple_submodules(self, cls: _Cls, tuples: dict, methods: dict) -> dict:
         """`a, b = self.sub(x)`: every store of `self.sub` in the class family constructs a module class of this file
         whose forward (no decorator but transformers' `auto_docstring`, which returns it as it is; no `__call__`)
@@ -973,6 +999,7 @@ class _Analysis:
             fn.scope.tensor_params = self.params.get(id(fn), frozenset())
         for cls in self.all_classes:
             cls.scope.tensor_attributes = self.attributes.get(id(cls), frozenset())
+            cls.scope.optional_attributes = self._optional_attributes(cls)
             cls.scope.submodules = cls.scope.submodules | self.callables.get(id(cls), frozenset())
             cls.scope.tensor_tuples = self.tuple_methods.get(id(cls), {})
         self.module.tensor_tuples = {name: self.tuples[id(fn)] for name, fn in self.module_fns.items() if id(fn) in self.tuples}
