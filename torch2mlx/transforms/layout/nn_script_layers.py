@@ -1116,6 +1116,18 @@ class NnScriptLayersTransform(Transform):
             self._called_params[name] = found
         return self._called_params[name]
 
+    def _check_built_sequential(self, rw, call: cst.Call) -> None:
+        """An nn.Sequential built outside any class (a script, a plain function returning it) mixing channels-last
+        layers with layers whose MLX form depends on the axis order (Flatten, Linear) or with a class of this file
+        (one deriving from a torch layer takes torch's layout): whoever runs it gets MLX's layers channels-last next
+        to the others, wrong whether fed NCHW or NHWC. Flagged where it is built, called here or not (a call
+        here is flagged as well; in the default layout mode the file is then built in torch's layout)."""
+        if any(scope["kind"] != "plain" for scope in self.stack):
+            return  # in a class: nn-layout follows its constructions
+        found = self._sequential(rw, call)
+        if isinstance(found, tuple) and "depends on the axis order" in found[1]:
+            rw.flag(call, RULE, "needs-review", found[1])
+
     def leave_Call(self, rw, original: cst.Call, updated):
         if not isinstance(updated, cst.Call):
             return updated
@@ -1125,6 +1137,8 @@ class NnScriptLayersTransform(Transform):
             if short in LAYERS or short == "Sequential":
                 if updated.func.deep_equals(original.func) and _flagged(rw, original):  # left as torch (flagged)
                     self.left_torch.add(id(original))
+                elif short == "Sequential":
+                    self._check_built_sequential(rw, original)
                 return updated
         if facts is not None and not facts.candidate(original.func):
             return updated  # its callee cannot be a layer
