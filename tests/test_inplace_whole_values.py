@@ -173,6 +173,11 @@ FLAGGED = [
     ("def f(x):\n    return x.squeeze_()\n", "changes the shape"),
     # the parameter is rebound: the name no longer holds the caller's tensor
     ("def f(x, y):\n    if y is not None:\n        x = y\n    return x.sigmoid_()\n", "rebound"),
+    # the parameter's object reaches another name, a container or an unknown call, where a view of it may be made
+    ("def f(x):\n    y = x\n    first = y[0]\n    return x.sigmoid_() + first\n", "is assigned to another name"),
+    ("def f(x):\n    y = x\n    first = y[0]\n    x.sigmoid_()\n    return first\n", "is assigned to another name"),
+    ("def f(x):\n    parts = [x]\n    first = parts[0][0]\n    return x.tanh_(), first\n", "is stored in a container"),
+    ("def f(x, keep):\n    keep(x)\n    return x.mul_(2)\n", "is passed to `keep(...)`"),
     # a caller in this file passes a view (whose base it reads after) to a function updating its parameter
     ("def act(x):\n    return x.sigmoid_()\n\n\ndef g(w):\n    act(w[0])\n    return w\n", "`w[0]` is a view"),
     ("def act(x, inplace=True):\n    return x.tanh_() if inplace else x.tanh()\n\n\ndef g(w):\n    y = act(w.t())\n    return w, y\n",
@@ -185,6 +190,17 @@ def test_flagged_where_the_caller_could_see_a_difference(body, why):
     result = convert_source("import torch\n\n\n" + body)
     messages = [d.message for d in _warnings(result) if d.rule_id == "inplace-op"]
     assert any(why in m for m in messages), (messages, result.code)
+
+
+def test_a_view_of_another_name_really_differs():
+    """Why `y = x; first = y[0]` stays flagged: torch's `first` views x's storage, MLX's is a copy of it."""
+    import torch
+
+    x = torch.zeros(2, 3)
+    y = x
+    first = y[0]
+    x.sigmoid_()
+    assert float(first.sum()) == 1.5
 
 
 def test_a_view_passed_by_a_caller_really_differs():

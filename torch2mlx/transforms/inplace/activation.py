@@ -30,6 +30,13 @@ Exact when
       and a call meets any of them; `self.features.add_module(name, layer)` under a name none of
       its layers has (densenet) appends: the Sequential's output is then the last layer's;
     - a subclass whose base classes are this file's classes that never use the attribute (swin);
+    - an in-place module made only in `__init__` (which calls no method of the class), whose input layer another
+      method swaps for one passing its input on, where that method swaps the in-place module out right after
+      (ghostnet's `prune_intermediate_layers`: `self.bn1 = nn.Identity()`, then `self.act1 = nn.Identity()`): its
+      calls are decided with the layers it can be with (`_overlays`);
+    - a Sequential whose first layers are replaced by index from a list literal
+      (`for idx, layer in enumerate(v1_stem): self.layers[idx] = layer`: mnasnet's version-1 stem): the sequence it
+      then is (the list's layers, then its own from position len(list) on) is walked too (`_replaced_layers`);
     - a module built by a function of this file returning a torch layer (resnet's `conv3x3`), or
       by a parameter whose default is a torch layer class (`norm_layer`, nn.BatchNorm2d unless
       given): taken to return a new tensor or its input, with an info note on that assumption.

@@ -13,7 +13,12 @@ A parameter of the function (timm's `_trunc_normal_(tensor, ...)`: `tensor.unifo
 assignment changes the caller's array object, which every reference to it sees, as torch's update of the caller's
 tensor (`_whole_update` argues it; not where a view of the parameter is kept, the shape changes, or the parameter is
 rebound; a call of such a function of this file with a view (`f(w[0])`) is flagged). The value of an update of an
-unshared local used as an operand or returned is `(x := <new value>)` (`_fresh_local_value`).
+unshared local used as an operand or returned is `(x := <new value>)` (`_fresh_local_value`). The value of an update
+of such a parameter (timm's activations: `return x.sigmoid_() if self.inplace else x.sigmoid()`, `x.mul_(x.sigmoid())`,
+`x.add_(3.).clamp_(0., 6.).div_(6.)`; fastvit's `x.mul_(self.gamma)`) is `update_whole(x, <new value>)`, a helper
+assigning the whole array and returning it (`_whole_parameter_value`); calls in this file passing a view to such a
+function, or to a layer class of the file whose forward updates its input (`self.gate(x[:, :c])`), are flagged, and
+an info note states the assumption about callers in other files (no view whose base they read afterwards).
 Left in place (flagged) when
     another reference could have seen the mutation: the receiver is an attribute or
     subscript of something else, a name not assigned in this function, a loop variable, a name assigned from
@@ -112,7 +117,10 @@ def _is_fresh(value: ast.expr) -> bool:
 class _ScopeFacts:
     """What one function (or the module) does with its names, for the aliasing check."""
 
-    def __init__(self, node: ast.AST):
+    def __init__(self, node: ast.AST, updating: frozenset = frozenset()):
+        # this file's functions that update a parameter as a whole array, and names it imports from torch: calls of
+        # either keep no view of their argument
+        self.updating = updating
         self.params: set = set()
         self.declared: set = set()  # global / nonlocal
         self.stores: dict = {}  # name -> list of assigned values (None: not a plain assignment)
@@ -131,6 +139,7 @@ class _ScopeFacts:
                 parents[child] = parent
         self.unsafe_lines: dict = {}  # name -> [(line, why)] of every alias-capable use
         self.kept_views: dict = {}  # name -> the first view of its tensor that is kept (bound, passed on, returned)
+        self.aliases: dict = {}  # parameter -> why its object may reach another holder in the function (`_alias_problem`)
         self.loops: list = []  # (first line, last line) of each loop: a use after an update in the text may run before it
         for n in ast.walk(node):
             if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load):
@@ -142,6 +151,9 @@ class _ScopeFacts:
                     view = _kept_view(n, parents)
                     if view is not None:
                         self.kept_views.setdefault(n.id, view)
+                    alias = self._alias_problem(n, parents)
+                    if alias is not None:
+                        self.aliases.setdefault(n.id, alias)
             elif isinstance(n, (ast.For, ast.AsyncFor, ast.While)):
                 self.loops.append((n.lineno, n.end_lineno))
 
@@ -215,6 +227,43 @@ class _ScopeFacts:
             return "it is assigned to another name, which would have seen the mutation"
         return "it is used where a reference to it may be kept"
 
+    def _alias_problem(self, node: ast.Name, parents: dict) -> Optional[str]:
+        """Why this use of a parameter may hand its object to another holder in the function (another name, a
+        container, an attribute, a call that may keep it), whose views of it (`y = x; v = y[0]`) the view check would
+        not see; None when the object only reaches operators, torch functions, this file's updating functions, the
+        function's return value or a statement's end (through `a if c else b`, `a or b` and in-place methods,
+        whose value is their receiver)."""
+        current: ast.expr = node
+        while True:
+            parent = parents.get(current)
+            if isinstance(parent, ast.IfExp) and current is not parent.test or isinstance(parent, ast.BoolOp):
+                current = parent
+                continue
+            if isinstance(parent, ast.Attribute) and parent.value is current and parent.attr in INPLACE_METHODS:
+                call = parents.get(parent)
+                if isinstance(call, ast.Call) and call.func is parent:
+                    current = call  # `x.sigmoid_()`: its value is x's object
+                    continue
+            if isinstance(parent, (ast.Tuple, ast.List)) and isinstance(parents.get(parent), ast.Return):
+                return None  # `return x.mul_(2), y`: the caller gets the object
+            break
+        if isinstance(parent, (ast.Assign, ast.AnnAssign, ast.NamedExpr, ast.AugAssign)) and parent.value is current:
+            return "is assigned to another name"
+        if isinstance(parent, (ast.Tuple, ast.List, ast.Set, ast.Dict, ast.Starred, ast.keyword, ast.Yield, ast.YieldFrom,
+                               ast.Lambda)):
+            if isinstance(parent, ast.keyword):
+                parent = parents.get(parent)
+            else:
+                return "is stored in a container"
+        if isinstance(parent, ast.Call) and current is not parent.func:
+            func = parent.func
+            if isinstance(func, ast.Name) and (func.id in READING_BUILTINS or func.id in self.updating):
+                return None
+            if _module_root(func) in ("torch", "F") and isinstance(func, ast.Attribute) and func.attr not in VIEW_OPS:
+                return None
+            return f"is passed to `{ast.unparse(func)[:40]}(...)`, which may keep it"
+        return None
+
     def whole_parameter(self, name: str) -> Optional[str]:
         """None when `name` is a parameter that holds the caller's tensor object all through the function (never
         rebound, not global/nonlocal) and no view of it is kept in the function (torch's view would see an update of
@@ -224,6 +273,9 @@ class _ScopeFacts:
             return f"`{name}` is not a parameter"
         if name in self.declared or name in self.stores:
             return f"`{name}` is a parameter rebound in the function: the caller would see the mutation"
+        alias = self.aliases.get(name)
+        if alias is not None:
+            return f"`{name}` is a parameter that {alias}: a view of it there would not see the update in MLX"
         view = self.kept_views.get(name)
         if view is not None:
             return (f"`{name}` is a parameter whose view `{view[:40]}` is kept: torch's view would see the update, "
@@ -285,6 +337,7 @@ class InplaceOps(Transform):
         self.assigned_attributes: frozenset = frozenset()  # attribute names assigned anywhere in the file
         self.analysis: Optional[_Analysis] = None
         self.updating: dict = {}  # module-level function -> (its parameter names, those it updates in place)
+        self.torch_imports: frozenset = frozenset()  # names the file imports from torch (`from torch.nn.init import ...`)
         self.updating_layers: tuple = ({}, {})  # (`_updating_layers`: classes whose forward updates its input, holders)
         self.positions: dict = {}  # id(scope) -> node -> its position in the scope's code (only where asked)
         self.whole_values: dict = {}  # id(`x.op_(...)` translated as `update_whole(x, ...)`) -> x
@@ -309,8 +362,10 @@ class InplaceOps(Transform):
                 attributes.add(name.value if isinstance(name, ast.Constant) and isinstance(name.value, str) else "*")
         self.assigned_attributes = frozenset(attributes)
         self.updating = _updating_functions(tree)
+        self.torch_imports = frozenset(a.asname or a.name for n in tree.body if isinstance(n, ast.ImportFrom) and n.level == 0
+                                       and (n.module or "").split(".")[0] == "torch" for a in n.names)
         self.updating_layers = _updating_layers(tree, self.updating)
-        if self.updating or self.updating_layers:  # their calls (`fill_(w[0])`) name no torch API: the pass must see those statements
+        if self.updating or self.updating_layers[0]:  # their calls (`fill_(w[0])`) name no torch API: the pass must see those statements
             self.needs_every_statement = True
 
     # ----- scopes -----------------------------------------------------------------------------
@@ -339,7 +394,8 @@ class InplaceOps(Transform):
         if id(scope) not in self.facts:
             code = scope.code if isinstance(scope, cst.Module) else cst.Module([]).code_for_node(scope)
             tree = ast.parse(code)
-            self.facts[id(scope)] = _ScopeFacts(tree if isinstance(scope, cst.Module) else tree.body[0])
+            self.facts[id(scope)] = _ScopeFacts(tree if isinstance(scope, cst.Module) else tree.body[0],
+                                                frozenset(self.updating) | self.torch_imports)
         return self.facts[id(scope)]
 
     def _problem(self, name: str, node: Optional[cst.CSTNode] = None) -> Optional[str]:
