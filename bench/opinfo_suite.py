@@ -14,7 +14,8 @@ where the OpInfo's function is that public name; the method `x.<name>(...)`; the
 `x.<name>_(...)` with `--forms ...,inplace`; reflected operators `__radd__` ... as `2 + x`), each dtype
 (float32, an int dtype (int64, else int32), bool; those the op supports) and its first `--samples`
 samples, a snippet is written: the inputs as `torch.tensor(<literal>, dtype=...)` (larger ones
-`torch.from_numpy(np.load(<file>))`), then `out = <the call>`. The snippets are classified by the
+`torch.from_numpy(np.load(<file>))`; float32 literals without dtype=, so that the float64 reference run of
+the docstring machinery tells float32 rounding from a wrong value), then `out = <the call>`. The snippets are classified by the
 docstring suite's machinery (bench/docstring_support.py): run under torch, converted with
 torch2mlx.convert_source, run under MLX with torch blocked (one fork per snippet: a crash, an abort or
 a hang is that snippet's CRASH), compared (float32 rtol 1e-4 / atol 1e-5, ints and bools exactly,
@@ -58,7 +59,7 @@ REFLECTED = {"__radd__": "+", "__rsub__": "-", "__rmul__": "*", "__rdiv__": "/",
              "__rpow__": "**", "__rmod__": "%", "__rand__": "&", "__ror__": "|", "__rxor__": "^", "__rmatmul__": "@"}
 NAMESPACE_PREFIX = {"nn.functional": "F", "linalg": "torch.linalg", "fft": "torch.fft", "special": "torch.special",
                     "signal.windows": "torch.signal.windows"}
-LITERAL_MAX = 64  # tensors with more elements are saved as .npy files
+LITERAL_MAX = 512  # tensors with more elements are saved as .npy files (read as float32: no float64 reference)
 
 
 class Unrepresentable(Exception):
@@ -82,7 +83,7 @@ class Writer:
         if t.layout != torch.strided or t.is_complex() or t.dtype in (torch.bfloat16, torch.float16) or t.is_quantized:
             raise Unrepresentable(f"tensor {t.dtype} {t.layout}")
         arr = t.cpu().contiguous().numpy()
-        # float32 tensors take the default dtype (no dtype=): the suite's float64 reference run (torch's default
+        # float32 literals take the default dtype (no dtype=): the suite's float64 reference run (torch's default
         # dtype float64) then gives float64 inputs, so float32 rounding is told from a wrong value
         dtype = "" if t.dtype == torch.float32 else f", dtype=torch.{str(t.dtype).replace('torch.', '')}"
         if arr.size <= LITERAL_MAX:
@@ -93,7 +94,8 @@ class Writer:
             if not path.exists():
                 np.save(path, arr)
             self.uses_np = True
-            self.lines.append(f"{name} = torch.tensor(np.load({str(path)!r}).tolist(){dtype})")
+            # from_numpy keeps the file's dtype (torch.tensor(<ndarray>.tolist()) would be flagged: list contents)
+            self.lines.append(f"{name} = torch.from_numpy(np.load({str(path)!r}))")
         return name
 
     def _literal(self, v) -> str:
@@ -192,7 +194,9 @@ def snippet(op, form: str, sample, datadir: Path) -> str:
     elif form == "method":
         call = f"{first}.{method_name(op)}({', '.join([*args, *kwargs])})"
     elif form == "inplace":
-        call = f"{first}.{inplace_name(op)}({', '.join([*args, *kwargs])})"
+        # as user code writes it: a statement, the updated tensor read afterwards (a used value is flagged)
+        w.lines.append(f"{first}.{inplace_name(op)}({', '.join([*args, *kwargs])})")
+        call = first
     elif form == "reflected":
         if len(sample.args) != 1 or sample.kwargs:
             raise Unrepresentable("reflected operator with other arguments")
