@@ -109,5 +109,7 @@ def test_timm_downsample_avg_built_from_a_class_value_matches_torch(layout):
 
 
 def test_what_mlx_pooling_cannot_do_still_raises():
-    with pytest.raises(NotImplementedError, match="ceil_mode"):
-        _helper("MaxPool2dNCHW")(2, 2, ceil_mode=True)
+    with pytest.raises(NotImplementedError, match="dilation"):
+        _helper("MaxPool2dNCHW")(2, 2, dilation=2)
+    with pytest.raises(NotImplementedError, match="return_indices"):
+        _helper("MaxPool2dNCHW")(2, 2, return_indices=True)

@@ -316,7 +316,7 @@ def _helpers_namespace():
     lambda ns: ns["Conv2dNCHW"](3, 4, 3, padding_mode="reflect"),
     lambda ns: ns["Conv2dNCHW"](3, 4, 4, padding="same"),
     lambda ns: ns["Conv3dNCHW"](4, 4, 3, groups=2),
-    lambda ns: ns["MaxPool2dNCHW"](3, ceil_mode=True),
+    lambda ns: ns["MaxPool2dNCHW"](3, dilation=2),  # (ceil_mode is computed: tests/test_timm_max_pool_ceil.py)
     lambda ns: ns["BatchNorm2dNCHW"](3, momentum=None),
     lambda ns: ns["LeakyReLU"](1.5),
     lambda ns: ns["GELU"](approximate="fast"),

@@ -18,9 +18,9 @@ What it does
     - `TorchLinear`, `TorchPReLU` (weight broadcast along axis 1 as torch's), `TorchLayerNorm` (any number
       of normalised trailing axes), `TorchGroupNorm` (N, C, ...);
     - `TorchBatchNorm2d` (running statistics as frozen members, updated in training as PyTorch does),
-      `TorchMaxPool2d` (what MLX's pooling lacks, ceil_mode and the like, raises when called), `TorchAvgPool2d`
-      (ceil_mode, count_include_pad=False and divisor_override computed as PyTorch does: layer_values.py's
-      AvgPool2dNCHW);
+      `TorchMaxPool2d` (ceil_mode computed as PyTorch does; dilation, return_indices raise when called),
+      `TorchAvgPool2d` (ceil_mode, count_include_pad=False and divisor_override computed as PyTorch does): the
+      pooling of layer_values.py's MaxPool2dNCHW / AvgPool2dNCHW;
     - `TorchConv2d`: the kernel stays in torch's (O, I/groups, kh, kw) layout (`load_torch_weights` keeps
       it: the class says `torch_weight_layout = True`), `_conv_forward(input, weight, bias)` as torch's;
       `TorchConv1d` / `TorchConv3d` the same for (N, C, L) / (N, C, D, H, W) data (torchvision's video
@@ -275,29 +275,24 @@ class TorchSyncBatchNorm(nn.BatchNorm):
         return TorchSyncBatchNorm.forward(self, input)
 '''
 
-_POOL2D = '''
-class Torch{kind}Pool2d(nn.Module):
-    """PyTorch's nn.{kind}Pool2d for classes deriving from it: its arguments as PyTorch keeps them (stride None
-    becomes kernel_size); pools (N, C, H, W) or (C, H, W) arrays. {why}"""
+_MAX_POOL2D = '''
+class TorchMaxPool2d(nn.Module):
+    """PyTorch's nn.MaxPool2d for classes deriving from it: its arguments as PyTorch keeps them (stride None
+    becomes kernel_size); pools (N, C, H, W) or (C, H, W) arrays as PyTorch does, ceil_mode included (padding
+    counts as -inf); dilation and return_indices raise when called (MLX's pooling has neither)."""
 
-    def __init__(self, kernel_size, stride=None, padding=0, {params}):
+    def __init__(self, kernel_size, stride=None, padding=0, dilation=1, return_indices=False, ceil_mode=False):
         super().__init__()
         self.kernel_size, self.stride, self.padding = kernel_size, stride if stride is not None else kernel_size, padding
-        {store}
+        self.dilation, self.return_indices, self.ceil_mode = dilation, return_indices, ceil_mode
 
     def __call__(self, input):
-        if {unsupported}:
-            raise NotImplementedError("{kind}Pool2d: {unsupported_why}")
         unbatched = input.ndim == 3
-        x = mx.moveaxis(input[None] if unbatched else input, 1, -1)
-        y = mx.moveaxis(nn.{kind}Pool2d(self.kernel_size, self.stride, self.padding)(x), -1, 1)
+        pool = MaxPool2dNCHW(self.kernel_size, self.stride, self.padding, self.dilation, self.return_indices,
+                             self.ceil_mode)
+        y = pool(input[None] if unbatched else input)
         return y[0] if unbatched else y
 '''
-_MAX_POOL2D = _POOL2D.format(
-    kind="Max", why="Padding counts as -inf, as in PyTorch.", params="dilation=1, return_indices=False, ceil_mode=False",
-    store="self.dilation, self.return_indices, self.ceil_mode = dilation, return_indices, ceil_mode",
-    unsupported="self.dilation not in (1, (1, 1), [1, 1]) or self.return_indices or self.ceil_mode",
-    unsupported_why="MLX's pooling has no dilation, return_indices or ceil_mode")
 # ceil_mode, count_include_pad=False and divisor_override as PyTorch computes them: the pooling of layer_values.py's
 # AvgPool2dNCHW (a class value of nn.AvgPool2d becomes that helper too), built on each call from the attributes as
 # they are then (PyTorch's forward reads them there)
@@ -392,7 +387,7 @@ class TorchSequential(nn.Module):
 '''
 
 # torch class -> the helper a class deriving from it derives from; helper code; the helpers each calls
-# (conv_padding, AvgPool2dNCHW: layer_values.py)
+# (conv_padding, MaxPool2dNCHW, AvgPool2dNCHW: layer_values.py)
 BASES = {"Linear": "TorchLinear", "PReLU": "TorchPReLU", "LayerNorm": "TorchLayerNorm", "GroupNorm": "TorchGroupNorm",
          "Conv1d": "TorchConv1d", "Conv2d": "TorchConv2d", "Conv3d": "TorchConv3d", "BatchNorm2d": "TorchBatchNorm2d",
          "SyncBatchNorm": "TorchSyncBatchNorm", "MaxPool2d": "TorchMaxPool2d",
@@ -403,4 +398,4 @@ BASE_CODE = {"TorchLinear": _LINEAR, "TorchPReLU": _PRELU, "TorchLayerNorm": _LA
              "TorchMaxPool2d": _MAX_POOL2D, "TorchAvgPool2d": _AVG_POOL2D, "TorchModuleDict": _MODULE_DICT,
              "TorchSequential": _SEQUENTIAL}
 BASE_DEPENDS = {"TorchConv1d": ("conv_padding",), "TorchConv2d": ("conv_padding",), "TorchConv3d": ("conv_padding",),
-               "TorchAvgPool2d": ("AvgPool2dNCHW",)}
+               "TorchMaxPool2d": ("MaxPool2dNCHW",), "TorchAvgPool2d": ("AvgPool2dNCHW",)}

@@ -160,17 +160,36 @@ class GroupNormNCHW(nn.GroupNorm):
         return mx.moveaxis(super().__call__(mx.moveaxis(x, 1, -1)), -1, 1)
 '''
 
+# ceil_mode as PyTorch computes it (handlers/nn_pool_helpers.py's max_pool2d_padded): the input padded with -inf
+# (MLX's own padding value) by `padding` and by what the last window reaches past it, then pooled unpadded
 _MAX_POOL = '''
 class MaxPool{d}dNCHW(nn.MaxPool{d}d):
-    """MLX nn.MaxPool{d}d with PyTorch's MaxPool{d}d constructor; {doc}."""
+    """MLX nn.MaxPool{d}d with PyTorch's MaxPool{d}d constructor and result (ceil_mode as PyTorch computes it); {doc}."""
 
     def __init__(self, kernel_size, stride=None, padding=0, dilation=1, return_indices=False, ceil_mode=False):
-        if dilation not in (1, (1,) * {d}, [1] * {d}) or return_indices or ceil_mode:
-            raise NotImplementedError("MaxPool{d}d: MLX's pooling has no dilation, return_indices or ceil_mode")
-        super().__init__(kernel_size, stride=stride, padding=padding)
+        if dilation not in (1, (1,) * {d}, [1] * {d}) or return_indices:
+            raise NotImplementedError("MaxPool{d}d: MLX's pooling has no dilation or return_indices")
+        k, s, p = [tuple(v) if isinstance(v, (tuple, list)) else (v,) * {d}
+                   for v in (kernel_size, kernel_size if stride is None else stride, padding)]
+        super().__init__(k, stride=s, padding=0 if ceil_mode else p)
+        self.torch_pooling = (k, s, p, ceil_mode)
+
+    def channels_last(self, x):
+        """PyTorch's max pooling of channels-last (N, ..., C) `x`; with ceil_mode the output size rounds up, the
+        last window starting inside the input or the left padding and reaching past the right one."""
+        k, s, p, ceil_mode = self.torch_pooling
+        if not ceil_mode:
+            return super().__call__(x)
+        widths = [(0, 0)] * (x.ndim - {d} - 1)
+        for size, kk, ss, pp in zip(x.shape[-{d} - 1:-1], k, s, p):
+            out = -(-(size + 2 * pp - kk) // ss) + 1
+            if (out - 1) * ss >= size + pp:
+                out -= 1
+            widths.append((pp, pp + max(0, (out - 1) * ss + kk - (size + 2 * pp))))
+        return super().__call__(mx.pad(x, widths + [(0, 0)], constant_values=-float("inf")))
 
     def __call__(self, x):
-        return mx.moveaxis(super().__call__(mx.moveaxis(x, {axis}, -1)), -1, {axis})
+        return mx.moveaxis(self.channels_last(mx.moveaxis(x, {axis}, -1)), -1, {axis})
 '''
 
 # PyTorch's ceil_mode / count_include_pad=False / divisor_override computed as handlers/nn_pool_helpers.py's
@@ -221,7 +240,7 @@ class AvgPool{d}dNCHW(nn.AvgPool{d}d):
     def __call__(self, x):
         return mx.moveaxis(self.channels_last(mx.moveaxis(x, {axis}, -1)), -1, {axis})
 '''
-_AVG_POOL_NHWC_CALL = '''
+_POOL_NHWC_CALL = '''
     def __call__(self, x):
         return self.channels_last(x)
 '''
@@ -348,7 +367,7 @@ def _channels_last(template: str, d: int) -> str:
     """The NHWC variant of a spatial helper: torch's constructor, MLX's own channels-last __call__."""
     code = _spatial(template, d).replace("NCHW", "NHWC").replace(_SPATIAL_DOC, _NHWC_DOC)
     head, _, _ = code.partition("\n    def __call__(self, x):")
-    calls = {id(_BATCH_NORM): _BATCH_NORM_NHWC_CALL, id(_AVG_POOL): _AVG_POOL_NHWC_CALL}
+    calls = {id(_BATCH_NORM): _BATCH_NORM_NHWC_CALL, id(_AVG_POOL): _POOL_NHWC_CALL, id(_MAX_POOL): _POOL_NHWC_CALL}
     return head.rstrip("\n") + "\n" + calls.get(id(template), "")
 
 
