@@ -125,7 +125,7 @@ class PluginContext:
 
     def mark_identity(self, node: "cst.CSTNode") -> None:
         """`node` is what a call became and equals its receiver: `x = x` / `x` statements left are dropped."""
-        self._rw.identity_calls.add(id(node))
+        self._rw.identity_calls[id(node)] = node
 
     def add_prelude(self, statements: Iterable) -> None:
         """Statements to add after the imports, in order."""

@@ -116,7 +116,9 @@ class TableRewriter(cst.CSTTransformer):
         self.first_statement = None
         self.header_comments: set = set()
         self.namedtuple_calls: dict[int, Rule] = {}
-        self.identity_calls: set[int] = set()
+        # id -> the node itself: holding it keeps the id from being reused by a later node (a docstring was dropped
+        # as a leftover no-op when its string node got the id of a discarded `model.cpu()` result)
+        self.identity_calls: dict[int, cst.CSTNode] = {}
         self.arg_stack: list[int] = []
         self.bool_names: list[set] = [set()]
         self.store_targets: set[int] = set()  # ids of assignment / del targets
@@ -330,9 +332,9 @@ class TableRewriter(cst.CSTTransformer):
 
     def _is_leftover_noop(self, stmt: cst.BaseSmallStatement) -> bool:
         """`model.cuda()` -> `model` or `x = x.cpu()` -> `x = x`: drop what became a no-op."""
-        if isinstance(stmt, cst.Expr) and id(stmt.value) in self.identity_calls:
+        if isinstance(stmt, cst.Expr) and self.identity_calls.get(id(stmt.value)) is stmt.value:
             return isinstance(stmt.value, (cst.Name, cst.Attribute, cst.SimpleString, cst.FormattedString))
-        if isinstance(stmt, cst.Assign) and id(stmt.value) in self.identity_calls and len(stmt.targets) == 1:
+        if isinstance(stmt, cst.Assign) and self.identity_calls.get(id(stmt.value)) is stmt.value and len(stmt.targets) == 1:
             # the same tree, not the same text: `self.x = self.x.cpu()`, `x[0] = x[0].cpu()`
             return stmt.targets[0].target.deep_equals(stmt.value)
         return False
@@ -709,7 +711,7 @@ class TableRewriter(cst.CSTTransformer):
         elif not is_atomic(result):
             result = parenthesize(result)
         if (receiver is not None and result is receiver) or any(result is a.value for a in updated.args):
-            self.identity_calls.add(id(result))  # `model.cpu()`, `torch._C._log_api_usage_once(self)`: nothing
+            self.identity_calls[id(result)] = result  # `model.cpu()`, `torch._C._log_api_usage_once(self)`: nothing
         return result
 
     # ----- a receiver evaluated once, through a fresh local name ------------------------------------------

@@ -55,7 +55,7 @@ class Autocast(Transform):
     def __init__(self) -> None:
         self.items: set = set()  # ids of the original autocast calls in unwrapped `with`s
         self.withs: set = set()
-        self.updated_items: set = set()  # ids of those calls as the pass left them
+        self.updated_items: dict = {}  # id -> each of those calls as the pass left them (held: ids are not reused)
 
     def applies_to(self, text: str) -> bool:
         return "autocast" in text
@@ -74,10 +74,10 @@ class Autocast(Transform):
 
     def leave_FunctionDef(self, rw, original, updated):
         # by the updated decorator calls (no-grad, earlier, may have dropped `@torch.no_grad()` already)
-        kept = [d for d in updated.decorators if id(d.decorator) not in self.updated_items]
+        kept = [d for d in updated.decorators if self.updated_items.get(id(d.decorator)) is not d.decorator]
         if len(kept) == len(updated.decorators):
             return updated
-        lines = [line for d in updated.decorators if id(d.decorator) in self.updated_items for line in d.leading_lines]
+        lines = [line for d in updated.decorators if self.updated_items.get(id(d.decorator)) is d.decorator for line in d.leading_lines]
         if kept:
             kept[0] = kept[0].with_changes(leading_lines=[*lines, *kept[0].leading_lines])
             return updated.with_changes(decorators=kept)
@@ -85,7 +85,7 @@ class Autocast(Transform):
 
     def leave_Call(self, rw, original, updated):
         if id(original) in self.items:
-            self.updated_items.add(id(updated))
+            self.updated_items[id(updated)] = updated
             rw.edit_flags(lambda f: dataclasses.replace(f, rule_id=RULE_ID, kind="needs-review", message=MESSAGE, severity="info")
                           if f.node is original else f)
         return updated

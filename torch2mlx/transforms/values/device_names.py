@@ -79,6 +79,21 @@ def device_names(fn, torch_roots: frozenset) -> frozenset:
                      if all(kinds) and name not in bound and loads.get(name) and all(loads[name]))
 
 
+def _defs_binding_device_reads(tree) -> list:
+    """The defs (and the defs around them) with a `name = <expr>.device` somewhere: only they can have a device name,
+    so the other defs are not analysed (one walk of the module instead of three of every def)."""
+    found: dict = {}
+    stack = [(tree, ())]
+    while stack:
+        node, defs = stack.pop()
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            defs = (*defs, node)
+        elif isinstance(node, ast.Assign) and defs and _device_read(node.value):
+            found.update((id(d), d) for d in defs)
+        stack.extend((child, defs) for child in ast.iter_child_nodes(node))
+    return list(found.values())
+
+
 def _torch_device_argument(node, parents: dict, torch_roots: frozenset) -> bool:
     keyword = parents.get(id(node))
     if not (isinstance(keyword, ast.keyword) and keyword.arg == "device"):
@@ -106,11 +121,10 @@ class DeviceNamesTransform(Transform):
         bound_twice = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name) and not isinstance(n.ctx, ast.Load)}
         roots = roots - bound_twice  # a torch alias rebound anywhere: not followed
         self.names = {}
-        for node in ast.walk(tree):
-            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
-                found = device_names(node, roots)
-                if found:
-                    self.names[id(node)] = found
+        for node in _defs_binding_device_reads(tree):
+            found = device_names(node, roots)
+            if found:
+                self.names[id(node)] = found
 
     def leave_Assign(self, rw, original, updated):
         scopes = rw.scopes

@@ -82,20 +82,30 @@ def _stored_names(fn: cst.FunctionDef) -> dict:
     return counts
 
 
+def _dict_assignment(stmt) -> cst.Assign | None:
+    """`name = {...}` as a statement of its own."""
+    if not (isinstance(stmt, cst.SimpleStatementLine) and len(stmt.body) == 1 and isinstance(stmt.body[0], cst.Assign)):
+        return None
+    assign = stmt.body[0]
+    if len(assign.targets) != 1 or not isinstance(assign.targets[0].target, cst.Name) or not isinstance(assign.value, cst.Dict):
+        return None
+    return assign
+
+
 def known_dicts(fn: cst.FunctionDef) -> dict:
     """id of each call of `fn` with a `**name` argument of a known dict -> (name, [(key, value node)])."""
     if not isinstance(fn.body, cst.IndentedBlock):
         return {}
     params = fn.params
+    body = list(fn.body.body)
+    if not any(_dict_assignment(stmt) for stmt in body):
+        return {}  # the common case, decided from the def's own statements: no walk of its body
     names = {p.name.value for p in [*params.posonly_params, *params.params, *params.kwonly_params]}
     stored = _stored_names(fn)
     found: dict = {}
-    body = list(fn.body.body)
     for index, stmt in enumerate(body):
-        if not (isinstance(stmt, cst.SimpleStatementLine) and len(stmt.body) == 1 and isinstance(stmt.body[0], cst.Assign)):
-            continue
-        assign = stmt.body[0]
-        if len(assign.targets) != 1 or not isinstance(assign.targets[0].target, cst.Name) or not isinstance(assign.value, cst.Dict):
+        assign = _dict_assignment(stmt)
+        if assign is None:
             continue
         name = assign.targets[0].target.value
         if stored.get(name) != 1:
