@@ -92,6 +92,25 @@ def test_a_subclass_keeping_its_own_attribute_is_no_layer_int(init):
     assert any(d.rule_id == "torch.arange" for d in warnings(result)), result.code
 
 
+def test_a_layer_attribute_rebound_by_the_file_is_no_layer_int():
+    source = textwrap.dedent('''
+        import torch
+        from torch import nn
+
+
+        class M(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.e = nn.Embedding(4, 2)
+                self.e.num_embeddings = 4.5
+
+            def forward(self, x: torch.Tensor):
+                return torch.arange(self.e.num_embeddings)
+        ''')
+    result = convert_source(source)
+    assert any(d.rule_id == "torch.arange" for d in warnings(result)), result.code
+
+
 def test_an_attribute_stored_two_ways_is_no_layer_int():
     source = textwrap.dedent('''
         import torch

@@ -1106,8 +1106,9 @@ class _Analysis:
             if len(kinds) != 1 or None in kinds:
                 continue
             layer, owners = kinds.pop()
-            found.update(f"{name}.{a}" for a in LAYER_INT_ATTRIBUTES[layer]
-                         if not any(a in c.stores or a in c.methods for c in owners))
+            found.update(f"{name}.{a}" for a in LAYER_INT_ATTRIBUTES[layer]  # (`m.e.num_embeddings = ...` anywhere:
+                         if a not in self.other_stores                           # not the layer's own int)
+                         and not any(a in c.stores or a in c.methods for c in owners))
         return found
 
     def _built_layer(self, value, fn) -> Optional[tuple]:
