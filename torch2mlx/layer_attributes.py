@@ -135,6 +135,19 @@ _IMPORTS_MLX_NN = re.compile(r"^[ \t]*(?:import[ \t]+mlx\.nn\b|from[ \t]+mlx(?:\
 _QUICK = re.compile(r"\.(?:" + "|".join(sorted(_ALL_ATTRS)) + r")\b")
 
 
+_walked: list = [(None, [])]  # [(the module last walked, its nodes)]: the audit reads one tree a dozen times
+
+
+def _nodes(tree: ast.Module) -> list:
+    """`ast.walk(tree)` as a list, made once per module (the audit never changes the tree: it edits the text).
+    One tuple, read and replaced whole, so that conversions in threads never mix two modules' nodes."""
+    walked_tree, nodes = _walked[0]
+    if walked_tree is not tree:
+        nodes = list(ast.walk(tree))
+        _walked[0] = (tree, nodes)
+    return nodes
+
+
 def audit(code: str, original: str = "") -> tuple[str, list]:
     """The output with exact reads rewritten, and (statement, column, why) for each read left to flag
     (the statements of the output as parsed here: a rewrite changes no line).
@@ -152,9 +165,9 @@ def audit(code: str, original: str = "") -> tuple[str, list]:
         return code, []
     nn_names = _with_conv_helpers(tree, nn_names)
     layers = _known_layers(tree, nn_names)
-    parents = {child: node for node in ast.walk(tree) for child in ast.iter_child_nodes(node)}
+    parents = {child: node for node in _nodes(tree) for child in ast.iter_child_nodes(node)}
     reads: dict = {}  # id(attribute node) -> (node, MLX layer, its constructor calls or None: not known)
-    for cls in (n for n in ast.walk(tree) if isinstance(n, ast.ClassDef) and n.name in layers):
+    for cls in (n for n in _nodes(tree) if isinstance(n, ast.ClassDef) and n.name in layers):
         for fn in (n for n in cls.body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))):
             if not fn.args.args:
                 continue
@@ -234,7 +247,7 @@ def _kept_layers(tree: ast.Module, layers: dict, reads: dict) -> dict:
     for node, layer, calls in reads.values():
         if calls is not None and layer in KEEPING and node.attr in KEEPING[layer][1]:
             kept.setdefault(layer, {}).update((id(c), c) for c in calls)
-    for cls in (n for n in ast.walk(tree) if isinstance(n, ast.ClassDef) and n.name in layers):
+    for cls in (n for n in _nodes(tree) if isinstance(n, ast.ClassDef) and n.name in layers):
         for fn in (n for n in cls.body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef)) and n.args.args):
             me = fn.args.args[0].arg
             for node in ast.walk(fn):
@@ -287,7 +300,7 @@ def _is_keeping(node: ast.ClassDef, layer: str) -> bool:
 def _names_used(tree: ast.Module) -> set:
     """Every name the module binds or reads (variables, functions, classes, imports, parameters)."""
     used = set()
-    for node in ast.walk(tree):
+    for node in _nodes(tree):
         if isinstance(node, ast.Name):
             used.add(node.id)
         elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
@@ -346,7 +359,7 @@ def _none_checks(tree: ast.Module, code: str) -> list:
     has no such attribute (AttributeError): `getattr(R, "bias", None) is None`, exact for either. R is any
     receiver but a bare name `self` (a class's own attribute, set as it reads)."""
     edits = []
-    for node in ast.walk(tree):
+    for node in _nodes(tree):
         if not (isinstance(node, ast.Compare) and len(node.ops) == 1 and isinstance(node.ops[0], (ast.Is, ast.IsNot))
                 and isinstance(node.comparators[0], ast.Constant) and node.comparators[0].value is None):
             continue
@@ -374,7 +387,7 @@ def _unknown_layer_reads(tree: ast.Module, code: str, layers: dict, reads: dict,
     an item of a container), not from a name or another attribute (`self.config = config`), and is no layer the
     table already knows."""
     edits = []
-    for cls in (n for n in ast.walk(tree) if isinstance(n, ast.ClassDef)):
+    for cls in (n for n in _nodes(tree) if isinstance(n, ast.ClassDef)):
         methods = [n for n in cls.body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef)) and n.args.args]
         built = set()
         for fn in methods:
@@ -411,7 +424,7 @@ def _helper_code(tree: ast.Module, nn_names: frozenset):
     if defined:
         return 0, ""
     if any(isinstance(n, ast.Name) and n.id == HELPER or isinstance(n, (ast.FunctionDef, ast.ClassDef)) and
-           n.name == HELPER or isinstance(n, ast.alias) and (n.asname or n.name) == HELPER for n in ast.walk(tree)):
+           n.name == HELPER or isinstance(n, ast.alias) and (n.asname or n.name) == HELPER for n in _nodes(tree)):
         return None
     plain = sorted(n for n in nn_names if "=" not in n)
     if not plain:
@@ -449,7 +462,7 @@ def _narrowed_reads(tree: ast.Module, nn_names: frozenset, ctx=ast.Load):
     """(`R.attr` node, layer) for reads in the body of `if isinstance(R, <mlx.nn>.<Layer>):` (also one operand
     of an `and`), R a name or an attribute chain that the body never assigns: torch code reads a layer's
     attributes this way in its weight-initialisation loops (`for m in self.modules(): if isinstance(m, ...)`)."""
-    for node in ast.walk(tree):
+    for node in _nodes(tree):
         if not isinstance(node, ast.If):
             continue
         tests = node.test.values if isinstance(node.test, ast.BoolOp) and isinstance(node.test.op, ast.And) \
@@ -563,7 +576,7 @@ def _mlx_nn_names(tree: ast.Module) -> frozenset:
     # a name bound to anything else anywhere (a kept torch layer's `import torch.nn as nn` in a function
     # that the converter writes, an assignment) may be torch's nn where it is read: not known
     other = set()
-    for node in ast.walk(tree):
+    for node in _nodes(tree):
         if isinstance(node, ast.Import):
             other.update(a.asname or a.name.split(".")[0] for a in node.names if a.name != "mlx.nn" or not a.asname)
         elif isinstance(node, ast.ImportFrom):
@@ -582,7 +595,7 @@ def _known_layers(tree: ast.Module, nn_names: frozenset) -> dict:
     """class name -> attribute -> (MLX layer class, [constructor calls]) where every store of `.attr`
     anywhere in the file is `<self>.attr = <mlx.nn>.<Layer>(...)` of that one layer, inside that class."""
     stores: dict = {}  # attr -> list of (class name or None, layer or None, call)
-    for cls in (n for n in ast.walk(tree) if isinstance(n, ast.ClassDef)):
+    for cls in (n for n in _nodes(tree) if isinstance(n, ast.ClassDef)):
         for fn in (n for n in cls.body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))):
             for node in ast.walk(fn):
                 if isinstance(node, ast.Assign) and len(node.targets) == 1:
@@ -593,7 +606,7 @@ def _known_layers(tree: ast.Module, nn_names: frozenset) -> dict:
                                                                    node.value))
                         node._layer_store = True
     other = set()  # any other store of the attribute name makes it unknown
-    for node in ast.walk(tree):
+    for node in _nodes(tree):
         if isinstance(node, (ast.Assign, ast.AnnAssign, ast.AugAssign, ast.Delete, ast.For, ast.With)) \
                 and not getattr(node, "_layer_store", False):
             for sub in ast.walk(node):
