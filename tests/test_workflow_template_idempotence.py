@@ -21,7 +21,6 @@ KEEPS_TORCH = "\n\ndef _left_for_torch(flag):\n    torch._assert(flag, 'kept')\n
 # it leaves this list): a comprehension variable's `.reshape(...)` is not known to be an array's
 KNOWN = {
     "torch.column_stack": "`t.reshape(-1, 1)` on the comprehension's `t`: written mx.reshape(t, ...) it would not be",
-    "torch.cartesian_prod": "`g.reshape(-1)` on the comprehension's `g`: written mx.reshape(g, ...) it would not be",
 }
 
 
