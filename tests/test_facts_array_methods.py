@@ -1,5 +1,5 @@
-"""`.reshape(...)` of a value the facts do not type is left as written, unflagged: mx.array.reshape takes torch's
-positional shapes with torch's meaning (transforms/facts/array_methods.py). timm's ResNeSt reshapes the output of a
+"""`.reshape(...)` / `.flatten(...)` of a value the facts do not type is left as written, unflagged: mx.array's
+take torch's positional shapes and dims with torch's meaning (transforms/facts/array_methods.py). timm's ResNeSt reshapes the output of a
 layer built from a class argument, ConvNeXt a layer-scale Parameter that may be None, PVT-v2 the output of an
 optional downsample: flagged before, they run under MLX as under torch."""
 from __future__ import annotations
@@ -36,7 +36,8 @@ class Block(nn.Module):
         if self.gamma is not None:
             x = x.mul(self.gamma.reshape(1, 1, -1))
         shape = (B, -1)
-        return x.reshape(*shape)
+        y = self.act(x.reshape(B, 2, -1))
+        return x.reshape(*shape) + y.flatten(1) + y.flatten(0, -1).reshape(B, -1) + y.flatten()[0]
 '''
 
 
@@ -47,7 +48,7 @@ def test_untyped_reshapes_run_as_in_torch(kwargs):
 
     result = convert_source(SOURCE)
     assert not warnings(result), result.diagnostics
-    assert "self.gamma.reshape(1, 1, -1)" in result.code  # as written: an untyped receiver
+    assert "y.flatten(1) + y.flatten(0, -1).reshape(B, -1)" in result.code  # as written: an untyped receiver
     torch_ns: dict = {}
     exec(compile(SOURCE, "t.py", "exec"), torch_ns)
     mlx_ns: dict = {}
@@ -67,6 +68,7 @@ def test_untyped_reshapes_run_as_in_torch(kwargs):
 @pytest.mark.parametrize("call", [
     "y.reshape(shape=(2, -1))",   # torch's keyword: mx.array.reshape has none
     "y.view(2, -1)",              # mx.array.view is a dtype view
+    "y.flatten(start_dim=1)",     # MLX's keyword is start_axis
 ])
 def test_other_forms_on_untyped_values_stay_flagged(call):
     source = textwrap.dedent(f'''
