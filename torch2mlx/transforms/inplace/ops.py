@@ -521,7 +521,9 @@ class InplaceOps(Transform):
             rw.flag(original, RULE_ID, "needs-review",
                     f"`{name}.{method}()` updates the caller's whole array (`{helper}`), as torch updates the caller's "
                     f"tensor: exact unless a caller passes a view (a slice, `.view`, `.transpose`, a `chunk` piece, ...) "
-                    "whose base it reads afterwards: torch's update reaches that base, MLX's a copy", severity="info")
+                    "whose base it reads afterwards (torch's update reaches that base, MLX's a copy), or a torch copy that "
+                    "MLX's translation leaves the same array (`.contiguous()` of a transposed tensor) whose original it "
+                    "reads afterwards", severity="info")
         self.whole_values[id(original)] = name
         rw.tensors.mark(name, True)  # its in-place method was translated as a tensor's (as `_fresh_local_value`)
         rw.count_conversion()
