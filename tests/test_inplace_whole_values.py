@@ -225,6 +225,9 @@ LAYER_CALLERS = [
     ("class Gate(torch.nn.Module):\n    def forward(self, x):\n        return x.sigmoid_()\n\n\n"
      "def g(x):\n    return Gate()(x.transpose(0, 1)), x\n", "`x.transpose(0, 1)` is a view"),
     ("def act(x):\n    return x.tanh_()\n\n\ndef g(w):\n    first = w[0]\n    act(first)\n    return w\n", "`first` (= `w[0]`) is a view"),
+    # torch's contiguous() of a transposed tensor is a copy, MLX's translation the same array: flagged alike
+    ("def act(x):\n    return x.tanh_()\n\n\ndef g(w):\n    t = w.t()\n    act(t.contiguous())\n    return t\n",
+     "`t.contiguous()` is a view"),
 ]
 
 
