@@ -766,8 +766,10 @@ class TableRewriter(cst.CSTTransformer):
             base = func.attr.value  # a torch function's result: `matmul = torch.matmul(a, b)`
         elif isinstance(func, cst.Attribute) and isinstance(func.value, cst.Name):
             base = f"{func.value.value}_{func.attr.value}"  # `scores_view = scores.view(...)`
-        elif parameter.isidentifier() and parameter not in _RESERVED:
+        elif parameter.isidentifier() and parameter not in _RESERVED and not _NUMBERED.fullmatch(parameter):
             base = parameter  # `bias = b.exp() + 1` for F.linear's bias, `sz = len(x)`
+        elif isinstance(value, cst.Comparison):
+            base = "mask"  # `mask = x > 0`
         elif isinstance(func, cst.Name):
             base = f"{func.value}_out"
         else:
@@ -806,7 +808,15 @@ class TableRewriter(cst.CSTTransformer):
 # drops decorators and unwraps `with` blocks (a receiver inside a `with` stays: a no_grad block in a forward is
 # translated statement by statement)
 _ONCE_TRANSFORMS = frozenset({"nn-module", "nn-layer-values", "jit-markers", "nn-init", "nn-layout", "nn-script-layers",
-                              "nn-conv-checks", "inplace-op", "nn-inplace-activation", "runtime-values", "no-grad"})
+                              "nn-conv-checks", "inplace-op", "nn-inplace-activation", "runtime-values", "no-grad",
+                              # training transforms that rewrite a statement or loop where it stands (an optimizer's
+                              # parameter groups, `p.requires_grad = False` loops, EMA loops over state dicts): active
+                              # wherever a model file mentions parameters, so every model file of transformers with
+                              # `requires_grad` or `state_dict` kept `torch.topk(x[..., 0], k)` flagged
+                              "optim-groups", "freeze-parameters", "ema-update",
+                              # `with torch.autocast(...)` removed, its body put where it stood (statements inside a
+                              # `with` get no line before them anyway); `@autocast` decorators dropped
+                              "autocast"})
 # the packages whose transforms restructure a script (a training step's statements move into `def loss_fn`, a
 # data loop is rewritten): a line put before a statement there could end up outside the function the statement
 # moves into. Transforms of the other packages (module classes, layout, facts, values, runtime, init, in-place
@@ -844,16 +854,18 @@ def _marked(stmt: cst.SimpleStatementLine, rule_ids: tuple) -> bool:
     return any(line.comment is not None and line.comment.value.startswith(marks) for line in stmt.leading_lines)
 
 
+_NUMBERED = re.compile(r"t\d+")  # the table's names for the items of `*tensors` (torch.dist's t0): no name for a value
+
+
 def _computed(value: cst.BaseExpression) -> bool:
-    """A value that is a call's result or an item (`self.qkv(x)`, `x[..., 0]`), or arithmetic on one
-    (`torch.arange(5) % 3`): what is named once. Arithmetic of names and literals (`x * 2`, `b + 1`) stays flagged,
-    for the person to name: 45 rule examples (torch.frac(x * 3), F.conv2d(x, w, b * 2), ...) document that flag."""
-    if isinstance(value, (cst.Call, cst.Subscript)):
+    """A value a translation reading it twice evaluates once, into a fresh local name: a call's result or an item
+    (`self.qkv(x)`, `x[..., 0]`), arithmetic or a comparison (`b + 1` in `F.linear(x, w, b + 1)`, `torch.frac(x * 3)`,
+    `-x`, `x > 0`), an attribute of one (`self.proj(x).T`). Names, attribute chains and literals are read twice as
+    written (`is_simple`); where moving the value out of its statement is not exact, `_once_name` refuses."""
+    if isinstance(value, (cst.Call, cst.Subscript, cst.BinaryOperation, cst.UnaryOperation, cst.Comparison)):
         return True
-    if isinstance(value, cst.BinaryOperation):
-        return _computed(value.left) or _computed(value.right)
-    if isinstance(value, cst.UnaryOperation):
-        return _computed(value.expression)
+    if isinstance(value, cst.Attribute):
+        return _computed(value.value)
     return False
 
 
