@@ -23,7 +23,7 @@ import libcst as cst
 from torch2mlx.binding import Flag, bind
 from torch2mlx.handlers import register
 from torch2mlx.handlers.local_helpers import add_helpers
-from torch2mlx.template import choose_template, expand, normalize, template_roots
+from torch2mlx.template import choose_template, expand, int_literal_value, normalize, template_roots
 
 _PAD_FUNCTION = '''
 def pad_channels_last(x, padding, dims, mode="constant", value=0.0):
@@ -225,3 +225,36 @@ def _check(bound) -> None:
     if isinstance(momentum, cst.Name) and momentum.value == "None":
         raise Flag("momentum=None (cumulative average of batch statistics) has no MLX equivalent: "
                    "MLX's BatchNorm keeps an exponential average", "no-equivalent")
+
+
+def _per_dim(node, dims: int):
+    """An int literal or a tuple/list of `dims` int literals as a tuple of ints; None for anything else."""
+    if node is None:
+        return None
+    value = int_literal_value(node)
+    if value is not None:
+        return (value,) * dims
+    if isinstance(node, (cst.Tuple, cst.List)) and len(node.elements) == dims:
+        values = tuple(int_literal_value(e.value) for e in node.elements)
+        return None if None in values else values
+    return None
+
+
+@register("conv_transpose_checked")
+def conv_transpose_checked(rule, original, call, receiver, rewriter):
+    """nn.ConvTranspose{1,2,3}d: MLX 0.32's transposed convolution gives a wrong output size and wrong values where
+    padding > dilation * (kernel_size - 1) on some axis (checked: ConvTranspose2d(2, 3, 1, stride=2, padding=1) on
+    4x4 gives 3x3, torch 5x5): flagged there when the three are literals, noted as an assumption otherwise."""
+    bound = normalize(rule, bind(call.args, rule.signature, receiver))
+    dims = int(rule.id[-2])
+    kernel = _per_dim(bound.get("kernel_size"), dims)
+    padding = _per_dim(bound.get("padding"), dims) if bound.present("padding") else (0,) * dims
+    dilation = _per_dim(bound.get("dilation"), dims) if bound.present("dilation") else (1,) * dims
+    if None in (kernel, padding, dilation):
+        rewriter.flag(original, rule.id, "needs-review", "converted assuming padding <= dilation * (kernel_size - 1) on "
+                      "every axis (beyond it MLX's transposed convolution gives a wrong size)", "info")
+    elif any(p > d * (k - 1) for k, p, d in zip(kernel, padding, dilation)):
+        raise Flag("padding larger than dilation * (kernel_size - 1): MLX's transposed convolution gives a wrong output "
+                   "size there; crop the output of an unpadded layer by hand", "no-equivalent")
+    template = choose_template(rule, bound)
+    return expand(template, rule, bound), template_roots(template)
