@@ -177,10 +177,14 @@ def test_torchvision_reexport_is_bound_to_the_helper():
     assert defined == ["torch_checkpoint_load", "hub_download_url_to_file", "hub_load_state_dict_from_url"]
 
 
-def test_reexport_with_the_helper_name_taken_stays_flagged():
+def test_reexport_with_the_helper_name_taken_binds_a_fresh_helper():
     result = convert_source(REEXPORT + "\n\ndef hub_load_state_dict_from_url():\n    return 1\n")
-    assert any(d.rule_id == "torch.hub.load_state_dict_from_url" and d.severity.value != "info"
-               for d in result.diagnostics)
+    assert not [d for d in result.diagnostics if d.severity.value != "info"]
+    tree = ast.parse(result.code)
+    assigned = [ast.unparse(n) for n in tree.body if isinstance(n, ast.Assign)]
+    assert assigned == ["load_state_dict_from_url = hub_load_state_dict_from_url_1"]
+    defined = [n.name for n in tree.body if isinstance(n, ast.FunctionDef)]
+    assert "hub_load_state_dict_from_url_1" in defined and defined[-1] == "hub_load_state_dict_from_url"  # the user's
 
 
 def test_default_cache_directory_and_map_location_function(tmp_path, monkeypatch):

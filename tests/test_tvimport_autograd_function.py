@@ -120,7 +120,7 @@ def test_autograd_functions_match_torch_values_and_gradients():
     assert mlx_ns["Cube"].apply(2.0) == torch_ns["Cube"].apply(2.0) == 8.0
 
 
-def test_autograd_function_name_taken_stays_flagged():
+def test_autograd_function_name_taken_takes_a_fresh_name():
     source = '''
 import torch
 
@@ -133,6 +133,9 @@ class Twice(torch.autograd.Function):
         return x * 2
 '''
     result = convert_source(source, "taken.py")
-    assert [d.rule_id for d in warnings(result)] == ["torch.autograd.Function"], [d.format() for d in result.diagnostics]
-    # the class keeps torch's base (a stand-in that is torch's class when torch is installed: the module still imports)
-    assert 'Twice(torch_base("torch.autograd.Function"))' in result.code, result.code
+    assert not warnings(result), [d.format() for d in result.diagnostics]
+    assert "class Twice(AutogradFunction_1):" in result.code and "\nAutogradFunction = None\n" in result.code
+    import mlx.core as mx
+
+    ns = exec_source(result.code, "mlx_autograd_fn_taken")
+    assert ns["AutogradFunction"] is None and np.allclose(np.array(ns["Twice"].apply(mx.array([1.0, 2.0]))), [2.0, 4.0])

@@ -38,7 +38,7 @@ CONVERTED = [
     ("x = a * 1\nx.erf_()\nreturn x", "x = mx.erf(x)"),
     ("x = a * 1\nx.atan2_(b)\nreturn x", "x = mx.arctan2(x, b)"),
     # a parameter: the caller's array is updated as a whole, which every reference to it sees (test_inplace_param_updates)
-    ("y = a\na.add_(1)\nreturn a, y", "a[...] = mx.add(a, 1).astype(a.dtype)"),
+    ("a.add_(1)\nreturn a, b", "a[...] = mx.add(a, 1).astype(a.dtype)"),
     ("x = a * 1\nx.sinh_()\nx.logical_not_()\nreturn x", "x = mx.logical_not(x)"),
 ]
 
@@ -46,6 +46,7 @@ FLAGGED = [
     "first = a[0]\na.add_(1)\nreturn first",                # parameter whose view is kept: torch's view sees it
     "x = a.view(6)\nx.add_(1)\nreturn a",                    # a view of a parameter
     "x = a * 1\ny = x\nx.add_(1)\nreturn y",                 # alias assigned earlier
+    "y = a\na.add_(1)\nreturn a, y",                       # a parameter handed to another name: its views not followed
     "x = a * 1\nxs = [x]\nx.add_(1)\nreturn xs[0]",          # stored in a list
     "x = a * 1\nkeep(x)\nx.add_(1)\nreturn x",              # passed to a call that may keep it
     "x = a * 1\nx.t().add_(1)\nreturn x",                    # receiver is not a plain name

@@ -46,7 +46,12 @@ def test_local_classes_are_written_once_and_work_inside_sequential():
         np.testing.assert_allclose(np.array(ns[name](mx.array(x))), expected, rtol=1e-4, atol=1e-5)
 
 
-def test_a_class_name_taken_by_the_file_keeps_the_torch_call_flagged():
-    result = convert_source("import torch.nn as nn\n\n\nclass Hardsigmoid:\n    pass\n\n\nact = nn.Hardsigmoid()\n")
-    assert [d.rule_id for d in result.diagnostics] == ["torch.nn.Hardsigmoid"]
-    assert "already used" in result.diagnostics[0].message
+def test_a_class_name_taken_by_the_file_gives_the_local_class_a_fresh_name():
+    source = "import torch.nn as nn\n\n\nclass Hardsigmoid:\n    pass\n\n\nact = nn.Hardsigmoid()\n"
+    result = convert_source(source)
+    assert not result.diagnostics, [d.format() for d in result.diagnostics]
+    assert "class Hardsigmoid:\n    pass" in result.code and "act = Hardsigmoid_1()" in result.code
+    ns = _mlx_namespace(source)
+    x = np.linspace(-5, 5, 11).astype(np.float32)
+    expected = torch.nn.Hardsigmoid()(torch.from_numpy(x)).numpy()
+    np.testing.assert_allclose(np.array(ns["act"](mx.array(x))), expected, rtol=1e-4, atol=1e-5)

@@ -28,8 +28,8 @@ from __future__ import annotations
 from torch2mlx.binding import bind
 from torch2mlx.handlers import register
 from torch2mlx.handlers.local_helpers import HELPERS as LOCAL_HELPERS
-from torch2mlx.handlers.local_helpers import emit
-from torch2mlx.template import choose_template, expand, normalize, template_roots
+from torch2mlx.handlers.local_helpers import expand_with_helpers
+from torch2mlx.template import choose_template, normalize, template_roots
 
 import libcst as cst
 
@@ -810,6 +810,5 @@ def breadth_helper(rule, original: cst.Call, call: cst.Call, receiver, rewriter)
     """Fill the rule's template, then add the helpers of HELPERS it calls (and theirs) to the file."""
     bound = normalize(rule, bind(call.args, rule.signature, receiver))
     template = choose_template(rule, bound)
-    result = expand(template, rule, bound)
-    emit(rewriter, template, HELPERS, DEPENDS)
+    result = expand_with_helpers(rewriter, template, rule, bound, HELPERS, DEPENDS)
     return result, template_roots(template)

@@ -14,7 +14,7 @@ import libcst as cst
 
 from torch2mlx.binding import Bound, Flag, bind, code_of
 from torch2mlx.handlers import register
-from torch2mlx.handlers.local_helpers import emit
+from torch2mlx.handlers.local_helpers import expand_with_helpers
 from torch2mlx.template import choose_template, expand, int_literal_value, normalize, template_roots
 
 
@@ -82,6 +82,5 @@ def breadth_local_function(rule, original: cst.Call, call: cst.Call, receiver, r
     real code imports the torch name itself (`from torch.nn.utils.rnn import pad_sequence`)."""
     bound = normalize(rule, bind(call.args, rule.signature, receiver))
     template = choose_template(rule, bound)
-    result = expand(template, rule, bound)
-    emit(rewriter, template, HELPERS)
+    result = expand_with_helpers(rewriter, template, rule, bound, HELPERS)
     return result, template_roots(template) | frozenset({"mx"})

@@ -23,7 +23,8 @@ from __future__ import annotations
 
 from torch2mlx.binding import bind
 from torch2mlx.handlers import register
-from torch2mlx.handlers.local_helpers import add_helpers, expand_with_helpers
+from torch2mlx.handlers.local_helpers import expand_with_helpers, refill
+from torch2mlx.transforms.codegen import add_helpers
 from torch2mlx.template import expand, normalize, template_roots
 
 _HELPER = {"batch_norm_channels_first": '''
@@ -56,7 +57,7 @@ _TEMPLATE = ("batch_norm_channels_first({input}, {running_mean}, {running_var}, 
 def functional_batch_norm(rule, original, call, receiver, rewriter):
     bound = normalize(rule, bind(call.args, rule.signature, receiver))
     result = expand(_TEMPLATE, rule, bound)
-    add_helpers(rewriter, ["batch_norm_channels_first"], _HELPER)
+    result = refill(result, _TEMPLATE, rule, bound, add_helpers(rewriter, ["batch_norm_channels_first"], _HELPER))
     return result, template_roots(_TEMPLATE) | frozenset({"mx"})
 
 

@@ -14,9 +14,9 @@ import libcst as cst
 
 from torch2mlx.binding import Bound, bind
 from torch2mlx.handlers import register
-from torch2mlx.handlers.local_helpers import emit
+from torch2mlx.handlers.local_helpers import expand_with_helpers
 from torch2mlx.handlers.nn_functional_checks import _is_last_dim_only, last_dim_norm
-from torch2mlx.template import expand, normalize
+from torch2mlx.template import normalize
 
 HELPERS = {
     "layer_norm_any": '''
@@ -47,5 +47,4 @@ def layer_norm_any(rule, original: cst.Call, call: cst.Call, receiver, rewriter)
     for name, default in (("weight", "None"), ("bias", "None"), ("eps", "1e-05")):
         values.setdefault(name, cst.parse_expression(default))
     template = "layer_norm_any({input}, {normalized_shape}, {weight}, {bias}, {eps})"
-    emit(rewriter, template, HELPERS)
-    return expand(template, rule, Bound(values)), frozenset({"mx"})
+    return expand_with_helpers(rewriter, template, rule, Bound(values), HELPERS), frozenset({"mx"})

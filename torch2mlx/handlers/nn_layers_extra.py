@@ -22,7 +22,8 @@ import libcst as cst
 
 from torch2mlx.binding import Flag, bind
 from torch2mlx.handlers import register
-from torch2mlx.handlers.local_helpers import add_helpers
+from torch2mlx.handlers.local_helpers import refill
+from torch2mlx.transforms.codegen import add_helpers
 from torch2mlx.template import choose_template, expand, int_literal_value, normalize, template_roots
 
 _PAD_FUNCTION = '''
@@ -188,9 +189,9 @@ def _needed(name: str) -> list:
     return [*_DEPENDS.get(name, ()), name]
 
 
-def emit_helpers(rewriter, code: str) -> None:
+def emit_helpers(rewriter, code: str) -> dict:
     """Add the helpers `code` calls to the file (once each); Flag when a helper's name is taken there."""
-    add_helpers(rewriter, list(dict.fromkeys(n for name in _NAME.findall(code) for n in _needed(name))), _HELPERS)
+    return add_helpers(rewriter, list(dict.fromkeys(n for name in _NAME.findall(code) for n in _needed(name))), _HELPERS)
 
 
 @register("extra_layer")
@@ -200,7 +201,7 @@ def extra_layer(rule, original, call, receiver, rewriter):
     _check(bound)
     template = choose_template(rule, bound)
     result = expand(template, rule, bound)
-    emit_helpers(rewriter, template)
+    result = refill(result, template, rule, bound, emit_helpers(rewriter, template))
     return result, template_roots(template)
 
 

@@ -102,10 +102,7 @@ class LogSoftmax(nn.Module):
 def local_layer_call(name: str, rule, call: cst.Call, rewriter) -> tuple:
     """`Name(<the present arguments, by keyword>)`, with the class added to the file once."""
     bound = normalize(rule, bind(call.args, rule.signature))
-    if not rewriter.has_helper(name):
-        if rewriter.name_taken(name, module_only=True):
-            raise Flag(f"the name {name} is already used in this file", "no-equivalent")
-        rewriter.add_helper(name, lambda: mlx_statements(rewriter, LOCAL_LAYERS[name].lstrip("\n")))
+    name = rewriter.helper(name, lambda: mlx_statements(rewriter, LOCAL_LAYERS[name].lstrip("\n")), module_only=True)
     args = [cst.Arg(bound.get(p.name), keyword=cst.Name(p.name), equal=cst.AssignEqual(
                 whitespace_before=cst.SimpleWhitespace(""), whitespace_after=cst.SimpleWhitespace("")))
             for p in rule.signature.params if bound.present(p.name)]

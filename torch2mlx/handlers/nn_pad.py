@@ -14,7 +14,8 @@ import libcst as cst
 
 from torch2mlx.binding import Flag, bind, code_of
 from torch2mlx.handlers import register
-from torch2mlx.handlers.local_helpers import add_helpers
+from torch2mlx.handlers.local_helpers import refill
+from torch2mlx.transforms.codegen import add_helpers
 from torch2mlx.template import expand, int_literal_value, is_simple, normalize, same_literal
 
 # a pad that is not a display (`pad_values` bound earlier, timm's Swin): its length is read at run time;
@@ -123,7 +124,7 @@ def nn_pad(rule, original: cst.Call, call: cst.Call, receiver, rewriter):
         template = "pad_modes({input}, %s, {mode}, {value})" % widths
         helpers.append("pad_modes")
     result = expand(template, rule, bound)
-    add_helpers(rewriter, helpers, _HELPERS)
+    result = refill(result, template, rule, bound, add_helpers(rewriter, helpers, _HELPERS))
     if values is None or all(v is not None for v in values):
         return result, frozenset({"mx"})
     return result.visit(_Fill(elements)), frozenset({"mx"})

@@ -26,7 +26,8 @@ import re
 
 from torch2mlx.binding import bind
 from torch2mlx.handlers import register
-from torch2mlx.handlers.local_helpers import add_helpers
+from torch2mlx.handlers.local_helpers import refill
+from torch2mlx.transforms.codegen import add_helpers
 from torch2mlx.template import choose_template, expand, normalize, template_roots
 
 _HELPERS = {
@@ -118,10 +119,10 @@ def _needed(name: str) -> list:
     return [*found, name]
 
 
-def emit_pool_helpers(rewriter, code: str) -> None:
+def emit_pool_helpers(rewriter, code: str) -> dict:
     """Add the helpers `code` calls to the file (once each); Flag when a helper's name is taken there."""
     wanted = list(dict.fromkeys(n for name in _NAME.findall(code) for n in _needed(name)))
-    add_helpers(rewriter, wanted, {name: _source(name) for name in wanted})
+    return add_helpers(rewriter, wanted, {name: _source(name) for name in wanted})
 
 
 @register("pool_helper")
@@ -130,5 +131,5 @@ def pool_helper(rule, original, call, receiver, rewriter):
     bound = normalize(rule, bind(call.args, rule.signature, receiver))
     template = choose_template(rule, bound)
     result = expand(template, rule, bound)
-    emit_pool_helpers(rewriter, template)
+    result = refill(result, template, rule, bound, emit_pool_helpers(rewriter, template))
     return result, template_roots(template)

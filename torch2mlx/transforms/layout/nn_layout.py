@@ -92,7 +92,7 @@ from torch2mlx.transforms.layout.ops import int_value as _int
 from torch2mlx.transforms.layout.torch_layout import TorchLayoutTransform
 from torch2mlx.transforms.module.layer_values import CHANNELS_LAST_LAYER, DEPENDS, FOLLOWED_CLASS, HELPER_CODE, VALUES
 from torch2mlx.binding import Flag
-from torch2mlx.handlers.local_helpers import add_helpers
+from torch2mlx.transforms.codegen import add_helpers
 from torch2mlx.transforms.layout.tables import (  # what each layer does to a layout
     AXES, TO_CL, TO_TORCH, TO_TORCH_AXES, ADAPTIVE, FUNCTIONS, KEEP, LAYOUT_FUNCTIONS, PER_POSITION, SPATIAL, Resampled)
 from torch2mlx.layout_facts import CHANNELS_LAST, Layout, ModuleList, ProjectLayouts, Seq, ToPlain
@@ -1013,7 +1013,7 @@ class NnLayoutTransform(LayoutOps, LayoutFlow, Transform):
         if helper is None or not isinstance(updated, cst.Call):
             return updated
         try:
-            add_helpers(rw, [*DEPENDS.get(helper, ()), helper], HELPER_CODE)
+            helper = add_helpers(rw, [*DEPENDS.get(helper, ()), helper], HELPER_CODE)[helper]
         except Flag as flag:
             rw.flag(original, RULE, "no-equivalent", f"the class is built in torch's layout: {flag.reason}")
             return updated
@@ -1028,12 +1028,12 @@ class NnLayoutTransform(LayoutOps, LayoutFlow, Transform):
         _, nchw, nhwc = build
         wanted = [*DEPENDS.get(nchw, ()), nchw, nhwc, "channels_last_layer"]
         try:
-            add_helpers(rw, list(dict.fromkeys(wanted)), {**HELPER_CODE, "channels_last_layer": CHANNELS_LAST_LAYER})
+            names = add_helpers(rw, list(dict.fromkeys(wanted)), {**HELPER_CODE, "channels_last_layer": CHANNELS_LAST_LAYER})
         except Flag as flag:
             rw.flag(original, RULE, "no-equivalent", f"the layer is followed as channels-last: {flag.reason}")
             return updated
-        func = cst.Call(func=cst.Name("channels_last_layer"),
-                        args=[cst.Arg(updated.func, comma=_COMMA), cst.Arg(cst.Name(nchw), comma=_COMMA), cst.Arg(cst.Name(nhwc))])
+        func = cst.Call(func=cst.Name(names["channels_last_layer"]),
+                        args=[cst.Arg(updated.func, comma=_COMMA), cst.Arg(cst.Name(names[nchw]), comma=_COMMA), cst.Arg(cst.Name(names[nhwc]))])
         self.rebuilt.add(id(original))
         return updated.with_changes(func=func)
 
@@ -1044,13 +1044,13 @@ class NnLayoutTransform(LayoutOps, LayoutFlow, Transform):
         if not isinstance(updated, cst.Call):
             return updated
         try:
-            add_helpers(rw, ["followed_class"], {"followed_class": FOLLOWED_CLASS})
+            followed = add_helpers(rw, ["followed_class"], {"followed_class": FOLLOWED_CLASS})["followed_class"]
         except Flag as flag:
             rw.flag(original, RULE, "no-equivalent", f"the class built here is followed as {', '.join(classes)}: {flag.reason}")
             return updated
         args = [cst.Arg(updated.func, comma=_COMMA), *(cst.Arg(cst.Name(c), comma=_COMMA) for c in classes)]
         args[-1] = args[-1].with_changes(comma=cst.MaybeSentinel.DEFAULT)
-        return updated.with_changes(func=cst.Call(func=cst.Name("followed_class"), args=args))
+        return updated.with_changes(func=cst.Call(func=cst.Name(followed), args=args))
 
     # ----- forward ---------------------------------------------------------------------------
     def visit_FunctionDef(self, rw, node: cst.FunctionDef) -> None:
@@ -1822,7 +1822,7 @@ class NnLayoutTransform(LayoutOps, LayoutFlow, Transform):
             return receiver.with_changes(lpar=original.lpar, rpar=original.rpar) if original.lpar else receiver
         if build is _RESHAPE:
             try:
-                add_helpers(rw, ["reshape_channels_last"], {"reshape_channels_last": RESHAPE_CHANNELS_LAST})
+                reshape = add_helpers(rw, ["reshape_channels_last"], {"reshape_channels_last": RESHAPE_CHANNELS_LAST})["reshape_channels_last"]
             except Flag as flag:
                 rw.flag(original, RULE, "no-equivalent", f"a reshape of a channels-last map: {flag.reason}")
                 return updated
@@ -1833,7 +1833,7 @@ class NnLayoutTransform(LayoutOps, LayoutFlow, Transform):
                 rw.flag(original, RULE, "needs-review", "the layout analysis could not rewrite this call for channels-last data")
                 return updated
             args = [cst.Arg(receiver, comma=_COMMA), *(cst.Arg(v, comma=_COMMA) for v in sizes[:2]), cst.Arg(sizes[2])]
-            return cst.Call(func=cst.Name("reshape_channels_last"), args=args, lpar=original.lpar, rpar=original.rpar)
+            return cst.Call(func=cst.Name(reshape), args=args, lpar=original.lpar, rpar=original.rpar)
         rw.need_import("mx")
         return build(receiver)
 
@@ -1849,14 +1849,14 @@ class NnLayoutTransform(LayoutOps, LayoutFlow, Transform):
         `torch_layout_module(se_layer(c), SqueezeExcitation)`."""
         classes = self.adapted.pop(id(original))
         try:
-            add_helpers(rw, ["torch_layout_module"], {"torch_layout_module": TORCH_LAYOUT_MODULE})
+            layout_module = add_helpers(rw, ["torch_layout_module"], {"torch_layout_module": TORCH_LAYOUT_MODULE})["torch_layout_module"]
         except Flag as flag:
             rw.flag(original, RULE, "no-equivalent", f"the class is built in torch's layout: {flag.reason}")
             return updated
         rw.need_import("mx")
         args = [cst.Arg(updated, comma=_COMMA), *(cst.Arg(cst.Name(c), comma=_COMMA) for c in classes)]
         args[-1] = args[-1].with_changes(comma=cst.MaybeSentinel.DEFAULT)
-        return cst.Call(func=cst.Name("torch_layout_module"), args=args)
+        return cst.Call(func=cst.Name(layout_module), args=args)
 
     def leave_Call(self, rw, original: cst.Call, updated):
         if id(original) in self.adapted and (owner := self._owners.get(id(original))) is not None \
