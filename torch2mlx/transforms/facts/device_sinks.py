@@ -17,7 +17,8 @@ import libcst as cst
 
 from torch2mlx.transforms import Transform
 from torch2mlx.transforms.codegen import mlx_expr
-from torch2mlx.transforms.values.device_names import _attributes, _device_read, _torch_device_argument, device_names
+from torch2mlx.transforms.values.device_names import (
+    _attributes, _device_read, _torch_device_argument, defs_binding_device_reads, device_names)
 
 RULE_ID = "Tensor.device"
 
@@ -82,13 +83,12 @@ class DeviceSinks(Transform):
         bound_twice = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name) and not isinstance(n.ctx, ast.Load)}
         roots = roots - bound_twice
         self.names = {}
-        for node in ast.walk(tree):
-            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
-                found = sink_names(node, roots)
-                if found:
-                    found -= device_names(node, roots)
-                if found:
-                    self.names[id(node)] = found
+        for node in defs_binding_device_reads(tree):  # the only defs that can have such a name
+            found = sink_names(node, roots)
+            if found:
+                found -= device_names(node, roots)
+            if found:
+                self.names[id(node)] = found
 
     def leave_Assign(self, rw, original, updated):
         scopes = rw.scopes

@@ -79,7 +79,7 @@ def device_names(fn, torch_roots: frozenset) -> frozenset:
                      if all(kinds) and name not in bound and loads.get(name) and all(loads[name]))
 
 
-def _defs_binding_device_reads(tree) -> list:
+def defs_binding_device_reads(tree) -> list:
     """The defs (and the defs around them) with a `name = <expr>.device` somewhere: only they can have a device name,
     so the other defs are not analysed (one walk of the module instead of three of every def)."""
     found: dict = {}
@@ -121,7 +121,7 @@ class DeviceNamesTransform(Transform):
         bound_twice = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name) and not isinstance(n.ctx, ast.Load)}
         roots = roots - bound_twice  # a torch alias rebound anywhere: not followed
         self.names = {}
-        for node in _defs_binding_device_reads(tree):
+        for node in defs_binding_device_reads(tree):
             found = device_names(node, roots)
             if found:
                 self.names[id(node)] = found
