@@ -110,7 +110,7 @@ def test_squeezenet_like_model_with_ceil_mode_pools_matches_torch(size):
     assert_close(mlx_model(mx.array(channels_last(x))), expected)
 
 
-def test_pool_helper_name_taken_is_flagged():
+def test_pool_helper_name_taken_takes_a_fresh_name():
     source = HEADER + """MaxPool2dPadded = 3
 
 
@@ -123,4 +123,12 @@ class Net(nn.Module):
         return self.pool(x)
 """
     result = convert_source(source, "model.py")
-    assert any(d.rule_id == "torch.nn.MaxPool2d" for d in warnings(result)), result.code
+    assert not warnings(result), result.code
+    assert "MaxPool2dPadded = 3" in result.code and "MaxPool2dPadded_1(3, stride=2, ceil_mode=True)" in result.code
+    torch_model = exec_source(source, "torch_model_taken")["Net"]()
+    mlx_ns = exec_source(result.code, "mlx_model_taken")
+    assert mlx_ns["MaxPool2dPadded"] == 3
+    x = np.random.RandomState(0).standard_normal((1, 2, 8, 7)).astype(np.float32)
+    with torch.no_grad():
+        expected = torch_model(torch.from_numpy(x))
+    assert_close(mlx_ns["Net"]()(mx.array(channels_last(x))), expected)
