@@ -18,7 +18,7 @@ import libcst as cst
 from torch2mlx.transforms import Transform
 from torch2mlx.transforms.codegen import mlx_expr
 from torch2mlx.transforms.values.device_names import (
-    _attributes, _device_read, _torch_device_argument, defs_binding_device_reads, device_names)
+    _attributes, _torch_device_argument, defs_binding_device_reads, device_names)
 
 RULE_ID = "Tensor.device"
 
@@ -36,35 +36,14 @@ def _to_call(call) -> bool:
     return isinstance(call, ast.Call) and isinstance(call.func, ast.Attribute) and call.func.attr == "to"
 
 
+def _sink(node, parents: dict, roots: frozenset) -> bool:
+    return _torch_device_argument(node, parents, roots) or _to_argument(node, parents)
+
+
 def sink_names(fn, roots: frozenset) -> frozenset:
     """Names of def `fn` every binding of which is `name = <x>.device` (or a pure if/else of two: device_names) and
     every read of which is a torch function's `device=` or a `.to` device argument (`_to_argument`)."""
-    parents: dict = {}
-    for node in ast.walk(fn):
-        for child in ast.iter_child_nodes(node):
-            parents[id(child)] = node
-    stores: dict = {}  # name -> [each binding a plain `name = <device read>`]
-    loads: dict = {}   # name -> [each read a device sink]
-    bound = {a.arg for a in ast.walk(fn.args) if isinstance(a, ast.arg)}  # bound otherwise: never taken
-    for node in ast.walk(fn):
-        if isinstance(node, ast.Name) and not isinstance(node.ctx, ast.Load):
-            parent = parents.get(id(node))
-            plain = isinstance(parent, ast.Assign) and parent.targets == [node]
-            stores.setdefault(node.id, []).append(plain and _device_read(parent.value))
-        elif isinstance(node, ast.Name):
-            loads.setdefault(node.id, []).append(_torch_device_argument(node, parents, roots) or _to_argument(node, parents))
-        elif isinstance(node, (ast.Global, ast.Nonlocal)):
-            bound.update(node.names)
-        elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda)) and node is not fn:
-            bound.update(a.arg for a in ast.walk(node) if isinstance(a, ast.arg))
-            if not isinstance(node, ast.Lambda):
-                bound.add(node.name)
-        elif isinstance(node, (ast.Import, ast.ImportFrom)):
-            bound.update((a.asname or a.name).split(".")[0] for a in node.names)
-        elif isinstance(node, ast.ExceptHandler) and node.name:
-            bound.add(node.name)
-    return frozenset(name for name, kinds in stores.items()
-                     if all(kinds) and name not in bound and loads.get(name) and all(loads[name]))
+    return device_names(fn, roots, sink=_sink)
 
 
 class DeviceSinks(Transform):

@@ -46,8 +46,10 @@ def _pure(node) -> bool:
     return False
 
 
-def device_names(fn, torch_roots: frozenset) -> frozenset:
-    """The names of def `fn` holding a device only passed to torch functions' `device=` (module docstring)."""
+def device_names(fn, torch_roots: frozenset, sink=None) -> frozenset:
+    """The names of def `fn` holding a device only passed to torch functions' `device=` (module docstring); with
+    `sink(name_node, parents, torch_roots)`, only to the reads it accepts instead."""
+    sink = sink or _torch_device_argument
     parents: dict = {}
     stores: dict = {}  # name -> [all its bindings are device reads]
     loads: dict = {}   # name -> [every read is a torch call's device=]
@@ -64,7 +66,7 @@ def device_names(fn, torch_roots: frozenset) -> frozenset:
             plain = isinstance(parent, ast.Assign) and parent.targets == [node]
             stores.setdefault(node.id, []).append(plain and _device_read(parent.value))
         elif isinstance(node, ast.Name):
-            loads.setdefault(node.id, []).append(_torch_device_argument(node, parents, torch_roots))
+            loads.setdefault(node.id, []).append(sink(node, parents, torch_roots))
         elif isinstance(node, (ast.Global, ast.Nonlocal)):
             bound.update(node.names)
         elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda)) and node is not fn:
